@@ -1,0 +1,272 @@
+//! From the checked model to tokens: trait, descriptor, gRPC dispatch table, typed client.
+
+use heck::ToShoutySnakeCase;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{ItemTrait, TraitItem};
+
+use crate::model::{is_rpc_attr, Errors, Method, Service, ServiceArgs, Shape};
+
+/// Entry point of `#[service]`.
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = ServiceArgs::parse(args, &mut errors);
+    let mut item: ItemTrait = match syn::parse2(input) {
+        Ok(item) => item,
+        Err(e) => {
+            let mut err = syn::Error::new(e.span(), "#[switchboard::service] goes on a trait");
+            err.combine(e);
+            return err.to_compile_error();
+        }
+    };
+    let service = Service::parse(args, &item, &mut errors);
+    strip_rpc_attrs(&mut item);
+    if let Err(e) = errors.into_result() {
+        // The trait as written (async fns are valid trait items), so impls still check.
+        let errors = e.to_compile_error();
+        return quote!(#item #errors);
+    }
+    let descriptor = descriptor(&item, &service);
+    let grpc = grpc(&item, &service);
+    let item = rewrite_trait(item);
+    quote! {
+        #item
+        #descriptor
+        ::switchboard::__if_grpc! { #grpc }
+    }
+}
+
+fn strip_rpc_attrs(item: &mut ItemTrait) {
+    for ti in &mut item.items {
+        if let TraitItem::Fn(f) = ti {
+            f.attrs.retain(|a| !is_rpc_attr(a));
+        }
+    }
+}
+
+/// `async fn m(&self, r: R) -> O;` becomes `fn m(&self, r: R) -> impl Future<Output = O> + Send;`
+/// so that every handler future can be driven from a multi-threaded server. Implementations still
+/// write `async fn`.
+fn rewrite_trait(mut item: ItemTrait) -> ItemTrait {
+    item.supertraits.push(syn::parse_quote!(::core::marker::Send));
+    item.supertraits.push(syn::parse_quote!(::core::marker::Sync));
+    item.supertraits.push(syn::parse_quote!('static));
+    if item.colon_token.is_none() {
+        item.colon_token = Some(Default::default());
+    }
+    for ti in &mut item.items {
+        let TraitItem::Fn(f) = ti else { continue };
+        let output = match &f.sig.output {
+            syn::ReturnType::Type(_, ty) => quote!(#ty),
+            syn::ReturnType::Default => quote!(()),
+        };
+        let span = f.sig.ident.span();
+        f.sig.asyncness = None;
+        f.sig.output = syn::parse_quote_spanned! {span=>
+            -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
+        };
+        if let Some(body) = f.default.take() {
+            f.default = Some(syn::parse_quote_spanned! {span=> { async move #body } });
+        }
+    }
+    item
+}
+
+fn full_name(s: &Service, item: &ItemTrait) -> String {
+    let name = s.args.name.clone().unwrap_or_else(|| item.ident.to_string());
+    if s.args.package.is_empty() { name } else { format!("{}.{}", s.args.package, name) }
+}
+
+fn descriptor_ident(item: &ItemTrait) -> syn::Ident {
+    format_ident!("{}_DESCRIPTOR", item.ident.to_string().to_shouty_snake_case())
+}
+
+fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
+    let vis = &item.vis;
+    let ident = descriptor_ident(item);
+    let package = &s.args.package;
+    let name = s.args.name.clone().unwrap_or_else(|| item.ident.to_string());
+    let full = full_name(s, item);
+    let methods = s.methods.iter().map(|m| {
+        let wire = &m.wire_name;
+        let rust = m.ident.to_string();
+        let path = format!("/{full}/{wire}");
+        let shape = format_ident!("{}", match m.shape {
+            Shape::Unary => "Unary",
+            Shape::ServerStreaming => "ServerStreaming",
+            Shape::ClientStreaming => "ClientStreaming",
+            Shape::Bidi => "BidiStreaming",
+        });
+        let idem = format_ident!("{}", m.idempotency);
+        let deprecated = m.deprecated;
+        let http = m.http.iter().map(|h| {
+            let (method, path, body, rb) = (&h.method, &h.path, &h.body, &h.response_body);
+            quote!(::switchboard::HttpRule { method: #method, path: #path, body: #body, response_body: #rb })
+        });
+        quote! {
+            ::switchboard::MethodDescriptor {
+                name: #wire, rust_name: #rust, grpc_path: #path,
+                shape: ::switchboard::CallShape::#shape,
+                idempotency: ::switchboard::Idempotency::#idem,
+                deprecated: #deprecated,
+                http: &[#(#http),*],
+            }
+        }
+    });
+    let doc = format!("Static description of the `{full}` service, read by every transport.");
+    quote! {
+        #[doc = #doc]
+        #vis static #ident: ::switchboard::ServiceDescriptor = ::switchboard::ServiceDescriptor {
+            package: #package, name: #name, full_name: #full,
+            methods: &[#(#methods),*],
+        };
+    }
+}
+
+fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
+    let vis = &item.vis;
+    let trait_ident = &item.ident;
+    let full = full_name(s, item);
+    let marker = format_ident!("__{}Grpc", trait_ident);
+    let server = format_ident!("{}Server", trait_ident);
+    let client = format_ident!("{}Client", trait_ident);
+    let desc = descriptor_ident(item);
+    let p = quote!(::switchboard::__private);
+
+    let arms = s.methods.iter().map(|m| dispatch_arm(&full, trait_ident, m));
+    let client_methods = s.methods.iter().map(|m| client_method(&full, m));
+    let server_doc = format!("Serves any [`{trait_ident}`] implementation over gRPC as `{full}`.");
+    let client_doc = format!("Calls `{full}` over gRPC. `C` is any HTTP/2 tower service, e.g. a `Channel` wrapped in layers.");
+
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #marker<T>(::core::marker::PhantomData<fn() -> T>);
+
+        impl<T: #trait_ident> #p::grpc::Dispatch for #marker<T> {
+            type Handler = T;
+            const NAME: &'static str = #full;
+            fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
+            fn dispatch(
+                handler: &#p::Arc<T>,
+                config: &::switchboard::grpc::ServerConfig,
+                request: #p::http::Request<#p::tonic::body::Body>,
+            ) -> #p::BoxFuture<'static, #p::http::Response<#p::tonic::body::Body>> {
+                match request.uri().path() {
+                    #(#arms)*
+                    _ => #p::grpc::unimplemented(request),
+                }
+            }
+        }
+
+        #[doc = #server_doc]
+        #vis type #server<T> = ::switchboard::grpc::GrpcServer<#marker<T>>;
+
+        #[doc = #client_doc]
+        #[derive(Debug, Clone)]
+        #vis struct #client<C = ::switchboard::grpc::transport::Channel> {
+            inner: ::switchboard::grpc::GrpcClient<C>,
+        }
+
+        impl #client<::switchboard::grpc::transport::Channel> {
+            /// Connects to `dst`, e.g. `"http://127.0.0.1:50051"`.
+            pub async fn connect<D>(dst: D) -> ::core::result::Result<Self, ::switchboard::grpc::transport::Error>
+            where
+                D: ::core::convert::TryInto<::switchboard::grpc::transport::Endpoint>,
+                D::Error: ::core::convert::Into<::std::boxed::Box<dyn ::std::error::Error + Send + Sync>>,
+            {
+                ::core::result::Result::Ok(Self { inner: ::switchboard::grpc::GrpcClient::connect(dst).await? })
+            }
+        }
+
+        impl<C: #p::grpc::Transport> #client<C> {
+            /// Sends calls through `inner` (a `Channel` or any layered tower service).
+            pub fn new(inner: C) -> Self {
+                Self { inner: ::switchboard::grpc::GrpcClient::new(inner) }
+            }
+            /// Sends calls through `inner`, addressed to `origin`.
+            pub fn with_origin(inner: C, origin: #p::http::Uri) -> Self {
+                Self { inner: ::switchboard::grpc::GrpcClient::with_origin(inner, origin) }
+            }
+            /// Compresses requests with `encoding`.
+            pub fn send_compressed(mut self, encoding: ::switchboard::CompressionEncoding) -> Self {
+                self.inner = self.inner.send_compressed(encoding);
+                self
+            }
+            /// Accepts responses compressed with `encoding`.
+            pub fn accept_compressed(mut self, encoding: ::switchboard::CompressionEncoding) -> Self {
+                self.inner = self.inner.accept_compressed(encoding);
+                self
+            }
+            /// Largest response message accepted (default 4 MiB).
+            pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+                self.inner = self.inner.max_decoding_message_size(limit);
+                self
+            }
+            /// Largest request message sent (default unlimited).
+            pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+                self.inner = self.inner.max_encoding_message_size(limit);
+                self
+            }
+            #(#client_methods)*
+        }
+    }
+}
+
+fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream {
+    let path = format!("/{full}/{}", m.wire_name);
+    let ident = &m.ident;
+    let req_ty = &m.request_ty;
+    let glue = format_ident!("{}", match m.shape {
+        Shape::Unary => "unary",
+        Shape::ServerStreaming => "server_streaming",
+        Shape::ClientStreaming => "client_streaming",
+        Shape::Bidi => "streaming",
+    });
+    quote_spanned! {m.ident.span()=>
+        #path => {
+            let handler = ::core::clone::Clone::clone(handler);
+            ::switchboard::__private::grpc::#glue(config, request, move |r: #req_ty| async move {
+                <T as #trait_ident>::#ident(&*handler, r).await
+            })
+        }
+    }
+}
+
+fn client_method(full: &str, m: &Method) -> TokenStream {
+    let path = format!("/{full}/{}", m.wire_name);
+    let ident = &m.ident;
+    let input = &m.input;
+    let output = &m.output;
+    let doc = format!("Calls `{}` (`{path}`).", m.wire_name);
+    let deprecated = m.deprecated.then(|| quote!(#[deprecated]));
+    let (param, call, ret) = match m.shape {
+        Shape::Unary => (
+            quote!(request: impl ::switchboard::IntoRequest<#input>),
+            quote!(self.inner.unary(::switchboard::IntoRequest::into_request(request), #path)),
+            quote!(::switchboard::Response<#output>),
+        ),
+        Shape::ServerStreaming => (
+            quote!(request: impl ::switchboard::IntoRequest<#input>),
+            quote!(self.inner.server_streaming(::switchboard::IntoRequest::into_request(request), #path)),
+            quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
+        ),
+        Shape::ClientStreaming => (
+            quote!(request: impl ::switchboard::IntoStreamingRequest<Message = #input>),
+            quote!(self.inner.client_streaming(::switchboard::IntoStreamingRequest::into_streaming_request(request), #path)),
+            quote!(::switchboard::Response<#output>),
+        ),
+        Shape::Bidi => (
+            quote!(request: impl ::switchboard::IntoStreamingRequest<Message = #input>),
+            quote!(self.inner.streaming(::switchboard::IntoStreamingRequest::into_streaming_request(request), #path)),
+            quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
+        ),
+    };
+    quote! {
+        #[doc = #doc]
+        #deprecated
+        pub async fn #ident(&mut self, #param) -> ::core::result::Result<#ret, ::switchboard::Status> {
+            #call.await
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Procedural macros for switchboard. Use them through the `switchboard` crate
+//! (`#[switchboard::service]`), never directly.
+//!
+//! Data flow: the attribute's tokens → [`model`] (a checked description of the service, every
+//! problem collected as a `syn::Error` on the offending token) → [`expand`] (the rewritten trait,
+//! a static descriptor, the gRPC dispatch table and the typed client). When the model has errors,
+//! the original trait is emitted unchanged beside the errors so that uses of it still type-check
+//! and the user sees only the real mistakes.
+#![deny(missing_docs)]
+
+mod expand;
+mod model;
+
+use proc_macro::TokenStream;
+
+/// Turns a trait into a service served and called over every switchboard transport.
+///
+/// ```ignore
+/// #[switchboard::service(package = "helloworld", name = "Greeter")]
+/// pub trait Greeter {
+///     #[rpc(name = "SayHello")]
+///     async fn say_hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloReply>, Status>;
+/// }
+/// ```
+///
+/// Service arguments: `package = "a.b"` (default none), `name = "Wire"` (default: the trait name).
+/// Method arguments in `#[rpc(...)]`: `name = "Wire"` (default: the method name in
+/// UpperCamelCase), `idempotent` or `no_side_effects`, and any number of
+/// `http(get|put|post|delete|patch = "/path", body = "*", response_body = "field")` or
+/// `http(custom = "VERB", path = "/path", ...)` bindings.
+///
+/// The call shape comes from the types: `Request<Streaming<In>>` makes the caller stream,
+/// `Response<Streaming<Out>>` makes the handler stream.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::service(args.into(), input.into()).into()
+}

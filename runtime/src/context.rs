@@ -1,0 +1,132 @@
+//! Per-call state that every transport provides to handlers: deadlines and cancellation.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// The instant by which the caller wants an answer.
+///
+/// Set from the `grpc-timeout` header on gRPC. Read it with [`RequestExt::deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// Time left until the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Fires when the caller abandons the call: the client cancelled or reset the stream, the
+/// connection dropped, or the deadline passed.
+///
+/// The handler's own future is dropped at that point too; `Cancellation` is for work the handler
+/// handed to other tasks (a spawned producer behind a response stream, say). Read it with
+/// [`RequestExt::cancellation`].
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation(CancellationToken);
+
+impl Cancellation {
+    /// A token that nothing has cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Whether the call has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+    /// Completes when the call is cancelled.
+    pub async fn cancelled(&self) {
+        self.0.cancelled().await
+    }
+    /// Cancels the call (transports do this; handlers rarely need to).
+    pub fn cancel(&self) {
+        self.0.cancel()
+    }
+    /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`] is called first.
+    pub(crate) fn guard(&self) -> CancelOnDrop {
+        CancelOnDrop(Some(self.clone()))
+    }
+}
+
+/// Cancels a [`Cancellation`] when dropped while still armed.
+#[derive(Debug)]
+pub(crate) struct CancelOnDrop(Option<Cancellation>);
+
+impl CancelOnDrop {
+    pub(crate) fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
+        }
+    }
+}
+
+/// Call state on a [`Request`](crate::Request): deadline and cancellation.
+pub trait RequestExt {
+    /// The caller's deadline, if it sent one.
+    fn deadline(&self) -> Option<Deadline>;
+    /// The call's cancellation signal (a never-firing one if no transport set it).
+    fn cancellation(&self) -> Cancellation;
+}
+
+impl<T> RequestExt for tonic::Request<T> {
+    fn deadline(&self) -> Option<Deadline> {
+        self.extensions().get::<Deadline>().copied()
+    }
+    fn cancellation(&self) -> Cancellation {
+        self.extensions().get::<Cancellation>().cloned().unwrap_or_default()
+    }
+}
+
+/// Parses a `grpc-timeout` header value (`1..=8` ASCII digits and a unit `H M S m u n`).
+pub(crate) fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit[0] {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout(b"1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_grpc_timeout(b"250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout(b"99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(parse_grpc_timeout(b"123456789S"), None, "more than 8 digits");
+        assert_eq!(parse_grpc_timeout(b"S"), None);
+        assert_eq!(parse_grpc_timeout(b"10x"), None);
+        assert_eq!(parse_grpc_timeout(b""), None);
+    }
+
+    #[test]
+    fn guard_cancels_unless_disarmed() {
+        let c = Cancellation::new();
+        drop(c.guard());
+        assert!(c.is_cancelled());
+        let c = Cancellation::new();
+        let mut g = c.guard();
+        g.disarm();
+        drop(g);
+        assert!(!c.is_cancelled());
+    }
+}

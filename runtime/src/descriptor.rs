@@ -1,0 +1,93 @@
+//! Static descriptions of services, read by every transport.
+//!
+//! The `#[service]` macro emits one [`ServiceDescriptor`] per trait. Transports are generic over
+//! it: the gRPC router, (later) the REST router and queue consumers read names, call shapes and
+//! bindings from here instead of having per-method code generated for each of them.
+
+/// How requests and responses flow in one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallShape {
+    /// One request, one response.
+    Unary,
+    /// One request, a stream of responses.
+    ServerStreaming,
+    /// A stream of requests, one response.
+    ClientStreaming,
+    /// Streams both ways.
+    BidiStreaming,
+}
+
+impl CallShape {
+    /// Whether the caller sends a stream of messages.
+    pub const fn client_streams(self) -> bool {
+        matches!(self, CallShape::ClientStreaming | CallShape::BidiStreaming)
+    }
+    /// Whether the handler returns a stream of messages.
+    pub const fn server_streams(self) -> bool {
+        matches!(self, CallShape::ServerStreaming | CallShape::BidiStreaming)
+    }
+}
+
+/// Side-effect level of a method, as protobuf's `idempotency_level` option declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Idempotency {
+    /// Nothing declared.
+    #[default]
+    Unknown,
+    /// Safe to call any number of times; no side effects (HTTP GET-like).
+    NoSideEffects,
+    /// Repeating the call has the same effect as calling once.
+    Idempotent,
+}
+
+/// One HTTP binding of a method (`google.api.http` rule), carried for the REST transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpRule {
+    /// HTTP method in upper case (`GET`, `POST`, … or a custom verb).
+    pub method: &'static str,
+    /// Path template, e.g. `/v1/{name=shelves/*/books/*}`.
+    pub path: &'static str,
+    /// Request field bound to the body: `""` none, `"*"` all remaining fields, or a field name.
+    pub body: &'static str,
+    /// Response field sent as the body, `""` for the whole response.
+    pub response_body: &'static str,
+}
+
+/// One method of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodDescriptor {
+    /// Wire name, e.g. `SayHello`.
+    pub name: &'static str,
+    /// The Rust method name in the trait, e.g. `say_hello`.
+    pub rust_name: &'static str,
+    /// gRPC path: `/<package>.<Service>/<Method>`.
+    pub grpc_path: &'static str,
+    /// Call shape.
+    pub shape: CallShape,
+    /// Declared idempotency.
+    pub idempotency: Idempotency,
+    /// Whether the method is deprecated.
+    pub deprecated: bool,
+    /// HTTP bindings; empty means the transport's default binding.
+    pub http: &'static [HttpRule],
+}
+
+/// A service: its names and methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceDescriptor {
+    /// Protobuf package (may be empty).
+    pub package: &'static str,
+    /// Service name, e.g. `Greeter`.
+    pub name: &'static str,
+    /// Fully-qualified name, e.g. `helloworld.Greeter`.
+    pub full_name: &'static str,
+    /// Methods in declaration order.
+    pub methods: &'static [MethodDescriptor],
+}
+
+impl ServiceDescriptor {
+    /// Finds a method by its gRPC path.
+    pub fn method_by_path(&self, path: &str) -> Option<&'static MethodDescriptor> {
+        self.methods.iter().find(|m| m.grpc_path == path)
+    }
+}

@@ -1,0 +1,151 @@
+//! What `#[service]` expansions call: the per-shape server glue and the bounds they share.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, Either, Ready};
+use tonic::body::Body;
+use tonic::{Request, Response, Status};
+use tonic_prost::ProstCodec;
+
+use super::ServerConfig;
+use crate::{ServiceDescriptor, Streaming};
+
+/// Implemented by the macro for each service: names, descriptor and the method switch.
+pub trait Dispatch: 'static {
+    /// The user's implementation of the service trait.
+    type Handler: Send + Sync + 'static;
+    /// Fully-qualified service name.
+    const NAME: &'static str;
+    /// The service's static descriptor.
+    fn descriptor() -> &'static ServiceDescriptor;
+    /// Routes one request to its method by path.
+    fn dispatch(
+        handler: &Arc<Self::Handler>,
+        config: &ServerConfig,
+        request: http::Request<Body>,
+    ) -> BoxFuture<'static, http::Response<Body>>;
+}
+
+/// Everything a client needs from its transport, in one bound.
+pub trait Transport:
+    tonic::client::GrpcService<
+        Body,
+        ResponseBody: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+                          + Send
+                          + 'static,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    >
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+        Body,
+        ResponseBody: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+                          + Send
+                          + 'static,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    >
+{
+}
+
+/// Adapts a one-shot handler closure to the tower `Service` tonic's server calls once per request.
+struct Once<F>(Option<F>);
+
+impl<F, Req, Resp, Fut> tower_service::Service<Request<Req>> for Once<F>
+where
+    F: FnOnce(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
+{
+    type Response = Response<Resp>;
+    type Error = Status;
+    type Future = Either<Fut, Ready<Result<Response<Resp>, Status>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Req>) -> Self::Future {
+        match self.0.take() {
+            Some(f) => Either::Left(f(req)),
+            None => Either::Right(futures_util::future::ready(Err(Status::internal(
+                "switchboard: handler invoked twice for one call",
+            )))),
+        }
+    }
+}
+
+/// Serves a unary method.
+pub fn unary<Req, Resp, F, Fut>(
+    config: &ServerConfig,
+    request: http::Request<Body>,
+    handler: F,
+) -> BoxFuture<'static, http::Response<Body>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+{
+    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    Box::pin(async move { grpc.unary(Once(Some(handler)), request).await })
+}
+
+/// Serves a server-streaming method.
+pub fn server_streaming<Req, Resp, F, Fut>(
+    config: &ServerConfig,
+    request: http::Request<Body>,
+    handler: F,
+) -> BoxFuture<'static, http::Response<Body>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
+{
+    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
+}
+
+/// Serves a client-streaming method.
+pub fn client_streaming<Req, Resp, F, Fut>(
+    config: &ServerConfig,
+    request: http::Request<Body>,
+    handler: F,
+) -> BoxFuture<'static, http::Response<Body>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+{
+    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    let handler = move |r: Request<tonic::Streaming<Req>>| handler(r.map(Streaming::new));
+    Box::pin(async move { grpc.client_streaming(Once(Some(handler)), request).await })
+}
+
+/// Serves a bidirectional-streaming method.
+pub fn streaming<Req, Resp, F, Fut>(
+    config: &ServerConfig,
+    request: http::Request<Body>,
+    handler: F,
+) -> BoxFuture<'static, http::Response<Body>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
+{
+    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    let handler = move |r: Request<tonic::Streaming<Req>>| handler(r.map(Streaming::new));
+    Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
+}
+
+/// The answer for a path this service does not have.
+pub fn unimplemented(request: http::Request<Body>) -> BoxFuture<'static, http::Response<Body>> {
+    let msg = format!("method {} is not implemented", request.uri().path());
+    Box::pin(async move { Status::unimplemented(msg).into_http() })
+}

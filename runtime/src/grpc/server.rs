@@ -1,0 +1,210 @@
+//! The generic gRPC server.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::body::Body;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::server::NamedService;
+use tonic::Status;
+
+use super::__glue::Dispatch;
+use crate::context::{parse_grpc_timeout, CancelOnDrop};
+use crate::{Cancellation, Deadline, ServiceDescriptor};
+
+/// Server-side gRPC settings shared by every method of a service.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub(crate) accept: EnabledCompressionEncodings,
+    pub(crate) send: EnabledCompressionEncodings,
+    pub(crate) max_decoding_message_size: Option<usize>,
+    pub(crate) max_encoding_message_size: Option<usize>,
+}
+
+impl ServerConfig {
+    pub(crate) fn apply<C>(&self, grpc: tonic::server::Grpc<C>) -> tonic::server::Grpc<C>
+    where
+        C: tonic::codec::Codec,
+    {
+        grpc.apply_compression_config(self.accept, self.send)
+            .apply_max_message_size_config(self.max_decoding_message_size, self.max_encoding_message_size)
+    }
+}
+
+/// Serves a `#[service]` trait implementation over gRPC.
+///
+/// The macro defines `type <Trait>Server<T> = GrpcServer<...>`; build one with
+/// `<Trait>Server::new(handler)` and add it to a `tonic::transport::Server`, or wrap it in tower
+/// layers like any other `Service`.
+///
+/// Before the handler runs, the server puts a [`Deadline`] (from `grpc-timeout`) and a
+/// [`Cancellation`] into the request's extensions; the cancellation fires if the caller goes away
+/// before the response (including a streamed body) has been fully sent. A call still running at
+/// its deadline ends with `DEADLINE_EXCEEDED`.
+pub struct GrpcServer<D: Dispatch> {
+    handler: Arc<D::Handler>,
+    config: Arc<ServerConfig>,
+}
+
+impl<D: Dispatch> GrpcServer<D> {
+    /// Serves `handler`.
+    pub fn new(handler: D::Handler) -> Self {
+        Self::from_arc(Arc::new(handler))
+    }
+
+    /// Serves a handler that is shared with other code.
+    pub fn from_arc(handler: Arc<D::Handler>) -> Self {
+        GrpcServer { handler, config: Arc::default() }
+    }
+
+    /// The service this server serves.
+    pub fn descriptor(&self) -> &'static ServiceDescriptor {
+        D::descriptor()
+    }
+
+    /// Accepts requests compressed with `encoding` (e.g. [`CompressionEncoding::Gzip`]).
+    pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        Arc::make_mut(&mut self.config).accept.enable(encoding);
+        self
+    }
+
+    /// Compresses responses with `encoding` when the client accepts it.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        Arc::make_mut(&mut self.config).send.enable(encoding);
+        self
+    }
+
+    /// Largest request message accepted (default 4 MiB); larger ones fail with
+    /// `RESOURCE_EXHAUSTED`.
+    pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_decoding_message_size = Some(limit);
+        self
+    }
+
+    /// Largest response message sent (default unlimited); larger ones fail the call with
+    /// `RESOURCE_EXHAUSTED`.
+    pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_encoding_message_size = Some(limit);
+        self
+    }
+}
+
+impl<D: Dispatch> Clone for GrpcServer<D> {
+    fn clone(&self) -> Self {
+        GrpcServer { handler: self.handler.clone(), config: self.config.clone() }
+    }
+}
+
+impl<D: Dispatch> fmt::Debug for GrpcServer<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcServer").field("service", &D::NAME).field("config", &self.config).finish()
+    }
+}
+
+impl<D: Dispatch> NamedService for GrpcServer<D> {
+    const NAME: &'static str = D::NAME;
+}
+
+impl<D, B> tower_service::Service<http::Request<B>> for GrpcServer<D>
+where
+    D: Dispatch,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let mut req = req.map(Body::new);
+        let deadline = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()))
+            .and_then(|d| Instant::now().checked_add(d));
+        if let Some(at) = deadline {
+            req.extensions_mut().insert(Deadline(at));
+        }
+        let cancellation = Cancellation::new();
+        let guard = cancellation.guard();
+        req.extensions_mut().insert(cancellation);
+
+        let response = D::dispatch(&self.handler, &self.config, req);
+        Box::pin(async move {
+            let response = match deadline {
+                None => response.await,
+                Some(at) => match tokio::time::timeout_at(at.into(), response).await {
+                    Ok(r) => r,
+                    Err(_) => Status::deadline_exceeded("deadline exceeded").into_http(),
+                },
+            };
+            let mut response = response;
+            fix_size_limit_status(response.headers_mut());
+            Ok(response.map(|body| Body::new(GuardedBody { inner: body, guard })))
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that cancels the call's [`Cancellation`] if dropped before its end.
+    struct GuardedBody {
+        #[pin]
+        inner: Body,
+        guard: CancelOnDrop,
+    }
+}
+
+impl HttpBody for GuardedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.guard.disarm();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Whether a status is tonic's report of a message over the configured size limit.
+pub(crate) fn is_size_limit(code: tonic::Code, message: &str) -> bool {
+    code == tonic::Code::OutOfRange
+        && (message.starts_with("Error, decoded message length too large")
+            || message.starts_with("Error, encoded message length too large"))
+}
+
+/// The gRPC spec says an over-limit message is `RESOURCE_EXHAUSTED`; tonic reports
+/// `OUT_OF_RANGE`. Rewrites trailers-only responses (the case of an over-limit request).
+fn fix_size_limit_status(headers: &mut http::HeaderMap) {
+    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
+    let Some(code) = code else { return };
+    let msg = headers.get("grpc-message").map(|v| v.as_bytes()).unwrap_or_default();
+    let msg = String::from_utf8_lossy(msg).replace("%20", " ");
+    if is_size_limit(tonic::Code::from_i32(code), &msg) {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+}

@@ -1,0 +1,101 @@
+//! # switchboard — one service trait, every transport
+//!
+//! This crate is the runtime that generated and hand-written services depend on. The data flow:
+//!
+//! ```text
+//! .proto ─(switchboard-codegen)─▶ message types + `#[switchboard::service] trait`
+//!                                        │
+//!            hand-written trait ─────────┤  #[switchboard::service] (switchboard-macros)
+//!                                        ▼
+//!      static ServiceDescriptor + per-method glue + typed client
+//!                                        ▼
+//!   runtime transports (this crate), generic over descriptors:
+//!      grpc::GrpcServer<D>  (tonic / tower)      grpc::GrpcClient<C>
+//! ```
+//!
+//! A service is a trait whose methods take a [`Request`] and return a [`Response`] or a
+//! [`Status`]. Streams in either direction are [`Streaming`]. The `#[service]` attribute turns
+//! the trait into:
+//!
+//! - `<Trait>Server<T>`: a tower `Service` that serves any `T: Trait` over gRPC and plugs into
+//!   `tonic::transport::Server` (`Server::builder().add_service(GreeterServer::new(imp))`);
+//! - `<Trait>Client<C>`: a typed client over any tower service `C` that speaks HTTP/2, so tower
+//!   layers (timeouts, retries, load balancing, tracing) wrap it.
+//!
+//! ```
+//! use switchboard::{Request, Response, Status};
+//!
+//! #[switchboard::service(package = "hello.v1")]
+//! pub trait Greeter {
+//!     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>;
+//! }
+//!
+//! struct Impl;
+//! impl Greeter for Impl {
+//!     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status> {
+//!         Ok(Response::new(format!("hello, {}", req.into_inner())))
+//!     }
+//! }
+//! # #[cfg(feature = "grpc")]
+//! let _server = GreeterServer::new(Impl);
+//! ```
+//!
+//! Cross-cutting call state travels in request extensions: [`Deadline`] (from `grpc-timeout`)
+//! and [`Cancellation`] (fires when the caller goes away); [`RequestExt`] reads both.
+#![deny(missing_docs)]
+
+mod context;
+pub mod descriptor;
+mod streaming;
+
+#[cfg(feature = "grpc")]
+pub mod grpc;
+
+pub use context::{Cancellation, Deadline, RequestExt};
+pub use descriptor::{CallShape, HttpRule, Idempotency, MethodDescriptor, ServiceDescriptor};
+pub use streaming::{StreamSender, Streaming};
+pub use switchboard_macros::service;
+pub use tonic::metadata;
+pub use tonic::{Code, IntoRequest, IntoStreamingRequest, Request, Response, Status};
+
+/// prost, for hand-written (code-first) message types:
+/// `#[derive(switchboard::prost::Message)] #[prost(prost_path = "::switchboard::prost")]`.
+pub use prost;
+
+/// Compression encodings a server or client can accept or send (`gzip`).
+pub use tonic::codec::CompressionEncoding;
+
+/// What generated and macro-expanded code uses. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use ::bytes;
+    pub use ::http;
+    pub use ::prost;
+    pub use ::prost_types;
+    pub use ::tonic;
+    pub use ::tower_service;
+    pub use core::future::Future;
+    pub use std::sync::Arc;
+    pub use ::futures_util::future::BoxFuture;
+
+    #[cfg(feature = "grpc")]
+    pub use crate::grpc::__glue as grpc;
+    #[cfg(feature = "grpc")]
+    pub use ::tonic_prost;
+}
+
+/// Expands to its input when the `grpc` feature is on (used by `#[service]` expansions).
+#[cfg(feature = "grpc")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_grpc {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// Expands to nothing: the `grpc` feature is off.
+#[cfg(not(feature = "grpc"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_grpc {
+    ($($t:tt)*) => {};
+}
