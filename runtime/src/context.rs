@@ -67,6 +67,21 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Trailing metadata for a successful response: put it in the response's extensions and the
+/// transport sends it after the last message (gRPC trailers).
+///
+/// ```
+/// # use switchboard::{metadata::MetadataMap, Response, Trailers};
+/// let mut trailers = MetadataMap::new();
+/// trailers.insert("x-checksum", "abc".parse().unwrap());
+/// let mut resp = Response::new(());
+/// resp.extensions_mut().insert(Trailers(trailers));
+/// ```
+///
+/// Errors carry their own trailers: `Status::with_metadata`.
+#[derive(Debug, Clone, Default)]
+pub struct Trailers(pub tonic::metadata::MetadataMap);
+
 /// Call state on a [`Request`](crate::Request): deadline and cancellation.
 pub trait RequestExt {
     /// The caller's deadline, if it sent one.

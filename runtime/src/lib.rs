@@ -51,7 +51,7 @@ mod streaming;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 
-pub use context::{Cancellation, Deadline, RequestExt};
+pub use context::{Cancellation, Deadline, RequestExt, Trailers};
 pub use descriptor::{CallShape, HttpRule, Idempotency, MethodDescriptor, ServiceDescriptor};
 pub use streaming::{StreamSender, Streaming};
 pub use switchboard_macros::service;

@@ -69,7 +69,10 @@ impl Notebook for Impl {
             resp.metadata_mut().insert("x-echo", v);
         }
         if let Some(v) = echo_bin {
+            let mut trailers = switchboard::metadata::MetadataMap::new();
+            trailers.insert_bin("x-echo-trailer-bin", v.clone());
             resp.metadata_mut().insert_bin("x-echo-bin", v);
+            resp.extensions_mut().insert(switchboard::Trailers(trailers));
         }
         Ok(resp)
     }
@@ -167,6 +170,8 @@ async fn metadata_status_and_limits() {
     let resp = client.echo(req).await.unwrap();
     assert_eq!(resp.metadata().get("x-echo").unwrap(), "ascii value");
     assert_eq!(resp.metadata().get_bin("x-echo-bin").unwrap().to_bytes().unwrap().as_ref(), &[0, 1, 2, 255]);
+    // Trailers set by the handler arrive as trailing metadata (merged into the response's map).
+    assert_eq!(resp.metadata().get_bin("x-echo-trailer-bin").unwrap().to_bytes().unwrap().as_ref(), &[0, 1, 2, 255]);
 
     let msg = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
     let err = client.echo(note(&format!("fail:9:{msg}"))).await.unwrap_err();

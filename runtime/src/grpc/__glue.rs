@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
 use super::ServerConfig;
-use crate::{ServiceDescriptor, Streaming};
+use futures_util::StreamExt;
+
+use crate::{ServiceDescriptor, Streaming, Trailers};
 
 /// Implemented by the macro for each service: names, descriptor and the method switch.
 pub trait Dispatch: 'static {
@@ -78,6 +80,23 @@ where
     }
 }
 
+/// The response's messages followed, if the handler set [`Trailers`], by an OK status carrying
+/// them (tonic sends a stream's final status, metadata included, as the HTTP/2 trailers).
+fn with_trailers<M, S>(mut response: Response<S>) -> Response<Streaming<M>>
+where
+    S: futures_core::Stream<Item = Result<M, Status>> + Send + 'static,
+    M: Send + 'static,
+{
+    let trailers = response.extensions_mut().remove::<Trailers>();
+    response.map(|messages| match trailers {
+        None => Streaming::new(messages),
+        Some(Trailers(md)) => {
+            let end = Status::with_metadata(tonic::Code::Ok, "", md);
+            Streaming::new(messages.chain(futures_util::stream::once(async move { Err(end) })))
+        }
+    })
+}
+
 /// Serves a unary method.
 pub fn unary<Req, Resp, F, Fut>(
     config: &ServerConfig,
@@ -91,7 +110,11 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    Box::pin(async move { grpc.unary(Once(Some(handler)), request).await })
+    let handler = move |r| {
+        let fut = handler(r);
+        async move { fut.await.map(|resp| with_trailers(resp.map(|m| futures_util::stream::once(async move { Ok(m) })))) }
+    };
+    Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
 }
 
 /// Serves a server-streaming method.
@@ -107,6 +130,10 @@ where
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    let handler = move |r| {
+        let fut = handler(r);
+        async move { fut.await.map(with_trailers) }
+    };
     Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
 }
 
@@ -123,8 +150,11 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    let handler = move |r: Request<tonic::Streaming<Req>>| handler(r.map(Streaming::new));
-    Box::pin(async move { grpc.client_streaming(Once(Some(handler)), request).await })
+    let handler = move |r: Request<tonic::Streaming<Req>>| {
+        let fut = handler(r.map(Streaming::new));
+        async move { fut.await.map(|resp| with_trailers(resp.map(|m| futures_util::stream::once(async move { Ok(m) })))) }
+    };
+    Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
 }
 
 /// Serves a bidirectional-streaming method.
@@ -140,7 +170,10 @@ where
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    let handler = move |r: Request<tonic::Streaming<Req>>| handler(r.map(Streaming::new));
+    let handler = move |r: Request<tonic::Streaming<Req>>| {
+        let fut = handler(r.map(Streaming::new));
+        async move { fut.await.map(with_trailers) }
+    };
     Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
 }
 

@@ -1,0 +1,154 @@
+//! Protobuf descriptors → IR.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost_reflect::{DescriptorPool, DynamicMessage, FileDescriptor, MessageDescriptor, Value};
+use prost_types::method_options::IdempotencyLevel;
+
+use crate::ir::{Api, Bindings, CallShape, HttpRule, Idempotency, Method, Package, Service, TypeRef};
+
+/// Packages whose types come from `prost-types` instead of being generated.
+pub const WELL_KNOWN_PACKAGE: &str = "google.protobuf";
+
+/// Lowers every file of `pool` except the well-known types.
+pub fn lower(pool: &DescriptorPool) -> Api {
+    let http_ext = pool.get_extension_by_name("google.api.http");
+    let mut packages: BTreeMap<String, Package> = BTreeMap::new();
+    let mut proto_files = Vec::new();
+    for file in pool.files() {
+        if file.package_name() == WELL_KNOWN_PACKAGE {
+            continue;
+        }
+        let fdp = file.file_descriptor_proto();
+        proto_files.push(fdp.clone());
+        let package = packages.entry(file.package_name().to_owned()).or_insert_with(|| Package {
+            name: file.package_name().to_owned(),
+            ..Package::default()
+        });
+        package.files.push(file.name().to_owned());
+        package.type_names.extend(file.messages().map(|m| m.name().to_owned()));
+        package.type_names.extend(file.enums().map(|e| e.name().to_owned()));
+        let comments = Comments::of(&file);
+        for service in file.services() {
+            let sdp = service.service_descriptor_proto();
+            let methods = service
+                .methods()
+                .map(|m| {
+                    let mdp = m.method_descriptor_proto();
+                    let options = mdp.options.clone().unwrap_or_default();
+                    Method {
+                        name: m.name().to_owned(),
+                        docs: comments.get(&[6, service.index() as i32, 2, m.index() as i32]),
+                        shape: match (m.is_client_streaming(), m.is_server_streaming()) {
+                            (false, false) => CallShape::Unary,
+                            (false, true) => CallShape::ServerStreaming,
+                            (true, false) => CallShape::ClientStreaming,
+                            (true, true) => CallShape::BidiStreaming,
+                        },
+                        input: type_ref(&m.input()),
+                        output: type_ref(&m.output()),
+                        deprecated: options.deprecated(),
+                        idempotency: match options.idempotency_level() {
+                            IdempotencyLevel::NoSideEffects => Idempotency::NoSideEffects,
+                            IdempotencyLevel::Idempotent => Idempotency::Idempotent,
+                            IdempotencyLevel::IdempotencyUnknown => Idempotency::Unknown,
+                        },
+                        bindings: Bindings {
+                            http: http_ext
+                                .as_ref()
+                                .filter(|ext| m.options().has_extension(ext))
+                                .map(|ext| http_rules(&m.options().get_extension(ext)))
+                                .unwrap_or_default(),
+                            queue: None,
+                        },
+                    }
+                })
+                .collect();
+            package.services.push(Service {
+                package: file.package_name().to_owned(),
+                name: service.name().to_owned(),
+                docs: comments.get(&[6, service.index() as i32]),
+                deprecated: sdp.options.as_ref().is_some_and(|o| o.deprecated()),
+                methods,
+            });
+        }
+    }
+    for p in packages.values_mut() {
+        p.type_names.sort();
+    }
+    Api { packages: packages.into_values().collect(), proto_files }
+}
+
+fn type_ref(m: &MessageDescriptor) -> TypeRef {
+    let mut parents = Vec::new();
+    let mut parent = m.parent_message();
+    while let Some(p) = parent {
+        parents.push(p.name().to_owned());
+        parent = p.parent_message();
+    }
+    parents.reverse();
+    TypeRef { package: m.package_name().to_owned(), parents, name: m.name().to_owned() }
+}
+
+/// Reads a `google.api.HttpRule` and its `additional_bindings` (one level, as the spec says).
+fn http_rules(value: &Value) -> Vec<HttpRule> {
+    let Value::Message(rule) = value else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(r) = http_rule(rule) {
+        out.push(r);
+    }
+    if let Some(Value::List(extra)) = rule.get_field_by_name("additional_bindings").as_deref() {
+        out.extend(extra.iter().filter_map(|v| match v {
+            Value::Message(m) => http_rule(m),
+            _ => None,
+        }));
+    }
+    out
+}
+
+fn http_rule(rule: &DynamicMessage) -> Option<HttpRule> {
+    let string = |m: &DynamicMessage, name: &str| match m.get_field_by_name(name).as_deref() {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let body = string(rule, "body");
+    let response_body = string(rule, "response_body");
+    for verb in ["get", "put", "post", "delete", "patch"] {
+        if rule.has_field_by_name(verb) {
+            let path = string(rule, verb);
+            return Some(HttpRule { method: verb.into(), custom: false, path, body, response_body });
+        }
+    }
+    if rule.has_field_by_name("custom") {
+        if let Some(Value::Message(custom)) = rule.get_field_by_name("custom").as_deref() {
+            let (method, path) = (string(custom, "kind"), string(custom, "path"));
+            return Some(HttpRule { method, custom: true, path, body, response_body });
+        }
+    }
+    None
+}
+
+/// Leading comments of a file's elements, by source path.
+struct Comments(HashMap<Vec<i32>, String>);
+
+impl Comments {
+    fn of(file: &FileDescriptor) -> Self {
+        let info = file.file_descriptor_proto().source_code_info.clone().unwrap_or_default();
+        Comments(
+            info.location
+                .into_iter()
+                .filter_map(|l| l.leading_comments.map(|c| (l.path, c)))
+                .collect(),
+        )
+    }
+
+    /// Comment lines with the common `" "` after `//` removed and blank edges trimmed.
+    fn get(&self, path: &[i32]) -> Vec<String> {
+        let Some(text) = self.0.get(path) else { return Vec::new() };
+        let lines: Vec<String> =
+            text.lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end().to_owned()).collect();
+        let start = lines.iter().position(|l| !l.is_empty()).unwrap_or(lines.len());
+        let end = lines.iter().rposition(|l| !l.is_empty()).map_or(start, |i| i + 1);
+        lines[start..end].to_vec()
+    }
+}

@@ -1,0 +1,50 @@
+//! The `switchboard` command-line tool: a thin adapter over [`switchboard_codegen::Config`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// switchboard: interface definitions in, one Rust service trait (and its servers and clients) out.
+#[derive(Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a Rust module tree (root: OUT_DIR/mod.rs) from specs.
+    Generate {
+        /// Directory to resolve imports against (repeatable; default: the current directory).
+        #[arg(short = 'I', long = "include", value_name = "DIR")]
+        include: Vec<PathBuf>,
+        /// Output directory; `mod.rs` there is the root of the generated tree.
+        #[arg(short = 'o', long = "out", value_name = "OUT_DIR")]
+        out: PathBuf,
+        /// Spec files: `.proto` (a path inside an include directory, as protoc accepts).
+        #[arg(value_name = "SPEC", required = true)]
+        specs: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate { include, out, specs } => {
+            let include = if include.is_empty() { vec![PathBuf::from(".")] } else { include };
+            let result = switchboard_codegen::Config::new()
+                .emit_rerun_if_changed(false)
+                .out_dir(&out)
+                .compile(&specs, &include);
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Spec readers: files on disk → a parsed, checked spec model (here: protobuf descriptors).
+
+pub mod proto;
