@@ -12,8 +12,9 @@ pub use prost_types::FileDescriptorProto;
 pub struct Api {
     /// Packages in name order; the empty package sorts first.
     pub packages: Vec<Package>,
-    /// Protobuf files whose messages and enums are generated (well-known types excluded), in
-    /// dependency order. Handed to prost-build unchanged.
+    /// Every protobuf file read, imports and well-known types included, in dependency order.
+    /// Handed to prost-build, which needs them all to resolve types; code is kept for every
+    /// package except `google.protobuf` (those types come from prost-types).
     pub proto_files: Vec<FileDescriptorProto>,
 }
 

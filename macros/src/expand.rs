@@ -143,6 +143,7 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
         #[allow(non_camel_case_types)]
         #vis struct #marker<T>(::core::marker::PhantomData<fn() -> T>);
 
+        #[allow(deprecated)]
         impl<T: #trait_ident> #p::grpc::Dispatch for #marker<T> {
             type Handler = T;
             const NAME: &'static str = #full;
@@ -179,6 +180,7 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
             }
         }
 
+        #[allow(deprecated)]
         impl<C: #p::grpc::Transport> #client<C> {
             /// Sends calls through `inner` (a `Channel` or any layered tower service).
             pub fn new(inner: C) -> Self {
@@ -233,9 +235,21 @@ fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream
     }
 }
 
+/// Client methods the macro defines itself; an RPC with one of these names gets an `_rpc` suffix
+/// on the client (the trait keeps its name).
+const CLIENT_RESERVED: &[&str] = &[
+    "new", "connect", "with_origin", "send_compressed", "accept_compressed",
+    "max_decoding_message_size", "max_encoding_message_size",
+];
+
 fn client_method(full: &str, m: &Method) -> TokenStream {
     let path = format!("/{full}/{}", m.wire_name);
-    let ident = &m.ident;
+    let name = m.ident.to_string();
+    let ident = if CLIENT_RESERVED.contains(&name.as_str()) {
+        format_ident!("{}_rpc", name, span = m.ident.span())
+    } else {
+        m.ident.clone()
+    };
     let input = &m.input;
     let output = &m.output;
     let doc = format!("Calls `{}` (`{path}`).", m.wire_name);

@@ -62,6 +62,11 @@ pub use tonic::{Code, IntoRequest, IntoStreamingRequest, Request, Response, Stat
 /// `#[derive(switchboard::prost::Message)] #[prost(prost_path = "::switchboard::prost")]`.
 pub use prost;
 
+/// The protobuf well-known types (`Timestamp`, `Duration`, `Struct`, …) that generated messages
+/// and handler signatures use. (prost-build writes paths to them with every segment
+/// snake-cased, so they cannot live under the hidden `__private` module.)
+pub use prost_types;
+
 /// Compression encodings a server or client can accept or send (`gzip`).
 pub use tonic::codec::CompressionEncoding;
 

@@ -16,11 +16,10 @@ pub fn lower(pool: &DescriptorPool) -> Api {
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     let mut proto_files = Vec::new();
     for file in pool.files() {
+        proto_files.push(file.file_descriptor_proto().clone());
         if file.package_name() == WELL_KNOWN_PACKAGE {
             continue;
         }
-        let fdp = file.file_descriptor_proto();
-        proto_files.push(fdp.clone());
         let package = packages.entry(file.package_name().to_owned()).or_insert_with(|| Package {
             name: file.package_name().to_owned(),
             ..Package::default()
@@ -29,16 +28,18 @@ pub fn lower(pool: &DescriptorPool) -> Api {
         package.type_names.extend(file.messages().map(|m| m.name().to_owned()));
         package.type_names.extend(file.enums().map(|e| e.name().to_owned()));
         let comments = Comments::of(&file);
-        for service in file.services() {
+        for (service_index, service) in file.services().enumerate() {
+            let service_index = service_index as i32;
             let sdp = service.service_descriptor_proto();
             let methods = service
                 .methods()
-                .map(|m| {
+                            .enumerate()
+                .map(|(method_index, m)| {
                     let mdp = m.method_descriptor_proto();
                     let options = mdp.options.clone().unwrap_or_default();
                     Method {
                         name: m.name().to_owned(),
-                        docs: comments.get(&[6, service.index() as i32, 2, m.index() as i32]),
+                        docs: comments.get(&[6, service_index, 2, method_index as i32]),
                         shape: match (m.is_client_streaming(), m.is_server_streaming()) {
                             (false, false) => CallShape::Unary,
                             (false, true) => CallShape::ServerStreaming,
@@ -67,7 +68,7 @@ pub fn lower(pool: &DescriptorPool) -> Api {
             package.services.push(Service {
                 package: file.package_name().to_owned(),
                 name: service.name().to_owned(),
-                docs: comments.get(&[6, service.index() as i32]),
+                docs: comments.get(&[6, service_index]),
                 deprecated: sdp.options.as_ref().is_some_and(|o| o.deprecated()),
                 methods,
             });

@@ -21,6 +21,7 @@ pub fn messages(api: &Api) -> Result<HashMap<String, String>, Error> {
     let generated = config.generate(requests).map_err(|e| Error::Messages(e.to_string()))?;
     Ok(generated
         .into_iter()
+        .filter(|(module, _)| packages.get(module).is_some_and(|p| p != crate::lower::proto::WELL_KNOWN_PACKAGE))
         .map(|(module, code)| {
             let package = packages.get(&module).cloned().unwrap_or_default();
             // prost-build's own banner; ours is added on the whole file.

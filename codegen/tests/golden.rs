@@ -1,0 +1,65 @@
+//! Golden tests: each `tests/fixtures/<case>/` (include dir `proto/`, spec list `specs`) must
+//! generate exactly `tests/fixtures/<case>/expected/`. The expected trees are compiled and used
+//! by the `golden` crate (tests/golden), so they are checked as Rust, not only diffed.
+//!
+//! After an intended change: `SWITCHBOARD_BLESS=1 cargo test -p switchboard-codegen --test golden`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn read_tree(dir: &Path) -> BTreeMap<String, String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .collect()
+}
+
+fn check(case: &str) {
+    let dir = fixtures().join(case);
+    let specs: Vec<String> =
+        std::fs::read_to_string(dir.join("specs")).unwrap().lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    let files = switchboard_codegen::Config::new().generate(&specs, &[dir.join("proto")]).unwrap();
+    let got: BTreeMap<String, String> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
+    let expected_dir = dir.join("expected");
+    if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(&expected_dir);
+        switchboard_codegen::write(&expected_dir, &files).unwrap();
+        return;
+    }
+    let expected = read_tree(&expected_dir);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{case}: generated file set differs (SWITCHBOARD_BLESS=1 to update)"
+    );
+    for (name, text) in &got {
+        if text != &expected[name] {
+            let line = text.lines().zip(expected[name].lines()).position(|(a, b)| a != b).map_or(0, |i| i + 1);
+            panic!("{case}/{name} differs from expected at line {line} (SWITCHBOARD_BLESS=1 to update)");
+        }
+    }
+    // Deterministic: a second run is byte-identical.
+    let again = switchboard_codegen::Config::new().generate(&specs, &[dir.join("proto")]).unwrap();
+    assert_eq!(files, again, "{case}: output differs between runs");
+}
+
+#[test]
+fn interop() {
+    check("interop");
+}
+
+#[test]
+fn gateway() {
+    check("gateway");
+}
+
+#[test]
+fn edge() {
+    check("edge");
+}
