@@ -148,11 +148,18 @@ impl Method {
         if let Some(v) = &sig.variadic {
             errors.push(v.span(), "service methods cannot be variadic");
         }
-        let mut inputs = sig.inputs.iter();
-        match inputs.next() {
-            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        let mut inputs = sig.inputs.iter().peekable();
+        match inputs.peek() {
+            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {
+                inputs.next();
+            }
+            Some(FnArg::Receiver(r)) => {
+                errors.push(r.span(), "the first parameter of a service method must be `&self`");
+                inputs.next();
+            }
+            // No receiver at all: report it and read the parameter as the request.
             Some(other) => errors.push(other.span(), "the first parameter of a service method must be `&self`"),
-            None => errors.push(sig.ident.span(), "service methods take `&self` and one request parameter"),
+            None => errors.push(sig.paren_token.span.join(), "service methods take `&self` and one request parameter"),
         }
         let request_ty = match inputs.next() {
             Some(FnArg::Typed(pt)) => {

@@ -1,0 +1,9 @@
+use switchboard::{Request, Response, Status};
+
+#[switchboard::service]
+trait Svc {
+    async fn get(&self, req: Request<String>) -> Result<Response<String>, Status>;
+    #[rpc(name = "Get")]
+    async fn fetch(&self, req: Request<String>) -> Result<Response<String>, Status>;
+}
+fn main() {}

@@ -1,0 +1,7 @@
+use switchboard::{Request, Response, Status};
+
+#[switchboard::service]
+trait Svc {
+    async fn get(&self, req: Request<String>);
+}
+fn main() {}

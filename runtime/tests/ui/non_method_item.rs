@@ -1,0 +1,8 @@
+use switchboard::{Request, Response, Status};
+
+#[switchboard::service]
+trait Svc {
+    type Item;
+    async fn get(&self, req: Request<String>) -> Result<Response<String>, Status>;
+}
+fn main() {}

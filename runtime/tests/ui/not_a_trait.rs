@@ -1,0 +1,5 @@
+use switchboard::{Request, Response, Status};
+
+#[switchboard::service]
+struct Svc;
+fn main() {}
