@@ -58,6 +58,10 @@ pub use switchboard_macros::service;
 pub use tonic::metadata;
 pub use tonic::{Code, IntoRequest, IntoStreamingRequest, Request, Response, Status};
 
+/// Stream helpers (futures' `stream` module): build request streams for client-streaming calls
+/// with `switchboard::stream::iter(messages)`, adapt them with `StreamExt`.
+pub use futures_util::stream;
+
 /// prost, for hand-written (code-first) message types:
 /// `#[derive(switchboard::prost::Message)] #[prost(prost_path = "::switchboard::prost")]`.
 pub use prost;

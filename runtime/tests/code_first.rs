@@ -10,11 +10,7 @@ use switchboard::grpc::transport::{Channel, Server};
 use switchboard::metadata::{MetadataValue, BinaryMetadataValue};
 use switchboard::{Code, CompressionEncoding, Request, RequestExt, Response, Status, Streaming};
 use tokio::net::TcpListener;
-use tokio_stream_shim::TcpIncoming;
-
-mod tokio_stream_shim {
-    pub use switchboard::__private::tonic::transport::server::TcpIncoming;
-}
+use switchboard::grpc::transport::server::TcpIncoming;
 
 #[derive(Clone, PartialEq, switchboard::prost::Message)]
 #[prost(prost_path = "::switchboard::prost")]

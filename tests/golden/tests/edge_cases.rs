@@ -52,7 +52,7 @@ async fn keyword_and_colliding_names_work_over_grpc() {
         Server::builder()
             .add_service(StoreServiceServer::new(Store))
             .add_service(RootServer::new(RootImpl))
-            .serve_with_incoming(switchboard::__private::tonic::transport::server::TcpIncoming::from(listener)),
+            .serve_with_incoming(switchboard::grpc::transport::server::TcpIncoming::from(listener)),
     );
     let url = format!("http://{addr}");
     let mut store = StoreServiceClient::connect(url.clone()).await.unwrap();
