@@ -1,10 +1,11 @@
 //! Protobuf input through protox: no protoc needed. Imports resolve against include directories;
-//! the well-known types (`google/protobuf/*.proto`) are built in.
+//! the well-known types (`google/protobuf/*.proto`) are built in and take precedence.
 
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 use prost_reflect::DescriptorPool;
+use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
 
 use crate::error::{Error, Location};
 
@@ -19,7 +20,15 @@ pub struct ProtoSpec {
 /// Parses and checks `files` (paths inside one of `includes`, or names relative to one).
 pub fn load(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<ProtoSpec, Error> {
     let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
-    let mut compiler = protox::Compiler::new(&includes).map_err(|e| convert(e, &includes, "<include path>"))?;
+    // The bundled well-known types come first: prost-types (which generated code uses for them)
+    // is built from exactly these, and copies found in include trees are often newer than what
+    // the parser accepts (googleapis bundles' descriptor.proto uses editions syntax).
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(GoogleFileResolver::new());
+    for include in &includes {
+        resolver.add(IncludeFileResolver::new(include.clone()));
+    }
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_source_info(true).include_imports(true);
     for file in files {
         let file = file.as_ref();
