@@ -54,6 +54,11 @@ impl Cancellation {
 pub(crate) struct CancelOnDrop(Option<Cancellation>);
 
 impl CancelOnDrop {
+    /// A guard that does nothing.
+    pub(crate) fn disarmed() -> Self {
+        CancelOnDrop(None)
+    }
+
     pub(crate) fn disarm(&mut self) {
         self.0 = None;
     }

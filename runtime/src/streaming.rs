@@ -15,7 +15,7 @@ type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 /// Handlers receive one for client-streaming calls (`Request<Streaming<In>>`) and return one for
 /// server-streaming calls (`Response<Streaming<Out>>`); clients get one back from
 /// server-streaming calls. Build one from any `Stream` with [`Streaming::new`], from items with
-/// [`Streaming::from_iter`], or push into it with [`Streaming::channel`].
+/// [`Streaming::iter`], or push into it with [`Streaming::channel`].
 pub struct Streaming<T> {
     inner: SyncWrapper<Boxed<T>>,
 }
@@ -30,7 +30,7 @@ impl<T> Streaming<T> {
     }
 
     /// A stream that yields the given messages, then ends.
-    pub fn from_iter<I>(items: I) -> Self
+    pub fn iter<I>(items: I) -> Self
     where
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,

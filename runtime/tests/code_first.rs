@@ -42,12 +42,15 @@ pub trait Notebook {
     async fn chat(&self, req: Request<Streaming<Note>>) -> Result<Response<Streaming<Note>>, Status>;
     /// Sleeps until cancelled, reporting what it saw of the deadline.
     async fn sleep(&self, req: Request<Note>) -> Result<Response<Note>, Status>;
+    /// Streams a note every 50 ms, forever.
+    async fn ticks(&self, req: Request<Note>) -> Result<Response<Streaming<Note>>, Status>;
 }
 
 #[derive(Default)]
 struct Impl {
     saw_deadline: std::sync::Mutex<Option<Duration>>,
     cancelled: Arc<AtomicBool>,
+    join_outcome: std::sync::Mutex<Option<Result<usize, Code>>>,
 }
 
 impl Notebook for Impl {
@@ -76,15 +79,23 @@ impl Notebook for Impl {
     async fn expand(&self, req: Request<Note>) -> Result<Response<Streaming<Note>>, Status> {
         let n = req.into_inner();
         let items: Vec<Note> = (0..n.pad).map(|i| note(&format!("{}-{i}", n.text))).collect();
-        Ok(Response::new(Streaming::from_iter(items)))
+        Ok(Response::new(Streaming::iter(items)))
     }
 
     async fn join(&self, req: Request<Streaming<Note>>) -> Result<Response<Note>, Status> {
         let mut stream = req.into_inner();
         let mut texts = Vec::new();
-        while let Some(n) = stream.message().await? {
-            texts.push(n.text);
+        loop {
+            match stream.message().await {
+                Ok(Some(n)) => texts.push(n.text),
+                Ok(None) => break,
+                Err(status) => {
+                    *self.join_outcome.lock().unwrap() = Some(Err(status.code()));
+                    return Err(status);
+                }
+            }
         }
+        *self.join_outcome.lock().unwrap() = Some(Ok(texts.len()));
         Ok(Response::new(note(&texts.join(","))))
     }
 
@@ -113,6 +124,19 @@ impl Notebook for Impl {
         *self.saw_deadline.lock().unwrap() = req.deadline().map(|d| d.remaining());
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok(Response::new(note("woke")))
+    }
+
+    async fn ticks(&self, _req: Request<Note>) -> Result<Response<Streaming<Note>>, Status> {
+        let (tx, out) = Streaming::channel(1);
+        tokio::spawn(async move {
+            for i in 0.. {
+                if tx.send(Ok(note(&format!("tick {i}")))).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Ok(Response::new(out))
     }
 }
 
@@ -204,6 +228,44 @@ async fn deadlines_reach_the_handler_and_end_the_call() {
 }
 
 #[tokio::test]
+async fn deadlines_end_response_streams_too() {
+    let mut client = NotebookClient::new(serve(Arc::default()).await);
+    let mut req = Request::new(note("t"));
+    req.set_timeout(Duration::from_millis(300));
+    let mut ticks = client.ticks(req).await.unwrap().into_inner();
+    let mut received = 0;
+    let err = loop {
+        match ticks.message().await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("stream ended without a status"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!((2..=10).contains(&received), "{received} ticks in 300 ms");
+}
+
+#[tokio::test]
+async fn an_abandoned_upload_is_cancelled_not_complete() {
+    let imp = Arc::new(Impl::default());
+    let mut client = NotebookClient::new(serve(imp.clone()).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(note("first")).await.unwrap();
+    let call = tokio::spawn(async move { client.join(ReceiverStream(rx)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    call.abort(); // the client gives up mid-upload: the stream is reset
+    for _ in 0..100 {
+        if let Some(outcome) = *imp.join_outcome.lock().unwrap() {
+            assert_eq!(outcome, Err(Code::Cancelled), "the handler saw the upload as complete");
+            drop(tx);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the handler never finished");
+}
+
+#[tokio::test]
 async fn cancellation_is_observable_by_the_handler() {
     let imp = Arc::new(Impl::default());
     let mut client = NotebookClient::new(serve(imp.clone()).await);
@@ -240,7 +302,7 @@ fn descriptor_describes_the_service() {
     assert_eq!(d.full_name, "test.notes.v1.Notebook");
     let names: Vec<_> = d.methods.iter().map(|m| (m.name, m.shape)).collect();
     use switchboard::CallShape::*;
-    assert_eq!(names, [("Echo", Unary), ("Expand", ServerStreaming), ("Join", ClientStreaming), ("Chat", BidiStreaming), ("Sleep", Unary)]);
+    assert_eq!(names, [("Echo", Unary), ("Expand", ServerStreaming), ("Join", ClientStreaming), ("Chat", BidiStreaming), ("Sleep", Unary), ("Ticks", ServerStreaming)]);
     assert_eq!(d.methods[3].idempotency, switchboard::Idempotency::Idempotent);
     assert_eq!(d.method_by_path("/test.notes.v1.Notebook/Join").unwrap().rust_name, "join");
 }

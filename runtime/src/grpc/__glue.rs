@@ -13,7 +13,7 @@ use tonic_prost::ProstCodec;
 use super::ServerConfig;
 use futures_util::StreamExt;
 
-use crate::{ServiceDescriptor, Streaming, Trailers};
+use crate::{Cancellation, ServiceDescriptor, Streaming, Trailers};
 
 /// Implemented by the macro for each service: names, descriptor and the method switch.
 pub trait Dispatch: 'static {
@@ -97,6 +97,20 @@ where
     })
 }
 
+/// The handler's view of a request stream. tonic ends the stream quietly when the caller resets
+/// it; here that end becomes `CANCELLED` (the call's [`Cancellation`] has fired by then), so a
+/// handler never mistakes an abandoned upload for a complete one.
+fn request_stream<Req: Send + 'static>(request: Request<tonic::Streaming<Req>>) -> Request<Streaming<Req>> {
+    let cancellation = request.extensions().get::<Cancellation>().cloned().unwrap_or_default();
+    request.map(|messages| {
+        let end = futures_util::stream::once(async move {
+            cancellation.is_cancelled().then(|| Status::cancelled("the caller cancelled the call"))
+        })
+        .filter_map(|e| async move { e.map(Err) });
+        Streaming::new(messages.chain(end))
+    })
+}
+
 /// Serves a unary method.
 pub fn unary<Req, Resp, F, Fut>(
     config: &ServerConfig,
@@ -151,7 +165,7 @@ where
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
     let handler = move |r: Request<tonic::Streaming<Req>>| {
-        let fut = handler(r.map(Streaming::new));
+        let fut = handler(request_stream(r));
         async move { fut.await.map(|resp| with_trailers(resp.map(|m| futures_util::stream::once(async move { Ok(m) })))) }
     };
     Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
@@ -171,7 +185,7 @@ where
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
     let handler = move |r: Request<tonic::Streaming<Req>>| {
-        let fut = handler(r.map(Streaming::new));
+        let fut = handler(request_stream(r));
         async move { fut.await.map(with_trailers) }
     };
     Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })

@@ -1,6 +1,7 @@
 //! The generic gRPC server.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -127,41 +128,81 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let mut req = req.map(Body::new);
         let deadline = req
             .headers()
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .and_then(|d| Instant::now().checked_add(d));
+        let cancellation = Cancellation::new();
+        let guard = cancellation.guard();
+        // A reset from the caller surfaces as an error on the request body: fire the token then.
+        let reset_watch = cancellation.clone();
+        let mut req = req.map(|body| Body::new(WatchRequestBody { inner: body, cancellation: reset_watch }));
         if let Some(at) = deadline {
             req.extensions_mut().insert(Deadline(at));
         }
-        let cancellation = Cancellation::new();
-        let guard = cancellation.guard();
         req.extensions_mut().insert(cancellation);
 
         let response = D::dispatch(&self.handler, &self.config, req);
         Box::pin(async move {
-            let response = match deadline {
+            let mut response = match deadline {
                 None => response.await,
                 Some(at) => match tokio::time::timeout_at(at.into(), response).await {
                     Ok(r) => r,
                     Err(_) => Status::deadline_exceeded("deadline exceeded").into_http(),
                 },
             };
-            let mut response = response;
             fix_size_limit_status(response.headers_mut());
-            Ok(response.map(|body| Body::new(GuardedBody { inner: body, guard })))
+            let deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
+            Ok(response.map(|body| Body::new(GuardedBody { inner: body, guard, deadline, ended: false })))
         })
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that cancels the call's [`Cancellation`] if dropped before its end.
+    /// The request body as the handler reads it; an error (the caller reset the stream) fires the
+    /// call's [`Cancellation`] before the decoder sees it.
+    struct WatchRequestBody<B> {
+        #[pin]
+        inner: B,
+        cancellation: Cancellation,
+    }
+}
+
+impl<B> HttpBody for WatchRequestBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            this.cancellation.cancel();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body: cancels the call's [`Cancellation`] if dropped before its end, and ends
+    /// a stream still running at the call's deadline with `DEADLINE_EXCEEDED` trailers.
     struct GuardedBody {
         #[pin]
         inner: Body,
         guard: CancelOnDrop,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        ended: bool,
     }
 }
 
@@ -174,15 +215,29 @@ impl HttpBody for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = this.deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                *this.ended = true;
+                drop(std::mem::replace(this.guard, CancelOnDrop::disarmed()));
+                let mut trailers = http::HeaderMap::new();
+                // Only fails for statuses with unencodable details; this one has none.
+                let _ = Status::deadline_exceeded("deadline exceeded").add_header(&mut trailers);
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+        }
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(None) = polled {
+            *this.ended = true;
             this.guard.disarm();
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
