@@ -64,7 +64,7 @@ impl Counter for AtomicCounter {
             return Err(Status::invalid_argument("amount: must not be negative"));
         }
         let start = self.0.load(Ordering::SeqCst);
-        Ok(Response::new(Streaming::from_iter((1..=n).map(move |i| Value { value: start + i }))))
+        Ok(Response::new(Streaming::iter((1..=n).map(move |i| Value { value: start + i }))))
     }
 }
 

@@ -40,7 +40,7 @@ impl Library for Shelf {
         let query = req.into_inner().query.to_lowercase();
         let books = self.books.lock().unwrap();
         let hits: Vec<Book> = books.values().filter(|b| b.title.to_lowercase().contains(&query)).cloned().collect();
-        Ok(Response::new(Streaming::from_iter(hits)))
+        Ok(Response::new(Streaming::iter(hits)))
     }
 
     async fn borrow(&self, req: Request<Streaming<GetBookRequest>>) -> Result<Response<Receipt>, Status> {
