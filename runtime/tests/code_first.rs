@@ -318,3 +318,23 @@ impl<T> futures_core::Stream for ReceiverStream<T> {
         self.0.poll_recv(cx)
     }
 }
+
+#[tokio::test]
+async fn clients_take_tower_layers() {
+    use tower::ServiceBuilder;
+    let imp = Arc::new(Impl::default());
+    let channel = serve(imp).await;
+    // A layer that stamps every request, and a timeout layer: the client is generic over both.
+    let layered = ServiceBuilder::new()
+        .map_request(|mut req: http::Request<_>| {
+            req.headers_mut().insert("x-echo", http::HeaderValue::from_static("from-layer"));
+            req
+        })
+        .timeout(Duration::from_millis(200))
+        .service(channel);
+    let mut client = NotebookClient::new(layered);
+    let resp = client.echo(note("layered")).await.unwrap();
+    assert_eq!(resp.metadata().get("x-echo").unwrap(), "from-layer");
+    let err = client.sleep(note("zz")).await.unwrap_err();
+    assert!(err.message().contains("timed out") || err.code() == Code::DeadlineExceeded, "{err:?}");
+}

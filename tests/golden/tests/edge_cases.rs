@@ -32,7 +32,7 @@ impl StoreService for Store {
         req: Request<switchboard::prost_types::Duration>,
     ) -> Result<Response<Streaming<switchboard::prost_types::Duration>>, Status> {
         let d = req.into_inner();
-        Ok(Response::new(Streaming::iter(vec![d.clone(), d])))
+        Ok(Response::new(Streaming::iter(vec![d, d])))
     }
 }
 
