@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 /// The instant by which the caller wants an answer.
 ///
@@ -24,7 +27,13 @@ impl Deadline {
 /// handed to other tasks (a spawned producer behind a response stream, say). Read it with
 /// [`RequestExt::cancellation`].
 #[derive(Debug, Clone, Default)]
-pub struct Cancellation(CancellationToken);
+pub struct Cancellation(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
 
 impl Cancellation {
     /// A token that nothing has cancelled yet.
@@ -33,15 +42,23 @@ impl Cancellation {
     }
     /// Whether the call has been cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.0.is_cancelled()
+        self.0.cancelled.load(Ordering::Acquire)
     }
     /// Completes when the call is cancelled.
     pub async fn cancelled(&self) {
-        self.0.cancelled().await
+        let notified = self.0.notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Register before checking the flag, so a cancel in between still wakes us.
+        notified.as_mut().enable();
+        if !self.is_cancelled() {
+            notified.await;
+        }
     }
     /// Cancels the call (transports do this; handlers rarely need to).
     pub fn cancel(&self) {
-        self.0.cancel()
+        if !self.0.cancelled.swap(true, Ordering::AcqRel) {
+            self.0.notify.notify_waiters();
+        }
     }
     /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`] is called first.
     pub(crate) fn guard(&self) -> CancelOnDrop {
@@ -136,6 +153,20 @@ mod tests {
         assert_eq!(parse_grpc_timeout(b"S"), None);
         assert_eq!(parse_grpc_timeout(b"10x"), None);
         assert_eq!(parse_grpc_timeout(b""), None);
+    }
+
+    #[tokio::test]
+    async fn cancelled_wakes_waiters_registered_before_and_after() {
+        let c = Cancellation::new();
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.cancelled().await }
+        });
+        tokio::task::yield_now().await;
+        c.cancel();
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        // Already cancelled: returns at once.
+        tokio::time::timeout(Duration::from_secs(5), c.cancelled()).await.unwrap();
     }
 
     #[test]

@@ -51,10 +51,12 @@ struct Impl {
     saw_deadline: std::sync::Mutex<Option<Duration>>,
     cancelled: Arc<AtomicBool>,
     join_outcome: std::sync::Mutex<Option<Result<usize, Code>>>,
+    seen_calls: std::sync::Mutex<Vec<switchboard::Cancellation>>,
 }
 
 impl Notebook for Impl {
     async fn echo(&self, req: Request<Note>) -> Result<Response<Note>, Status> {
+        self.seen_calls.lock().unwrap().push(req.cancellation());
         let echo_header = req.metadata().get("x-echo").cloned();
         let echo_bin = req.metadata().get_bin("x-echo-bin").cloned();
         let mut n = req.into_inner();
@@ -77,6 +79,7 @@ impl Notebook for Impl {
     }
 
     async fn expand(&self, req: Request<Note>) -> Result<Response<Streaming<Note>>, Status> {
+        self.seen_calls.lock().unwrap().push(req.cancellation());
         let n = req.into_inner();
         let items: Vec<Note> = (0..n.pad).map(|i| note(&format!("{}-{i}", n.text))).collect();
         Ok(Response::new(Streaming::iter(items)))
@@ -263,6 +266,19 @@ async fn an_abandoned_upload_is_cancelled_not_complete() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the handler never finished");
+}
+
+#[tokio::test]
+async fn completed_calls_are_not_cancelled() {
+    let imp = Arc::new(Impl::default());
+    let mut client = NotebookClient::new(serve(imp.clone()).await);
+    client.echo(note("done")).await.unwrap();
+    let mut s = client.expand(Note { text: "x".into(), pad: 2, blob: vec![] }).await.unwrap().into_inner();
+    while s.message().await.unwrap().is_some() {}
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = imp.seen_calls.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|c| !c.is_cancelled()), "a call that completed normally was reported cancelled");
 }
 
 #[tokio::test]

@@ -111,6 +111,39 @@ fn request_stream<Req: Send + 'static>(request: Request<tonic::Streaming<Req>>) 
     })
 }
 
+/// A unary response body: the message, then (if the handler set [`Trailers`]) an OK status that
+/// carries them. A plain enum, so the hot unary path allocates no stream.
+struct UnaryBody<M> {
+    message: Option<M>,
+    trailers: Option<Status>,
+}
+
+impl<M: Unpin> futures_core::Stream for UnaryBody<M> {
+    type Item = Result<M, Status>;
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        Poll::Ready(match this.message.take() {
+            Some(m) => Some(Ok(m)),
+            None => this.trailers.take().map(Err),
+        })
+    }
+}
+
+fn unary_body<M>(mut response: Response<M>) -> Response<UnaryBody<M>> {
+    let trailers = response
+        .extensions_mut()
+        .remove::<Trailers>()
+        .map(|Trailers(md)| Status::with_metadata(tonic::Code::Ok, "", md));
+    response.map(|m| UnaryBody { message: Some(m), trailers })
+}
+
+/// A caller that streams can abandon the call mid-stream; make that visible (see
+/// `WatchRequestBody`).
+fn watch_resets(request: http::Request<Body>) -> http::Request<Body> {
+    let cancellation = request.extensions().get::<Cancellation>().cloned().unwrap_or_default();
+    request.map(|body| Body::new(super::server::WatchRequestBody::new(body, cancellation)))
+}
+
 /// Serves a unary method.
 pub fn unary<Req, Resp, F, Fut>(
     config: &ServerConfig,
@@ -119,14 +152,14 @@ pub fn unary<Req, Resp, F, Fut>(
 ) -> BoxFuture<'static, http::Response<Body>>
 where
     Req: prost::Message + Default + Send + 'static,
-    Resp: prost::Message + Send + 'static,
+    Resp: prost::Message + Unpin + Send + 'static,
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
     let handler = move |r| {
         let fut = handler(r);
-        async move { fut.await.map(|resp| with_trailers(resp.map(|m| futures_util::stream::once(async move { Ok(m) })))) }
+        async move { fut.await.map(unary_body) }
     };
     Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
 }
@@ -159,14 +192,15 @@ pub fn client_streaming<Req, Resp, F, Fut>(
 ) -> BoxFuture<'static, http::Response<Body>>
 where
     Req: prost::Message + Default + Send + 'static,
-    Resp: prost::Message + Send + 'static,
+    Resp: prost::Message + Unpin + Send + 'static,
     F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    let request = watch_resets(request);
     let handler = move |r: Request<tonic::Streaming<Req>>| {
         let fut = handler(request_stream(r));
-        async move { fut.await.map(|resp| with_trailers(resp.map(|m| futures_util::stream::once(async move { Ok(m) })))) }
+        async move { fut.await.map(unary_body) }
     };
     Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
 }
@@ -184,6 +218,7 @@ where
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    let request = watch_resets(request);
     let handler = move |r: Request<tonic::Streaming<Req>>| {
         let fut = handler(request_stream(r));
         async move { fut.await.map(with_trailers) }

@@ -12,7 +12,7 @@ mod server;
 pub mod __glue;
 
 pub use client::GrpcClient;
-pub use server::{GrpcServer, ServerConfig};
+pub use server::{GrpcResponseBody, GrpcServer, ResponseFuture, ServerConfig};
 
 /// tonic's HTTP/2 transport (server builder, `Channel`, `Endpoint`), re-exported.
 pub use tonic::transport;

@@ -119,53 +119,84 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
-    type Response = http::Response<Body>;
+    type Response = http::Response<GrpcResponseBody>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let mut req = req.map(Body::new);
         let deadline = req
             .headers()
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .and_then(|d| Instant::now().checked_add(d));
-        let cancellation = Cancellation::new();
-        let guard = cancellation.guard();
-        // A reset from the caller surfaces as an error on the request body: fire the token then.
-        let reset_watch = cancellation.clone();
-        let mut req = req.map(|body| Body::new(WatchRequestBody { inner: body, cancellation: reset_watch }));
         if let Some(at) = deadline {
             req.extensions_mut().insert(Deadline(at));
         }
+        let cancellation = Cancellation::new();
+        let guard = cancellation.guard();
         req.extensions_mut().insert(cancellation);
+        ResponseFuture {
+            inner: D::dispatch(&self.handler, &self.config, req),
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into()))),
+            guard: Some(guard),
+        }
+    }
+}
 
-        let response = D::dispatch(&self.handler, &self.config, req);
-        Box::pin(async move {
-            let mut response = match deadline {
-                None => response.await,
-                Some(at) => match tokio::time::timeout_at(at.into(), response).await {
-                    Ok(r) => r,
-                    Err(_) => Status::deadline_exceeded("deadline exceeded").into_http(),
-                },
-            };
-            fix_size_limit_status(response.headers_mut());
-            let deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
-            Ok(response.map(|body| Body::new(GuardedBody { inner: body, guard, deadline, ended: false })))
-        })
+/// The future of a [`GrpcServer`] response: the method's future, bounded by the call's deadline.
+/// Dropping it before it completes fires the call's [`Cancellation`].
+pub struct ResponseFuture {
+    inner: BoxFuture<'static, http::Response<Body>>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    guard: Option<CancelOnDrop>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<GrpcResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut response = match this.inner.as_mut().poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let expired = this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if !expired {
+                    return Poll::Pending;
+                }
+                Status::deadline_exceeded("deadline exceeded").into_http()
+            }
+        };
+        fix_size_limit_status(response.headers_mut());
+        let guard = this.guard.take().unwrap_or_else(CancelOnDrop::disarmed);
+        let deadline = this.deadline.take();
+        Poll::Ready(Ok(response.map(|inner| GrpcResponseBody { inner, guard, deadline, ended: false })))
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The request body as the handler reads it; an error (the caller reset the stream) fires the
-    /// call's [`Cancellation`] before the decoder sees it.
-    struct WatchRequestBody<B> {
+    /// A request body whose error (the caller reset the stream) fires the call's
+    /// [`Cancellation`] before the decoder sees it. Used for methods whose caller streams.
+    pub(crate) struct WatchRequestBody<B> {
         #[pin]
         inner: B,
         cancellation: Cancellation,
+    }
+}
+
+impl<B> WatchRequestBody<B> {
+    pub(crate) fn new(inner: B, cancellation: Cancellation) -> Self {
+        WatchRequestBody { inner, cancellation }
     }
 }
 
@@ -195,9 +226,10 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The response body: cancels the call's [`Cancellation`] if dropped before its end, and ends
-    /// a stream still running at the call's deadline with `DEADLINE_EXCEEDED` trailers.
-    struct GuardedBody {
+    /// The response body of a [`GrpcServer`] call: cancels the call's [`Cancellation`] if dropped
+    /// before its end, and ends a stream still running at the call's deadline with
+    /// `DEADLINE_EXCEEDED` trailers.
+    pub struct GrpcResponseBody {
         #[pin]
         inner: Body,
         guard: CancelOnDrop,
@@ -206,7 +238,13 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl HttpBody for GuardedBody {
+impl fmt::Debug for GrpcResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcResponseBody").field("ended", &self.ended).finish_non_exhaustive()
+    }
+}
+
+impl HttpBody for GrpcResponseBody {
     type Data = Bytes;
     type Error = Status;
 
@@ -214,7 +252,7 @@ impl HttpBody for GuardedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let this = self.project();
+        let mut this = self.project();
         if *this.ended {
             return Poll::Ready(None);
         }
@@ -228,9 +266,16 @@ impl HttpBody for GuardedBody {
                 return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
             }
         }
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            *this.ended = true;
+        let polled = this.inner.as_mut().poll_frame(cx);
+        // The response is complete once its trailers (or its end) went out; hyper may stop
+        // polling as soon as `is_end_stream` says so, so disarm here rather than on `None`.
+        let complete = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(frame))) => frame.is_trailers() || this.inner.is_end_stream(),
+            _ => false,
+        };
+        if complete {
+            *this.ended = matches!(polled, Poll::Ready(None));
             this.guard.disarm();
         }
         polled
