@@ -177,7 +177,10 @@ impl Future for ResponseFuture {
                 Status::deadline_exceeded("deadline exceeded").into_http()
             }
         };
-        fix_size_limit_status(response.headers_mut());
+        // Only a trailers-only response (empty body) carries its status in the headers.
+        if response.body().is_end_stream() {
+            fix_size_limit_status(response.headers_mut());
+        }
         let guard = this.guard.take().unwrap_or_else(CancelOnDrop::disarmed);
         let deadline = this.deadline.take();
         Poll::Ready(Ok(response.map(|inner| GrpcResponseBody { inner, guard, deadline, ended: false })))
