@@ -41,11 +41,11 @@ fn generates_the_golden_tree_and_rewrites_nothing_on_rerun() {
 #[test]
 fn a_spec_path_inside_an_include_dir_works_like_protoc() {
     let out = tempfile::tempdir().unwrap();
-    let proto = fixture("interop").join("proto");
-    let spec = proto.join("test.proto");
+    let proto = fixture("gateway").join("proto");
+    let spec = proto.join("shop/v1/shop.proto");
     let (ok, stderr) = run(&["generate", "-I", proto.to_str().unwrap(), "-o", out.path().to_str().unwrap(), spec.to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    assert!(out.path().join("grpc.testing.rs").is_file());
+    assert!(out.path().join("shop.v1.rs").is_file());
 }
 
 fn bad_spec(source: &str) -> String {

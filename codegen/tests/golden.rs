@@ -1,5 +1,5 @@
-//! Golden tests: each `tests/fixtures/<case>/` (include dir `proto/`, spec list `specs`) must
-//! generate exactly `tests/fixtures/<case>/expected/`. The expected trees are compiled and used
+//! Golden tests: each `tests/fixtures/<case>/` (include dir `proto/`, or the directory named in
+//! its `include` file; spec list `specs`) must generate exactly `tests/fixtures/<case>/expected/`. The expected trees are compiled and used
 //! by the `golden` crate (tests/golden), so they are checked as Rust, not only diffed.
 //!
 //! After an intended change: `SWITCHBOARD_BLESS=1 cargo test -p switchboard-codegen --test golden`.
@@ -24,7 +24,11 @@ fn check(case: &str) {
     let dir = fixtures().join(case);
     let specs: Vec<String> =
         std::fs::read_to_string(dir.join("specs")).unwrap().lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
-    let files = switchboard_codegen::Config::new().generate(&specs, &[dir.join("proto")]).unwrap();
+    let include = match std::fs::read_to_string(dir.join("include")) {
+        Ok(path) => dir.join(path.trim()),
+        Err(_) => dir.join("proto"),
+    };
+    let files = switchboard_codegen::Config::new().generate(&specs, &[&include]).unwrap();
     let got: BTreeMap<String, String> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
     let expected_dir = dir.join("expected");
     if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
@@ -45,7 +49,7 @@ fn check(case: &str) {
         }
     }
     // Deterministic: a second run is byte-identical.
-    let again = switchboard_codegen::Config::new().generate(&specs, &[dir.join("proto")]).unwrap();
+    let again = switchboard_codegen::Config::new().generate(&specs, &[&include]).unwrap();
     assert_eq!(files, again, "{case}: output differs between runs");
 }
 

@@ -144,6 +144,42 @@ fn watch_resets(request: http::Request<Body>) -> http::Request<Body> {
     request.map(|body| Body::new(super::server::WatchRequestBody::new(body, cancellation)))
 }
 
+/// A method whose caller sends one message: decode it, call the handler, encode its stream.
+fn single_request<Req, Resp, S, F, Fut>(
+    config: &ServerConfig,
+    request: http::Request<Body>,
+    handler: F,
+) -> BoxFuture<'static, http::Response<Body>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    S: futures_core::Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+{
+    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
+}
+
+/// A method whose caller streams: watch for resets, hand the handler a [`Streaming`].
+fn streaming_request<Req, Resp, S, F, Fut>(
+    config: &ServerConfig,
+    request: http::Request<Body>,
+    handler: F,
+) -> BoxFuture<'static, http::Response<Body>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+    S: futures_core::Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+{
+    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
+    let request = watch_resets(request);
+    let handler = move |r: Request<tonic::Streaming<Req>>| handler(request_stream(r));
+    Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
+}
+
 /// Serves a unary method.
 pub fn unary<Req, Resp, F, Fut>(
     config: &ServerConfig,
@@ -156,12 +192,10 @@ where
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
-    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    let handler = move |r| {
+    single_request(config, request, move |r| {
         let fut = handler(r);
         async move { fut.await.map(unary_body) }
-    };
-    Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
+    })
 }
 
 /// Serves a server-streaming method.
@@ -176,12 +210,10 @@ where
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
-    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    let handler = move |r| {
+    single_request(config, request, move |r| {
         let fut = handler(r);
         async move { fut.await.map(with_trailers) }
-    };
-    Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
+    })
 }
 
 /// Serves a client-streaming method.
@@ -196,13 +228,10 @@ where
     F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
-    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    let request = watch_resets(request);
-    let handler = move |r: Request<tonic::Streaming<Req>>| {
-        let fut = handler(request_stream(r));
+    streaming_request(config, request, move |r| {
+        let fut = handler(r);
         async move { fut.await.map(unary_body) }
-    };
-    Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
+    })
 }
 
 /// Serves a bidirectional-streaming method.
@@ -217,13 +246,10 @@ where
     F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
-    let mut grpc = config.apply(tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()));
-    let request = watch_resets(request);
-    let handler = move |r: Request<tonic::Streaming<Req>>| {
-        let fut = handler(request_stream(r));
+    streaming_request(config, request, move |r| {
+        let fut = handler(r);
         async move { fut.await.map(with_trailers) }
-    };
-    Box::pin(async move { grpc.streaming(Once(Some(handler)), request).await })
+    })
 }
 
 /// The answer for a path this service does not have.
