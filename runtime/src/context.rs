@@ -1,4 +1,5 @@
 //! Per-call state that every transport provides to handlers: deadlines and cancellation.
+#![cfg_attr(not(feature = "grpc"), allow(dead_code))]
 
 use std::time::{Duration, Instant};
 
