@@ -109,7 +109,13 @@ impl Config {
             }
         }
         let spec = spec::proto::load(protos, includes)?;
-        let api = lower::proto::lower(&spec.pool);
+        let api = lower::proto::lower(&spec.pool).map_err(|e| match e {
+            Error::Spec { mut location, message } => {
+                location.file = spec.disk_path(&location.file);
+                Error::Spec { location, message }
+            }
+            other => other,
+        })?;
         Ok((emit::files(&api)?, spec.inputs))
     }
 }

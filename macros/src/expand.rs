@@ -141,15 +141,15 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
-        #vis struct #marker<T>(::core::marker::PhantomData<fn() -> T>);
+        #vis struct #marker<__SbHandler>(::core::marker::PhantomData<fn() -> __SbHandler>);
 
         #[allow(deprecated)]
-        impl<T: #trait_ident> #p::grpc::Dispatch for #marker<T> {
-            type Handler = T;
+        impl<__SbHandler: #trait_ident> #p::grpc::Dispatch for #marker<__SbHandler> {
+            type Handler = __SbHandler;
             const NAME: &'static str = #full;
             fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
             fn dispatch(
-                handler: &#p::Arc<T>,
+                handler: &#p::Arc<__SbHandler>,
                 config: &::switchboard::grpc::ServerConfig,
                 request: #p::http::Request<#p::tonic::body::Body>,
             ) -> #p::BoxFuture<'static, #p::http::Response<#p::tonic::body::Body>> {
@@ -161,12 +161,12 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
         }
 
         #[doc = #server_doc]
-        #vis type #server<T> = ::switchboard::grpc::GrpcServer<#marker<T>>;
+        #vis type #server<H> = ::switchboard::grpc::GrpcServer<#marker<H>>;
 
         #[doc = #client_doc]
         #[derive(Debug, Clone)]
-        #vis struct #client<C = ::switchboard::grpc::transport::Channel> {
-            inner: ::switchboard::grpc::GrpcClient<C>,
+        #vis struct #client<__SbTransport = ::switchboard::grpc::transport::Channel> {
+            inner: ::switchboard::grpc::GrpcClient<__SbTransport>,
         }
 
         impl #client<::switchboard::grpc::transport::Channel> {
@@ -174,20 +174,20 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
             pub async fn connect<D>(dst: D) -> ::core::result::Result<Self, ::switchboard::grpc::transport::Error>
             where
                 D: ::core::convert::TryInto<::switchboard::grpc::transport::Endpoint>,
-                D::Error: ::core::convert::Into<::std::boxed::Box<dyn ::std::error::Error + Send + Sync>>,
+                D::Error: ::core::convert::Into<::std::boxed::Box<dyn ::std::error::Error + ::core::marker::Send + ::core::marker::Sync>>,
             {
                 ::core::result::Result::Ok(Self { inner: ::switchboard::grpc::GrpcClient::connect(dst).await? })
             }
         }
 
         #[allow(deprecated)]
-        impl<C: #p::grpc::Transport> #client<C> {
+        impl<__SbTransport: #p::grpc::Transport> #client<__SbTransport> {
             /// Sends calls through `inner` (a `Channel` or any layered tower service).
-            pub fn new(inner: C) -> Self {
+            pub fn new(inner: __SbTransport) -> Self {
                 Self { inner: ::switchboard::grpc::GrpcClient::new(inner) }
             }
             /// Sends calls through `inner`, addressed to `origin`.
-            pub fn with_origin(inner: C, origin: #p::http::Uri) -> Self {
+            pub fn with_origin(inner: __SbTransport, origin: #p::http::Uri) -> Self {
                 Self { inner: ::switchboard::grpc::GrpcClient::with_origin(inner, origin) }
             }
             /// Compresses requests with `encoding`.
@@ -229,7 +229,7 @@ fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream
         #path => {
             let handler = ::core::clone::Clone::clone(handler);
             ::switchboard::__private::grpc::#glue(config, request, move |r: #req_ty| async move {
-                <T as #trait_ident>::#ident(&*handler, r).await
+                <__SbHandler as #trait_ident>::#ident(&*handler, r).await
             })
         }
     }
@@ -237,19 +237,26 @@ fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream
 
 /// Client methods the macro defines itself; an RPC with one of these names gets an `_rpc` suffix
 /// on the client (the trait keeps its name).
-const CLIENT_RESERVED: &[&str] = &[
+pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "new", "connect", "with_origin", "send_compressed", "accept_compressed",
     "max_decoding_message_size", "max_encoding_message_size",
+    // Trait methods method-call syntax would pick before an inherent method of the same name.
+    "clone", "fmt", "eq", "ne",
 ];
+
+/// The name of a method on the client.
+pub(crate) fn client_ident(method: &syn::Ident) -> syn::Ident {
+    let name = method.to_string();
+    if CLIENT_RESERVED.contains(&name.as_str()) {
+        format_ident!("{}_rpc", name, span = method.span())
+    } else {
+        method.clone()
+    }
+}
 
 fn client_method(full: &str, m: &Method) -> TokenStream {
     let path = format!("/{full}/{}", m.wire_name);
-    let name = m.ident.to_string();
-    let ident = if CLIENT_RESERVED.contains(&name.as_str()) {
-        format_ident!("{}_rpc", name, span = m.ident.span())
-    } else {
-        m.ident.clone()
-    };
+    let ident = client_ident(&m.ident);
     let input = &m.input;
     let output = &m.output;
     let doc = format!("Calls `{}` (`{path}`).", m.wire_name);

@@ -204,6 +204,9 @@ impl Method {
             },
         }
 
+        for attr in f.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr")) {
+            errors.push(attr.span(), "`#[cfg]` on a service method is not supported: every transport serves the same methods; put the cfg on the whole trait");
+        }
         let deprecated = f.attrs.iter().any(|a| a.path().is_ident("deprecated"));
         let mut method = Method {
             ident: sig.ident.clone(),
@@ -324,6 +327,10 @@ impl Service {
             }
         }
         for (i, m) in methods.iter().enumerate() {
+            let client = crate::expand::client_ident(&m.ident);
+            if let Some(prev) = methods[..i].iter().find(|p| crate::expand::client_ident(&p.ident) == client) {
+                errors.push(m.ident.span(), format!("the client method for `{}` would be `{client}`, which `{}` already uses; rename one", m.ident, prev.ident));
+            }
             if let Some(prev) = methods[..i].iter().find(|p| p.wire_name == m.wire_name) {
                 errors.push(m.ident.span(), format!("two methods share the wire name `{}` (the other is `{}`); rename one with `#[rpc(name = \"...\")]`", m.wire_name, prev.ident));
             }

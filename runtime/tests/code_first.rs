@@ -273,11 +273,13 @@ async fn completed_calls_are_not_cancelled() {
     let imp = Arc::new(Impl::default());
     let mut client = NotebookClient::new(serve(imp.clone()).await);
     client.echo(note("done")).await.unwrap();
+    // An error answer is a completed call too (sent trailers-only: its body is never polled).
+    client.echo(note("fail:5:nope")).await.unwrap_err();
     let mut s = client.expand(Note { text: "x".into(), pad: 2, blob: vec![] }).await.unwrap().into_inner();
     while s.message().await.unwrap().is_some() {}
     tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = imp.seen_calls.lock().unwrap();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|c| !c.is_cancelled()), "a call that completed normally was reported cancelled");
 }
 

@@ -5,13 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 use prost_reflect::{DescriptorPool, DynamicMessage, FileDescriptor, MessageDescriptor, Value};
 use prost_types::method_options::IdempotencyLevel;
 
+use std::path::PathBuf;
+
+use crate::error::{Error, Location};
 use crate::ir::{Api, Bindings, CallShape, HttpRule, Idempotency, Method, Package, Service, TypeRef};
 
 /// Packages whose types come from `prost-types` instead of being generated.
 pub const WELL_KNOWN_PACKAGE: &str = "google.protobuf";
 
-/// Lowers every file of `pool` except the well-known types.
-pub fn lower(pool: &DescriptorPool) -> Api {
+/// Lowers every file of `pool` except the well-known types. Errors (an HTTP binding that cannot
+/// work, say) name the file as the pool knows it (relative to its include directory).
+pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
     let http_ext = pool.get_extension_by_name("google.api.http");
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     let mut proto_files = Vec::new();
@@ -27,44 +31,46 @@ pub fn lower(pool: &DescriptorPool) -> Api {
         package.files.push(file.name().to_owned());
         package.type_names.extend(file.messages().map(|m| m.name().to_owned()));
         package.type_names.extend(file.enums().map(|e| e.name().to_owned()));
-        let comments = Comments::of(&file);
+        let comments = SourceInfo::of(&file);
         for (service_index, service) in file.services().enumerate() {
             let service_index = service_index as i32;
             let sdp = service.service_descriptor_proto();
-            let methods = service
-                .methods()
-                            .enumerate()
-                .map(|(method_index, m)| {
-                    let mdp = m.method_descriptor_proto();
-                    let options = mdp.options.clone().unwrap_or_default();
-                    Method {
-                        name: m.name().to_owned(),
-                        docs: comments.get(&[6, service_index, 2, method_index as i32]),
-                        shape: match (m.is_client_streaming(), m.is_server_streaming()) {
-                            (false, false) => CallShape::Unary,
-                            (false, true) => CallShape::ServerStreaming,
-                            (true, false) => CallShape::ClientStreaming,
-                            (true, true) => CallShape::BidiStreaming,
-                        },
-                        input: type_ref(&m.input()),
-                        output: type_ref(&m.output()),
-                        deprecated: options.deprecated(),
-                        idempotency: match options.idempotency_level() {
-                            IdempotencyLevel::NoSideEffects => Idempotency::NoSideEffects,
-                            IdempotencyLevel::Idempotent => Idempotency::Idempotent,
-                            IdempotencyLevel::IdempotencyUnknown => Idempotency::Unknown,
-                        },
-                        bindings: Bindings {
-                            http: http_ext
-                                .as_ref()
-                                .filter(|ext| m.options().has_extension(ext))
-                                .map(|ext| http_rules(&m.options().get_extension(ext)))
-                                .unwrap_or_default(),
-                            queue: None,
-                        },
-                    }
-                })
-                .collect();
+            let mut methods = Vec::new();
+            for (method_index, m) in service.methods().enumerate() {
+                let source_path = [6, service_index, 2, method_index as i32];
+                let mdp = m.method_descriptor_proto();
+                let options = mdp.options.clone().unwrap_or_default();
+                let http = http_ext
+                    .as_ref()
+                    .filter(|ext| m.options().has_extension(ext))
+                    .map(|ext| http_rules(&m.options().get_extension(ext)))
+                    .unwrap_or_default();
+                for rule in &http {
+                    check_http_rule(rule, &m.input(), &m.output()).map_err(|message| Error::Spec {
+                        location: comments.location(file.name(), &source_path),
+                        message: format!("method {}: google.api.http: {message}", m.full_name()),
+                    })?;
+                }
+                methods.push(Method {
+                    name: m.name().to_owned(),
+                    docs: comments.get(&source_path),
+                    shape: match (m.is_client_streaming(), m.is_server_streaming()) {
+                        (false, false) => CallShape::Unary,
+                        (false, true) => CallShape::ServerStreaming,
+                        (true, false) => CallShape::ClientStreaming,
+                        (true, true) => CallShape::BidiStreaming,
+                    },
+                    input: type_ref(&m.input()),
+                    output: type_ref(&m.output()),
+                    deprecated: options.deprecated(),
+                    idempotency: match options.idempotency_level() {
+                        IdempotencyLevel::NoSideEffects => Idempotency::NoSideEffects,
+                        IdempotencyLevel::Idempotent => Idempotency::Idempotent,
+                        IdempotencyLevel::IdempotencyUnknown => Idempotency::Unknown,
+                    },
+                    bindings: Bindings { http, queue: None },
+                });
+            }
             package.services.push(Service {
                 package: file.package_name().to_owned(),
                 name: service.name().to_owned(),
@@ -77,7 +83,25 @@ pub fn lower(pool: &DescriptorPool) -> Api {
     for p in packages.values_mut() {
         p.type_names.sort();
     }
-    Api { packages: packages.into_values().collect(), proto_files }
+    Ok(Api { packages: packages.into_values().collect(), proto_files })
+}
+
+/// The checks a REST transport relies on: a verb, a path template starting with `/`, and body
+/// fields that exist.
+fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageDescriptor) -> Result<(), String> {
+    if rule.method.is_empty() {
+        return Err("custom binding without a `kind` (HTTP method)".into());
+    }
+    if !rule.path.starts_with('/') {
+        return Err(format!("path template {:?} must start with `/`", rule.path));
+    }
+    if !rule.body.is_empty() && rule.body != "*" && input.get_field_by_name(&rule.body).is_none() {
+        return Err(format!("body {:?} is not a field of {}", rule.body, input.full_name()));
+    }
+    if !rule.response_body.is_empty() && output.get_field_by_name(&rule.response_body).is_none() {
+        return Err(format!("response_body {:?} is not a field of {}", rule.response_body, output.full_name()));
+    }
+    Ok(())
 }
 
 fn type_ref(m: &MessageDescriptor) -> TypeRef {
@@ -129,23 +153,35 @@ fn http_rule(rule: &DynamicMessage) -> Option<HttpRule> {
     None
 }
 
-/// Leading comments of a file's elements, by source path.
-struct Comments(HashMap<Vec<i32>, String>);
+/// Leading comments and positions of a file's elements, by source path.
+struct SourceInfo {
+    comments: HashMap<Vec<i32>, String>,
+    spans: HashMap<Vec<i32>, Vec<i32>>,
+}
 
-impl Comments {
+impl SourceInfo {
     fn of(file: &FileDescriptor) -> Self {
         let info = file.file_descriptor_proto().source_code_info.clone().unwrap_or_default();
-        Comments(
-            info.location
-                .into_iter()
-                .filter_map(|l| l.leading_comments.map(|c| (l.path, c)))
-                .collect(),
-        )
+        let mut out = SourceInfo { comments: HashMap::new(), spans: HashMap::new() };
+        for l in info.location {
+            if let Some(c) = l.leading_comments {
+                out.comments.insert(l.path.clone(), c);
+            }
+            out.spans.entry(l.path).or_insert(l.span);
+        }
+        out
+    }
+
+    /// Where the element at `path` starts (1-based), or the file's start.
+    fn location(&self, file: &str, path: &[i32]) -> Location {
+        let span = self.spans.get(path).map(Vec::as_slice).unwrap_or_default();
+        let at = |i: usize| span.get(i).map_or(1, |&v| v as usize + 1);
+        Location { file: PathBuf::from(file), line: at(0), column: at(1) }
     }
 
     /// Comment lines with the common `" "` after `//` removed and blank edges trimmed.
     fn get(&self, path: &[i32]) -> Vec<String> {
-        let Some(text) = self.0.get(path) else { return Vec::new() };
+        let Some(text) = self.comments.get(path) else { return Vec::new() };
         let lines: Vec<String> =
             text.lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end().to_owned()).collect();
         let start = lines.iter().position(|l| !l.is_empty()).unwrap_or(lines.len());

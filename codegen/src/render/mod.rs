@@ -39,8 +39,8 @@ struct MethodView {
 /// Renders every service of `package` as declarative `#[switchboard::service]` traits.
 pub fn services(package: &Package) -> Result<String, Error> {
     let mut out = String::new();
-    for service in &package.services {
-        let view = service_view(package, service);
+    for (service, trait_ident) in package.services.iter().zip(trait_idents(package)) {
+        let view = service_view(package, service, trait_ident);
         let text = view.render().map_err(|e| Error::Render {
             template: "service.rs.txt",
             subject: format!("service {}", service.name),
@@ -62,34 +62,59 @@ pub(crate) fn check_parses(template: &'static str, subject: &str, text: &str) ->
     })
 }
 
-/// The trait's Rust name: the service name, suffixed with `Service` while it would collide with a
-/// type of the package or with the `<Trait>Server` / `<Trait>Client` the macro adds.
-fn trait_ident(package: &Package, service: &Service) -> String {
-    let taken = |name: &str| {
-        package.type_names.iter().any(|t| {
-            let t = ident::upper_camel(t);
-            t == name || t == format!("{name}Server") || t == format!("{name}Client")
-        })
-    };
-    let mut name = ident::upper_camel(&service.name);
-    while taken(&name) {
-        name.push_str("Service");
+/// Rust names of a package's service traits, in declaration order: the service name, suffixed
+/// with `Service` while it would collide with a type of the package, with an earlier trait, or
+/// with the `<Trait>Server` / `<Trait>Client` the macro adds for either.
+fn trait_idents(package: &Package) -> Vec<String> {
+    let mut taken: Vec<String> = package.type_names.iter().map(|t| ident::upper_camel(t)).collect();
+    let mut out = Vec::new();
+    for service in &package.services {
+        let mut name = ident::upper_camel(&service.name);
+        let clashes = |n: &str, taken: &[String]| {
+            [n.to_owned(), format!("{n}Server"), format!("{n}Client")].iter().any(|c| taken.contains(c))
+        };
+        while clashes(&name, &taken) {
+            name.push_str("Service");
+        }
+        taken.extend([name.clone(), format!("{name}Server"), format!("{name}Client")]);
+        out.push(name);
     }
-    name
+    out
 }
 
-fn service_view(package: &Package, service: &Service) -> ServiceView {
+fn service_view(package: &Package, service: &Service, trait_ident: String) -> ServiceView {
+    let mut used = Vec::new();
     ServiceView {
         docs: doc_lines(&service.docs),
         deprecated: service.deprecated,
         package: format!("{:?}", service.package),
         name: format!("{:?}", service.name),
-        trait_ident: trait_ident(package, service),
-        methods: service.methods.iter().map(|m| method_view(&package.name, m)).collect(),
+        trait_ident,
+        methods: service.methods.iter().map(|m| method_view(&package.name, m, &mut used)).collect(),
     }
 }
 
-fn method_view(package: &str, m: &Method) -> MethodView {
+/// Names the macro gives client methods itself (mirrors `switchboard-macros`): an RPC with one
+/// of these names gets an `_rpc` suffix on the client.
+const CLIENT_RESERVED: &[&str] = &[
+    "new", "connect", "with_origin", "send_compressed", "accept_compressed",
+    "max_decoding_message_size", "max_encoding_message_size", "clone", "fmt", "eq", "ne",
+];
+
+/// A method's Rust name, unique within its trait and on the client (`GetFoo` and `getFoo` both
+/// snake-case to `get_foo`; the second becomes `get_foo_`).
+fn method_ident(name: &str, used: &mut Vec<String>) -> String {
+    let client = |i: &str| if CLIENT_RESERVED.contains(&i) { format!("{i}_rpc") } else { i.to_owned() };
+    let mut candidate = ident::snake(name);
+    while used.contains(&candidate) || used.contains(&client(&candidate)) {
+        candidate.push('_');
+    }
+    used.push(client(&candidate));
+    used.push(candidate.clone());
+    candidate
+}
+
+fn method_view(package: &str, m: &Method, used: &mut Vec<String>) -> MethodView {
     let input = ident::type_path(package, &m.input);
     let output = ident::type_path(package, &m.output);
     let (request, response) = match m.shape {
@@ -124,7 +149,7 @@ fn method_view(package: &str, m: &Method) -> MethodView {
         docs: doc_lines(&m.docs),
         deprecated: m.deprecated,
         rpc_args: args.join(", "),
-        ident: ident::snake(&m.name),
+        ident: method_ident(&m.name, used),
         request,
         response,
     }
@@ -133,16 +158,27 @@ fn method_view(package: &str, m: &Method) -> MethodView {
 /// Spec comments → rustdoc lines that never become doctests: fences are marked `text` and
 /// indentation (which Markdown would read as a code block) is dropped outside fences.
 fn doc_lines(lines: &[String]) -> Vec<String> {
-    let mut in_fence = false;
+    // The fence that opened the current code block (``` or ~~~, three or more), if any.
+    let mut fence: Option<String> = None;
     lines
         .iter()
         .map(|line| {
             let trimmed = line.trim_start();
-            if let Some(lang) = trimmed.strip_prefix("```") {
-                in_fence = !in_fence;
-                return if in_fence { format!("```text{}", if lang.is_empty() { "" } else { "," }) + lang } else { "```".into() };
+            let marker: String = trimmed.chars().take_while(|&c| c == '`' || c == '~').collect();
+            let is_fence = marker.len() >= 3 && marker.chars().all(|c| c == marker.chars().next().unwrap_or('`'));
+            match &fence {
+                None if is_fence => {
+                    let lang = trimmed[marker.len()..].trim();
+                    fence = Some(marker.clone());
+                    if lang.is_empty() { format!("{marker}text") } else { format!("{marker}text,{lang}") }
+                }
+                Some(open) if is_fence && marker.starts_with(open.as_str()) && trimmed[marker.len()..].trim().is_empty() => {
+                    fence = None;
+                    marker
+                }
+                Some(_) => line.clone(),
+                None => trimmed.to_owned(),
             }
-            if in_fence { line.clone() } else { trimmed.to_owned() }
         })
         .collect()
 }
@@ -153,12 +189,29 @@ mod tests {
 
     #[test]
     fn docs_never_become_doctests() {
-        let lines: Vec<String> = ["Example:", "", "    let x = 1;", "```", "code", "```", "```js", "x()", "```"]
-            .map(String::from)
-            .to_vec();
+        let lines: Vec<String> =
+            ["Example:", "", "    let x = 1;", "```", "code", "```", "```js", "x()", "```", "~~~", "y()", "~~~", "````", "```", "````"]
+                .map(String::from)
+                .to_vec();
         assert_eq!(
             doc_lines(&lines),
-            ["Example:", "", "let x = 1;", "```text", "code", "```", "```text,js", "x()", "```"]
+            ["Example:", "", "let x = 1;", "```text", "code", "```", "```text,js", "x()", "```", "~~~text", "y()", "~~~", "````text", "```", "````"]
         );
+    }
+
+    #[test]
+    fn colliding_names_get_suffixes() {
+        use crate::ir::{Package, Service};
+        let service = |name: &str| Service { package: "p".into(), name: name.into(), docs: vec![], deprecated: false, methods: vec![] };
+        let package = Package {
+            name: "p".into(),
+            files: vec![],
+            type_names: vec!["Store".into()],
+            services: vec![service("Store"), service("StoreService"), service("Foo"), service("FooClient")],
+        };
+        assert_eq!(trait_idents(&package), ["StoreService", "StoreServiceService", "Foo", "FooClientService"]);
+        let mut used = Vec::new();
+        let names: Vec<String> = ["GetFoo", "getFoo", "New", "NewRpc"].iter().map(|n| method_ident(n, &mut used)).collect();
+        assert_eq!(names, ["get_foo", "get_foo_", "new", "new_rpc_"]);
     }
 }

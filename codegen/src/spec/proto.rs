@@ -15,6 +15,14 @@ pub struct ProtoSpec {
     pub pool: DescriptorPool,
     /// Files on disk that were read (for `cargo:rerun-if-changed`); built-ins are not listed.
     pub inputs: Vec<PathBuf>,
+    includes: Vec<PathBuf>,
+}
+
+impl ProtoSpec {
+    /// The file on disk for a name relative to an include directory (as errors should show it).
+    pub fn disk_path(&self, name: &Path) -> PathBuf {
+        self.includes.iter().map(|i| i.join(name)).find(|p| p.is_file()).unwrap_or_else(|| name.to_path_buf())
+    }
 }
 
 /// Parses and checks `files` (paths inside one of `includes`, or names relative to one).
@@ -35,7 +43,7 @@ pub fn load(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result
         compiler.open_file(file).map_err(|e| convert(e, &includes, &file.display().to_string()))?;
     }
     let inputs = compiler.files().filter_map(|f| f.path().map(Path::to_path_buf)).collect();
-    Ok(ProtoSpec { pool: compiler.descriptor_pool(), inputs })
+    Ok(ProtoSpec { pool: compiler.descriptor_pool(), inputs, includes })
 }
 
 /// Turns a protox diagnostic into `file:line:col: message`.

@@ -107,6 +107,8 @@ fn request_stream<Req: Send + 'static>(request: Request<tonic::Streaming<Req>>) 
             cancellation.is_cancelled().then(|| Status::cancelled("the caller cancelled the call"))
         })
         .filter_map(|e| async move { e.map(Err) });
+        // An over-limit message is RESOURCE_EXHAUSTED (gRPC spec), not tonic's OUT_OF_RANGE.
+        let messages = messages.map(|m| m.map_err(super::client::normalize));
         Streaming::new(messages.chain(end))
     })
 }

@@ -89,8 +89,8 @@ impl<D: Dispatch> GrpcServer<D> {
         self
     }
 
-    /// Largest response message sent (default unlimited); larger ones fail the call with
-    /// `RESOURCE_EXHAUSTED`.
+    /// Largest response message sent (default unlimited); a larger one fails the call (tonic
+    /// reports `OUT_OF_RANGE` in the trailers; switchboard clients see `RESOURCE_EXHAUSTED`).
     pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.config).max_encoding_message_size = Some(limit);
         self
@@ -167,21 +167,30 @@ impl Future for ResponseFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut response = match this.inner.as_mut().poll(cx) {
-            Poll::Ready(r) => r,
+        let (mut response, expired) = match this.inner.as_mut().poll(cx) {
+            Poll::Ready(r) => (r, false),
             Poll::Pending => {
                 let expired = this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
                 if !expired {
                     return Poll::Pending;
                 }
-                Status::deadline_exceeded("deadline exceeded").into_http()
+                (Status::deadline_exceeded("deadline exceeded").into_http(), true)
             }
         };
-        // Only a trailers-only response (empty body) carries its status in the headers.
+        let mut guard = this.guard.take().unwrap_or_else(CancelOnDrop::disarmed);
+        // A trailers-only response (empty body: an error, status in the headers) is complete as
+        // it stands; hyper sends it without ever polling the body.
         if response.body().is_end_stream() {
             fix_size_limit_status(response.headers_mut());
+            if !expired {
+                guard.disarm();
+            }
         }
-        let guard = this.guard.take().unwrap_or_else(CancelOnDrop::disarmed);
+        if expired {
+            // The handler's future is dropped here: the call is over for it.
+            drop(guard);
+            guard = CancelOnDrop::disarmed();
+        }
         let deadline = this.deadline.take();
         Poll::Ready(Ok(response.map(|inner| GrpcResponseBody { inner, guard, deadline, ended: false })))
     }
