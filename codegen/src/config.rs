@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::emit::{self, GeneratedFile};
 use crate::error::Error;
+use crate::ir::Api;
+use crate::spec::proto::ProtoSpec;
 use crate::{lower, spec};
 
 /// How to generate code. Start with [`Config::new`], adjust, then [`Config::compile`].
@@ -94,11 +96,39 @@ impl Config {
         Ok(self.generate_with_inputs(protos, includes)?.0)
     }
 
+    /// The OpenAPI 3.1 document (pretty JSON) of every service declared in `protos` (services of
+    /// imported files are left out); the schemas of every type they use are included.
+    ///
+    /// ```no_run
+    /// let json = switchboard_codegen::Config::new().openapi(&["library/v1/library.proto"], &["proto"])?;
+    /// std::fs::write("openapi.json", json)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn openapi(&self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<String, Error> {
+        let (api, spec) = self.lower(protos, includes)?;
+        let services: Vec<&crate::ir::Service> = api
+            .packages
+            .iter()
+            .flat_map(|p| &p.services)
+            .filter(|s| spec.roots.contains(&s.file))
+            .collect();
+        let document = crate::openapi::document(&api, &services);
+        let mut text = serde_json::to_string_pretty(&document).map_err(|e| Error::Config(e.to_string()))?;
+        text.push('\n');
+        Ok(text)
+    }
+
     fn generate_with_inputs(
         &self,
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> Result<(Vec<GeneratedFile>, Vec<PathBuf>), Error> {
+        let (api, spec) = self.lower(protos, includes)?;
+        Ok((emit::files(&api)?, spec.inputs))
+    }
+
+    /// Reads and lowers `protos`; spec errors name files as they are on disk.
+    fn lower(&self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(Api, ProtoSpec), Error> {
         for p in protos {
             let p = p.as_ref();
             if p.extension().and_then(|e| e.to_str()) != Some("proto") {
@@ -116,6 +146,6 @@ impl Config {
             }
             other => other,
         })?;
-        Ok((emit::files(&api)?, spec.inputs))
+        Ok((api, spec))
     }
 }

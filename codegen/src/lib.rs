@@ -9,6 +9,7 @@
 //! lower/   descriptors ──▶ ir::Api (plain data: packages, services, methods, bindings)
 //! ident    spec names ──▶ Rust names and paths (the only naming rules)
 //! render/  ir ──askama templates/──▶ `#[switchboard::service]` traits; prost-build ──▶ messages
+//!          ir ──render/openapi──▶ OpenAPI 3.1 documents (serde_json values)
 //! emit     pieces ──syn + prettyplease──▶ files with @generated headers, written if changed
 //! ```
 //!
@@ -25,5 +26,6 @@ mod render;
 pub mod spec;
 
 pub use config::Config;
+pub use render::openapi;
 pub use emit::{write, GeneratedFile};
 pub use error::{Error, Location};

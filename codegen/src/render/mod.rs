@@ -3,6 +3,7 @@
 //! that a template bug is reported against the template that produced it.
 
 mod messages;
+pub mod openapi;
 mod tree;
 
 use askama::Template;
@@ -202,7 +203,7 @@ mod tests {
     #[test]
     fn colliding_names_get_suffixes() {
         use crate::ir::{Package, Service};
-        let service = |name: &str| Service { package: "p".into(), name: name.into(), docs: vec![], deprecated: false, methods: vec![] };
+        let service = |name: &str| Service { package: "p".into(), file: "p.proto".into(), name: name.into(), docs: vec![], deprecated: false, methods: vec![] };
         let package = Package {
             name: "p".into(),
             files: vec![],

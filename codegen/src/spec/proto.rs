@@ -15,6 +15,8 @@ pub struct ProtoSpec {
     pub pool: DescriptorPool,
     /// Files on disk that were read (for `cargo:rerun-if-changed`); built-ins are not listed.
     pub inputs: Vec<PathBuf>,
+    /// Names (relative to their include directory) of the files asked for, imports left out.
+    pub roots: Vec<String>,
     includes: Vec<PathBuf>,
 }
 
@@ -43,7 +45,8 @@ pub fn load(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result
         compiler.open_file(file).map_err(|e| convert(e, &includes, &file.display().to_string()))?;
     }
     let inputs = compiler.files().filter_map(|f| f.path().map(Path::to_path_buf)).collect();
-    Ok(ProtoSpec { pool: compiler.descriptor_pool(), inputs, includes })
+    let roots = compiler.files().filter(|f| !f.is_import()).map(|f| f.name().to_owned()).collect();
+    Ok(ProtoSpec { pool: compiler.descriptor_pool(), inputs, roots, includes })
 }
 
 /// Turns a protox diagnostic into `file:line:col: message`.

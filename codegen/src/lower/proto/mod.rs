@@ -1,13 +1,17 @@
-//! Protobuf descriptors → IR.
+//! Protobuf descriptors → IR: services and their bindings here, message and enum definitions in
+//! [`types`], comments and positions in [`source`].
 
-use std::collections::{BTreeMap, HashMap};
+mod source;
+mod types;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, FileDescriptor, MessageDescriptor, Value};
+use std::collections::BTreeMap;
+
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
 use prost_types::method_options::IdempotencyLevel;
 
-use std::path::PathBuf;
+use crate::error::Error;
+use source::SourceInfo;
 
-use crate::error::{Error, Location};
 use crate::ir::{Api, Bindings, CallShape, HttpRule, Idempotency, Method, Package, Service, TypeRef};
 
 /// Packages whose types come from `prost-types` instead of being generated.
@@ -19,8 +23,11 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
     let http_ext = pool.get_extension_by_name("google.api.http");
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     let mut proto_files = Vec::new();
+    let (mut messages, mut enums) = (Vec::new(), Vec::new());
     for file in pool.files() {
         proto_files.push(file.file_descriptor_proto().clone());
+        let comments = SourceInfo::of(&file);
+        types::lower_file(&file, &comments, &mut messages, &mut enums);
         if file.package_name() == WELL_KNOWN_PACKAGE {
             continue;
         }
@@ -31,7 +38,6 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
         package.files.push(file.name().to_owned());
         package.type_names.extend(file.messages().map(|m| m.name().to_owned()));
         package.type_names.extend(file.enums().map(|e| e.name().to_owned()));
-        let comments = SourceInfo::of(&file);
         for (service_index, service) in file.services().enumerate() {
             let service_index = service_index as i32;
             let sdp = service.service_descriptor_proto();
@@ -73,6 +79,7 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
             }
             package.services.push(Service {
                 package: file.package_name().to_owned(),
+                file: file.name().to_owned(),
                 name: service.name().to_owned(),
                 docs: comments.get(&[6, service_index]),
                 deprecated: sdp.options.as_ref().is_some_and(|o| o.deprecated()),
@@ -83,7 +90,7 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
     for p in packages.values_mut() {
         p.type_names.sort();
     }
-    Ok(Api { packages: packages.into_values().collect(), proto_files })
+    Ok(Api { packages: packages.into_values().collect(), proto_files, messages, enums })
 }
 
 /// The checks a REST transport relies on: a verb, a path template starting with `/`, and body
@@ -105,14 +112,7 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
 }
 
 fn type_ref(m: &MessageDescriptor) -> TypeRef {
-    let mut parents = Vec::new();
-    let mut parent = m.parent_message();
-    while let Some(p) = parent {
-        parents.push(p.name().to_owned());
-        parent = p.parent_message();
-    }
-    parents.reverse();
-    TypeRef { package: m.package_name().to_owned(), parents, name: m.name().to_owned() }
+    types::type_ref(m.package_name(), m.parent_message(), m.name())
 }
 
 /// Reads a `google.api.HttpRule` and its `additional_bindings` (one level, as the spec says).
@@ -153,39 +153,3 @@ fn http_rule(rule: &DynamicMessage) -> Option<HttpRule> {
     None
 }
 
-/// Leading comments and positions of a file's elements, by source path.
-struct SourceInfo {
-    comments: HashMap<Vec<i32>, String>,
-    spans: HashMap<Vec<i32>, Vec<i32>>,
-}
-
-impl SourceInfo {
-    fn of(file: &FileDescriptor) -> Self {
-        let info = file.file_descriptor_proto().source_code_info.clone().unwrap_or_default();
-        let mut out = SourceInfo { comments: HashMap::new(), spans: HashMap::new() };
-        for l in info.location {
-            if let Some(c) = l.leading_comments {
-                out.comments.insert(l.path.clone(), c);
-            }
-            out.spans.entry(l.path).or_insert(l.span);
-        }
-        out
-    }
-
-    /// Where the element at `path` starts (1-based), or the file's start.
-    fn location(&self, file: &str, path: &[i32]) -> Location {
-        let span = self.spans.get(path).map(Vec::as_slice).unwrap_or_default();
-        let at = |i: usize| span.get(i).map_or(1, |&v| v as usize + 1);
-        Location { file: PathBuf::from(file), line: at(0), column: at(1) }
-    }
-
-    /// Comment lines with the common `" "` after `//` removed and blank edges trimmed.
-    fn get(&self, path: &[i32]) -> Vec<String> {
-        let Some(text) = self.comments.get(path) else { return Vec::new() };
-        let lines: Vec<String> =
-            text.lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end().to_owned()).collect();
-        let start = lines.iter().position(|l| !l.is_empty()).unwrap_or(lines.len());
-        let end = lines.iter().rposition(|l| !l.is_empty()).map_or(start, |i| i + 1);
-        lines[start..end].to_vec()
-    }
-}
