@@ -6,7 +6,7 @@ use heck::{ToSnakeCase, ToUpperCamelCase};
 use crate::ir::TypeRef;
 
 /// Where the well-known types live, as seen from generated code.
-pub const PROST_TYPES: &str = "::switchboard::prost_types";
+pub const PROST_TYPES: &str = "::switchboard::wkt";
 /// Where prost lives, as seen from generated code.
 pub const PROST: &str = "::switchboard::__private::prost";
 

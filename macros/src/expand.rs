@@ -28,11 +28,18 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     }
     let descriptor = descriptor(&item, &service);
     let grpc = grpc(&item, &service);
+    let rest = if service.args.rest { rest(&item, &service) } else { TokenStream::new() };
+    let vis = item.vis.clone();
+    let marker = marker_ident(&item);
     let item = rewrite_trait(item);
     quote! {
         #item
         #descriptor
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #marker<__SbHandler>(::core::marker::PhantomData<fn() -> __SbHandler>);
         ::switchboard::__if_grpc! { #grpc }
+        ::switchboard::__if_rest! { #rest }
     }
 }
 
@@ -77,6 +84,11 @@ fn full_name(s: &Service, item: &ItemTrait) -> String {
     if s.args.package.is_empty() { name } else { format!("{}.{}", s.args.package, name) }
 }
 
+/// The hidden type that implements every transport's dispatch trait for `<Trait>`.
+fn marker_ident(item: &ItemTrait) -> syn::Ident {
+    format_ident!("__{}Dispatch", item.ident)
+}
+
 fn descriptor_ident(item: &ItemTrait) -> syn::Ident {
     format_ident!("{}_DESCRIPTOR", item.ident.to_string().to_shouty_snake_case())
 }
@@ -113,12 +125,17 @@ fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
             }
         }
     });
+    let openapi = match &s.args.openapi {
+        Some(expr) => quote!(::core::option::Option::Some(#expr)),
+        None => quote!(::core::option::Option::None),
+    };
     let doc = format!("Static description of the `{full}` service, read by every transport.");
     quote! {
         #[doc = #doc]
         #vis static #ident: ::switchboard::ServiceDescriptor = ::switchboard::ServiceDescriptor {
             package: #package, name: #name, full_name: #full,
             methods: &[#(#methods),*],
+            openapi: #openapi,
         };
     }
 }
@@ -127,7 +144,7 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
     let vis = &item.vis;
     let trait_ident = &item.ident;
     let full = full_name(s, item);
-    let marker = format_ident!("__{}Grpc", trait_ident);
+    let marker = marker_ident(item);
     let server = format_ident!("{}Server", trait_ident);
     let client = format_ident!("{}Client", trait_ident);
     let desc = descriptor_ident(item);
@@ -139,10 +156,6 @@ fn grpc(item: &ItemTrait, s: &Service) -> TokenStream {
     let client_doc = format!("Calls `{full}` over gRPC. `C` is any HTTP/2 tower service, e.g. a `Channel` wrapped in layers.");
 
     quote! {
-        #[doc(hidden)]
-        #[allow(non_camel_case_types)]
-        #vis struct #marker<__SbHandler>(::core::marker::PhantomData<fn() -> __SbHandler>);
-
         #[allow(deprecated)]
         impl<__SbHandler: #trait_ident> #p::grpc::Dispatch for #marker<__SbHandler> {
             type Handler = __SbHandler;
@@ -240,6 +253,7 @@ fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream
 pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "new", "connect", "with_origin", "send_compressed", "accept_compressed",
     "max_decoding_message_size", "max_encoding_message_size",
+    "timeout", "with_client",
     // Trait methods method-call syntax would pick before an inherent method of the same name.
     "clone", "fmt", "eq", "ne",
 ];
@@ -288,6 +302,126 @@ fn client_method(full: &str, m: &Method) -> TokenStream {
         #deprecated
         pub async fn #ident(&mut self, #param) -> ::core::result::Result<#ret, ::switchboard::Status> {
             #call.await
+        }
+    }
+}
+
+fn rest(item: &ItemTrait, s: &Service) -> TokenStream {
+    let vis = &item.vis;
+    let trait_ident = &item.ident;
+    let full = full_name(s, item);
+    let marker = marker_ident(item);
+    let server = format_ident!("{}RestServer", trait_ident);
+    let client = format_ident!("{}RestClient", trait_ident);
+    let desc = descriptor_ident(item);
+    let p = quote!(::switchboard::__private);
+    let arms = s.methods.iter().enumerate().map(|(i, m)| {
+        let ident = &m.ident;
+        let req_ty = &m.request_ty;
+        let glue = glue_ident(m.shape);
+        quote_spanned! {m.ident.span()=>
+            #i => {
+                let handler = ::core::clone::Clone::clone(handler);
+                #p::rest::#glue(call, move |r: #req_ty| async move {
+                    <__SbHandler as #trait_ident>::#ident(&*handler, r).await
+                })
+            }
+        }
+    });
+    let client_methods = s.methods.iter().enumerate().map(|(i, m)| rest_client_method(&desc, i, m));
+    let server_doc = format!(
+        "Serves any [`{trait_ident}`] implementation over REST (JSON): `{full}`'s HTTP bindings, \
+         or `POST /{full}/<Method>` for methods without one."
+    );
+    let client_doc = format!("Calls `{full}` over REST (HTTP/1.1 + JSON), with the same methods as the gRPC client.");
+    quote! {
+        #[allow(deprecated)]
+        impl<__SbHandler: #trait_ident> #p::rest::Dispatch for #marker<__SbHandler> {
+            type Handler = __SbHandler;
+            fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
+            fn dispatch(
+                handler: &#p::Arc<__SbHandler>,
+                call: #p::rest::Call,
+            ) -> #p::BoxFuture<'static, #p::rest::HttpResponse> {
+                match call.method_index() {
+                    #(#arms)*
+                    _ => #p::rest::unimplemented(call),
+                }
+            }
+        }
+
+        #[doc = #server_doc]
+        #vis type #server<H> = ::switchboard::rest::RestServer<#marker<H>>;
+
+        #[doc = #client_doc]
+        #[derive(Debug, Clone)]
+        #vis struct #client {
+            inner: ::switchboard::rest::RestClient,
+        }
+
+        #[allow(deprecated)]
+        impl #client {
+            /// A client for the server at `base_url`, e.g. `"http://127.0.0.1:8080"`.
+            pub fn new(base_url: &str) -> ::core::result::Result<Self, ::switchboard::rest::InvalidBaseUrl> {
+                ::core::result::Result::Ok(Self { inner: ::switchboard::rest::RestClient::new(base_url)? })
+            }
+            /// A client over a configured [`RestClient`](::switchboard::rest::RestClient).
+            pub fn with_client(inner: ::switchboard::rest::RestClient) -> Self {
+                Self { inner }
+            }
+            /// Fails calls that take longer than `timeout` with DEADLINE_EXCEEDED.
+            pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.inner = self.inner.timeout(timeout);
+                self
+            }
+            #(#client_methods)*
+        }
+    }
+}
+
+fn glue_ident(shape: Shape) -> syn::Ident {
+    format_ident!("{}", match shape {
+        Shape::Unary => "unary",
+        Shape::ServerStreaming => "server_streaming",
+        Shape::ClientStreaming => "client_streaming",
+        Shape::Bidi => "streaming",
+    })
+}
+
+fn rest_client_method(desc: &syn::Ident, index: usize, m: &Method) -> TokenStream {
+    let ident = client_ident(&m.ident);
+    let input = &m.input;
+    let output = &m.output;
+    let doc = format!("Calls `{}` over REST.", m.wire_name);
+    let deprecated = m.deprecated.then(|| quote!(#[deprecated]));
+    let glue = glue_ident(m.shape);
+    let (param, convert, ret) = match m.shape {
+        Shape::Unary => (
+            quote!(request: impl ::switchboard::IntoRequest<#input>),
+            quote!(::switchboard::IntoRequest::into_request(request)),
+            quote!(::switchboard::Response<#output>),
+        ),
+        Shape::ServerStreaming => (
+            quote!(request: impl ::switchboard::IntoRequest<#input>),
+            quote!(::switchboard::IntoRequest::into_request(request)),
+            quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
+        ),
+        Shape::ClientStreaming => (
+            quote!(request: impl ::switchboard::IntoStreamingRequest<Message = #input>),
+            quote!(::switchboard::__private::rest::streaming_request(::switchboard::IntoStreamingRequest::into_streaming_request(request))),
+            quote!(::switchboard::Response<#output>),
+        ),
+        Shape::Bidi => (
+            quote!(request: impl ::switchboard::IntoStreamingRequest<Message = #input>),
+            quote!(::switchboard::__private::rest::streaming_request(::switchboard::IntoStreamingRequest::into_streaming_request(request))),
+            quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
+        ),
+    };
+    quote! {
+        #[doc = #doc]
+        #deprecated
+        pub async fn #ident(&mut self, #param) -> ::core::result::Result<#ret, ::switchboard::Status> {
+            self.inner.#glue(&#desc.methods[#index], #convert).await
         }
     }
 }

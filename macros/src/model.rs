@@ -35,11 +35,15 @@ impl Errors {
 pub struct ServiceArgs {
     pub package: String,
     pub name: Option<String>,
+    /// `openapi = PATH`: a `&'static str` constant holding the service's OpenAPI document.
+    pub openapi: Option<syn::Expr>,
+    /// `rest = false` turns the REST server and client off (message types without serde impls).
+    pub rest: bool,
 }
 
 impl ServiceArgs {
     pub fn parse(args: proc_macro2::TokenStream, errors: &mut Errors) -> Self {
-        let mut out = ServiceArgs { package: String::new(), name: None };
+        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, rest: true };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("package") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -54,8 +58,15 @@ impl ServiceArgs {
                     return Err(syn::Error::new(lit.span(), "service name must be an identifier"));
                 }
                 out.name = Some(lit.value());
+            } else if meta.path.is_ident("openapi") {
+                out.openapi = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("rest") {
+                let lit: syn::LitBool = meta.value()?.parse()?;
+                out.rest = lit.value;
             } else {
-                return Err(meta.error("unknown service argument; expected `package = \"...\"` or `name = \"...\"`"));
+                return Err(meta.error(
+                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST` or `rest = false`",
+                ));
             }
             Ok(())
         });

@@ -83,6 +83,9 @@ pub struct ServiceDescriptor {
     pub full_name: &'static str,
     /// Methods in declaration order.
     pub methods: &'static [MethodDescriptor],
+    /// The service's OpenAPI 3.1 document (JSON), when the code generator derived one from the
+    /// spec; the REST server serves it at `/openapi.json`.
+    pub openapi: Option<&'static str>,
 }
 
 impl ServiceDescriptor {

@@ -50,6 +50,12 @@ mod streaming;
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "rest")]
+pub mod rest;
+#[cfg(all(feature = "grpc", feature = "rest"))]
+mod serve;
+#[cfg(all(feature = "grpc", feature = "rest"))]
+pub use serve::Server;
 
 pub use context::{Cancellation, Deadline, RequestExt, Trailers};
 pub use descriptor::{CallShape, HttpRule, Idempotency, MethodDescriptor, ServiceDescriptor};
@@ -66,10 +72,21 @@ pub use futures_util::stream;
 /// `#[derive(switchboard::prost::Message)] #[prost(prost_path = "::switchboard::prost")]`.
 pub use prost;
 
-/// The protobuf well-known types (`Timestamp`, `Duration`, `Struct`, …) that generated messages
-/// and handler signatures use. (prost-build writes paths to them with every segment
-/// snake-cased, so they cannot live under the hidden `__private` module.)
-pub use prost_types;
+/// The protobuf well-known types (`Timestamp`, `Duration`, `FieldMask`, `Struct`, `Any`, …) that
+/// generated messages and handler signatures use: prost messages with proto3 JSON serde impls
+/// (pbjson-types). (prost-build writes paths to them with every segment snake-cased, so they
+/// cannot live under the hidden `__private` module.)
+pub use pbjson_types as wkt;
+
+/// serde, for the JSON mapping of hand-written (code-first) message types, which the REST
+/// transport needs: `#[derive(switchboard::serde::Serialize, switchboard::serde::Deserialize)]
+/// #[serde(crate = "switchboard::serde", rename_all = "camelCase")]` (or
+/// `#[switchboard::service(rest = false)]` to serve gRPC only).
+pub use serde;
+
+/// Dates and times (chrono): `wkt::Timestamp` converts from and to `chrono::DateTime<Utc>`,
+/// e.g. `Timestamp::from(switchboard::chrono::Utc::now())`.
+pub use chrono;
 
 /// Compression encodings a server or client can accept or send (`gzip`).
 pub use tonic::codec::CompressionEncoding;
@@ -83,6 +100,10 @@ pub mod __private {
     pub use ::prost_types;
     pub use ::tonic;
     pub use ::tower_service;
+    pub use ::serde;
+    pub use ::serde_json;
+    pub use ::pbjson;
+    pub use ::pbjson_types;
     pub use core::future::Future;
     pub use std::sync::Arc;
     pub use ::futures_util::future::BoxFuture;
@@ -91,6 +112,24 @@ pub mod __private {
     pub use crate::grpc::__glue as grpc;
     #[cfg(feature = "grpc")]
     pub use ::tonic_prost;
+    #[cfg(feature = "rest")]
+    pub use crate::rest::__glue as rest;
+}
+
+/// Expands to its input when the `rest` feature is on (used by `#[service]` expansions).
+#[cfg(feature = "rest")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_rest {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// Expands to nothing: the `rest` feature is off.
+#[cfg(not(feature = "rest"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_rest {
+    ($($t:tt)*) => {};
 }
 
 /// Expands to its input when the `grpc` feature is on (used by `#[service]` expansions).

@@ -12,8 +12,9 @@ use switchboard::{Code, CompressionEncoding, Request, RequestExt, Response, Stat
 use tokio::net::TcpListener;
 use switchboard::grpc::transport::server::TcpIncoming;
 
-#[derive(Clone, PartialEq, switchboard::prost::Message)]
+#[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
 #[prost(prost_path = "::switchboard::prost")]
+#[serde(crate = "switchboard::serde", rename_all = "camelCase", default)]
 pub struct Note {
     #[prost(string, tag = "1")]
     pub text: String,

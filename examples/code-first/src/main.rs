@@ -10,16 +10,18 @@ use switchboard::grpc::transport::Server;
 use switchboard::{Request, Response, Status, Streaming};
 
 /// How much to add.
-#[derive(Clone, PartialEq, switchboard::prost::Message)]
+#[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
 #[prost(prost_path = "::switchboard::prost")]
+#[serde(crate = "switchboard::serde", rename_all = "camelCase", default)]
 pub struct Add {
     #[prost(sint64, tag = "1")]
     pub amount: i64,
 }
 
 /// The counter's value.
-#[derive(Clone, PartialEq, switchboard::prost::Message)]
+#[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
 #[prost(prost_path = "::switchboard::prost")]
+#[serde(crate = "switchboard::serde", rename_all = "camelCase", default)]
 pub struct Value {
     #[prost(sint64, tag = "1")]
     pub value: i64,

@@ -25,7 +25,7 @@ impl Library for Shelf {
         let mut books = self.books.lock().unwrap();
         let mut book = req.into_inner();
         book.id = books.len() as u64 + 1;
-        book.added = Some(std::time::SystemTime::now().into());
+        book.added = Some(switchboard::chrono::Utc::now().into());
         books.insert(book.id, book.clone());
         Ok(Response::new(book))
     }

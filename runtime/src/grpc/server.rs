@@ -65,6 +65,11 @@ impl<D: Dispatch> GrpcServer<D> {
         GrpcServer { handler, config: Arc::default() }
     }
 
+    /// The shared handler (to serve the same one over another transport).
+    pub fn handler(&self) -> &Arc<D::Handler> {
+        &self.handler
+    }
+
     /// The service this server serves.
     pub fn descriptor(&self) -> &'static ServiceDescriptor {
         D::descriptor()

@@ -29,8 +29,8 @@ impl StoreService for Store {
     }
     async fn wait(
         &self,
-        req: Request<switchboard::prost_types::Duration>,
-    ) -> Result<Response<Streaming<switchboard::prost_types::Duration>>, Status> {
+        req: Request<switchboard::wkt::Duration>,
+    ) -> Result<Response<Streaming<switchboard::wkt::Duration>>, Status> {
         let d = req.into_inner();
         Ok(Response::new(Streaming::iter(vec![d, d])))
     }
@@ -63,7 +63,7 @@ async fn keyword_and_colliding_names_work_over_grpc() {
     let doubled = store.new_rpc(Money { currency: "EUR".into(), units: 21 }).await.unwrap().into_inner();
     assert_eq!(doubled.units, 42);
     assert!(store.global(GlobalThing { name: "x".into() }).await.unwrap().into_inner());
-    let d = switchboard::prost_types::Duration { seconds: 3, nanos: 0 };
+    let d = switchboard::wkt::Duration { seconds: 3, nanos: 0 };
     let mut waits = store.wait(d).await.unwrap().into_inner();
     let mut n = 0;
     while let Some(x) = waits.message().await.unwrap() {

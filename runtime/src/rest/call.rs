@@ -1,0 +1,203 @@
+//! One REST call on the server: reading the HTTP request into a message and writing the handler's
+//! answer (or error) back as JSON.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::decode::{self, Node};
+use super::status::{error_json, http_status};
+use super::Body;
+use crate::context::parse_grpc_timeout;
+use crate::{Cancellation, Deadline, MethodDescriptor, Trailers};
+
+/// The HTTP response type of the REST transport.
+pub type HttpResponse = http::Response<Body>;
+
+/// Largest request body read by default (4 MiB, as gRPC's default message limit).
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// A matched request on its way to a handler.
+pub struct Call {
+    pub(crate) parts: http::request::Parts,
+    pub(crate) body: Body,
+    pub(crate) method: &'static MethodDescriptor,
+    pub(crate) method_index: usize,
+    pub(crate) body_field: &'static str,
+    pub(crate) response_body: &'static str,
+    pub(crate) vars: Vec<(String, String)>,
+    pub(crate) max_body: usize,
+}
+
+/// What the handler runs with besides the message.
+pub(crate) struct CallContext {
+    pub(crate) metadata: MetadataMap,
+    pub(crate) extensions: http::Extensions,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancellation: Cancellation,
+    pub(crate) response_body: &'static str,
+    pub(crate) sse: bool,
+}
+
+impl Call {
+    /// Index of the method in the service descriptor (the macro's dispatch switch).
+    pub fn method_index(&self) -> usize {
+        self.method_index
+    }
+
+    /// The method.
+    pub fn method(&self) -> &'static MethodDescriptor {
+        self.method
+    }
+
+    /// Splits off everything but the body and prepares call state.
+    pub(crate) fn context(&mut self) -> CallContext {
+        let headers = std::mem::take(&mut self.parts.headers);
+        let deadline = headers
+            .get("grpc-timeout")
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()))
+            .map(|d| Instant::now() + d);
+        let sse = headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+        let cancellation = Cancellation::new();
+        let mut extensions = std::mem::take(&mut self.parts.extensions);
+        extensions.insert(cancellation.clone());
+        if let Some(d) = deadline {
+            extensions.insert(Deadline(d));
+        }
+        CallContext {
+            metadata: MetadataMap::from_headers(headers),
+            extensions,
+            deadline,
+            cancellation,
+            response_body: self.response_body,
+            sse,
+        }
+    }
+
+    /// Reads the whole body (bounded).
+    pub(crate) async fn read_body(&mut self) -> Result<Bytes, Status> {
+        let body = std::mem::replace(&mut self.body, Body::empty());
+        let limited = http_body_util::Limited::new(body, self.max_body);
+        match limited.collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Status::resource_exhausted(format!(
+                "request body larger than {} bytes",
+                self.max_body
+            ))),
+            Err(e) => Err(Status::cancelled(format!("reading the request body: {e}"))),
+        }
+    }
+
+    /// The request message from body, path and query.
+    pub(crate) fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, Status> {
+        let query = self.parts.uri.query().filter(|q| !q.is_empty() && self.body_field != "*");
+        // The common case: the whole message is the body.
+        if self.body_field == "*" && self.vars.is_empty() {
+            return decode::from_json(if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body });
+        }
+        let mut root = Node::empty();
+        match self.body_field {
+            "" => {}
+            "*" => {
+                if !body.iter().all(u8::is_ascii_whitespace) {
+                    let value = decode::json_value(body)?;
+                    if !value.is_object() {
+                        return Err(Status::invalid_argument("the request body must be a JSON object"));
+                    }
+                    root = Node::Json(value);
+                }
+            }
+            field => {
+                if !body.iter().all(u8::is_ascii_whitespace) {
+                    let value = decode::json_value(body)?;
+                    root.insert(field, Node::Json(value), true).map_err(Status::invalid_argument)?;
+                }
+            }
+        }
+        if let Some(query) = query {
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                if self.body_field != "" && (key == self.body_field || key.starts_with(&format!("{}.", self.body_field))) {
+                    return Err(Status::invalid_argument(format!(
+                        "query parameter `{key}`: field `{}` is the request body",
+                        self.body_field
+                    )));
+                }
+                root.insert(&key, Node::Text(value.into_owned()), false)
+                    .map_err(|e| Status::invalid_argument(format!("query parameter {e}")))?;
+            }
+        }
+        for (field, value) in &self.vars {
+            root.insert(field, Node::Text(value.clone()), true)
+                .map_err(|e| Status::invalid_argument(format!("path variable {e}")))?;
+        }
+        decode::from_node(root)
+    }
+}
+
+impl CallContext {
+    /// The handler's request.
+    pub(crate) fn request<T>(&mut self, message: T) -> Request<T> {
+        Request::from_parts(
+            std::mem::take(&mut self.metadata),
+            std::mem::take(&mut self.extensions),
+            message,
+        )
+    }
+}
+
+/// `200 application/json` with the message (or its `response_body` field).
+pub(crate) fn json_response<T: Serialize>(response: Response<T>, response_body: &str) -> HttpResponse {
+    let (metadata, message, extensions) = response.into_parts();
+    let body = if response_body.is_empty() {
+        serde_json::to_vec(&message)
+    } else {
+        serde_json::to_value(&message).map(|v| field_of(v, response_body)).and_then(|v| serde_json::to_vec(&v))
+    };
+    match body {
+        Ok(body) => {
+            let mut resp = http::Response::new(Body::from(body));
+            let headers = resp.headers_mut();
+            *headers = metadata.into_headers();
+            if let Some(Trailers(trailers)) = extensions.get::<Trailers>() {
+                headers.extend(trailers.clone().into_headers());
+            }
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => error_response(&Status::internal(format!("encoding the response as JSON: {e}"))),
+    }
+}
+
+/// The JSON value of the field named `path` (proto or JSON names), `null` if absent.
+pub(crate) fn field_of(mut value: serde_json::Value, path: &str) -> serde_json::Value {
+    for part in path.split('.') {
+        let camel = decode::lower_camel(part);
+        value = match value {
+            serde_json::Value::Object(mut obj) => {
+                obj.remove(&camel).or_else(|| obj.remove(part)).unwrap_or(serde_json::Value::Null)
+            }
+            _ => serde_json::Value::Null,
+        };
+    }
+    value
+}
+
+/// The error as HTTP: status from the gRPC code, JSON body, the status's metadata as headers.
+pub fn error_response(status: &Status) -> HttpResponse {
+    let body = serde_json::to_vec(&error_json(status)).unwrap_or_default();
+    let mut resp = http::Response::new(Body::from(body));
+    *resp.status_mut() = http_status(status.code());
+    let headers = resp.headers_mut();
+    *headers = status.metadata().clone().into_headers();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,328 @@
+//! Building a request message from an HTTP request: the JSON body, path variables and query
+//! parameters, merged into one tree and handed to the message's proto3 JSON `Deserialize` impl.
+//!
+//! Values from the URL are text. The tree's deserializer reads text as whatever the message's
+//! field asks for (a bool, a number, an enum name, a repeated field), so no type table is needed
+//! here: the generated serde impls are the type table. Errors name the field through
+//! `serde_path_to_error`.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::forward_to_deserialize_any;
+use tonic::Status;
+
+/// A deserialization error message.
+#[derive(Debug)]
+pub struct DeError(String);
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for DeError {}
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        DeError(msg.to_string())
+    }
+}
+
+/// A value in the merged request tree.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// A value from the JSON body.
+    Json(serde_json::Value),
+    /// One value from the path or the query string.
+    Text(String),
+    /// A query key given more than once (a repeated field).
+    Texts(Vec<String>),
+    /// An object assembled from dotted names (and from the body where the two overlap).
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// An empty object.
+    pub fn empty() -> Self {
+        Node::Map(Vec::new())
+    }
+
+    /// Sets the field at `path` (dotted proto or JSON names) to `value`. Values from the path
+    /// replace what the body said; a repeated query key accumulates.
+    pub fn insert(&mut self, path: &str, value: Node, replace: bool) -> Result<(), String> {
+        let mut node = self;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if let Node::Json(serde_json::Value::Object(obj)) = node {
+                let obj = std::mem::take(obj);
+                *node = Node::Map(obj.into_iter().map(|(k, v)| (k, Node::Json(v))).collect());
+            }
+            let Node::Map(entries) = node else {
+                return Err(format!("`{path}`: `{part}` is inside a field that is not a message"));
+            };
+            let camel = lower_camel(part);
+            let idx = entries.iter().position(|(k, _)| k == part || *k == camel);
+            if parts.peek().is_none() {
+                match idx {
+                    Some(i) if replace => entries[i] = (part.to_owned(), value),
+                    Some(i) => match (&mut entries[i].1, value) {
+                        (Node::Text(first), Node::Text(next)) => {
+                            let first = std::mem::take(first);
+                            entries[i].1 = Node::Texts(vec![first, next]);
+                        }
+                        (Node::Texts(all), Node::Text(next)) => all.push(next),
+                        _ => return Err(format!("`{path}` is given twice")),
+                    },
+                    None => entries.push((part.to_owned(), value)),
+                }
+                return Ok(());
+            }
+            let i = match idx {
+                Some(i) => i,
+                None => {
+                    entries.push((part.to_owned(), Node::empty()));
+                    entries.len() - 1
+                }
+            };
+            node = &mut entries[i].1;
+        }
+        Ok(())
+    }
+}
+
+/// protoc's default JSON name: `page_token` → `pageToken`.
+pub fn lower_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Deserializes `T` from the tree; the error names the field.
+pub fn from_node<T: DeserializeOwned>(node: Node) -> Result<T, Status> {
+    serde_path_to_error::deserialize(node).map_err(|e| invalid_field(e.path().to_string(), e.inner()))
+}
+
+/// Deserializes `T` from a JSON body; the error names the field.
+pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Status> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Status::invalid_argument(format!("malformed JSON body: {inner}"))
+        } else {
+            invalid_field(e.path().to_string(), inner)
+        }
+    })?;
+    de.end().map_err(|e| Status::invalid_argument(format!("malformed JSON body: {e}")))?;
+    Ok(value)
+}
+
+/// Parses a body as a JSON value (for merging with path and query values).
+pub fn json_value(body: &[u8]) -> Result<serde_json::Value, Status> {
+    serde_json::from_slice(body).map_err(|e| Status::invalid_argument(format!("malformed JSON body: {e}")))
+}
+
+fn invalid_field(path: String, inner: &dyn fmt::Display) -> Status {
+    if path == "." || path.is_empty() {
+        Status::invalid_argument(format!("invalid request: {inner}"))
+    } else {
+        Status::invalid_argument(format!("invalid value for field `{path}`: {inner}"))
+    }
+}
+
+macro_rules! json_or {
+    ($($method:ident)*) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            match self {
+                Node::Json(v) => v.$method(visitor).map_err(de::Error::custom),
+                other => other.deserialize_any(visitor),
+            }
+        })*
+    };
+}
+
+impl<'de> de::Deserializer<'de> for Node {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            Node::Json(v) => v.deserialize_any(visitor).map_err(de::Error::custom),
+            Node::Text(s) => visitor.visit_string(s),
+            Node::Texts(_) => Err(de::Error::custom("given more than once, but it is not a repeated field")),
+            Node::Map(entries) => visitor.visit_map(MapAccess { entries: entries.into_iter(), value: None }),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            Node::Json(v) => v.deserialize_bool(visitor).map_err(de::Error::custom),
+            Node::Text(s) => match s.as_str() {
+                "true" => visitor.visit_bool(true),
+                "false" => visitor.visit_bool(false),
+                other => Err(de::Error::custom(format!("expected `true` or `false`, got `{other}`"))),
+            },
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            Node::Json(serde_json::Value::Null) => visitor.visit_none(),
+            other => visitor.visit_some(other),
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            Node::Json(v) => v.deserialize_seq(visitor).map_err(de::Error::custom),
+            Node::Text(s) => visitor.visit_seq(de::value::SeqDeserializer::new(std::iter::once(Node::Text(s)))),
+            Node::Texts(all) => visitor.visit_seq(de::value::SeqDeserializer::new(all.into_iter().map(Node::Text))),
+            Node::Map(_) => Err(de::Error::custom("expected a list, got an object")),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self {
+            Node::Json(v) => v.deserialize_enum(name, variants, visitor).map_err(de::Error::custom),
+            Node::Text(s) => visitor.visit_enum(s.into_deserializer()),
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    json_or!(deserialize_map deserialize_str deserialize_string deserialize_identifier deserialize_i64
+        deserialize_u64 deserialize_f64 deserialize_i32 deserialize_u32 deserialize_f32 deserialize_bytes
+        deserialize_byte_buf deserialize_unit deserialize_ignored_any);
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self {
+            Node::Json(v) => v.deserialize_struct(name, fields, visitor).map_err(de::Error::custom),
+            Node::Map(entries) => visitor.visit_map(MapAccess { entries: entries.into_iter(), value: None }),
+            Node::Text(s) => Err(de::Error::custom(format!("expected an object, got the text `{s}`"))),
+            Node::Texts(_) => Err(de::Error::custom("expected an object, got a list")),
+        }
+    }
+
+    forward_to_deserialize_any! {
+        i8 i16 i128 u8 u16 u128 char unit_struct tuple tuple_struct
+    }
+}
+
+impl IntoDeserializer<'_, DeError> for Node {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+struct MapAccess {
+    entries: std::vec::IntoIter<(String, Node)>,
+    value: Option<Node>,
+}
+
+impl<'de> de::MapAccess<'de> for MapAccess {
+    type Error = DeError;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(de::value::StringDeserializer::<DeError>::new(key)).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        let value = self.value.take().ok_or_else(|| de::Error::custom("value without a key"))?;
+        seed.deserialize(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq, Default)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Inner {
+        #[serde(default)]
+        flag: bool,
+        #[serde(default)]
+        ids: Vec<String>,
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Req {
+        name: String,
+        #[serde(default)]
+        page_size: Option<String>,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[test]
+    fn query_and_path_values_become_typed_fields() {
+        let mut node = Node::empty();
+        node.insert("name", Node::Text("shelves/1".into()), true).unwrap();
+        node.insert("inner.flag", Node::Text("true".into()), false).unwrap();
+        node.insert("inner.ids", Node::Text("a".into()), false).unwrap();
+        node.insert("inner.ids", Node::Text("b".into()), false).unwrap();
+        let req: Req = from_node(node).unwrap();
+        assert_eq!(req.name, "shelves/1");
+        assert_eq!(req.inner, Some(Inner { flag: true, ids: vec!["a".into(), "b".into()] }));
+    }
+
+    #[test]
+    fn path_values_replace_the_body_and_errors_name_the_field() {
+        let mut node = Node::Json(serde_json::json!({"name": "x", "inner": {"flag": false}}));
+        node.insert("name", Node::Text("from-path".into()), true).unwrap();
+        let req: Req = from_node(node).unwrap();
+        assert_eq!(req.name, "from-path");
+
+        let mut node = Node::empty();
+        node.insert("name", Node::Text("n".into()), true).unwrap();
+        node.insert("inner.flag", Node::Text("yes".into()), false).unwrap();
+        let err = from_node::<Req>(node).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("inner.flag"), "{}", err.message());
+
+        let err = from_json::<Req>(br#"{"name": 5}"#).unwrap_err();
+        assert!(err.message().contains("`name`"), "{}", err.message());
+        let err = from_json::<Req>(br#"{"name": "#).unwrap_err();
+        assert!(err.message().contains("malformed JSON"), "{}", err.message());
+        let err = from_json::<Req>(br#"{"name": "a"} x"#).unwrap_err();
+        assert!(err.message().contains("malformed JSON"), "{}", err.message());
+    }
+
+    #[test]
+    fn camel_case_names() {
+        assert_eq!(lower_camel("page_token"), "pageToken");
+        assert_eq!(lower_camel("name"), "name");
+        assert_eq!(lower_camel("a_b_c"), "aBC");
+    }
+}

@@ -1,0 +1,115 @@
+//! The route table: every HTTP binding of every service, compiled once at startup.
+
+use std::sync::Arc;
+
+use super::template::{PathTemplate, TemplateError};
+use crate::{HttpRule, MethodDescriptor, ServiceDescriptor};
+
+/// One binding of one method.
+#[derive(Debug)]
+pub struct Route {
+    /// Index of the service in the router.
+    pub service: usize,
+    /// Index of the method in its descriptor.
+    pub method_index: usize,
+    /// The method.
+    pub method: &'static MethodDescriptor,
+    /// HTTP method to match.
+    pub http_method: http::Method,
+    /// The compiled path template.
+    pub template: PathTemplate,
+    /// Body field: `""`, `"*"` or a field path.
+    pub body: &'static str,
+    /// Response field sent as the body, `""` for the whole response.
+    pub response_body: &'static str,
+}
+
+/// The result of looking up a request.
+pub enum Lookup<'a> {
+    /// A binding matched; its path variables (field path, value).
+    Found(&'a Route, Vec<(&'a str, String)>),
+    /// The path matches bindings, none with this HTTP method.
+    MethodNotAllowed(Vec<http::Method>),
+    /// Nothing matches the path.
+    NotFound,
+}
+
+/// All routes, most specific first.
+#[derive(Debug, Default)]
+pub struct Routes {
+    routes: Vec<Arc<Route>>,
+}
+
+/// The binding of a method that has none declared: `POST /<package>.<Service>/<Method>`, the
+/// whole request message as the JSON body.
+pub fn default_rule(method: &'static MethodDescriptor) -> HttpRule {
+    HttpRule { method: "POST", path: method.grpc_path, body: "*", response_body: "" }
+}
+
+/// The rules a method is reachable by over REST: its declared ones or the default.
+pub fn rules(method: &'static MethodDescriptor) -> Vec<HttpRule> {
+    if method.http.is_empty() {
+        vec![default_rule(method)]
+    } else {
+        method.http.to_vec()
+    }
+}
+
+impl Routes {
+    /// Adds every binding of `service` (its index is `index`).
+    pub fn add(&mut self, index: usize, service: &'static ServiceDescriptor) -> Result<(), TemplateError> {
+        for (method_index, method) in service.methods.iter().enumerate() {
+            for rule in rules(method) {
+                let template = PathTemplate::parse(rule.path)?;
+                let http_method = http::Method::from_bytes(rule.method.as_bytes()).map_err(|_| TemplateError {
+                    template: rule.path.to_owned(),
+                    message: format!("`{}` is not an HTTP method", rule.method),
+                })?;
+                if let Some(other) = self.routes.iter().find(|r| r.http_method == http_method && r.template == template) {
+                    return Err(TemplateError {
+                        template: rule.path.to_owned(),
+                        message: format!(
+                            "{} {} binds both `{}` and `{}`",
+                            rule.method, rule.path, other.method.grpc_path, method.grpc_path
+                        ),
+                    });
+                }
+                self.routes.push(Arc::new(Route {
+                    service: index,
+                    method_index,
+                    method,
+                    http_method,
+                    template,
+                    body: rule.body,
+                    response_body: rule.response_body,
+                }));
+            }
+        }
+        // More literal segments first; a verb is more specific than none; declaration order else.
+        self.routes.sort_by_key(|r| {
+            (std::cmp::Reverse(r.template.literal_count()), r.template.verb.is_none())
+        });
+        Ok(())
+    }
+
+    /// Finds the binding for a request.
+    pub fn lookup(&self, method: &http::Method, path: &str) -> Lookup<'_> {
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            if route.http_method != *method && !allowed.is_empty() && allowed.contains(&route.http_method) {
+                continue;
+            }
+            if let Some(vars) = route.template.matches(path) {
+                if route.http_method == *method {
+                    return Lookup::Found(route, vars);
+                }
+                allowed.push(route.http_method.clone());
+            }
+        }
+        if allowed.is_empty() {
+            Lookup::NotFound
+        } else {
+            Lookup::MethodNotAllowed(allowed)
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The REST server: a route table over any number of services, as a tower `Service` and as an
+//! axum `Router`.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use tonic::Status;
+
+use super::__glue::Dispatch;
+use super::call::{error_response, Call, HttpResponse, DEFAULT_MAX_BODY};
+use super::routes::{Lookup, Routes};
+use super::{openapi, Body};
+use crate::ServiceDescriptor;
+
+type DispatchFn = Arc<dyn Fn(Call) -> BoxFuture<'static, HttpResponse> + Send + Sync>;
+
+/// Serves any number of `#[service]` implementations over REST (HTTP/1.1 or HTTP/2, JSON).
+///
+/// Routes come from each method's `google.api.http` bindings, or `POST /<package>.<Service>/<Method>`
+/// for methods without one. `GET /openapi.json` answers the OpenAPI 3.1 document of the services.
+/// Unknown paths answer 404, known paths with another HTTP method 405 (with `Allow`), and every
+/// error is a JSON body `{"code", "message", "details"}` (see [`super::status`]).
+///
+/// ```
+/// # use switchboard::{Request, Response, Status};
+/// #[switchboard::service(package = "hello.v1")]
+/// pub trait Greeter {
+///     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>;
+/// }
+/// # struct Impl;
+/// # impl Greeter for Impl {
+/// #     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status> {
+/// #         Ok(Response::new(req.into_inner()))
+/// #     }
+/// # }
+/// let rest = switchboard::rest::RestRouter::new().add(GreeterRestServer::new(Impl));
+/// let app: axum::Router = rest.into_router();
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct RestRouter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    routes: Routes,
+    services: Vec<(&'static ServiceDescriptor, DispatchFn)>,
+    max_body: usize,
+    openapi: std::sync::OnceLock<Bytes>,
+}
+
+impl Default for RestRouter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RestRouter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.inner.services.iter().map(|(d, _)| d.full_name).collect();
+        f.debug_struct("RestRouter").field("services", &names).finish()
+    }
+}
+
+impl RestRouter {
+    /// A router with no services.
+    pub fn new() -> Self {
+        RestRouter { inner: Arc::new(Inner { max_body: DEFAULT_MAX_BODY, ..Default::default() }) }
+    }
+
+    /// Adds a service (e.g. `GreeterRestServer::new(handler)`).
+    ///
+    /// # Panics
+    ///
+    /// If a binding's path template does not parse, or two bindings have the same HTTP method
+    /// and template (axum's `Router` panics on overlapping routes the same way). Templates from
+    /// `switchboard generate` are checked when generating.
+    pub fn add<D: Dispatch>(self, service: RestServer<D>) -> Self {
+        self.add_handler::<D>(service.handler)
+    }
+
+    fn add_handler<D: Dispatch>(mut self, handler: Arc<D::Handler>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned");
+        let index = inner.services.len();
+        let descriptor = D::descriptor();
+        if let Err(e) = inner.routes.add(index, descriptor) {
+            panic!("switchboard: service `{}`: {e}", descriptor.full_name);
+        }
+        inner.services.push((descriptor, Arc::new(move |call| D::dispatch(&handler, call))));
+        self
+    }
+
+    /// Largest request body accepted (default 4 MiB); larger ones answer 429 RESOURCE_EXHAUSTED.
+    pub fn max_body_size(mut self, limit: usize) -> Self {
+        Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned").max_body = limit;
+        self
+    }
+
+    /// The descriptors of the services added.
+    pub fn services(&self) -> impl Iterator<Item = &'static ServiceDescriptor> + '_ {
+        self.inner.services.iter().map(|(d, _)| *d)
+    }
+
+    /// An axum `Router` that serves this router for every path, to merge into an application.
+    pub fn into_router(self) -> axum::Router {
+        axum::Router::new().fallback_service(self)
+    }
+
+    /// Answers one request.
+    pub fn call<B>(&self, request: http::Request<B>) -> BoxFuture<'static, HttpResponse>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let (route, vars) = match self.inner.routes.lookup(&parts.method, parts.uri.path()) {
+            Lookup::Found(route, vars) => (route, vars),
+            Lookup::MethodNotAllowed(allowed) => return ready(method_not_allowed(&parts, &allowed)),
+            Lookup::NotFound if parts.uri.path() == "/openapi.json" && parts.method == http::Method::GET => {
+                return ready(self.openapi_response());
+            }
+            Lookup::NotFound => {
+                let status = Status::not_found(format!("no method is bound to {} {}", parts.method, parts.uri.path()));
+                return ready(error_response(&status));
+            }
+        };
+        let call = Call {
+            vars: vars.into_iter().map(|(f, v)| (f.to_owned(), v)).collect(),
+            method: route.method,
+            method_index: route.method_index,
+            body_field: route.body,
+            response_body: route.response_body,
+            max_body: self.inner.max_body,
+            parts,
+            body: Body::new(body),
+        };
+        (self.inner.services[route.service].1)(call)
+    }
+
+    fn openapi_response(&self) -> HttpResponse {
+        let doc = self.inner.openapi.get_or_init(|| {
+            let descriptors: Vec<_> = self.services().collect();
+            Bytes::from(openapi::document(&descriptors))
+        });
+        let mut resp = http::Response::new(Body::from(doc.clone()));
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
+    }
+}
+
+fn ready(resp: HttpResponse) -> BoxFuture<'static, HttpResponse> {
+    Box::pin(std::future::ready(resp))
+}
+
+fn method_not_allowed(parts: &http::request::Parts, allowed: &[http::Method]) -> HttpResponse {
+    let list: Vec<&str> = allowed.iter().map(http::Method::as_str).collect();
+    let status = Status::unimplemented(format!(
+        "{} is not allowed on {} (allowed: {})",
+        parts.method,
+        parts.uri.path(),
+        list.join(", ")
+    ));
+    let mut resp = error_response(&status);
+    *resp.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+    if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+        resp.headers_mut().insert(ALLOW, v);
+    }
+    resp
+}
+
+impl<B> tower_service::Service<http::Request<B>> for RestRouter
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = futures_util::future::Map<BoxFuture<'static, HttpResponse>, fn(HttpResponse) -> Result<HttpResponse, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        futures_util::FutureExt::map(RestRouter::call(self, request), Ok)
+    }
+}
+
+/// One `#[service]` implementation served over REST. The macro defines
+/// `type <Trait>RestServer<H> = RestServer<...>`; serve it alone (it is a tower `Service` and
+/// converts into an axum `Router`) or add several to a [`RestRouter`].
+pub struct RestServer<D: Dispatch> {
+    handler: Arc<D::Handler>,
+    router: RestRouter,
+    _marker: PhantomData<fn() -> D>,
+}
+
+impl<D: Dispatch> RestServer<D> {
+    /// Serves `handler`.
+    pub fn new(handler: D::Handler) -> Self {
+        Self::from_arc(Arc::new(handler))
+    }
+
+    /// Serves a shared `handler` (e.g. the one a gRPC server also uses).
+    pub fn from_arc(handler: Arc<D::Handler>) -> Self {
+        let router = RestRouter::new().add_handler::<D>(handler.clone());
+        RestServer { handler, router, _marker: PhantomData }
+    }
+
+    /// The service's descriptor.
+    pub fn descriptor(&self) -> &'static ServiceDescriptor {
+        D::descriptor()
+    }
+
+    /// A router serving just this service.
+    pub fn into_rest_router(self) -> RestRouter {
+        self.router
+    }
+
+    /// An axum `Router` serving just this service.
+    pub fn into_router(self) -> axum::Router {
+        self.into_rest_router().into_router()
+    }
+}
+
+impl<D: Dispatch> Clone for RestServer<D> {
+    fn clone(&self) -> Self {
+        RestServer { handler: self.handler.clone(), router: self.router.clone(), _marker: PhantomData }
+    }
+}
+
+impl<D: Dispatch> fmt::Debug for RestServer<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestServer").field("service", &D::descriptor().full_name).finish()
+    }
+}
+
+impl<D: Dispatch, B> tower_service::Service<http::Request<B>> for RestServer<D>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = <RestRouter as tower_service::Service<http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        tower_service::Service::call(&mut self.router, request)
+    }
+}
