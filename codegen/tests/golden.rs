@@ -1,6 +1,7 @@
-//! Golden tests: each `tests/fixtures/<case>/` (include dir `proto/`, or the directory named in
-//! its `include` file; spec list `specs`) must generate exactly `tests/fixtures/<case>/expected/`. The expected trees are compiled and used
-//! by the `golden` crate (tests/golden), so they are checked as Rust, not only diffed.
+//! Golden tests: each `tests/fixtures/<case>/` (include dirs: `proto/` when present, then each
+//! directory named in its `include` file, one per line, relative to the case; spec list `specs`)
+//! must generate exactly `tests/fixtures/<case>/expected/`. The expected trees are compiled and
+//! used by the `golden` crate (tests/golden), so they are checked as Rust, not only diffed.
 //!
 //! After an intended change: `SWITCHBOARD_BLESS=1 cargo test -p switchboard-codegen --test golden`.
 
@@ -20,15 +21,24 @@ fn read_tree(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `proto/` (when present), then the directories listed in `include`.
+fn includes(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if dir.join("proto").is_dir() {
+        out.push(dir.join("proto"));
+    }
+    if let Ok(list) = std::fs::read_to_string(dir.join("include")) {
+        out.extend(list.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| dir.join(l)));
+    }
+    out
+}
+
 fn check(case: &str) {
     let dir = fixtures().join(case);
     let specs: Vec<String> =
         std::fs::read_to_string(dir.join("specs")).unwrap().lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
-    let include = match std::fs::read_to_string(dir.join("include")) {
-        Ok(path) => dir.join(path.trim()),
-        Err(_) => dir.join("proto"),
-    };
-    let files = switchboard_codegen::Config::new().generate(&specs, &[&include]).unwrap();
+    let include = includes(&dir);
+    let files = switchboard_codegen::Config::new().generate(&specs, &include).unwrap();
     let got: BTreeMap<String, String> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
     let expected_dir = dir.join("expected");
     if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
@@ -49,7 +59,7 @@ fn check(case: &str) {
         }
     }
     // Deterministic: a second run is byte-identical.
-    let again = switchboard_codegen::Config::new().generate(&specs, &[&include]).unwrap();
+    let again = switchboard_codegen::Config::new().generate(&specs, &include).unwrap();
     assert_eq!(files, again, "{case}: output differs between runs");
 }
 
@@ -66,4 +76,9 @@ fn gateway() {
 #[test]
 fn edge() {
     check("edge");
+}
+
+#[test]
+fn library() {
+    check("library");
 }

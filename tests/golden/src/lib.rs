@@ -10,3 +10,6 @@ pub mod gateway;
 
 #[path = "../../fixtures/edge/expected/mod.rs"]
 pub mod edge;
+
+#[path = "../../fixtures/library/expected/mod.rs"]
+pub mod library;

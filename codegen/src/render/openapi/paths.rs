@@ -172,7 +172,7 @@ fn operation(
     let mut parameters: Vec<Value> = expanded.params.iter().map(|p| path_parameter(schemas, input, p)).collect();
     if rule.body != "*" {
         if let Some(input) = input {
-            let mut query = Query { schemas: &mut *schemas, bound: expanded.bound_fields(), out: Vec::new() };
+            let mut query = Query { schemas: &mut *schemas, bound: expanded.bound.clone(), out: Vec::new() };
             let skip = (!rule.body.is_empty()).then_some(rule.body.as_str());
             query.collect(input, "", skip, &mut vec![input.type_ref().full_name()]);
             parameters.extend(query.out);
@@ -288,7 +288,7 @@ fn request_body(
     let schema = match rule.body.as_str() {
         "" => return None,
         "*" => {
-            let bound = expanded.bound_fields();
+            let bound = &expanded.bound;
             let removed: Vec<String> = input
                 .map(|m| m.fields.iter().filter(|f| bound.contains(&f.name)).map(|f| f.name.clone()).collect())
                 .unwrap_or_default();

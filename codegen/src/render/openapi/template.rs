@@ -23,6 +23,9 @@ pub struct Expanded {
     pub path: String,
     /// Its parameters, in the order they appear in `path`.
     pub params: Vec<PathParam>,
+    /// The fields the path sets (dotted paths of proto field names), including those of
+    /// variables without wildcards (`{name=operations}` always sets `name` to `operations`).
+    pub bound: BTreeSet<String>,
 }
 
 /// One `{parameter}` of an expanded path.
@@ -41,11 +44,6 @@ pub struct PathParam {
 }
 
 impl Expanded {
-    /// The fields the path sets (dotted paths of proto field names).
-    pub fn bound_fields(&self) -> BTreeSet<String> {
-        self.params.iter().filter_map(|p| p.field.clone()).collect()
-    }
-
     /// The path with every parameter name blanked (`/v1/shelves/{}`): paths that differ only in
     /// parameter names are the same route.
     pub fn route_key(&self) -> String {
@@ -93,6 +91,13 @@ pub fn expand(template: &str) -> Expanded {
     }
     let mut out: Vec<String> = Vec::new();
     let mut params = Vec::new();
+    let bound = segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Variable { field, .. } => Some(field.clone()),
+            _ => None,
+        })
+        .collect();
     let mut anonymous = 0;
     for (i, s) in segments.iter().enumerate() {
         match s {
@@ -160,7 +165,7 @@ pub fn expand(template: &str) -> Expanded {
         path.push(':');
         path.push_str(&verb);
     }
-    Expanded { path, params }
+    Expanded { path, params, bound }
 }
 
 /// Whether a variable's pattern is one whole-value wildcard (`{x}`, `{x=*}`, `{x=**}`).
@@ -295,6 +300,9 @@ mod tests {
         assert_eq!(e.path, "/v1/shelves/{shelf}/products:watch");
         assert_eq!(expand("/v1/x:cancel").path, "/v1/x:cancel");
         assert_eq!(expand("/v1/{name=*}").path, "/v1/{name}");
+        let e = expand("/v1/{name=operations}");
+        assert_eq!((e.path.as_str(), e.params.len()), ("/v1/operations", 0));
+        assert!(e.bound.contains("name"));
     }
 
     #[test]
