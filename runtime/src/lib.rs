@@ -73,10 +73,11 @@ pub use futures_util::stream;
 pub use prost;
 
 /// The protobuf well-known types (`Timestamp`, `Duration`, `FieldMask`, `Struct`, `Any`, …) that
-/// generated messages and handler signatures use: prost messages with proto3 JSON serde impls
-/// (pbjson-types). (prost-build writes paths to them with every segment snake-cased, so they
-/// cannot live under the hidden `__private` module.)
-pub use pbjson_types as wkt;
+/// generated messages and handler signatures use: prost messages with proto3 JSON serde impls.
+/// (prost-build writes paths to them with every segment snake-cased, so they cannot live under
+/// the hidden `__private` module.)
+pub mod wkt;
+mod rest_names;
 
 /// serde, for the JSON mapping of hand-written (code-first) message types, which the REST
 /// transport needs: `#[derive(switchboard::serde::Serialize, switchboard::serde::Deserialize)]

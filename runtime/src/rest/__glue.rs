@@ -59,7 +59,7 @@ async fn run<T>(
 /// One request, one response.
 pub fn unary<Req, Resp, F, Fut>(mut call: Call, f: F) -> BoxFuture<'static, HttpResponse>
 where
-    Req: DeserializeOwned + Send + 'static,
+    Req: DeserializeOwned + Default + Send + 'static,
     Resp: Serialize + Send + 'static,
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
@@ -82,7 +82,7 @@ where
 /// One request, a stream of responses.
 pub fn server_streaming<Req, Resp, F, Fut>(mut call: Call, f: F) -> BoxFuture<'static, HttpResponse>
 where
-    Req: DeserializeOwned + Send + 'static,
+    Req: DeserializeOwned + Default + Send + 'static,
     Resp: Serialize + Send + 'static,
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
@@ -146,7 +146,7 @@ pub fn unimplemented(call: Call) -> BoxFuture<'static, HttpResponse> {
     Box::pin(async move { error_response(&status) })
 }
 
-async fn read_message<Req: DeserializeOwned>(call: &mut Call) -> Result<Req, Status> {
+async fn read_message<Req: DeserializeOwned + Default + 'static>(call: &mut Call) -> Result<Req, Status> {
     let body = call.read_body().await?;
     call.decode::<Req>(&body)
 }
@@ -220,15 +220,17 @@ fn stream_response<Resp: Serialize + Send + 'static>(
         };
         let (frame, finished) = match next {
             Some(Ok(message)) => {
-                let value = serde_json::to_value(&message).map(|v| {
-                    if response_body.is_empty() { v } else { field_of(v, response_body) }
-                });
-                match value {
-                    Ok(v) => (frame(sse, &v, false), false),
-                    Err(e) => (frame(sse, &error_json(&Status::internal(format!("encoding JSON: {e}"))), true), true),
+                let json = if response_body.is_empty() {
+                    super::decode::to_json(&message)
+                } else {
+                    super::decode::to_value(&message).and_then(|v| serde_json::to_vec(&field_of(v, response_body)))
+                };
+                match json {
+                    Ok(json) => (frame(sse, &json, false), false),
+                    Err(e) => (error_frame(sse, &Status::internal(format!("encoding JSON: {e}"))), true),
                 }
             }
-            Some(Err(status)) => (frame(sse, &error_json(&status), true), true),
+            Some(Err(status)) => (error_frame(sse, &status), true),
             None => {
                 if let Some(g) = guard.as_mut() {
                     g.disarm();
@@ -251,21 +253,26 @@ fn stream_response<Resp: Serialize + Send + 'static>(
     resp
 }
 
-fn frame(sse: bool, value: &serde_json::Value, error: bool) -> Bytes {
-    let mut out = Vec::with_capacity(64);
+/// One stream item: `{"result": <json>}\n`, or an SSE `data:` event.
+fn frame(sse: bool, json: &[u8], error: bool) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 24);
     if sse {
         if error {
             out.extend_from_slice(b"event: error\n");
         }
         out.extend_from_slice(b"data: ");
-        let _ = serde_json::to_writer(&mut out, value);
+        out.extend_from_slice(json);
         out.extend_from_slice(b"\n\n");
     } else {
-        let key = if error { "error" } else { "result" };
-        let _ = serde_json::to_writer(&mut out, &serde_json::json!({ key: value }));
-        out.push(b'\n');
+        out.extend_from_slice(if error { b"{\"error\":" } else { b"{\"result\":" });
+        out.extend_from_slice(json);
+        out.extend_from_slice(b"}\n");
     }
     Bytes::from(out)
+}
+
+fn error_frame(sse: bool, status: &Status) -> Bytes {
+    frame(sse, &serde_json::to_vec(&error_json(status)).unwrap_or_default(), true)
 }
 
 /// A client's request stream as [`Streaming`] (for the REST client's streaming calls).

@@ -98,7 +98,7 @@ impl Call {
     }
 
     /// The request message from body, path and query.
-    pub(crate) fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, Status> {
+    pub(crate) fn decode<T: DeserializeOwned + Default + 'static>(&self, body: &[u8]) -> Result<T, Status> {
         let query = self.parts.uri.query().filter(|q| !q.is_empty() && self.body_field != "*");
         // The common case: the whole message is the body.
         if self.body_field == "*" && self.vars.is_empty() {
@@ -139,7 +139,11 @@ impl Call {
             root.insert(field, Node::Text(value.clone()), true)
                 .map_err(|e| Status::invalid_argument(format!("path variable {e}")))?;
         }
-        decode::from_node(root)
+        match root {
+            // Nothing given: the default message (also for wrapper types such as `String`).
+            Node::Map(entries) if entries.is_empty() => Ok(T::default()),
+            root => decode::from_node(root),
+        }
     }
 }
 
@@ -155,12 +159,12 @@ impl CallContext {
 }
 
 /// `200 application/json` with the message (or its `response_body` field).
-pub(crate) fn json_response<T: Serialize>(response: Response<T>, response_body: &str) -> HttpResponse {
+pub(crate) fn json_response<T: Serialize + 'static>(response: Response<T>, response_body: &str) -> HttpResponse {
     let (metadata, message, extensions) = response.into_parts();
     let body = if response_body.is_empty() {
-        serde_json::to_vec(&message)
+        decode::to_json(&message)
     } else {
-        serde_json::to_value(&message).map(|v| field_of(v, response_body)).and_then(|v| serde_json::to_vec(&v))
+        decode::to_value(&message).map(|v| field_of(v, response_body)).and_then(|v| serde_json::to_vec(&v))
     };
     match body {
         Ok(body) => {

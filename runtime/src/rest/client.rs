@@ -69,7 +69,7 @@ impl RestClient {
     }
 
     /// One request, one response.
-    pub async fn unary<Req: Serialize, Resp: DeserializeOwned>(
+    pub async fn unary<Req: Serialize + 'static, Resp: DeserializeOwned + 'static>(
         &self,
         method: &'static MethodDescriptor,
         request: Request<Req>,
@@ -89,7 +89,7 @@ impl RestClient {
     }
 
     /// One request, a stream of responses (NDJSON).
-    pub async fn server_streaming<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
+    pub async fn server_streaming<Req: Serialize + 'static, Resp: DeserializeOwned + Send + 'static>(
         &self,
         method: &'static MethodDescriptor,
         request: Request<Req>,
@@ -109,7 +109,7 @@ impl RestClient {
     }
 
     /// A stream of requests (sent as an NDJSON body), one response.
-    pub async fn client_streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned>(
+    pub async fn client_streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + 'static>(
         &self,
         method: &'static MethodDescriptor,
         request: Request<Streaming<Req>>,
@@ -172,7 +172,7 @@ impl RestClient {
         }
     }
 
-    fn build<Req: Serialize>(
+    fn build<Req: Serialize + 'static>(
         &self,
         method: &'static MethodDescriptor,
         request: Request<Req>,
@@ -180,7 +180,7 @@ impl RestClient {
         let rule = method.http.first().copied().unwrap_or_else(|| default_rule(method));
         let (metadata, _, message) = request.into_parts();
         let timeout = self.timeout_of(&metadata);
-        let mut value = serde_json::to_value(&message)
+        let mut value = decode::to_value(&message)
             .map_err(|e| Status::invalid_argument(format!("encoding the request as JSON: {e}")))?;
         let template = PathTemplate::parse(rule.path).map_err(|e| Status::internal(e.to_string()))?;
         let mut missing = None;
@@ -241,7 +241,7 @@ impl RestClient {
         let timeout = self.timeout_of(&metadata);
         let frames = stream.map(|item| -> Result<http_body::Frame<Bytes>, BoxError> {
             let message = item.map_err(|s| Box::new(s) as BoxError)?;
-            let mut line = serde_json::to_vec(&message)?;
+            let mut line = decode::to_json(&message)?;
             line.push(b'\n');
             Ok(http_body::Frame::data(Bytes::from(line)))
         });
@@ -324,7 +324,7 @@ fn flatten_query(value: &Value, prefix: &str, out: &mut form_urlencoded::Seriali
     Ok(())
 }
 
-fn decode_response<Resp: DeserializeOwned>(body: &[u8], response_body: &str) -> Result<Resp, Status> {
+fn decode_response<Resp: DeserializeOwned + 'static>(body: &[u8], response_body: &str) -> Result<Resp, Status> {
     let result = if response_body.is_empty() {
         decode::from_json::<Resp>(body)
     } else {

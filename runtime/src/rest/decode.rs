@@ -90,30 +90,50 @@ impl Node {
     }
 }
 
-/// protoc's default JSON name: `page_token` → `pageToken`.
-pub fn lower_camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+pub use crate::rest_names::lower_camel;
+
+/// Whether `T` is `()`, which stands for `google.protobuf.Empty` in generated code (prost-build
+/// maps it so). Its JSON is `{}`, not serde's `null`.
+pub fn is_unit<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>()
+}
+
+fn unit<T: DeserializeOwned>() -> T {
+    serde_json::from_value(serde_json::Value::Null).expect("() deserializes from null")
+}
+
+/// Serializes a message: `()` (Empty) as `{}`.
+pub fn to_json<T: serde::Serialize + 'static>(message: &T) -> serde_json::Result<Vec<u8>> {
+    if is_unit::<T>() { Ok(b"{}".to_vec()) } else { serde_json::to_vec(message) }
+}
+
+/// [`to_json`] as a value.
+pub fn to_value<T: serde::Serialize + 'static>(message: &T) -> serde_json::Result<serde_json::Value> {
+    if is_unit::<T>() { Ok(serde_json::Value::Object(Default::default())) } else { serde_json::to_value(message) }
 }
 
 /// Deserializes `T` from the tree; the error names the field.
-pub fn from_node<T: DeserializeOwned>(node: Node) -> Result<T, Status> {
+pub fn from_node<T: DeserializeOwned + 'static>(node: Node) -> Result<T, Status> {
+    if is_unit::<T>() {
+        return match node {
+            Node::Map(entries) if entries.is_empty() => Ok(unit()),
+            Node::Json(serde_json::Value::Object(obj)) if obj.is_empty() => Ok(unit()),
+            Node::Json(serde_json::Value::Null) => Ok(unit()),
+            Node::Map(entries) => Err(Status::invalid_argument(format!(
+                "unknown field `{}`: the request (google.protobuf.Empty) has no fields",
+                entries[0].0
+            ))),
+            _ => Err(Status::invalid_argument("the request (google.protobuf.Empty) must be `{}`")),
+        };
+    }
     serde_path_to_error::deserialize(node).map_err(|e| invalid_field(e.path().to_string(), e.inner()))
 }
 
 /// Deserializes `T` from a JSON body; the error names the field.
-pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Status> {
+pub fn from_json<T: DeserializeOwned + 'static>(body: &[u8]) -> Result<T, Status> {
+    if is_unit::<T>() {
+        return from_node(Node::Json(json_value(body)?));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
