@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// switchboard: interface definitions in, one Rust service trait (and its servers and clients) out.
+/// switchboard: interface definitions in, one Rust service trait (and its servers and clients) out;
+/// also exports the OpenAPI 3.1 document of their HTTP bindings.
 #[derive(Parser)]
 #[command(name = "switchboard", version, about)]
 struct Cli {
@@ -27,9 +28,11 @@ enum Command {
         #[arg(value_name = "SPEC", required = true)]
         specs: Vec<PathBuf>,
     },
-    /// Print the OpenAPI 3.1 document (JSON) of every service in the specs: paths from their
-    /// google.api.http bindings (or the default `POST /<package>.<Service>/<Method>`), schemas in
-    /// the proto3 JSON mapping.
+    /// Print the OpenAPI 3.1 document (JSON) of every service in the specs.
+    ///
+    /// Paths come from the methods' google.api.http bindings (or the default
+    /// `POST /<package>.<Service>/<Method>`), schemas follow the proto3 JSON mapping. Errors go to
+    /// stderr as `file:line:col: message` (exit code 1).
     Openapi {
         /// Directory to resolve imports against (repeatable; default: the current directory).
         #[arg(short = 'I', long = "include", value_name = "DIR")]

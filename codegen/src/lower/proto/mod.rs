@@ -1,5 +1,5 @@
 //! Protobuf descriptors → IR: services and their bindings here, message and enum definitions in
-//! [`types`], comments and positions in [`source`].
+//! `types`, comments and positions in `source`.
 
 mod source;
 mod types;

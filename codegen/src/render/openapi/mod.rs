@@ -2,9 +2,9 @@
 //! (`google.api.http`, or the default `POST /<package>.<Service>/<Method>`) become operations,
 //! and the messages they use become JSON Schemas in the proto3 JSON mapping.
 //!
-//! - [`template`]: path templates → OpenAPI paths (multi-segment variables expanded).
-//! - [`paths`]: operations (parameters, request bodies, responses).
-//! - [`schemas`]: `components.schemas`.
+//! Modules: `template` turns path templates into OpenAPI paths (multi-segment variables
+//! expanded), `paths` builds operations (parameters, request bodies, responses), `schemas` builds
+//! `components.schemas`.
 //!
 //! ```no_run
 //! # fn demo(api: &switchboard_codegen::ir::Api) {

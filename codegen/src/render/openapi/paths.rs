@@ -207,8 +207,13 @@ fn path_parameter(schemas: &mut Schemas<'_>, input: Option<&Message>, p: &templa
             lines.push(f.docs.join("\n"));
         }
     }
+    let one_value = |f: &Field| match &f.kind {
+        FieldKind::Scalar(_) | FieldKind::Enum(_) => true,
+        FieldKind::Message(ty) => schemas::is_scalar_like(&ty.full_name()),
+        FieldKind::Map(..) => false,
+    };
     let schema = match field {
-        Some(f) if p.value.is_none() && !f.repeated => schemas.parameter(f),
+        Some(f) if p.value.is_none() && !f.repeated && one_value(f) => schemas.parameter(f),
         _ => json!({"type": "string"}),
     };
     let mut param = json!({"name": p.name, "in": "path", "required": true, "schema": schema});
