@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::testing::{
     BoolValue, EchoStatus, Empty, Payload, PayloadType, ResponseParameters, SimpleRequest, SimpleResponse,
     StreamingInputCallRequest, StreamingInputCallResponse, StreamingOutputCallRequest,
-    StreamingOutputCallResponse, TestService, TestServiceServer,
+    StreamingOutputCallResponse, TestService, TestServiceRestServer, TestServiceServer,
 };
 
 /// Header echoed back in the initial metadata.
@@ -39,6 +39,12 @@ pub async fn serve(listener: TcpListener) -> Result<(), switchboard::grpc::trans
         .add_service(service())
         .serve_with_incoming(TcpIncoming::from(listener))
         .await
+}
+
+/// Serves `TestService` over REST on `listener`: proto3 JSON at the default bindings,
+/// `POST /grpc.testing.TestService/<Method>` (server streaming answers NDJSON or SSE).
+pub async fn serve_rest(listener: TcpListener) -> std::io::Result<()> {
+    TestServiceRestServer::new(TestServiceImpl).serve(listener).await
 }
 
 /// The metadata the client asked to have echoed.

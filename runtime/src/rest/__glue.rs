@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 
 pub use super::call::{Call, HttpResponse};
 use super::call::{error_response, field_of, json_response, CallContext};
-use super::status::error_json;
+use super::status::error_body;
 use super::Body;
 use crate::context::CancelOnDrop;
 use crate::{ServiceDescriptor, Streaming};
@@ -272,7 +272,7 @@ fn frame(sse: bool, json: &[u8], error: bool) -> Bytes {
 }
 
 fn error_frame(sse: bool, status: &Status) -> Bytes {
-    frame(sse, &serde_json::to_vec(&error_json(status)).unwrap_or_default(), true)
+    frame(sse, &error_body(status), true)
 }
 
 /// A client's request stream as [`Streaming`] (for the REST client's streaming calls).

@@ -12,7 +12,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::decode::{self, Node};
-use super::status::{error_json, http_status};
+use super::status::{error_body, http_status};
 use super::Body;
 use crate::context::parse_grpc_timeout;
 use crate::{Cancellation, Deadline, MethodDescriptor, Trailers};
@@ -197,7 +197,7 @@ pub(crate) fn field_of(mut value: serde_json::Value, path: &str) -> serde_json::
 
 /// The error as HTTP: status from the gRPC code, JSON body, the status's metadata as headers.
 pub fn error_response(status: &Status) -> HttpResponse {
-    let body = serde_json::to_vec(&error_json(status)).unwrap_or_default();
+    let body = error_body(status);
     let mut resp = http::Response::new(Body::from(body));
     *resp.status_mut() = http_status(status.code());
     let headers = resp.headers_mut();

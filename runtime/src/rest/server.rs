@@ -113,6 +113,11 @@ impl RestRouter {
         axum::Router::new().fallback_service(self)
     }
 
+    /// Serves on `listener` (HTTP/1.1 and HTTP/2 cleartext) until the process ends.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.into_router()).await
+    }
+
     /// Answers one request.
     pub fn call<B>(&self, request: http::Request<B>) -> BoxFuture<'static, HttpResponse>
     where
@@ -227,6 +232,11 @@ impl<D: Dispatch> RestServer<D> {
     /// An axum `Router` serving just this service.
     pub fn into_router(self) -> axum::Router {
         self.into_rest_router().into_router()
+    }
+
+    /// Serves just this service on `listener` until the process ends.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.router.serve(listener).await
     }
 }
 

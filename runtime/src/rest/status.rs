@@ -60,6 +60,19 @@ struct RpcStatus {
     details: Vec<prost_types::Any>,
 }
 
+/// The JSON error body of `status` as bytes, fields in the documented order.
+pub fn error_body(status: &Status) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        code: i32,
+        message: &'a str,
+        details: serde_json::Value,
+    }
+    let json = error_json(status);
+    let body = Body { code: status.code() as i32, message: status.message(), details: json["details"].clone() };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// The JSON error body of `status`.
 pub fn error_json(status: &Status) -> serde_json::Value {
     let details: Vec<serde_json::Value> = RpcStatus::decode(status.details())
