@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Run from the workspace root: bash examples/bench/run.sh [SERVER_BIN ...]  (env knobs: SECONDS ROUNDS CONCURRENCY PAYLOAD; see BENCHMARKS.md)
+# Run from the workspace root: [MODE=rest] bash examples/bench/run.sh [SERVER_BIN ...]  (env knobs: SECONDS ROUNDS CONCURRENCY PAYLOAD; see BENCHMARKS.md)
 #
-# Compares gRPC unary-echo throughput of server binaries built from
-# examples/bench. Default list: baseline-server (hand-written tonic) and
-# bench-server (switchboard-generated). Every server binary must accept
-# `--grpc-port N` and serve bench.Echo/Unary on 127.0.0.1:N.
+# Compares unary-echo throughput of server binaries built from examples/bench.
+#
+# MODE=grpc (default): gRPC over HTTP/2. Default list: baseline-server
+# (hand-written tonic) and bench-server (switchboard-generated). Every server
+# binary must accept `--grpc-port N` and serve bench.Echo/Unary on 127.0.0.1:N.
+#
+# MODE=rest: REST over HTTP/1.1 keep-alive, `POST /bench.Echo/Unary` with the
+# JSON body {"body":"<base64>"}. Default list: baseline-rest-server
+# (hand-written axum) and bench-server (switchboard-generated). Every server
+# binary must accept `--rest-port N` and serve that route on 127.0.0.1:N.
 #
 # Fairness: one server runs at a time, on a fresh free port, pinned to CPU 0
 # (load generator on CPU 1) when taskset is available; servers alternate
@@ -16,8 +22,12 @@
 #   SECONDS [10]      measured window per run, seconds
 #   WARMUP [2]        warm-up per run, seconds (not counted)
 #   ROUNDS [3]        rounds; each round runs every server once
+#   MODE [grpc]       grpc or rest
 #   CONCURRENCY [64]  requests in flight
-#   CONNECTIONS [4]   HTTP/2 connections of the load generator
+#   CONNECTIONS       connections of the load generator: HTTP/2 connections
+#                     for grpc [4]; for rest, HTTP/1.1 connections with one
+#                     request in flight each, so it must equal CONCURRENCY
+#                     [CONCURRENCY]
 #   PAYLOAD [64]      EchoMsg.body size in bytes
 #   LOAD_THREADS [1]  tokio threads of the load generator
 #   BUILD [1]         0 = skip `cargo build --release -p bench`
@@ -35,10 +45,15 @@ if printenv SECONDS >/dev/null 2>&1; then DURATION=$SECONDS; else DURATION=10; f
 
 set -euo pipefail
 
+MODE=${MODE:-grpc}
 WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-64}
-CONNECTIONS=${CONNECTIONS:-4}
+case $MODE in
+    grpc) CONNECTIONS=${CONNECTIONS:-4} BASELINE=baseline-server PORT_FLAG=--grpc-port LOAD_MODE=() TITLE="gRPC unary echo" ;;
+    rest) CONNECTIONS=${CONNECTIONS:-$CONCURRENCY} BASELINE=baseline-rest-server PORT_FLAG=--rest-port LOAD_MODE=(--rest) TITLE="REST (HTTP/1.1 JSON) unary echo" ;;
+    *) echo "run.sh: MODE must be grpc or rest (got '$MODE')" >&2; exit 1 ;;
+esac
 PAYLOAD=${PAYLOAD:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
 BUILD=${BUILD:-1}
@@ -52,7 +67,7 @@ BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 if [[ $# -gt 0 ]]; then
     SERVERS=("$@")
 else
-    SERVERS=(baseline-server bench-server)
+    SERVERS=("$BASELINE" bench-server)
 fi
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -61,6 +76,8 @@ for v in DURATION WARMUP ROUNDS CONCURRENCY CONNECTIONS PAYLOAD LOAD_THREADS RET
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [[ $DURATION -gt 0 && $ROUNDS -gt 0 ]] || die "SECONDS and ROUNDS must be at least 1"
+[[ $MODE != rest || $CONNECTIONS == "$CONCURRENCY" ]] ||
+    die "MODE=rest: HTTP/1.1 carries one request at a time per connection, so CONNECTIONS ($CONNECTIONS) must equal CONCURRENCY ($CONCURRENCY)"
 
 if [[ $BUILD != 0 ]]; then
     echo "== building: cargo build --release -p bench" >&2
@@ -72,8 +89,8 @@ for s in "${SERVERS[@]}"; do
     if [[ ! -x $BIN_DIR/$s ]]; then
         if [[ $s == bench-server ]]; then
             echo "run.sh: bench-server (the switchboard-generated server) is not built: $BIN_DIR/bench-server is missing." >&2
-            echo "run.sh: it has not been added to examples/bench yet. To measure the baseline against itself, run:" >&2
-            echo "run.sh:     bash examples/bench/run.sh baseline-server baseline-server" >&2
+            echo "run.sh: build it with BUILD=1 (cargo build --release -p bench). To measure the baseline against itself, run:" >&2
+            echo "run.sh:     MODE=$MODE bash examples/bench/run.sh $BASELINE $BASELINE" >&2
         else
             echo "run.sh: server binary not found: $BIN_DIR/$s" >&2
         fi
@@ -168,7 +185,7 @@ proc_jiffies() {
 run_one() {
     local name=$1 port
     port=$(free_port)
-    "${SERVER_PIN[@]}" "$BIN_DIR/$name" --grpc-port "$port" >"$LOG" 2>&1 &
+    "${SERVER_PIN[@]}" "$BIN_DIR/$name" "$PORT_FLAG" "$port" >"$LOG" 2>&1 &
     SERVER_PID=$!
     local waited=0
     until port_open "$port"; do
@@ -180,7 +197,7 @@ run_one() {
     done
     local t0 m0 s0 c0 t1 m1 s1 c1 rc=0
     children_ms c0; proc_jiffies s0 "$SERVER_PID"; machine_busy m0; t0=$EPOCHREALTIME
-    "${LOAD_PIN[@]}" "$BIN_DIR/bench-load" --addr "http://127.0.0.1:$port" \
+    "${LOAD_PIN[@]}" "$BIN_DIR/bench-load" "${LOAD_MODE[@]}" --addr "http://127.0.0.1:$port" \
         --seconds "$DURATION" --warmup "$WARMUP" --concurrency "$CONCURRENCY" \
         --connections "$CONNECTIONS" --payload "$PAYLOAD" --threads "$LOAD_THREADS" >"$OUT" || rc=$?
     t1=$EPOCHREALTIME; machine_busy m1; proc_jiffies s1 "$SERVER_PID"; children_ms c1
@@ -226,7 +243,7 @@ wait_quiet() {
     [[ $waited -le 3 ]] || echo "   (waited ${waited}s for the machine to go idle)" >&2
 }
 
-echo "== gRPC unary echo: ${LABELS[*]}"
+echo "== $TITLE: ${LABELS[*]}"
 echo "   rounds=$ROUNDS seconds=$DURATION warmup=$WARMUP concurrency=$CONCURRENCY connections=$CONNECTIONS payload=${PAYLOAD}B load_threads=$LOAD_THREADS"
 echo "   cpus=$(nproc) pinning: $PINNING"
 
@@ -276,7 +293,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 gen= base=
 for i in "${!SERVERS[@]}"; do
     [[ ${SERVERS[i]} == bench-server && -z $gen ]] && gen=$i
-    [[ ${SERVERS[i]} == baseline-server && -z $base ]] && base=$i
+    [[ ${SERVERS[i]} == "$BASELINE" && -z $base ]] && base=$i
 done
 if [[ -n $gen && -n $base ]]; then
     echo "ratio generated/baseline = $(ratio "${MED[$gen]}" "${MED[$base]}")"

@@ -1,7 +1,12 @@
 //! `bench-server`: `bench.Echo` served from switchboard-generated code (build.rs → trait →
-//! `#[switchboard::service]` → `EchoServer`). The handler returns the request unchanged.
+//! `#[switchboard::service]` → `EchoServer` for gRPC, `EchoRestServer` for REST). The handler
+//! returns the request unchanged.
 //!
-//! Run: `cargo run --release -p bench --bin bench-server -- --grpc-port 50051`
+//! `--grpc-port N` serves gRPC (tonic transport), `--rest-port M` serves the REST binding
+//! (`POST /bench.Echo/Unary`, proto3 JSON) with `axum::serve`, the same way the hand-written
+//! `baseline-rest-server` is served. Give either or both.
+//!
+//! Run: `cargo run --release -p bench --bin bench-server -- --grpc-port 50051 --rest-port 8080`
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -12,7 +17,7 @@ use switchboard::{Request, Response, Status};
 mod api {
     include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 }
-use api::bench::{Echo, EchoMsg, EchoServer};
+use api::bench::{Echo, EchoMsg, EchoRestServer, EchoServer};
 
 struct EchoImpl;
 
@@ -22,19 +27,47 @@ impl Echo for EchoImpl {
     }
 }
 
-/// Serve `bench.Echo` from generated code.
+/// Serve `bench.Echo` from generated code over gRPC and/or REST.
 #[derive(Parser)]
 struct Args {
-    /// Port to listen on (127.0.0.1).
+    /// Port to serve gRPC on (127.0.0.1).
+    #[arg(long, required_unless_present = "rest_port")]
+    grpc_port: Option<u16>,
+    /// Port to serve REST (HTTP/1.1 + JSON) on (127.0.0.1).
     #[arg(long)]
-    grpc_port: u16,
+    rest_port: Option<u16>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn serve_grpc(port: u16) -> Result<(), BoxError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    println!("bench-server (switchboard) gRPC listening on {addr}");
+    Server::builder()
+        .add_service(EchoServer::new(EchoImpl))
+        .serve(addr)
+        .await?;
+    Ok(())
+}
+
+async fn serve_rest(port: u16) -> Result<(), BoxError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("bench-server (switchboard) REST listening on http://{addr}");
+    axum::serve(listener, EchoRestServer::new(EchoImpl).into_router()).await?;
+    Ok(())
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.grpc_port));
-    println!("bench-server (switchboard) listening on {addr}");
-    Server::builder().add_service(EchoServer::new(EchoImpl)).serve(addr).await?;
+    match (args.grpc_port, args.rest_port) {
+        (Some(grpc), Some(rest)) => {
+            tokio::try_join!(serve_grpc(grpc), serve_rest(rest))?;
+        }
+        (Some(grpc), None) => serve_grpc(grpc).await?,
+        (None, Some(rest)) => serve_rest(rest).await?,
+        (None, None) => unreachable!("clap requires --grpc-port or --rest-port"),
+    }
     Ok(())
 }

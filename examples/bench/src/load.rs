@@ -1,20 +1,43 @@
-//! `bench-load`: a closed-loop gRPC load generator for `bench.Echo/Unary`.
+//! `bench-load`: a closed-loop load generator for `bench.Echo/Unary`, over
+//! gRPC (default) or REST (`--rest`).
 //!
-//! Keeps `--concurrency` unary calls in flight, spread round-robin over
-//! `--connections` HTTP/2 channels, for `--warmup` seconds (not counted) and
-//! then `--seconds` seconds (measured). A request counts toward the result if
-//! it *completes* inside the measured window. Prints one JSON line on stdout:
+//! gRPC: keeps `--concurrency` unary calls in flight, spread round-robin over
+//! `--connections` HTTP/2 channels (default 4).
+//!
+//! REST (`--rest`): `POST /bench.Echo/Unary` with `content-type:
+//! application/json` and the body `{"body":"<base64 of the payload>"}` over
+//! HTTP/1.1 keep-alive connections (hyper 1 client, one
+//! `hyper::client::conn::http1` connection per caller). HTTP/1.1 carries one
+//! request at a time per connection, so `--connections` defaults to, and
+//! must equal, `--concurrency`. A response counts as a success if it is
+//! `200` and its body is byte-for-byte the request JSON. Before the load
+//! starts, one probe request checks exactly that (plus the
+//! `application/json` content type) and stops with the server's answer if it
+//! does not hold.
+//!
+//! Both modes run `--warmup` seconds (not counted) and then `--seconds`
+//! seconds (measured). A request counts toward the result if it *completes*
+//! inside the measured window. Prints one JSON line on stdout:
 //! `{"requests":N,"errors":E,"seconds":S,"rps":R,"p50_us":..,"p99_us":..}`.
 //!
 //! Run: `bench-load --addr http://127.0.0.1:50051 --seconds 10`
+//!      `bench-load --rest --addr http://127.0.0.1:8080 --seconds 10 --concurrency 64`
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use bench::{EchoMsg, UNARY_PATH};
+use bytes::Bytes;
 use clap::Parser;
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
+use http::{header, Method, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint};
@@ -26,12 +49,16 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Parser, Debug)]
 #[command(
     name = "bench-load",
-    about = "gRPC unary load generator for bench.Echo"
+    about = "Unary load generator for bench.Echo (gRPC, or REST with --rest)"
 )]
 struct Args {
     /// Server address, e.g. http://127.0.0.1:50051
     #[arg(long)]
     addr: String,
+    /// REST mode: POST /bench.Echo/Unary with a JSON body over HTTP/1.1
+    /// instead of gRPC.
+    #[arg(long)]
+    rest: bool,
     /// Length of the measured window, in seconds.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -41,9 +68,11 @@ struct Args {
     /// Number of requests kept in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Number of HTTP/2 connections (channels); requests are spread round-robin.
-    #[arg(long, default_value_t = 4)]
-    connections: usize,
+    /// Number of connections. gRPC: HTTP/2 channels, requests are spread
+    /// round-robin [default: 4]. REST: HTTP/1.1 connections, one request in
+    /// flight on each [default and only allowed value: --concurrency].
+    #[arg(long)]
+    connections: Option<usize>,
     /// Size of EchoMsg.body in bytes.
     #[arg(long, default_value_t = 64)]
     payload: usize,
@@ -51,6 +80,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: usize,
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What one worker saw inside the measured window.
 #[derive(Default)]
@@ -62,8 +93,19 @@ struct Stats {
 
 fn main() {
     let args = Args::parse();
-    if args.concurrency == 0 || args.connections == 0 || args.threads == 0 {
+    let connections = args
+        .connections
+        .unwrap_or(if args.rest { args.concurrency } else { 4 });
+    if args.concurrency == 0 || connections == 0 || args.threads == 0 {
         eprintln!("bench-load: --concurrency, --connections and --threads must be at least 1");
+        std::process::exit(2);
+    }
+    if args.rest && connections != args.concurrency {
+        eprintln!(
+            "bench-load: --rest: HTTP/1.1 carries one request at a time per connection, \
+             so --connections ({connections}) must equal --concurrency ({})",
+            args.concurrency
+        );
         std::process::exit(2);
     }
     if !(args.seconds > 0.0 && args.warmup >= 0.0) {
@@ -83,7 +125,12 @@ fn main() {
     }
     .expect("build tokio runtime");
 
-    match runtime.block_on(run(&args)) {
+    let outcome = if args.rest {
+        runtime.block_on(run_rest(&args))
+    } else {
+        runtime.block_on(run(&args, connections))
+    };
+    match outcome {
         Ok(line) => println!("{line}"),
         Err(e) => {
             eprintln!("bench-load: {e}");
@@ -92,10 +139,10 @@ fn main() {
     }
 }
 
-async fn run(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
+async fn run(args: &Args, connections: usize) -> Result<String, BoxError> {
     let endpoint = Endpoint::from_shared(args.addr.clone())?.tcp_nodelay(true);
-    let mut clients = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
         // Each `connect` opens its own HTTP/2 connection.
         let channel = endpoint
             .connect()
@@ -120,6 +167,14 @@ async fn run(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
         })
         .collect();
 
+    report(workers, window_end - window_start).await
+}
+
+/// Collects the workers' stats into the one-line JSON result.
+async fn report(
+    workers: Vec<tokio::task::JoinHandle<Stats>>,
+    window: Duration,
+) -> Result<String, BoxError> {
     let mut latencies: Vec<u32> = Vec::new();
     let mut errors = 0u64;
     for w in workers {
@@ -128,7 +183,7 @@ async fn run(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
         errors += stats.errors;
     }
 
-    let seconds = (window_end - window_start).as_secs_f64();
+    let seconds = window.as_secs_f64();
     let requests = latencies.len();
     latencies.sort_unstable();
     let p50 = percentile(&latencies, 0.50);
@@ -188,6 +243,152 @@ async fn worker(
             }
             // Wrong echo, gRPC error, or timeout: all count as errors.
             _ => stats.errors += 1,
+        }
+    }
+    stats
+}
+
+/// One HTTP/1.1 connection to the REST server.
+struct RestConn {
+    sender: http1::SendRequest<Full<Bytes>>,
+}
+
+impl RestConn {
+    async fn connect(authority: &Authority) -> Result<Self, BoxError> {
+        let port = authority.port_u16().unwrap_or(80);
+        let tcp = TcpStream::connect((authority.host(), port))
+            .await
+            .map_err(|e| format!("connect to {authority}: {e}"))?;
+        tcp.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+        // The connection task drives the socket; it ends when the sender is dropped.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Self { sender })
+    }
+
+    /// Sends one `POST /bench.Echo/Unary` and reads the whole answer.
+    async fn call(
+        &mut self,
+        authority: &Authority,
+        json: &Bytes,
+    ) -> Result<(StatusCode, Option<http::HeaderValue>, Bytes), BoxError> {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(UNARY_PATH)
+            .header(header::HOST, authority.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(json.clone()))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, content_type, body))
+    }
+}
+
+/// REST mode: one closed-loop caller per HTTP/1.1 connection.
+async fn run_rest(args: &Args) -> Result<String, BoxError> {
+    let uri: http::Uri = args.addr.parse()?;
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("--addr {} has no host:port", args.addr))?;
+    // proto3 JSON of EchoMsg { body }: bytes are standard base64 with padding.
+    let json = Bytes::from(format!(
+        "{{\"body\":\"{}\"}}",
+        STANDARD.encode(vec![0xA5u8; args.payload])
+    ));
+
+    let mut conns = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        conns.push(RestConn::connect(&authority).await?);
+    }
+
+    // Probe: the answer must be 200, application/json, and the request JSON echoed.
+    let (status, content_type, body) = conns[0]
+        .call(&authority, &json)
+        .await
+        .map_err(|e| format!("probe POST {UNARY_PATH}: {e}"))?;
+    let json_type = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status != StatusCode::OK || !json_type || body != json {
+        return Err(format!(
+            "probe POST {UNARY_PATH}: expected 200 application/json {}, got {status} {content_type:?} {}",
+            String::from_utf8_lossy(&json),
+            String::from_utf8_lossy(&body),
+        )
+        .into());
+    }
+
+    let start = Instant::now();
+    let window_start = start + Duration::from_secs_f64(args.warmup);
+    let window_end = window_start + Duration::from_secs_f64(args.seconds);
+    let workers: Vec<_> = conns
+        .into_iter()
+        .map(|conn| {
+            tokio::spawn(rest_worker(
+                conn,
+                authority.clone(),
+                json.clone(),
+                window_start,
+                window_end,
+            ))
+        })
+        .collect();
+    report(workers, window_end - window_start).await
+}
+
+/// One closed-loop REST caller on its own connection: send, wait for the
+/// whole answer, check it, repeat. A failed connection is replaced.
+async fn rest_worker(
+    mut conn: RestConn,
+    authority: Authority,
+    json: Bytes,
+    window_start: Instant,
+    window_end: Instant,
+) -> Stats {
+    let deadline = window_end + GRACE;
+    let mut stats = Stats::default();
+
+    loop {
+        let sent = Instant::now();
+        if sent >= window_end {
+            break;
+        }
+        let outcome = tokio::time::timeout_at(deadline, conn.call(&authority, &json)).await;
+        let done = Instant::now();
+        let ok = matches!(&outcome, Ok(Ok((status, _, body))) if *status == StatusCode::OK && *body == json);
+        if matches!(outcome, Ok(Err(_))) || conn.sender.is_closed() {
+            // Transport error: the connection is unusable, open a new one.
+            match RestConn::connect(&authority).await {
+                Ok(c) => conn = c,
+                Err(_) => {
+                    if done >= window_start && done < window_end {
+                        stats.errors += 1;
+                    }
+                    break;
+                }
+            }
+        }
+        if done < window_start || done >= window_end {
+            if outcome.is_err() {
+                break; // deadline passed: stop this worker
+            }
+            continue;
+        }
+        if ok {
+            let us = (done - sent).as_micros();
+            stats
+                .latencies_us
+                .push(u32::try_from(us).unwrap_or(u32::MAX));
+        } else {
+            // Wrong status or body, transport error, or timeout: all count as errors.
+            stats.errors += 1;
         }
     }
     stats
