@@ -23,7 +23,7 @@ pub fn files(api: &Api) -> Result<Vec<GeneratedFile>, Error> {
     let mut packages = Vec::new();
     for package in &api.packages {
         let mut code = messages.remove(&package.name).unwrap_or_default();
-        code.push_str(&render::services(package)?);
+        code.push_str(&render::services(api, package)?);
         if code.trim().is_empty() {
             continue;
         }

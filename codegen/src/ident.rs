@@ -1,7 +1,7 @@
 //! Rust names for spec names: the one place naming rules live (mirrors prost-build, so that
 //! paths written here match the types prost-build generates).
 
-use heck::{ToSnakeCase, ToUpperCamelCase};
+use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
 
 use crate::ir::TypeRef;
 
@@ -23,6 +23,11 @@ pub fn sanitize(s: &str) -> String {
         s if s.starts_with(|c: char| c.is_ascii_digit()) => format!("_{s}"),
         s => s.to_owned(),
     }
+}
+
+/// `LibraryService` → `LIBRARY_SERVICE` (constants; the macro names descriptors the same way).
+pub fn shouty(s: &str) -> String {
+    s.to_shouty_snake_case()
 }
 
 /// `GetBook` / `getBook` → `get_book`.

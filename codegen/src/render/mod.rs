@@ -10,7 +10,7 @@ use askama::Template;
 
 use crate::error::Error;
 use crate::ident;
-use crate::ir::{CallShape, Idempotency, Method, Package, Service};
+use crate::ir::{Api, CallShape, Idempotency, Method, Package, Service};
 
 pub use messages::messages;
 pub use tree::module_tree;
@@ -25,6 +25,10 @@ struct ServiceView {
     /// Rust string literal.
     name: String,
     trait_ident: String,
+    /// Name of the constant holding the service's OpenAPI document.
+    openapi_const: String,
+    /// The document as a Rust string literal (compact JSON).
+    openapi_literal: String,
     methods: Vec<MethodView>,
 }
 
@@ -37,11 +41,17 @@ struct MethodView {
     response: String,
 }
 
-/// Renders every service of `package` as declarative `#[switchboard::service]` traits.
-pub fn services(package: &Package) -> Result<String, Error> {
+/// Renders every service of `package` as declarative `#[switchboard::service]` traits, each with
+/// its OpenAPI document (derived from `api`) for the REST server to serve.
+pub fn services(api: &Api, package: &Package) -> Result<String, Error> {
     let mut out = String::new();
     for (service, trait_ident) in package.services.iter().zip(trait_idents(package)) {
-        let view = service_view(package, service, trait_ident);
+        let document = serde_json::to_string(&openapi::service_document(api, service)).map_err(|e| Error::Render {
+            template: "service.rs.txt",
+            subject: format!("service {}", service.name),
+            message: format!("OpenAPI document: {e}"),
+        })?;
+        let view = service_view(package, service, trait_ident, &document);
         let text = view.render().map_err(|e| Error::Render {
             template: "service.rs.txt",
             subject: format!("service {}", service.name),
@@ -83,9 +93,11 @@ fn trait_idents(package: &Package) -> Vec<String> {
     out
 }
 
-fn service_view(package: &Package, service: &Service, trait_ident: String) -> ServiceView {
+fn service_view(package: &Package, service: &Service, trait_ident: String, openapi: &str) -> ServiceView {
     let mut used = Vec::new();
     ServiceView {
+        openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
+        openapi_literal: format!("{openapi:?}"),
         docs: doc_lines(&service.docs),
         deprecated: service.deprecated,
         package: format!("{:?}", service.package),
@@ -99,7 +111,8 @@ fn service_view(package: &Package, service: &Service, trait_ident: String) -> Se
 /// of these names gets an `_rpc` suffix on the client.
 const CLIENT_RESERVED: &[&str] = &[
     "new", "connect", "with_origin", "send_compressed", "accept_compressed",
-    "max_decoding_message_size", "max_encoding_message_size", "clone", "fmt", "eq", "ne",
+    "max_decoding_message_size", "max_encoding_message_size", "timeout", "with_client", "clone", "fmt",
+    "eq", "ne",
 ];
 
 /// A method's Rust name, unique within its trait and on the client (`GetFoo` and `getFoo` both
