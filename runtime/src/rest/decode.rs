@@ -171,6 +171,23 @@ macro_rules! json_or {
     };
 }
 
+/// Numbers asked for by type: text from the URL is parsed (types that take numbers as strings,
+/// like pbjson's, ask for `any` and get the text).
+macro_rules! text_number {
+    ($($method:ident $ty:ident $visit:ident),*) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            match self {
+                Node::Json(v) => v.$method(visitor).map_err(de::Error::custom),
+                Node::Text(s) => match s.parse::<$ty>() {
+                    Ok(n) => visitor.$visit(n),
+                    Err(_) => visitor.visit_string(s),
+                },
+                other => other.deserialize_any(visitor),
+            }
+        })*
+    };
+}
+
 impl<'de> de::Deserializer<'de> for Node {
     type Error = DeError;
 
@@ -228,9 +245,13 @@ impl<'de> de::Deserializer<'de> for Node {
         }
     }
 
-    json_or!(deserialize_map deserialize_str deserialize_string deserialize_identifier deserialize_i64
-        deserialize_u64 deserialize_f64 deserialize_i32 deserialize_u32 deserialize_f32 deserialize_bytes
+    json_or!(deserialize_map deserialize_str deserialize_string deserialize_identifier deserialize_bytes
         deserialize_byte_buf deserialize_unit deserialize_ignored_any);
+
+    text_number!(deserialize_i8 i8 visit_i8, deserialize_i16 i16 visit_i16, deserialize_i32 i32 visit_i32,
+        deserialize_i64 i64 visit_i64, deserialize_u8 u8 visit_u8, deserialize_u16 u16 visit_u16,
+        deserialize_u32 u32 visit_u32, deserialize_u64 u64 visit_u64, deserialize_f32 f32 visit_f32,
+        deserialize_f64 f64 visit_f64);
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -247,7 +268,7 @@ impl<'de> de::Deserializer<'de> for Node {
     }
 
     forward_to_deserialize_any! {
-        i8 i16 i128 u8 u16 u128 char unit_struct tuple tuple_struct
+        i128 u128 char unit_struct tuple tuple_struct
     }
 }
 
