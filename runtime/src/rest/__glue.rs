@@ -65,17 +65,12 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     Box::pin(async move {
-        let mut ctx = call.context();
+        let ctx = call.context();
         let message = match read_message::<Req>(&mut call).await {
             Ok(m) => m,
             Err(status) => return error_response(&status),
         };
-        let mut guard = ctx.cancellation.guard();
-        let request = ctx.request(message);
-        match run(ctx.deadline, &mut guard, f(request)).await {
-            Ok(response) => json_response(response, ctx.response_body),
-            Err(status) => error_response(&status),
-        }
+        answer_one(ctx, message, f).await
     })
 }
 
@@ -88,17 +83,12 @@ where
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
     Box::pin(async move {
-        let mut ctx = call.context();
+        let ctx = call.context();
         let message = match read_message::<Req>(&mut call).await {
             Ok(m) => m,
             Err(status) => return error_response(&status),
         };
-        let mut guard = ctx.cancellation.guard();
-        let request = ctx.request(message);
-        match run(ctx.deadline, &mut guard, f(request)).await {
-            Ok(response) => stream_response(response, &ctx, ctx.cancellation.guard()),
-            Err(status) => error_response(&status),
-        }
+        answer_stream(ctx, message, f).await
     })
 }
 
@@ -111,13 +101,8 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     Box::pin(async move {
-        let mut ctx = call.context();
-        let mut guard = ctx.cancellation.guard();
-        let request = ctx.request(ndjson_requests::<Req>(call.body));
-        match run(ctx.deadline, &mut guard, f(request)).await {
-            Ok(response) => json_response(response, ctx.response_body),
-            Err(status) => error_response(&status),
-        }
+        let ctx = call.context();
+        answer_one(ctx, ndjson_requests::<Req>(call.body), f).await
     })
 }
 
@@ -130,14 +115,37 @@ where
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
 {
     Box::pin(async move {
-        let mut ctx = call.context();
-        let mut guard = ctx.cancellation.guard();
-        let request = ctx.request(ndjson_requests::<Req>(call.body));
-        match run(ctx.deadline, &mut guard, f(request)).await {
-            Ok(response) => stream_response(response, &ctx, ctx.cancellation.guard()),
-            Err(status) => error_response(&status),
-        }
+        let ctx = call.context();
+        answer_stream(ctx, ndjson_requests::<Req>(call.body), f).await
     })
+}
+
+/// Runs the handler on `message`; answers its one message as JSON.
+async fn answer_one<M, Resp, Fut>(mut ctx: CallContext, message: M, f: impl FnOnce(Request<M>) -> Fut) -> HttpResponse
+where
+    Resp: Serialize + 'static,
+    Fut: Future<Output = Result<Response<Resp>, Status>>,
+{
+    let mut guard = ctx.cancellation.guard();
+    let request = ctx.request(message);
+    match run(ctx.deadline, &mut guard, f(request)).await {
+        Ok(response) => json_response(response, ctx.response_body),
+        Err(status) => error_response(&status),
+    }
+}
+
+/// Runs the handler on `message`; answers its stream as NDJSON or SSE.
+async fn answer_stream<M, Resp, Fut>(mut ctx: CallContext, message: M, f: impl FnOnce(Request<M>) -> Fut) -> HttpResponse
+where
+    Resp: Serialize + Send + 'static,
+    Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>>,
+{
+    let mut guard = ctx.cancellation.guard();
+    let request = ctx.request(message);
+    match run(ctx.deadline, &mut guard, f(request)).await {
+        Ok(response) => stream_response(response, &ctx, ctx.cancellation.guard()),
+        Err(status) => error_response(&status),
+    }
 }
 
 /// A method this service does not have (cannot happen for matched routes; kept total).

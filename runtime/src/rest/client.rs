@@ -75,17 +75,7 @@ impl RestClient {
         request: Request<Req>,
     ) -> Result<Response<Resp>, Status> {
         let (rule, http_request, timeout) = self.build(method, request)?;
-        let fut = async {
-            let response = self.send(http_request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
-            if !parts.status.is_success() {
-                return Err(error_from(parts.status, &parts.headers, &body));
-            }
-            let message = decode_response::<Resp>(&body, rule.response_body)?;
-            Ok(Response::from_parts(MetadataMap::from_headers(parts.headers), message, http::Extensions::new()))
-        };
-        with_timeout(timeout, fut).await
+        self.one_answer(rule, http_request, timeout).await
     }
 
     /// One request, a stream of responses (NDJSON).
@@ -95,17 +85,7 @@ impl RestClient {
         request: Request<Req>,
     ) -> Result<Response<Streaming<Resp>>, Status> {
         let (rule, http_request, timeout) = self.build(method, request)?;
-        let response = with_timeout(timeout, self.send(http_request)).await?;
-        let (parts, body) = response.into_parts();
-        if !parts.status.is_success() {
-            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            return Err(error_from(parts.status, &parts.headers, &body));
-        }
-        Ok(Response::from_parts(
-            MetadataMap::from_headers(parts.headers),
-            ndjson_stream(body, rule.response_body, timeout),
-            http::Extensions::new(),
-        ))
+        self.streamed_answer(rule, http_request, timeout).await
     }
 
     /// A stream of requests (sent as an NDJSON body), one response.
@@ -115,8 +95,28 @@ impl RestClient {
         request: Request<Streaming<Req>>,
     ) -> Result<Response<Resp>, Status> {
         let (rule, http_request, timeout) = self.build_streaming(method, request)?;
+        self.one_answer(rule, http_request, timeout).await
+    }
+
+    /// Streams both ways (NDJSON both ways; over HTTP/1.1 the request is sent before the answer
+    /// is read).
+    pub async fn streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: Request<Streaming<Req>>,
+    ) -> Result<Response<Streaming<Resp>>, Status> {
+        let (rule, http_request, timeout) = self.build_streaming(method, request)?;
+        self.streamed_answer(rule, http_request, timeout).await
+    }
+
+    async fn one_answer<Resp: DeserializeOwned + 'static>(
+        &self,
+        rule: HttpRule,
+        request: http::Request<ReqBody>,
+        timeout: Option<Duration>,
+    ) -> Result<Response<Resp>, Status> {
         with_timeout(timeout, async {
-            let response = self.send(http_request).await?;
+            let response = self.send(request).await?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
             if !parts.status.is_success() {
@@ -128,15 +128,13 @@ impl RestClient {
         .await
     }
 
-    /// Streams both ways (NDJSON both ways; over HTTP/1.1 the request is sent before the answer
-    /// is read).
-    pub async fn streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + Send + 'static>(
+    async fn streamed_answer<Resp: DeserializeOwned + Send + 'static>(
         &self,
-        method: &'static MethodDescriptor,
-        request: Request<Streaming<Req>>,
+        rule: HttpRule,
+        request: http::Request<ReqBody>,
+        timeout: Option<Duration>,
     ) -> Result<Response<Streaming<Resp>>, Status> {
-        let (rule, http_request, timeout) = self.build_streaming(method, request)?;
-        let response = with_timeout(timeout, self.send(http_request)).await?;
+        let response = with_timeout(timeout, self.send(request)).await?;
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
             let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
