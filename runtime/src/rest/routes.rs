@@ -92,8 +92,18 @@ impl Routes {
         Ok(())
     }
 
-    /// Finds the binding for a request.
+    /// Finds the binding for a request. `HEAD` falls back to the `GET` binding (the server sends
+    /// its headers without the body), as HTTP requires of general-purpose servers.
     pub fn lookup(&self, method: &http::Method, path: &str) -> Lookup<'_> {
+        match self.lookup_exact(method, path) {
+            Lookup::MethodNotAllowed(allowed) if *method == http::Method::HEAD && allowed.contains(&http::Method::GET) => {
+                self.lookup_exact(&http::Method::GET, path)
+            }
+            other => other,
+        }
+    }
+
+    fn lookup_exact(&self, method: &http::Method, path: &str) -> Lookup<'_> {
         let mut allowed = Vec::new();
         for route in &self.routes {
             if route.http_method != *method && !allowed.is_empty() && allowed.contains(&route.http_method) {
