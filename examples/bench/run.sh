@@ -16,7 +16,8 @@
 # (load generator on CPU 1) when taskset is available; servers alternate
 # within each round (and the order flips every other round, so slow drift
 # of the machine hits every server alike). Reports per-round rps, the median
-# per server, and the ratio of medians.
+# per server, the ratio of medians, and the per-round (paired) ratios with
+# their median.
 #
 # Env knobs (defaults in brackets):
 #   SECONDS [10]      measured window per run, seconds
@@ -295,8 +296,19 @@ for i in "${!SERVERS[@]}"; do
     [[ ${SERVERS[i]} == bench-server && -z $gen ]] && gen=$i
     [[ ${SERVERS[i]} == "$BASELINE" && -z $base ]] && base=$i
 done
+# Per-round ratios: both runs of a round are back to back, so slow drift of the
+# machine (which moves the medians) mostly cancels within a pair.
+paired() {
+    local -a a b
+    read -ra a <<<"${RPS[$1]}"; read -ra b <<<"${RPS[$2]}"
+    local k out=()
+    for k in "${!a[@]}"; do out+=("$(awk -v x="${a[k]}" -v y="${b[k]}" 'BEGIN { if (y > 0) printf "%.3f", x / y; else print "n/a" }')"); done
+    echo "${out[*]}  (median $(printf '%s ' "${out[@]}" | median | awk '{ printf "%.3f", $1 }'))"
+}
 if [[ -n $gen && -n $base ]]; then
     echo "ratio generated/baseline = $(ratio "${MED[$gen]}" "${MED[$base]}")"
+    echo "per-round ratios generated/baseline: $(paired "$gen" "$base")"
 elif [[ ${#SERVERS[@]} -ge 2 ]]; then
     echo "ratio ${LABELS[1]}/${LABELS[0]} = $(ratio "${MED[1]}" "${MED[0]}")"
+    echo "per-round ratios ${LABELS[1]}/${LABELS[0]}: $(paired 1 0)"
 fi

@@ -17,6 +17,9 @@ use super::Body;
 use crate::context::parse_grpc_timeout;
 use crate::{Cancellation, Deadline, MethodDescriptor, Trailers};
 
+/// `grpc-timeout`, parsed once (a `&str` key is validated and hashed again on every lookup).
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
 /// The HTTP response type of the REST transport.
 pub type HttpResponse = http::Response<Body>;
 
@@ -60,7 +63,7 @@ impl Call {
     pub(crate) fn context(&mut self) -> CallContext {
         let headers = std::mem::take(&mut self.parts.headers);
         let deadline = headers
-            .get("grpc-timeout")
+            .get(GRPC_TIMEOUT)
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .map(|d| Instant::now() + d);
         let sse = headers

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::template::{PathTemplate, TemplateError};
+use super::template::{PathTemplate, Segment, TemplateError};
 use crate::{HttpRule, MethodDescriptor, ServiceDescriptor};
 
 /// One binding of one method.
@@ -90,6 +90,25 @@ impl Routes {
             (std::cmp::Reverse(r.template.literal_count()), r.template.verb.is_none())
         });
         Ok(())
+    }
+
+    /// Paths of the bindings that are literal only (no variables, wildcards or verb), each once.
+    pub fn literal_paths(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for route in &self.routes {
+            let t = &route.template;
+            if t.verb.is_some() || !t.segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
+                continue;
+            }
+            let path: String = t.segments.iter().map(|s| match s {
+                Segment::Literal(l) => format!("/{l}"),
+                _ => String::new(),
+            }).collect();
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+        out
     }
 
     /// Finds the binding for a request. `HEAD` falls back to the `GET` binding (the server sends

@@ -110,7 +110,16 @@ impl RestRouter {
 
     /// An axum `Router` that serves this router for every path, to merge into an application.
     pub fn into_router(self) -> axum::Router {
-        axum::Router::new().fallback_service(self)
+        // Literal-only paths become axum routes, so axum matches them without capturing the whole
+        // path as a wildcard parameter (an allocation and an extension per request); templates
+        // and unknown paths still reach this router through the fallback.
+        let mut router = axum::Router::new();
+        for path in self.inner.routes.literal_paths() {
+            if path.len() > 1 && !path.contains(['{', '}', '*', ':']) {
+                router = router.route_service(&path, self.clone());
+            }
+        }
+        router.fallback_service(self)
     }
 
     /// Serves on `listener` (HTTP/1.1 and HTTP/2 cleartext) until the process ends.

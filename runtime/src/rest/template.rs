@@ -143,6 +143,18 @@ impl PathTemplate {
             }
             None => path,
         };
+        // Only literal segments (e.g. the default `POST /pkg.Service/Method` binding): compare
+        // segment by segment; nothing to capture, so nothing to allocate.
+        if self.variables.is_empty() && self.segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
+            let mut parts = (!path.is_empty()).then(|| path.split('/')).into_iter().flatten();
+            for seg in &self.segments {
+                let Segment::Literal(lit) = seg else { return None };
+                if parts.next() != Some(lit.as_str()) {
+                    return None;
+                }
+            }
+            return parts.next().is_none().then(Vec::new);
+        }
         let parts: Vec<&str> = if path.is_empty() { Vec::new() } else { path.split('/').collect() };
         let mut spans = Vec::with_capacity(self.segments.len());
         let mut i = 0;
