@@ -38,9 +38,15 @@ const ROOT: &str = "__switchboard_root";
 
 /// The proto3 JSON mapping of every message and enum in `package`, as serde impls (pbjson-build).
 fn serde_impls(api: &Api, package: &str) -> Result<String, Error> {
+    let rootless: Vec<String> = api
+        .proto_files
+        .iter()
+        .filter(|f| f.package().is_empty())
+        .flat_map(|f| f.message_type.iter().filter_map(|m| m.name.clone()).chain(f.enum_type.iter().filter_map(|e| e.name.clone())))
+        .collect();
     let mut builder = pbjson_build::Builder::new();
     for file in &api.proto_files {
-        builder.register_file_descriptor(for_pbjson(file, api));
+        builder.register_file_descriptor(for_pbjson(file, &rootless));
     }
     builder.extern_path(format!(".{WELL_KNOWN_PACKAGE}"), ident::PROST_TYPES);
     let own = if package.is_empty() { ROOT } else { package };
@@ -68,7 +74,8 @@ fn serde_impls(api: &Api, package: &str) -> Result<String, Error> {
 
 /// A copy of `file` pbjson-build accepts: files without a package get [`ROOT`], references to
 /// their types follow, and editions files are read with explicit presence (as proto2).
-fn for_pbjson(file: &prost_types::FileDescriptorProto, api: &Api) -> prost_types::FileDescriptorProto {
+/// `rootless` names the top-level types of files without a package.
+fn for_pbjson(file: &prost_types::FileDescriptorProto, rootless: &[String]) -> prost_types::FileDescriptorProto {
     let mut file = file.clone();
     if file.package().is_empty() {
         file.package = Some(ROOT.to_owned());
@@ -76,12 +83,6 @@ fn for_pbjson(file: &prost_types::FileDescriptorProto, api: &Api) -> prost_types
     if !matches!(file.syntax.as_deref(), None | Some("proto2") | Some("proto3")) {
         file.syntax = Some("proto2".to_owned());
     }
-    let rootless: Vec<String> = api
-        .proto_files
-        .iter()
-        .filter(|f| f.package().is_empty())
-        .flat_map(|f| f.message_type.iter().filter_map(|m| m.name.clone()).chain(f.enum_type.iter().filter_map(|e| e.name.clone())))
-        .collect();
     if !rootless.is_empty() {
         fn fix(messages: &mut [prost_types::DescriptorProto], rootless: &[String]) {
             for m in messages {
@@ -96,7 +97,7 @@ fn for_pbjson(file: &prost_types::FileDescriptorProto, api: &Api) -> prost_types
                 fix(&mut m.nested_type, rootless);
             }
         }
-        fix(&mut file.message_type, &rootless);
+        fix(&mut file.message_type, rootless);
     }
     file
 }

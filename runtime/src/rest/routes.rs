@@ -1,7 +1,5 @@
 //! The route table: every HTTP binding of every service, compiled once at startup.
 
-use std::sync::Arc;
-
 use super::template::{PathTemplate, Segment, TemplateError};
 use crate::{HttpRule, MethodDescriptor, ServiceDescriptor};
 
@@ -37,7 +35,7 @@ pub enum Lookup<'a> {
 /// All routes, most specific first.
 #[derive(Debug, Default)]
 pub struct Routes {
-    routes: Vec<Arc<Route>>,
+    routes: Vec<Route>,
 }
 
 /// The binding of a method that has none declared: `POST /<package>.<Service>/<Method>`, the
@@ -74,7 +72,7 @@ impl Routes {
                         ),
                     });
                 }
-                self.routes.push(Arc::new(Route {
+                self.routes.push(Route {
                     service: index,
                     method_index,
                     method,
@@ -82,7 +80,7 @@ impl Routes {
                     template,
                     body: rule.body,
                     response_body: rule.response_body,
-                }));
+                });
             }
         }
         // More literal segments first; a verb is more specific than none; declaration order else.
