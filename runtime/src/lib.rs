@@ -44,6 +44,7 @@
 //! and [`Cancellation`] (fires when the caller goes away); [`RequestExt`] reads both.
 #![deny(missing_docs)]
 
+pub mod api;
 mod context;
 pub mod descriptor;
 mod streaming;
@@ -88,6 +89,12 @@ pub use serde;
 /// Dates and times (chrono): `wkt::Timestamp` converts from and to `chrono::DateTime<Utc>`,
 /// e.g. `Timestamp::from(switchboard::chrono::Utc::now())`.
 pub use chrono;
+
+/// UUIDs (`format: uuid` in OpenAPI models).
+pub use uuid;
+
+/// JSON values: the type of OpenAPI schemas that no Rust type describes precisely.
+pub use serde_json;
 
 /// Compression encodings a server or client can accept or send (`gzip`).
 pub use tonic::codec::CompressionEncoding;
