@@ -27,7 +27,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
         return quote!(#item #errors);
     }
     let descriptor = descriptor(&item, &service);
-    let grpc = grpc(&item, &service);
+    let grpc = if service.args.grpc { grpc(&item, &service) } else { TokenStream::new() };
     let rest = if service.args.rest { rest(&item, &service) } else { TokenStream::new() };
     let vis = item.vis.clone();
     let marker = marker_ident(&item);
@@ -111,6 +111,10 @@ fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
         });
         let idem = format_ident!("{}", m.idempotency);
         let deprecated = m.deprecated;
+        let operation = match &m.operation {
+            Some(expr) => quote!(::core::option::Option::Some(&#expr)),
+            None => quote!(::core::option::Option::None),
+        };
         let http = m.http.iter().map(|h| {
             let (method, path, body, rb) = (&h.method, &h.path, &h.body, &h.response_body);
             quote!(::switchboard::HttpRule { method: #method, path: #path, body: #body, response_body: #rb })
@@ -122,6 +126,7 @@ fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
                 idempotency: ::switchboard::Idempotency::#idem,
                 deprecated: #deprecated,
                 http: &[#(#http),*],
+                operation: #operation,
             }
         }
     });
@@ -253,7 +258,7 @@ fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream
 pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "new", "connect", "with_origin", "send_compressed", "accept_compressed",
     "max_decoding_message_size", "max_encoding_message_size",
-    "timeout", "with_client",
+    "timeout", "with_client", "with_bearer", "with_basic", "with_api_key",
     // Trait methods method-call syntax would pick before an inherent method of the same name.
     "clone", "fmt", "eq", "ne",
 ];
@@ -318,11 +323,17 @@ fn rest(item: &ItemTrait, s: &Service) -> TokenStream {
     let arms = s.methods.iter().enumerate().map(|(i, m)| {
         let ident = &m.ident;
         let req_ty = &m.request_ty;
-        let glue = glue_ident(m.shape);
+        let glue = match m.operation {
+            Some(_) => quote!(api::unary),
+            None => {
+                let g = glue_ident(m.shape);
+                quote!(rest::#g)
+            }
+        };
         quote_spanned! {m.ident.span()=>
             #i => {
                 let handler = ::core::clone::Clone::clone(handler);
-                #p::rest::#glue(call, move |r: #req_ty| async move {
+                #p::#glue(call, move |r: #req_ty| async move {
                     <__SbHandler as #trait_ident>::#ident(&*handler, r).await
                 })
             }
@@ -374,6 +385,25 @@ fn rest(item: &ItemTrait, s: &Service) -> TokenStream {
                 self.inner = self.inner.timeout(timeout);
                 self
             }
+            /// Sends `Authorization: Bearer <token>` to operations whose security asks for it.
+            pub fn with_bearer(mut self, token: impl ::core::convert::Into<::std::string::String>) -> Self {
+                self.inner = self.inner.with_bearer(token);
+                self
+            }
+            /// Sends HTTP Basic credentials to operations whose security asks for them.
+            pub fn with_basic(
+                mut self,
+                user: impl ::core::convert::Into<::std::string::String>,
+                password: impl ::core::convert::Into<::std::string::String>,
+            ) -> Self {
+                self.inner = self.inner.with_basic(user, password);
+                self
+            }
+            /// Sends `key` wherever an operation's API key scheme wants it (header, query, cookie).
+            pub fn with_api_key(mut self, key: impl ::core::convert::Into<::std::string::String>) -> Self {
+                self.inner = self.inner.with_api_key(key);
+                self
+            }
             #(#client_methods)*
         }
     }
@@ -395,6 +425,18 @@ fn rest_client_method(desc: &syn::Ident, index: usize, m: &Method) -> TokenStrea
     let doc = format!("Calls `{}` over REST.", m.wire_name);
     let deprecated = m.deprecated.then(|| quote!(#[deprecated]));
     let glue = glue_ident(m.shape);
+    if m.operation.is_some() {
+        return quote! {
+            #[doc = #doc]
+            #deprecated
+            pub async fn #ident(
+                &mut self,
+                request: impl ::switchboard::IntoRequest<#input>,
+            ) -> ::core::result::Result<::switchboard::Response<#output>, ::switchboard::Status> {
+                ::switchboard::__private::api::call(&self.inner, &#desc.methods[#index], ::switchboard::IntoRequest::into_request(request)).await
+            }
+        };
+    }
     let (param, convert, ret) = match m.shape {
         Shape::Unary => (
             quote!(request: impl ::switchboard::IntoRequest<#input>),

@@ -39,11 +39,16 @@ pub struct ServiceArgs {
     pub openapi: Option<syn::Expr>,
     /// `rest = false` turns the REST server and client off (message types without serde impls).
     pub rest: bool,
+    /// `grpc = false` turns the gRPC server and client off (OpenAPI services, whose types are not
+    /// protobuf messages).
+    pub grpc: bool,
+    /// Span of `grpc = false`/`rest = false`, for errors that involve them.
+    pub grpc_span: Option<Span>,
 }
 
 impl ServiceArgs {
     pub fn parse(args: proc_macro2::TokenStream, errors: &mut Errors) -> Self {
-        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, rest: true };
+        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, rest: true, grpc: true, grpc_span: None };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("package") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -63,9 +68,13 @@ impl ServiceArgs {
             } else if meta.path.is_ident("rest") {
                 let lit: syn::LitBool = meta.value()?.parse()?;
                 out.rest = lit.value;
+            } else if meta.path.is_ident("grpc") {
+                let lit: syn::LitBool = meta.value()?.parse()?;
+                out.grpc = lit.value;
+                out.grpc_span = Some(lit.span());
             } else {
                 return Err(meta.error(
-                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST` or `rest = false`",
+                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST`, `rest = false` or `grpc = false`",
                 ));
             }
             Ok(())
@@ -113,6 +122,8 @@ pub struct Method {
     pub idempotency: &'static str,
     pub deprecated: bool,
     pub http: Vec<Http>,
+    /// `operation = EXPR`: the method serves this `switchboard::api::Operation`.
+    pub operation: Option<syn::Expr>,
 }
 
 /// Reads the single type argument of `ty` if its last path segment is `name`.
@@ -234,9 +245,18 @@ impl Method {
             idempotency: "Unknown",
             deprecated,
             http: Vec::new(),
+            operation: None,
         };
         for attr in f.attrs.iter().filter(|a| is_rpc_attr(a)) {
             method.parse_rpc_attr(attr, errors);
+        }
+        if let Some(op) = &method.operation {
+            if method.shape != Shape::Unary {
+                errors.push(op.span(), "`operation = ...` is for unary methods (`Request<In>` -> `Response<Out>`): an OpenAPI operation takes one request and gives one response");
+            }
+            if !method.http.is_empty() {
+                errors.push(op.span(), "`operation = ...` and `http(...)` cannot be combined: the operation's method and path are its HTTP binding");
+            }
         }
         (errors.0.len() == before).then_some(method)
     }
@@ -258,8 +278,14 @@ impl Method {
                 self.idempotency = "NoSideEffects";
             } else if meta.path.is_ident("http") {
                 self.http.push(parse_http(&meta)?);
+            } else if meta.path.is_ident("operation") {
+                let expr: syn::Expr = meta.value()?.parse()?;
+                if self.operation.is_some() {
+                    return Err(syn::Error::new(expr.span(), "a method serves one operation; `operation` is given twice"));
+                }
+                self.operation = Some(expr);
             } else {
-                return Err(meta.error("unknown rpc argument; expected `name = \"...\"`, `idempotent`, `no_side_effects` or `http(...)`"));
+                return Err(meta.error("unknown rpc argument; expected `name = \"...\"`, `idempotent`, `no_side_effects`, `http(...)` or `operation = CONST`"));
             }
             Ok(())
         });
@@ -345,6 +371,18 @@ impl Service {
             if let Some(prev) = methods[..i].iter().find(|p| p.wire_name == m.wire_name) {
                 errors.push(m.ident.span(), format!("two methods share the wire name `{}` (the other is `{}`); rename one with `#[rpc(name = \"...\")]`", m.wire_name, prev.ident));
             }
+        }
+        for m in &methods {
+            let Some(op) = &m.operation else { continue };
+            if args.grpc {
+                errors.push(op.span(), "`operation = ...` methods are served over REST only; add `grpc = false` to `#[switchboard::service(...)]`");
+            }
+            if !args.rest {
+                errors.push(op.span(), "`operation = ...` methods are served over REST, which `rest = false` turns off");
+            }
+        }
+        if !args.grpc && !args.rest {
+            errors.push(args.grpc_span.unwrap_or_else(Span::call_site), "`grpc = false` with `rest = false` leaves no transport");
         }
         Service { args, methods }
     }

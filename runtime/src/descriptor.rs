@@ -70,6 +70,10 @@ pub struct MethodDescriptor {
     pub deprecated: bool,
     /// HTTP bindings; empty means the transport's default binding.
     pub http: &'static [HttpRule],
+    /// The OpenAPI operation this method serves (`#[rpc(operation = CONST)]`): its method and
+    /// path replace the HTTP bindings, and the REST transport reads parameters, body and
+    /// responses from it.
+    pub operation: Option<&'static crate::api::Operation>,
 }
 
 /// A service: its names and methods.
@@ -83,8 +87,9 @@ pub struct ServiceDescriptor {
     pub full_name: &'static str,
     /// Methods in declaration order.
     pub methods: &'static [MethodDescriptor],
-    /// The service's OpenAPI 3.1 document (JSON), when the code generator derived one from the
-    /// spec; the REST server serves it at `/openapi.json`.
+    /// The service's OpenAPI document (JSON): the one the code generator derived from a `.proto`,
+    /// or the original document of an OpenAPI service. The REST server serves it at
+    /// `/openapi.json`, and for OpenAPI services validates requests against its schemas.
     pub openapi: Option<&'static str>,
 }
 
@@ -92,5 +97,10 @@ impl ServiceDescriptor {
     /// Finds a method by its gRPC path.
     pub fn method_by_path(&self, path: &str) -> Option<&'static MethodDescriptor> {
         self.methods.iter().find(|m| m.grpc_path == path)
+    }
+
+    /// Whether any method serves an OpenAPI operation.
+    pub fn has_operations(&self) -> bool {
+        self.methods.iter().any(|m| m.operation.is_some())
     }
 }

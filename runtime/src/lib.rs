@@ -122,6 +122,8 @@ pub mod __private {
     pub use ::tonic_prost;
     #[cfg(feature = "rest")]
     pub use crate::rest::__glue as rest;
+    #[cfg(feature = "rest")]
+    pub use crate::api::__glue as api;
 }
 
 /// Expands to its input when the `rest` feature is on (used by `#[service]` expansions).

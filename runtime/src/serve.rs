@@ -63,6 +63,23 @@ impl Server {
         self
     }
 
+    /// Adds a service over REST only: one declared with `grpc = false` (an OpenAPI service), or
+    /// any service whose gRPC side should stay off.
+    pub fn add_rest_service<D: RestDispatch>(mut self, service: RestServer<D>) -> Self {
+        self.rest = self.rest.add(service);
+        self
+    }
+
+    /// Checks credentials of calls to secured OpenAPI operations (see
+    /// [`RestRouter::authorize`](crate::rest::RestRouter::authorize)).
+    pub fn authorize<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&crate::api::Operation, &crate::api::Credentials) -> Result<(), crate::Status> + Send + Sync + 'static,
+    {
+        self.rest = self.rest.authorize(hook);
+        self
+    }
+
     /// The two halves: a gRPC router (tonic `Routes`) and a REST router, to serve on separate
     /// ports (`tonic::transport::Server::builder().add_routes(grpc)`, `axum::serve(l, rest.into_router())`).
     pub fn into_parts(self) -> (tonic::service::Routes, RestRouter) {

@@ -9,9 +9,43 @@
 //!   HTTP request  ◀──────── client ───────  HTTP request
 //! response enum  ──variant index──▶ ResponseSpec (status code, media type) ──▶ HTTP response
 //! ```
+//!
+//! Serving (feature `rest`): a method with `#[rpc(operation = CONST)]` is routed by the
+//! operation's method and path (under the base path of the document's first server URL). Before
+//! the handler runs, the server checks credentials ([`Credentials`], 401 when missing, and the
+//! `authorize` hook of the router), decodes and validates the parameters and the body against
+//! the document's schemas (400 naming the parameter or the JSON pointer; 415 for a media type
+//! the operation does not take). The handler's response enum picks the status and media type.
+//!
+//! Calling: `RestClient::api_unary` (and the `<Trait>RestClient` methods) send the request
+//! struct the same way back and turn the answer into the response enum.
 
 mod operation;
+pub(crate) mod security;
 mod types;
+
+#[cfg(feature = "rest")]
+mod body;
+#[cfg(feature = "rest")]
+mod client;
+#[cfg(feature = "rest")]
+pub(crate) mod document;
+#[cfg(feature = "rest")]
+mod media;
+#[cfg(feature = "rest")]
+mod response;
+#[cfg(feature = "rest")]
+pub(crate) mod server;
+
+pub use security::{Credential, Credentials};
+
+/// What `#[service]` expansions call for OpenAPI operations. Not a public API.
+#[cfg(feature = "rest")]
+#[doc(hidden)]
+pub mod __glue {
+    pub use super::client::call;
+    pub use super::server::unary;
+}
 
 pub use operation::{
     Location, Operation, Param, ParamShape, RequestBody, ResponseSpec, Scalar, SchemeKind, SecurityScheme, Style,

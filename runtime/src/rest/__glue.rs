@@ -40,7 +40,7 @@ pub trait Dispatch: 'static {
 }
 
 /// Runs `fut` under the call's deadline; a caller that goes away fires the cancellation.
-async fn run<T>(
+pub(crate) async fn run<T>(
     ctx_deadline: Option<Instant>,
     guard: &mut CancelOnDrop,
     fut: impl Future<Output = Result<T, Status>>,

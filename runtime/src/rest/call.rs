@@ -36,6 +36,8 @@ pub struct Call {
     pub(crate) response_body: &'static str,
     pub(crate) vars: Vec<(String, String)>,
     pub(crate) max_body: usize,
+    /// For OpenAPI operations: the operation's state and path variables.
+    pub(crate) api: Option<crate::api::server::ApiCall>,
 }
 
 /// What the handler runs with besides the message.

@@ -23,8 +23,8 @@ use super::template::PathTemplate;
 use crate::context::parse_grpc_timeout;
 use crate::{HttpRule, MethodDescriptor, Streaming};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type ReqBody = BoxBody<Bytes, BoxError>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type ReqBody = BoxBody<Bytes, BoxError>;
 
 /// A base URL the REST client cannot use.
 #[derive(Debug, Clone)]
@@ -42,9 +42,29 @@ impl std::error::Error for InvalidBaseUrl {}
 /// connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct RestClient {
-    base: String,
+    pub(crate) base: String,
     client: Client<HttpConnector, ReqBody>,
     timeout: Option<Duration>,
+    /// Credentials for OpenAPI operations' security schemes.
+    pub(crate) credentials: ClientCredentials,
+}
+
+/// What the client sends to operations that ask for credentials.
+#[derive(Clone, Default)]
+pub(crate) struct ClientCredentials {
+    pub(crate) bearer: Option<String>,
+    pub(crate) basic: Option<(String, String)>,
+    pub(crate) api_key: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("bearer", &self.bearer.as_ref().map(|_| ".."))
+            .field("basic", &self.basic.as_ref().map(|(u, _)| u))
+            .field("api_key", &self.api_key.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl RestClient {
@@ -58,13 +78,38 @@ impl RestClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(RestClient { base: base_url.trim_end_matches('/').to_owned(), client, timeout: None })
+        Ok(RestClient {
+            base: base_url.trim_end_matches('/').to_owned(),
+            client,
+            timeout: None,
+            credentials: ClientCredentials::default(),
+        })
     }
 
     /// Fails calls that take longer than `timeout` with DEADLINE_EXCEEDED (a request's own
     /// `set_timeout` wins when shorter).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` to OpenAPI operations whose security asks for a
+    /// bearer token (`http`/`bearer`, `oauth2`, `openIdConnect`).
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.credentials.bearer = Some(token.into());
+        self
+    }
+
+    /// Sends HTTP Basic credentials to OpenAPI operations whose security asks for them.
+    pub fn with_basic(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials.basic = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Sends `key` to OpenAPI operations whose security asks for an API key, wherever the
+    /// scheme wants it (header, query parameter or cookie).
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.credentials.api_key = Some(key.into());
         self
     }
 
@@ -147,7 +192,7 @@ impl RestClient {
         ))
     }
 
-    async fn send(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
+    pub(crate) async fn send(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
         self.client.request(request).await.map_err(|e| {
             let mut source: Option<&dyn std::error::Error> = Some(&e);
             let mut text = String::new();
@@ -162,7 +207,7 @@ impl RestClient {
         })
     }
 
-    fn timeout_of(&self, metadata: &MetadataMap) -> Option<Duration> {
+    pub(crate) fn timeout_of(&self, metadata: &MetadataMap) -> Option<Duration> {
         let own = metadata.get("grpc-timeout").and_then(|v| parse_grpc_timeout(v.as_bytes()));
         match (own, self.timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -254,7 +299,7 @@ impl RestClient {
     }
 }
 
-async fn with_timeout<T>(
+pub(crate) async fn with_timeout<T>(
     timeout: Option<Duration>,
     fut: impl std::future::Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
@@ -347,7 +392,7 @@ fn insert_field(root: &mut Value, path: &str, field: Value) {
     }
 }
 
-fn error_from(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Status {
+pub(crate) fn error_from(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Status {
     let mut result = status_from_json(body).unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();

@@ -17,8 +17,9 @@
 
 #[doc(hidden)]
 pub mod __glue;
-mod call;
-mod client;
+pub(crate) mod api_path;
+pub(crate) mod call;
+pub(crate) mod client;
 pub(crate) mod decode;
 mod openapi;
 mod routes;

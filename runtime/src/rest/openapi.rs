@@ -1,6 +1,9 @@
 //! The document served at `/openapi.json`: the services' own OpenAPI 3.1 documents (generated
 //! code embeds one per service, derived from the proto), merged; for services without one (a
 //! hand-written trait), paths and operations from the descriptor with free-form bodies.
+//!
+//! A router serving one OpenAPI service (one whose methods serve operations) answers that
+//! service's document byte for byte, as the generator embedded it.
 
 use serde_json::{json, Map, Value};
 
@@ -10,6 +13,11 @@ use crate::ServiceDescriptor;
 
 /// The merged document of `services`, as JSON bytes.
 pub fn document(services: &[&'static ServiceDescriptor]) -> Vec<u8> {
+    if let [only] = services {
+        if let (true, Some(text)) = (only.has_operations(), only.openapi) {
+            return text.as_bytes().to_vec();
+        }
+    }
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": title(services), "version": "0.0.0" },
@@ -33,7 +41,20 @@ fn title(services: &[&'static ServiceDescriptor]) -> String {
 
 fn merge(doc: &mut Value, part: Value) {
     let Value::Object(part) = part else { return };
-    for (section, key) in [("paths", None), ("components", Some("schemas")), ("tags", None)] {
+    // Every kind of component (schemas, parameters, responses, securitySchemes, …): an OpenAPI
+    // document's `$ref`s point into all of them.
+    let kinds: Vec<String> = part
+        .get("components")
+        .and_then(Value::as_object)
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default();
+    if let (Some(Value::Object(components)), false) = (doc.get_mut("components"), kinds.is_empty()) {
+        for kind in &kinds {
+            components.entry(kind.clone()).or_insert_with(|| json!({}));
+        }
+    }
+    let sections = [("paths", None), ("tags", None)].into_iter().chain(kinds.iter().map(|k| ("components", Some(k.as_str()))));
+    for (section, key) in sections {
         let Some(src) = part.get(section) else { continue };
         let (src, dst) = match key {
             Some(k) => (src.get(k), doc[section].get_mut(k)),
@@ -78,6 +99,40 @@ fn status_schema() -> Value {
 fn synthesize(service: &'static ServiceDescriptor) -> Value {
     let mut paths = Map::new();
     for method in service.methods {
+        if let Some(op) = method.operation {
+            let params: Vec<Value> = op
+                .params
+                .iter()
+                .map(|p| {
+                    let location = match p.location {
+                        crate::api::Location::Path => "path",
+                        crate::api::Location::Query => "query",
+                        crate::api::Location::Header => "header",
+                        crate::api::Location::Cookie => "cookie",
+                    };
+                    json!({"name": p.name, "in": location, "required": p.required || location == "path"})
+                })
+                .collect();
+            let responses: Map<String, Value> = op
+                .responses
+                .iter()
+                .map(|r| {
+                    let mut resp = json!({"description": r.status});
+                    if let Some(mt) = r.content {
+                        resp["content"] = json!({ mt: {} });
+                    }
+                    (r.status.to_owned(), resp)
+                })
+                .collect();
+            let mut entry = json!({"operationId": op.id, "parameters": params, "responses": responses});
+            if let Some(body) = op.body {
+                let content: Map<String, Value> = body.content.iter().map(|mt| ((*mt).to_owned(), json!({}))).collect();
+                entry["requestBody"] = json!({"required": body.required, "content": content});
+            }
+            let item = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+            item[op.method.to_ascii_lowercase()] = entry;
+            continue;
+        }
         for (i, rule) in rules(method).into_iter().enumerate() {
             let Ok(template) = PathTemplate::parse(rule.path) else { continue };
             let (path, params) = openapi_path(&template);

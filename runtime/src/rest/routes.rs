@@ -1,7 +1,34 @@
 //! The route table: every HTTP binding of every service, compiled once at startup.
+//!
+//! Two indexes: google.api.http bindings in a list, most specific first (proto services have
+//! few), and OpenAPI operations in an [`ApiTrie`] (an API can have a thousand and more), looked
+//! up by segment.
 
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::api_path::{ApiTrie, TrieLookup};
 use super::template::{PathTemplate, Segment, TemplateError};
+use crate::api::document::{ApiService, OpState};
 use crate::{HttpRule, MethodDescriptor, ServiceDescriptor};
+
+/// One OpenAPI operation.
+pub struct ApiRoute {
+    /// Index of the service in the router.
+    pub service: usize,
+    /// Index of the method in its descriptor.
+    pub method_index: usize,
+    /// The method.
+    pub method: &'static MethodDescriptor,
+    /// The operation's prepared state.
+    pub(crate) state: Arc<OpState>,
+}
+
+impl std::fmt::Debug for ApiRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRoute").field("operation", &self.state.op.id).finish()
+    }
+}
 
 /// One binding of one method.
 #[derive(Debug)]
@@ -26,6 +53,8 @@ pub struct Route {
 pub enum Lookup<'a> {
     /// A binding matched; its path variables (field path, value).
     Found(&'a Route, Vec<(&'a str, String)>),
+    /// An OpenAPI operation matched; its path variables' byte ranges in the path.
+    FoundApi(&'a ApiRoute, Vec<Range<usize>>),
     /// The path matches bindings, none with this HTTP method.
     MethodNotAllowed(Vec<http::Method>),
     /// Nothing matches the path.
@@ -36,6 +65,8 @@ pub enum Lookup<'a> {
 #[derive(Debug, Default)]
 pub struct Routes {
     routes: Vec<Route>,
+    api: ApiTrie,
+    api_routes: Vec<ApiRoute>,
 }
 
 /// The binding of a method that has none declared: `POST /<package>.<Service>/<Method>`, the
@@ -55,8 +86,35 @@ pub fn rules(method: &'static MethodDescriptor) -> Vec<HttpRule> {
 
 impl Routes {
     /// Adds every binding of `service` (its index is `index`).
-    pub fn add(&mut self, index: usize, service: &'static ServiceDescriptor) -> Result<(), TemplateError> {
+    pub(crate) fn add(
+        &mut self,
+        index: usize,
+        service: &'static ServiceDescriptor,
+        api: Option<&ApiService>,
+    ) -> Result<(), TemplateError> {
         for (method_index, method) in service.methods.iter().enumerate() {
+            if let Some(op) = method.operation {
+                let state = api.and_then(|a| a.ops.get(method_index)).and_then(Option::clone).ok_or_else(|| TemplateError {
+                    template: op.path.to_owned(),
+                    message: format!("operation `{}` was not prepared", op.id),
+                })?;
+                let http_method = http::Method::from_bytes(op.method.as_bytes()).map_err(|_| TemplateError {
+                    template: op.path.to_owned(),
+                    message: format!("`{}` is not an HTTP method", op.method),
+                })?;
+                let route = self.api_routes.len();
+                if let Err(other) = self.api.insert(&state.template, http_method, route) {
+                    return Err(TemplateError {
+                        template: op.path.to_owned(),
+                        message: format!(
+                            "{} {} serves both `{}` and `{}`",
+                            op.method, op.path, self.api_routes[other].state.op.id, op.id
+                        ),
+                    });
+                }
+                self.api_routes.push(ApiRoute { service: index, method_index, method, state });
+                continue;
+            }
             for rule in rules(method) {
                 let template = PathTemplate::parse(rule.path)?;
                 let http_method = http::Method::from_bytes(rule.method.as_bytes()).map_err(|_| TemplateError {
@@ -106,6 +164,11 @@ impl Routes {
                 out.push(path);
             }
         }
+        for path in self.api.literal_paths() {
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
         out
     }
 
@@ -122,6 +185,13 @@ impl Routes {
 
     fn lookup_exact(&self, method: &http::Method, path: &str) -> Lookup<'_> {
         let mut allowed = Vec::new();
+        if !self.api.is_empty() {
+            match self.api.lookup(method, path) {
+                TrieLookup::Found(route, vars) => return Lookup::FoundApi(&self.api_routes[route], vars),
+                TrieLookup::MethodNotAllowed(methods) => allowed = methods,
+                TrieLookup::NotFound => {}
+            }
+        }
         for route in &self.routes {
             if route.http_method != *method && !allowed.is_empty() && allowed.contains(&route.http_method) {
                 continue;

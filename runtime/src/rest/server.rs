@@ -13,12 +13,16 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use tonic::Status;
 
 use super::__glue::Dispatch;
+use crate::api::document::ApiService;
+use crate::api::server::ApiCall;
+use crate::api::{Credentials, Operation};
 use super::call::{error_response, Call, HttpResponse, DEFAULT_MAX_BODY};
 use super::routes::{Lookup, Routes};
 use super::{openapi, Body};
 use crate::ServiceDescriptor;
 
 type DispatchFn = Arc<dyn Fn(Call) -> BoxFuture<'static, HttpResponse> + Send + Sync>;
+type AuthorizeFn = crate::api::security::Authorize;
 
 /// Serves any number of `#[service]` implementations over REST (HTTP/1.1 or HTTP/2, JSON).
 ///
@@ -51,9 +55,20 @@ pub struct RestRouter {
 #[derive(Default)]
 struct Inner {
     routes: Routes,
-    services: Vec<(&'static ServiceDescriptor, DispatchFn)>,
+    services: Vec<ServiceEntry>,
     max_body: usize,
     openapi: std::sync::OnceLock<Bytes>,
+    /// The router's authorization hook, for services without their own.
+    authorize: Option<AuthorizeFn>,
+}
+
+struct ServiceEntry {
+    descriptor: &'static ServiceDescriptor,
+    dispatch: DispatchFn,
+    /// OpenAPI operations, prepared once (shared by every router the service is added to).
+    api: Option<Arc<ApiService>>,
+    /// The service's own authorization hook (`RestServer::authorize`).
+    authorize: Option<AuthorizeFn>,
 }
 
 impl Default for RestRouter {
@@ -64,7 +79,7 @@ impl Default for RestRouter {
 
 impl fmt::Debug for RestRouter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = self.inner.services.iter().map(|(d, _)| d.full_name).collect();
+        let names: Vec<_> = self.inner.services.iter().map(|e| e.descriptor.full_name).collect();
         f.debug_struct("RestRouter").field("services", &names).finish()
     }
 }
@@ -75,7 +90,8 @@ impl RestRouter {
         RestRouter { inner: Arc::new(Inner { max_body: DEFAULT_MAX_BODY, ..Default::default() }) }
     }
 
-    /// Adds a service (e.g. `GreeterRestServer::new(handler)`).
+    /// Adds a service (e.g. `GreeterRestServer::new(handler)`), with the authorization hook
+    /// the service was given, if any.
     ///
     /// # Panics
     ///
@@ -83,17 +99,57 @@ impl RestRouter {
     /// and template (axum's `Router` panics on overlapping routes the same way). Templates from
     /// `switchboard generate` are checked when generating.
     pub fn add<D: Dispatch>(self, service: RestServer<D>) -> Self {
-        self.add_handler::<D>(service.handler)
+        let own = service.router.inner.services.first();
+        let api = own.and_then(|e| e.api.clone());
+        let authorize = own.and_then(|e| e.authorize.clone());
+        self.add_prepared::<D>(service.handler, api, authorize)
     }
 
-    fn add_handler<D: Dispatch>(mut self, handler: Arc<D::Handler>) -> Self {
+    fn add_handler<D: Dispatch>(self, handler: Arc<D::Handler>) -> Self {
+        let descriptor = D::descriptor();
+        let api = match ApiService::build(descriptor) {
+            Ok(api) => api.map(Arc::new),
+            Err(e) => panic!("switchboard: service `{}`: {e}", descriptor.full_name),
+        };
+        self.add_prepared::<D>(handler, api, None)
+    }
+
+    fn add_prepared<D: Dispatch>(
+        mut self,
+        handler: Arc<D::Handler>,
+        api: Option<Arc<ApiService>>,
+        authorize: Option<AuthorizeFn>,
+    ) -> Self {
         let inner = Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned");
         let index = inner.services.len();
         let descriptor = D::descriptor();
-        if let Err(e) = inner.routes.add(index, descriptor) {
+        if let Err(e) = inner.routes.add(index, descriptor, api.as_deref()) {
             panic!("switchboard: service `{}`: {e}", descriptor.full_name);
         }
-        inner.services.push((descriptor, Arc::new(move |call| D::dispatch(&handler, call))));
+        inner.services.push(ServiceEntry {
+            descriptor,
+            dispatch: Arc::new(move |call| D::dispatch(&handler, call)),
+            api,
+            authorize,
+        });
+        self
+    }
+
+    /// Checks the credentials of every call to an OpenAPI operation that has security
+    /// requirements, after the server has found them ([`Credentials`]: the first alternative of
+    /// the operation's `security` the request satisfies) and before the request is decoded. An
+    /// `Err` answers the call (`Status::unauthenticated` → 401 with `WWW-Authenticate`,
+    /// `Status::permission_denied` → 403). A service added with its own hook
+    /// ([`RestServer::authorize`]) keeps that one.
+    ///
+    /// Without a hook, any credentials of the right kind are let through; the handler finds them
+    /// in `req.extensions().get::<Credentials>()`. Operations without security skip the hook.
+    pub fn authorize<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Operation, &Credentials) -> Result<(), Status> + Send + Sync + 'static,
+    {
+        Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned").authorize =
+            Some(Arc::new(hook));
         self
     }
 
@@ -105,7 +161,7 @@ impl RestRouter {
 
     /// The descriptors of the services added.
     pub fn services(&self) -> impl Iterator<Item = &'static ServiceDescriptor> + '_ {
-        self.inner.services.iter().map(|(d, _)| *d)
+        self.inner.services.iter().map(|e| e.descriptor)
     }
 
     /// An axum `Router` that serves this router for every path, to merge into an application.
@@ -136,6 +192,26 @@ impl RestRouter {
         let (parts, body) = request.into_parts();
         let (route, vars) = match self.inner.routes.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found(route, vars) => (route, vars),
+            Lookup::FoundApi(route, vars) => {
+                let entry = &self.inner.services[route.service];
+                let authorize = if route.state.op.security.is_empty() {
+                    None
+                } else {
+                    entry.authorize.as_ref().or(self.inner.authorize.as_ref()).cloned()
+                };
+                let call = Call {
+                    vars: Vec::new(),
+                    method: route.method,
+                    method_index: route.method_index,
+                    body_field: "",
+                    response_body: "",
+                    max_body: self.inner.max_body,
+                    parts,
+                    body: Body::new(body),
+                    api: Some(ApiCall { state: route.state.clone(), vars, authorize }),
+                };
+                return (entry.dispatch)(call);
+            }
             Lookup::MethodNotAllowed(allowed) => return ready(method_not_allowed(&parts, &allowed)),
             Lookup::NotFound if parts.uri.path() == "/openapi.json" && parts.method == http::Method::GET => {
                 return ready(self.openapi_response());
@@ -154,8 +230,9 @@ impl RestRouter {
             max_body: self.inner.max_body,
             parts,
             body: Body::new(body),
+            api: None,
         };
-        (self.inner.services[route.service].1)(call)
+        (self.inner.services[route.service].dispatch)(call)
     }
 
     fn openapi_response(&self) -> HttpResponse {
@@ -223,9 +300,31 @@ impl<D: Dispatch> RestServer<D> {
     }
 
     /// Serves a shared `handler` (e.g. the one a gRPC server also uses).
+    ///
+    /// # Panics
+    ///
+    /// As [`RestRouter::add`]: if a binding's or an operation's path template does not parse,
+    /// or two of them have the same HTTP method and path.
     pub fn from_arc(handler: Arc<D::Handler>) -> Self {
         let router = RestRouter::new().add_handler::<D>(handler.clone());
         RestServer { handler, router, _marker: PhantomData }
+    }
+
+    /// Checks the credentials of calls to this service's secured OpenAPI operations (see
+    /// [`RestRouter::authorize`]); kept when the service is added to a router.
+    ///
+    /// # Panics
+    ///
+    /// If this server has been cloned.
+    pub fn authorize<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Operation, &Credentials) -> Result<(), Status> + Send + Sync + 'static,
+    {
+        let inner = Arc::get_mut(&mut self.router.inner).expect("RestServer is being built; it has not been cloned");
+        if let Some(entry) = inner.services.first_mut() {
+            entry.authorize = Some(Arc::new(hook));
+        }
+        self
     }
 
     /// The service's descriptor.

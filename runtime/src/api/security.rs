@@ -1,0 +1,303 @@
+//! Credentials: what a request carried for its operation's security requirement.
+//!
+//! The REST server reads them before the handler runs and puts a [`Credentials`] value in the
+//! request's extensions; handlers read it with `req.extensions().get::<Credentials>()`.
+
+use std::fmt;
+
+/// One credential, as a security scheme carries it.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credential {
+    /// `Authorization: Bearer <token>` (`http` / `bearer`, `oauth2`, `openIdConnect`).
+    Bearer(String),
+    /// `Authorization: Basic ...`, decoded.
+    Basic {
+        /// The user id.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// An API key from a header, query parameter or cookie.
+    ApiKey(String),
+}
+
+impl fmt::Debug for Credential {
+    /// Names the kind only: secrets stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(..)"),
+            Credential::Basic { user, .. } => write!(f, "Basic {{ user: {user:?}, .. }}"),
+            Credential::ApiKey(_) => f.write_str("ApiKey(..)"),
+        }
+    }
+}
+
+/// The credentials of one request: for each security scheme of the alternative the request
+/// satisfied (the first one, in the operation's order), the scheme's name and its credential.
+/// Empty when the operation allows anonymous access (an empty alternative) and the request
+/// carried nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    entries: Vec<(&'static str, Credential)>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.entries.iter().map(|(k, v)| (k, v))).finish()
+    }
+}
+
+impl Credentials {
+    /// No credentials.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the credential of scheme `scheme` (the scheme's name in the document).
+    pub fn insert(&mut self, scheme: &'static str, credential: Credential) {
+        match self.entries.iter_mut().find(|(s, _)| *s == scheme) {
+            Some(entry) => entry.1 = credential,
+            None => self.entries.push((scheme, credential)),
+        }
+    }
+
+    /// The credential for scheme `scheme`.
+    pub fn get(&self, scheme: &str) -> Option<&Credential> {
+        self.entries.iter().find(|(s, _)| *s == scheme).map(|(_, c)| c)
+    }
+
+    /// The first bearer token.
+    pub fn bearer(&self) -> Option<&str> {
+        self.entries.iter().find_map(|(_, c)| match c {
+            Credential::Bearer(t) => Some(t.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The first Basic user and password.
+    pub fn basic(&self) -> Option<(&str, &str)> {
+        self.entries.iter().find_map(|(_, c)| match c {
+            Credential::Basic { user, password } => Some((user.as_str(), password.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The first API key.
+    pub fn api_key(&self) -> Option<&str> {
+        self.entries.iter().find_map(|(_, c)| match c {
+            Credential::ApiKey(k) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every (scheme name, credential).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Credential)> + '_ {
+        self.entries.iter().map(|(s, c)| (*s, c))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(feature = "rest")]
+pub(crate) use server::{authenticate, Authorize};
+
+#[cfg(feature = "rest")]
+mod server {
+    use base64::Engine as _;
+    use http::header::{HeaderValue, AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
+    use tonic::Status;
+
+    use super::{Credential, Credentials};
+    use crate::api::{Location, Operation, SchemeKind, SecurityScheme};
+    use crate::rest::error_response;
+    use crate::rest::HttpResponse;
+
+    /// The server's authorization hook (`RestRouter::authorize`).
+    pub(crate) type Authorize =
+        std::sync::Arc<dyn Fn(&Operation, &Credentials) -> Result<(), Status> + Send + Sync + 'static>;
+
+    /// Reads the credentials of the first alternative of `op.security` the request satisfies and
+    /// runs `authorize` on them. Missing credentials, or a hook that refuses, answer the request.
+    pub(crate) fn authenticate(
+        op: &'static Operation,
+        parts: &http::request::Parts,
+        authorize: Option<&Authorize>,
+        realm: &str,
+    ) -> Result<Credentials, HttpResponse> {
+        let mut found = None;
+        'alternatives: for alternative in op.security {
+            let mut creds = Credentials::new();
+            for scheme in *alternative {
+                match extract(scheme, parts) {
+                    Some(c) => creds.insert(scheme.name, c),
+                    None => continue 'alternatives,
+                }
+            }
+            found = Some(creds);
+            break;
+        }
+        let Some(creds) = found else {
+            let status = Status::unauthenticated(format!("`{}` needs credentials: {}", op.id, expected(op)));
+            return Err(challenge(error_response(&status), op, realm));
+        };
+        if let Some(hook) = authorize {
+            if let Err(status) = hook(op, &creds) {
+                let resp = error_response(&status);
+                return Err(if status.code() == tonic::Code::Unauthenticated { challenge(resp, op, realm) } else { resp });
+            }
+        }
+        Ok(creds)
+    }
+
+    /// "a bearer token, or an API key in header `X-Key`".
+    fn expected(op: &Operation) -> String {
+        let alternatives: Vec<String> = op
+            .security
+            .iter()
+            .map(|alt| alt.iter().map(describe).collect::<Vec<_>>().join(" and "))
+            .collect();
+        alternatives.join(", or ")
+    }
+
+    fn describe(scheme: &SecurityScheme) -> String {
+        match scheme.kind {
+            SchemeKind::Bearer => "a bearer token".to_owned(),
+            SchemeKind::Basic => "HTTP Basic credentials".to_owned(),
+            SchemeKind::ApiKey { location, name } => {
+                let place = match location {
+                    Location::Header => "header",
+                    Location::Query => "query parameter",
+                    Location::Cookie => "cookie",
+                    Location::Path => "path parameter",
+                };
+                format!("an API key in {place} `{name}`")
+            }
+        }
+    }
+
+    /// Adds `WWW-Authenticate` for the HTTP schemes the operation accepts.
+    fn challenge(mut resp: HttpResponse, op: &Operation, realm: &str) -> HttpResponse {
+        let mut bearer = false;
+        let mut basic = false;
+        for scheme in op.security.iter().flat_map(|a| a.iter()) {
+            match scheme.kind {
+                SchemeKind::Bearer if !bearer => {
+                    bearer = true;
+                    resp.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                }
+                SchemeKind::Basic if !basic => {
+                    basic = true;
+                    let realm: String = realm.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
+                    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
+                        resp.headers_mut().append(WWW_AUTHENTICATE, v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        resp
+    }
+
+    fn extract(scheme: &SecurityScheme, parts: &http::request::Parts) -> Option<Credential> {
+        match scheme.kind {
+            SchemeKind::Bearer => authorization(parts, "bearer").map(|t| Credential::Bearer(t.to_owned())),
+            SchemeKind::Basic => {
+                let encoded = authorization(parts, "basic")?;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+                let text = String::from_utf8(bytes).ok()?;
+                let (user, password) = text.split_once(':')?;
+                Some(Credential::Basic { user: user.to_owned(), password: password.to_owned() })
+            }
+            SchemeKind::ApiKey { location, name } => {
+                let value = match location {
+                    Location::Header => parts.headers.get(name)?.to_str().ok()?.trim().to_owned(),
+                    Location::Query => form_urlencoded::parse(parts.uri.query()?.as_bytes())
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.into_owned())?,
+                    Location::Cookie => cookie(&parts.headers, name)?,
+                    Location::Path => return None,
+                };
+                (!value.is_empty()).then_some(Credential::ApiKey(value))
+            }
+        }
+    }
+
+    /// The credentials after `Authorization: <scheme> ` (scheme matched case-insensitively).
+    fn authorization<'a>(parts: &'a http::request::Parts, scheme: &str) -> Option<&'a str> {
+        parts.headers.get_all(AUTHORIZATION).iter().find_map(|v| {
+            let v = v.to_str().ok()?.trim();
+            let (name, rest) = v.split_once(' ')?;
+            let rest = rest.trim();
+            (name.eq_ignore_ascii_case(scheme) && !rest.is_empty()).then_some(rest)
+        })
+    }
+
+    fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+        headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
+            line.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k.trim() == name).then(|| {
+                    let v = v.trim().trim_matches('"');
+                    percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()
+                })
+            })
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const BEARER: SecurityScheme = SecurityScheme { name: "bearerAuth", kind: SchemeKind::Bearer };
+        const BASIC: SecurityScheme = SecurityScheme { name: "basicAuth", kind: SchemeKind::Basic };
+        const KEY: SecurityScheme =
+            SecurityScheme { name: "key", kind: SchemeKind::ApiKey { location: Location::Cookie, name: "k" } };
+        const OP: Operation = Operation {
+            id: "op",
+            method: "GET",
+            path: "/x",
+            params: &[],
+            body: None,
+            responses: &[],
+            security: &[&[BEARER, KEY], &[BASIC]],
+        };
+
+        fn parts(headers: &[(&str, &str)]) -> http::request::Parts {
+            let mut req = http::Request::builder().uri("/x");
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(()).unwrap().into_parts().0
+        }
+
+        #[test]
+        fn the_first_satisfied_alternative_wins() {
+            let p = parts(&[("authorization", "bearer t0k"), ("cookie", "a=1; k=s%20ecret")]);
+            let creds = authenticate(&OP, &p, None, "r").unwrap();
+            assert_eq!(creds.bearer(), Some("t0k"));
+            assert_eq!(creds.api_key(), Some("s ecret"));
+            let p = parts(&[("authorization", "Basic dXNlcjpwYTpzcw==")]);
+            let creds = authenticate(&OP, &p, None, "r").unwrap();
+            assert_eq!(creds.basic(), Some(("user", "pa:ss")));
+            assert!(format!("{creds:?}").contains("user") && !format!("{creds:?}").contains("pa:ss"));
+        }
+
+        #[test]
+        fn missing_or_refused_credentials_answer_401_with_a_challenge() {
+            let resp = authenticate(&OP, &parts(&[("authorization", "Bearer x")]), None, "pets").unwrap_err();
+            assert_eq!(resp.status(), 401);
+            let challenges: Vec<_> = resp.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+            assert_eq!(challenges, ["Bearer", "Basic realm=\"pets\", charset=\"UTF-8\""]);
+            let hook: Authorize = std::sync::Arc::new(|_, c| match c.basic() {
+                Some(("admin", _)) => Ok(()),
+                _ => Err(Status::permission_denied("admins only")),
+            });
+            let p = parts(&[("authorization", "Basic dXNlcjpwYTpzcw==")]);
+            assert_eq!(authenticate(&OP, &p, Some(&hook), "r").unwrap_err().status(), 403);
+        }
+    }
+}
