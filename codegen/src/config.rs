@@ -13,6 +13,8 @@ use crate::{lower, spec};
 pub struct Config {
     out_dir: Option<PathBuf>,
     rerun_if_changed: Option<bool>,
+    selection: lower::openapi::Selection,
+    warnings: Vec<String>,
 }
 
 impl Config {
@@ -58,9 +60,73 @@ impl Config {
         self
     }
 
+    /// Generates only the OpenAPI operations carrying one of these tags (and the types they use);
+    /// repeatable. Protobuf specs are not affected.
+    ///
+    /// ```no_run
+    /// switchboard_codegen::Config::new()
+    ///     .tag("issues")
+    ///     .tag("pulls")
+    ///     .compile(&["api.github.com.json"], &[] as &[&str])?;
+    /// # Ok::<(), switchboard_codegen::Error>(())
+    /// ```
+    pub fn tag(&mut self, tag: impl Into<String>) -> &mut Self {
+        self.selection.tags.push(tag.into());
+        self
+    }
+
+    /// Generates only the OpenAPI operations with these `operationId`s (and the types they
+    /// use); repeatable, combined with [`Config::tag`] (an operation must pass both).
+    ///
+    /// ```no_run
+    /// switchboard_codegen::Config::new()
+    ///     .operation("repos/get")
+    ///     .compile(&["api.github.com.json"], &[] as &[&str])?;
+    /// # Ok::<(), switchboard_codegen::Error>(())
+    /// ```
+    pub fn operation(&mut self, id: impl Into<String>) -> &mut Self {
+        self.selection.operations.push(id.into());
+        self
+    }
+
+    /// Generates every OpenAPI component schema as a type, also those no operation uses
+    /// (default: only the types operations reach, which keeps large APIs quick to compile).
+    ///
+    /// ```no_run
+    /// switchboard_codegen::Config::new()
+    ///     .all_schemas(true)
+    ///     .compile(&["api.yaml"], &[] as &[&str])?;
+    /// # Ok::<(), switchboard_codegen::Error>(())
+    /// ```
+    pub fn all_schemas(&mut self, yes: bool) -> &mut Self {
+        self.selection.all_schemas = yes;
+        self
+    }
+
+    /// Warnings of the last [`Config::compile`] or [`Config::generate_checked`]: constructs typed
+    /// with a fallback, each as `file#/json/pointer: message`.
+    ///
+    /// ```no_run
+    /// let mut config = switchboard_codegen::Config::new();
+    /// config.compile(&["api.yaml"], &[] as &[&str])?;
+    /// for w in config.warnings() {
+    ///     eprintln!("warning: {w}");
+    /// }
+    /// # Ok::<(), switchboard_codegen::Error>(())
+    /// ```
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Generates code for `protos` (paths inside one of `includes`, or names relative to one) and
     /// every file they import, and writes it to the output directory: `mod.rs` plus one file per
     /// package. Files whose contents did not change are not rewritten.
+    ///
+    /// Specs ending in `.yaml`, `.yml` or `.json` are OpenAPI 3.0 / 3.1 documents (paths as on
+    /// disk; `includes` do not apply): each becomes a module named after the file
+    /// (`petstore.yaml` → `petstore`) holding its types and one service trait. Warnings about
+    /// constructs typed with a fallback are printed (`cargo:warning=` in build scripts) and kept
+    /// in [`Config::warnings`].
     ///
     /// ```no_run
     /// switchboard_codegen::Config::new().compile(&["proto/library.proto"], &["proto"])?;
@@ -73,7 +139,16 @@ impl Config {
                 .map(PathBuf::from)
                 .ok_or_else(|| Error::Config("OUT_DIR is not set: call `out_dir(...)` outside build scripts".into()))?,
         };
-        let (files, inputs) = self.generate_with_inputs(protos, includes)?;
+        let (files, inputs, warnings) = self.generate_with_inputs(protos, includes)?;
+        let in_build_script = std::env::var_os("OUT_DIR").is_some() && self.out_dir.is_none();
+        for w in &warnings {
+            if in_build_script {
+                println!("cargo:warning={w}");
+            } else {
+                eprintln!("warning: {w}");
+            }
+        }
+        self.warnings = warnings;
         if self.rerun_if_changed.unwrap_or_else(|| std::env::var_os("OUT_DIR").is_some()) {
             for input in &inputs {
                 println!("cargo:rerun-if-changed={}", input.display());
@@ -94,6 +169,20 @@ impl Config {
     /// ```
     pub fn generate(&self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Vec<GeneratedFile>, Error> {
         Ok(self.generate_with_inputs(protos, includes)?.0)
+    }
+
+    /// Like [`Config::generate`], and keeps the warnings for [`Config::warnings`].
+    ///
+    /// ```no_run
+    /// let mut config = switchboard_codegen::Config::new();
+    /// let files = config.generate_checked(&["api.yaml"], &[] as &[&str])?;
+    /// assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    /// # Ok::<(), switchboard_codegen::Error>(())
+    /// ```
+    pub fn generate_checked(&mut self, specs: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Vec<GeneratedFile>, Error> {
+        let (files, _, warnings) = self.generate_with_inputs(specs, includes)?;
+        self.warnings = warnings;
+        Ok(files)
     }
 
     /// The OpenAPI 3.1 document (pretty JSON) of every service declared in `protos` (services of
@@ -122,9 +211,36 @@ impl Config {
         &self,
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
-    ) -> Result<(Vec<GeneratedFile>, Vec<PathBuf>), Error> {
-        let (api, spec) = self.lower(protos, includes)?;
-        Ok((emit::files(&api)?, spec.inputs))
+    ) -> Result<(Vec<GeneratedFile>, Vec<PathBuf>, Vec<String>), Error> {
+        let (openapi, protos): (Vec<&Path>, Vec<&Path>) =
+            protos.iter().map(AsRef::as_ref).partition(|p| spec::openapi::is_openapi(p));
+        let (mut api, mut inputs) = if protos.is_empty() {
+            (Api::default(), Vec::new())
+        } else {
+            let (api, spec) = self.lower(&protos, includes)?;
+            (api, spec.inputs)
+        };
+        let mut warnings = Vec::new();
+        for path in openapi {
+            let t0 = std::time::Instant::now();
+            let spec = spec::openapi::load(path)?;
+            if std::env::var_os("SWITCHBOARD_TIMING").is_some() { eprintln!("load {:?}", t0.elapsed()); }
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
+            let module = crate::ident::field(stem).trim_start_matches("r#").to_owned();
+            let file = path.display().to_string();
+            let (package, found) = lower::openapi::lower(&spec.document, &module, &file, &self.selection)?;
+            if api.packages.iter().any(|p| p.name == module) {
+                return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
+            }
+            warnings.extend(found.into_iter().map(|w| format!("{file}#{}: {}", w.pointer, w.message)));
+            api.packages.push(package);
+            inputs.extend(spec.inputs);
+        }
+        api.packages.sort_by(|a, b| a.name.cmp(&b.name));
+        let t0 = std::time::Instant::now();
+        let files = emit::files(&api)?;
+        if std::env::var_os("SWITCHBOARD_TIMING").is_some() { eprintln!("emit {:?}", t0.elapsed()); }
+        Ok((files, inputs, warnings))
     }
 
     /// Reads and lowers `protos`; spec errors name files as they are on disk.
@@ -134,7 +250,7 @@ impl Config {
             if p.extension().and_then(|e| e.to_str()) != Some("proto") {
                 return Err(Error::SpecFile {
                     file: p.display().to_string(),
-                    message: "unsupported spec format: expected a `.proto` file".into(),
+                    message: "unsupported spec format: expected `.proto`, or `.yaml` / `.yml` / `.json` (OpenAPI)".into(),
                 });
             }
         }

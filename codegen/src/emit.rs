@@ -23,7 +23,12 @@ pub fn files(api: &Api) -> Result<Vec<GeneratedFile>, Error> {
     let mut packages = Vec::new();
     for package in &api.packages {
         let mut code = messages.remove(&package.name).unwrap_or_default();
-        code.push_str(&render::services(api, package)?);
+        if let Some(models) = &package.models {
+            code.push_str(&render::models::render(package, models)?);
+            out.push(GeneratedFile { name: render::models::document_file(&package.name), contents: models.document.clone() });
+        } else {
+            code.push_str(&render::services(api, package)?);
+        }
         if code.trim().is_empty() {
             continue;
         }
@@ -40,12 +45,16 @@ pub fn files(api: &Api) -> Result<Vec<GeneratedFile>, Error> {
 }
 
 fn format(header: &str, code: &str, subject: &str) -> Result<String, Error> {
+    let t0 = std::time::Instant::now();
     let file = syn::parse_file(code).map_err(|e| Error::Render {
-        template: "service.rs.txt",
+        template: "service.rs.txt / models.rs.txt",
         subject: subject.to_owned(),
         message: format!("{e} (prost-build output and services together)"),
     })?;
-    Ok(format!("{header}\n{}", prettyplease::unparse(&file)))
+    let t1 = std::time::Instant::now();
+    let out = format!("{header}\n{}", prettyplease::unparse(&file));
+    if std::env::var_os("SWITCHBOARD_TIMING").is_some() { eprintln!("parse {:?} pretty {:?}", t1 - t0, t1.elapsed()); }
+    Ok(out)
 }
 
 /// Writes `files` under `dir`, leaving files whose contents are unchanged untouched (so that

@@ -90,9 +90,100 @@ fn well_known(ty: &TypeRef) -> String {
     parts.join("::")
 }
 
+/// Spells symbols that carry meaning in JSON names (`+1`, `-1`, `@id`, `$ref`) as words, so
+/// that `+1` and `-1` do not both become `_1`.
+fn words(wire: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in wire.chars().enumerate() {
+        match c {
+            '+' => out.push_str(" plus "),
+            '-' if i == 0 => out.push_str(" minus "),
+            '@' => out.push_str(" at "),
+            '$' => out.push_str(" dollar "),
+            '*' => out.push_str(" star "),
+            c if c.is_alphanumeric() => out.push(c),
+            _ => out.push(' '),
+        }
+    }
+    out
+}
+
+/// A struct field for a JSON property or parameter name: `created_at`, `plus_1`, `r#type`.
+pub fn field(wire: &str) -> String {
+    let s = words(wire).to_snake_case();
+    if s.is_empty() { "value".into() } else { sanitize(&s) }
+}
+
+/// A type or variant name for a spec name or enum value: `InProgress`, `V2xx`, `Empty`.
+pub fn type_name(wire: &str) -> String {
+    let s = words(wire).to_upper_camel_case();
+    if s.is_empty() {
+        "Empty".into()
+    } else if s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("V{s}")
+    } else {
+        sanitize(&s)
+    }
+}
+
+/// A constant name: `GET_PET`, `API_KEY`.
+pub fn constant(wire: &str) -> String {
+    let s = words(wire).to_shouty_snake_case();
+    if s.is_empty() {
+        "VALUE".into()
+    } else if s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("V{s}")
+    } else {
+        sanitize(&s)
+    }
+}
+
+/// The response enum variant for a status: `Ok`, `NotFound`, `Status2xx`, `Default`.
+pub fn status_variant(status: &str) -> String {
+    let reason = match status {
+        "default" => "Default",
+        "100" => "Continue", "101" => "SwitchingProtocols", "200" => "Ok", "201" => "Created", "202" => "Accepted",
+        "203" => "NonAuthoritativeInformation", "204" => "NoContent", "205" => "ResetContent", "206" => "PartialContent",
+        "207" => "MultiStatus", "300" => "MultipleChoices", "301" => "MovedPermanently", "302" => "Found", "303" => "SeeOther",
+        "304" => "NotModified", "307" => "TemporaryRedirect", "308" => "PermanentRedirect", "400" => "BadRequest",
+        "401" => "Unauthorized", "402" => "PaymentRequired", "403" => "Forbidden", "404" => "NotFound",
+        "405" => "MethodNotAllowed", "406" => "NotAcceptable", "408" => "RequestTimeout", "409" => "Conflict", "410" => "Gone",
+        "411" => "LengthRequired", "412" => "PreconditionFailed", "413" => "PayloadTooLarge", "414" => "UriTooLong",
+        "415" => "UnsupportedMediaType", "416" => "RangeNotSatisfiable", "417" => "ExpectationFailed", "418" => "ImATeapot",
+        "421" => "MisdirectedRequest", "422" => "UnprocessableEntity", "423" => "Locked", "424" => "FailedDependency",
+        "425" => "TooEarly", "426" => "UpgradeRequired", "428" => "PreconditionRequired", "429" => "TooManyRequests",
+        "431" => "RequestHeaderFieldsTooLarge", "451" => "UnavailableForLegalReasons", "500" => "InternalServerError",
+        "501" => "NotImplemented", "502" => "BadGateway", "503" => "ServiceUnavailable", "504" => "GatewayTimeout",
+        "505" => "HttpVersionNotSupported", "507" => "InsufficientStorage", "511" => "NetworkAuthenticationRequired",
+        other => return format!("Status{}", other.to_ascii_lowercase()),
+    };
+    reason.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_names_become_distinct_identifiers() {
+        assert_eq!(field("+1"), "plus_1");
+        assert_eq!(field("-1"), "minus_1");
+        assert_eq!(field("type"), "r#type");
+        assert_eq!(field("self"), "self_");
+        assert_eq!(field("@odata.type"), "at_odata_type");
+        assert_eq!(field("created-at"), "created_at");
+        assert_eq!(field("2fa"), "_2fa");
+        assert_eq!(field(""), "value");
+        assert_eq!(type_name("in-progress"), "InProgress");
+        assert_eq!(type_name("2xx"), "V2xx");
+        assert_eq!(type_name(""), "Empty");
+        assert_eq!(type_name("Self"), "Self_");
+        assert_eq!(type_name("simple-user"), "SimpleUser");
+        assert_eq!(constant("repos/get-content"), "REPOS_GET_CONTENT");
+        assert_eq!(status_variant("404"), "NotFound");
+        assert_eq!(status_variant("4XX"), "Status4xx");
+        assert_eq!(status_variant("299"), "Status299");
+    }
 
     fn ty(package: &str, parents: &[&str], name: &str) -> TypeRef {
         TypeRef { package: package.into(), parents: parents.iter().map(|s| s.to_string()).collect(), name: name.into() }

@@ -24,7 +24,15 @@ enum Command {
         /// Output directory; `mod.rs` there is the root of the generated tree.
         #[arg(short = 'o', long = "out", value_name = "OUT_DIR")]
         out: PathBuf,
-        /// Spec files: `.proto` (a path inside an include directory, as protoc accepts).
+        /// OpenAPI only: generate just the operations with this tag (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// OpenAPI only: generate just the operation with this operationId (repeatable).
+        #[arg(long = "operation", value_name = "ID")]
+        operations: Vec<String>,
+        /// Spec files: `.proto` (a path inside an include directory, as protoc accepts), or
+        /// OpenAPI 3.0 / 3.1 documents (`.yaml`, `.yml`, `.json`; each becomes a module named
+        /// after the file).
         #[arg(value_name = "SPEC", required = true)]
         specs: Vec<PathBuf>,
     },
@@ -48,10 +56,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let defaulted = |include: Vec<PathBuf>| if include.is_empty() { vec![PathBuf::from(".")] } else { include };
     let result = match cli.command {
-        Command::Generate { include, out, specs } => switchboard_codegen::Config::new()
-            .emit_rerun_if_changed(false)
-            .out_dir(&out)
-            .compile(&specs, &defaulted(include)),
+        Command::Generate { include, out, tags, operations, specs } => {
+            let mut config = switchboard_codegen::Config::new();
+            config.emit_rerun_if_changed(false).out_dir(&out);
+            for t in tags {
+                config.tag(t);
+            }
+            for o in operations {
+                config.operation(o);
+            }
+            config.compile(&specs, &defaulted(include))
+        }
         Command::Openapi { include, specs } => {
             switchboard_codegen::Config::new().openapi(&specs, &defaulted(include)).map(|json| print!("{json}"))
         }

@@ -2,3 +2,4 @@
 //! the same IR, and nothing after this stage knows which format a service came from.
 
 pub mod proto;
+pub mod openapi;

@@ -3,6 +3,7 @@
 //! that a template bug is reported against the template that produced it.
 
 mod messages;
+pub mod models;
 pub mod openapi;
 mod tree;
 
@@ -222,6 +223,7 @@ mod tests {
             files: vec![],
             type_names: vec!["Store".into()],
             services: vec![service("Store"), service("StoreService"), service("Foo"), service("FooClient")],
+            models: None,
         };
         assert_eq!(trait_idents(&package), ["StoreService", "StoreServiceService", "Foo", "FooClientService"]);
         let mut used = Vec::new();

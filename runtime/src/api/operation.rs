@@ -162,3 +162,117 @@ pub struct SecurityScheme {
     /// How the credential travels.
     pub kind: SchemeKind,
 }
+
+/// Compact constructors for generated operation tables (`const` contexts).
+impl Operation {
+    /// An operation with no parameters, body, documented responses or security.
+    pub const fn new(id: &'static str, method: &'static str, path: &'static str) -> Self {
+        Operation { id, method, path, params: &[], body: None, responses: &[], security: &[] }
+    }
+    /// With these parameters.
+    pub const fn params(mut self, params: &'static [Param]) -> Self {
+        self.params = params;
+        self
+    }
+    /// With this body.
+    pub const fn body(mut self, body: RequestBody) -> Self {
+        self.body = Some(body);
+        self
+    }
+    /// With these responses (in the order of the response enum's variants).
+    pub const fn responses(mut self, responses: &'static [ResponseSpec]) -> Self {
+        self.responses = responses;
+        self
+    }
+    /// With these security alternatives.
+    pub const fn security(mut self, security: &'static [&'static [SecurityScheme]]) -> Self {
+        self.security = security;
+        self
+    }
+}
+
+impl ParamShape {
+    /// A string.
+    pub const STRING: Self = ParamShape::Scalar(Scalar::String);
+    /// An integer.
+    pub const INTEGER: Self = ParamShape::Scalar(Scalar::Integer);
+    /// A number.
+    pub const NUMBER: Self = ParamShape::Scalar(Scalar::Number);
+    /// A boolean.
+    pub const BOOLEAN: Self = ParamShape::Scalar(Scalar::Boolean);
+}
+
+impl Param {
+    const fn at(name: &'static str, location: Location, style: Style, explode: bool, required: bool, shape: ParamShape) -> Self {
+        Param { name, field: name, location, style, explode, required, shape }
+    }
+    /// A path parameter (`simple`, required).
+    pub const fn path(name: &'static str, shape: ParamShape) -> Self {
+        Self::at(name, Location::Path, Style::Simple, false, true, shape)
+    }
+    /// A query parameter (`form`, exploded, optional).
+    pub const fn query(name: &'static str, shape: ParamShape) -> Self {
+        Self::at(name, Location::Query, Style::Form, true, false, shape)
+    }
+    /// A header parameter (`simple`, optional).
+    pub const fn header(name: &'static str, shape: ParamShape) -> Self {
+        Self::at(name, Location::Header, Style::Simple, false, false, shape)
+    }
+    /// A cookie parameter (`form`, exploded, optional).
+    pub const fn cookie(name: &'static str, shape: ParamShape) -> Self {
+        Self::at(name, Location::Cookie, Style::Form, true, false, shape)
+    }
+    /// Required.
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    /// With this style and explode.
+    pub const fn style(mut self, style: Style, explode: bool) -> Self {
+        self.style = style;
+        self.explode = explode;
+        self
+    }
+    /// Stored under this key of the request struct (when two parameters share a name).
+    pub const fn field(mut self, field: &'static str) -> Self {
+        self.field = field;
+        self
+    }
+}
+
+impl RequestBody {
+    /// A body under `field` of the request struct, in these media types.
+    pub const fn new(field: &'static str, required: bool, content: &'static [&'static str]) -> Self {
+        RequestBody { field, required, content }
+    }
+}
+
+impl ResponseSpec {
+    /// A response with an `application/json` body.
+    pub const fn json(status: &'static str) -> Self {
+        ResponseSpec { status, content: Some("application/json") }
+    }
+    /// A response without content.
+    pub const fn empty(status: &'static str) -> Self {
+        ResponseSpec { status, content: None }
+    }
+    /// A response with a body of another media type.
+    pub const fn media(status: &'static str, content: &'static str) -> Self {
+        ResponseSpec { status, content: Some(content) }
+    }
+}
+
+impl SecurityScheme {
+    /// `Authorization: Bearer`.
+    pub const fn bearer(name: &'static str) -> Self {
+        SecurityScheme { name, kind: SchemeKind::Bearer }
+    }
+    /// `Authorization: Basic`.
+    pub const fn basic(name: &'static str) -> Self {
+        SecurityScheme { name, kind: SchemeKind::Basic }
+    }
+    /// An API key.
+    pub const fn api_key(name: &'static str, location: Location, param: &'static str) -> Self {
+        SecurityScheme { name, kind: SchemeKind::ApiKey { location, name: param } }
+    }
+}

@@ -74,7 +74,7 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
                         IdempotencyLevel::Idempotent => Idempotency::Idempotent,
                         IdempotencyLevel::IdempotencyUnknown => Idempotency::Unknown,
                     },
-                    bindings: Bindings { http, queue: None },
+                    bindings: Bindings { http, queue: None, operation: None },
                 });
             }
             package.services.push(Service {

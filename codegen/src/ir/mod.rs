@@ -38,7 +38,7 @@ impl Api {
 }
 
 /// One package (a protobuf `package`; its Rust module).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Package {
     /// Dot-separated name, e.g. `grpc.testing`; empty for files without a package.
     pub name: String,
@@ -48,6 +48,8 @@ pub struct Package {
     pub type_names: Vec<String>,
     /// Services in declaration order.
     pub services: Vec<Service>,
+    /// Schema-described types and operation tables (packages lowered from OpenAPI documents).
+    pub models: Option<model::Models>,
 }
 
 /// One service.
@@ -145,6 +147,9 @@ pub struct Bindings {
     pub http: Vec<HttpRule>,
     /// Queue or subject name, when the spec names one (none do yet).
     pub queue: Option<String>,
+    /// The OpenAPI operation (index into the package's [`model::Models::operations`]) the
+    /// method stands for; its HTTP binding is the operation's method and path.
+    pub operation: Option<usize>,
 }
 
 /// One HTTP binding.
@@ -310,3 +315,5 @@ pub struct EnumValue {
     /// Whether the spec marks it deprecated.
     pub deprecated: bool,
 }
+
+pub mod model;

@@ -1,0 +1,117 @@
+//! OpenAPI document → IR: one package per document holding one service (one method per
+//! operation) and the [`Models`] its methods use.
+//!
+//! Schemas lower in `schema.rs`, operations (parameters, bodies, responses, security) in
+//! `operation.rs`. Whatever cannot be typed precisely becomes [`Type::Json`] plus a [`Warning`]
+//! naming its JSON pointer; only a document that is not OpenAPI at all is an error.
+
+mod operation;
+mod schema;
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::ir::model::Models;
+use crate::ir::{Bindings, CallShape, Idempotency, Method, Package, Service, TypeRef};
+
+/// Something the generator could not type precisely; the output still works (with a fallback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// JSON pointer into the document.
+    pub pointer: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// Which operations to generate.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Keep operations carrying one of these tags (all when empty).
+    pub tags: Vec<String>,
+    /// Keep operations with one of these ids (all when empty).
+    pub operations: Vec<String>,
+    /// Generate every component schema, not only those the kept operations use.
+    pub all_schemas: bool,
+}
+
+impl Selection {
+    fn keeps(&self, id: &str, tags: &[String]) -> bool {
+        (self.tags.is_empty() || tags.iter().any(|t| self.tags.contains(t)))
+            && (self.operations.is_empty() || self.operations.iter().any(|o| o == id))
+    }
+    fn is_all(&self) -> bool {
+        self.tags.is_empty() && self.operations.is_empty()
+    }
+}
+
+/// Lowers one bundled document. `module` is the package (module) name, `file` the spec file
+/// name used in docs.
+pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) -> Result<(Package, Vec<Warning>), Error> {
+    let root = document.as_object().ok_or_else(|| Error::SpecFile { file: file.into(), message: "not an object".into() })?;
+    if !root.get("paths").is_none_or(Value::is_object) {
+        return Err(Error::SpecFile { file: file.into(), message: "/paths: must be an object".into() });
+    }
+    let v31 = root.get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with("3.1"));
+    let mut schemas = schema::Lowerer::new(document, v31);
+    schemas.components(selection.all_schemas && selection.is_all());
+    let mut operations = operation::lower_all(document, &mut schemas, selection);
+    if !selection.is_all() {
+        schemas.prune(&operations.operations);
+    }
+    schemas.mark_boxes();
+    let (types, mut warnings) = schemas.finish();
+    warnings.append(&mut operations.warnings);
+    let info = root.get("info");
+    let title = info.and_then(|i| i.get("title")).and_then(Value::as_str).unwrap_or("Api").to_owned();
+    let mut docs = Vec::new();
+    if let Some(d) = info.and_then(|i| i.get("description")).and_then(Value::as_str) {
+        docs.extend(d.lines().map(str::to_owned));
+    }
+    let methods = operations
+        .operations
+        .iter()
+        .enumerate()
+        .map(|(i, op)| Method {
+            name: op.id.clone(),
+            docs: op.docs.clone(),
+            shape: CallShape::Unary,
+            input: TypeRef { package: module.into(), parents: vec![], name: op.request.clone() },
+            output: TypeRef { package: module.into(), parents: vec![], name: op.response.clone() },
+            deprecated: op.deprecated,
+            idempotency: match op.method.as_str() {
+                "GET" | "HEAD" | "OPTIONS" => Idempotency::NoSideEffects,
+                "PUT" | "DELETE" => Idempotency::Idempotent,
+                _ => Idempotency::Unknown,
+            },
+            bindings: Bindings { http: vec![], queue: None, operation: Some(i) },
+        })
+        .collect();
+    let service = Service {
+        package: module.into(),
+        file: file.into(),
+        name: title.clone(),
+        docs,
+        deprecated: false,
+        methods,
+    };
+    let document = serde_json::to_string(document).map_err(|e| Error::Config(e.to_string()))?;
+    let package = Package {
+        name: module.into(),
+        files: vec![file.into()],
+        type_names: types.iter().map(|t| t.name.clone()).collect(),
+        services: vec![service],
+        models: Some(Models {
+            types,
+            operations: operations.operations,
+            security_schemes: operations.schemes,
+            document,
+            title,
+        }),
+    };
+    Ok((package, warnings))
+}
+
+/// Escapes a JSON pointer segment.
+pub(crate) fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}

@@ -1,0 +1,670 @@
+//! Schemas → [`Type`]s and named [`Model`]s.
+//!
+//! Component schemas keep their names; inline schemas that need a type of their own (objects,
+//! enums, unions) are named from where they appear (`Pet` + `category` → `Pet_category`, an
+//! operation's body → `<operationId>_body`), made unique by their Rust spelling.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::{escape, Warning};
+use crate::ident;
+use crate::ir::model::{Discriminator, Field, Model, ModelKind, Operation, Type};
+
+/// Walks schemas, collecting named models.
+pub(crate) struct Lowerer<'a> {
+    doc: &'a Value,
+    v31: bool,
+    models: Vec<Model>,
+    /// Component or inline schema pointer → model name.
+    by_pointer: HashMap<String, String>,
+    /// Rust names taken (upper camel), to keep model names unique.
+    taken: BTreeSet<String>,
+    warnings: Vec<Warning>,
+    /// Schemas being lowered (pointer), to stop on reference cycles.
+    active: BTreeSet<String>,
+    /// Pointers of schemas already lowered into models.
+    done: std::collections::HashSet<String>,
+}
+
+/// A lowered schema: its type and whether `null` is allowed.
+pub(crate) struct Lowered {
+    pub ty: Type,
+    pub nullable: bool,
+}
+
+impl<'a> Lowerer<'a> {
+    pub(crate) fn new(doc: &'a Value, v31: bool) -> Self {
+        let mut taken = BTreeSet::new();
+        // Names the generated module itself uses.
+        taken.extend(["Operations".to_owned()]);
+        Lowerer { doc, v31, models: Vec::new(), by_pointer: HashMap::new(), taken, warnings: Vec::new(), active: BTreeSet::new(), done: Default::default() }
+    }
+
+    pub(crate) fn warn(&mut self, pointer: &str, message: impl Into<String>) {
+        self.warnings.push(Warning { pointer: pointer.to_owned(), message: message.into() });
+    }
+
+    /// Claims a unique name for a model built from `base`.
+    pub(crate) fn claim(&mut self, base: &str) -> String {
+        let mut name = base.to_owned();
+        let mut n = 2;
+        while self.taken.contains(&ident::upper_camel(&name)) {
+            name = format!("{base}{n}");
+            n += 1;
+        }
+        self.taken.insert(ident::upper_camel(&name));
+        name
+    }
+
+    /// Claims the names of every component schema (so that inline names never take them);
+    /// with `all`, lowers them all too, otherwise only those an operation reaches become models.
+    pub(crate) fn components(&mut self, all: bool) {
+        let Some(schemas) = self.doc.pointer("/components/schemas").and_then(Value::as_object) else { return };
+        // Claim all component names first, so inline names never take them.
+        let names: Vec<String> = schemas.keys().cloned().collect();
+        for name in &names {
+            let pointer = format!("/components/schemas/{}", escape(name));
+            let claimed = self.claim(name);
+            self.by_pointer.insert(pointer, claimed);
+        }
+        if all {
+            for name in &names {
+                let pointer = format!("/components/schemas/{}", escape(name));
+                self.named(&pointer);
+            }
+        }
+    }
+
+    /// The model for the schema at `pointer` (lowering it on first use).
+    fn named(&mut self, pointer: &str) -> Option<String> {
+        let name = self.by_pointer.get(pointer).cloned()?;
+        if self.done.contains(pointer) || self.active.contains(pointer) {
+            return Some(name);
+        }
+        let doc = self.doc;
+        let schema = doc.pointer(pointer)?;
+        self.active.insert(pointer.to_owned());
+        let (kind, docs, deprecated) = self.model_kind(schema, pointer, &name);
+        self.active.remove(pointer);
+        self.done.insert(pointer.to_owned());
+        self.models.push(Model { name: name.clone(), pointer: pointer.to_owned(), docs, deprecated, kind });
+        Some(name)
+    }
+
+    /// The model kind of a named schema: structs, enums and unions keep their shape; anything
+    /// else is an alias.
+    fn model_kind(&mut self, schema: &Value, pointer: &str, name: &str) -> (ModelKind, Vec<String>, bool) {
+        let docs = docs_of(schema);
+        let deprecated = schema.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
+        let kind = match self.shape(schema, pointer, name) {
+            Shape::Model(kind) => kind,
+            Shape::Type(ty) => ModelKind::Alias(ty),
+        };
+        (kind, docs, deprecated)
+    }
+
+    /// Lowers a schema used in place (a property, an item, a parameter, a body): inline
+    /// structs, enums and unions get a model named `hint`.
+    pub(crate) fn lower(&mut self, schema: &Value, pointer: &str, hint: &str) -> Lowered {
+        let nullable = self.nullable(schema);
+        if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+            return Lowered { ty: self.reference(target, pointer), nullable };
+        }
+        let ty = match self.shape(schema, pointer, hint) {
+            Shape::Type(ty) => ty,
+            Shape::Model(kind) => {
+                let name = self.claim(hint);
+                self.by_pointer.insert(pointer.to_owned(), name.clone());
+                let docs = docs_of(schema);
+                let deprecated = schema.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
+                self.models.push(Model { name: name.clone(), pointer: pointer.to_owned(), docs, deprecated, kind });
+                Type::Named(name)
+            }
+        };
+        Lowered { ty, nullable }
+    }
+
+    fn reference(&mut self, target: &str, from: &str) -> Type {
+        let Some(local) = target.strip_prefix('#') else {
+            self.warn(from, format!("$ref {target:?} is not local after bundling; typed as any JSON value"));
+            return Type::Json;
+        };
+        let local = percent_decode(local);
+        if let Some(name) = self.named(&local) {
+            return Type::Named(name);
+        }
+        let doc = self.doc;
+        let Some(schema) = doc.pointer(&local) else {
+            self.warn(from, format!("$ref {target:?} points at nothing; typed as any JSON value"));
+            return Type::Json;
+        };
+        if self.active.contains(&local) {
+            self.warn(from, format!("$ref {target:?} refers back to itself through non-component schemas; typed as any JSON value"));
+            return Type::Json;
+        }
+        // A schema somewhere else in the document (under paths, say): lower it once, named by
+        // its last segments.
+        self.active.insert(local.clone());
+        let hint: String = local.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("_");
+        let lowered = self.lower(schema, &local, &hint);
+        self.active.remove(&local);
+        lowered.ty
+    }
+
+    fn nullable(&self, schema: &Value) -> bool {
+        if schema.get("nullable").and_then(Value::as_bool) == Some(true) {
+            return true;
+        }
+        if let Some(Value::Array(types)) = schema.get("type") {
+            if types.iter().any(|t| t == "null") {
+                return true;
+            }
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(items)) = schema.get(key) {
+                if items.iter().any(is_null_schema) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn shape(&mut self, schema: &Value, pointer: &str, hint: &str) -> Shape {
+        let Some(obj) = schema.as_object() else {
+            // `true` / `{}`-like schemas.
+            return Shape::Type(Type::Json);
+        };
+        if let Some(target) = obj.get("$ref").and_then(Value::as_str) {
+            return Shape::Type(self.reference(target, pointer));
+        }
+        if let Some(Value::Array(parts)) = obj.get("allOf") {
+            return self.all_of(obj, parts, pointer, hint);
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(parts)) = obj.get(key) {
+                return self.one_of(obj, parts, &format!("{pointer}/{key}"), hint);
+            }
+        }
+        if let Some(Value::Array(values)) = obj.get("enum") {
+            return self.enumeration(obj, values, pointer);
+        }
+        let ty = primary_type(obj);
+        match ty.as_deref() {
+            Some("object") | None if obj.contains_key("properties") => Shape::Model(self.structure(obj, pointer, hint)),
+            Some("object") => Shape::Type(self.map(obj, pointer, hint)),
+            None if obj.contains_key("additionalProperties") => Shape::Type(self.map(obj, pointer, hint)),
+            Some("array") => {
+                let item = match obj.get("items") {
+                    Some(items) => self.lower(items, &format!("{pointer}/items"), &format!("{hint}_item")).ty,
+                    None => Type::Json,
+                };
+                Shape::Type(Type::Array(Box::new(item)))
+            }
+            Some("string") => Shape::Type(match obj.get("format").and_then(Value::as_str) {
+                Some("date-time") => Type::DateTime,
+                Some("date") => Type::Date,
+                Some("uuid") => Type::Uuid,
+                Some("byte") => Type::Base64,
+                Some("binary") => Type::Binary,
+                _ => Type::String,
+            }),
+            Some("integer") => Shape::Type(match obj.get("format").and_then(Value::as_str) {
+                Some("int32") => Type::I32,
+                _ => Type::I64,
+            }),
+            Some("number") => Shape::Type(match obj.get("format").and_then(Value::as_str) {
+                Some("float") => Type::F32,
+                _ => Type::F64,
+            }),
+            Some("boolean") => Shape::Type(Type::Bool),
+            Some("null") => Shape::Type(Type::Json),
+            None => Shape::Type(Type::Json),
+            Some(other) => {
+                self.warn(pointer, format!("unknown type {other:?}; typed as any JSON value"));
+                Shape::Type(Type::Json)
+            }
+        }
+    }
+
+    fn map(&mut self, obj: &Map<String, Value>, pointer: &str, hint: &str) -> Type {
+        match obj.get("additionalProperties") {
+            Some(Value::Object(ap)) if !ap.is_empty() => {
+                let value = self.lower(&Value::Object(ap.clone()), &format!("{pointer}/additionalProperties"), &format!("{hint}_value"));
+                Type::Map(Box::new(value.ty))
+            }
+            _ => Type::Map(Box::new(Type::Json)),
+        }
+    }
+
+    fn structure(&mut self, obj: &Map<String, Value>, pointer: &str, hint: &str) -> ModelKind {
+        let required: Vec<&str> =
+            obj.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let mut fields = Vec::new();
+        if let Some(Value::Object(props)) = obj.get("properties") {
+            for (name, prop) in props {
+                let prop_pointer = format!("{pointer}/properties/{}", escape(name));
+                fields.push(self.field(name, prop, &prop_pointer, &format!("{hint}_{name}"), required.contains(&name.as_str())));
+            }
+        }
+        let additional = match obj.get("additionalProperties") {
+            Some(Value::Object(ap)) if !ap.is_empty() => {
+                Some(self.lower(&Value::Object(ap.clone()), &format!("{pointer}/additionalProperties"), &format!("{hint}_value")).ty)
+            }
+            _ => None,
+        };
+        ModelKind::Struct { fields, additional }
+    }
+
+    pub(crate) fn field(&mut self, name: &str, schema: &Value, pointer: &str, hint: &str, required: bool) -> Field {
+        let lowered = self.lower(schema, pointer, hint);
+        let get_bool = |k: &str| schema.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Field {
+            name: name.to_owned(),
+            ty: lowered.ty,
+            required,
+            nullable: lowered.nullable,
+            default: schema.get("default").cloned(),
+            docs: docs_of(schema),
+            read_only: get_bool("readOnly"),
+            write_only: get_bool("writeOnly"),
+            deprecated: get_bool("deprecated"),
+            boxed: false,
+        }
+    }
+
+    /// `allOf`: merged into one struct when every part is an object (references followed);
+    /// a single part is that part; otherwise the first part, with a warning.
+    fn all_of(&mut self, obj: &Map<String, Value>, parts: &[Value], pointer: &str, hint: &str) -> Shape {
+        let mut others: Map<String, Value> = obj.clone();
+        others.remove("allOf");
+        let has_own = others.contains_key("properties");
+        if parts.len() == 1 && !has_own {
+            return self.shape(&parts[0], &format!("{pointer}/allOf/0"), hint);
+        }
+        let mut merged_props = Map::new();
+        let mut required: Vec<Value> = Vec::new();
+        let mut additional: Option<Value> = None;
+        let mut mergeable = true;
+        let mut stack: Vec<(Value, usize)> = parts.iter().cloned().map(|p| (p, 0)).collect();
+        stack.push((Value::Object(others), 0));
+        stack.reverse();
+        while let Some((part, depth)) = stack.pop() {
+            let part = match self.resolve(&part) {
+                Some(p) => p,
+                None => {
+                    mergeable = false;
+                    break;
+                }
+            };
+            let Some(p) = part.as_object() else { continue };
+            if let Some(Value::Array(inner)) = p.get("allOf") {
+                if depth > 16 {
+                    mergeable = false;
+                    break;
+                }
+                for i in inner.iter().rev() {
+                    stack.push((i.clone(), depth + 1));
+                }
+            }
+            if p.contains_key("oneOf") || p.contains_key("anyOf") || p.contains_key("enum") {
+                mergeable = false;
+                break;
+            }
+            match primary_type(p).as_deref() {
+                Some("object") | None => {}
+                _ => {
+                    mergeable = false;
+                    break;
+                }
+            }
+            if let Some(Value::Object(props)) = p.get("properties") {
+                for (k, v) in props {
+                    merged_props.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some(Value::Array(r)) = p.get("required") {
+                required.extend(r.iter().cloned());
+            }
+            if let Some(ap @ Value::Object(_)) = p.get("additionalProperties") {
+                additional = Some(ap.clone());
+            }
+        }
+        if !mergeable {
+            if let Some(first) = parts.first() {
+                self.warn(pointer, "allOf parts that are not all objects cannot be merged; typed as the first part");
+                return self.shape(first, &format!("{pointer}/allOf/0"), hint);
+            }
+            return Shape::Type(Type::Json);
+        }
+        let mut merged = Map::new();
+        merged.insert("type".into(), Value::String("object".into()));
+        merged.insert("properties".into(), Value::Object(merged_props));
+        merged.insert("required".into(), Value::Array(required));
+        if let Some(ap) = additional {
+            merged.insert("additionalProperties".into(), ap);
+        }
+        Shape::Model(self.structure(&merged, pointer, hint))
+    }
+
+    /// The schema itself, or what its `$ref` points at (one level, for merging).
+    fn resolve(&self, schema: &Value) -> Option<Value> {
+        let mut current = schema.clone();
+        for _ in 0..16 {
+            match current.get("$ref").and_then(Value::as_str) {
+                Some(r) => current = self.doc.pointer(&percent_decode(r.strip_prefix('#')?))?.clone(),
+                None => return Some(current),
+            }
+        }
+        None
+    }
+
+    fn one_of(&mut self, obj: &Map<String, Value>, parts: &[Value], pointer: &str, hint: &str) -> Shape {
+        let live: Vec<(usize, &Value)> = parts.iter().enumerate().filter(|(_, p)| !is_null_schema(p)).collect();
+        if live.len() == 1 && !obj.contains_key("properties") {
+            let (i, only) = live[0];
+            return self.shape(only, &format!("{pointer}/{i}"), hint);
+        }
+        if live.is_empty() {
+            return Shape::Type(Type::Json);
+        }
+        let mut variants: Vec<(String, Type)> = Vec::new();
+        let mut refs: Vec<Option<String>> = Vec::new();
+        for (i, part) in &live {
+            let (vname, r) = match part.get("$ref").and_then(Value::as_str) {
+                Some(r) => (r.rsplit('/').next().unwrap_or("Variant").to_owned(), Some(r.to_owned())),
+                None => (variant_name(part, *i), None),
+            };
+            let lowered = self.lower(part, &format!("{pointer}/{i}"), &format!("{hint}_{vname}"));
+            let mut unique = vname.clone();
+            let mut n = 2;
+            while variants.iter().any(|(v, _)| ident::upper_camel(v) == ident::upper_camel(&unique)) {
+                unique = format!("{vname}{n}");
+                n += 1;
+            }
+            variants.push((unique, lowered.ty));
+            refs.push(r);
+        }
+        let discriminator = obj.get("discriminator").and_then(|d| {
+            let property = d.get("propertyName")?.as_str()?.to_owned();
+            let mut mapping = Vec::new();
+            if let Some(Value::Object(m)) = d.get("mapping") {
+                for (tag, target) in m {
+                    let target = target.as_str()?;
+                    let idx = refs.iter().position(|r| r.as_deref() == Some(target)).or_else(|| {
+                        refs.iter().position(|r| r.as_deref().and_then(|r| r.rsplit('/').next()) == Some(target))
+                    });
+                    if let Some(idx) = idx {
+                        mapping.push((tag.clone(), idx));
+                    }
+                }
+            }
+            for (idx, r) in refs.iter().enumerate() {
+                if mapping.iter().any(|(_, i)| *i == idx) {
+                    continue;
+                }
+                if let Some(r) = r {
+                    mapping.push((r.rsplit('/').next()?.to_owned(), idx));
+                }
+            }
+            Some(Discriminator { property, mapping })
+        });
+        let discriminator = match discriminator {
+            Some(d) if d.mapping.len() == variants.len() => Some(d),
+            Some(_) => {
+                self.warn(pointer, "discriminator does not map every alternative; matched by shape instead");
+                None
+            }
+            None => None,
+        };
+        Shape::Model(ModelKind::OneOf { variants, discriminator, boxed: Vec::new() })
+    }
+
+    fn enumeration(&mut self, obj: &Map<String, Value>, values: &[Value], pointer: &str) -> Shape {
+        let live: Vec<&Value> = values.iter().filter(|v| !v.is_null()).collect();
+        if !live.is_empty() && live.iter().all(|v| v.is_string()) {
+            let mut seen = BTreeSet::new();
+            let values: Vec<String> = live
+                .iter()
+                .filter_map(|v| v.as_str())
+                .filter(|v| seen.insert(v.to_string()))
+                .map(str::to_owned)
+                .collect();
+            return Shape::Model(ModelKind::StringEnum { values });
+        }
+        if !live.is_empty() && live.iter().all(|v| v.is_i64()) {
+            return Shape::Model(ModelKind::IntEnum { values: live.iter().filter_map(|v| v.as_i64()).collect() });
+        }
+        // Mixed or other enums: the underlying type, constrained by the validator.
+        let mut plain = obj.clone();
+        plain.remove("enum");
+        if primary_type(&plain).is_none() {
+            if !live.is_empty() {
+                self.warn(pointer, "enum of mixed or non-scalar values; typed as any JSON value");
+            }
+            return Shape::Type(Type::Json);
+        }
+        self.shape(&Value::Object(plain), pointer, "")
+    }
+
+    /// With a tag or operation selection, drops models no kept operation reaches.
+    pub(crate) fn prune(&mut self, operations: &[Operation]) {
+        let index: HashMap<&str, &Model> = self.models.iter().map(|m| (m.name.as_str(), m)).collect();
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        let mut stack: Vec<String> = operations.iter().flat_map(|o| [o.request.clone(), o.response.clone()]).collect();
+        while let Some(n) = stack.pop() {
+            if !keep.insert(n.clone()) {
+                continue;
+            }
+            if let Some(m) = index.get(n.as_str()) {
+                let mut out = Vec::new();
+                names_in_model(m, &mut out, false);
+                stack.extend(out);
+            }
+        }
+        self.models.retain(|m| keep.contains(&m.name));
+    }
+
+    /// Marks fields and variants that contain their own model directly (not through an array or
+    /// a map): those need a `Box`. A field is boxed when its type is in the same strongly
+    /// connected component of the "contains directly" graph as the struct holding it.
+    pub(crate) fn mark_boxes(&mut self) {
+        let index: HashMap<String, usize> = self.models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+        let edges: Vec<Vec<usize>> = self
+            .models
+            .iter()
+            .map(|m| {
+                let mut out = Vec::new();
+                names_in_model(m, &mut out, true);
+                out.iter().filter_map(|n| index.get(n).copied()).collect()
+            })
+            .collect();
+        let component = strongly_connected(&edges);
+        let same = |a: usize, b: &str| index.get(b).is_some_and(|&j| component[j] == component[a]);
+        for (i, m) in self.models.iter_mut().enumerate() {
+            match &mut m.kind {
+                ModelKind::Struct { fields, .. } | ModelKind::Request { fields } => {
+                    for f in fields {
+                        if let Type::Named(t) = &f.ty {
+                            f.boxed = same(i, t);
+                        }
+                    }
+                }
+                ModelKind::OneOf { variants, boxed, .. } => {
+                    *boxed = variants.iter().map(|(_, t)| matches!(t, Type::Named(n) if same(i, n))).collect();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn push_model(&mut self, model: Model) {
+        self.models.push(model);
+    }
+
+    pub(crate) fn finish(self) -> (Vec<Model>, Vec<Warning>) {
+        let _ = self.v31;
+        (self.models, self.warnings)
+    }
+}
+
+/// Tarjan's algorithm (iterative): the component number of each node.
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<usize> {
+    let n = edges.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut component = vec![usize::MAX; n];
+    let mut next_index = 0;
+    let mut next_component = 0;
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&mut (v, ref mut child)) = work.last_mut() {
+            if *child == 0 && index[v] == usize::MAX {
+                index[v] = next_index;
+                low[v] = next_index;
+                next_index += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = edges[v].get(*child) {
+                *child += 1;
+                if index[w] == usize::MAX {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = next_component;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+        }
+    }
+    component
+}
+
+enum Shape {
+    Type(Type),
+    Model(ModelKind),
+}
+
+/// Names of models a model refers to; `direct` stops at arrays and maps (which allocate).
+fn names_in_model(m: &Model, out: &mut Vec<String>, direct: bool) {
+    let visit = |t: &Type, out: &mut Vec<String>| names_in_type(t, out, direct);
+    match &m.kind {
+        ModelKind::Struct { fields, additional } => {
+            fields.iter().for_each(|f| visit(&f.ty, out));
+            if let (Some(a), false) = (additional, direct) {
+                visit(a, out);
+            }
+        }
+        ModelKind::Request { fields } => fields.iter().for_each(|f| visit(&f.ty, out)),
+        ModelKind::OneOf { variants, .. } => variants.iter().for_each(|(_, t)| visit(t, out)),
+        ModelKind::Alias(t) => visit(t, out),
+        ModelKind::Response { variants } => variants.iter().filter_map(|v| v.body.as_ref()).for_each(|t| visit(t, out)),
+        ModelKind::StringEnum { .. } | ModelKind::IntEnum { .. } => {}
+    }
+}
+
+fn names_in_type(t: &Type, out: &mut Vec<String>, direct: bool) {
+    match t {
+        Type::Named(n) => out.push(n.clone()),
+        Type::Array(inner) | Type::Map(inner) if !direct => names_in_type(inner, out, direct),
+        _ => {}
+    }
+}
+
+/// The schema's type, ignoring `"null"` in 3.1 type arrays (`None` when absent or ambiguous).
+fn primary_type(obj: &Map<String, Value>) -> Option<String> {
+    match obj.get("type") {
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(Value::Array(ts)) => {
+            let live: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            match live.as_slice() {
+                [one] => Some((*one).to_owned()),
+                // `[integer, number]` and the like: the widest.
+                many if many.iter().all(|t| *t == "integer" || *t == "number") => Some("number".into()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn is_null_schema(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("null")
+        || v.get("enum").and_then(Value::as_array).is_some_and(|e| e.len() == 1 && e[0].is_null())
+}
+
+/// A variant name for an inline `oneOf` part: its title, or its type.
+fn variant_name(part: &Value, i: usize) -> String {
+    if let Some(t) = part.get("title").and_then(Value::as_str) {
+        if t.chars().any(|c| c.is_alphanumeric()) {
+            return t.to_owned();
+        }
+    }
+    match part.get("type").and_then(Value::as_str) {
+        Some("string") => "String".into(),
+        Some("integer") => "Integer".into(),
+        Some("number") => "Number".into(),
+        Some("boolean") => "Boolean".into(),
+        Some("array") => "Array".into(),
+        Some("object") => format!("Object{i}"),
+        _ => format!("Variant{i}"),
+    }
+}
+
+/// `title` and `description` as doc lines.
+pub(crate) fn docs_of(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = schema.get("title").and_then(Value::as_str) {
+        out.extend(t.lines().map(str::to_owned));
+    }
+    if let Some(d) = schema.get("description").and_then(Value::as_str) {
+        if !out.is_empty() {
+            out.push(String::new());
+        }
+        out.extend(d.lines().map(str::to_owned));
+    }
+    out
+}
+
+/// `%7B` → `{` in reference pointers.
+pub(crate) fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
