@@ -21,8 +21,12 @@
 //! struct the same way back and turn the answer into the response enum.
 
 mod operation;
+#[cfg(feature = "rest")]
+pub(crate) mod params;
 pub(crate) mod security;
 mod types;
+#[cfg(feature = "rest")]
+pub(crate) mod validate;
 
 #[cfg(feature = "rest")]
 mod body;
