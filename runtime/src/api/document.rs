@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use http::HeaderValue;
+
+use super::media::{classify, concrete, Media};
 use super::validate::{Direction, SchemaId, SchemaSet};
 use super::{Location, Operation, Scalar};
 use crate::rest::api_path::ApiTemplate;
@@ -36,6 +39,11 @@ pub(crate) struct OpState {
     params: Box<[Option<SchemaId>]>,
     /// Per media type of `op.body.content`: its compiled schema.
     bodies: Box<[Option<SchemaId>]>,
+    /// `op.security`, ready to read.
+    pub(crate) security: Box<[Box<[super::security::Prepared]>]>,
+    /// Per entry of `op.responses`: how its body is encoded and the `Content-Type` to send
+    /// (`None`: no content).
+    pub(crate) responses: Box<[Option<(Media, HeaderValue)>]>,
 }
 
 impl ApiService {
@@ -72,6 +80,17 @@ impl ApiService {
                         schemas: schemas.clone(),
                         params: params.into(),
                         bodies: bodies.into(),
+                        security: super::security::prepare(op),
+                        responses: op
+                            .responses
+                            .iter()
+                            .map(|r| {
+                                let mt = r.content?;
+                                let ct = HeaderValue::from_str(concrete(mt))
+                                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                                Some((classify(mt), ct))
+                            })
+                            .collect(),
                     })
                 })
             })

@@ -25,21 +25,15 @@ pub(crate) fn essence(content_type: &str) -> &str {
 pub(crate) fn classify(media_type: &str) -> Media {
     let mt = essence(media_type);
     let (kind, sub) = mt.split_once('/').unwrap_or((mt, ""));
-    let is = |a: &str, b: &str| kind.eq_ignore_ascii_case(a) && sub.eq_ignore_ascii_case(b);
-    let sub_lower = sub.to_ascii_lowercase();
-    if is("*", "*") || sub_lower == "json" || sub_lower.ends_with("+json") || sub_lower == "*+json" {
+    let sub_is = |s: &str| sub.eq_ignore_ascii_case(s);
+    let sub_ends = |s: &str| sub.len() >= s.len() && sub.is_char_boundary(sub.len() - s.len()) && sub[sub.len() - s.len()..].eq_ignore_ascii_case(s);
+    if (kind == "*" && sub == "*") || sub_is("json") || sub_ends("+json") {
         Media::Json
-    } else if is("application", "x-www-form-urlencoded") {
+    } else if kind.eq_ignore_ascii_case("application") && sub_is("x-www-form-urlencoded") {
         Media::Form
     } else if kind.eq_ignore_ascii_case("multipart") {
         Media::Multipart
-    } else if kind.eq_ignore_ascii_case("text")
-        || sub_lower == "xml"
-        || sub_lower.ends_with("+xml")
-        || sub_lower == "yaml"
-        || sub_lower == "x-yaml"
-        || sub_lower == "javascript"
-    {
+    } else if kind.eq_ignore_ascii_case("text") || sub_is("xml") || sub_ends("+xml") || sub_is("yaml") || sub_is("x-yaml") || sub_is("javascript") {
         Media::Text
     } else {
         Media::Binary

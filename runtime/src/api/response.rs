@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::ser::{self, Impossible, Serialize};
 use serde_json::Value;
 
-use super::media::{classify, Media};
+use super::media::Media;
 use super::ResponseSpec;
 
 /// An error of either direction.
@@ -59,9 +59,15 @@ pub(crate) struct Captured {
 
 const NOT_AN_ENUM: &str = "the response type must be an enum with one variant per documented response";
 
-/// Reads the variant, status and body of a response enum value.
-pub(crate) fn capture<T: Serialize + ?Sized>(value: &T, responses: &'static [ResponseSpec]) -> Result<Captured, Error> {
-    value.serialize(Capture { responses })
+/// Reads the variant, status and body of a response enum value. `kinds` has, per response, the
+/// encoding of its body (the server prepares it once; `None` entries have no content).
+pub(crate) fn capture<T: Serialize + ?Sized, K>(
+    value: &T,
+    responses: &'static [ResponseSpec],
+    kinds: &[Option<(Media, K)>],
+) -> Result<Captured, Error> {
+    let json = |index: usize| kinds.get(index).is_none_or(|k| matches!(k, None | Some((Media::Json, _))));
+    value.serialize(Capture { responses, json: &json })
 }
 
 fn spec(responses: &'static [ResponseSpec], index: u32) -> Result<&'static ResponseSpec, Error> {
@@ -78,21 +84,25 @@ fn status_of<T: Serialize + ?Sized>(value: &T) -> Result<u16, Error> {
         .ok_or_else(|| Error("the status code of a `default` or `NXX` response must be a number".into()))
 }
 
-fn body_of<T: Serialize + ?Sized>(spec: &ResponseSpec, value: &T) -> Result<Body, Error> {
-    match spec.content.map(classify) {
-        Some(Media::Json) | None => serde_json::to_vec(value).map(Body::Json),
-        Some(_) => serde_json::to_value(value).map(Body::Value),
+fn body_of<T: Serialize + ?Sized>(json: bool, value: &T) -> Result<Body, Error> {
+    if json {
+        let mut out = Vec::with_capacity(128);
+        serde_json::to_writer(&mut out, value).map(|()| Body::Json(out))
+    } else {
+        serde_json::to_value(value).map(Body::Value)
     }
     .map_err(|e| Error(format!("encoding the response body: {e}")))
 }
 
-struct Capture {
+struct Capture<'k> {
     responses: &'static [ResponseSpec],
+    /// Whether response `i`'s body is JSON.
+    json: &'k dyn Fn(usize) -> bool,
 }
 
 /// Collects the two fields of a tuple variant.
 struct TupleCapture {
-    spec: &'static ResponseSpec,
+    json: bool,
     index: usize,
     field: usize,
     status: Option<u16>,
@@ -106,7 +116,7 @@ impl ser::SerializeTupleVariant for TupleCapture {
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         match self.field {
             0 => self.status = Some(status_of(value)?),
-            1 => self.body = body_of(self.spec, value)?,
+            1 => self.body = body_of(self.json, value)?,
             _ => return Err(Error("a response variant holds at most a status and a body".into())),
         }
         self.field += 1;
@@ -126,7 +136,7 @@ macro_rules! not_an_enum {
     };
 }
 
-impl ser::Serializer for Capture {
+impl ser::Serializer for Capture<'_> {
     type Ok = Captured;
     type Error = Error;
     type SerializeSeq = Impossible<Captured, Error>;
@@ -154,7 +164,7 @@ impl ser::Serializer for Capture {
         if spec.carries_status() && spec.content.is_none() {
             return Ok(Captured { index, status: Some(status_of(value)?), body: Body::None });
         }
-        Ok(Captured { index, status: None, body: body_of(spec, value)? })
+        Ok(Captured { index, status: None, body: body_of((self.json)(index), value)? })
     }
 
     fn serialize_tuple_variant(
@@ -164,8 +174,9 @@ impl ser::Serializer for Capture {
         _: &'static str,
         _: usize,
     ) -> Result<TupleCapture, Error> {
-        let spec = spec(self.responses, index)?;
-        Ok(TupleCapture { spec, index: index as usize, field: 0, status: None, body: Body::None })
+        spec(self.responses, index)?;
+        let index = index as usize;
+        Ok(TupleCapture { json: (self.json)(index), index, field: 0, status: None, body: Body::None })
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<Captured, Error> {
@@ -341,6 +352,7 @@ pub(crate) fn variant_for(responses: &[ResponseSpec], status: u16) -> Option<usi
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use crate::api::media::classify;
 
     #[derive(Debug, PartialEq, serde::Serialize, Deserialize)]
     struct Pet {
@@ -363,6 +375,11 @@ mod tests {
         ResponseSpec { status: "4XX", content: None },
         ResponseSpec { status: "default", content: Some("application/json") },
     ];
+
+    fn capture<T: Serialize>(value: &T, responses: &'static [ResponseSpec]) -> Result<Captured, Error> {
+        let kinds: Vec<Option<(Media, ())>> = responses.iter().map(|r| r.content.map(|c| (classify(c), ()))).collect();
+        super::capture(value, responses, &kinds)
+    }
 
     #[test]
     fn variants_are_captured_with_status_and_body() {

@@ -39,12 +39,14 @@ impl fmt::Debug for Credential {
 /// carried nothing.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
-    entries: Vec<(&'static str, Credential)>,
+    // The usual single scheme without a second allocation.
+    first: Option<(&'static str, Credential)>,
+    more: Vec<(&'static str, Credential)>,
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter().map(|(k, v)| (k, v))).finish()
+        f.debug_map().entries(self.entries().map(|(k, v)| (k, v))).finish()
     }
 }
 
@@ -54,22 +56,29 @@ impl Credentials {
         Self::default()
     }
 
+    fn entries(&self) -> impl Iterator<Item = &(&'static str, Credential)> + '_ {
+        self.first.iter().chain(self.more.iter())
+    }
+
     /// Adds the credential of scheme `scheme` (the scheme's name in the document).
     pub fn insert(&mut self, scheme: &'static str, credential: Credential) {
-        match self.entries.iter_mut().find(|(s, _)| *s == scheme) {
-            Some(entry) => entry.1 = credential,
-            None => self.entries.push((scheme, credential)),
+        if let Some(entry) = self.first.iter_mut().chain(self.more.iter_mut()).find(|(s, _)| *s == scheme) {
+            entry.1 = credential;
+        } else if self.first.is_none() {
+            self.first = Some((scheme, credential));
+        } else {
+            self.more.push((scheme, credential));
         }
     }
 
     /// The credential for scheme `scheme`.
     pub fn get(&self, scheme: &str) -> Option<&Credential> {
-        self.entries.iter().find(|(s, _)| *s == scheme).map(|(_, c)| c)
+        self.entries().find(|(s, _)| *s == scheme).map(|(_, c)| c)
     }
 
     /// The first bearer token.
     pub fn bearer(&self) -> Option<&str> {
-        self.entries.iter().find_map(|(_, c)| match c {
+        self.entries().find_map(|(_, c)| match c {
             Credential::Bearer(t) => Some(t.as_str()),
             _ => None,
         })
@@ -77,7 +86,7 @@ impl Credentials {
 
     /// The first Basic user and password.
     pub fn basic(&self) -> Option<(&str, &str)> {
-        self.entries.iter().find_map(|(_, c)| match c {
+        self.entries().find_map(|(_, c)| match c {
             Credential::Basic { user, password } => Some((user.as_str(), password.as_str())),
             _ => None,
         })
@@ -85,7 +94,7 @@ impl Credentials {
 
     /// The first API key.
     pub fn api_key(&self) -> Option<&str> {
-        self.entries.iter().find_map(|(_, c)| match c {
+        self.entries().find_map(|(_, c)| match c {
             Credential::ApiKey(k) => Some(k.as_str()),
             _ => None,
         })
@@ -93,17 +102,17 @@ impl Credentials {
 
     /// Every (scheme name, credential).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Credential)> + '_ {
-        self.entries.iter().map(|(s, c)| (*s, c))
+        self.entries().map(|(s, c)| (*s, c))
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.first.is_none()
     }
 }
 
 #[cfg(feature = "rest")]
-pub(crate) use server::{authenticate, Authorize};
+pub(crate) use server::{authenticate, prepare, Authorize, Prepared};
 
 #[cfg(feature = "rest")]
 mod server {
@@ -120,20 +129,49 @@ mod server {
     pub(crate) type Authorize =
         std::sync::Arc<dyn Fn(&Operation, &Credentials) -> Result<(), Status> + Send + Sync + 'static>;
 
-    /// Reads the credentials of the first alternative of `op.security` the request satisfies and
-    /// runs `authorize` on them. Missing credentials, or a hook that refuses, answer the request.
+    /// A security scheme with what reading it needs, prepared once per operation.
+    pub(crate) struct Prepared {
+        scheme: &'static SecurityScheme,
+        /// The header of an API key scheme in a header.
+        header: Option<http::HeaderName>,
+    }
+
+    /// `op.security`, prepared.
+    pub(crate) fn prepare(op: &'static Operation) -> Box<[Box<[Prepared]>]> {
+        op.security
+            .iter()
+            .map(|alt| {
+                alt.iter()
+                    .map(|scheme| {
+                        let header = match scheme.kind {
+                            SchemeKind::ApiKey { location: Location::Header, name } => {
+                                http::HeaderName::from_bytes(name.as_bytes()).ok()
+                            }
+                            _ => None,
+                        };
+                        Prepared { scheme, header }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Reads the credentials of the first alternative of `op.security` (`prepared`) the request
+    /// satisfies and runs `authorize` on them. Missing credentials, or a hook that refuses,
+    /// answer the request.
     pub(crate) fn authenticate(
         op: &'static Operation,
+        prepared: &[Box<[Prepared]>],
         parts: &http::request::Parts,
         authorize: Option<&Authorize>,
         realm: &str,
     ) -> Result<Credentials, HttpResponse> {
         let mut found = None;
-        'alternatives: for alternative in op.security {
+        'alternatives: for alternative in prepared {
             let mut creds = Credentials::new();
-            for scheme in *alternative {
-                match extract(scheme, parts) {
-                    Some(c) => creds.insert(scheme.name, c),
+            for p in alternative.iter() {
+                match extract(p, parts) {
+                    Some(c) => creds.insert(p.scheme.name, c),
                     None => continue 'alternatives,
                 }
             }
@@ -202,8 +240,8 @@ mod server {
         resp
     }
 
-    fn extract(scheme: &SecurityScheme, parts: &http::request::Parts) -> Option<Credential> {
-        match scheme.kind {
+    fn extract(prepared: &Prepared, parts: &http::request::Parts) -> Option<Credential> {
+        match prepared.scheme.kind {
             SchemeKind::Bearer => authorization(parts, "bearer").map(|t| Credential::Bearer(t.to_owned())),
             SchemeKind::Basic => {
                 let encoded = authorization(parts, "basic")?;
@@ -214,7 +252,14 @@ mod server {
             }
             SchemeKind::ApiKey { location, name } => {
                 let value = match location {
-                    Location::Header => parts.headers.get(name)?.to_str().ok()?.trim().to_owned(),
+                    Location::Header => match &prepared.header {
+                        Some(header) => parts.headers.get(header),
+                        None => parts.headers.get(name),
+                    }?
+                    .to_str()
+                    .ok()?
+                    .trim()
+                    .to_owned(),
                     Location::Query => form_urlencoded::parse(parts.uri.query()?.as_bytes())
                         .find(|(k, _)| k == name)
                         .map(|(_, v)| v.into_owned())?,
@@ -277,18 +322,18 @@ mod server {
         #[test]
         fn the_first_satisfied_alternative_wins() {
             let p = parts(&[("authorization", "bearer t0k"), ("cookie", "a=1; k=s%20ecret")]);
-            let creds = authenticate(&OP, &p, None, "r").unwrap();
+            let creds = authenticate(&OP, &prepare(&OP), &p, None, "r").unwrap();
             assert_eq!(creds.bearer(), Some("t0k"));
             assert_eq!(creds.api_key(), Some("s ecret"));
             let p = parts(&[("authorization", "Basic dXNlcjpwYTpzcw==")]);
-            let creds = authenticate(&OP, &p, None, "r").unwrap();
+            let creds = authenticate(&OP, &prepare(&OP), &p, None, "r").unwrap();
             assert_eq!(creds.basic(), Some(("user", "pa:ss")));
             assert!(format!("{creds:?}").contains("user") && !format!("{creds:?}").contains("pa:ss"));
         }
 
         #[test]
         fn missing_or_refused_credentials_answer_401_with_a_challenge() {
-            let resp = authenticate(&OP, &parts(&[("authorization", "Bearer x")]), None, "pets").unwrap_err();
+            let resp = authenticate(&OP, &prepare(&OP), &parts(&[("authorization", "Bearer x")]), None, "pets").unwrap_err();
             assert_eq!(resp.status(), 401);
             let challenges: Vec<_> = resp.headers().get_all(WWW_AUTHENTICATE).iter().collect();
             assert_eq!(challenges, ["Bearer", "Basic realm=\"pets\", charset=\"UTF-8\""]);
@@ -297,7 +342,7 @@ mod server {
                 _ => Err(Status::permission_denied("admins only")),
             });
             let p = parts(&[("authorization", "Basic dXNlcjpwYTpzcw==")]);
-            assert_eq!(authenticate(&OP, &p, Some(&hook), "r").unwrap_err().status(), 403);
+            assert_eq!(authenticate(&OP, &prepare(&OP), &p, Some(&hook), "r").unwrap_err().status(), 403);
         }
     }
 }

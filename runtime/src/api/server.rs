@@ -10,12 +10,11 @@
 //! Everything but the two serde steps is non-generic, so each operation adds little code.
 
 use std::future::Future;
-use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -23,11 +22,12 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::document::OpState;
-use super::media::{self, classify, Media};
+use super::media::{self, Media};
 use super::params::{decode_params, RawRequest};
 use super::response::{self, Body as Captured, Captured as Answer};
 use super::security::{authenticate, Authorize};
 use crate::rest::__glue::{run, Call, HttpResponse};
+use crate::rest::api_path::Captures;
 use crate::rest::call::CallContext;
 use crate::rest::{error_response, Body};
 use crate::Trailers;
@@ -36,34 +36,54 @@ use crate::Trailers;
 pub(crate) struct ApiCall {
     pub(crate) state: Arc<OpState>,
     /// The path variables' byte ranges in the request path, in template order.
-    pub(crate) vars: Vec<Range<usize>>,
+    pub(crate) vars: Captures,
     pub(crate) authorize: Option<Authorize>,
 }
 
 /// One OpenAPI operation: the request struct from parameters and body, the response enum to
 /// status and body.
-pub fn unary<Req, Resp, F, Fut>(call: Call, f: F) -> BoxFuture<'static, HttpResponse>
+pub fn unary<Req, Resp, F, Fut>(mut call: Call, f: F) -> BoxFuture<'static, HttpResponse>
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
+    // Everything up to the body is synchronous and done here, so the future below (allocated
+    // per request) holds only what the rest needs.
+    let (mut ctx, state, mut fields, body) = match prepare(&mut call) {
+        Ok(prepared) => prepared,
+        Err(resp) => return Box::pin(std::future::ready(resp)),
+    };
+    let body = body.map(|b| (b, std::mem::replace(&mut call.body, Body::empty()), call.max_body));
+    drop(call);
     Box::pin(async move {
-        let (mut ctx, state, fields) = match prepare(call).await {
-            Ok(prepared) => prepared,
-            Err(resp) => return resp,
-        };
+        if let Some((to_read, body, max_body)) = body {
+            // Boxed: requests without a body do not carry the body reader's state.
+            if let Err(resp) = Box::pin(read_body(body, max_body, &state, to_read, &mut fields)).await {
+                return resp;
+            }
+        }
         let message = match from_fields::<Req>(fields) {
             Ok(m) => m,
             Err(status) => return error_response(&status),
         };
         let mut guard = ctx.cancellation.guard();
-        let request = ctx.request(message);
-        match run(ctx.deadline, &mut guard, f(request)).await {
+        let deadline = ctx.deadline;
+        let fut = f(ctx.request(message));
+        let result = match deadline {
+            // Boxed: the timer is large and deadlines are rare.
+            Some(d) => Box::pin(run(Some(d), &mut guard, fut)).await,
+            None => {
+                let result = fut.await;
+                guard.disarm();
+                result
+            }
+        };
+        match result {
             Ok(response) => {
                 let (metadata, message, extensions) = response.into_parts();
-                let answer = response::capture(&message, state.op.responses);
+                let answer = response::capture(&message, state.op.responses, &state.responses);
                 respond(&state, metadata, &extensions, answer)
             }
             Err(status) => error_response(&status),
@@ -74,22 +94,37 @@ where
 /// The request struct from its JSON object; errors name the field.
 fn from_fields<Req: DeserializeOwned + 'static>(fields: Map<String, Value>) -> Result<Req, Status> {
     let value = if fields.is_empty() && crate::rest::decode::is_unit::<Req>() { Value::Null } else { Value::Object(fields) };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." || path.is_empty() {
-            Status::invalid_argument(format!("invalid request: {}", e.inner()))
-        } else {
-            Status::invalid_argument(format!("invalid value for field `{path}`: {}", e.inner()))
+    // Without path tracking first (the common, valid case); again with it for the message.
+    if let Ok(message) = Req::deserialize(&value) {
+        return Ok(message);
+    }
+    match serde_path_to_error::deserialize::<_, Req>(&value) {
+        Ok(message) => Ok(message),
+        Err(e) => {
+            let path = e.path().to_string();
+            Err(if path == "." || path.is_empty() {
+                Status::invalid_argument(format!("invalid request: {}", e.inner()))
+            } else {
+                Status::invalid_argument(format!("invalid value for field `{path}`: {}", e.inner()))
+            })
         }
-    })
+    }
 }
 
 fn bad_request(message: String) -> HttpResponse {
     error_response(&Status::invalid_argument(message))
 }
 
-/// Everything before the handler: security, parameters, body, validation.
-async fn prepare(mut call: Call) -> Result<(CallContext, Arc<OpState>, Map<String, Value>), HttpResponse> {
+/// A body to read: the index of its documented media type and the request's `Content-Type`.
+struct BodyToRead {
+    index: usize,
+    content_type: Option<String>,
+}
+
+type Prepared = (CallContext, Arc<OpState>, Map<String, Value>, Option<BodyToRead>);
+
+/// Everything before the body: security, parameters and their validation, the body's media type.
+fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
     let Some(api) = call.api.take() else {
         return Err(error_response(&Status::internal(format!("`{}` is not an OpenAPI operation", call.method.name))));
     };
@@ -99,30 +134,45 @@ async fn prepare(mut call: Call) -> Result<(CallContext, Arc<OpState>, Map<Strin
     let credentials = if op.security.is_empty() {
         None
     } else {
-        Some(authenticate(op, &call.parts, api.authorize.as_ref(), state.realm)?)
+        Some(authenticate(op, &state.security, &call.parts, api.authorize.as_ref(), state.realm)?)
     };
 
     let mut fields = Map::new();
     {
         let path = call.parts.uri.path();
         let names = &state.template.names;
-        let vars: Vec<(&str, &str)> =
-            names.iter().zip(&api.vars).filter_map(|(n, r)| Some((*n, path.get(r.clone())?))).collect();
-        let raw = RawRequest { path_vars: &vars, query: call.parts.uri.query(), headers: &call.parts.headers };
+        let pairs = names.iter().zip(api.vars.iter()).filter_map(|(n, r)| Some((*n, path.get(r)?)));
+        // On the stack for the usual few variables.
+        let mut inline = [("", ""); 8];
+        let heap: Vec<(&str, &str)>;
+        let vars: &[(&str, &str)] = if names.len() <= inline.len() {
+            let mut n = 0;
+            for (slot, pair) in inline.iter_mut().zip(pairs) {
+                *slot = pair;
+                n += 1;
+            }
+            &inline[..n]
+        } else {
+            heap = pairs.collect();
+            &heap
+        };
+        let raw = RawRequest { path_vars: vars, query: call.parts.uri.query(), headers: &call.parts.headers };
         decode_params(op.params, &raw, &mut fields).map_err(|e| bad_request(e.to_string()))?;
     }
     state.validate_params(&fields).map_err(bad_request)?;
 
     // The body's media type, checked before the body is read.
-    let mut body_type = None;
+    let mut body = None;
     if let Some(spec) = op.body {
-        let given = call.parts.headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("\u{0}"));
-        body_type = match given {
-            None => Some((0, None)),
-            Some(ct) => match spec.content.iter().position(|doc| media::matches(doc, ct)) {
-                Some(i) => Some((i, Some(ct.to_owned()))),
-                None => return Err(unsupported(ct, spec.content)),
-            },
+        body = match call.parts.headers.get(CONTENT_TYPE) {
+            None => Some(BodyToRead { index: 0, content_type: None }),
+            Some(ct) => {
+                let ct = ct.to_str().map_err(|_| unsupported("(not text)", spec.content))?;
+                match spec.content.iter().position(|doc| media::matches(doc, ct)) {
+                    Some(index) => Some(BodyToRead { index, content_type: Some(ct.to_owned()) }),
+                    None => return Err(unsupported(ct, spec.content)),
+                }
+            }
         };
     }
 
@@ -130,30 +180,39 @@ async fn prepare(mut call: Call) -> Result<(CallContext, Arc<OpState>, Map<Strin
     if let Some(creds) = credentials {
         ctx.extensions.insert(creds);
     }
-    if let (Some(spec), Some((index, given))) = (op.body, body_type) {
-        let bytes: Bytes = call.read_body().await.map_err(|s| error_response(&s))?;
-        if bytes.is_empty() {
-            if spec.required {
-                return Err(bad_request("the request body is required".to_owned()));
-            }
-        } else {
-            let Some(documented) = spec.content.get(index) else {
-                return Err(unsupported(given.as_deref().unwrap_or("none"), spec.content));
-            };
-            let content_type = given.as_deref().unwrap_or(media::concrete(documented));
-            let value = super::body::decode(content_type, bytes, |name| state.property_shape(index, name))
-                .await
-                .map_err(bad_request)?;
-            state.validate_body(index, &value).map_err(bad_request)?;
-            fields.insert(spec.field.to_owned(), value);
+    Ok((ctx, state, fields, body))
+}
+
+/// Reads, decodes and validates the body into `fields`.
+async fn read_body(
+    raw: Body,
+    max_body: usize,
+    state: &OpState,
+    body: BodyToRead,
+    fields: &mut Map<String, Value>,
+) -> Result<(), HttpResponse> {
+    let Some(spec) = state.op.body else { return Ok(()) };
+    let bytes: Bytes = crate::rest::call::read_limited(raw, max_body).await.map_err(|s| error_response(&s))?;
+    if bytes.is_empty() {
+        if spec.required {
+            return Err(bad_request("the request body is required".to_owned()));
         }
+        return Ok(());
     }
-    Ok((ctx, state, fields))
+    let Some(documented) = spec.content.get(body.index) else {
+        return Err(unsupported(body.content_type.as_deref().unwrap_or("none"), spec.content));
+    };
+    let content_type = body.content_type.as_deref().unwrap_or(media::concrete(documented));
+    let value = super::body::decode(content_type, bytes, |name| state.property_shape(body.index, name))
+        .await
+        .map_err(bad_request)?;
+    state.validate_body(body.index, &value).map_err(bad_request)?;
+    fields.insert(spec.field.to_owned(), value);
+    Ok(())
 }
 
 /// 415 naming what the operation takes.
 fn unsupported(given: &str, accepted: &[&str]) -> HttpResponse {
-    let given = if given == "\u{0}" { "(not text)" } else { given };
     let mut resp = bad_request(format!("Content-Type `{given}` is not accepted here; send one of: {}", accepted.join(", ")));
     *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
     resp
@@ -180,16 +239,17 @@ fn respond(
     let Some(status) = http::StatusCode::from_u16(status).ok().filter(|s| s.as_u16() >= 200) else {
         return error_response(&Status::internal(format!("`{}` answered the status {status}", state.op.id)));
     };
-    let (body, content_type) = match (answer.body, spec.content) {
+    let kind = state.responses.get(answer.index).and_then(|r| r.as_ref());
+    let (body, content_type) = match (answer.body, kind) {
         (Captured::None, _) | (_, None) => (Bytes::new(), None),
-        (Captured::Json(bytes), Some(mt)) => (Bytes::from(bytes), Some(media::concrete(mt))),
-        (Captured::Value(value), Some(mt)) => {
-            let bytes = match (classify(mt), value) {
+        (Captured::Json(bytes), Some((_, ct))) => (Bytes::from(bytes), Some(ct)),
+        (Captured::Value(value), Some((media, ct))) => {
+            let bytes = match (media, value) {
                 (Media::Binary, value) => super::body::raw_bytes(value),
                 (_, Value::String(s)) => s.into_bytes(),
                 (_, value) => value.to_string().into_bytes(),
             };
-            (Bytes::from(bytes), Some(media::concrete(mt)))
+            (Bytes::from(bytes), Some(ct))
         }
     };
     let mut resp = http::Response::new(Body::from(body));
@@ -200,10 +260,7 @@ fn respond(
         headers.extend(trailers.clone().into_headers());
     }
     if let Some(ct) = content_type {
-        match HeaderValue::from_str(ct) {
-            Ok(v) => headers.insert(CONTENT_TYPE, v),
-            Err(_) => headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-        };
+        headers.insert(CONTENT_TYPE, ct.clone());
     }
     resp
 }

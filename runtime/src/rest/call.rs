@@ -68,7 +68,8 @@ impl Call {
             .get(GRPC_TIMEOUT)
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .map(|d| Instant::now() + d);
-        let sse = headers
+        let sse = self.method.shape.server_streams()
+            && headers
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/event-stream"));
@@ -91,15 +92,7 @@ impl Call {
     /// Reads the whole body (bounded).
     pub(crate) async fn read_body(&mut self) -> Result<Bytes, Status> {
         let body = std::mem::replace(&mut self.body, Body::empty());
-        let limited = http_body_util::Limited::new(body, self.max_body);
-        match limited.collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Status::resource_exhausted(format!(
-                "request body larger than {} bytes",
-                self.max_body
-            ))),
-            Err(e) => Err(Status::cancelled(format!("reading the request body: {e}"))),
-        }
+        read_limited(body, self.max_body).await
     }
 
     /// The request message from body, path and query.
@@ -160,6 +153,18 @@ impl CallContext {
             std::mem::take(&mut self.extensions),
             message,
         )
+    }
+}
+
+/// Reads a whole body of at most `max_body` bytes.
+pub(crate) async fn read_limited(body: Body, max_body: usize) -> Result<Bytes, Status> {
+    let limited = http_body_util::Limited::new(body, max_body);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Status::resource_exhausted(format!("request body larger than {max_body} bytes")))
+        }
+        Err(e) => Err(Status::cancelled(format!("reading the request body: {e}"))),
     }
 }
 

@@ -4,10 +4,9 @@
 //! few), and OpenAPI operations in an [`ApiTrie`] (an API can have a thousand and more), looked
 //! up by segment.
 
-use std::ops::Range;
 use std::sync::Arc;
 
-use super::api_path::{ApiTrie, TrieLookup};
+use super::api_path::{ApiTrie, Captures, TrieLookup};
 use super::template::{PathTemplate, Segment, TemplateError};
 use crate::api::document::{ApiService, OpState};
 use crate::{HttpRule, MethodDescriptor, ServiceDescriptor};
@@ -54,7 +53,7 @@ pub enum Lookup<'a> {
     /// A binding matched; its path variables (field path, value).
     Found(&'a Route, Vec<(&'a str, String)>),
     /// An OpenAPI operation matched; its path variables' byte ranges in the path.
-    FoundApi(&'a ApiRoute, Vec<Range<usize>>),
+    FoundApi(&'a ApiRoute, Captures),
     /// The path matches bindings, none with this HTTP method.
     MethodNotAllowed(Vec<http::Method>),
     /// Nothing matches the path.
