@@ -340,11 +340,27 @@ fn rest(item: &ItemTrait, s: &Service) -> TokenStream {
         }
     });
     let client_methods = s.methods.iter().enumerate().map(|(i, m)| rest_client_method(&desc, i, m));
-    let server_doc = format!(
-        "Serves any [`{trait_ident}`] implementation over REST (JSON): `{full}`'s HTTP bindings, \
-         or `POST /{full}/<Method>` for methods without one."
-    );
-    let client_doc = format!("Calls `{full}` over REST (HTTP/1.1 + JSON), with the same methods as the gRPC client.");
+    let openapi = s.methods.iter().any(|m| m.operation.is_some());
+    let server_doc = if openapi {
+        format!(
+            "Serves any [`{trait_ident}`] implementation over REST: each method at its OpenAPI \
+             operation's method and path (under the document's base path), requests checked \
+             against the document's schemas."
+        )
+    } else {
+        format!(
+            "Serves any [`{trait_ident}`] implementation over REST (JSON): `{full}`'s HTTP bindings, \
+             or `POST /{full}/<Method>` for methods without one."
+        )
+    };
+    let client_doc = if s.args.grpc {
+        format!("Calls `{full}` over REST (HTTP/1.1 + JSON), with the same methods as the gRPC client.")
+    } else {
+        format!(
+            "Calls `{full}` over REST (HTTP/1.1). Give it the server URL including any base path \
+             (`http://host:8080/v1`), as OpenAPI's `servers[].url` does."
+        )
+    };
     quote! {
         #[allow(deprecated)]
         impl<__SbHandler: #trait_ident> #p::rest::Dispatch for #marker<__SbHandler> {

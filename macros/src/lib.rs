@@ -23,11 +23,16 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// Service arguments: `package = "a.b"` (default none), `name = "Wire"` (default: the trait name).
+/// Service arguments: `package = "a.b"` (default none), `name = "Wire"` (default: the trait name),
+/// `openapi = CONST` (the service's OpenAPI document as a `&'static str`, served at
+/// `/openapi.json`), `rest = false` (gRPC only) and `grpc = false` (REST only; required by
+/// OpenAPI operations, whose types are not protobuf messages).
 /// Method arguments in `#[rpc(...)]`: `name = "Wire"` (default: the method name in
 /// UpperCamelCase), `idempotent` or `no_side_effects`, and any number of
 /// `http(get|put|post|delete|patch = "/path", body = "*", response_body = "field")` or
-/// `http(custom = "VERB", path = "/path", ...)` bindings.
+/// `http(custom = "VERB", path = "/path", ...)` bindings; or, instead of `http(...)`,
+/// `operation = CONST`: the method serves that `switchboard::api::Operation` (unary methods only;
+/// the request is the operation's request struct, the response its response enum).
 ///
 /// The call shape comes from the types: `Request<Streaming<In>>` makes the caller stream,
 /// `Response<Streaming<Out>>` makes the handler stream.

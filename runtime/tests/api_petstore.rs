@@ -584,3 +584,66 @@ async fn one_port_server_and_router_level_hook() {
     assert_eq!(get(addr, "/v1/pets/1", &[("x-api-key", "other")]).await.status, 403);
     assert_eq!(get(addr, "/v1/pets", &[]).await.status, 200, "no security, no hook");
 }
+
+/// A code-first (google.api.http) service beside the OpenAPI one.
+#[switchboard::service(package = "test.echo.v1")]
+pub trait Echo {
+    #[rpc(http(post = "/v1/echo", body = "*"))]
+    async fn say(&self, req: Request<String>) -> Result<Response<String>, Status>;
+}
+
+struct EchoImpl;
+
+impl Echo for EchoImpl {
+    async fn say(&self, req: Request<String>) -> Result<Response<String>, Status> {
+        Ok(Response::new(format!("echo: {}", req.into_inner())))
+    }
+}
+
+#[tokio::test]
+async fn openapi_and_proto_services_share_a_router() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = switchboard::rest::RestRouter::new()
+        .add(PetstoreRestServer::new(Store::seeded()).authorize(authorize))
+        .add(EchoRestServer::new(EchoImpl));
+    tokio::spawn(router.serve(listener));
+
+    let echo = http(addr, "POST", "/v1/echo", &[("content-type", "application/json")], br#""hi""#).await;
+    assert_eq!((echo.status, echo.json()), (200, switchboard::serde_json::json!("echo: hi")));
+    assert_eq!(get(addr, "/v1/pets/1", &[KEY]).await.json()["name"], "Rex");
+    assert_eq!(get(addr, "/v1/pets/1", &[]).await.status, 401, "the service keeps its own hook and security");
+    let wrong = http(addr, "GET", "/v1/echo", &[], b"").await;
+    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("POST")));
+
+    let doc = get(addr, "/openapi.json", &[]).await.json();
+    assert!(doc["paths"]["/pets/{petId}"]["get"].is_object(), "{doc}");
+    assert!(doc["paths"]["/v1/echo"]["post"].is_object(), "{doc}");
+    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["name"], "X-API-Key", "every component kind is merged");
+
+    let mut client = EchoRestClient::new(&format!("http://{addr}")).unwrap();
+    assert_eq!(client.say("there".to_owned()).await.unwrap().into_inner(), "echo: there");
+}
+
+#[tokio::test]
+async fn unreachable_server_and_client_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut client = PetstoreRestClient::new(&format!("http://{addr}/v1")).unwrap();
+    let err = client.get_my_pet(GetMyPetRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+
+    // A server that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut client = PetstoreRestClient::new(&format!("http://{silent_addr}/v1")).unwrap().timeout(std::time::Duration::from_millis(100));
+    let err = client.get_my_pet(GetMyPetRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+}
