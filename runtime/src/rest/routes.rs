@@ -209,3 +209,77 @@ impl Routes {
         }
     }
 }
+
+#[cfg(test)]
+mod scale {
+    //! The route table over a real, large API: `SWITCHBOARD_OPENAPI_SCALE=<path to GitHub's
+    //! api.github.com.json> cargo test --release -p switchboard --lib scale -- --ignored --nocapture`.
+    use super::*;
+    use crate::api::{Location, Operation, Param, ParamShape, Scalar, Style};
+    use crate::{CallShape, Idempotency};
+
+    fn leak<T>(v: Vec<T>) -> &'static [T] {
+        Box::leak(v.into_boxed_slice())
+    }
+
+    #[test]
+    #[ignore]
+    fn every_github_operation_routes() {
+        let Ok(path) = std::env::var("SWITCHBOARD_OPENAPI_SCALE") else { return };
+        let text: &'static str = Box::leak(std::fs::read_to_string(path).unwrap().into_boxed_str());
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut methods = Vec::new();
+        let mut samples = Vec::new();
+        for (p, item) in doc["paths"].as_object().unwrap() {
+            for (verb, _) in item.as_object().unwrap() {
+                if !["get", "put", "post", "delete", "patch"].contains(&verb.as_str()) {
+                    continue;
+                }
+                let p: &'static str = Box::leak(p.clone().into_boxed_str());
+                let names: Vec<&'static str> = p.split('{').skip(1).filter_map(|s| s.split('}').next()).collect();
+                let params = leak(
+                    names
+                        .iter()
+                        .map(|n| Param { name: n, field: n, location: Location::Path, style: Style::Simple, explode: false, required: true, shape: ParamShape::Scalar(Scalar::String) })
+                        .collect(),
+                );
+                let method: &'static str = Box::leak(verb.to_uppercase().into_boxed_str());
+                let op: &'static Operation = Box::leak(Box::new(Operation { id: p, method, path: p, params, body: None, responses: &[], security: &[] }));
+                methods.push(MethodDescriptor {
+                    name: "m", rust_name: "m", grpc_path: "/x/m", shape: CallShape::Unary, idempotency: Idempotency::Unknown,
+                    deprecated: false, http: &[], operation: Some(op),
+                });
+                let mut sample = p.to_owned();
+                for n in &names {
+                    sample = sample.replace(&format!("{{{n}}}"), "v1.2");
+                }
+                samples.push((http::Method::from_bytes(method.as_bytes()).unwrap(), sample, methods.len() - 1));
+            }
+        }
+        let service: &'static ServiceDescriptor = Box::leak(Box::new(ServiceDescriptor {
+            package: "", name: "GitHub", full_name: "GitHub", methods: leak(methods), openapi: Some(text),
+        }));
+        let start = std::time::Instant::now();
+        let api = ApiService::build(service).unwrap().unwrap();
+        let built = start.elapsed();
+        let mut routes = Routes::default();
+        routes.add(0, service, Some(&api)).unwrap();
+        eprintln!("{} operations; document parsed and schemas compiled in {built:?}, routes in {:?}", samples.len(), start.elapsed() - built);
+        let start = std::time::Instant::now();
+        let mut wrong = 0;
+        for _ in 0..20 {
+            for (method, path, index) in &samples {
+                match routes.lookup(method, path) {
+                    Lookup::FoundApi(route, _) if route.method_index == *index => {}
+                    Lookup::FoundApi(route, _) => {
+                        // A literal route may win over the sample's variables (e.g. `/x/{v}` vs `/x/latest`).
+                        wrong += usize::from(service.methods[route.method_index].operation.unwrap().path == service.methods[*index].operation.unwrap().path);
+                    }
+                    _ => panic!("{method} {path} not found"),
+                }
+            }
+        }
+        eprintln!("{:?} per lookup", start.elapsed() / (20 * samples.len() as u32));
+        assert_eq!(wrong, 0);
+    }
+}
