@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod expand;
+mod json_model;
 mod model;
 
 use proc_macro::TokenStream;
@@ -39,4 +40,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::service(args.into(), input.into()).into()
+}
+
+/// `serde::Deserialize` for generated OpenAPI models, reading JSON through one generic runtime
+/// helper per field instead of a visitor per type (see `json_model`). Used by generated code as
+/// `#[derive(::switchboard::__private::DeserializeModel)]`.
+#[doc(hidden)]
+#[proc_macro_derive(DeserializeModel, attributes(serde))]
+pub fn deserialize_model(input: TokenStream) -> TokenStream {
+    json_model::derive(input.into()).into()
 }

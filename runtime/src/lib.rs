@@ -115,6 +115,8 @@ pub mod __private {
     pub use core::future::Future;
     pub use std::sync::Arc;
     pub use ::futures_util::future::BoxFuture;
+    pub use crate::api::model as api_model;
+    pub use switchboard_macros::DeserializeModel;
 
     #[cfg(feature = "grpc")]
     pub use crate::grpc::__glue as grpc;

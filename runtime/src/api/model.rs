@@ -47,3 +47,78 @@ pub fn variant<T: serde::de::DeserializeOwned, E: Error>(value: Value) -> Result
 pub fn unknown_tag<E: Error>(tag: &str, property: &str, known: &[&str]) -> E {
     E::custom(format!("unknown `{property}` {tag:?}; expected one of {known:?}"))
 }
+
+/// A JSON object being taken apart into a struct's fields (`DeserializeModel` structs).
+pub struct Object<E> {
+    map: serde_json::Map<String, Value>,
+    ty: &'static str,
+    _error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: Error> Object<E> {
+    /// Reads an object.
+    pub fn read<'de, D: serde::Deserializer<'de, Error = E>>(d: D, ty: &'static str) -> Result<Self, E> {
+        match <Value as serde::Deserialize>::deserialize(d)? {
+            Value::Object(map) => Ok(Object { map, ty, _error: std::marker::PhantomData }),
+            other => Err(E::custom(format!("{ty}: expected an object, found {}", kind(&other)))),
+        }
+    }
+
+    /// A property that must be present.
+    pub fn required<T: serde::de::DeserializeOwned>(&mut self, key: &'static str) -> Result<T, E> {
+        match self.map.remove(key) {
+            Some(v) => serde_json::from_value(v).map_err(|e| E::custom(format!("`{key}`: {e}"))),
+            None => Err(E::custom(format!("{}: missing property `{key}`", self.ty))),
+        }
+    }
+
+    /// A property that may be absent (its `Default` then: `None` for options).
+    pub fn optional<T: serde::de::DeserializeOwned + Default>(&mut self, key: &'static str) -> Result<T, E> {
+        match self.map.remove(key) {
+            Some(v) => serde_json::from_value(v).map_err(|e| E::custom(format!("`{key}`: {e}"))),
+            None => Ok(T::default()),
+        }
+    }
+
+    /// The properties no field took (a flattened map of additional properties).
+    pub fn rest<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, E> {
+        let map = std::mem::take(&mut self.map);
+        serde_json::from_value(Value::Object(map)).map_err(|e| E::custom(format!("{}: {e}", self.ty)))
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads any JSON value (untagged unions).
+pub fn value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d)
+}
+
+/// Reads a string (string enums).
+pub fn string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    <String as serde::Deserialize>::deserialize(d)
+}
+
+/// One alternative of an untagged union, if the value reads as it.
+pub fn attempt<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
+    T::deserialize(v).ok()
+}
+
+/// The error when no alternative of a union reads the value.
+pub fn no_variant<E: Error>(ty: &str, v: &Value) -> E {
+    E::custom(format!("{ty}: {} matches none of the alternatives", kind(v)))
+}
+
+/// The error for a string outside a closed enum.
+pub fn unknown_value<E: Error>(ty: &str, v: &str) -> E {
+    E::custom(format!("{ty}: unknown value {v:?}"))
+}
