@@ -168,7 +168,9 @@ impl RestRouter {
     pub fn into_router(self) -> axum::Router {
         // Literal-only paths become axum routes, so axum matches them without capturing the whole
         // path as a wildcard parameter (an allocation and an extension per request); templates
-        // and unknown paths still reach this router through the fallback.
+        // and unknown paths still reach this router through the fallback. (Registering OpenAPI
+        // templates as axum routes too was measured: slower, as axum then also records the
+        // matched path and this router matches again anyway.)
         let mut router = axum::Router::new();
         for path in self.inner.routes.literal_paths() {
             if path.len() > 1 && !path.contains(['{', '}', '*', ':']) {
@@ -179,8 +181,11 @@ impl RestRouter {
     }
 
     /// Serves on `listener` (HTTP/1.1 and HTTP/2 cleartext) until the process ends.
+    ///
+    /// Requests go straight to this router (no axum `Router` in front: it would only forward
+    /// them here, after matching the path once more).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.into_router()).await
+        axum::serve(listener, MakeRouter(self)).await
     }
 
     /// Answers one request.
@@ -243,6 +248,24 @@ impl RestRouter {
         let mut resp = http::Response::new(Body::from(doc.clone()));
         resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
+    }
+}
+
+/// Hands every connection a clone of the router (what `axum::serve` wants of a service).
+#[derive(Clone)]
+struct MakeRouter(RestRouter);
+
+impl<T> tower_service::Service<T> for MakeRouter {
+    type Response = RestRouter;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<RestRouter, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: T) -> Self::Future {
+        std::future::ready(Ok(self.0.clone()))
     }
 }
 
