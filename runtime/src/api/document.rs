@@ -176,7 +176,7 @@ fn escape(token: &str) -> String {
 }
 
 /// Follows `$ref`s (local ones) from the value at `pointer`; returns the final pointer and value.
-fn resolve<'a>(doc: &'a Value, mut pointer: String) -> Option<(String, &'a Value)> {
+fn resolve(doc: &Value, mut pointer: String) -> Option<(String, &Value)> {
     let mut value = doc.pointer(&pointer)?;
     for _ in 0..16 {
         let Some(reference) = value.get("$ref").and_then(Value::as_str) else { return Some((pointer, value)) };

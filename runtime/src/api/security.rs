@@ -159,6 +159,7 @@ mod server {
     /// Reads the credentials of the first alternative of `op.security` (`prepared`) the request
     /// satisfies and runs `authorize` on them. Missing credentials, or a hook that refuses,
     /// answer the request.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn authenticate(
         op: &'static Operation,
         prepared: &[Box<[Prepared]>],

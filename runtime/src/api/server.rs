@@ -124,6 +124,8 @@ struct BodyToRead {
 type Prepared = (CallContext, Arc<OpState>, Map<String, Value>, Option<BodyToRead>);
 
 /// Everything before the body: security, parameters and their validation, the body's media type.
+/// (The error is the finished answer; it is rare and handed straight back.)
+#[allow(clippy::result_large_err)]
 fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
     let Some(api) = call.api.take() else {
         return Err(error_response(&Status::internal(format!("`{}` is not an OpenAPI operation", call.method.name))));
