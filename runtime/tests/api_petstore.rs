@@ -573,6 +573,15 @@ async fn the_generated_client_calls_every_operation() {
 }
 
 #[tokio::test]
+async fn served_through_axum_serve() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = PetstoreRestServer::new(Store::seeded()).into_make_service();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+    assert_eq!(get(addr, "/v1/pets/2", &[KEY]).await.json()["name"], "Tom");
+}
+
+#[tokio::test]
 async fn one_port_server_and_router_level_hook() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -607,7 +616,11 @@ async fn openapi_and_proto_services_share_a_router() {
     let router = switchboard::rest::RestRouter::new()
         .add(PetstoreRestServer::new(Store::seeded()).authorize(authorize))
         .add(EchoRestServer::new(EchoImpl));
-    tokio::spawn(router.serve(listener));
+    // Merged into an application's own axum router.
+    let app = router.into_router().route("/health", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(get(addr, "/health", &[]).await.text(), "ok");
+    assert_eq!(get(addr, "/v1/pets/mine", &[]).await.json()["name"], "Mine");
 
     let echo = http(addr, "POST", "/v1/echo", &[("content-type", "application/json")], br#""hi""#).await;
     assert_eq!((echo.status, echo.json()), (200, switchboard::serde_json::json!("echo: hi")));

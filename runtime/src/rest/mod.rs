@@ -29,7 +29,7 @@ pub mod template;
 
 pub use call::{error_response, HttpResponse, DEFAULT_MAX_BODY};
 pub use client::{InvalidBaseUrl, RestClient};
-pub use server::{RestRouter, RestServer};
+pub use server::{IntoMakeService, RestRouter, RestServer};
 
 /// The body type of REST requests and responses (axum's).
 pub type Body = axum::body::Body;

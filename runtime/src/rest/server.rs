@@ -185,7 +185,15 @@ impl RestRouter {
     /// Requests go straight to this router (no axum `Router` in front: it would only forward
     /// them here, after matching the path once more).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, MakeRouter(self)).await
+        axum::serve(listener, self.into_make_service()).await
+    }
+
+    /// This router as the connection-level service `axum::serve` (or hyper-util) takes:
+    /// `axum::serve(listener, rest.into_make_service())`. Requests reach the router directly,
+    /// which is cheaper than going through an axum `Router` ([`RestRouter::into_router`]) when
+    /// nothing else is served.
+    pub fn into_make_service(self) -> IntoMakeService {
+        IntoMakeService(self)
     }
 
     /// Answers one request.
@@ -251,11 +259,12 @@ impl RestRouter {
     }
 }
 
-/// Hands every connection a clone of the router (what `axum::serve` wants of a service).
-#[derive(Clone)]
-struct MakeRouter(RestRouter);
+/// A [`RestRouter`] as a service that makes one service per connection (a clone of the router),
+/// as `axum::serve` takes it. From [`RestRouter::into_make_service`].
+#[derive(Clone, Debug)]
+pub struct IntoMakeService(RestRouter);
 
-impl<T> tower_service::Service<T> for MakeRouter {
+impl<T> tower_service::Service<T> for IntoMakeService {
     type Response = RestRouter;
     type Error = Infallible;
     type Future = std::future::Ready<Result<RestRouter, Infallible>>;
@@ -363,6 +372,12 @@ impl<D: Dispatch> RestServer<D> {
     /// An axum `Router` serving just this service.
     pub fn into_router(self) -> axum::Router {
         self.into_rest_router().into_router()
+    }
+
+    /// Just this service for `axum::serve(listener, server.into_make_service())`, without an
+    /// axum `Router` in front (see [`RestRouter::into_make_service`]).
+    pub fn into_make_service(self) -> IntoMakeService {
+        self.router.into_make_service()
     }
 
     /// Serves just this service on `listener` until the process ends.
