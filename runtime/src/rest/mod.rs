@@ -12,6 +12,11 @@
 //! read from the query string (`a.b=1` for nested fields, a repeated key for repeated fields,
 //! enums by name). Errors map gRPC codes to HTTP statuses as Google APIs do ([`status`]).
 //!
+//! Methods that serve an OpenAPI operation (`#[rpc(operation = CONST)]`) are routed by the
+//! operation's method and path template instead, under the base path of the document's first
+//! server URL, and read and answer as [`crate::api`] describes (parameters by style, bodies by
+//! media type, schema validation, security, response enums).
+//!
 //! Streaming: see the `__glue` module docs (server streaming is NDJSON or Server-Sent Events;
 //! client and bidi streaming read an NDJSON request body).
 
