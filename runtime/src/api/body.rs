@@ -28,7 +28,7 @@ pub(crate) async fn decode(
     shape: impl Fn(&str) -> Option<(Scalar, bool)>,
 ) -> Result<Value, String> {
     match classify(content_type) {
-        Media::Json => serde_json::from_slice(&body).map_err(|e| format!("malformed JSON body: {e}")),
+        Media::Json => serde_json::from_slice(&body).map(integral).map_err(|e| format!("malformed JSON body: {e}")),
         Media::Form => {
             let mut out = Map::new();
             for (key, value) in form_urlencoded::parse(&body) {
@@ -41,6 +41,27 @@ pub(crate) async fn decode(
         Media::Text => String::from_utf8(body.into()).map(Value::String).map_err(|_| "the text body is not UTF-8".to_owned()),
         Media::Binary => Ok(Value::String(B64.encode(&body))),
     }
+}
+
+/// `value` with every number that has a zero fractional part (`434.0`, `1e3`) written as an
+/// integer. JSON Schema counts such numbers as integers, and serde reads an integer field only
+/// from an integer token; a `number` field reads an integer token as well.
+fn integral(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                // Within i64 (2^63 = 9.22e18); larger values stay as they are.
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18) {
+                    *n = Number::from(f as i64);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(map) => map.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
 }
 
 async fn multipart(
@@ -60,7 +81,9 @@ async fn multipart(
         let s = shape(&name);
         let value = match media {
             Some(Media::Json) if !file => {
-                serde_json::from_slice(&data).map_err(|e| format!("multipart part `{name}`: malformed JSON: {e}"))?
+                serde_json::from_slice(&data)
+                    .map(integral)
+                    .map_err(|e| format!("multipart part `{name}`: malformed JSON: {e}"))?
             }
             None | Some(Media::Text) if !file => match String::from_utf8(data.into()) {
                 Ok(text) => typed(text, s),
@@ -237,6 +260,14 @@ mod tests {
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn integral_json_numbers_become_integers() {
+        let body = Bytes::from(r#"{"capacity": 434.0, "big": 1e3, "w": 2.5, "huge": 1e300, "xs": [-7.0, {"n": 0.0}]}"#);
+        let v = block_on(decode("application/json", body, shape)).unwrap();
+        assert_eq!(v, json!({"capacity": 434, "big": 1000, "w": 2.5, "huge": 1e300, "xs": [-7, {"n": 0}]}));
+        assert!(v["capacity"].is_i64() && v["huge"].is_f64());
     }
 
     #[test]

@@ -159,12 +159,9 @@ fn scalar(param: &Param, scalar: Scalar, text: &str) -> Result<Value, ParamError
     }
 }
 
-/// A scalar parameter's value, or `None` when the text is empty and the type is not a string
-/// (`?limit=` reads as no limit).
-fn scalar_or_absent(param: &Param, ty: Scalar, text: &str) -> Result<Option<Value>, ParamError> {
-    if text.is_empty() && ty != Scalar::String {
-        return Ok(None);
-    }
+/// A scalar parameter that is present. Empty text is a value only for a string: OpenAPI's
+/// `allowEmptyValue` defaults to false, so `?limit=` is an invalid integer, not a missing one.
+fn present_scalar(param: &Param, ty: Scalar, text: &str) -> Result<Option<Value>, ParamError> {
     scalar(param, ty, text).map(Some)
 }
 
@@ -382,7 +379,7 @@ fn decode_query(param: &Param, params: &[Param], query: &[(Cow<'_, str>, &str)])
         },
         ParamShape::Scalar(ty) => match values.next() {
             None => Ok(None),
-            Some(raw) => scalar_or_absent(param, ty, &form_decode(raw)),
+            Some(raw) => present_scalar(param, ty, &form_decode(raw)),
         },
     }
 }
@@ -432,7 +429,7 @@ fn decode_header(param: &Param, headers: &http::HeaderMap) -> Result<Option<Valu
         }
     };
     match param.shape {
-        ParamShape::Scalar(ty) => scalar_or_absent(param, ty, &text),
+        ParamShape::Scalar(ty) => present_scalar(param, ty, &text),
         ParamShape::Array(ty) => array(param, ty, split(&text)).map(Some),
         ParamShape::Object if param.explode => Ok(Some(object_from_pairs(split(&text)))),
         ParamShape::Object => object_from_flat(param, split(&text)).map(Some),
@@ -477,7 +474,7 @@ fn decode_cookie(param: &Param, params: &[Param], cookies: &[(&str, &str)]) -> R
     match param.shape {
         ParamShape::Scalar(ty) => match values.next() {
             None => Ok(None),
-            Some(raw) => scalar_or_absent(param, ty, &cookie_decode(raw)),
+            Some(raw) => present_scalar(param, ty, &cookie_decode(raw)),
         },
         ParamShape::Array(ty) if param.explode => {
             let pieces: Vec<Cow<'_, str>> = values.map(cookie_decode).collect();
@@ -525,7 +522,7 @@ pub(crate) fn coerce_object(
             let pieces: Vec<&str> = if text.is_empty() { Vec::new() } else { text.split(',').collect() };
             array(param, ty, pieces)
         } else if text.is_empty() && ty != Scalar::String {
-            empty.push(key.clone()); // `x[n]=` reads as no `n`, as `?n=` does
+            empty.push(key.clone()); // `x[n]=` reads as no `n`
             continue;
         } else {
             scalar(param, ty, text)
@@ -889,8 +886,9 @@ mod tests {
         assert!(q(&ps, "n=inf").is_err());
         assert!(q(&ps, "n=1e999").is_err());
         assert_eq!(q(&ps, "b=yes").unwrap_err(), "query parameter `b`: expected `true` or `false`, got `yes`");
-        // empty non-string → absent; empty string → "".
-        assert_eq!(q(&ps, "i=&s=").unwrap(), json!({"s": ""}));
+        // an empty string is "", an empty integer is no integer (allowEmptyValue is false)
+        assert_eq!(q(&ps, "s=").unwrap(), json!({"s": ""}));
+        assert_eq!(q(&ps, "i=&s=").unwrap_err(), "query parameter `i`: expected an integer, got ``");
         // repeated scalar: the first wins
         assert_eq!(q(&ps, "i=1&i=2").unwrap(), json!({"i": 1}));
         let long = "x".repeat(200);
