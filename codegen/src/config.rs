@@ -228,7 +228,10 @@ impl Config {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
             let module = crate::ident::field(stem).trim_start_matches("r#").to_owned();
             let file = path.display().to_string();
-            let (package, found) = lower::openapi::lower(&spec.document, &module, &file, &self.selection)?;
+            // Generated headers name the file, not the path (output must not depend on where the
+            // checkout lives).
+            let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or(&file).to_owned();
+            let (package, found) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection)?;
             if api.packages.iter().any(|p| p.name == module) {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }

@@ -37,8 +37,15 @@ fn check(case: &str) {
     let dir = fixtures().join(case);
     let specs: Vec<String> =
         std::fs::read_to_string(dir.join("specs")).unwrap().lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    // OpenAPI documents are files on disk, relative to the case.
+    let specs: Vec<String> = specs
+        .into_iter()
+        .map(|s| if s.ends_with(".proto") { s } else { dir.join(&s).to_string_lossy().into_owned() })
+        .collect();
     let include = includes(&dir);
-    let files = switchboard_codegen::Config::new().generate(&specs, &include).unwrap();
+    let mut config = switchboard_codegen::Config::new();
+    let files = config.generate_checked(&specs, &include).unwrap();
+    assert!(config.warnings().is_empty(), "{case}: unexpected warnings {:?}", config.warnings());
     let got: BTreeMap<String, String> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
     let expected_dir = dir.join("expected");
     if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
@@ -76,6 +83,11 @@ fn gateway() {
 #[test]
 fn edge() {
     check("edge");
+}
+
+#[test]
+fn openapi() {
+    check("openapi");
 }
 
 #[test]

@@ -9,9 +9,12 @@
 //! Shapes (serde's attributes, which `Serialize` also reads, say the wire names):
 //! - structs with named fields: `#[serde(rename = "..")]`, `default` (absent → `Default`),
 //!   `flatten` (the remaining properties, a map);
-//! - enums of unit variants with `#[serde(rename = "..")]` plus one `#[serde(untagged)]`
-//!   newtype variant catching unknown strings;
-//! - `#[serde(untagged)]` enums of newtype variants: the first variant that reads the value.
+//! - string enums: unit variants with `#[serde(rename = "..")]` plus one `#[serde(untagged)]`
+//!   newtype variant catching unknown strings (the catch-all is what marks them);
+//! - `#[serde(untagged)]` enums of newtype variants: the first variant that reads the value;
+//! - response enums (unit, newtype and `(u16, Body)` variants), externally tagged as serde
+//!   writes them (`{"NotFound": {...}}`), read through `deserialize_enum` so that any
+//!   enum-capable deserializer (the REST client's, by variant index) works.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -103,6 +106,33 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                     let __v = #p::api_model::value::<__D>(__d)?;
                     #(#tries)*
                     ::core::result::Result::Err(#p::api_model::no_variant::<__D::Error>(#name, &__v))
+                }
+            } else if !all_attrs.iter().any(|a| a.untagged) {
+                // No catch-all variant: not a string enum.
+                // A response enum: read through `deserialize_enum`, so that both JSON
+                // (`{"NotFound": {...}}`) and the REST client's status-code deserializer work.
+                let names: Vec<String> = e.variants.iter().map(|v| v.ident.to_string()).collect();
+                let mut shapes = Vec::new();
+                let mut arms = Vec::new();
+                for (i, v) in e.variants.iter().enumerate() {
+                    let vi = &v.ident;
+                    let (shape, build) = match &v.fields {
+                        Fields::Unit => (0u8, quote!(#ident::#vi)),
+                        Fields::Unnamed(f) if f.unnamed.len() == 1 => (1, quote!(#ident::#vi(#p::api_model::payload(__payload)?))),
+                        Fields::Unnamed(f) if f.unnamed.len() == 2 => {
+                            (2, quote!({ let (__a, __b) = #p::api_model::payload(__payload)?; #ident::#vi(__a, __b) }))
+                        }
+                        _ => return Err(syn::Error::new_spanned(v, "response enum variants are unit, `(Body)` or `(u16, Body)`")),
+                    };
+                    shapes.push(shape);
+                    arms.push(quote!(#i => #build,));
+                }
+                quote! {
+                    let (__i, __payload) = #p::api_model::response_variant::<__D>(__d, #name, &[#(#names),*], &[#(#shapes),*])?;
+                    ::core::result::Result::Ok(match __i {
+                        #(#arms)*
+                        _ => return ::core::result::Result::Err(#p::api_model::unknown_value::<__D::Error>(#name, "?")),
+                    })
                 }
             } else {
                 let mut arms = Vec::new();

@@ -112,7 +112,8 @@ fn service_view(package: &Package, service: &Service, trait_ident: String, opena
 /// of these names gets an `_rpc` suffix on the client.
 const CLIENT_RESERVED: &[&str] = &[
     "new", "connect", "with_origin", "send_compressed", "accept_compressed",
-    "max_decoding_message_size", "max_encoding_message_size", "timeout", "with_client", "clone", "fmt",
+    "max_decoding_message_size", "max_encoding_message_size", "timeout", "with_client", "with_bearer",
+    "with_basic", "with_api_key", "clone", "fmt",
     "eq", "ne",
 ];
 

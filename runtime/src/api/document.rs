@@ -102,10 +102,15 @@ impl ApiService {
 impl OpState {
     /// Checks the decoded parameters against their schemas: ``query parameter `limit`: must be
     /// at most 100``.
-    pub(crate) fn validate_params(&self, fields: &Map<String, Value>) -> Result<(), String> {
+    /// Object parameters (read as strings) are first retyped by their schema's properties.
+    pub(crate) fn validate_params(&self, fields: &mut Map<String, Value>) -> Result<(), String> {
         let Some(set) = &self.schemas else { return Ok(()) };
         for (param, id) in self.op.params.iter().zip(self.params.iter()) {
-            let (Some(id), Some(value)) = (id, fields.get(param.field)) else { continue };
+            let (Some(id), Some(value)) = (id, fields.get_mut(param.field)) else { continue };
+            if param.shape == super::ParamShape::Object {
+                super::params::coerce_object(param, value, |k| set.property_shape(*id, k)).map_err(|e| e.to_string())?;
+            }
+            let value = &*value;
             if let Err(e) = set.validate(*id, value, Direction::Request) {
                 let at = if e.pointer.is_empty() { String::new() } else { format!(" at {}", e.pointer) };
                 return Err(format!("{} `{}`{at}: {}", noun(param.location), param.name, e.message));

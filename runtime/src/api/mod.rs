@@ -20,6 +20,8 @@
 //! Calling: `RestClient::api_unary` (and the `<Trait>RestClient` methods) send the request
 //! struct the same way back and turn the answer into the response enum.
 
+#[doc(hidden)]
+pub mod model;
 mod operation;
 #[cfg(feature = "rest")]
 pub(crate) mod params;

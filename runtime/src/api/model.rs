@@ -122,3 +122,88 @@ pub fn no_variant<E: Error>(ty: &str, v: &Value) -> E {
 pub fn unknown_value<E: Error>(ty: &str, v: &str) -> E {
     E::custom(format!("{ty}: unknown value {v:?}"))
 }
+
+/// Reads a response enum's variant index and payload (`null` for unit variants, the body for
+/// newtype ones, `[status, body]` for `(u16, Body)` ones) through `deserialize_enum`.
+/// `shapes[i]`: 0 unit, 1 newtype, 2 pair.
+pub fn response_variant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    ty: &'static str,
+    names: &'static [&'static str],
+    shapes: &'static [u8],
+) -> Result<(usize, Value), D::Error> {
+    d.deserialize_enum(ty, names, ResponseVisitor { ty, names, shapes })
+}
+
+struct ResponseVisitor {
+    ty: &'static str,
+    names: &'static [&'static str],
+    shapes: &'static [u8],
+}
+
+impl<'de> serde::de::Visitor<'de> for ResponseVisitor {
+    type Value = (usize, Value);
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a variant of {}", self.ty)
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (i, access) = data.variant_seed(IndexSeed { names: self.names })?;
+        let payload = match self.shapes.get(i) {
+            Some(0) => {
+                access.unit_variant()?;
+                Value::Null
+            }
+            Some(1) => access.newtype_variant::<Value>()?,
+            Some(2) => access.tuple_variant(2, PairVisitor)?,
+            _ => return Err(A::Error::custom(format!("{}: no variant {i}", self.ty))),
+        };
+        Ok((i, payload))
+    }
+}
+
+struct IndexSeed {
+    names: &'static [&'static str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for IndexSeed {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IndexSeed {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "one of {:?}", self.names)
+    }
+    fn visit_u64<E: Error>(self, v: u64) -> Result<usize, E> {
+        usize::try_from(v).ok().filter(|&i| i < self.names.len()).ok_or_else(|| E::custom(format!("no variant {v}")))
+    }
+    fn visit_str<E: Error>(self, v: &str) -> Result<usize, E> {
+        self.names.iter().position(|n| *n == v).ok_or_else(|| E::unknown_variant(v, &[]))
+    }
+    fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<usize, E> {
+        self.visit_str(std::str::from_utf8(v).map_err(E::custom)?)
+    }
+}
+
+struct PairVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PairVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a status code and a body")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let status: Value = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
+        let body: Value = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(1, &self))?;
+        Ok(Value::Array(vec![status, body]))
+    }
+}
+
+/// A variant's payload.
+pub fn payload<T: serde::de::DeserializeOwned, E: Error>(v: Value) -> Result<T, E> {
+    serde_json::from_value(v).map_err(E::custom)
+}

@@ -508,7 +508,6 @@ fn decode_cookie(param: &Param, params: &[Param], cookies: &[(&str, &str)]) -> R
 /// `SchemaSet::property_shape`); an array property's text is split on `,`, and an empty value of
 /// a non-string property is dropped. Properties the schema does not type, and values that are
 /// not strings, are left as they are.
-#[cfg_attr(not(test), allow(dead_code))] // for the server, once object parameters are retyped
 pub(crate) fn coerce_object(
     param: &Param,
     value: &mut Value,

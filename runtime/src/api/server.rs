@@ -161,7 +161,7 @@ fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
         let raw = RawRequest { path_vars: vars, query: call.parts.uri.query(), headers: &call.parts.headers };
         decode_params(op.params, &raw, &mut fields).map_err(|e| bad_request(e.to_string()))?;
     }
-    state.validate_params(&fields).map_err(bad_request)?;
+    state.validate_params(&mut fields).map_err(bad_request)?;
 
     // The body's media type, checked before the body is read.
     let mut body = None;

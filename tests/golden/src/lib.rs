@@ -13,3 +13,6 @@ pub mod edge;
 
 #[path = "../../fixtures/library/expected/mod.rs"]
 pub mod library;
+
+#[path = "../../fixtures/openapi/expected/mod.rs"]
+pub mod openapi;
