@@ -1,0 +1,135 @@
+//! OpenAPI input: what a user sees for bad documents (errors with a position or a JSON pointer),
+//! for constructs without a precise Rust type (a working fallback plus a warning), and from the CLI.
+
+use std::path::{Path, PathBuf};
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn generate(path: &Path) -> Result<(Vec<switchboard_codegen::GeneratedFile>, Vec<String>), String> {
+    let mut config = switchboard_codegen::Config::new();
+    let files = config.generate_checked(&[path], &[] as &[&str]).map_err(|e| e.to_string())?;
+    Ok((files, config.warnings().to_vec()))
+}
+
+#[test]
+fn yaml_syntax_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "api.yaml", "openapi: 3.1.0\ninfo:\n  title: x\n  description: a: b\n");
+    let err = generate(&path).unwrap_err();
+    assert!(err.starts_with(&format!("{}:4:", path.display())), "{err}");
+    assert!(err.contains("mapping values are not allowed"), "{err}");
+}
+
+#[test]
+fn json_syntax_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "api.json", "{\n  \"openapi\": \"3.0.3\",\n  \"paths\": {,}\n}\n");
+    let err = generate(&path).unwrap_err();
+    assert!(err.starts_with(&format!("{}:3:13: ", path.display())), "{err}");
+}
+
+#[test]
+fn swagger_2_and_unknown_versions_are_refused_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "old.yaml", "swagger: '2.0'\ninfo: {title: x, version: '1'}\npaths: {}\n");
+    let err = generate(&path).unwrap_err();
+    assert!(err.contains("Swagger 2.0") && err.contains("swagger2openapi"), "{err}");
+    let path = write(dir.path(), "new.yaml", "openapi: 4.0.0\npaths: {}\n");
+    let err = generate(&path).unwrap_err();
+    assert!(err.contains("/openapi: unsupported version \"4.0.0\""), "{err}");
+    let path = write(dir.path(), "bad.yaml", "openapi: 3.1.0\npaths: [1]\n");
+    let err = generate(&path).unwrap_err();
+    assert!(err.contains("/paths: must be an object"), "{err}");
+}
+
+#[test]
+fn missing_reference_files_are_errors_naming_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "api.yaml",
+        "openapi: 3.1.0\ninfo: {title: T, version: '1'}\npaths:\n  /a:\n    get:\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: 'other.yaml#/components/schemas/X'}\n",
+    );
+    let err = generate(&path).unwrap_err();
+    assert!(err.contains("other.yaml"), "{err}");
+}
+
+#[test]
+fn imprecise_constructs_fall_back_to_json_values_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "api.yaml",
+        r##"openapi: 3.0.3
+info: {title: Fallbacks, version: '1'}
+paths:
+  /things:
+    get:
+      operationId: listThings
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  mixed: {enum: [1, "a", true]}
+                  odd: {type: tuple}
+                  dangling: {$ref: '#/components/schemas/Nope'}
+                  merged:
+                    allOf:
+                      - {type: string}
+                      - {type: object, properties: {x: {type: string}}}
+"##,
+    );
+    let (files, warnings) = generate(&path).unwrap();
+    let pointers: Vec<&str> = warnings.iter().map(|w| w.split(": ").next().unwrap()).collect();
+    let base = "/paths/~1things/get/responses/200/content/application~1json/schema/properties";
+    for p in ["mixed", "odd", "dangling", "merged"] {
+        assert!(pointers.iter().any(|w| w.ends_with(&format!("#{base}/{p}"))), "no warning for {p}: {warnings:#?}");
+    }
+    let code = &files.iter().find(|f| f.name == "api.rs").unwrap().contents;
+    assert!(code.contains("pub mixed: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
+    assert!(code.contains("pub odd: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
+}
+
+#[test]
+fn the_cli_generates_a_module_tree_from_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/petstore.yaml");
+    let out = dir.path().join("gen");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["generate", "-o"])
+        .arg(&out)
+        .arg(&spec)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mod_rs = std::fs::read_to_string(out.join("mod.rs")).unwrap();
+    assert!(mod_rs.contains("pub mod petstore"), "{mod_rs}");
+    let code = std::fs::read_to_string(out.join("petstore.rs")).unwrap();
+    assert!(code.starts_with("// @generated by switchboard from petstore.yaml"), "{}", &code[..100]);
+    assert!(code.contains("pub trait Petstore"));
+    assert!(out.join("petstore.openapi.json").exists());
+    // Selecting a tag keeps only its operations and the types they use.
+    let out2 = dir.path().join("gen2");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["generate", "--tag", "adoptions", "-o"])
+        .arg(&out2)
+        .arg(&spec)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = std::fs::read_to_string(out2.join("petstore.rs")).unwrap();
+    assert!(code.contains("fn request_adoption") && !code.contains("fn list_pets"));
+    assert!(!code.contains("pub struct PetPage"));
+    // Byte-identical when run again.
+    let again = dir.path().join("gen3");
+    std::process::Command::new(env!("CARGO_BIN_EXE_switchboard")).args(["generate", "-o"]).arg(&again).arg(&spec).status().unwrap();
+    assert_eq!(std::fs::read(out.join("petstore.rs")).unwrap(), std::fs::read(again.join("petstore.rs")).unwrap());
+}
