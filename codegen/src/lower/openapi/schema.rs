@@ -26,6 +26,8 @@ pub(crate) struct Lowerer<'a> {
     active: BTreeSet<String>,
     /// Pointers of schemas already lowered into models.
     done: std::collections::HashSet<String>,
+    /// Inline schemas lowered into models, by their JSON text.
+    inline_by_text: HashMap<String, String>,
 }
 
 /// A lowered schema: its type and whether `null` is allowed.
@@ -39,7 +41,7 @@ impl<'a> Lowerer<'a> {
         let mut taken = BTreeSet::new();
         // Names the generated module itself uses.
         taken.extend(["Operations".to_owned()]);
-        Lowerer { doc, v31, models: Vec::new(), by_pointer: HashMap::new(), taken, warnings: Vec::new(), active: BTreeSet::new(), done: Default::default() }
+        Lowerer { doc, v31, models: Vec::new(), by_pointer: HashMap::new(), taken, warnings: Vec::new(), active: BTreeSet::new(), done: Default::default(), inline_by_text: HashMap::new() }
     }
 
     pub(crate) fn warn(&mut self, pointer: &str, message: impl Into<String>) {
@@ -112,10 +114,19 @@ impl<'a> Lowerer<'a> {
         if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
             return Lowered { ty: self.reference(target, pointer), nullable };
         }
+        // Identical inline schemas (common in large APIs: the same object spelled out under many
+        // operations) share one model.
+        let key = if is_inline_model(schema) { serde_json::to_string(schema).ok() } else { None };
+        if let Some(name) = key.as_ref().and_then(|k| self.inline_by_text.get(k)) {
+            return Lowered { ty: Type::Named(name.clone()), nullable };
+        }
         let ty = match self.shape(schema, pointer, hint) {
             Shape::Type(ty) => ty,
             Shape::Model(kind) => {
                 let name = self.claim(hint);
+                if let Some(k) = key {
+                    self.inline_by_text.insert(k, name.clone());
+                }
                 self.by_pointer.insert(pointer.to_owned(), name.clone());
                 let docs = docs_of(schema);
                 let deprecated = schema.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
@@ -607,6 +618,12 @@ fn primary_type(obj: &Map<String, Value>) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether an inline schema becomes a model of its own (an object with properties, an enum, a
+/// union), so that identical ones can share it.
+fn is_inline_model(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| ["properties", "enum", "oneOf", "anyOf", "allOf"].iter().any(|k| m.contains_key(*k)))
 }
 
 fn is_null_schema(v: &Value) -> bool {
