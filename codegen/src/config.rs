@@ -222,9 +222,7 @@ impl Config {
         };
         let mut warnings = Vec::new();
         for path in openapi {
-            let t0 = std::time::Instant::now();
             let spec = spec::openapi::load(path)?;
-            if std::env::var_os("SWITCHBOARD_TIMING").is_some() { eprintln!("load {:?}", t0.elapsed()); }
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
             let module = crate::ident::field(stem).trim_start_matches("r#").to_owned();
             let file = path.display().to_string();
@@ -240,10 +238,7 @@ impl Config {
             inputs.extend(spec.inputs);
         }
         api.packages.sort_by(|a, b| a.name.cmp(&b.name));
-        let t0 = std::time::Instant::now();
-        let files = emit::files(&api)?;
-        if std::env::var_os("SWITCHBOARD_TIMING").is_some() { eprintln!("emit {:?}", t0.elapsed()); }
-        Ok((files, inputs, warnings))
+        Ok((emit::files(&api)?, inputs, warnings))
     }
 
     /// Reads and lowers `protos`; spec errors name files as they are on disk.

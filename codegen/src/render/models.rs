@@ -14,6 +14,8 @@ use crate::ir::Package;
 #[derive(Template)]
 #[template(path = "models.rs.txt", escape = "none")]
 struct ModelsView {
+    /// Whether this piece carries the `operations` module (the last piece does).
+    with_operations: bool,
     items: Vec<Item>,
     schemes: Vec<SchemeView>,
     operations: Vec<OperationView>,
@@ -127,22 +129,35 @@ pub fn document_file(package: &str) -> String {
     format!("{package}.openapi.json")
 }
 
-/// Renders the types, operation table and service trait of an OpenAPI package.
-pub fn render(package: &Package, models: &Models) -> Result<String, Error> {
+/// Renders the types, operation table and service trait of an OpenAPI package, in `pieces`
+/// consecutive pieces of whole items (so that `emit` can parse and format them in parallel; the
+/// concatenation is the module).
+pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<String>, Error> {
     let names = idents(models);
     let ty = |t: &Type| rust_type(t, &names);
     let mut items = Vec::new();
     for m in &models.types {
         items.push(item(m, &names, &ty, models));
     }
-    let schemes = models
+    let schemes: Vec<SchemeView> = models
         .security_schemes
         .iter()
         .map(|s| SchemeView { ident: scheme_ident(&s.name), expr: scheme_expr(s) })
         .collect();
-    let operations = models.operations.iter().map(|op| operation_view(op, models)).collect();
-    let view = ModelsView { items, schemes, operations };
-    let mut text = view.render().map_err(|e| Error::Render { template: "models.rs.txt", subject: package.name.clone(), message: e.to_string() })?;
+    let responses: BTreeMap<&str, &Model> = models.types.iter().map(|m| (m.name.as_str(), m)).collect();
+    let operations = models.operations.iter().map(|op| operation_view(op, &responses)).collect();
+    let render_err = |e: askama::Error| Error::Render { template: "models.rs.txt", subject: package.name.clone(), message: e.to_string() };
+    let per_piece = items.len().div_ceil(pieces.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut rest = items;
+    while rest.len() > per_piece {
+        let tail = rest.split_off(per_piece);
+        let view = ModelsView { with_operations: false, items: rest, schemes: Vec::new(), operations: Vec::new() };
+        out.push(view.render().map_err(render_err)?);
+        rest = tail;
+    }
+    let view = ModelsView { with_operations: true, items: rest, schemes, operations };
+    let mut text = view.render().map_err(render_err)?;
     // Parsed once, with the whole file, in `emit` (a failure there names this template too).
     for service in &package.services {
         let trait_ident = {
@@ -184,7 +199,8 @@ pub fn render(package: &Package, models: &Models) -> Result<String, Error> {
         text.push('\n');
         text.push_str(&service_text);
     }
-    Ok(text)
+    out.push(text);
+    Ok(out)
 }
 
 fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String, models: &Models) -> Item {
@@ -368,7 +384,7 @@ fn operation_ident(op: &Operation) -> String {
 
 /// One operation as a chain of the runtime's `const fn` constructors (compact: GitHub's 1,200
 /// operations stay a few hundred kilobytes).
-fn operation_view(op: &Operation, models: &Models) -> OperationView {
+fn operation_view(op: &Operation, models: &BTreeMap<&str, &Model>) -> OperationView {
     let params: Vec<String> = op
         .params
         .iter()
@@ -430,9 +446,7 @@ fn operation_view(op: &Operation, models: &Models) -> OperationView {
         ));
     }
     let responses: Vec<String> = models
-        .types
-        .iter()
-        .find(|m| m.name == op.response)
+        .get(op.response.as_str())
         .and_then(|m| match &m.kind {
             ModelKind::Response { variants } => Some(variants),
             _ => None,
