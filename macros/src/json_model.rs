@@ -24,6 +24,8 @@ use syn::{Data, DeriveInput, Fields, LitStr};
 #[derive(Default)]
 struct Attrs {
     rename: Option<String>,
+    /// `#[model(default = "<json>")]`: the schema's default, used when the property is absent.
+    default_json: Option<String>,
     default: bool,
     flatten: bool,
     untagged: bool,
@@ -31,6 +33,16 @@ struct Attrs {
 
 fn attrs(list: &[syn::Attribute]) -> syn::Result<Attrs> {
     let mut out = Attrs::default();
+    for a in list.iter().filter(|a| a.path().is_ident("model")) {
+        a.parse_nested_meta(|meta| {
+            if meta.path.is_ident("default") {
+                out.default_json = Some(meta.value()?.parse::<LitStr>()?.value());
+                Ok(())
+            } else {
+                Err(meta.error("expected `default = \"<json>\"`"))
+            }
+        })?;
+    }
     for a in list.iter().filter(|a| a.path().is_ident("serde")) {
         a.parse_nested_meta(|meta| {
             if meta.path.is_ident("rename") {
@@ -85,6 +97,10 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                     continue;
                 }
                 let key = wire_name(fi, &a);
+                if let Some(json) = &a.default_json {
+                    inits.push(quote!(#fi: __m.defaulted(#key, #json)?,));
+                    continue;
+                }
                 let call = if a.default { quote!(optional) } else { quote!(required) };
                 inits.push(quote!(#fi: __m.#call(#key)?,));
             }

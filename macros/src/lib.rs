@@ -46,7 +46,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
 /// helper per field instead of a visitor per type (see `json_model`). Used by generated code as
 /// `#[derive(::switchboard::__private::DeserializeModel)]`.
 #[doc(hidden)]
-#[proc_macro_derive(DeserializeModel, attributes(serde))]
+#[proc_macro_derive(DeserializeModel, attributes(serde, model))]
 pub fn deserialize_model(input: TokenStream) -> TokenStream {
     json_model::derive(input.into()).into()
 }

@@ -39,6 +39,8 @@ struct StructView {
 struct FieldView {
     docs: Vec<String>,
     attrs: Vec<String>,
+    /// The schema default as a Rust string literal of JSON text (`#[model(default = ...)]`).
+    model_default: Option<String>,
     ident: String,
     ty: String,
 }
@@ -223,6 +225,7 @@ fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String,
                 views.push(FieldView {
                     docs: vec!["Properties not listed above.".into()],
                     attrs: vec!["flatten".into()],
+                    model_default: None,
                     ident: field_ident,
                     ty: format!("::std::collections::BTreeMap<::std::string::String, {}>", ty(a)),
                 });
@@ -310,6 +313,17 @@ fn field_views(fields: &[Field], ty: &dyn Fn(&Type) -> String) -> Vec<FieldView>
             if f.boxed {
                 inner = format!("::std::boxed::Box<{inner}>");
             }
+            // A scalar default of an optional property: a plain field, filled in when absent.
+            if let Some(d) = f.default.as_ref().filter(|d| !f.required && !f.nullable && !f.read_only && !f.write_only && default_fits(d, &f.ty)) {
+                let mut docs = doc_lines(&f.docs);
+                if !docs.is_empty() {
+                    docs.push(String::new());
+                }
+                docs.push(format!("Default: `{d}`."));
+                let mut model_attrs = attrs.clone();
+                model_attrs.retain(|a| a.starts_with("rename"));
+                return FieldView { docs, attrs: model_attrs, model_default: Some(format!("{:?}", d.to_string())), ident, ty: inner };
+            }
             // readOnly / writeOnly properties are absent in one direction: never required.
             let optional = !f.required || f.nullable || f.read_only || f.write_only;
             let rust_ty = if optional {
@@ -332,9 +346,24 @@ fn field_views(fields: &[Field], ty: &dyn Fn(&Type) -> String) -> Vec<FieldView>
             if f.deprecated {
                 docs.push("**Deprecated.**".into());
             }
-            FieldView { docs, attrs, ident, ty: rust_ty }
+            FieldView { docs, attrs, model_default: None, ident, ty: rust_ty }
         })
         .collect()
+}
+
+/// Whether a schema default can stand in for an absent value of `ty` (scalars and string enums).
+fn default_fits(d: &serde_json::Value, ty: &Type) -> bool {
+    use serde_json::Value as J;
+    match (d, ty) {
+        (J::Bool(_), Type::Bool) => true,
+        (J::Number(n), Type::I64) => n.is_i64(),
+        (J::Number(n), Type::I32) => n.as_i64().is_some_and(|v| i32::try_from(v).is_ok()),
+        (J::Number(_), Type::F64 | Type::F32) => true,
+        (J::String(_), Type::String) => true,
+        // String enums read any string (unknown values are kept).
+        (J::String(_), Type::Named(_)) => false,
+        _ => false,
+    }
 }
 
 fn rust_type(t: &Type, names: &BTreeMap<&str, String>) -> String {

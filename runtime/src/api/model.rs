@@ -80,6 +80,14 @@ impl<E: Error> Object<E> {
         }
     }
 
+    /// A property with a default (the schema's, as JSON text) used when it is absent.
+    pub fn defaulted<T: serde::de::DeserializeOwned>(&mut self, key: &'static str, default: &'static str) -> Result<T, E> {
+        match self.map.remove(key) {
+            Some(v) => serde_json::from_value(v).map_err(|e| E::custom(format!("`{key}`: {e}"))),
+            None => serde_json::from_str(default).map_err(|e| E::custom(format!("`{key}`: default {default}: {e}"))),
+        }
+    }
+
     /// The properties no field took (a flattened map of additional properties).
     pub fn rest<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, E> {
         let map = std::mem::take(&mut self.map);

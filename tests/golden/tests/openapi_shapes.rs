@@ -15,9 +15,13 @@ fn models_follow_the_json_names_and_shapes() {
     assert_eq!(serde_json::to_value(&k).unwrap()["+1"], 1);
 
     // Required + nullable: must be there, may be null; written as null.
+    // An absent property with a schema default gets the default (`defaulted: true`).
     let n: Nullable = serde_json::from_value(json!({"always": "a", "maybe": null})).unwrap();
     assert_eq!(n.maybe, None);
-    assert_eq!(serde_json::to_value(&n).unwrap(), json!({"always": "a", "maybe": null}));
+    assert!(n.defaulted);
+    assert_eq!(serde_json::to_value(&n).unwrap(), json!({"always": "a", "maybe": null, "defaulted": true}));
+    let n: Nullable = serde_json::from_value(json!({"always": "a", "maybe": "m", "defaulted": false})).unwrap();
+    assert!(!n.defaulted);
     let err = serde_json::from_value::<Nullable>(json!({"maybe": "m"})).unwrap_err().to_string();
     assert!(err.contains("missing property `always`"), "{err}");
     let err = serde_json::from_value::<Nullable>(json!({"always": 5, "maybe": null})).unwrap_err().to_string();
