@@ -154,8 +154,11 @@ fn random_uuid(counter: u64) -> switchboard::uuid::Uuid {
 impl Petstore for InMemoryPetstore {
     async fn list_pets(&self, req: Request<ListPetsRequest>) -> Result<Response<ListPetsResponse>, Status> {
         let q = req.into_inner();
-        // The runtime has checked the bounds (1..=100); the default is ours to apply.
-        let page_size = q.page_size.map_or(DEFAULT_PAGE_SIZE, |n| n.max(1) as usize);
+        // The runtime has checked the bounds (1..=100). `page_size` is an `Option<i32>`, or an
+        // `i32` where the generator fills in the document's default; `into` reads either.
+        #[allow(clippy::useless_conversion)]
+        let page_size: Option<i32> = q.page_size.into();
+        let page_size = page_size.map_or(DEFAULT_PAGE_SIZE, |n| n.max(1) as usize);
         let after = match q.page_token.as_deref() {
             None | Some("") => None,
             Some(token) => match page_token::decode(token) {

@@ -4,6 +4,10 @@
 //! and with plain HTTP/1.1 (for requests the typed client cannot make: bad parameters, bodies
 //! that break the schema, missing or wrong keys). Also runs the two binaries against each other.
 
+// `page_size: 10.into()`: the generated field is an `Option<i32>`, or an `i32` where the generator
+// fills in the document's default; `into` builds either.
+#![allow(clippy::useless_conversion)]
+
 use std::net::SocketAddr;
 
 use petstore::petstore::*;
@@ -140,7 +144,7 @@ async fn the_generated_client_calls_every_operation() {
     let got = client.get_pet(GetPetRequest { pet_id: id }).await.unwrap().into_inner();
     assert_eq!(j(&got), j(&GetPetResponse::Ok(created.clone())));
 
-    let listed = client.list_pets(ListPetsRequest { status: None, tag: None, page_size: None, page_token: None }).await.unwrap();
+    let listed = client.list_pets(ListPetsRequest { status: None, tag: None, page_size: 20.into(), page_token: None }).await.unwrap();
     assert_eq!(j(&listed.into_inner()), j(&ListPetsResponse::Ok(PetPage { pets: vec![created.clone()], next_page_token: None })));
 
     let patch = PetPatch { name: Some("Luna II".into()), status: None, tags: Some(vec!["cat".into()]) };
@@ -186,7 +190,7 @@ async fn invalid_parameters_are_400_naming_the_parameter() {
 
     // The typed client gets the documented 400 as its variant.
     let mut client = client(addr);
-    let req = ListPetsRequest { status: None, tag: None, page_size: Some(500), page_token: None };
+    let req = ListPetsRequest { status: None, tag: None, page_size: 500.into(), page_token: None };
     let answer = client.list_pets(req).await.unwrap().into_inner();
     assert!(matches!(&answer, ListPetsResponse::BadRequest(e) if e.code == 3 && e.message.contains("page_size")), "{answer:?}");
 }
@@ -327,11 +331,13 @@ async fn pages_walk_every_matching_pet_once() {
     let addr = serve(store).await;
     let mut client = client(addr);
 
-    async fn walk(client: &mut PetstoreRestClient, status: Option<Vec<Status>>, tag: Option<&str>, page_size: Option<i32>) -> Vec<Vec<i64>> {
+    // `page_size.into()`: the field is an `Option<i32>`, or an `i32` where the generator fills in
+    // the document's default.
+    async fn walk(client: &mut PetstoreRestClient, status: Option<Vec<Status>>, tag: Option<&str>, page_size: i32) -> Vec<Vec<i64>> {
         let mut pages = Vec::new();
         let mut token = None;
         loop {
-            let req = ListPetsRequest { status: status.clone(), tag: tag.map(Into::into), page_size, page_token: token.take() };
+            let req = ListPetsRequest { status: status.clone(), tag: tag.map(Into::into), page_size: page_size.into(), page_token: token.take() };
             let ListPetsResponse::Ok(page) = client.list_pets(req).await.unwrap().into_inner() else { panic!("not a page") };
             pages.push(page.pets.iter().map(|p| p.id.unwrap()).collect());
             match page.next_page_token {
@@ -344,16 +350,19 @@ async fn pages_walk_every_matching_pet_once() {
         }
     }
 
-    // The default page size is 20.
-    let pages = walk(&mut client, None, None, None).await;
+    let pages = walk(&mut client, None, None, 20).await;
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [20, 20, 5]);
     assert_eq!(pages.concat(), (1..=45).collect::<Vec<i64>>());
+    // Without `page_size`, a page is 20 pets.
+    let page = http(addr, "GET", "/v1/pets", None, None).await.json();
+    assert_eq!((page["pets"].as_array().unwrap().len(), page["pets"][19]["id"].as_i64()), (20, Some(20)));
+    assert!(page["next_page_token"].is_string());
 
-    let pages = walk(&mut client, Some(vec![Status::Pending]), None, Some(4)).await;
+    let pages = walk(&mut client, Some(vec![Status::Pending]), None, 4).await;
     assert_eq!(pages.concat(), (1..=45).filter(|i| i % 3 == 0).collect::<Vec<i64>>());
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 4, 3]);
 
-    let pages = walk(&mut client, Some(vec![Status::Pending, Status::Available]), Some("five"), Some(2)).await;
+    let pages = walk(&mut client, Some(vec![Status::Pending, Status::Available]), Some("five"), 2).await;
     assert_eq!(pages.concat(), [5, 10, 15, 20, 25, 30, 35, 40, 45]);
     assert_eq!(pages.len(), 5, "the last page is full-or-short and has no token");
 
@@ -362,12 +371,12 @@ async fn pages_walk_every_matching_pet_once() {
     assert_eq!((ids, raw.get("next_page_token")), (vec![15, 30, 45], None));
 
     // Removing pets between pages neither skips nor repeats the others.
-    let first = client.list_pets(ListPetsRequest { status: None, tag: None, page_size: Some(10), page_token: None }).await.unwrap();
+    let first = client.list_pets(ListPetsRequest { status: None, tag: None, page_size: 10.into(), page_token: None }).await.unwrap();
     let ListPetsResponse::Ok(first) = first.into_inner() else { panic!() };
     for id in [5, 11, 12] {
         client.delete_pet(DeletePetRequest { pet_id: id }).await.unwrap();
     }
-    let req = ListPetsRequest { status: None, tag: None, page_size: Some(10), page_token: first.next_page_token };
+    let req = ListPetsRequest { status: None, tag: None, page_size: 10.into(), page_token: first.next_page_token };
     let ListPetsResponse::Ok(second) = client.list_pets(req).await.unwrap().into_inner() else { panic!() };
     assert_eq!(second.pets.iter().map(|p| p.id.unwrap()).collect::<Vec<_>>(), [13, 14, 15, 16, 17, 18, 19, 20, 21, 22]);
 

@@ -4,6 +4,10 @@
 //! and prints each answer as `operation -> Variant {json}`. The URL includes the base path `/v1`;
 //! the key defaults to `$PETSTORE_API_KEY`, else `secret`.
 
+// `page_size: 2.into()`: the generated field is an `Option<i32>`, or an `i32` where the generator
+// fills in the document's default; `into` builds either.
+#![allow(clippy::useless_conversion)]
+
 use std::process::ExitCode;
 
 use petstore::petstore::*;
@@ -64,7 +68,7 @@ async fn run(url: &str, key: &str) -> Result<(), switchboard::Status> {
     // listPets, one page of two at a time, following the tokens.
     let mut page_token = None;
     loop {
-        let req = ListPetsRequest { status: None, tag: None, page_size: Some(2), page_token: page_token.take() };
+        let req = ListPetsRequest { status: None, tag: None, page_size: 2.into(), page_token: page_token.take() };
         let label = format!("listPets page_size=2 page_token={:?}", req.page_token);
         match show(&label, client.list_pets(req).await)? {
             ListPetsResponse::Ok(PetPage { next_page_token: Some(next), .. }) => page_token = Some(next),
@@ -88,7 +92,7 @@ async fn run(url: &str, key: &str) -> Result<(), switchboard::Status> {
     show(&format!("getPet {luna_id}"), client.get_pet(GetPetRequest { pet_id: luna_id }).await)?;
     let patch = PetPatch { name: Some("Luna II".into()), status: None, tags: Some(vec!["cat".into()]) };
     show(&format!("updatePet {luna_id}"), client.update_pet(UpdatePetRequest { pet_id: luna_id, body: patch }).await)?;
-    let filtered = ListPetsRequest { status: Some(vec![Status::Available]), tag: Some("cat".into()), page_size: None, page_token: None };
+    let filtered = ListPetsRequest { status: Some(vec![Status::Available]), tag: Some("cat".into()), page_size: 20.into(), page_token: None };
     show("listPets status=available tag=cat", client.list_pets(filtered).await)?;
 
     let person = Applicant::Person(Person { kind: PersonKind::Person, name: "Ada".into(), email: "ada@example.com".into() });
