@@ -1033,8 +1033,8 @@ mod tests {
         let cases: &[(Style, bool, Value, &str)] = &[
             (Style::Simple, false, json!(5), "5"),
             (Style::Simple, false, json!(["a", "b,c"]), "a,b%2Cc"),
-            (Style::Simple, false, json!({"R": 100, "G": 200}), "G,200,R,100"),
-            (Style::Simple, true, json!({"R": 100, "G": 200}), "G=200,R=100"),
+            (Style::Simple, false, json!({"G": 200, "R": 100}), "G,200,R,100"),
+            (Style::Simple, true, json!({"G": 200, "R": 100}), "G=200,R=100"),
             (Style::Label, false, json!("blue"), ".blue"),
             (Style::Label, false, json!(["a", "b"]), ".a,b"),
             (Style::Label, true, json!(["a", "b"]), ".a.b"),
@@ -1044,7 +1044,7 @@ mod tests {
             (Style::Matrix, false, json!(["a", "b"]), ";c=a,b"),
             (Style::Matrix, true, json!(["a", "b"]), ";c=a;c=b"),
             (Style::Matrix, true, json!([]), ";c"),
-            (Style::Matrix, true, json!({"R": 1, "G": 2}), ";G=2;R=1"),
+            (Style::Matrix, true, json!({"G": 2, "R": 1}), ";G=2;R=1"),
             (Style::Matrix, false, json!({"R": 1}), ";c=R,1"),
             (Style::Simple, false, json!(true), "true"),
             (Style::Simple, false, json!(2.5), "2.5"),
@@ -1074,7 +1074,7 @@ mod tests {
         ];
         let f = fields(json!({
             "limit": 10, "tags": ["a b", "c&d"], "ids": [1, 2], "sp": ["x y", "z"], "pp": ["a|b", "c"],
-            "filter": {"role": "admin", "nested": {"k": "v"}}, "q": "ü=?", "absent": null,
+            "filter": {"nested": {"k": "v"}, "role": "admin"}, "q": "ü=?", "absent": null,
             "X-Trace": "abc", "X-List": [1, 2], "session": "a;b c", "ck": ["x", "y"],
         }));
         let e = encode_params("/items", &ps, &f).unwrap();
