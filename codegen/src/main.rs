@@ -30,6 +30,9 @@ enum Command {
         /// OpenAPI only: generate just the operation with this operationId (repeatable).
         #[arg(long = "operation", value_name = "ID")]
         operations: Vec<String>,
+        /// OpenAPI only: generate every component schema, also those no operation uses.
+        #[arg(long = "all-schemas")]
+        all_schemas: bool,
         /// Spec files: `.proto` (a path inside an include directory, as protoc accepts), or
         /// OpenAPI 3.0 / 3.1 documents (`.yaml`, `.yml`, `.json`; each becomes a module named
         /// after the file).
@@ -56,9 +59,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let defaulted = |include: Vec<PathBuf>| if include.is_empty() { vec![PathBuf::from(".")] } else { include };
     let result = match cli.command {
-        Command::Generate { include, out, tags, operations, specs } => {
+        Command::Generate { include, out, tags, operations, all_schemas, specs } => {
             let mut config = switchboard_codegen::Config::new();
-            config.emit_rerun_if_changed(false).out_dir(&out);
+            config.emit_rerun_if_changed(false).out_dir(&out).all_schemas(all_schemas);
             for t in tags {
                 config.tag(t);
             }

@@ -133,3 +133,30 @@ fn the_cli_generates_a_module_tree_from_yaml() {
     std::process::Command::new(env!("CARGO_BIN_EXE_switchboard")).args(["generate", "-o"]).arg(&again).arg(&spec).status().unwrap();
     assert_eq!(std::fs::read(out.join("petstore.rs")).unwrap(), std::fs::read(again.join("petstore.rs")).unwrap());
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bom.json", "\u{feff}{\"openapi\": \"3.0.3\", \"info\": {\"title\": \"t\", \"version\": \"1\"}, \"paths\": {}}");
+    generate(&path).unwrap();
+    let path = write(dir.path(), "bom.yaml", "\u{feff}openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {}\n");
+    generate(&path).unwrap();
+}
+
+#[test]
+fn a_selection_keeps_its_operations_in_the_served_document_and_warns_when_empty() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/petstore.yaml");
+    let mut config = switchboard_codegen::Config::new();
+    config.tag("adoptions");
+    let files = config.generate_checked(&[&spec], &[] as &[&str]).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&files.iter().find(|f| f.name == "petstore.openapi.json").unwrap().contents).unwrap();
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/pets/{petId}/adoptions"]);
+    assert!(doc["paths"]["/pets/{petId}/adoptions"]["parameters"].is_array(), "path-item parameters stay");
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+
+    let mut config = switchboard_codegen::Config::new();
+    config.operation("no/such-op");
+    config.generate_checked(&[&spec], &[] as &[&str]).unwrap();
+    assert!(config.warnings().iter().any(|w| w.contains("no operation matches the selection")), "{:?}", config.warnings());
+}

@@ -101,6 +101,8 @@ impl Loader {
 
 /// Parses YAML or JSON text; errors carry `file:line:col`.
 pub fn parse(path: &Path, text: &str) -> Result<Value, Error> {
+    // Some tools write a UTF-8 byte order mark; neither parser skips it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let json = path.extension().and_then(|e| e.to_str()) == Some("json");
     if json {
         serde_json::from_str(text).map_err(|e| Error::Spec {

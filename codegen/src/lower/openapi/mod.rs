@@ -94,7 +94,22 @@ pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) 
         deprecated: false,
         methods,
     };
-    let document = serde_json::to_string(document).map_err(|e| Error::Config(e.to_string()))?;
+    if !selection.is_all() && operations.operations.is_empty() {
+        warnings.push(Warning {
+            pointer: "/paths".into(),
+            message: format!(
+                "no operation matches the selection (tags {:?}, operations {:?}; an operation must match both when both are given)",
+                selection.tags, selection.operations
+            ),
+        });
+    }
+    // With a selection, the served (and validated) document lists only the generated operations.
+    let document = if selection.is_all() {
+        serde_json::to_string(document)
+    } else {
+        serde_json::to_string(&selected(document, &operations.operations))
+    }
+    .map_err(|e| Error::Config(e.to_string()))?;
     let package = Package {
         name: module.into(),
         files: vec![file.into()],
@@ -109,6 +124,22 @@ pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) 
         }),
     };
     Ok((package, warnings))
+}
+
+/// The document with only these operations under `paths` (components stay whole).
+fn selected(document: &Value, operations: &[crate::ir::model::Operation]) -> Value {
+    let mut out = document.clone();
+    if let Some(Value::Object(paths)) = out.get_mut("paths") {
+        paths.retain(|path, item| {
+            if let Value::Object(item) = item {
+                item.retain(|method, _| {
+                    !operation::is_method(method) || operations.iter().any(|o| &o.path == path && o.method.eq_ignore_ascii_case(method))
+                });
+            }
+            operations.iter().any(|o| &o.path == path)
+        });
+    }
+    out
 }
 
 /// Escapes a JSON pointer segment.

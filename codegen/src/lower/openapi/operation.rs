@@ -9,6 +9,11 @@ use crate::ir::model::{Body, Field, Model, ModelKind, Operation, Param, Response
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
+/// Whether a path item key is an operation (not `parameters`, `summary`, ...).
+pub(crate) fn is_method(key: &str) -> bool {
+    METHODS.contains(&key)
+}
+
 /// Request media types switchboard reads and writes, most preferred first.
 const PREFERRED: [&str; 5] =
     ["application/json", "application/x-www-form-urlencoded", "multipart/form-data", "application/octet-stream", "text/plain"];
