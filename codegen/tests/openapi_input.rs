@@ -96,6 +96,7 @@ paths:
     let code = &files.iter().find(|f| f.name == "api.rs").unwrap().contents;
     assert!(code.contains("pub mixed: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
     assert!(code.contains("pub odd: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
+    assert!(code.contains("pub merged: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
 }
 
 #[test]

@@ -344,10 +344,8 @@ impl<'a> Lowerer<'a> {
             }
         }
         if !mergeable {
-            if let Some(first) = parts.first() {
-                self.warn(pointer, "allOf parts that are not all objects cannot be merged; typed as the first part");
-                return self.shape(first, &format!("{pointer}/allOf/0"), hint);
-            }
+            // Typing it as one part would drop the others' properties: keep the whole value.
+            self.warn(pointer, "allOf of parts that are not all objects (a union, an enum, a scalar) cannot be merged into one type; typed as any JSON value");
             return Shape::Type(Type::Json);
         }
         let mut merged = Map::new();
