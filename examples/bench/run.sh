@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run from the workspace root: [MODE=rest] bash examples/bench/run.sh [SERVER_BIN ...]  (env knobs: SECONDS ROUNDS CONCURRENCY PAYLOAD; see BENCHMARKS.md)
+# Run from the workspace root: [MODE=rest|openapi] bash examples/bench/run.sh [SERVER_BIN ...]  (env knobs: SECONDS ROUNDS CONCURRENCY PAYLOAD; see BENCHMARKS.md)
 #
-# Compares unary-echo throughput of server binaries built from examples/bench.
+# Compares the throughput of server binaries built from examples/bench.
 #
 # MODE=grpc (default): gRPC over HTTP/2. Default list: baseline-server
 # (hand-written tonic) and bench-server (switchboard-generated). Every server
@@ -11,6 +11,11 @@
 # JSON body {"body":"<base64>"}. Default list: baseline-rest-server
 # (hand-written axum) and bench-server (switchboard-generated). Every server
 # binary must accept `--rest-port N` and serve that route on 127.0.0.1:N.
+#
+# MODE=openapi: `GET /v1/pets/{id}` (the petstore's getPet, examples/petstore/petstore.yaml)
+# over HTTP/1.1 keep-alive, ids 1..100 in turn. Default list: baseline-openapi-server
+# (hand-written axum) and openapi-server (switchboard-generated). Every server binary must
+# accept `--rest-port N` and serve that route on 127.0.0.1:N.
 #
 # Fairness: one server runs at a time, on a fresh free port, pinned to CPU 0
 # (load generator on CPU 1) when taskset is available; servers alternate
@@ -23,13 +28,13 @@
 #   SECONDS [10]      measured window per run, seconds
 #   WARMUP [2]        warm-up per run, seconds (not counted)
 #   ROUNDS [3]        rounds; each round runs every server once
-#   MODE [grpc]       grpc or rest
+#   MODE [grpc]       grpc, rest or openapi
 #   CONCURRENCY [64]  requests in flight
 #   CONNECTIONS       connections of the load generator: HTTP/2 connections
-#                     for grpc [4]; for rest, HTTP/1.1 connections with one
-#                     request in flight each, so it must equal CONCURRENCY
-#                     [CONCURRENCY]
-#   PAYLOAD [64]      EchoMsg.body size in bytes
+#                     for grpc [4]; for rest and openapi, HTTP/1.1
+#                     connections with one request in flight each, so it must
+#                     equal CONCURRENCY [CONCURRENCY]
+#   PAYLOAD [64]      EchoMsg.body size in bytes (grpc, rest)
 #   LOAD_THREADS [1]  tokio threads of the load generator
 #   BUILD [1]         0 = skip `cargo build --release -p bench`
 #   QUIET_WAIT [120]  before each run, wait up to this many seconds for the
@@ -51,9 +56,10 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-64}
 case $MODE in
-    grpc) CONNECTIONS=${CONNECTIONS:-4} BASELINE=baseline-server PORT_FLAG=--grpc-port LOAD_MODE=() TITLE="gRPC unary echo" ;;
-    rest) CONNECTIONS=${CONNECTIONS:-$CONCURRENCY} BASELINE=baseline-rest-server PORT_FLAG=--rest-port LOAD_MODE=(--rest) TITLE="REST (HTTP/1.1 JSON) unary echo" ;;
-    *) echo "run.sh: MODE must be grpc or rest (got '$MODE')" >&2; exit 1 ;;
+    grpc) CONNECTIONS=${CONNECTIONS:-4} BASELINE=baseline-server GENERATED=bench-server PORT_FLAG=--grpc-port LOAD_MODE=() TITLE="gRPC unary echo" ;;
+    rest) CONNECTIONS=${CONNECTIONS:-$CONCURRENCY} BASELINE=baseline-rest-server GENERATED=bench-server PORT_FLAG=--rest-port LOAD_MODE=(--rest) TITLE="REST (HTTP/1.1 JSON) unary echo" ;;
+    openapi) CONNECTIONS=${CONNECTIONS:-$CONCURRENCY} BASELINE=baseline-openapi-server GENERATED=openapi-server PORT_FLAG=--rest-port LOAD_MODE=(--openapi) TITLE="OpenAPI (HTTP/1.1) GET /v1/pets/{petId}" ;;
+    *) echo "run.sh: MODE must be grpc, rest or openapi (got '$MODE')" >&2; exit 1 ;;
 esac
 PAYLOAD=${PAYLOAD:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
@@ -68,7 +74,7 @@ BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 if [[ $# -gt 0 ]]; then
     SERVERS=("$@")
 else
-    SERVERS=("$BASELINE" bench-server)
+    SERVERS=("$BASELINE" "$GENERATED")
 fi
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -77,8 +83,8 @@ for v in DURATION WARMUP ROUNDS CONCURRENCY CONNECTIONS PAYLOAD LOAD_THREADS RET
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [[ $DURATION -gt 0 && $ROUNDS -gt 0 ]] || die "SECONDS and ROUNDS must be at least 1"
-[[ $MODE != rest || $CONNECTIONS == "$CONCURRENCY" ]] ||
-    die "MODE=rest: HTTP/1.1 carries one request at a time per connection, so CONNECTIONS ($CONNECTIONS) must equal CONCURRENCY ($CONCURRENCY)"
+[[ $MODE == grpc || $CONNECTIONS == "$CONCURRENCY" ]] ||
+    die "MODE=$MODE: HTTP/1.1 carries one request at a time per connection, so CONNECTIONS ($CONNECTIONS) must equal CONCURRENCY ($CONCURRENCY)"
 
 if [[ $BUILD != 0 ]]; then
     echo "== building: cargo build --release -p bench" >&2
@@ -88,8 +94,8 @@ fi
 [[ -x $BIN_DIR/bench-load ]] || die "load generator not found: $BIN_DIR/bench-load"
 for s in "${SERVERS[@]}"; do
     if [[ ! -x $BIN_DIR/$s ]]; then
-        if [[ $s == bench-server ]]; then
-            echo "run.sh: bench-server (the switchboard-generated server) is not built: $BIN_DIR/bench-server is missing." >&2
+        if [[ $s == "$GENERATED" ]]; then
+            echo "run.sh: $GENERATED (the switchboard-generated server) is not built: $BIN_DIR/$GENERATED is missing." >&2
             echo "run.sh: build it with BUILD=1 (cargo build --release -p bench). To measure the baseline against itself, run:" >&2
             echo "run.sh:     MODE=$MODE bash examples/bench/run.sh $BASELINE $BASELINE" >&2
         else
@@ -133,10 +139,13 @@ trap cleanup EXIT
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Below the kernel's ephemeral range (32768 and up by default), where the load generator's own
+# connections take their local ports: a port picked there can be taken between the check and
+# the server's bind.
 free_port() {
     local p
     for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % 20000))
         port_open "$p" || { echo "$p"; return 0; }
     done
     die "no free port found"
@@ -184,17 +193,26 @@ proc_jiffies() {
 # everything else on the machine). Runs in this shell, not a subshell, so the
 # EXIT trap always knows the running server's pid.
 run_one() {
-    local name=$1 port
-    port=$(free_port)
-    "${SERVER_PIN[@]}" "$BIN_DIR/$name" "$PORT_FLAG" "$port" >"$LOG" 2>&1 &
-    SERVER_PID=$!
-    local waited=0
-    until port_open "$port"; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            cat "$LOG" >&2; die "$name exited before accepting connections on port $port"
-        fi
-        [[ $waited -lt 100 ]] || { cat "$LOG" >&2; die "$name did not accept connections on port $port within 10s"; }
-        sleep 0.1; waited=$((waited + 1))
+    local name=$1 port binds=0 waited
+    while :; do
+        port=$(free_port)
+        "${SERVER_PIN[@]}" "$BIN_DIR/$name" "$PORT_FLAG" "$port" >"$LOG" 2>&1 &
+        SERVER_PID=$!
+        waited=0
+        until port_open "$port"; do
+            if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+                wait "$SERVER_PID" 2>/dev/null || true
+                SERVER_PID=
+                # Another process took the port after free_port looked: try another one.
+                if grep -qi "address already in use" "$LOG" && [[ $binds -lt 5 ]]; then
+                    binds=$((binds + 1)); continue 2
+                fi
+                cat "$LOG" >&2; die "$name exited before accepting connections on port $port"
+            fi
+            [[ $waited -lt 100 ]] || { cat "$LOG" >&2; die "$name did not accept connections on port $port within 10s"; }
+            sleep 0.1; waited=$((waited + 1))
+        done
+        break
     done
     local t0 m0 s0 c0 t1 m1 s1 c1 rc=0
     children_ms c0; proc_jiffies s0 "$SERVER_PID"; machine_busy m0; t0=$EPOCHREALTIME
@@ -245,7 +263,8 @@ wait_quiet() {
 }
 
 echo "== $TITLE: ${LABELS[*]}"
-echo "   rounds=$ROUNDS seconds=$DURATION warmup=$WARMUP concurrency=$CONCURRENCY connections=$CONNECTIONS payload=${PAYLOAD}B load_threads=$LOAD_THREADS"
+if [[ $MODE == openapi ]]; then WHAT="ids=1..100"; else WHAT="payload=${PAYLOAD}B"; fi
+echo "   rounds=$ROUNDS seconds=$DURATION warmup=$WARMUP concurrency=$CONCURRENCY connections=$CONNECTIONS $WHAT load_threads=$LOAD_THREADS"
 echo "   cpus=$(nproc) pinning: $PINNING"
 
 declare -A RPS P50 P99
@@ -293,7 +312,7 @@ echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 gen= base=
 for i in "${!SERVERS[@]}"; do
-    [[ ${SERVERS[i]} == bench-server && -z $gen ]] && gen=$i
+    [[ ${SERVERS[i]} == "$GENERATED" && -z $gen ]] && gen=$i
     [[ ${SERVERS[i]} == "$BASELINE" && -z $base ]] && base=$i
 done
 # Per-round ratios: both runs of a round are back to back, so slow drift of the

@@ -1,5 +1,6 @@
 //! `bench-load`: a closed-loop load generator for `bench.Echo/Unary`, over
-//! gRPC (default) or REST (`--rest`).
+//! gRPC (default) or REST (`--rest`), and for the OpenAPI petstore's
+//! `GET /v1/pets/{petId}` (`--openapi`).
 //!
 //! gRPC: keeps `--concurrency` unary calls in flight, spread round-robin over
 //! `--connections` HTTP/2 channels (default 4).
@@ -15,13 +16,24 @@
 //! `application/json` content type) and stops with the server's answer if it
 //! does not hold.
 //!
-//! Both modes run `--warmup` seconds (not counted) and then `--seconds`
+//! OpenAPI (`--openapi`): `GET /v1/pets/{id}` over HTTP/1.1 keep-alive, the
+//! same connections and closed loop as `--rest`. Each caller walks through
+//! the ids 1..=`--ids` (100), starting at its own offset, so the path and
+//! the answer change from one request to the next. Before the load starts,
+//! one probe per id checks `200`, `application/json` and a body holding
+//! `"id":<id>`, and keeps that body; and `GET /v1/pets/0` must answer `400`
+//! (the document's `minimum: 1`). During the load a response counts as a
+//! success if it is `200` and byte for byte the probe's body for its id.
+//! `--payload` does not apply.
+//!
+//! All modes run `--warmup` seconds (not counted) and then `--seconds`
 //! seconds (measured). A request counts toward the result if it *completes*
 //! inside the measured window. Prints one JSON line on stdout:
 //! `{"requests":N,"errors":E,"seconds":S,"rps":R,"p50_us":..,"p99_us":..}`.
 //!
 //! Run: `bench-load --addr http://127.0.0.1:50051 --seconds 10`
 //!      `bench-load --rest --addr http://127.0.0.1:8080 --seconds 10 --concurrency 64`
+//!      `bench-load --openapi --addr http://127.0.0.1:8080 --seconds 10 --concurrency 64`
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,7 +41,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bench::{EchoMsg, UNARY_PATH};
+use bench::{EchoMsg, PETS_PATH, UNARY_PATH};
 use bytes::Bytes;
 use clap::Parser;
 use http::uri::{Authority, PathAndQuery};
@@ -49,7 +61,7 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Parser, Debug)]
 #[command(
     name = "bench-load",
-    about = "Unary load generator for bench.Echo (gRPC, or REST with --rest)"
+    about = "Unary load generator for bench.Echo (gRPC, or REST with --rest) and GET /v1/pets/{id} (--openapi)"
 )]
 struct Args {
     /// Server address, e.g. http://127.0.0.1:50051
@@ -57,8 +69,14 @@ struct Args {
     addr: String,
     /// REST mode: POST /bench.Echo/Unary with a JSON body over HTTP/1.1
     /// instead of gRPC.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "openapi")]
     rest: bool,
+    /// OpenAPI mode: GET /v1/pets/{id} over HTTP/1.1 (the petstore's getPet).
+    #[arg(long)]
+    openapi: bool,
+    /// OpenAPI mode: the ids requested, 1..=IDS.
+    #[arg(long, default_value_t = 100)]
+    ids: u32,
     /// Length of the measured window, in seconds.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -69,8 +87,8 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Number of connections. gRPC: HTTP/2 channels, requests are spread
-    /// round-robin [default: 4]. REST: HTTP/1.1 connections, one request in
-    /// flight on each [default and only allowed value: --concurrency].
+    /// round-robin [default: 4]. REST and OpenAPI: HTTP/1.1 connections, one
+    /// request in flight on each [default and only allowed value: --concurrency].
     #[arg(long)]
     connections: Option<usize>,
     /// Size of EchoMsg.body in bytes.
@@ -93,19 +111,24 @@ struct Stats {
 
 fn main() {
     let args = Args::parse();
+    let http1 = args.rest || args.openapi;
     let connections = args
         .connections
-        .unwrap_or(if args.rest { args.concurrency } else { 4 });
+        .unwrap_or(if http1 { args.concurrency } else { 4 });
     if args.concurrency == 0 || connections == 0 || args.threads == 0 {
         eprintln!("bench-load: --concurrency, --connections and --threads must be at least 1");
         std::process::exit(2);
     }
-    if args.rest && connections != args.concurrency {
+    if http1 && connections != args.concurrency {
         eprintln!(
-            "bench-load: --rest: HTTP/1.1 carries one request at a time per connection, \
+            "bench-load: --rest / --openapi: HTTP/1.1 carries one request at a time per connection, \
              so --connections ({connections}) must equal --concurrency ({})",
             args.concurrency
         );
+        std::process::exit(2);
+    }
+    if args.ids == 0 {
+        eprintln!("bench-load: --ids must be at least 1");
         std::process::exit(2);
     }
     if !(args.seconds > 0.0 && args.warmup >= 0.0) {
@@ -127,6 +150,8 @@ fn main() {
 
     let outcome = if args.rest {
         runtime.block_on(run_rest(&args))
+    } else if args.openapi {
+        runtime.block_on(run_openapi(&args))
     } else {
         runtime.block_on(run(&args, connections))
     };
@@ -280,6 +305,27 @@ impl RestConn {
             .header(header::HOST, authority.as_str())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(json.clone()))?;
+        self.send(request).await
+    }
+
+    /// Sends one `GET` of `uri` (a path) and reads the whole answer.
+    async fn get(
+        &mut self,
+        authority: &Authority,
+        uri: &http::Uri,
+    ) -> Result<(StatusCode, Option<http::HeaderValue>, Bytes), BoxError> {
+        let request = http::Request::builder()
+            .method(Method::GET)
+            .uri(uri.clone())
+            .header(header::HOST, authority.as_str())
+            .body(Full::new(Bytes::new()))?;
+        self.send(request).await
+    }
+
+    async fn send(
+        &mut self,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Option<http::HeaderValue>, Bytes), BoxError> {
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status();
@@ -388,6 +434,136 @@ async fn rest_worker(
                 .push(u32::try_from(us).unwrap_or(u32::MAX));
         } else {
             // Wrong status or body, transport error, or timeout: all count as errors.
+            stats.errors += 1;
+        }
+    }
+    stats
+}
+
+/// OpenAPI mode: one closed-loop caller per HTTP/1.1 connection, `GET /v1/pets/{id}`.
+async fn run_openapi(args: &Args) -> Result<String, BoxError> {
+    let uri: http::Uri = args.addr.parse()?;
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("--addr {} has no host:port", args.addr))?;
+
+    let mut conns = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        conns.push(RestConn::connect(&authority).await?);
+    }
+
+    // Probes: every id answers 200 application/json with its id in the body; that body is what
+    // the load expects for the id. And id 0 is refused (the document's `minimum: 1`).
+    let probe = &mut conns[0];
+    let zero: http::Uri = format!("{PETS_PATH}/0").parse()?;
+    let (status, _, body) = probe
+        .get(&authority, &zero)
+        .await
+        .map_err(|e| format!("probe GET {zero}: {e}"))?;
+    if status != StatusCode::BAD_REQUEST {
+        return Err(format!(
+            "probe GET {zero}: expected 400, got {status} {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    }
+    let mut targets = Vec::with_capacity(args.ids as usize);
+    for id in 1..=args.ids {
+        let uri: http::Uri = format!("{PETS_PATH}/{id}").parse()?;
+        let (status, content_type, body) = probe
+            .get(&authority, &uri)
+            .await
+            .map_err(|e| format!("probe GET {uri}: {e}"))?;
+        let json_type = content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let id_field = format!("\"id\":{id}");
+        let holds_id = body.windows(id_field.len()).enumerate().any(|(at, w)| {
+            w == id_field.as_bytes()
+                && !body
+                    .get(at + id_field.len())
+                    .is_some_and(u8::is_ascii_digit)
+        });
+        if status != StatusCode::OK || !json_type || !holds_id {
+            return Err(format!(
+                "probe GET {uri}: expected 200 application/json with {id_field}, got {status} {content_type:?} {}",
+                String::from_utf8_lossy(&body),
+            )
+            .into());
+        }
+        targets.push((uri, body));
+    }
+    let targets: Arc<[(http::Uri, Bytes)]> = targets.into();
+
+    let start = Instant::now();
+    let window_start = start + Duration::from_secs_f64(args.warmup);
+    let window_end = window_start + Duration::from_secs_f64(args.seconds);
+    let workers: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            tokio::spawn(openapi_worker(
+                conn,
+                authority.clone(),
+                Arc::clone(&targets),
+                i,
+                window_start,
+                window_end,
+            ))
+        })
+        .collect();
+    report(workers, window_end - window_start).await
+}
+
+/// One closed-loop OpenAPI caller on its own connection: `GET` the next id, check the answer,
+/// repeat. A failed connection is replaced.
+async fn openapi_worker(
+    mut conn: RestConn,
+    authority: Authority,
+    targets: Arc<[(http::Uri, Bytes)]>,
+    offset: usize,
+    window_start: Instant,
+    window_end: Instant,
+) -> Stats {
+    let deadline = window_end + GRACE;
+    let mut stats = Stats::default();
+    let mut next = offset;
+
+    loop {
+        let sent = Instant::now();
+        if sent >= window_end {
+            break;
+        }
+        let (uri, expected) = &targets[next % targets.len()];
+        next += 1;
+        let outcome = tokio::time::timeout_at(deadline, conn.get(&authority, uri)).await;
+        let done = Instant::now();
+        let ok = matches!(&outcome, Ok(Ok((status, _, body))) if *status == StatusCode::OK && body == expected);
+        if matches!(outcome, Ok(Err(_))) || conn.sender.is_closed() {
+            match RestConn::connect(&authority).await {
+                Ok(c) => conn = c,
+                Err(_) => {
+                    if done >= window_start && done < window_end {
+                        stats.errors += 1;
+                    }
+                    break;
+                }
+            }
+        }
+        if done < window_start || done >= window_end {
+            if outcome.is_err() {
+                break; // deadline passed: stop this worker
+            }
+            continue;
+        }
+        if ok {
+            let us = (done - sent).as_micros();
+            stats
+                .latencies_us
+                .push(u32::try_from(us).unwrap_or(u32::MAX));
+        } else {
             stats.errors += 1;
         }
     }

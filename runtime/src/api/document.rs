@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use http::HeaderValue;
 
@@ -103,7 +103,7 @@ impl OpState {
     /// Checks the decoded parameters against their schemas: ``query parameter `limit`: must be
     /// at most 100``.
     /// Object parameters (read as strings) are first retyped by their schema's properties.
-    pub(crate) fn validate_params(&self, fields: &mut Map<String, Value>) -> Result<(), String> {
+    pub(crate) fn validate_params(&self, fields: &mut super::params::Fields) -> Result<(), String> {
         let Some(set) = &self.schemas else { return Ok(()) };
         for (param, id) in self.op.params.iter().zip(self.params.iter()) {
             let (Some(id), Some(value)) = (id, fields.get_mut(param.field)) else { continue };

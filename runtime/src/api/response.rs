@@ -84,9 +84,14 @@ fn status_of<T: Serialize + ?Sized>(value: &T) -> Result<u16, Error> {
         .ok_or_else(|| Error("the status code of a `default` or `NXX` response must be a number".into()))
 }
 
+/// Initial capacity of a JSON response body.
+const BODY_CAPACITY: usize = 512;
+
 fn body_of<T: Serialize + ?Sized>(json: bool, value: &T) -> Result<Body, Error> {
     if json {
-        let mut out = Vec::with_capacity(128);
+        // Room for a typical object at once: growing from a small buffer reallocates (and copies)
+        // on most answers, and an allocation of this size costs no more than a smaller one.
+        let mut out = Vec::with_capacity(BODY_CAPACITY);
         serde_json::to_writer(&mut out, value).map(|()| Body::Json(out))
     } else {
         serde_json::to_value(value).map(Body::Value)

@@ -17,13 +17,13 @@ use futures_util::future::BoxFuture;
 use http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::document::OpState;
 use super::media::{self, Media};
-use super::params::{decode_params, RawRequest};
+use super::params::{decode_params, Fields, RawRequest};
 use super::response::{self, Body as Captured, Captured as Answer};
 use super::security::{authenticate, Authorize};
 use crate::rest::__glue::{run, Call, HttpResponse};
@@ -91,10 +91,18 @@ where
     })
 }
 
-/// The request struct from its JSON object; errors name the field.
-fn from_fields<Req: DeserializeOwned + 'static>(fields: Map<String, Value>) -> Result<Req, Status> {
-    let value = if fields.is_empty() && crate::rest::decode::is_unit::<Req>() { Value::Null } else { Value::Object(fields) };
-    // Without path tracking first (the common, valid case); again with it for the message.
+/// The request struct from its entries, read as a JSON object; errors name the field.
+fn from_fields<Req: DeserializeOwned + 'static>(fields: Fields) -> Result<Req, Status> {
+    if fields.is_empty() && crate::rest::decode::is_unit::<Req>() {
+        return Req::deserialize(&Value::Null).map_err(|e| Status::invalid_argument(format!("invalid request: {e}")));
+    }
+    // Straight from the entries (the common, valid case).
+    if let Ok(message) = Req::deserialize(fields.deserializer()) {
+        return Ok(message);
+    }
+    // Else from the JSON object they make: request types that read an object in some other way
+    // (a newtype struct, say) get what they always got, and the error names the field.
+    let value = Value::Object(fields.into_map());
     if let Ok(message) = Req::deserialize(&value) {
         return Ok(message);
     }
@@ -121,7 +129,7 @@ struct BodyToRead {
     content_type: Option<String>,
 }
 
-type Prepared = (CallContext, Arc<OpState>, Map<String, Value>, Option<BodyToRead>);
+type Prepared = (CallContext, Arc<OpState>, Fields, Option<BodyToRead>);
 
 /// Everything before the body: security, parameters and their validation, the body's media type.
 /// (The error is the finished answer; it is rare and handed straight back.)
@@ -139,7 +147,7 @@ fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
         Some(authenticate(op, &state.security, &call.parts, api.authorize.as_ref(), state.realm)?)
     };
 
-    let mut fields = Map::new();
+    let mut fields = Fields::with_capacity(op.params.len() + usize::from(op.body.is_some()));
     {
         let path = call.parts.uri.path();
         let names = &state.template.names;
@@ -191,7 +199,7 @@ async fn read_body(
     max_body: usize,
     state: &OpState,
     body: BodyToRead,
-    fields: &mut Map<String, Value>,
+    fields: &mut Fields,
 ) -> Result<(), HttpResponse> {
     let Some(spec) = state.op.body else { return Ok(()) };
     let bytes: Bytes = crate::rest::call::read_limited(raw, max_body).await.map_err(|s| error_response(&s))?;
@@ -209,7 +217,7 @@ async fn read_body(
         .await
         .map_err(bad_request)?;
     state.validate_body(body.index, &value).map_err(bad_request)?;
-    fields.insert(spec.field.to_owned(), value);
+    fields.insert(spec.field, value);
     Ok(())
 }
 
@@ -265,4 +273,51 @@ fn respond(
         headers.insert(CONTENT_TYPE, ct.clone());
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    fn fields(entries: &[(&'static str, Value)]) -> Fields {
+        let mut f = Fields::with_capacity(entries.len());
+        for (k, v) in entries {
+            f.insert(k, v.clone());
+        }
+        f
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Req {
+        #[serde(rename = "petId")]
+        pet_id: i64,
+        tag: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Wrapped(std::collections::BTreeMap<String, i64>);
+
+    #[test]
+    fn request_structs_read_the_entries_as_an_object() {
+        let got: Req = from_fields(fields(&[("petId", Value::from(7)), ("tag", Value::from("x"))])).unwrap();
+        assert_eq!(got, Req { pet_id: 7, tag: Some("x".into()) });
+        let got: Req = from_fields(fields(&[("petId", Value::from(1))])).unwrap();
+        assert_eq!(got, Req { pet_id: 1, tag: None });
+        // A later value for the same key replaces the earlier one, as in a map.
+        let got: Req = from_fields(fields(&[("petId", Value::from(1)), ("petId", Value::from(2))])).unwrap();
+        assert_eq!(got.pet_id, 2);
+        from_fields::<()>(Fields::default()).unwrap();
+        // A type that does not read a map's entries gets the JSON object, as before.
+        let got: Wrapped = from_fields(fields(&[("a", Value::from(1))])).unwrap();
+        assert_eq!(got.0["a"], 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = from_fields::<Req>(fields(&[("petId", Value::from("seven"))])).unwrap_err();
+        assert!(err.message().starts_with("invalid value for field `petId`:"), "{}", err.message());
+        let err = from_fields::<Req>(Fields::default()).unwrap_err();
+        assert!(err.message().contains("petId"), "{}", err.message());
+    }
 }
