@@ -8,6 +8,9 @@ use crate::ir::Api;
 use crate::spec::proto::ProtoSpec;
 use crate::{lower, spec};
 
+/// Generated files, the spec files read, and warnings.
+type Generated = (Vec<GeneratedFile>, Vec<PathBuf>, Vec<String>);
+
 /// How to generate code. Start with [`Config::new`], adjust, then [`Config::compile`].
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -211,7 +214,7 @@ impl Config {
         &self,
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
-    ) -> Result<(Vec<GeneratedFile>, Vec<PathBuf>, Vec<String>), Error> {
+    ) -> Result<Generated, Error> {
         let (openapi, protos): (Vec<&Path>, Vec<&Path>) =
             protos.iter().map(AsRef::as_ref).partition(|p| spec::openapi::is_openapi(p));
         let (mut api, mut inputs) = if protos.is_empty() {
