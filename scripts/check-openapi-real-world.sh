@@ -144,15 +144,15 @@ for spec in "${specs[@]}"; do
   if ! timed "$crate/generate.log" "$sb" generate $args -o "$gen" "$doc"; then
     read -r version ops schemas <<<"$(counts "$doc")"
     gen_warnings=$(grep -c '^warning' "$crate/generate.log" || true)
-    echo "generator error:"; grep -v '^warning' "$crate/generate.log" | grep -v 'exited with non-zero' | head -20
-    failures+=("$name ($pkg $inner): switchboard generate failed: $(grep -v '^warning' "$crate/generate.log" | head -1)")
+    echo "generator error:"; grep -v '^warning' "$crate/generate.log" | grep -v 'exited with non-zero' | sed -n 1,20p
+    failures+=("$name ($pkg $inner): switchboard generate failed: $(grep -v '^warning' "$crate/generate.log" | sed -n 1,1p)")
     rows+=("$name|$version|$ops|-|$schemas|-|$secs|$peak_mb|-|-|-|$gen_warnings|FAIL (generate)")
     continue
   fi
   gen_secs=$secs gen_mb=$peak_mb
   gen_warnings=$(grep -c '^warning' "$crate/generate.log" || true)
   if [ "$gen_warnings" -gt 0 ]; then
-    grep '^warning' "$crate/generate.log" | head -5
+    grep '^warning' "$crate/generate.log" | sed -n 1,5p
     if [ "$gen_warnings" -gt 5 ]; then echo "... ($gen_warnings generator warnings, all in $crate/generate.log)"; fi
   fi
   module=$(basename "$(ls "$gen"/*.openapi.json)" .openapi.json)
@@ -198,15 +198,15 @@ RS
   warnings=$(grep -c '^warning' "$log" || true)
   if grep -q '^warning' "$log"; then status=FAIL; fi
   if grep -qE '^\s+(Compiling|Checking) ' "$log" && grep -E '^\s+(Compiling|Checking) ' "$log" | grep -qv "openapi-real-world-$name"; then
-    echo "note: this check rebuilt dependencies (its time includes them):"; grep -E '^\s+(Compiling|Checking) ' "$log" | grep -v "openapi-real-world-$name" | head -5
+    echo "note: this check rebuilt dependencies (its time includes them):"; grep -E '^\s+(Compiling|Checking) ' "$log" | grep -v "openapi-real-world-$name" | sed -n 1,5p
   fi
   if [ -n "$ops_note" ]; then
-    echo "$ops_note"; grep '^warning' "$crate/generate.log" | head -10
+    echo "$ops_note"; grep '^warning' "$crate/generate.log" | sed -n 1,10p
     failures+=("$name ($pkg $inner${args:+ $args}): $ops_note")
   fi
   if [ "$status" = FAIL ]; then
     echo "compile errors ($errors) / warnings ($warnings), first lines (all in $log):"
-    grep -E -A12 '^(error|warning)' "$log" | head -60
+    grep -E -A12 '^(error|warning)' "$log" | sed -n 1,60p
     first=$(grep -m1 -E '^(error|warning)' "$log" || echo "cargo check failed")
     failures+=("$name ($pkg $inner): generated code does not check cleanly: $errors errors, $warnings warnings; first: $first")
     result="FAIL (check: $errors errors)"
