@@ -139,7 +139,7 @@ pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<S
     let ty = |t: &Type| rust_type(t, &names);
     let mut items = Vec::new();
     for m in &models.types {
-        items.push(item(m, &names, &ty, models));
+        items.push(item(m, &names, &ty));
     }
     let schemes: Vec<SchemeView> = models
         .security_schemes
@@ -205,7 +205,7 @@ pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<S
     Ok(out)
 }
 
-fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String, models: &Models) -> Item {
+fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String) -> Item {
     let ident = names[m.name.as_str()].clone();
     let mut docs = doc_lines(&m.docs);
     if m.deprecated {
@@ -283,7 +283,6 @@ fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String,
                     VariantView { docs: vdocs, ident: unique(ident::status_variant(&v.status), &mut used), payload }
                 })
                 .collect();
-            let _ = models;
             Item::Response(ResponseView { docs, ident, variants: vs })
         }
     }

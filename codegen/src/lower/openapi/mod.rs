@@ -51,13 +51,9 @@ pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) 
     if !root.get("paths").is_none_or(Value::is_object) {
         return Err(Error::SpecFile { file: file.into(), message: "/paths: must be an object".into() });
     }
-    let v31 = root.get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with("3.1"));
-    let mut schemas = schema::Lowerer::new(document, v31);
+    let mut schemas = schema::Lowerer::new(document);
     schemas.components(selection.all_schemas && selection.is_all());
     let mut operations = operation::lower_all(document, &mut schemas, selection);
-    if !selection.is_all() {
-        schemas.prune(&operations.operations);
-    }
     schemas.mark_boxes();
     let (types, mut warnings) = schemas.finish();
     warnings.append(&mut operations.warnings);
@@ -140,6 +136,19 @@ fn selected(document: &Value, operations: &[crate::ir::model::Operation]) -> Val
         });
     }
     out
+}
+
+/// What `value` stands for: the value itself, or the end of its chain of local `$ref`s (`None`
+/// when a reference is not local, points at nothing, or the chain is too long).
+pub(crate) fn follow_refs<'v>(doc: &'v Value, value: &'v Value) -> Option<&'v Value> {
+    let mut current = value;
+    for _ in 0..16 {
+        match current.get("$ref").and_then(Value::as_str) {
+            Some(r) => current = doc.pointer(&schema::percent_decode(r.strip_prefix('#')?))?,
+            None => return Some(current),
+        }
+    }
+    None
 }
 
 /// Escapes a JSON pointer segment.

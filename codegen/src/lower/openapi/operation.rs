@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::schema::{percent_decode, Lowerer};
-use super::{escape, Selection, Warning};
+use super::{escape, follow_refs, Selection, Warning};
 use crate::ident;
 use crate::ir::model::{Body, Field, Model, ModelKind, Operation, Param, ResponseVariant, SecurityScheme, Type};
 
@@ -232,10 +232,10 @@ impl<'a> OpContext<'a, '_, '_> {
                 _ => "string",
             }
         };
-        match scalar(&resolved) {
+        match scalar(resolved) {
             "array" => {
-                let items = resolved.get("items").map(|i| self.resolve(i)).unwrap_or(Value::Null);
-                match scalar(&items) {
+                let items = resolved.get("items").map_or(&Value::Null, |i| self.resolve(i));
+                match scalar(items) {
                     "array" | "object" => "array:string".into(),
                     s => format!("array:{s}"),
                 }
@@ -244,18 +244,13 @@ impl<'a> OpContext<'a, '_, '_> {
         }
     }
 
-    fn resolve(&self, schema: &Value) -> Value {
-        let mut current = schema.clone();
-        for _ in 0..16 {
-            match current.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
-                Some(p) => match self.doc.pointer(&percent_decode(p)) {
-                    Some(v) => current = v.clone(),
-                    None => return Value::Null,
-                },
-                None => break,
-            }
-        }
-        // A single-part allOf / a nullable oneOf: look through it.
+    /// The schema a parameter's text is read by: references followed, and a single-part
+    /// allOf / nullable oneOf looked through.
+    fn resolve<'v>(&self, schema: &'v Value) -> &'v Value
+    where
+        'a: 'v,
+    {
+        let Some(current) = follow_refs(self.doc, schema) else { return &Value::Null };
         for key in ["allOf", "oneOf", "anyOf"] {
             if let Some(Value::Array(parts)) = current.get(key) {
                 let live: Vec<&Value> = parts.iter().filter(|p| p.get("type").and_then(Value::as_str) != Some("null")).collect();

@@ -8,14 +8,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::{escape, Warning};
+use super::{escape, follow_refs, Warning};
 use crate::ident;
-use crate::ir::model::{Discriminator, Field, Model, ModelKind, Operation, Type};
+use crate::ir::model::{Discriminator, Field, Model, ModelKind, Type};
 
 /// Walks schemas, collecting named models.
 pub(crate) struct Lowerer<'a> {
     doc: &'a Value,
-    v31: bool,
     models: Vec<Model>,
     /// Component or inline schema pointer → model name.
     by_pointer: HashMap<String, String>,
@@ -37,11 +36,11 @@ pub(crate) struct Lowered {
 }
 
 impl<'a> Lowerer<'a> {
-    pub(crate) fn new(doc: &'a Value, v31: bool) -> Self {
+    pub(crate) fn new(doc: &'a Value) -> Self {
         let mut taken = BTreeSet::new();
         // Names the generated module itself uses.
         taken.extend(["Operations".to_owned()]);
-        Lowerer { doc, v31, models: Vec::new(), by_pointer: HashMap::new(), taken, warnings: Vec::new(), active: BTreeSet::new(), done: Default::default(), inline_by_text: HashMap::new() }
+        Lowerer { doc, models: Vec::new(), by_pointer: HashMap::new(), taken, warnings: Vec::new(), active: BTreeSet::new(), done: Default::default(), inline_by_text: HashMap::new() }
     }
 
     pub(crate) fn warn(&mut self, pointer: &str, message: impl Into<String>) {
@@ -303,8 +302,8 @@ impl<'a> Lowerer<'a> {
         stack.push((Value::Object(others), 0));
         stack.reverse();
         while let Some((part, depth)) = stack.pop() {
-            let part = match self.resolve(&part) {
-                Some(p) => p,
+            let part = match follow_refs(self.doc, &part) {
+                Some(p) => p.clone(),
                 None => {
                     mergeable = false;
                     break;
@@ -356,18 +355,6 @@ impl<'a> Lowerer<'a> {
             merged.insert("additionalProperties".into(), ap);
         }
         Shape::Model(self.structure(&merged, pointer, hint))
-    }
-
-    /// The schema itself, or what its `$ref` points at (one level, for merging).
-    fn resolve(&self, schema: &Value) -> Option<Value> {
-        let mut current = schema.clone();
-        for _ in 0..16 {
-            match current.get("$ref").and_then(Value::as_str) {
-                Some(r) => current = self.doc.pointer(&percent_decode(r.strip_prefix('#')?))?.clone(),
-                None => return Some(current),
-            }
-        }
-        None
     }
 
     fn one_of(&mut self, obj: &Map<String, Value>, parts: &[Value], pointer: &str, hint: &str) -> Shape {
@@ -458,24 +445,6 @@ impl<'a> Lowerer<'a> {
         self.shape(&Value::Object(plain), pointer, "")
     }
 
-    /// With a tag or operation selection, drops models no kept operation reaches.
-    pub(crate) fn prune(&mut self, operations: &[Operation]) {
-        let index: HashMap<&str, &Model> = self.models.iter().map(|m| (m.name.as_str(), m)).collect();
-        let mut keep: BTreeSet<String> = BTreeSet::new();
-        let mut stack: Vec<String> = operations.iter().flat_map(|o| [o.request.clone(), o.response.clone()]).collect();
-        while let Some(n) = stack.pop() {
-            if !keep.insert(n.clone()) {
-                continue;
-            }
-            if let Some(m) = index.get(n.as_str()) {
-                let mut out = Vec::new();
-                names_in_model(m, &mut out, false);
-                stack.extend(out);
-            }
-        }
-        self.models.retain(|m| keep.contains(&m.name));
-    }
-
     /// Marks fields and variants that contain their own model directly (not through an array or
     /// a map): those need a `Box`. A field is boxed when its type is in the same strongly
     /// connected component of the "contains directly" graph as the struct holding it.
@@ -486,7 +455,7 @@ impl<'a> Lowerer<'a> {
             .iter()
             .map(|m| {
                 let mut out = Vec::new();
-                names_in_model(m, &mut out, true);
+                names_in_model(m, &mut out);
                 out.iter().filter_map(|n| index.get(n).copied()).collect()
             })
             .collect();
@@ -514,7 +483,6 @@ impl<'a> Lowerer<'a> {
     }
 
     pub(crate) fn finish(self) -> (Vec<Model>, Vec<Warning>) {
-        let _ = self.v31;
         (self.models, self.warnings)
     }
 }
@@ -575,29 +543,19 @@ enum Shape {
     Model(ModelKind),
 }
 
-/// Names of models a model refers to; `direct` stops at arrays and maps (which allocate).
-fn names_in_model(m: &Model, out: &mut Vec<String>, direct: bool) {
-    let visit = |t: &Type, out: &mut Vec<String>| names_in_type(t, out, direct);
-    match &m.kind {
-        ModelKind::Struct { fields, additional } => {
-            fields.iter().for_each(|f| visit(&f.ty, out));
-            if let (Some(a), false) = (additional, direct) {
-                visit(a, out);
-            }
+/// Names of models a model contains directly (not through an array or a map, which allocate).
+fn names_in_model(m: &Model, out: &mut Vec<String>) {
+    let visit = |t: &Type, out: &mut Vec<String>| {
+        if let Type::Named(n) = t {
+            out.push(n.clone());
         }
-        ModelKind::Request { fields } => fields.iter().for_each(|f| visit(&f.ty, out)),
+    };
+    match &m.kind {
+        ModelKind::Struct { fields, .. } | ModelKind::Request { fields } => fields.iter().for_each(|f| visit(&f.ty, out)),
         ModelKind::OneOf { variants, .. } => variants.iter().for_each(|(_, t)| visit(t, out)),
         ModelKind::Alias(t) => visit(t, out),
         ModelKind::Response { variants } => variants.iter().filter_map(|v| v.body.as_ref()).for_each(|t| visit(t, out)),
         ModelKind::StringEnum { .. } | ModelKind::IntEnum { .. } => {}
-    }
-}
-
-fn names_in_type(t: &Type, out: &mut Vec<String>, direct: bool) {
-    match t {
-        Type::Named(n) => out.push(n.clone()),
-        Type::Array(inner) | Type::Map(inner) if !direct => names_in_type(inner, out, direct),
-        _ => {}
     }
 }
 
