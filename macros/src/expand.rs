@@ -29,6 +29,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
     let descriptor = descriptor(&item, &service);
     let grpc = if service.args.grpc { grpc(&item, &service) } else { TokenStream::new() };
     let rest = if service.args.rest { rest(&item, &service) } else { TokenStream::new() };
+    let queue = crate::queue::expand(&item, &service);
     let vis = item.vis.clone();
     let marker = marker_ident(&item);
     let item = rewrite_trait(item);
@@ -40,6 +41,7 @@ pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
         #vis struct #marker<__SbHandler>(::core::marker::PhantomData<fn() -> __SbHandler>);
         ::switchboard::__if_grpc! { #grpc }
         ::switchboard::__if_rest! { #rest }
+        ::switchboard::__if_queue! { #queue }
     }
 }
 
@@ -79,17 +81,17 @@ fn rewrite_trait(mut item: ItemTrait) -> ItemTrait {
     item
 }
 
-fn full_name(s: &Service, item: &ItemTrait) -> String {
+pub(crate) fn full_name(s: &Service, item: &ItemTrait) -> String {
     let name = s.args.name.clone().unwrap_or_else(|| item.ident.to_string());
     if s.args.package.is_empty() { name } else { format!("{}.{}", s.args.package, name) }
 }
 
 /// The hidden type that implements every transport's dispatch trait for `<Trait>`.
-fn marker_ident(item: &ItemTrait) -> syn::Ident {
+pub(crate) fn marker_ident(item: &ItemTrait) -> syn::Ident {
     format_ident!("__{}Dispatch", item.ident)
 }
 
-fn descriptor_ident(item: &ItemTrait) -> syn::Ident {
+pub(crate) fn descriptor_ident(item: &ItemTrait) -> syn::Ident {
     format_ident!("{}_DESCRIPTOR", item.ident.to_string().to_shouty_snake_case())
 }
 
@@ -111,6 +113,7 @@ fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
         });
         let idem = format_ident!("{}", m.idempotency);
         let deprecated = m.deprecated;
+        let event = m.event.is_some();
         let operation = match &m.operation {
             Some(expr) => quote!(::core::option::Option::Some(&#expr)),
             None => quote!(::core::option::Option::None),
@@ -127,6 +130,7 @@ fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
                 deprecated: #deprecated,
                 http: &[#(#http),*],
                 operation: #operation,
+                event: #event,
             }
         }
     });
@@ -258,7 +262,7 @@ fn dispatch_arm(full: &str, trait_ident: &syn::Ident, m: &Method) -> TokenStream
 pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "new", "connect", "with_origin", "send_compressed", "accept_compressed",
     "max_decoding_message_size", "max_encoding_message_size",
-    "timeout", "with_client", "with_bearer", "with_basic", "with_api_key",
+    "timeout", "with_client", "with_bearer", "with_basic", "with_api_key", "broker",
     // Trait methods method-call syntax would pick before an inherent method of the same name.
     "clone", "fmt", "eq", "ne",
 ];

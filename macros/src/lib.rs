@@ -11,6 +11,7 @@
 mod expand;
 mod json_model;
 mod model;
+mod queue;
 
 use proc_macro::TokenStream;
 

@@ -124,6 +124,9 @@ pub struct Method {
     pub http: Vec<Http>,
     /// `operation = EXPR`: the method serves this `switchboard::api::Operation`.
     pub operation: Option<syn::Expr>,
+    /// `event`: besides request-reply, the method can be published fire-and-forget to a durable
+    /// queue (queue transport); the span, for errors.
+    pub event: Option<Span>,
 }
 
 /// Reads the single type argument of `ty` if its last path segment is `name`.
@@ -246,9 +249,13 @@ impl Method {
             deprecated,
             http: Vec::new(),
             operation: None,
+            event: None,
         };
         for attr in f.attrs.iter().filter(|a| is_rpc_attr(a)) {
             method.parse_rpc_attr(attr, errors);
+        }
+        if let (Some(span), true) = (method.event, method.shape != Shape::Unary) {
+            errors.push(span, "`event` is for unary methods: an event is one message, handled without a reply");
         }
         if let Some(op) = &method.operation {
             if method.shape != Shape::Unary {
@@ -278,6 +285,8 @@ impl Method {
                 self.idempotency = "NoSideEffects";
             } else if meta.path.is_ident("http") {
                 self.http.push(parse_http(&meta)?);
+            } else if meta.path.is_ident("event") {
+                self.event = Some(meta.path.span());
             } else if meta.path.is_ident("operation") {
                 let expr: syn::Expr = meta.value()?.parse()?;
                 if self.operation.is_some() {
@@ -285,7 +294,7 @@ impl Method {
                 }
                 self.operation = Some(expr);
             } else {
-                return Err(meta.error("unknown rpc argument; expected `name = \"...\"`, `idempotent`, `no_side_effects`, `http(...)` or `operation = CONST`"));
+                return Err(meta.error("unknown rpc argument; expected `name = \"...\"`, `idempotent`, `no_side_effects`, `event`, `http(...)` or `operation = CONST`"));
             }
             Ok(())
         });

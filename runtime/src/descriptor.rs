@@ -1,7 +1,7 @@
 //! Static descriptions of services, read by every transport.
 //!
 //! The `#[service]` macro emits one [`ServiceDescriptor`] per trait. Transports are generic over
-//! it: the gRPC router, (later) the REST router and queue consumers read names, call shapes and
+//! it: the gRPC router, the REST router and the queue consumers read names, call shapes and
 //! bindings from here instead of having per-method code generated for each of them.
 
 /// How requests and responses flow in one call.
@@ -74,6 +74,9 @@ pub struct MethodDescriptor {
     /// path replace the HTTP bindings, and the REST transport reads parameters, body and
     /// responses from it.
     pub operation: Option<&'static crate::api::Operation>,
+    /// Whether the method can also be published as an event (`#[rpc(event)]`): fire-and-forget
+    /// to a durable queue, handled at least once (queue transport).
+    pub event: bool,
 }
 
 /// A service: its names and methods.

@@ -11,6 +11,8 @@
 //!                                        ▼
 //!   runtime transports (this crate), generic over descriptors:
 //!      grpc::GrpcServer<D>  (tonic / tower)      grpc::GrpcClient<C>
+//!      rest::RestServer<D>  (axum)               rest::RestClient (hyper)
+//!      queue::QueueServer<D> (memory / RabbitMQ / NATS brokers)   queue::QueueClient
 //! ```
 //!
 //! A service is a trait whose methods take a [`Request`] and return a [`Response`] or a
@@ -53,6 +55,8 @@ mod streaming;
 pub mod grpc;
 #[cfg(feature = "rest")]
 pub mod rest;
+#[cfg(feature = "queue")]
+pub mod queue;
 #[cfg(all(feature = "grpc", feature = "rest"))]
 mod serve;
 #[cfg(all(feature = "grpc", feature = "rest"))]
@@ -126,6 +130,24 @@ pub mod __private {
     pub use crate::rest::__glue as rest;
     #[cfg(feature = "rest")]
     pub use crate::api::__glue as api;
+    #[cfg(feature = "queue")]
+    pub use crate::queue::__glue as queue;
+}
+
+/// Expands to its input when the `queue` feature is on (used by `#[service]` expansions).
+#[cfg(feature = "queue")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_queue {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// Expands to nothing: the `queue` feature is off.
+#[cfg(not(feature = "queue"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_queue {
+    ($($t:tt)*) => {};
 }
 
 /// Expands to its input when the `rest` feature is on (used by `#[service]` expansions).

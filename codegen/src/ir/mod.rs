@@ -150,6 +150,10 @@ pub struct Bindings {
     /// The OpenAPI operation (index into the package's [`model::Models::operations`]) the
     /// method stands for; its HTTP binding is the operation's method and path.
     pub operation: Option<usize>,
+    /// Whether the method can also be published as an event on queues: a unary proto method
+    /// returning `google.protobuf.Empty`, or an OpenAPI operation with
+    /// `x-switchboard-event: true`.
+    pub event: bool,
 }
 
 /// One HTTP binding.

@@ -190,6 +190,8 @@ pub struct Operation {
     pub response: String,
     /// Security alternatives: each a list of scheme names that must all hold. Empty: none.
     pub security: Vec<Vec<String>>,
+    /// `x-switchboard-event: true`: the operation can also be published as an event on queues.
+    pub event: bool,
 }
 
 /// One parameter's wire description.

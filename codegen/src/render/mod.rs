@@ -147,6 +147,9 @@ fn method_view(package: &str, m: &Method, used: &mut Vec<String>) -> MethodView 
         Idempotency::Idempotent => args.push("idempotent".into()),
         Idempotency::NoSideEffects => args.push("no_side_effects".into()),
     }
+    if m.bindings.event {
+        args.push("event".into());
+    }
     for rule in &m.bindings.http {
         let mut parts = if rule.custom {
             vec![format!("custom = {:?}", rule.method), format!("path = {:?}", rule.path)]

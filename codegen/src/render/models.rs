@@ -116,6 +116,8 @@ struct MethodView {
     docs: Vec<String>,
     deprecated: bool,
     operation: String,
+    /// `, event` when the operation is marked `x-switchboard-event: true`.
+    event: &'static str,
     ident: String,
     request: String,
     response: String,
@@ -180,6 +182,7 @@ pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<S
                     docs: doc_lines(&m.docs),
                     deprecated: m.deprecated,
                     operation: operation_ident(op),
+                    event: if m.bindings.event { ", event" } else { "" },
                     ident: method_ident(&m.name, &mut used),
                     request: names[op.request.as_str()].clone(),
                     response: names[op.response.as_str()].clone(),

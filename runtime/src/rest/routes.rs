@@ -247,7 +247,7 @@ mod scale {
                 let op: &'static Operation = Box::leak(Box::new(Operation { id: p, method, path: p, params, body: None, responses: &[], security: &[] }));
                 methods.push(MethodDescriptor {
                     name: "m", rust_name: "m", grpc_path: "/x/m", shape: CallShape::Unary, idempotency: Idempotency::Unknown,
-                    deprecated: false, http: &[], operation: Some(op),
+                    deprecated: false, http: &[], operation: Some(op), event: false,
                 });
                 let mut sample = p.to_owned();
                 for n in &names {

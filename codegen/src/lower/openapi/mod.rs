@@ -79,7 +79,7 @@ pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) 
                 "PUT" | "DELETE" => Idempotency::Idempotent,
                 _ => Idempotency::Unknown,
             },
-            bindings: Bindings { http: vec![], queue: None, operation: Some(i) },
+            bindings: Bindings { http: vec![], queue: None, operation: Some(i), event: op.event },
         })
         .collect();
     let service = Service {

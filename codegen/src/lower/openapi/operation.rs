@@ -198,6 +198,14 @@ impl<'a> OpContext<'a, '_, '_> {
             kind: ModelKind::Response { variants },
         });
         let security = self.security(op, schemes, &pointer);
+        let event = match op.get("x-switchboard-event") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.warn(&format!("{pointer}/x-switchboard-event"), "expected `true` or `false`; the operation is not an event");
+                false
+            }
+        };
         Operation {
             id,
             method: method.to_ascii_uppercase(),
@@ -211,6 +219,7 @@ impl<'a> OpContext<'a, '_, '_> {
             request,
             response,
             security,
+            event,
         }
     }
 

@@ -74,7 +74,14 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
                         IdempotencyLevel::Idempotent => Idempotency::Idempotent,
                         IdempotencyLevel::IdempotencyUnknown => Idempotency::Unknown,
                     },
-                    bindings: Bindings { http, queue: None, operation: None },
+                    bindings: Bindings {
+                        http,
+                        queue: None,
+                        operation: None,
+                        event: !m.is_client_streaming()
+                            && !m.is_server_streaming()
+                            && m.output().full_name() == "google.protobuf.Empty",
+                    },
                 });
             }
             package.services.push(Service {

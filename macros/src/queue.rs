@@ -1,0 +1,163 @@
+//! The queue transport's share of `#[service]`: the dispatch table, the `<Trait>QueueServer`
+//! alias and the typed `<Trait>QueueClient`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::ItemTrait;
+
+use crate::expand::{client_ident, descriptor_ident, full_name, marker_ident};
+use crate::model::{Method, Service, Shape};
+
+pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
+    let vis = &item.vis;
+    let trait_ident = &item.ident;
+    let full = full_name(s, item);
+    let marker = marker_ident(item);
+    let server = format_ident!("{}QueueServer", trait_ident);
+    let client = format_ident!("{}QueueClient", trait_ident);
+    let desc = descriptor_ident(item);
+    let p = quote!(::switchboard::__private);
+    // Services with protobuf messages travel as protobuf; the others (OpenAPI, JSON-only
+    // code-first traits) as JSON.
+    let codec = if s.args.grpc { quote!(#p::queue::Proto) } else { quote!(#p::queue::Json) };
+    let arms = s.methods.iter().enumerate().map(|(i, m)| {
+        let ident = &m.ident;
+        let req_ty = &m.request_ty;
+        let call = match m.shape {
+            Shape::Unary => quote!(#p::queue::unary::<#codec, _, _, _, _>),
+            Shape::ServerStreaming => quote!(#p::queue::server_streaming::<#codec, _, _, _, _>),
+            Shape::ClientStreaming | Shape::Bidi => return quote!(#i => #p::queue::unsupported(call),),
+        };
+        quote_spanned! {m.ident.span()=>
+            #i => {
+                let handler = ::core::clone::Clone::clone(handler);
+                #call(call, move |r: #req_ty| async move {
+                    <__SbHandler as #trait_ident>::#ident(&*handler, r).await
+                })
+            }
+        }
+    });
+    let methods = s.methods.iter().enumerate().map(|(i, m)| client_method(&desc, &codec, i, m));
+    let server_doc = format!(
+        "Serves any [`{trait_ident}`] implementation through a message broker as `{full}` \
+         (request-reply, server streaming, and events for `#[rpc(event)]` methods)."
+    );
+    let client_doc = format!(
+        "Calls `{full}` through a message broker, with the same methods as the other clients \
+         (plus `publish_<method>` for event methods)."
+    );
+    quote! {
+        #[allow(deprecated)]
+        impl<__SbHandler: #trait_ident> #p::queue::Dispatch for #marker<__SbHandler> {
+            type Handler = __SbHandler;
+            fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
+            fn dispatch(
+                handler: &#p::Arc<__SbHandler>,
+                call: #p::queue::Call,
+            ) -> #p::BoxFuture<'static, #p::queue::Outcome> {
+                match call.method_index() {
+                    #(#arms)*
+                    _ => #p::queue::unimplemented(call),
+                }
+            }
+        }
+
+        #[doc = #server_doc]
+        #vis type #server<H> = ::switchboard::queue::QueueServer<#marker<H>>;
+
+        #[doc = #client_doc]
+        #[derive(Debug, Clone)]
+        #vis struct #client {
+            inner: ::switchboard::queue::QueueClient,
+        }
+
+        #[allow(deprecated)]
+        impl #client {
+            /// A client calling through `broker`.
+            pub fn new(broker: &::switchboard::queue::Broker) -> Self {
+                Self { inner: ::switchboard::queue::QueueClient::new(broker) }
+            }
+            /// A client over a configured [`QueueClient`](::switchboard::queue::QueueClient).
+            pub fn with_client(inner: ::switchboard::queue::QueueClient) -> Self {
+                Self { inner }
+            }
+            /// Deadline for calls whose request sets none (default 30 s).
+            pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.inner = self.inner.timeout(timeout);
+                self
+            }
+            #(#methods)*
+        }
+    }
+}
+
+fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Method) -> TokenStream {
+    let ident = client_ident(&m.ident);
+    let input = &m.input;
+    let output = &m.output;
+    let doc = format!("Calls `{}` through the broker.", m.wire_name);
+    let deprecated = m.deprecated.then(|| quote!(#[deprecated]));
+    let inner = quote!(self.inner);
+    let (ret, body) = match m.shape {
+        Shape::Unary => (
+            quote!(::switchboard::Response<#output>),
+            quote!(#inner.unary::<#codec, _, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
+        ),
+        Shape::ServerStreaming => (
+            quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
+            quote!(#inner.server_streaming::<#codec, _, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
+        ),
+        Shape::ClientStreaming | Shape::Bidi => {
+            let ret = if m.shape == Shape::Bidi {
+                quote!(::switchboard::Response<::switchboard::Streaming<#output>>)
+            } else {
+                quote!(::switchboard::Response<#output>)
+            };
+            let doc = format!(
+                "`{}` streams requests, which queues do not carry: always fails with UNIMPLEMENTED \
+                 (call it over gRPC or REST).",
+                m.wire_name
+            );
+            return quote! {
+                #[doc = #doc]
+                #deprecated
+                pub fn #ident(
+                    &self,
+                    request: impl ::switchboard::IntoStreamingRequest<Message = #input>,
+                ) -> impl ::core::future::Future<Output = ::core::result::Result<#ret, ::switchboard::Status>> + '_ {
+                    let _ = request;
+                    #inner.unsupported(&#desc, #index)
+                }
+            };
+        }
+    };
+    let publish = m.event.map(|span| {
+        let name = format_ident!("publish_{}", m.ident.to_string().trim_start_matches("r#"), span = span);
+        let doc = format!(
+            "Publishes `{}` as an event: returns once the broker holds it (publisher confirm / \
+             PubAck); a server handles it at least once.",
+            m.wire_name
+        );
+        quote! {
+            #[doc = #doc]
+            #deprecated
+            pub fn #name(
+                &self,
+                request: impl ::switchboard::IntoRequest<#input>,
+            ) -> impl ::core::future::Future<Output = ::core::result::Result<(), ::switchboard::Status>> + '_ {
+                #inner.publish::<#codec, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #deprecated
+        pub fn #ident(
+            &self,
+            request: impl ::switchboard::IntoRequest<#input>,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<#ret, ::switchboard::Status>> + '_ {
+            #body
+        }
+        #publish
+    }
+}

@@ -1,0 +1,138 @@
+//! What a broker backend provides. The server loop, the client and the dedupe window are
+//! broker-neutral; a backend (memory, AMQP, NATS) only moves [`Envelope`]s and acks.
+//!
+//! Contract every backend keeps (the tests in `runtime/tests/queue_*.rs` check it):
+//! - `request` returns once the request is on its way; the replies arrive through the
+//!   [`Replies`] table given at connect, keyed by the envelope's correlation id. When nobody
+//!   serves the service and the broker can tell (no queue / no responders), it fails with
+//!   UNAVAILABLE at once.
+//! - `publish` returns only once the broker holds the event (publisher confirm / PubAck).
+//! - `serve_requests` / `serve_events` hand out deliveries until the broker is closed, across
+//!   reconnects (the backend re-declares its topology). A delivery whose [`Acker`] is dropped
+//!   without an answer goes back to the queue.
+//! - When the connection drops, the backend calls [`Replies::fail_all`] so callers in flight
+//!   finish with UNAVAILABLE.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::wire::Envelope;
+
+/// One broker connection, as the rest of the queue transport sees it.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Sends a request for `service`/`method`. `env.correlation_id` is set; the backend sets
+    /// `env.reply_to` to its reply address.
+    fn request<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
+    /// Publishes an event durably; returns once the broker has it.
+    fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
+    /// Sends one reply frame to `reply_to` (correlation id set on `env`).
+    fn reply<'a>(&'a self, reply_to: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
+    /// Starts consuming `spec.service`'s requests.
+    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>>;
+    /// Starts consuming the events of `spec.methods` (durable, at-least-once).
+    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>>;
+    /// Takes up to `max` messages off `service`/`method`'s dead-letter queue (they are removed).
+    fn take_dead_letters<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, Status>>;
+    /// Closes the connection; consumers end.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// What a server consumes.
+#[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerSpec {
+    /// Fully-qualified service name.
+    pub service: &'static str,
+    /// Wire names of the methods served (event methods for `serve_events`).
+    pub methods: Vec<&'static str>,
+    /// Most deliveries handed out and not yet acked (AMQP prefetch, JetStream max ack pending).
+    pub prefetch: u16,
+    /// How long the broker waits for an ack before redelivering (JetStream `ack_wait`; AMQP
+    /// redelivers when the channel closes instead).
+    pub ack_wait: Duration,
+}
+
+/// One message handed to a server.
+#[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
+pub(crate) struct Delivery {
+    /// The message.
+    pub env: Envelope,
+    /// Delivery attempt, 1-based: the broker's count (JetStream) or the `sb-attempt` header.
+    pub attempt: u32,
+    /// Whether the broker says it delivered this message before.
+    pub redelivered: bool,
+    /// Settles the message.
+    pub acker: Box<dyn Acker>,
+}
+
+/// Settles one delivery. Dropping it unsettled hands the message back to the broker (at once
+/// for the embedded broker, when the channel closes for AMQP, after `ack_wait` for JetStream).
+pub(crate) trait Acker: Send + 'static {
+    /// Done: the broker forgets the message.
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), Status>>;
+    /// Failed: deliver it again after `delay`, as attempt `next_attempt`.
+    fn retry(self: Box<Self>, delay: Duration, next_attempt: u32) -> BoxFuture<'static, Result<(), Status>>;
+    /// Poison: move it to the dead-letter address with `extra` headers (the last error), then ack.
+    fn dead_letter(self: Box<Self>, extra: Vec<(String, String)>) -> BoxFuture<'static, Result<(), Status>>;
+}
+
+/// A client's calls in flight, by correlation id; backends feed replies in.
+#[derive(Default)]
+#[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
+pub(crate) struct Replies {
+    pending: Mutex<HashMap<String, mpsc::UnboundedSender<Result<Envelope, Status>>>>,
+}
+
+#[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
+impl Replies {
+    /// Registers a call; its replies arrive on the receiver.
+    pub fn register(&self, correlation_id: String) -> mpsc::UnboundedReceiver<Result<Envelope, Status>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.pending.lock().unwrap().insert(correlation_id, tx);
+        rx
+    }
+
+    /// Forgets a call (it ended or its caller went away).
+    pub fn remove(&self, correlation_id: &str) {
+        self.pending.lock().unwrap().remove(correlation_id);
+    }
+
+    /// Routes a reply to its call; replies for unknown calls (late, after a timeout) are dropped.
+    pub fn deliver(&self, env: Envelope) {
+        let Some(id) = env.correlation_id.as_deref() else { return };
+        let pending = self.pending.lock().unwrap();
+        if let Some(tx) = pending.get(id) {
+            let _ = tx.send(Ok(env));
+        }
+    }
+
+    /// Fails one call (e.g. the broker returned its request as unroutable).
+    pub fn fail(&self, correlation_id: &str, status: Status) {
+        if let Some(tx) = self.pending.lock().unwrap().remove(correlation_id) {
+            let _ = tx.send(Err(status));
+        }
+    }
+
+    /// Fails every call in flight: the connection their replies would come through is gone.
+    pub fn fail_all(&self, status: &Status) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        for (_, tx) in pending {
+            let _ = tx.send(Err(Status::new(status.code(), status.message())));
+        }
+    }
+
+    /// Calls in flight.
+    pub fn len(&self) -> usize {
+        self.pending.lock().unwrap().len()
+    }
+}

@@ -1,0 +1,169 @@
+//! Queue transport: the same service trait served and called through a message broker.
+//!
+//! ```text
+//! client ──request (sb.rpc.<service>, headers: sb-method, sb-deadline, message-id, …)──▶ broker
+//!                                                                               │ competing consumers
+//!        ◀── reply frames (correlation id, sb-seq, sb-status on the last) ── QueueServer<D>
+//! publisher ──event (sb.event.<service>.<method>, confirmed)──▶ durable queue / JetStream stream
+//!        ──▶ QueueServer: handler Ok → ack; Err → retry with backoff → dead-letter after N attempts
+//! ```
+//!
+//! The broker is picked by URL at run time ([`Broker::connect`]): `memory://` (an embedded,
+//! in-process broker, the default), `amqp://…` (RabbitMQ, feature `amqp`), `nats://…` (NATS with
+//! JetStream for events, feature `nats`). The wire format is specified in
+//! `docs/queue-protocol.md`, so programs in other languages can call and serve switchboard
+//! services through the same broker.
+//!
+//! What each call shape does over a queue:
+//! - unary: request-reply;
+//! - server streaming: ordered reply frames, the last one carrying the final status;
+//! - client and bidi streaming: not carried over queues (UNIMPLEMENTED); use gRPC or REST;
+//! - events: methods marked `#[rpc(event)]` (generated for methods returning
+//!   `google.protobuf.Empty` and OpenAPI operations with `x-switchboard-event: true`) can also be
+//!   published fire-and-forget with `publish_<method>`; the server handles them at least once.
+
+mod backend;
+mod client;
+mod dedupe;
+mod memory;
+mod server;
+pub mod wire;
+
+#[cfg(feature = "amqp")]
+mod amqp;
+#[cfg(feature = "nats")]
+mod nats;
+
+#[doc(hidden)]
+pub mod __glue;
+
+use std::sync::Arc;
+
+pub use client::QueueClient;
+pub use server::QueueServer;
+
+use backend::{Backend, Replies};
+use tonic::Status;
+
+/// A connection to a broker, shared by the servers and clients that use it. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+struct BrokerInner {
+    url: String,
+    backend: Box<dyn Backend>,
+    replies: Arc<Replies>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("url", &redact(&self.inner.url)).finish()
+    }
+}
+
+/// Why [`Broker::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL's scheme names no backend compiled into this build.
+    #[error("unsupported broker URL `{0}`: expected memory://, amqp:// (feature `amqp`) or nats:// (feature `nats`)")]
+    Unsupported(String),
+    /// The broker did not accept the connection.
+    #[error("connecting to {url}: {message}")]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Broker {
+    /// Connects to the broker at `url`:
+    ///
+    /// - `memory://` or `memory://<name>`: the embedded broker of this process (each name is a
+    ///   separate broker; the same name always reaches the same one);
+    /// - `amqp://user:pass@host:5672/vhost`: RabbitMQ (feature `amqp`);
+    /// - `nats://host:4222`: NATS, with JetStream for events (feature `nats`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let broker = switchboard::queue::Broker::connect("memory://").await.unwrap();
+    /// # let _ = broker; }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Broker, ConnectError> {
+        let replies = Arc::new(Replies::default());
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+        let backend: Box<dyn Backend> = match scheme.as_str() {
+            "memory" => Box::new(memory::connect(url, replies.clone())),
+            #[cfg(feature = "amqp")]
+            "amqp" | "amqps" => Box::new(amqp::connect(url, replies.clone()).await.map_err(|message| {
+                ConnectError::Connect { url: redact(url), message }
+            })?),
+            #[cfg(feature = "nats")]
+            "nats" | "tls" => Box::new(nats::connect(url, replies.clone()).await.map_err(|message| {
+                ConnectError::Connect { url: redact(url), message }
+            })?),
+            _ => return Err(ConnectError::Unsupported(redact(url))),
+        };
+        Ok(Broker { inner: Arc::new(BrokerInner { url: url.to_owned(), backend, replies }) })
+    }
+
+    /// The embedded broker of this process (`memory://`).
+    pub fn memory() -> Broker {
+        let replies = Arc::new(Replies::default());
+        let backend = Box::new(memory::connect("memory://", replies.clone()));
+        Broker { inner: Arc::new(BrokerInner { url: "memory://".into(), backend, replies }) }
+    }
+
+    /// The URL this broker was reached at (password removed).
+    pub fn url(&self) -> String {
+        redact(&self.inner.url)
+    }
+
+    /// Takes up to `max` messages off the dead-letter queue of `service`'s event `method`
+    /// (`sb.dlq.<service>.<method>`): events that failed every attempt or could not be decoded.
+    /// Each carries the last error in `sb-status` / `sb-status-message` and the attempts made in
+    /// `sb-attempt`. Taken messages are removed from the queue.
+    pub async fn dead_letters(&self, service: &str, method: &str, max: usize) -> Result<Vec<wire::Envelope>, Status> {
+        self.inner.backend.take_dead_letters(service, method, max).await
+    }
+
+    /// Closes the connection: servers on it stop, calls in flight fail with UNAVAILABLE.
+    pub async fn close(&self) {
+        self.inner.backend.close().await;
+        self.inner.replies.fail_all(&Status::unavailable("the broker connection was closed"));
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    pub(crate) fn replies(&self) -> &Replies {
+        &self.inner.replies
+    }
+}
+
+/// `url` without the password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(super::redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+}

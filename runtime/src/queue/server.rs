@@ -1,0 +1,430 @@
+//! [`QueueServer`]: takes a service's requests and events off a broker and runs the handler.
+//!
+//! Per request: drop it if its deadline has passed; look the message id up in the dedupe window
+//! (a duplicate gets the first reply again); run the handler under the deadline; send the reply
+//! frames; then ack. Per event: the same, but the outcome decides the ack: Ok → ack; an error →
+//! retry after a backoff, and after `max_attempts` (or at once for a message that cannot be
+//! decoded) move it to the dead-letter queue.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+
+use super::__glue::{Call, Dispatch, Outcome};
+use super::backend::{ConsumerSpec, Delivery};
+use super::dedupe::{Begin, Dedupe};
+use super::wire::{self, Envelope};
+use super::Broker;
+use crate::{CallShape, Cancellation};
+
+/// Serves a service over a [`Broker`]: request-reply for unary and server-streaming methods,
+/// at-least-once handling for event methods. Built by `<Trait>QueueServer::new(handler)`.
+///
+/// ```no_run
+/// # use switchboard::{Request, Response, Status};
+/// # #[switchboard::service(package = "hello.v1")]
+/// # pub trait Greeter { async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>; }
+/// # struct Impl;
+/// # impl Greeter for Impl { async fn say_hello(&self, r: Request<String>) -> Result<Response<String>, Status> { Ok(Response::new(r.into_inner())) } }
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let broker = switchboard::queue::Broker::connect("memory://").await?;
+/// GreeterQueueServer::new(Impl).prefetch(32).serve(&broker).await?;
+/// # Ok(()) }
+/// ```
+pub struct QueueServer<D: Dispatch> {
+    handler: Arc<D::Handler>,
+    options: Options,
+    _dispatch: PhantomData<fn() -> D>,
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    prefetch: u16,
+    max_attempts: u32,
+    backoff: (Duration, Duration),
+    dedupe_window: Duration,
+    dedupe_capacity: usize,
+    ack_wait: Duration,
+    requests: bool,
+    events: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prefetch: 64,
+            max_attempts: 5,
+            backoff: (Duration::from_millis(100), Duration::from_secs(10)),
+            dedupe_window: Duration::from_secs(300),
+            dedupe_capacity: 100_000,
+            ack_wait: Duration::from_secs(30),
+            requests: true,
+            events: true,
+        }
+    }
+}
+
+impl<D: Dispatch> QueueServer<D> {
+    /// Serves `handler`.
+    pub fn new(handler: D::Handler) -> Self {
+        Self::from_arc(Arc::new(handler))
+    }
+
+    /// Serves a shared handler (the same one gRPC and REST serve, say).
+    pub fn from_arc(handler: Arc<D::Handler>) -> Self {
+        QueueServer { handler, options: Options::default(), _dispatch: PhantomData }
+    }
+
+    /// Most messages in flight at once (AMQP prefetch, JetStream max ack pending). Default 64.
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.options.prefetch = n.max(1);
+        self
+    }
+
+    /// Attempts at an event before it is dead-lettered. Default 5.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.options.max_attempts = n.max(1);
+        self
+    }
+
+    /// Delay before retrying a failed event: `first`, doubling per attempt up to `max`.
+    /// Default 100 ms up to 10 s.
+    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.options.backoff = (first, max.max(first));
+        self
+    }
+
+    /// How long message ids are remembered, so a redelivered request or event is not run again.
+    /// Default 5 minutes; zero turns deduplication off.
+    pub fn dedupe_window(mut self, window: Duration) -> Self {
+        self.options.dedupe_window = window;
+        self
+    }
+
+    /// Most message ids remembered. Default 100,000.
+    pub fn dedupe_capacity(mut self, n: usize) -> Self {
+        self.options.dedupe_capacity = n;
+        self
+    }
+
+    /// How long a broker that redelivers by timer (JetStream) waits for an ack. Default 30 s.
+    pub fn ack_wait(mut self, wait: Duration) -> Self {
+        self.options.ack_wait = wait;
+        self
+    }
+
+    /// Whether to serve request-reply calls (default yes).
+    pub fn requests(mut self, on: bool) -> Self {
+        self.options.requests = on;
+        self
+    }
+
+    /// Whether to consume the event methods' queues (default yes).
+    pub fn events(mut self, on: bool) -> Self {
+        self.options.events = on;
+        self
+    }
+
+    /// Serves until the broker connection is closed.
+    pub async fn serve(self, broker: &Broker) -> Result<(), Status> {
+        self.serve_with_shutdown(broker, std::future::pending()).await
+    }
+
+    /// Serves until `signal` completes, then stops taking messages and finishes the ones in
+    /// flight (unsettled ones go back to the broker).
+    pub async fn serve_with_shutdown(
+        self,
+        broker: &Broker,
+        signal: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), Status> {
+        let desc = D::descriptor();
+        let served: Vec<&'static str> = desc
+            .methods
+            .iter()
+            .filter(|m| matches!(m.shape, CallShape::Unary | CallShape::ServerStreaming))
+            .map(|m| m.name)
+            .collect();
+        let events: Vec<&'static str> = desc.methods.iter().filter(|m| m.event).map(|m| m.name).collect();
+        let spec = |methods| ConsumerSpec {
+            service: desc.full_name,
+            methods,
+            prefetch: self.options.prefetch,
+            ack_wait: self.options.ack_wait,
+        };
+        let mut requests = if self.options.requests && !served.is_empty() {
+            Some(broker.backend().serve_requests(spec(served)).await?)
+        } else {
+            None
+        };
+        let mut event_rx = if self.options.events && !events.is_empty() {
+            Some(broker.backend().serve_events(spec(events)).await?)
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared {
+            handler: self.handler,
+            broker: broker.clone(),
+            dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity),
+            options: self.options,
+        });
+        let mut tasks = JoinSet::new();
+        let mut signal = std::pin::pin!(signal);
+        loop {
+            tokio::select! {
+                d = recv(&mut requests) => match d {
+                    Some(d) => { tasks.spawn(handle_request::<D>(shared.clone(), d)); }
+                    None => requests = None,
+                },
+                d = recv(&mut event_rx) => match d {
+                    Some(d) => { tasks.spawn(handle_event::<D>(shared.clone(), d)); }
+                    None => event_rx = None,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut signal => break,
+            }
+            if requests.is_none() && event_rx.is_none() {
+                break;
+            }
+        }
+        drop((requests, event_rx));
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Delivery>>) -> Option<Delivery> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Shared<H> {
+    handler: Arc<H>,
+    broker: Broker,
+    dedupe: Dedupe,
+    options: Options,
+}
+
+/// The call to dispatch, or why there is none.
+fn prepare<D: Dispatch>(env: &Envelope, events: bool) -> Result<Call, Status> {
+    let desc = D::descriptor();
+    let name = env.header(wire::METHOD).ok_or_else(|| Status::invalid_argument(format!("missing `{}` header", wire::METHOD)))?;
+    let index = desc
+        .methods
+        .iter()
+        .position(|m| m.name == name)
+        .ok_or_else(|| Status::unimplemented(format!("`{}` has no method `{name}`", desc.full_name)))?;
+    let method = &desc.methods[index];
+    if events && !method.event {
+        return Err(Status::unimplemented(format!("`{name}` is not an event method")));
+    }
+    if method.shape.client_streams() {
+        return Err(Status::unimplemented(format!(
+            "`{name}` is {}: client and bidi streaming are not carried over queues; call it over gRPC or REST",
+            if method.shape.server_streams() { "bidi streaming" } else { "client streaming" }
+        )));
+    }
+    let deadline = env.deadline().map(|d| {
+        let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+        Instant::now() + left
+    });
+    Ok(Call { method: index, env: env.clone(), deadline, cancellation: Cancellation::new() })
+}
+
+fn expired(env: &Envelope) -> bool {
+    env.deadline().is_some_and(|d| d <= SystemTime::now())
+}
+
+async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
+    let Delivery { env, acker, .. } = delivery;
+    if expired(&env) {
+        // Nobody waits for it any more: drop it without running it.
+        let _ = acker.ack().await;
+        return;
+    }
+    let reply_to = env.reply_to.clone();
+    let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
+    if let Some(id) = &id {
+        loop {
+            match shared.dedupe.begin(id) {
+                Begin::Fresh => break,
+                Begin::Running(mut rx) => {
+                    let _ = rx.changed().await;
+                }
+                Begin::Done(frames) => {
+                    if let Some(to) = &reply_to {
+                        let frames = match frames {
+                            Some(f) => f.to_vec(),
+                            None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &env)],
+                        };
+                        for mut frame in frames {
+                            frame.correlation_id = env.correlation_id.clone();
+                            let _ = shared.broker.backend().reply(to, frame).await;
+                        }
+                    }
+                    let _ = acker.ack().await;
+                    return;
+                }
+            }
+        }
+    }
+    let outcome = match prepare::<D>(&env, false) {
+        Ok(call) => D::dispatch(&shared.handler, call).await,
+        Err(status) => Outcome::Unary(Err(status)),
+    };
+    let mut kept = Some(Vec::new());
+    let mut kept_bytes = 0usize;
+    let mut send = |frame: Envelope| {
+        if let Some(k) = kept.as_mut() {
+            kept_bytes += frame.body.len();
+            if kept_bytes > 256 * 1024 {
+                kept = None;
+            } else {
+                k.push(frame.clone());
+            }
+        }
+        frame
+    };
+    let backend = shared.broker.backend();
+    match outcome {
+        Outcome::Unary(result) => {
+            let frame = send(unary_frame(result, &env));
+            if let Some(to) = &reply_to {
+                let _ = backend.reply(to, frame).await;
+            }
+        }
+        Outcome::Stream(metadata, mut stream) => {
+            let mut seq = 0u64;
+            let mut metadata = Some(metadata);
+            let status = loop {
+                match stream.next().await {
+                    Some(Ok(body)) => {
+                        let mut frame = reply_frame(seq, &env);
+                        if let Some(md) = metadata.take() {
+                            wire::push_metadata(&mut frame, &md);
+                        }
+                        frame.body = body;
+                        let frame = send(frame);
+                        if let Some(to) = &reply_to {
+                            if backend.reply(to, frame).await.is_err() {
+                                break None;
+                            }
+                        }
+                        seq += 1;
+                    }
+                    Some(Err(status)) => break Some(status),
+                    None => break Some(Status::new(Code::Ok, "")),
+                }
+            };
+            if let Some(status) = status {
+                let mut frame = final_frame(seq, &status, &env);
+                if let Some(md) = metadata.take() {
+                    wire::push_metadata(&mut frame, &md);
+                }
+                let frame = send(frame);
+                if let Some(to) = &reply_to {
+                    let _ = backend.reply(to, frame).await;
+                }
+            }
+        }
+    }
+    if let Some(id) = &id {
+        shared.dedupe.finish(id, kept.map(Arc::new));
+    }
+    let _ = acker.ack().await;
+}
+
+fn reply_frame(seq: u64, request: &Envelope) -> Envelope {
+    let mut frame = Envelope { correlation_id: request.correlation_id.clone(), ..Envelope::default() };
+    frame.push(wire::SEQ, seq.to_string());
+    if let Some(ct) = request.header(wire::CONTENT_TYPE) {
+        frame.push(wire::CONTENT_TYPE, ct);
+    }
+    frame
+}
+
+fn final_frame(seq: u64, status: &Status, request: &Envelope) -> Envelope {
+    let mut frame = reply_frame(seq, request);
+    wire::push_status(&mut frame, status);
+    wire::push_metadata(&mut frame, status.metadata());
+    frame
+}
+
+fn unary_frame(result: Result<(MetadataMap, bytes::Bytes, Vec<(String, String)>), Status>, request: &Envelope) -> Envelope {
+    match result {
+        Ok((metadata, body, headers)) => {
+            let mut frame = reply_frame(0, request);
+            frame.headers.extend(headers);
+            wire::push_metadata(&mut frame, &metadata);
+            frame.push(wire::STATUS, "0");
+            frame.body = body;
+            frame
+        }
+        Err(status) => final_frame(0, &status, request),
+    }
+}
+
+/// Whether retrying cannot help: the message itself is the problem.
+fn poison(status: &Status) -> bool {
+    matches!(status.code(), Code::InvalidArgument | Code::Unimplemented)
+}
+
+async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
+    let Delivery { env, attempt, acker, .. } = delivery;
+    let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
+    if let Some(id) = &id {
+        loop {
+            match shared.dedupe.begin(id) {
+                Begin::Fresh => break,
+                Begin::Running(mut rx) => {
+                    let _ = rx.changed().await;
+                }
+                Begin::Done(_) => {
+                    let _ = acker.ack().await;
+                    return;
+                }
+            }
+        }
+    }
+    let outcome = match prepare::<D>(&env, true) {
+        Ok(mut call) => {
+            call.deadline = None; // events have no caller waiting
+            D::dispatch(&shared.handler, call).await
+        }
+        Err(status) => Outcome::Unary(Err(status)),
+    };
+    let result = match outcome {
+        Outcome::Unary(r) => r.map(|_| ()),
+        Outcome::Stream(..) => Err(Status::unimplemented("a streaming method cannot be an event")),
+    };
+    match result {
+        Ok(()) => {
+            if let Some(id) = &id {
+                shared.dedupe.finish(id, None);
+            }
+            let _ = acker.ack().await;
+        }
+        Err(status) => {
+            if let Some(id) = &id {
+                shared.dedupe.forget(id);
+            }
+            if poison(&status) || attempt >= shared.options.max_attempts {
+                let mut extra = Envelope::default();
+                wire::push_status(&mut extra, &status);
+                extra.push(wire::ATTEMPT, attempt.to_string());
+                let _ = acker.dead_letter(extra.headers).await;
+            } else {
+                let (first, max) = shared.options.backoff;
+                let delay = first.saturating_mul(1 << (attempt - 1).min(16)).min(max);
+                let _ = acker.retry(delay, attempt + 1).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The queue suite on the embedded broker (`memory://`): runs everywhere, no broker to install.
+
+#[path = "queue/suite.rs"]
+mod suite;
+
+use std::time::Duration;
+
+use suite::*;
+use switchboard::queue::Broker;
+use switchboard::{Code, Request};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_on_the_embedded_broker() {
+    run_all("memory://suite").await;
+}
+
+#[tokio::test]
+async fn unserved_calls_fail_fast() {
+    unserved_is_unavailable("memory://nobody").await;
+}
+
+#[tokio::test]
+async fn expired_requests_are_dropped_not_run() {
+    let broker = Broker::connect("memory://expired").await.unwrap();
+    let book = Impl::default();
+    // One slot: the second request waits in the queue behind a slow one, past its deadline.
+    let server = LedgerQueueServer::new(book.clone()).prefetch(1);
+    let b = broker.clone();
+    tokio::spawn(async move { server.serve(&b).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let client = LedgerQueueClient::new(&broker);
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { client.echo(suite::Entry { id: "slow".into(), sleep_ms: 500, ..Default::default() }).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut late = Request::new(suite::Entry { id: "late".into(), ..Default::default() });
+    late.set_timeout(Duration::from_millis(100));
+    assert_eq!(client.echo(late).await.unwrap_err().code(), Code::DeadlineExceeded);
+    slow.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(book.0.echoed.load(std::sync::atomic::Ordering::SeqCst), 1, "the expired request ran");
+}
+
+#[tokio::test]
+async fn a_killed_consumer_hands_its_message_to_another() {
+    let broker = Broker::connect("memory://killed").await.unwrap();
+    let book = Impl::default();
+    // The first server dies while handling (its task is aborted before the ack).
+    let first = LedgerQueueServer::new(book.clone());
+    let b = broker.clone();
+    let first = tokio::spawn(async move { first.serve(&b).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let client = LedgerQueueClient::new(&broker);
+    let mut req = Request::new(suite::Entry { id: "k".into(), amount: 9, sleep_ms: 300, ..Default::default() });
+    req.metadata_mut().insert("idempotency-key", "k-1".parse().unwrap());
+    let call = tokio::spawn(async move { client.echo(req).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.abort();
+    let _ = first.await;
+    // A second consumer gets the unacked request and answers the caller still waiting.
+    let second = LedgerQueueServer::new(book.clone());
+    let b = broker.clone();
+    tokio::spawn(async move { second.serve(&b).await.unwrap() });
+    let resp = call.await.unwrap().expect("answered by the second consumer");
+    assert_eq!(resp.get_ref().amount, 9);
+}
