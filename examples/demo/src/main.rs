@@ -1,12 +1,14 @@
 //! Run: cargo run -p demo
 //!
 //! The whole spine in one program: build.rs generated `demo.library.v1` (message types and a
-//! `Library` trait) from proto/; here we implement the trait once, serve it over gRPC and REST on
-//! one loopback port, and call it through the generated gRPC client, the generated REST client
-//! and plain HTTP + JSON.
+//! `Library` trait) from proto/; here we implement the trait once, serve that one handler over
+//! gRPC and REST on one loopback port and over the embedded message broker (`memory://`), and
+//! call it through the generated gRPC client, the generated REST client, plain HTTP + JSON and
+//! the generated queue client (request-reply, a stream, and an event).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use switchboard::{Code, Request, Response, Status, Streaming};
 
@@ -14,8 +16,10 @@ mod api {
     include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 }
 use api::demo::library::v1::{
-    Book, GetBookRequest, Library, LibraryClient, LibraryRestClient, LibraryServer, Receipt, SearchRequest,
+    Book, GetBookRequest, Library, LibraryClient, LibraryQueueClient, LibraryQueueServer, LibraryRestClient, LibraryServer,
+    Receipt, SearchRequest,
 };
+use switchboard::queue::Broker;
 
 #[derive(Default)]
 struct Shelf {
@@ -49,10 +53,20 @@ impl Library for Shelf {
         let mut wanted = req.into_inner();
         let mut titles = Vec::new();
         while let Some(r) = wanted.message().await? {
-            let book = self.books.lock().unwrap().get(&r.id).cloned();
-            titles.push(book.ok_or_else(|| Status::not_found(format!("no book {}", r.id)))?.title);
+            let mut books = self.books.lock().unwrap();
+            let book = books.get_mut(&r.id).ok_or_else(|| Status::not_found(format!("no book {}", r.id)))?;
+            book.on_loan = true;
+            titles.push(book.title.clone());
         }
         Ok(Response::new(Receipt { titles }))
+    }
+
+    async fn return_book(&self, req: Request<GetBookRequest>) -> Result<Response<()>, Status> {
+        let id = req.into_inner().id;
+        let mut books = self.books.lock().unwrap();
+        let book = books.get_mut(&id).ok_or_else(|| Status::not_found(format!("no book {id}")))?;
+        book.on_loan = false;
+        Ok(Response::new(()))
     }
 }
 
@@ -60,8 +74,17 @@ impl Library for Shelf {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(switchboard::Server::builder().add_service(LibraryServer::new(Shelf::default())).serve(listener));
+    // One handler, shared by every transport.
+    let shelf = Arc::new(Shelf::default());
+    tokio::spawn(switchboard::Server::builder().add_service(LibraryServer::from_arc(shelf.clone())).serve(listener));
     println!("serving demo.library.v1.Library over gRPC and REST on {addr}");
+    // The embedded broker: in-process queues with acks, redelivery and dead-lettering. The same
+    // code serves RabbitMQ or NATS given an amqp:// or nats:// URL (features `amqp`, `nats`).
+    let broker = Broker::connect("memory://").await?;
+    let queue_server = LibraryQueueServer::from_arc(shelf.clone());
+    let b = broker.clone();
+    tokio::spawn(async move { queue_server.serve(&b).await });
+    println!("serving demo.library.v1.Library over the embedded broker ({}): queue sb.rpc.demo.library.v1.Library", broker.url());
 
     let mut client = LibraryClient::connect(format!("http://{addr}")).await?;
     for (title, author) in [("The Dispossessed", "Ursula K. Le Guin"), ("The Left Hand of Darkness", "Ursula K. Le Guin"), ("Dune", "Frank Herbert")] {
@@ -107,7 +130,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("HTTP POST /demo.library.v1.Library/GetBook {body} -> {} {json}", head.lines().next().unwrap_or(""));
     assert!(head.starts_with("HTTP/1.1 200") && json.contains("\"title\":\"The Left Hand of Darkness\""));
     println!("(the OpenAPI document of the service: GET http://{addr}/openapi.json)");
-    println!("ok: one handler answered the generated gRPC client, the REST client and plain HTTP");
+
+    // The same handler through the broker: the queue client has the same methods too.
+    let queue = LibraryQueueClient::new(&broker).timeout(Duration::from_secs(5));
+    let book = queue.get_book(GetBookRequest { id: 3 }).await?.into_inner();
+    println!("queue GetBook(3)   -> {:?} (on loan: {})", book.title, book.on_loan);
+    let missing = queue.get_book(GetBookRequest { id: 99 }).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    println!("queue GetBook(99)  -> {:?}: {}", missing.code(), missing.message());
+    let mut hits = queue.search_books(SearchRequest { query: "darkness".into() }).await?.into_inner();
+    while let Some(book) = hits.message().await? {
+        println!("queue SearchBooks  -> {:?}", book.title);
+    }
+    // ReturnBook returns Empty, so it is also an event: publish returns once the broker holds
+    // it; the server handles it at least once, with retries and a dead-letter queue.
+    queue.publish_return_book(GetBookRequest { id: 3 }).await?;
+    println!("queue publish ReturnBook(3) -> confirmed by the broker");
+    let mut on_loan = true;
+    for _ in 0..50 {
+        on_loan = client.get_book(GetBookRequest { id: 3 }).await?.into_inner().on_loan;
+        if !on_loan {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!on_loan, "the ReturnBook event was handled");
+    println!("gRPC GetBook(3)    -> on loan: {on_loan} (the event was handled)");
+    println!("ok: one handler answered the generated gRPC client, the REST client, plain HTTP and the queue client");
     Ok(())
 }
 
