@@ -55,7 +55,7 @@ impl Call {
 /// What a handler produced, encoded.
 pub enum Outcome {
     /// One message (body, extra headers such as `sb-http-status`) or an error.
-    Unary(Result<(MetadataMap, Bytes, Vec<(String, String)>), Status>),
+    Unary(Result<(MetadataMap, Bytes, Vec<(wire::Str, wire::Str)>), Status>),
     /// Response metadata and a stream of encoded messages.
     Stream(MetadataMap, BoxStream<'static, Result<Bytes, Status>>),
 }
@@ -65,7 +65,7 @@ pub trait Codec<T>: 'static {
     /// The `content-type` header value.
     const CONTENT_TYPE: &'static str;
     /// Encodes `value`; may add headers to its frame.
-    fn encode(value: &T, headers: &mut Vec<(String, String)>) -> Result<Bytes, Status>;
+    fn encode(value: &T, headers: &mut Vec<(wire::Str, wire::Str)>) -> Result<Bytes, Status>;
     /// Decodes a body (its frame's headers at hand).
     fn decode(body: &[u8], env: &Envelope) -> Result<T, Status>;
 }
@@ -75,7 +75,7 @@ pub struct Proto;
 
 impl<T: prost::Message + Default + 'static> Codec<T> for Proto {
     const CONTENT_TYPE: &'static str = wire::PROTOBUF;
-    fn encode(value: &T, _: &mut Vec<(String, String)>) -> Result<Bytes, Status> {
+    fn encode(value: &T, _: &mut Vec<(wire::Str, wire::Str)>) -> Result<Bytes, Status> {
         Ok(Bytes::from(value.encode_to_vec()))
     }
     fn decode(body: &[u8], _: &Envelope) -> Result<T, Status> {
@@ -88,7 +88,7 @@ pub struct Json;
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> Codec<T> for Json {
     const CONTENT_TYPE: &'static str = wire::JSON;
-    fn encode(value: &T, _: &mut Vec<(String, String)>) -> Result<Bytes, Status> {
+    fn encode(value: &T, _: &mut Vec<(wire::Str, wire::Str)>) -> Result<Bytes, Status> {
         serde_json::to_vec(value).map(Bytes::from).map_err(|e| Status::internal(format!("encoding JSON: {e}")))
     }
     fn decode(body: &[u8], _: &Envelope) -> Result<T, Status> {

@@ -40,7 +40,13 @@ fn id_prefix() -> &'static str {
 }
 
 fn next_id() -> String {
-    format!("{}-{}", id_prefix(), NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    use std::fmt::Write as _;
+    let prefix = id_prefix();
+    let mut id = String::with_capacity(prefix.len() + 21);
+    id.push_str(prefix);
+    id.push('-');
+    let _ = write!(id, "{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    id
 }
 
 /// Removes a call's reply slot when the call ends or is dropped.
@@ -73,7 +79,7 @@ impl QueueClient {
     }
 
     /// Request envelope: method, content type, message id, deadline, metadata.
-    fn envelope<C: Codec<Req>, Req>(&self, method: &str, request: Request<Req>) -> Result<(Envelope, Instant), Status> {
+    fn envelope<C: Codec<Req>, Req>(&self, method: &'static str, request: Request<Req>) -> Result<(Envelope, Instant), Status> {
         let (metadata, _, message) = request.into_parts();
         let timeout = metadata
             .get("grpc-timeout")

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use super::wire::Envelope;
 
@@ -16,12 +16,12 @@ pub(crate) enum Begin {
     Fresh,
     /// Already done; the reply frames, if they were kept.
     Done(Option<Arc<Vec<Envelope>>>),
-    /// Running right now: wait for the change, then ask again.
-    Running(watch::Receiver<()>),
+    /// Running right now: wait for [`Dedupe::changed`], then ask again.
+    Running,
 }
 
 enum Entry {
-    Running(watch::Sender<()>),
+    Running,
     Done(Option<Arc<Vec<Envelope>>>),
 }
 
@@ -29,6 +29,9 @@ pub(crate) struct Dedupe {
     window: Duration,
     capacity: usize,
     state: Mutex<State>,
+    /// Wakes duplicates waiting for a running id (any id: duplicates are rare, so a spurious
+    /// wake-up costs less than a channel per message).
+    changed: Notify,
 }
 
 #[derive(Default)]
@@ -39,11 +42,25 @@ struct State {
 
 impl Dedupe {
     pub fn new(window: Duration, capacity: usize) -> Self {
-        Dedupe { window, capacity, state: Mutex::default() }
+        Dedupe { window, capacity, state: Mutex::default(), changed: Notify::new() }
     }
 
     pub fn enabled(&self) -> bool {
         !self.window.is_zero() && self.capacity > 0
+    }
+
+    /// Completes once `id` is no longer running (call `begin` again then).
+    pub async fn wait_while_running(&self, id: &str) {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the check, so a finish in between is not missed.
+            changed.as_mut().enable();
+            if !matches!(self.state.lock().unwrap().entries.get(id), Some(Entry::Running)) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     pub fn begin(&self, id: &str) -> Begin {
@@ -61,10 +78,9 @@ impl Dedupe {
         }
         match state.entries.get(id) {
             Some(Entry::Done(frames)) => Begin::Done(frames.clone()),
-            Some(Entry::Running(tx)) => Begin::Running(tx.subscribe()),
+            Some(Entry::Running) => Begin::Running,
             None => {
-                let (tx, _) = watch::channel(());
-                state.entries.insert(id.to_owned(), Entry::Running(tx));
+                state.entries.insert(id.to_owned(), Entry::Running);
                 state.order.push_back((now, id.to_owned()));
                 Begin::Fresh
             }
@@ -74,13 +90,17 @@ impl Dedupe {
     /// Marks `id` done; duplicates get `frames` (when kept) from now on.
     pub fn finish(&self, id: &str, frames: Option<Arc<Vec<Envelope>>>) {
         let mut state = self.state.lock().unwrap();
-        // Replacing the entry drops the sender, which wakes the waiters.
-        state.entries.insert(id.to_owned(), Entry::Done(frames));
+        let was = state.entries.insert(id.to_owned(), Entry::Done(frames));
+        drop(state);
+        if matches!(was, Some(Entry::Running)) {
+            self.changed.notify_waiters();
+        }
     }
 
     /// Forgets `id` (the attempt failed; a redelivery should run again).
     pub fn forget(&self, id: &str) {
         self.state.lock().unwrap().entries.remove(id);
+        self.changed.notify_waiters();
     }
 }
 
@@ -91,11 +111,17 @@ mod tests {
     #[tokio::test]
     async fn duplicates_see_the_first_outcome() {
         let d = Dedupe::new(Duration::from_secs(60), 10);
+        let d = Arc::new(d);
         assert!(matches!(d.begin("a"), Begin::Fresh));
-        let Begin::Running(mut rx) = d.begin("a") else { panic!("running") };
+        assert!(matches!(d.begin("a"), Begin::Running));
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { d.wait_while_running("a").await }
+        });
+        tokio::task::yield_now().await;
         let frames = Arc::new(vec![Envelope::default()]);
         d.finish("a", Some(frames));
-        rx.changed().await.unwrap_err(); // sender dropped: wake up
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
         assert!(matches!(d.begin("a"), Begin::Done(Some(f)) if f.len() == 1));
         d.forget("a");
         assert!(matches!(d.begin("a"), Begin::Fresh));

@@ -88,6 +88,8 @@ impl Queue {
 pub(crate) struct MemoryBackend {
     broker: Arc<MemBroker>,
     reply_address: String,
+    /// Request queues by service name, so a call does not build the queue name.
+    request_queues: Mutex<HashMap<String, Arc<Queue>>>,
 }
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -97,12 +99,18 @@ pub(crate) fn connect(url: &str, replies: Arc<Replies>) -> MemoryBackend {
     let broker = registry().lock().unwrap().entry(name.to_owned()).or_default().clone();
     let reply_address = format!("memory.reply.{}", CONNECTIONS.fetch_add(1, Ordering::Relaxed));
     broker.reply_addresses.lock().unwrap().insert(reply_address.clone(), replies);
-    MemoryBackend { broker, reply_address }
+    MemoryBackend { broker, reply_address, request_queues: Mutex::default() }
 }
 
 impl Backend for MemoryBackend {
     fn request<'a>(&'a self, service: &'a str, _method: &'a str, mut env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
-        let result = match self.broker.existing(&wire::request_queue(service)) {
+        let cached = self.request_queues.lock().unwrap().get(service).cloned();
+        let queue = cached.or_else(|| {
+            let q = self.broker.existing(&wire::request_queue(service))?;
+            self.request_queues.lock().unwrap().insert(service.to_owned(), q.clone());
+            Some(q)
+        });
+        let result = match queue {
             Some(q) if q.state.lock().unwrap().consumers > 0 => {
                 env.reply_to = Some(self.reply_address.clone());
                 q.push(Message { env, redelivered: false }, false);
@@ -212,7 +220,7 @@ impl Acker for MemAcker {
 
     fn retry(mut self: Box<Self>, delay: Duration, next_attempt: u32) -> BoxFuture<'static, Result<(), Status>> {
         if let Some(mut message) = self.message.take() {
-            message.env.set(wire::ATTEMPT, next_attempt.to_string());
+            message.env.set(wire::ATTEMPT, wire::number(next_attempt.into()));
             message.redelivered = true;
             let queue = self.queue.clone();
             tokio::spawn(async move {
@@ -225,7 +233,9 @@ impl Acker for MemAcker {
 
     fn dead_letter(mut self: Box<Self>, extra: Vec<(String, String)>) -> BoxFuture<'static, Result<(), Status>> {
         if let (Some(mut message), Some(dlq)) = (self.message.take(), self.dlq.clone()) {
-            message.env.headers.extend(extra);
+            for (k, v) in extra {
+                message.env.set(&k, v);
+            }
             dlq.push(message, false);
         }
         Box::pin(std::future::ready(Ok(())))

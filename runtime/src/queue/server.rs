@@ -213,7 +213,7 @@ struct Shared<H> {
 }
 
 /// The call to dispatch, or why there is none.
-fn prepare<D: Dispatch>(env: &Envelope, events: bool) -> Result<Call, Status> {
+fn prepare<D: Dispatch>(env: Envelope, events: bool, deadline: Option<SystemTime>) -> Result<Call, Status> {
     let desc = D::descriptor();
     let name = env.header(wire::METHOD).ok_or_else(|| Status::invalid_argument(format!("missing `{}` header", wire::METHOD)))?;
     let index = desc
@@ -231,41 +231,54 @@ fn prepare<D: Dispatch>(env: &Envelope, events: bool) -> Result<Call, Status> {
             if method.shape.server_streams() { "bidi streaming" } else { "client streaming" }
         )));
     }
-    let deadline = env.deadline().map(|d| {
+    let deadline = deadline.map(|d| {
         let left = d.duration_since(SystemTime::now()).unwrap_or_default();
         Instant::now() + left
     });
-    Ok(Call { method: index, env: env.clone(), deadline, cancellation: Cancellation::new() })
+    Ok(Call { method: index, env, deadline, cancellation: Cancellation::new() })
 }
 
-fn expired(env: &Envelope) -> bool {
-    env.deadline().is_some_and(|d| d <= SystemTime::now())
+/// Where a request's reply frames go, and what they copy from it.
+struct ReplyTo {
+    address: Option<String>,
+    correlation_id: Option<String>,
+    content_type: Option<wire::Str>,
+}
+
+impl ReplyTo {
+    fn of(env: &Envelope) -> Self {
+        ReplyTo {
+            address: env.reply_to.clone(),
+            correlation_id: env.correlation_id.clone(),
+            content_type: env.headers.iter().find(|(k, _)| k == wire::CONTENT_TYPE).map(|(_, v)| v.clone()),
+        }
+    }
 }
 
 async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
     let Delivery { env, acker, .. } = delivery;
-    if expired(&env) {
+    let deadline = env.deadline();
+    if deadline.is_some_and(|d| d <= SystemTime::now()) {
         // Nobody waits for it any more: drop it without running it.
         let _ = acker.ack().await;
         return;
     }
-    let reply_to = env.reply_to.clone();
+    let reply = ReplyTo::of(&env);
+    let reply_to = reply.address.clone();
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     if let Some(id) = &id {
         loop {
             match shared.dedupe.begin(id) {
                 Begin::Fresh => break,
-                Begin::Running(mut rx) => {
-                    let _ = rx.changed().await;
-                }
+                Begin::Running => shared.dedupe.wait_while_running(id).await,
                 Begin::Done(frames) => {
                     if let Some(to) = &reply_to {
                         let frames = match frames {
                             Some(f) => f.to_vec(),
-                            None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &env)],
+                            None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
                         };
                         for mut frame in frames {
-                            frame.correlation_id = env.correlation_id.clone();
+                            frame.correlation_id = reply.correlation_id.clone();
                             let _ = shared.broker.backend().reply(to, frame).await;
                         }
                     }
@@ -275,7 +288,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
             }
         }
     }
-    let outcome = match prepare::<D>(&env, false) {
+    let outcome = match prepare::<D>(env, false, deadline) {
         Ok(call) => D::dispatch(&shared.handler, call).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
@@ -295,7 +308,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
     let backend = shared.broker.backend();
     match outcome {
         Outcome::Unary(result) => {
-            let frame = send(unary_frame(result, &env));
+            let frame = send(unary_frame(result, &reply));
             if let Some(to) = &reply_to {
                 let _ = backend.reply(to, frame).await;
             }
@@ -306,7 +319,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
             let status = loop {
                 match stream.next().await {
                     Some(Ok(body)) => {
-                        let mut frame = reply_frame(seq, &env);
+                        let mut frame = reply_frame(seq, &reply);
                         if let Some(md) = metadata.take() {
                             wire::push_metadata(&mut frame, &md);
                         }
@@ -324,7 +337,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                 }
             };
             if let Some(status) = status {
-                let mut frame = final_frame(seq, &status, &env);
+                let mut frame = final_frame(seq, &status, &reply);
                 if let Some(md) = metadata.take() {
                     wire::push_metadata(&mut frame, &md);
                 }
@@ -341,23 +354,24 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
     let _ = acker.ack().await;
 }
 
-fn reply_frame(seq: u64, request: &Envelope) -> Envelope {
+fn reply_frame(seq: u64, request: &ReplyTo) -> Envelope {
     let mut frame = Envelope { correlation_id: request.correlation_id.clone(), ..Envelope::default() };
-    frame.push(wire::SEQ, seq.to_string());
-    if let Some(ct) = request.header(wire::CONTENT_TYPE) {
-        frame.push(wire::CONTENT_TYPE, ct);
+    frame.headers.reserve(4);
+    frame.push(wire::SEQ, wire::number(seq));
+    if let Some(ct) = &request.content_type {
+        frame.push(wire::CONTENT_TYPE, ct.clone());
     }
     frame
 }
 
-fn final_frame(seq: u64, status: &Status, request: &Envelope) -> Envelope {
+fn final_frame(seq: u64, status: &Status, request: &ReplyTo) -> Envelope {
     let mut frame = reply_frame(seq, request);
     wire::push_status(&mut frame, status);
     wire::push_metadata(&mut frame, status.metadata());
     frame
 }
 
-fn unary_frame(result: Result<(MetadataMap, bytes::Bytes, Vec<(String, String)>), Status>, request: &Envelope) -> Envelope {
+fn unary_frame(result: Result<(MetadataMap, bytes::Bytes, Vec<(wire::Str, wire::Str)>), Status>, request: &ReplyTo) -> Envelope {
     match result {
         Ok((metadata, body, headers)) => {
             let mut frame = reply_frame(0, request);
@@ -383,9 +397,7 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
         loop {
             match shared.dedupe.begin(id) {
                 Begin::Fresh => break,
-                Begin::Running(mut rx) => {
-                    let _ = rx.changed().await;
-                }
+                Begin::Running => shared.dedupe.wait_while_running(id).await,
                 Begin::Done(_) => {
                     let _ = acker.ack().await;
                     return;
@@ -393,7 +405,7 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
             }
         }
     }
-    let outcome = match prepare::<D>(&env, true) {
+    let outcome = match prepare::<D>(env, true, None) {
         Ok(mut call) => {
             call.deadline = None; // events have no caller waiting
             D::dispatch(&shared.handler, call).await
@@ -418,8 +430,9 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
             if poison(&status) || attempt >= shared.options.max_attempts {
                 let mut extra = Envelope::default();
                 wire::push_status(&mut extra, &status);
-                extra.push(wire::ATTEMPT, attempt.to_string());
-                let _ = acker.dead_letter(extra.headers).await;
+                extra.push(wire::ATTEMPT, wire::number(attempt.into()));
+                let extra = extra.headers.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+                let _ = acker.dead_letter(extra).await;
             } else {
                 let (first, max) = shared.options.backoff;
                 let delay = first.saturating_mul(1 << (attempt - 1).min(16)).min(max);

@@ -2,6 +2,7 @@
 //! status, metadata and deadline encodings. Broker-neutral: backends map [`Envelope`]s to AMQP
 //! properties and NATS headers.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -64,12 +65,16 @@ pub fn stream_name(service: &str) -> String {
     name
 }
 
+/// A header name or value: borrowed when it is a constant (no allocation on the hot path),
+/// owned when it came off the wire.
+pub type Str = Cow<'static, str>;
+
 /// A message as brokers carry it: headers (lower-case names), body, and the two routing
 /// properties request-reply needs.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
     /// Header names and values, in order. Names are lower case.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Str, Str)>,
     /// The encoded message.
     pub body: Bytes,
     /// Where replies go (AMQP `reply_to`, NATS reply subject).
@@ -81,20 +86,20 @@ pub struct Envelope {
 impl Envelope {
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref())
     }
 
     /// Appends a header.
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn push(&mut self, name: impl Into<Str>, value: impl Into<Str>) {
         self.headers.push((name.into(), value.into()));
     }
 
     /// Sets header `name`, replacing any value it had.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+    pub fn set(&mut self, name: &str, value: impl Into<Str>) {
         let value = value.into();
         match self.headers.iter_mut().find(|(k, _)| k == name) {
             Some(slot) => slot.1 = value,
-            None => self.headers.push((name.to_owned(), value)),
+            None => self.headers.push((Cow::Owned(name.to_owned()), value)),
         }
     }
 
@@ -139,14 +144,14 @@ pub fn push_metadata(env: &mut Envelope, metadata: &MetadataMap) {
             KeyAndValueRef::Ascii(k, v) => {
                 if is_metadata(k.as_str()) {
                     if let Ok(v) = v.to_str() {
-                        env.push(k.as_str(), v);
+                        env.push(k.as_str().to_owned(), v.to_owned());
                     }
                 }
             }
             KeyAndValueRef::Binary(k, v) => {
                 if is_metadata(k.as_str()) {
                     if let Ok(bytes) = v.to_bytes() {
-                        env.push(k.as_str(), base64::engine::general_purpose::STANDARD.encode(bytes));
+                        env.push(k.as_str().to_owned(), base64::engine::general_purpose::STANDARD.encode(bytes));
                     }
                 }
             }
@@ -158,8 +163,9 @@ pub fn push_metadata(env: &mut Envelope, metadata: &MetadataMap) {
 pub fn metadata_of(env: &Envelope) -> MetadataMap {
     let mut md = MetadataMap::new();
     for (k, v) in &env.headers {
-        let k = k.to_ascii_lowercase();
-        if !is_metadata(&k) {
+        // Backends lower-case names; anything else is not valid metadata anyway.
+        let k: &str = k;
+        if !is_metadata(k) {
             continue;
         }
         if k.ends_with("-bin") {
@@ -179,7 +185,7 @@ pub fn metadata_of(env: &Envelope) -> MetadataMap {
 
 /// Writes `status` onto a final frame: code, message, details.
 pub fn push_status(env: &mut Envelope, status: &Status) {
-    env.push(STATUS, (status.code() as i32).to_string());
+    env.push(STATUS, number(status.code() as i32 as u64));
     if !status.message().is_empty() {
         env.push(STATUS_MESSAGE, percent_encode(status.message()));
     }
@@ -202,6 +208,15 @@ pub fn status_of(env: &Envelope) -> Option<Status> {
         .unwrap_or_default();
     let metadata = metadata_of(env);
     Some(Status::with_details_and_metadata(code, message, Bytes::from(details), metadata))
+}
+
+/// A small number as a header value, without allocating for the common ones.
+pub fn number(n: u64) -> Str {
+    const SMALL: [&str; 20] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19"];
+    match SMALL.get(n as usize) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(n.to_string()),
+    }
 }
 
 /// Percent-encodes bytes outside printable ASCII, and `%` itself.
