@@ -69,7 +69,9 @@ pub(crate) struct Delivery {
     pub env: Envelope,
     /// Delivery attempt, 1-based: the broker's count (JetStream) or the `sb-attempt` header.
     pub attempt: u32,
-    /// Whether the broker says it delivered this message before.
+    /// Whether the broker says it delivered this message before (informational: the dedupe
+    /// window, not this flag, decides whether a message runs again).
+    #[allow(dead_code)]
     pub redelivered: bool,
     /// Settles the message.
     pub acker: Box<dyn Acker>,
@@ -129,10 +131,5 @@ impl Replies {
         for (_, tx) in pending {
             let _ = tx.send(Err(Status::new(status.code(), status.message())));
         }
-    }
-
-    /// Calls in flight.
-    pub fn len(&self) -> usize {
-        self.pending.lock().unwrap().len()
     }
 }
