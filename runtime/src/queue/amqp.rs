@@ -1,0 +1,1020 @@
+//! The RabbitMQ backend (`amqp://…`, feature `amqp`), on lapin.
+//!
+//! Topology: everything goes through the default exchange, so nothing is bound.
+//!
+//! ```text
+//! client ── request channel: mandatory, reply_to = amq.rabbitmq.reply-to ──▶ sb.rpc.<service>
+//!   ▲  no-ack consumer of amq.rabbitmq.reply-to         (transient, auto-delete, declared by the
+//!   │  (RabbitMQ direct reply-to: no reply queue)        servers; competing consumers)
+//!   └── reply frames, routing key = the request's reply_to ◀── QueueServer (prefetch, manual ack)
+//!
+//! publisher ── confirm channel: persistent, mandatory ──▶ sb.event.<service>.<method> (durable)
+//!   retry:       a copy with sb-attempt = n+1 goes back to the same queue (confirmed), then the
+//!                original is acked
+//!   dead letter: a copy with the last error in sb-status… goes to sb.dlq.<service>.<method>
+//!                (durable, confirmed), then the original is acked
+//! ```
+//!
+//! - **Headers.** `content-type` and `message-id` travel as the AMQP `content_type` and
+//!   `message_id` properties; every other header goes into the `headers` table as a long string
+//!   (a name given twice keeps its values joined by `, `). Received table values of any type
+//!   become strings (integers and booleans spelled out, byte arrays as lossy UTF-8); nested
+//!   tables and arrays (`x-death`) are skipped. `reply_to` and `correlation_id` are the
+//!   properties of the same name. Header names are lower-cased on the way in.
+//! - **Requests** carry an `expiration` equal to the time left before their `sb-deadline`, so the
+//!   broker drops requests nobody took in time. The request queue only exists while a server
+//!   consumes it, so a request for a service nobody serves comes back as `basic.return`.
+//! - **basic.return.** Requests are published mandatory on a channel without publisher confirms
+//!   (confirms cost about a sixth of the request-reply throughput). lapin then keeps returned
+//!   messages until `Channel::wait_for_confirms` drains them (at once, since no confirm is
+//!   pending); a task per connection drains them every 10 ms while requests go out (50 ms
+//!   otherwise) and fails each call by the returned message's correlation id with UNAVAILABLE
+//!   `no server consumes sb.rpc.<service>`. Event publishes need confirms: they use a pool of
+//!   confirm channels with one publish in flight per channel, so a returned event is always its
+//!   own publisher's (lapin may attach a returned message to any confirm of a multiple-ack).
+//! - **Reconnects.** lapin does not reconnect by itself. A supervisor task watches the connection
+//!   (its events, its status, and the consumers' errors); when it drops, every call in flight
+//!   fails with UNAVAILABLE, and it reconnects with backoff (100 ms doubling to 5 s). Each server
+//!   consumer is a task that re-declares its queues and consumes again on every new connection,
+//!   feeding the same channel the server reads, so a server only sees a pause. While
+//!   disconnected, calls and publishes fail at once with UNAVAILABLE.
+//! - **Acks.** A delivery's [`Acker`] keeps its channel open until it is settled; dropping it
+//!   unsettled nacks it with requeue. Deliveries on a channel that died are redelivered by the
+//!   broker (their acks fail), so the server's dedupe window sees them again.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use lapin::message::BasicReturnMessage;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tonic::Status;
+
+use super::backend::{Acker, Backend, ConsumerSpec, Delivery, Replies};
+use super::wire::{self, Envelope};
+
+/// RabbitMQ's pseudo-queue for direct reply-to.
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// `delivery_mode` of a persistent message.
+const PERSISTENT: u8 = 2;
+/// Reconnect backoff: first delay, doubling up to the max.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often returned requests are collected: within a second of a request, and otherwise.
+const RETURNS_BUSY: Duration = Duration::from_millis(10);
+const RETURNS_IDLE: Duration = Duration::from_millis(50);
+/// How often the supervisor looks at the connection's status between events.
+const HEALTH_CHECK: Duration = Duration::from_millis(250);
+/// How long a consumer whose subscription ended (connection still up) waits before consuming again.
+const RESUBSCRIBE: Duration = Duration::from_millis(500);
+/// Longest wait for the TCP connection and AMQP handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle confirm channels kept for event publishes.
+const POOL_KEEP: usize = 32;
+
+/// One connection to RabbitMQ, re-established whenever it drops.
+pub(crate) struct AmqpBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    url: String,
+    replies: Arc<Replies>,
+    /// The live connection; `None` while reconnecting and once closed.
+    current: watch::Sender<Option<Arc<Conn>>>,
+    /// Set once by `close` (or when the backend is dropped): stop reconnecting and consuming.
+    closed: watch::Sender<bool>,
+}
+
+/// One AMQP connection and the channels the backend keeps on it.
+struct Conn {
+    connection: Connection,
+    /// Publishes requests (no confirms) and consumes their replies (direct reply-to).
+    rpc: Channel,
+    /// Publishes server replies (no confirms).
+    out: Mutex<Channel>,
+    /// Idle confirm-mode channels for events, retries and dead letters: one publish in flight each.
+    pool: Mutex<Vec<Channel>>,
+    /// Event queues declared on this connection.
+    declared: Mutex<HashSet<String>>,
+    /// Wakes the supervisor to look at the connection (a consumer saw an error).
+    kick: Arc<Notify>,
+    /// When the connection was opened, and when (ms after that) a request was last sent: the
+    /// returned-request watcher looks more often while requests go out.
+    opened: Instant,
+    last_request: Arc<AtomicU64>,
+}
+
+pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<AmqpBackend, String> {
+    let conn = open(url, &replies).await?;
+    let shared = Arc::new(Shared {
+        url: url.to_owned(),
+        replies,
+        current: watch::Sender::new(Some(conn.clone())),
+        closed: watch::Sender::new(false),
+    });
+    tokio::spawn(supervise(shared.clone(), conn));
+    Ok(AmqpBackend { shared })
+}
+
+/// Connects and sets up the request channel (direct reply-to consumer, returned-request watcher).
+async fn open(url: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
+    let properties = ConnectionProperties::default().with_connection_name("switchboard".into());
+    let connection = match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no answer from the broker in {CONNECT_TIMEOUT:?}")),
+    };
+    let setup = async {
+        let rpc = connection.create_channel().await?;
+        let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+        let consumer = rpc.basic_consume(DIRECT_REPLY_TO.into(), "".into(), no_ack, FieldTable::default()).await?;
+        let out = connection.create_channel().await?;
+        Ok::<_, lapin::Error>((rpc, consumer, out))
+    };
+    let (rpc, consumer, out) = match tokio::time::timeout(CONNECT_TIMEOUT, setup).await {
+        Ok(Ok(set)) => set,
+        Ok(Err(e)) => {
+            let _ = connection.close(200, "setup failed".into()).await;
+            return Err(format!("setting up the request channel: {e}"));
+        }
+        Err(_) => return Err("setting up the request channel timed out".into()),
+    };
+    let kick = Arc::new(Notify::new());
+    tokio::spawn(pump_replies(consumer, replies.clone(), kick.clone()));
+    let opened = Instant::now();
+    let last_request = Arc::new(AtomicU64::new(0));
+    tokio::spawn(watch_returns(rpc.clone(), replies.clone(), last_request.clone(), opened));
+    Ok(Arc::new(Conn {
+        connection,
+        rpc,
+        out: Mutex::new(out),
+        pool: Mutex::default(),
+        declared: Mutex::default(),
+        kick,
+        opened,
+        last_request,
+    }))
+}
+
+/// Feeds direct reply-to deliveries to the calls waiting for them.
+async fn pump_replies(mut consumer: lapin::Consumer, replies: Arc<Replies>, kick: Arc<Notify>) {
+    while let Some(item) = consumer.next().await {
+        match item {
+            Ok(delivery) => replies.deliver(envelope_of(&delivery.properties, Bytes::from(delivery.data))),
+            Err(_) => break,
+        }
+    }
+    kick.notify_one();
+}
+
+/// Fails the calls whose requests the broker returned as unroutable (nobody consumes the
+/// service's queue). The request channel has no publisher confirms (they cost about a sixth of
+/// the request-reply throughput), and lapin then keeps returned messages until
+/// `wait_for_confirms` drains them (at once, as no confirm is pending): so drain them often.
+async fn watch_returns(rpc: Channel, replies: Arc<Replies>, last_request: Arc<AtomicU64>, opened: Instant) {
+    while rpc.status().connected() {
+        let since = millis_since(opened).saturating_sub(last_request.load(Ordering::Relaxed));
+        let pause = if since < 1000 { RETURNS_BUSY } else { RETURNS_IDLE };
+        tokio::time::sleep(pause).await;
+        let Ok(returned) = rpc.wait_for_confirms().await else { break };
+        for message in returned {
+            unroutable(&replies, &message);
+        }
+    }
+}
+
+fn millis_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A request the broker returned as unroutable: fail the call it belongs to (by the returned
+/// message's own correlation id).
+fn unroutable(replies: &Replies, returned: &BasicReturnMessage) {
+    if let Some(id) = returned.delivery.properties.correlation_id() {
+        let status = Status::unavailable(format!("no server consumes {}", returned.delivery.routing_key));
+        replies.fail(id.as_str(), status);
+    }
+}
+
+/// Watches the connection; when it drops, fails the calls in flight and reconnects.
+async fn supervise(shared: Arc<Shared>, mut conn: Arc<Conn>) {
+    let mut closed = shared.closed.subscribe();
+    loop {
+        watch_health(&conn, &mut closed).await;
+        if *closed.borrow() {
+            break;
+        }
+        shared.current.send_replace(None);
+        shared.replies.fail_all(&Status::unavailable("the broker connection was lost"));
+        // The connection may be half alive (only the request channel died): end it.
+        let old = conn.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), old.connection.close(320, "reconnecting".into())).await;
+        });
+        let mut delay = BACKOFF_FIRST;
+        conn = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = closed.changed() => {}
+            }
+            if *closed.borrow() {
+                return;
+            }
+            match open(&shared.url, &shared.replies).await {
+                Ok(c) => break c,
+                Err(_) => delay = (delay * 2).min(BACKOFF_MAX),
+            }
+        };
+        shared.current.send_replace(Some(conn.clone()));
+        if *closed.borrow() {
+            break; // closed while connecting
+        }
+    }
+    shared.current.send_replace(None);
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.connection.close(200, "closed".into())).await;
+}
+
+/// Returns once `conn` is no longer usable or the backend is closed.
+async fn watch_health(conn: &Conn, closed: &mut watch::Receiver<bool>) {
+    let mut events = Some(conn.connection.events_listener().boxed());
+    loop {
+        if *closed.borrow() || !conn.healthy() {
+            return;
+        }
+        tokio::select! {
+            event = next_event(&mut events) => if event.is_none() { events = None },
+            _ = conn.kick.notified() => {}
+            _ = tokio::time::sleep(HEALTH_CHECK) => {}
+            _ = closed.changed() => {}
+        }
+    }
+}
+
+async fn next_event<T>(events: &mut Option<BoxStream<'static, T>>) -> Option<T> {
+    match events {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.rpc.status().connected()
+    }
+
+    /// An idle confirm-mode channel, or a new one.
+    async fn confirm_channel(&self) -> Result<Channel, Status> {
+        loop {
+            let idle = self.pool.lock().unwrap().pop();
+            match idle {
+                Some(ch) if ch.status().connected() => return Ok(ch),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let ch = self.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| broker_error("enabling publisher confirms", &e))?;
+        Ok(ch)
+    }
+
+    /// Puts a confirm channel back, if it is still open and the pool is not full.
+    fn give_back(&self, ch: Channel) {
+        if ch.status().connected() {
+            let mut pool = self.pool.lock().unwrap();
+            if pool.len() < POOL_KEEP {
+                pool.push(ch);
+            }
+        }
+    }
+
+    /// Declares `service`/`method`'s event queue and dead-letter queue, once per connection.
+    async fn declare_events(&self, service: &str, method: &str) -> Result<(), Status> {
+        let queue = wire::event_address(service, method);
+        if self.declared.lock().unwrap().contains(&queue) {
+            return Ok(());
+        }
+        let ch = self.confirm_channel().await?;
+        let result = declare_event_queues(&ch, service, method).await;
+        self.give_back(ch);
+        result?;
+        self.declared.lock().unwrap().insert(queue);
+        Ok(())
+    }
+
+    /// Publishes to `queue` (default exchange, mandatory) and waits for the broker's confirm.
+    async fn publish_confirmed(&self, queue: &str, properties: BasicProperties, body: &[u8]) -> Result<(), Status> {
+        let key = short(queue, "queue name")?;
+        let ch = self.confirm_channel().await?;
+        let mandatory = BasicPublishOptions { mandatory: true, immediate: false };
+        let result = async {
+            let confirm = ch
+                .basic_publish("".into(), key, mandatory, body, properties)
+                .await
+                .map_err(|e| broker_error("publishing the event", &e))?;
+            match confirm.await {
+                Ok(Confirmation::Ack(None)) => Ok(()),
+                Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
+                    // The queue is gone (deleted behind our back): declare it again next time.
+                    self.declared.lock().unwrap().remove(queue);
+                    Err(Status::unavailable(format!(
+                        "the broker could not route the message to {queue} ({} {})",
+                        returned.reply_code, returned.reply_text
+                    )))
+                }
+                Ok(Confirmation::Nack(None)) => {
+                    Err(Status::unavailable(format!("the broker refused the message for {queue} (nack)")))
+                }
+                Ok(Confirmation::NotRequested) => Err(Status::internal("publisher confirms are off on a confirm channel")),
+                Err(e) => Err(broker_error("waiting for the broker's confirm", &e)),
+            }
+        }
+        .await;
+        self.give_back(ch);
+        result
+    }
+}
+
+async fn declare_event_queues(ch: &Channel, service: &str, method: &str) -> Result<(), Status> {
+    for queue in [wire::event_address(service, method), wire::dead_letter_address(service, method)] {
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        ch.queue_declare(short(&queue, "queue name")?, durable, FieldTable::default())
+            .await
+            .map_err(|e| broker_error(&format!("declaring queue {queue}"), &e))?;
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// The live connection, or UNAVAILABLE at once.
+    fn live(&self) -> Result<Arc<Conn>, Status> {
+        if *self.closed.borrow() {
+            return Err(Status::unavailable("the broker connection was closed"));
+        }
+        self.current
+            .borrow()
+            .clone()
+            .ok_or_else(|| Status::unavailable("not connected to the broker (reconnecting)"))
+    }
+}
+
+impl Backend for AmqpBackend {
+    fn request<'a>(&'a self, service: &'a str, _method: &'a str, mut env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let conn = self.shared.live()?;
+            env.reply_to = Some(DIRECT_REPLY_TO.to_owned());
+            let mut properties = properties_of(&env)?;
+            if let Some(deadline) = env.deadline() {
+                let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().as_millis().max(1);
+                properties = properties.with_expiration(left.to_string().into());
+            }
+            let queue = wire::request_queue(service);
+            let mandatory = BasicPublishOptions { mandatory: true, immediate: false };
+            let sent = conn
+                .rpc
+                .basic_publish("".into(), short(&queue, "request queue name")?, mandatory, &env.body, properties)
+                .await;
+            conn.last_request.store(millis_since(conn.opened), Ordering::Relaxed);
+            match sent {
+                // No confirms on this channel: resolves at once (awaited so lapin keeps nothing).
+                Ok(confirm) => drop(confirm.await),
+                Err(e) => {
+                    conn.kick.notify_one();
+                    return Err(broker_error("sending the request", &e));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let conn = self.shared.live()?;
+            let properties = properties_of(&env)?.with_delivery_mode(PERSISTENT);
+            conn.declare_events(service, method).await?;
+            conn.publish_confirmed(&wire::event_address(service, method), properties, &env.body).await
+        })
+    }
+
+    fn reply<'a>(&'a self, reply_to: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let conn = self.shared.live()?;
+            let key = short(reply_to, "reply_to")?;
+            let properties = properties_of(&env)?;
+            let ch = conn.out.lock().unwrap().clone();
+            let options = BasicPublishOptions::default();
+            let first = ch.basic_publish("".into(), key.clone(), options, &env.body, properties).await;
+            match first {
+                Ok(_) => Ok(()),
+                Err(e) if !conn.connection.status().connected() => Err(broker_error("sending the reply", &e)),
+                Err(_) => {
+                    // The reply channel alone was closed (a broker-side channel error): open another.
+                    let fresh = conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?;
+                    *conn.out.lock().unwrap() = fresh.clone();
+                    fresh
+                        .basic_publish("".into(), key, BasicPublishOptions::default(), &env.body, properties_of(&env)?)
+                        .await
+                        .map(drop)
+                        .map_err(|e| broker_error("sending the reply", &e))
+                }
+            }
+        })
+    }
+
+    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: false })
+    }
+
+    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: true })
+    }
+
+    fn take_dead_letters<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, Status>> {
+        Box::pin(async move {
+            let conn = self.shared.live()?;
+            conn.declare_events(service, method).await?;
+            let dlq = wire::dead_letter_address(service, method);
+            let key = short(&dlq, "queue name")?;
+            let ch = conn.confirm_channel().await?;
+            let mut out = Vec::new();
+            let result = async {
+                while out.len() < max {
+                    let got = ch
+                        .basic_get(key.clone(), BasicGetOptions { no_ack: false })
+                        .await
+                        .map_err(|e| broker_error(&format!("reading {dlq}"), &e))?;
+                    let Some(mut message) = got else { break };
+                    let body = Bytes::from(std::mem::take(&mut message.delivery.data));
+                    out.push(envelope_of(&message.delivery.properties, body));
+                    settle(message.delivery.acker.ack(BasicAckOptions::default()).await, "acking a dead letter")?;
+                }
+                Ok::<_, Status>(())
+            }
+            .await;
+            conn.give_back(ch);
+            // On an error, the messages not acked yet go back to the queue when the channel closes.
+            result.map(|()| out)
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.shared.closed.send_replace(true);
+            if let Some(conn) = self.shared.current.send_replace(None) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.connection.close(200, "closed".into())).await;
+            }
+        })
+    }
+}
+
+impl Drop for AmqpBackend {
+    fn drop(&mut self) {
+        // The supervisor sees this, closes the connection and ends; consumers end too.
+        self.shared.closed.send_replace(true);
+    }
+}
+
+/// What a server consumes: a service's request queue, or its event methods' queues.
+struct Subscription {
+    service: &'static str,
+    methods: Vec<&'static str>,
+    prefetch: u16,
+    events: bool,
+}
+
+impl Subscription {
+    /// The queues consumed, with the event method each one carries.
+    fn queues(&self) -> Vec<(String, Option<&'static str>)> {
+        if self.events {
+            self.methods.iter().map(|m| (wire::event_address(self.service, m), Some(*m))).collect()
+        } else {
+            vec![(wire::request_queue(self.service), None)]
+        }
+    }
+}
+
+/// How one consuming session on a connection ended.
+enum Ended {
+    /// The server went away or the backend was closed: stop for good.
+    Stop,
+    /// The channel or connection failed: consume again, on a new connection if need be.
+    Again,
+}
+
+impl AmqpBackend {
+    /// Starts a consumer task; returns once it consumes (or at once while disconnected: it
+    /// starts when the connection is back). Fails if the broker refuses the subscription.
+    fn serve(&self, sub: Subscription) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (tx, rx) = mpsc::channel(usize::from(sub.prefetch.max(1)));
+            let (started, first) = oneshot::channel();
+            tokio::spawn(run_consumer(shared, sub, tx, started));
+            match first.await {
+                Ok(Err(status)) => Err(status),
+                _ => Ok(rx),
+            }
+        })
+    }
+}
+
+/// A server's consumer, across reconnects, until the server or the backend goes away.
+async fn run_consumer(
+    shared: Arc<Shared>,
+    sub: Subscription,
+    tx: mpsc::Sender<Delivery>,
+    started: oneshot::Sender<Result<(), Status>>,
+) {
+    let mut started = Some(started);
+    let mut current = shared.current.subscribe();
+    let mut closed = shared.closed.subscribe();
+    loop {
+        if *closed.borrow() || tx.is_closed() {
+            return;
+        }
+        let conn = current.borrow_and_update().clone();
+        let Some(conn) = conn else {
+            if let Some(s) = started.take() {
+                let _ = s.send(Ok(()));
+            }
+            tokio::select! {
+                _ = current.changed() => {}
+                _ = closed.changed() => {}
+                _ = tx.closed() => return,
+            }
+            continue;
+        };
+        match consume(&shared, &conn, &sub, &tx, &mut closed, &mut started).await {
+            Ok(Ended::Stop) => return,
+            Ok(Ended::Again) => {}
+            Err(status) => {
+                if let Some(s) = started.take() {
+                    if conn.healthy() {
+                        // The broker refused the subscription itself (say, a queue declared
+                        // with other arguments): tell the server rather than retrying forever.
+                        let _ = s.send(Err(status));
+                        return;
+                    }
+                    let _ = s.send(Ok(()));
+                }
+            }
+        }
+        conn.kick.notify_one();
+        tokio::select! {
+            _ = current.changed() => {}
+            _ = tokio::time::sleep(RESUBSCRIBE) => {}
+            _ = closed.changed() => {}
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// One consuming session: a channel with the prefetch, the queues declared, a consumer on each.
+async fn consume(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    sub: &Subscription,
+    tx: &mpsc::Sender<Delivery>,
+    closed: &mut watch::Receiver<bool>,
+    started: &mut Option<oneshot::Sender<Result<(), Status>>>,
+) -> Result<Ended, Status> {
+    let ch = Arc::new(conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?);
+    ch.basic_qos(sub.prefetch.max(1), BasicQosOptions::default())
+        .await
+        .map_err(|e| broker_error("setting the prefetch", &e))?;
+    let mut streams = Vec::new();
+    for (queue, method) in sub.queues() {
+        let key = short(&queue, "queue name")?;
+        match method {
+            Some(method) => {
+                declare_event_queues(&ch, sub.service, method).await?;
+                conn.declared.lock().unwrap().insert(queue.clone());
+            }
+            None => {
+                let transient = QueueDeclareOptions { auto_delete: true, ..QueueDeclareOptions::default() };
+                ch.queue_declare(key.clone(), transient, FieldTable::default())
+                    .await
+                    .map_err(|e| broker_error(&format!("declaring queue {queue}"), &e))?;
+            }
+        }
+        let consumer = ch
+            .basic_consume(key, "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .map_err(|e| broker_error(&format!("consuming {queue}"), &e))?;
+        // Each consumer's end shows as a `None` (the broker cancels one whose queue is deleted).
+        let end = stream::once(std::future::ready((method, None)));
+        streams.push(consumer.map(move |item| (method, Some(item))).chain(end).boxed());
+    }
+    if let Some(s) = started.take() {
+        let _ = s.send(Ok(()));
+    }
+    let mut deliveries = stream::select_all(streams);
+    loop {
+        tokio::select! {
+            item = deliveries.next() => match item {
+                Some((method, Some(Ok(d)))) => {
+                    let delivery = to_delivery(shared, &ch, sub.service, method, d);
+                    tokio::select! {
+                        sent = tx.send(delivery) => if sent.is_err() { return Ok(Ended::Stop) },
+                        _ = closed.changed() => return Ok(Ended::Stop),
+                    }
+                }
+                // An error (the channel or connection failed), or a consumer ended (the broker
+                // cancelled it): consume everything again on a fresh channel.
+                Some((_, Some(Err(_)) | None)) | None => return Ok(Ended::Again),
+            },
+            _ = tx.closed() => return Ok(Ended::Stop),
+            _ = closed.changed() => return Ok(Ended::Stop),
+        }
+    }
+}
+
+fn to_delivery(
+    shared: &Arc<Shared>,
+    ch: &Arc<Channel>,
+    service: &'static str,
+    method: Option<&'static str>,
+    d: lapin::message::Delivery,
+) -> Delivery {
+    let body = Bytes::from(d.data);
+    let env = envelope_of(&d.properties, body.clone());
+    let attempt = env.attempt();
+    let copy = method.map(|method| EventCopy { shared: shared.clone(), service, method, properties: d.properties, body });
+    let pending = Pending { acker: d.acker, _channel: ch.clone(), copy };
+    Delivery { env, attempt, redelivered: d.redelivered, acker: Box::new(AmqpAcker { pending: Some(pending) }) }
+}
+
+/// Settles one delivery.
+struct AmqpAcker {
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    acker: lapin::Acker,
+    /// Keeps the delivery's channel open until it is settled (closing it would requeue).
+    _channel: Arc<Channel>,
+    /// For events: what a retry or a dead letter republishes.
+    copy: Option<EventCopy>,
+}
+
+struct EventCopy {
+    shared: Arc<Shared>,
+    service: &'static str,
+    method: &'static str,
+    properties: BasicProperties,
+    body: Bytes,
+}
+
+impl Pending {
+    async fn ack(&self) -> Result<(), Status> {
+        settle(self.acker.ack(BasicAckOptions::default()).await, "acking")
+    }
+
+    async fn requeue(&self) -> Result<(), Status> {
+        settle(self.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await, "requeueing")
+    }
+}
+
+impl EventCopy {
+    /// Publishes the copy (confirmed) to `queue` with `headers` set.
+    async fn publish(&self, dead_letter: bool, headers: &[(String, String)]) -> Result<(), Status> {
+        let conn = self.shared.live()?;
+        conn.declare_events(self.service, self.method).await?;
+        let properties = with_headers(self.properties.clone(), headers)?;
+        let queue = if dead_letter {
+            wire::dead_letter_address(self.service, self.method)
+        } else {
+            wire::event_address(self.service, self.method)
+        };
+        conn.publish_confirmed(&queue, properties, &self.body).await
+    }
+}
+
+impl Acker for AmqpAcker {
+    fn ack(mut self: Box<Self>) -> BoxFuture<'static, Result<(), Status>> {
+        let pending = self.pending.take();
+        Box::pin(async move {
+            match pending {
+                Some(p) => p.ack().await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn retry(mut self: Box<Self>, delay: Duration, next_attempt: u32) -> BoxFuture<'static, Result<(), Status>> {
+        let pending = self.pending.take();
+        Box::pin(async move {
+            let Some(mut p) = pending else { return Ok(()) };
+            let Some(copy) = p.copy.take() else {
+                // A request: the broker delivers it again.
+                return p.requeue().await;
+            };
+            // The original stays unacked (so it is not lost) until its copy is in the queue.
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                match copy.publish(false, &[(wire::ATTEMPT.to_owned(), next_attempt.to_string())]).await {
+                    Ok(()) => drop(p.ack().await),
+                    Err(_) => drop(p.requeue().await),
+                }
+            });
+            Ok(())
+        })
+    }
+
+    fn dead_letter(mut self: Box<Self>, extra: Vec<(String, String)>) -> BoxFuture<'static, Result<(), Status>> {
+        let pending = self.pending.take();
+        Box::pin(async move {
+            let Some(mut p) = pending else { return Ok(()) };
+            let Some(copy) = p.copy.take() else { return p.ack().await };
+            match copy.publish(true, &extra).await {
+                Ok(()) => p.ack().await,
+                Err(status) => {
+                    let _ = p.requeue().await;
+                    Err(status)
+                }
+            }
+        })
+    }
+}
+
+impl Drop for AmqpAcker {
+    fn drop(&mut self) {
+        // Unsettled: hand it back at once (closing the channel would too, but later).
+        if let Some(p) = self.pending.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = p.requeue().await;
+                });
+            }
+        }
+    }
+}
+
+/// Maps an ack's outcome: `Ok(false)` means the channel is gone (the broker will redeliver).
+fn settle(result: lapin::Result<bool>, what: &str) -> Result<(), Status> {
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Status::unavailable(format!(
+            "{what}: the delivery's channel is closed; the broker delivers the message again"
+        ))),
+        Err(e) => Err(broker_error(what, &e)),
+    }
+}
+
+/// A lapin error as a status: UNAVAILABLE for connection trouble, something closer for the
+/// broker's refusals.
+fn broker_error(what: &str, e: &lapin::Error) -> Status {
+    let message = format!("{what}: {e}");
+    if let ErrorKind::ProtocolError(amqp) = e.kind() {
+        match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => return Status::failed_precondition(message),
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => return Status::permission_denied(message),
+            _ => {}
+        }
+    }
+    Status::unavailable(message)
+}
+
+/// An AMQP short string (at most 255 bytes).
+fn short(s: &str, what: &str) -> Result<ShortString, Status> {
+    ShortString::try_new(s).map_err(|_| Status::invalid_argument(format!("{what} `{s}` is longer than 255 bytes")))
+}
+
+/// The AMQP properties of an envelope (see the module docs for the mapping).
+fn properties_of(env: &Envelope) -> Result<BasicProperties, Status> {
+    let mut properties = BasicProperties::default();
+    let mut content_type = false;
+    let mut message_id = false;
+    let mut table = FieldTable::default();
+    for (name, value) in &env.headers {
+        match name.as_ref() {
+            wire::CONTENT_TYPE if !content_type => {
+                content_type = true;
+                properties = properties.with_content_type(short(value, "content-type")?);
+            }
+            wire::MESSAGE_ID if !message_id => {
+                message_id = true;
+                properties = properties.with_message_id(short(value, "message-id")?);
+            }
+            wire::CONTENT_TYPE | wire::MESSAGE_ID => {}
+            _ => put(&mut table, name, value, true)?,
+        }
+    }
+    if !table.inner().is_empty() {
+        properties = properties.with_headers(table);
+    }
+    if let Some(to) = &env.reply_to {
+        properties = properties.with_reply_to(short(to, "reply_to")?);
+    }
+    if let Some(id) = &env.correlation_id {
+        properties = properties.with_correlation_id(short(id, "correlation id")?);
+    }
+    Ok(properties)
+}
+
+/// Sets header `name` in `table`; with `join`, a name already there keeps both values.
+fn put(table: &mut FieldTable, name: &str, value: &str, join: bool) -> Result<(), Status> {
+    let value = match table.inner().get(name) {
+        Some(AMQPValue::LongString(old)) if join => format!("{}, {value}", String::from_utf8_lossy(old.as_bytes())),
+        _ => value.to_owned(),
+    };
+    table.insert(short(name, "header name")?, AMQPValue::LongString(LongString::from(value)));
+    Ok(())
+}
+
+/// `properties` with `headers` set (replacing same-named ones).
+fn with_headers(mut properties: BasicProperties, headers: &[(String, String)]) -> Result<BasicProperties, Status> {
+    let mut table = properties.headers().clone().unwrap_or_default();
+    for (name, value) in headers {
+        match name.as_str() {
+            wire::CONTENT_TYPE => properties = properties.with_content_type(short(value, "content-type")?),
+            wire::MESSAGE_ID => properties = properties.with_message_id(short(value, "message-id")?),
+            _ => put(&mut table, name, value, false)?,
+        }
+    }
+    Ok(properties.with_headers(table))
+}
+
+/// The envelope of a received message (see the module docs for the mapping).
+fn envelope_of(properties: &BasicProperties, body: Bytes) -> Envelope {
+    let table = properties.headers().as_ref();
+    let mut headers = Vec::with_capacity(2 + table.map_or(0, |t| t.inner().len()));
+    if let Some(ct) = properties.content_type() {
+        headers.push((Cow::Borrowed(wire::CONTENT_TYPE), Cow::Owned(ct.as_str().to_owned())));
+    }
+    if let Some(id) = properties.message_id() {
+        headers.push((Cow::Borrowed(wire::MESSAGE_ID), Cow::Owned(id.as_str().to_owned())));
+    }
+    for (name, value) in table.into_iter().flatten() {
+        if let Some(value) = value_string(value) {
+            headers.push((header_name(name.as_str()), small_number(value)));
+        }
+    }
+    Envelope {
+        headers,
+        body,
+        reply_to: properties.reply_to().as_ref().map(|s| s.as_str().to_owned()),
+        correlation_id: properties.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
+    }
+}
+
+/// A received header name, lower-cased; the protocol's own names are borrowed, not allocated.
+fn header_name(name: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 8] = [
+        wire::METHOD,
+        wire::DEADLINE,
+        wire::SEQ,
+        wire::STATUS,
+        wire::STATUS_MESSAGE,
+        wire::STATUS_DETAILS,
+        wire::ATTEMPT,
+        wire::HTTP_STATUS,
+    ];
+    match KNOWN.iter().find(|k| **k == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_ascii_lowercase()),
+    }
+}
+
+/// `value`, borrowed when it is a small number (`sb-seq`, `sb-status`, `sb-attempt`).
+fn small_number(value: String) -> Cow<'static, str> {
+    if value.len() <= 2 {
+        if let Ok(n) = value.parse::<u8>() {
+            if let Cow::Borrowed(s) = wire::number(u64::from(n)) {
+                if s == value {
+                    return Cow::Borrowed(s);
+                }
+            }
+        }
+    }
+    Cow::Owned(value)
+}
+
+/// A header-table value as a string; `None` for nested tables and arrays.
+fn value_string(value: &AMQPValue) -> Option<String> {
+    Some(match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Float(n) => n.to_string(),
+        AMQPValue::Double(n) => n.to_string(),
+        AMQPValue::Timestamp(n) => n.to_string(),
+        AMQPValue::DecimalValue(d) => decimal(d.value, d.scale),
+        AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
+        AMQPValue::Void => String::new(),
+        AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) => return None,
+    })
+}
+
+/// `value / 10^scale`, in decimal notation.
+fn decimal(value: u32, scale: u8) -> String {
+    let digits = value.to_string();
+    let scale = usize::from(scale);
+    if scale == 0 {
+        return digits;
+    }
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    format!("{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::{FieldArray, ShortShortUInt};
+
+    #[test]
+    fn headers_map_to_properties_and_back() {
+        let mut env = Envelope { body: Bytes::from_static(b"x"), ..Envelope::default() };
+        env.push(wire::METHOD, "Echo");
+        env.push(wire::CONTENT_TYPE, wire::PROTOBUF);
+        env.push(wire::MESSAGE_ID, "m-1");
+        env.push("tenant", "blue");
+        env.push("tenant", "green");
+        env.reply_to = Some("amq.rabbitmq.reply-to.abc".into());
+        env.correlation_id = Some("c-1".into());
+        let p = properties_of(&env).unwrap();
+        assert_eq!(p.content_type().as_ref().unwrap().as_str(), wire::PROTOBUF);
+        assert_eq!(p.message_id().as_ref().unwrap().as_str(), "m-1");
+        let table = p.headers().as_ref().unwrap();
+        assert!(!table.contains_key(wire::CONTENT_TYPE) && !table.contains_key(wire::MESSAGE_ID));
+        let back = envelope_of(&p, env.body.clone());
+        assert_eq!(back.header(wire::CONTENT_TYPE), Some(wire::PROTOBUF));
+        assert_eq!(back.header(wire::MESSAGE_ID), Some("m-1"));
+        assert_eq!(back.header(wire::METHOD), Some("Echo"));
+        assert_eq!(back.header("tenant"), Some("blue, green"));
+        assert_eq!(back.reply_to.as_deref(), Some("amq.rabbitmq.reply-to.abc"));
+        assert_eq!(back.correlation_id.as_deref(), Some("c-1"));
+    }
+
+    #[test]
+    fn foreign_header_values_become_strings() {
+        let mut table = FieldTable::default();
+        table.insert("Count".into(), AMQPValue::LongLongInt(-3));
+        table.insert("flag".into(), AMQPValue::Boolean(true));
+        table.insert("short".into(), AMQPValue::ShortString("s".into()));
+        let price = lapin::types::DecimalValue { scale: 2 as ShortShortUInt, value: 5 };
+        table.insert("price".into(), AMQPValue::DecimalValue(price));
+        table.insert("x-death".into(), AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::Boolean(true)])));
+        let p = BasicProperties::default().with_headers(table);
+        let env = envelope_of(&p, Bytes::new());
+        assert_eq!(env.header("count"), Some("-3"));
+        assert_eq!(env.header("flag"), Some("true"));
+        assert_eq!(env.header("short"), Some("s"));
+        assert_eq!(env.header("price"), Some("0.05"));
+        assert_eq!(env.header("x-death"), None);
+    }
+
+    #[test]
+    fn long_names_and_ids_are_errors_not_panics() {
+        let mut env = Envelope::default();
+        env.push(wire::MESSAGE_ID, "k".repeat(300));
+        assert_eq!(properties_of(&env).unwrap_err().code(), tonic::Code::InvalidArgument);
+        let mut env = Envelope::default();
+        env.push("h".repeat(256), "v");
+        assert_eq!(properties_of(&env).unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn copies_replace_headers() {
+        let mut env = Envelope::default();
+        env.push(wire::ATTEMPT, "1");
+        env.push("tenant", "blue");
+        let p = with_headers(properties_of(&env).unwrap(), &[(wire::ATTEMPT.into(), "2".into())]).unwrap();
+        let back = envelope_of(&p, Bytes::new());
+        assert_eq!(back.header(wire::ATTEMPT), Some("2"));
+        assert_eq!(back.header("tenant"), Some("blue"));
+        assert_eq!(decimal(12345, 2), "123.45");
+        assert_eq!(decimal(7, 0), "7");
+        assert!(matches!(small_number("0".into()), Cow::Borrowed("0")));
+        assert!(matches!(small_number("05".into()), Cow::Owned(v) if v == "05"));
+        assert!(matches!(small_number("+5".into()), Cow::Owned(v) if v == "+5"));
+        assert_eq!(header_name("Sb-Seq"), "sb-seq");
+    }
+}
