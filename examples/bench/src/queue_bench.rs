@@ -1,18 +1,27 @@
-//! `queue-bench`: request-reply throughput of `bench.Echo` through a broker, with the generated
-//! `EchoQueueClient` (and, for `memory://` or with `--serve`, the generated `EchoQueueServer` in
-//! the same process).
+//! `queue-bench`: request-reply throughput of `bench.Echo` through a broker, called with the
+//! generated `EchoQueueClient`.
 //!
 //! Each of `--concurrency` callers sends `Unary` calls with a `--payload`-byte body back to
-//! back for `--seconds`; the program prints calls per second and latency percentiles.
+//! back; after `--warmup` seconds the program measures for `--seconds` and prints calls per
+//! second and latency percentiles (`--json`: one JSON line, what `queue.sh` reads). The load
+//! loop is the one `queue-baseline` (hand-written lapin / async-nats) uses.
 //!
-//! Run:
+//! Who serves:
+//! - `memory://…` (the embedded broker lives in this process): the generated `EchoQueueServer`,
+//!   in this process;
+//! - `amqp://…` / `nats://…`: a `bench-server --amqp URL` / `--nats URL` running elsewhere
+//!   (client-only; the first call is retried for `--wait` seconds until a server answers), or
+//!   with `--serve`, an `EchoQueueServer` in this process.
+//!
+//! Run (release builds; RabbitMQ and NATS need `--features amqp,nats`):
 //! - embedded broker: `cargo run --release -p bench --bin queue-bench -- --url memory://`
-//! - RabbitMQ / NATS, against `bench-server --amqp URL` / `--nats URL` running elsewhere:
-//!   `queue-bench --url amqp://guest:guest@127.0.0.1:5672/%2f` (add `--serve` to serve in-process)
+//! - RabbitMQ: `bench-server --amqp URL &` then `queue-bench --url amqp://guest:guest@127.0.0.1:5672/%2f`
+//! - NATS: `bench-server --nats nats://127.0.0.1:4222 &` then `queue-bench --url nats://127.0.0.1:4222`
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "queue_baseline_load.rs"]
+mod load;
+
+use std::time::Duration;
 
 use clap::Parser;
 use switchboard::queue::Broker;
@@ -33,7 +42,7 @@ impl Echo for EchoImpl {
 
 #[derive(Parser)]
 struct Args {
-    /// Broker URL: memory://, amqp://… or nats://…
+    /// Broker URL: memory://…, amqp://… or nats://…
     #[arg(long, default_value = "memory://bench")]
     url: String,
     /// Serve Echo in this process too (always on for memory://).
@@ -42,15 +51,24 @@ struct Args {
     /// Callers in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Seconds to measure (after one second of warm-up).
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Seconds of warm-up before measuring (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
     /// Request body size in bytes.
     #[arg(long, default_value_t = 64)]
     payload: usize,
-    /// Server prefetch (messages in flight per consumer).
+    /// Server prefetch (messages in flight per consumer), with --serve or memory://.
     #[arg(long, default_value_t = 256)]
     prefetch: u16,
+    /// Seconds to wait for a server to answer the first call.
+    #[arg(long, default_value_t = 30.0)]
+    wait: f64,
+    /// Print one JSON line instead of a sentence.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -61,64 +79,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let server = EchoQueueServer::new(EchoImpl).prefetch(args.prefetch);
         let b = broker.clone();
         tokio::spawn(async move { server.serve(&b).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let client = EchoQueueClient::new(&broker).timeout(Duration::from_secs(10));
     let body = vec![0x5a; args.payload];
-    client.unary(EchoMsg { body: body.clone() }).await?;
+    {
+        let client = client.clone().timeout(Duration::from_secs(2));
+        let body = body.clone();
+        load::wait_for_server(Duration::from_secs_f64(args.wait), || {
+            let (client, body) = (client.clone(), body.clone());
+            async move { client.unary(EchoMsg { body }).await.map(drop) }
+        })
+        .await?;
+    }
 
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, body, measuring, stop) = (client.clone(), body.clone(), measuring.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 16);
-            let mut errors = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let ok = match client.unary(EchoMsg { body: body.clone() }).await {
-                    Ok(r) => r.get_ref().body.len() == body.len(),
-                    Err(_) => false,
-                };
-                if measuring.load(Ordering::Relaxed) {
-                    if ok {
-                        latencies.push(started.elapsed().as_micros() as u32);
-                    } else {
-                        errors += 1;
-                    }
-                }
+    let load = load::Load {
+        concurrency: args.concurrency,
+        warmup: Duration::from_secs_f64(args.warmup),
+        window: Duration::from_secs_f64(args.seconds),
+    };
+    let report = load::run(&load, move || {
+        let (client, body) = (client.clone(), body.clone());
+        async move {
+            let len = body.len();
+            match client.unary(EchoMsg { body }).await {
+                Ok(r) => r.get_ref().body.len() == len,
+                Err(_) => false,
             }
-            (latencies, errors)
-        }));
+        }
+    })
+    .await;
+    let url = broker.url();
+    if args.json {
+        println!("{}", report.json("switchboard", &url, &load, args.payload));
+    } else {
+        println!(
+            "{}",
+            report.human("queue-bench (switchboard)", &url, &load, args.payload)
+        );
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await?;
-        all.extend(l);
-        errors += e;
-    }
-    all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-    println!(
-        "queue-bench url={} concurrency={} payload={}B: {:.0} calls/s over {:.1}s ({} calls, {} errors), latency p50 {} µs, p99 {} µs",
-        broker.url(),
-        args.concurrency,
-        args.payload,
-        all.len() as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64(),
-        all.len(),
-        errors,
-        pct(0.50),
-        pct(0.99),
-    );
     Ok(())
 }
