@@ -48,7 +48,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
 }
 
 /// What a server consumes.
-#[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // `ack_wait` is for brokers that redeliver by timer (JetStream)
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerSpec {
     /// Fully-qualified service name.
