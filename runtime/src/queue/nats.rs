@@ -29,6 +29,11 @@
 //! least once: stored before `publish` returns, removed only when acked; an unacked delivery is
 //! redelivered after `ack_wait` (at once when the server drops it unsettled).
 //!
+//! Consumer settings: all servers of a service share its durable consumer `events`, so
+//! `max_ack_pending` (the server's `prefetch`) bounds the unacked events of all of them together,
+//! and the server started last sets `ack_wait` and `max_ack_pending` (JetStream updates the
+//! consumer on create). Each server also pulls at most `prefetch` messages at a time.
+//!
 //! Reconnects: async-nats reconnects by itself and renews the core subscriptions; on each
 //! disconnect the calls in flight fail with UNAVAILABLE, and while disconnected `request` fails at
 //! once instead of queueing. The JetStream consumer loop re-creates its stream and consumer (with
@@ -76,7 +81,7 @@ struct Inner {
     /// Serializes route creation (one subscription per route).
     route_creation: tokio::sync::Mutex<()>,
     /// Services whose stream this connection has made sure of.
-    streams: Mutex<HashMap<String, jetstream::stream::Stream>>,
+    streams: Mutex<HashMap<String, Arc<jetstream::stream::Stream>>>,
     /// One dead-letter reader at a time (a work-queue stream allows one consumer per subject).
     dead_letters: tokio::sync::Mutex<()>,
     replies: Arc<Replies>,
@@ -285,7 +290,7 @@ impl Inner {
     }
 
     /// `service`'s stream, created if missing (once per connection, unless it disappears).
-    async fn stream(&self, service: &str) -> Result<jetstream::stream::Stream, Status> {
+    async fn stream(&self, service: &str) -> Result<Arc<jetstream::stream::Stream>, Status> {
         if let Some(stream) = self.streams.lock().unwrap().get(service) {
             return Ok(stream.clone());
         }
@@ -307,6 +312,7 @@ impl Inner {
                 .await
                 .map_err(|_| unavailable(&format!("creating the JetStream stream {name} (is JetStream enabled?)"), first))?,
         };
+        let stream = Arc::new(stream);
         self.streams.lock().unwrap().insert(service.to_owned(), stream.clone());
         Ok(stream)
     }
@@ -393,6 +399,7 @@ async fn route_replies(
 ) {
     loop {
         let message = tokio::select! {
+            biased;
             m = subscriber.next() => m,
             _ = shut_down(&mut shutdown) => break,
         };
@@ -445,6 +452,10 @@ impl Backend for NatsBackend {
 
     fn reply<'a>(&'a self, reply_to: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
+            // The caller has been failed already (UNAVAILABLE): don't queue behind a reconnect.
+            if self.inner.client.connection_state() != State::Connected {
+                return Err(Status::unavailable("not connected to the NATS server"));
+            }
             let headers = to_headers(env.headers)?;
             self.inner
                 .client
@@ -554,12 +565,17 @@ async fn feed_requests(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = tx.closed() => break,
-            _ = shut_down(&mut shutdown) => break,
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                biased;
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = tx.closed() => break,
+                _ = shut_down(&mut shutdown) => break,
+            },
         };
         let message = tokio::select! {
+            biased;
             m = subscriber.next() => m,
             _ = tx.closed() => break,
             _ = shut_down(&mut shutdown) => break,
