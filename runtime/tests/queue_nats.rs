@@ -394,7 +394,7 @@ async fn a_consumer_killed_before_its_ack_gets_the_event_redelivered() {
     }
     let redelivered_after = redelivered_after.expect("the event was not redelivered after the consumer died");
     println!("(2a) killed before its ack: redelivered to the next server {redelivered_after:?} after the first handling (ack_wait {ack_wait:?})");
-    assert!(redelivered_after >= ack_wait - Duration::from_millis(300), "redelivered before ack_wait: {redelivered_after:?}");
+    assert!(redelivered_after >= ack_wait - Duration::from_millis(500), "redelivered before ack_wait: {redelivered_after:?}");
     tokio::time::sleep(ack_wait + Duration::from_secs(1)).await;
     assert_eq!(runs.notes.lock().unwrap().get(&key), Some(&1), "the second server ran it more than once");
     server_broker.close().await;
