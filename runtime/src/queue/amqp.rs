@@ -804,9 +804,15 @@ fn properties_of(env: &Envelope) -> Result<BasicProperties, Status> {
     let mut properties = BasicProperties::default();
     let mut content_type = false;
     let mut message_id = false;
+    let mut method = false;
     let mut table = FieldTable::default();
     for (name, value) in &env.headers {
         match name.as_ref() {
+            // The method rides in the `type` property: no headers table on the hot path.
+            wire::METHOD if !method => {
+                method = true;
+                properties = properties.with_type(short(value, "sb-method")?);
+            }
             wire::CONTENT_TYPE if !content_type => {
                 content_type = true;
                 properties = properties.with_content_type(short(value, "content-type")?);
@@ -867,6 +873,12 @@ fn envelope_of(properties: &BasicProperties, body: Bytes) -> Envelope {
     for (name, value) in table.into_iter().flatten() {
         if let Some(value) = value_string(value) {
             headers.push((header_name(name.as_str()), small_number(value)));
+        }
+    }
+    // The `type` property names the method; an `sb-method` header, if any, wins.
+    if let Some(kind) = properties.kind() {
+        if !headers.iter().any(|(k, _)| k == wire::METHOD) {
+            headers.push((Cow::Borrowed(wire::METHOD), Cow::Owned(kind.as_str().to_owned())));
         }
     }
     Envelope {

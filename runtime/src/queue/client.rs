@@ -23,6 +23,8 @@ use crate::{ServiceDescriptor, Streaming};
 pub struct QueueClient {
     broker: Broker,
     timeout: Duration,
+    /// Whether `timeout` was set (then it travels as the deadline of every call).
+    timeout_set: bool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -64,12 +66,15 @@ impl Drop for Slot<'_> {
 impl QueueClient {
     /// A client on `broker`.
     pub fn new(broker: &Broker) -> Self {
-        QueueClient { broker: broker.clone(), timeout: Duration::from_secs(30) }
+        QueueClient { broker: broker.clone(), timeout: Duration::from_secs(30), timeout_set: false }
     }
 
-    /// Deadline for calls whose request sets none (default 30 s).
+    /// Deadline for calls whose request sets none. Once set, it travels with every call
+    /// (`sb-deadline`) and servers drop requests that arrive after it. Unset, calls still give up
+    /// after 30 s, but servers are not told.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.timeout_set = true;
         self
     }
 
@@ -78,20 +83,28 @@ impl QueueClient {
         &self.broker
     }
 
-    /// Request envelope: method, content type, message id, deadline, metadata.
-    fn envelope<C: Codec<Req>, Req>(&self, method: &'static str, request: Request<Req>) -> Result<(Envelope, Instant), Status> {
+    /// Request envelope: method, content type, message id (the caller's idempotency key; always
+    /// one for events), deadline (when the request or the client asks for one), metadata.
+    fn envelope<C: Codec<Req>, Req>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        event: bool,
+    ) -> Result<(Envelope, Instant), Status> {
         let (metadata, _, message) = request.into_parts();
-        let timeout = metadata
-            .get("grpc-timeout")
-            .and_then(|v| crate::context::parse_grpc_timeout(v.as_bytes()))
-            .map_or(self.timeout, |t| t.min(self.timeout));
+        let asked = metadata.get("grpc-timeout").and_then(|v| crate::context::parse_grpc_timeout(v.as_bytes()));
+        let timeout = asked.map_or(self.timeout, |t| t.min(self.timeout));
         let mut env = Envelope::default();
-        env.headers.reserve(6 + metadata.len());
+        env.headers.reserve(4 + metadata.len());
         env.push(wire::METHOD, method);
         env.push(wire::CONTENT_TYPE, C::CONTENT_TYPE);
-        let id = metadata.get("idempotency-key").and_then(|v| v.to_str().ok()).map_or_else(next_id, str::to_owned);
-        env.push(wire::MESSAGE_ID, id);
-        env.push(wire::DEADLINE, wire::encode_deadline(SystemTime::now() + timeout));
+        let key = metadata.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let Some(id) = key.or_else(|| event.then(next_id)) {
+            env.push(wire::MESSAGE_ID, id);
+        }
+        if !event && (asked.is_some() || self.timeout_set) {
+            env.push(wire::DEADLINE, wire::encode_deadline(SystemTime::now() + timeout));
+        }
         wire::push_metadata(&mut env, &metadata);
         env.body = C::encode(&message, &mut env.headers)?;
         Ok((env, Instant::now() + timeout))
@@ -123,7 +136,7 @@ impl QueueClient {
         C: Codec<Req> + Codec<Resp>,
     {
         let method = desc.methods[index].name;
-        let (env, deadline) = self.envelope::<C, Req>(method, request)?;
+        let (env, deadline) = self.envelope::<C, Req>(method, request, false)?;
         let (_slot, mut rx) = self.send(desc, method, env).await?;
         let frame = next_frame(&mut rx, deadline).await?;
         if let Some(status) = wire::status_of(&frame) {
@@ -148,7 +161,7 @@ impl QueueClient {
         Resp: Send + 'static,
     {
         let method = desc.methods[index].name;
-        let (env, deadline) = self.envelope::<C, Req>(method, request)?;
+        let (env, deadline) = self.envelope::<C, Req>(method, request, false)?;
         let (slot, mut rx) = self.send(desc, method, env).await?;
         let first = next_frame(&mut rx, deadline).await?;
         let metadata: MetadataMap = wire::metadata_of(&first);
@@ -211,9 +224,8 @@ impl QueueClient {
         C: Codec<Req>,
     {
         let method = desc.methods[index].name;
-        let (mut env, deadline) = self.envelope::<C, Req>(method, request)?;
         // Events outlive their publisher: no deadline on the message itself.
-        env.headers.retain(|(k, _)| k != wire::DEADLINE);
+        let (env, deadline) = self.envelope::<C, Req>(method, request, true)?;
         match tokio::time::timeout_at(deadline.into(), self.broker.backend().publish(desc.full_name, method, env)).await {
             Ok(r) => r,
             Err(_) => Err(Status::deadline_exceeded("the broker did not confirm the event in time")),

@@ -434,12 +434,16 @@ impl Backend for NatsBackend {
                 Some(id) if is_token(id) => format!("{}.{id}", route.inbox),
                 _ => return Err(Status::internal("a request needs a correlation id that is one subject token")),
             };
-            let headers = to_headers(std::mem::take(&mut env.headers))?;
-            inner
-                .client
-                .publish_with_reply_and_headers(route.subject.clone(), reply, headers, env.body)
-                .await
-                .map_err(|e| publish_error("sending the request", e))
+            // The subject names the method, and the service fixes the encoding: neither needs a
+            // header, and a request without headers skips NATS's header block entirely.
+            env.headers.retain(|(k, _)| k != wire::METHOD && k != wire::CONTENT_TYPE);
+            let sent = if env.headers.is_empty() {
+                inner.client.publish_with_reply(route.subject.clone(), reply, env.body).await
+            } else {
+                let headers = to_headers(std::mem::take(&mut env.headers))?;
+                inner.client.publish_with_reply_and_headers(route.subject.clone(), reply, headers, env.body).await
+            };
+            sent.map_err(|e| publish_error("sending the request", e))
         })
     }
 
@@ -456,12 +460,15 @@ impl Backend for NatsBackend {
             if self.inner.client.connection_state() != State::Connected {
                 return Err(Status::unavailable("not connected to the NATS server"));
             }
-            let headers = to_headers(env.headers)?;
-            self.inner
-                .client
-                .publish_with_headers(reply_to.to_owned(), headers, env.body)
-                .await
-                .map_err(|e| publish_error("sending the reply", e))
+            let mut env = env;
+            env.headers.retain(|(k, _)| k != wire::CONTENT_TYPE);
+            let sent = if env.headers.is_empty() {
+                self.inner.client.publish(reply_to.to_owned(), env.body).await
+            } else {
+                let headers = to_headers(env.headers)?;
+                self.inner.client.publish_with_headers(reply_to.to_owned(), headers, env.body).await
+            };
+            sent.map_err(|e| publish_error("sending the reply", e))
         })
     }
 
@@ -585,6 +592,13 @@ async fn feed_requests(
             continue;
         }
         let mut env = envelope_of(message.headers.as_ref(), message.payload);
+        // The subject's last token names the method (`sb.rpc.<service>.<method>`); a
+        // `sb-method` header, if sent, says the same.
+        if env.header(wire::METHOD).is_none() {
+            if let Some(method) = message.subject.rsplit('.').next() {
+                env.headers.push((Cow::Borrowed(wire::METHOD), Cow::Owned(method.to_owned())));
+            }
+        }
         if let Some(reply) = message.reply {
             let reply = reply.to_string();
             env.correlation_id = reply.rsplit('.').next().map(str::to_owned);

@@ -374,11 +374,13 @@ fn final_frame(seq: u64, status: &Status, request: &ReplyTo) -> Envelope {
 fn unary_frame(result: Result<(MetadataMap, bytes::Bytes, Vec<(wire::Str, wire::Str)>), Status>, request: &ReplyTo) -> Envelope {
     match result {
         Ok((metadata, body, headers)) => {
-            let mut frame = reply_frame(0, request);
+            // Success needs no protocol headers: a unary reply without `sb-status` is OK.
+            let mut frame = Envelope { correlation_id: request.correlation_id.clone(), body, ..Envelope::default() };
+            if let Some(ct) = &request.content_type {
+                frame.push(wire::CONTENT_TYPE, ct.clone());
+            }
             frame.headers.extend(headers);
             wire::push_metadata(&mut frame, &metadata);
-            frame.push(wire::STATUS, "0");
-            frame.body = body;
             frame
         }
         Err(status) => final_frame(0, &status, request),
