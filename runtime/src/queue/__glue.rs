@@ -133,7 +133,11 @@ where
         let result = run(call.deadline, f(call.request(message))).await;
         guard.disarm();
         Outcome::Unary(result.and_then(|response| {
-            let (metadata, message, _) = response.into_parts();
+            let (mut metadata, message, extensions) = response.into_parts();
+            // Trailers travel with the one reply frame.
+            if let Some(crate::Trailers(trailers)) = extensions.get::<crate::Trailers>() {
+                append(&mut metadata, trailers);
+            }
             let mut headers = Vec::new();
             let body = <C as Codec<Resp>>::encode(&message, &mut headers)?;
             Ok((metadata, body, headers))
@@ -158,7 +162,12 @@ where
         let guard = call.cancellation.guard();
         match run(call.deadline, f(call.request(message))).await {
             Ok(response) => {
-                let (metadata, stream, _) = response.into_parts();
+                let (metadata, stream, extensions) = response.into_parts();
+                // Trailers travel on the end frame: an OK status carrying them ends the stream.
+                let trailers = extensions.get::<crate::Trailers>().map(|t| t.0.clone());
+                let stream = stream.chain(futures_util::stream::iter(
+                    trailers.map(|md| Err(Status::with_metadata(tonic::Code::Ok, "", md))),
+                ));
                 let deadline = call.deadline;
                 let encoded = stream.map(|item| {
                     item.and_then(|m| <C as Codec<Resp>>::encode(&m, &mut Vec::new()))
@@ -185,6 +194,20 @@ where
             Err(status) => Outcome::Unary(Err(status)),
         }
     })
+}
+
+/// Appends every entry of `from` to `to`.
+fn append(to: &mut MetadataMap, from: &MetadataMap) {
+    for kv in from.iter() {
+        match kv {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                to.append(k.clone(), v.clone());
+            }
+            tonic::metadata::KeyAndValueRef::Binary(k, v) => {
+                to.append_bin(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 /// Client and bidi streaming, which queues do not carry.

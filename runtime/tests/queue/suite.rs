@@ -76,6 +76,9 @@ impl Ledger for Impl {
             resp.metadata_mut().insert("tenant", t.parse().unwrap());
         }
         resp.metadata_mut().insert("had-deadline", has_deadline.to_string().parse().unwrap());
+        let mut trailers = switchboard::metadata::MetadataMap::new();
+        trailers.insert("x-checksum", "sum-1".parse().unwrap());
+        resp.extensions_mut().insert(switchboard::Trailers(trailers));
         Ok(resp)
     }
 
@@ -153,6 +156,7 @@ pub async fn run_all(url: &str) {
     assert_eq!(resp.get_ref().amount, 42);
     assert_eq!(resp.metadata().get("tenant").unwrap(), "blue");
     assert_eq!(resp.metadata().get("had-deadline").unwrap(), "true");
+    assert_eq!(resp.metadata().get("x-checksum").unwrap(), "sum-1", "trailers travel with the reply");
 
     // Errors: code, UTF-8 message and details come back.
     let err = client.echo(Entry { id: "b".into(), fail_code: Code::FailedPrecondition as i32, ..Default::default() }).await.unwrap_err();
