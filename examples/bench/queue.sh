@@ -12,10 +12,12 @@
 #   nats    NATS:     the same pairs with nats://… (baseline: async-nats Client::request and a
 #                     queue-group subscriber replying)
 #
-# With HEADERS=1 (the default) a third side runs in every round: headers = queue-baseline
-# --headers, the hand-written baseline carrying the headers/properties switchboard's protocol
-# puts on requests and replies. switchboard/baseline is the acceptance ratio; headers/baseline
-# prices the protocol's headers, switchboard/headers the rest of the runtime.
+# On RabbitMQ a third side runs in every round (PROTOCOL=1, the default): protocol =
+# queue-baseline --protocol, the hand-written loop carrying what switchboard's protocol puts on
+# a plain call (the method as the `type` property, `content_type`, `mandatory`; `content_type`
+# on the reply). switchboard/baseline is the acceptance ratio; protocol/baseline prices the
+# protocol, switchboard/protocol the rest of the runtime. (On NATS a plain call carries no
+# headers at all, so the bare baseline is already its wire twin.)
 #
 # Server and client are separate processes on both sides, the broker a third one. Both clients
 # run the same load loop (src/queue_baseline_load.rs): CONCURRENCY callers back to back, WARMUP
@@ -37,7 +39,9 @@
 #   CONCURRENCY [64]   callers in flight
 #   PAYLOADS [64]      EchoMsg body sizes to run, space-separated (e.g. "64 1024")
 #   PREFETCH [256]     server prefetch, both sides (AMQP basic.qos; switchboard's NATS permits)
-#   HEADERS [1]        0 = skip the "headers" side (baseline with the protocol's headers)
+#   PROTOCOL [1]       0 = skip the "protocol" side on RabbitMQ
+#   FAILURES [5]       failed runs (server or client exited with an error, e.g. because the
+#                      broker was restarted) tried again, in all, before the script gives up
 #   BUILD [1]          0 = skip `cargo build --release -p bench --features amqp,nats`
 #   QUIET_WAIT [60]    before each run, wait up to this many seconds for the machine to be
 #                      nearly idle (<= QUIET_MAX % busy for 3 s in a row); 0 = don't wait
@@ -55,7 +59,9 @@ ROUNDS=${ROUNDS:-5}
 CONCURRENCY=${CONCURRENCY:-64}
 PAYLOADS=${PAYLOADS:-64}
 PREFETCH=${PREFETCH:-256}
-HEADERS=${HEADERS:-1}
+PROTOCOL=${PROTOCOL:-1}
+FAILURES=${FAILURES:-5}
+FAILED=0
 BUILD=${BUILD:-1}
 QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_MAX=${QUIET_MAX:-10}
@@ -193,19 +199,19 @@ wait_quiet() {
     [[ $waited -le 3 ]] || note "waited ${waited}s for the machine to go idle"
 }
 
-# start_server CMD...: starts it, waits for its "serving" line (up to 60 s).
+# start_server CMD...: starts it, waits for its "serving" line (up to 60 s). Fails (after
+# printing the server's output) if the server exits or does not serve in time.
 start_server() {
     "$@" >"$LOG" 2>&1 &
     SERVER_PID=$!
     local waited=0
     until grep -q 'serving' "$LOG"; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            wait "$SERVER_PID" 2>/dev/null || true
-            SERVER_PID=
+        if ! kill -0 "$SERVER_PID" 2>/dev/null || [[ $waited -ge 600 ]]; then
+            stop_server
             cat "$LOG" >&2
-            die "the server ($*) exited before serving"
+            note "the server ($*) exited or was not serving after 60s"
+            return 1
         fi
-        [[ $waited -lt 600 ]] || { cat "$LOG" >&2; die "the server ($*) was not serving after 60s"; }
         sleep 0.1; waited=$((waited + 1))
     done
 }
@@ -231,14 +237,14 @@ run_side() {
         memory)
             client=("$BIN_DIR/queue-bench" --url memory://bench --prefetch "$PREFETCH" "${common[@]}") ;;
         switchboard)
-            start_server "$BIN_DIR/bench-server" "--$mode" "$url" --prefetch "$PREFETCH"
+            start_server "$BIN_DIR/bench-server" "--$mode" "$url" --prefetch "$PREFETCH" || return 1
             client=("$BIN_DIR/queue-bench" --url "$url" "${common[@]}") ;;
         baseline)
-            start_server "$BIN_DIR/queue-baseline" --role server --url "$url" --prefetch "$PREFETCH"
+            start_server "$BIN_DIR/queue-baseline" --role server --url "$url" --prefetch "$PREFETCH" || return 1
             client=("$BIN_DIR/queue-baseline" --role client --url "$url" "${common[@]}") ;;
-        headers)
-            start_server "$BIN_DIR/queue-baseline" --role server --headers --url "$url" --prefetch "$PREFETCH"
-            client=("$BIN_DIR/queue-baseline" --role client --headers --url "$url" "${common[@]}") ;;
+        protocol)
+            start_server "$BIN_DIR/queue-baseline" --role server --protocol --url "$url" --prefetch "$PREFETCH" || return 1
+            client=("$BIN_DIR/queue-baseline" --role client --protocol --url "$url" "${common[@]}") ;;
     esac
     [[ $mode == memory ]] || bpid=$(broker_pid "$url" "$([[ $mode == amqp ]] && echo 5672 || echo 4222)")
     local t0 t1 m0 m1 s0 s1 b0 b1 rc=0
@@ -246,7 +252,11 @@ run_side() {
     "${client[@]}" >"$OUT" || rc=$?
     t1=$EPOCHREALTIME; proc_jiffies b1 "$bpid"; proc_jiffies s1 "$SERVER_PID"; machine_busy m1
     stop_server
-    [[ $rc -eq 0 ]] || { cat "$OUT" >&2; die "the $side client failed (exit $rc)"; }
+    if [[ $rc -ne 0 ]]; then
+        cat "$OUT" >&2
+        note "the $side client failed (exit $rc)"
+        return 1
+    fi
     RESULT=$(tail -n1 "$OUT")
     local client_cpu rps
     client_cpu=$(json_field "$RESULT" client_cpu)
@@ -295,7 +305,7 @@ for mode in memory amqp nats; do
     for payload in $PAYLOADS; do
         key="$mode/$payload"
         if [[ $mode == memory ]]; then sides=(memory); else sides=(switchboard baseline); fi
-        [[ $mode == memory || $HEADERS == 0 ]] || sides+=(headers)
+        [[ $mode != amqp || $PROTOCOL == 0 ]] || sides+=(protocol)
         echo "== $mode request-reply, payload ${payload}B, concurrency $CONCURRENCY, prefetch $PREFETCH, $ROUNDS rounds of ${DURATION}s (+${WARMUP}s warm-up)"
         if [[ $mode != memory ]]; then
             echo "   broker: $(broker_version "$mode") at $(sed 's#//[^:/]*:[^@]*@#//***@#' <<<"$url") (pid $(broker_pid "$url" "$port" || true))"
@@ -307,8 +317,14 @@ for mode in memory amqp nats; do
                 order=(); for ((x = ${#sides[@]} - 1; x >= 0; x--)); do order+=("${sides[x]}"); done
             fi
             for side in "${order[@]}"; do
-                wait_quiet
-                run_side "$side" "$mode" "$url" "$payload"
+                # A failed run (say, a colleague's test restarted the broker) is tried again,
+                # up to FAILURES times in all, after a pause.
+                until wait_quiet && run_side "$side" "$mode" "$url" "$payload"; do
+                    FAILED=$((FAILED + 1))
+                    [[ $FAILED -le $FAILURES ]] || die "$FAILED failed runs: giving up"
+                    note "round $r $side failed; trying again in 10s"
+                    sleep 10
+                done
                 errors=$(json_field "$RESULT" errors)
                 printf 'round %d  %-11s %8s calls/s  p50 %6s us  p99 %6s us  errors %s  cpu%%: server=%s client=%s broker=%s other=%s  cpu_us/call=%s  load1=%s\n' \
                     "$r" "$side" "$(json_field "$RESULT" rps)" "$(json_field "$RESULT" p50_us)" "$(json_field "$RESULT" p99_us)" \
@@ -334,11 +350,11 @@ for mode in memory amqp nats; do
             compare "$key" switchboard baseline "; target >= 0.9"
             row=$(printf '%-5s %5sB  switchboard %7s  baseline %7s calls/s  ratio %s (per-round median %s)' \
                 "$mode" "$payload" "$(median <<<"${RPS[$key/switchboard]}")" "$(median <<<"${RPS[$key/baseline]}")" "$RATIO" "$PAIRED")
-            if [[ $HEADERS != 0 ]]; then
-                compare "$key" headers baseline ""
-                row+=$(printf '  | headers %7s: headers/baseline %s' "$(median <<<"${RPS[$key/headers]}")" "$PAIRED")
-                compare "$key" switchboard headers ""
-                row+=$(printf ', switchboard/headers %s' "$PAIRED")
+            if [[ ${#sides[@]} -eq 3 ]]; then
+                compare "$key" protocol baseline ""
+                row+=$(printf '  | protocol %7s: protocol/baseline %s' "$(median <<<"${RPS[$key/protocol]}")" "$PAIRED")
+                compare "$key" switchboard protocol ""
+                row+=$(printf ', switchboard/protocol %s' "$PAIRED")
             fi
             summary_rows+=("$row")
         fi

@@ -9,9 +9,10 @@
 //! - RabbitMQ: [`amqp`] (direct reply-to, manual acks with prefetch, a task per request);
 //! - NATS: [`nats`] (`Client::request`, a queue-group subscriber replying in its loop).
 //!
-//! `--headers` (server and client alike) makes both carry the headers and properties
-//! switchboard's protocol puts on requests and replies: the baseline then prices the protocol,
-//! and the difference to switchboard is the runtime's own cost.
+//! `--protocol` (server and client alike) makes both carry what switchboard's protocol puts on a
+//! plain call (RabbitMQ: the method as the `type` property, `content_type`, `mandatory`; NATS:
+//! nothing): the baseline then prices the protocol, and the difference to switchboard is the
+//! runtime's own cost. `--add` prices optional parts (a deadline, a message id, …).
 //!
 //! Run (release): `queue-baseline --role server --url nats://127.0.0.1:4222 &` then
 //! `queue-baseline --role client --url nats://127.0.0.1:4222 --concurrency 64 --payload 64`.
@@ -69,9 +70,79 @@ struct Args {
     /// Print one JSON line instead of a sentence.
     #[arg(long)]
     json: bool,
-    /// Carry switchboard's protocol headers on requests and replies (server and client).
+    /// Carry what switchboard's protocol puts on a plain call (server and client): on RabbitMQ
+    /// the method in the `type` property, `content_type`, `mandatory`, and `content_type` on
+    /// the reply; on NATS nothing (a plain call has no header block).
     #[arg(long)]
-    headers: bool,
+    protocol: bool,
+    /// Also carry these (comma-separated), to price them: method-header (`sb-method`),
+    /// content-type (also on NATS), message-id, deadline (`sb-deadline`), expiration (AMQP),
+    /// seq (`sb-seq: 0` on replies), status (`sb-status: 0` on replies, checked by the client).
+    #[arg(long, value_delimiter = ',')]
+    add: Vec<String>,
+}
+
+/// What requests and replies carry besides the correlation id and reply address
+/// (`docs/queue-protocol.md`); all off for the bare baseline.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fields {
+    /// AMQP: the method in the `type` property.
+    pub kind: bool,
+    /// `sb-method` header.
+    pub method: bool,
+    /// `content-type` (AMQP: the `content_type` property) on requests.
+    pub content_type: bool,
+    /// Message id (AMQP `message_id`, NATS `Nats-Msg-Id`).
+    pub message_id: bool,
+    /// `sb-deadline` header.
+    pub deadline: bool,
+    /// AMQP: `expiration` on requests.
+    pub expiration: bool,
+    /// AMQP: requests published `mandatory`.
+    pub mandatory: bool,
+    /// `sb-seq: 0` on replies.
+    pub seq: bool,
+    /// `content-type` on replies.
+    pub reply_content_type: bool,
+    /// `sb-status: 0` on replies (the client checks it).
+    pub status: bool,
+}
+
+impl Fields {
+    /// What a plain switchboard call carries on `kind`'s broker, plus `add`.
+    fn of(kind: Kind, protocol: bool, add: &[String]) -> Result<Fields, Error> {
+        let mut f = Fields::default();
+        if protocol && kind == Kind::Amqp {
+            f.kind = true;
+            f.content_type = true;
+            f.mandatory = true;
+            f.reply_content_type = true;
+        }
+        for name in add {
+            let slot = match name.as_str() {
+                "method-header" => &mut f.method,
+                "content-type" => &mut f.content_type,
+                "message-id" => &mut f.message_id,
+                "deadline" => &mut f.deadline,
+                "expiration" => &mut f.expiration,
+                "seq" => &mut f.seq,
+                "status" => &mut f.status,
+                other => return Err(format!("--add: unknown field `{other}`").into()),
+            };
+            *slot = true;
+        }
+        Ok(f)
+    }
+
+    /// Whether requests carry any header (NATS: `request_with_headers`).
+    pub fn any_request(&self) -> bool {
+        self.method || self.content_type || self.message_id || self.deadline
+    }
+
+    /// Whether NATS replies carry any header (`content-type` never does there).
+    pub fn any_reply(&self) -> bool {
+        self.seq || self.status
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -96,7 +167,7 @@ impl Client {
     }
 }
 
-async fn serve(kind: Kind, url: String, prefetch: u16, headers: bool) -> Result<(), Error> {
+async fn serve(kind: Kind, url: String, prefetch: u16, headers: Fields) -> Result<(), Error> {
     let ready = || println!("queue-baseline serving on {}", redact(&url));
     match kind {
         Kind::Amqp => amqp::serve(&url, prefetch, headers, ready).await,
@@ -129,11 +200,12 @@ async fn main() -> Result<(), Error> {
             .into())
         }
     };
+    let fields = Fields::of(kind, args.protocol, &args.add)?;
     if args.role == Role::Server {
-        return serve(kind, args.url, args.prefetch, args.headers).await;
+        return serve(kind, args.url, args.prefetch, fields).await;
     }
     if args.role == Role::Both {
-        let (url, prefetch, headers) = (args.url.clone(), args.prefetch, args.headers);
+        let (url, prefetch, headers) = (args.url.clone(), args.prefetch, fields);
         tokio::spawn(async move {
             if let Err(e) = serve(kind, url, prefetch, headers).await {
                 eprintln!("queue-baseline: the server failed: {e}");
@@ -143,8 +215,8 @@ async fn main() -> Result<(), Error> {
 
     let timeout = Duration::from_secs(10);
     let client = match kind {
-        Kind::Amqp => Client::Amqp(amqp::Client::connect(&args.url, timeout, args.headers).await?),
-        Kind::Nats => Client::Nats(nats::Client::connect(&args.url, timeout, args.headers).await?),
+        Kind::Amqp => Client::Amqp(amqp::Client::connect(&args.url, timeout, fields).await?),
+        Kind::Nats => Client::Nats(nats::Client::connect(&args.url, timeout, fields).await?),
     };
     let request = EchoMsg {
         body: vec![0x5a; args.payload],
@@ -154,10 +226,10 @@ async fn main() -> Result<(), Error> {
         // declared its queue is dropped, never answered).
         let probe = match kind {
             Kind::Amqp => Client::Amqp(
-                amqp::Client::connect(&args.url, Duration::from_secs(1), args.headers).await?,
+                amqp::Client::connect(&args.url, Duration::from_secs(1), fields).await?,
             ),
             Kind::Nats => Client::Nats(
-                nats::Client::connect(&args.url, Duration::from_secs(1), args.headers).await?,
+                nats::Client::connect(&args.url, Duration::from_secs(1), fields).await?,
             ),
         };
         load::wait_for_server(Duration::from_secs_f64(args.wait), || {
@@ -184,14 +256,19 @@ async fn main() -> Result<(), Error> {
     })
     .await;
     let url = redact(&args.url);
-    let name = match (kind, args.headers) {
-        (Kind::Amqp, false) => "lapin",
-        (Kind::Amqp, true) => "lapin+headers",
-        (Kind::Nats, false) => "async-nats",
-        (Kind::Nats, true) => "async-nats+headers",
-    };
+    let mut name = String::from(match kind {
+        Kind::Amqp => "lapin",
+        Kind::Nats => "async-nats",
+    });
+    if args.protocol {
+        name.push_str("+protocol");
+    }
+    for add in &args.add {
+        name.push('+');
+        name.push_str(add);
+    }
     if args.json {
-        println!("{}", report.json(name, &url, &load, args.payload));
+        println!("{}", report.json(&name, &url, &load, args.payload));
     } else {
         println!(
             "{}",

@@ -13,11 +13,12 @@
 //! the request's `expiration`, `mandatory` publishes and returned-message handling, deadline
 //! checks and dedupe on the server, reconnects.
 //!
-//! With `headers` on, requests and replies carry what switchboard's protocol puts on them
-//! (`docs/queue-protocol.md`): requests `content_type`, `message_id`, `expiration` and the
-//! headers `sb-method` and `sb-deadline`, published `mandatory`; replies `content_type` and the
-//! headers `sb-seq` and `sb-status`, which the client checks. That variant prices the protocol's
-//! properties apart from the rest of the runtime.
+//! With [`Fields`] (`--protocol`, `--add`), requests and replies carry what switchboard's
+//! protocol puts on them (`docs/queue-protocol.md`): on a plain call, requests the method as the
+//! `type` property and `content_type`, published `mandatory`, and replies `content_type`;
+//! optionally `message_id`, `expiration`, the headers `sb-method` and `sb-deadline`, and on
+//! replies `sb-seq` and `sb-status` (which the client then checks). That prices the protocol
+//! apart from the rest of the runtime.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use prost::Message;
 use tokio::sync::oneshot;
 
+use crate::Fields;
+
 /// The request queue (not switchboard's `sb.rpc.*` names: the two never share a queue).
 pub const QUEUE: &str = "bench.baseline.Echo";
 /// RabbitMQ's direct reply-to pseudo-queue.
@@ -46,7 +49,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub async fn serve(
     url: &str,
     prefetch: u16,
-    headers: bool,
+    fields: Fields,
     ready: impl FnOnce(),
 ) -> Result<(), Error> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
@@ -82,19 +85,17 @@ pub async fn serve(
                     Err(_) => Vec::new(),
                 };
                 let mut reply = BasicProperties::default().with_correlation_id(id.clone());
-                if headers {
+                if fields.reply_content_type {
+                    reply = reply.with_content_type("application/protobuf".into());
+                }
+                if fields.seq || fields.status {
                     let mut table = FieldTable::default();
-                    table.insert(
-                        "sb-seq".into(),
-                        AMQPValue::LongString(LongString::from("0")),
-                    );
-                    table.insert(
-                        "sb-status".into(),
-                        AMQPValue::LongString(LongString::from("0")),
-                    );
-                    reply = reply
-                        .with_content_type("application/protobuf".into())
-                        .with_headers(table);
+                    for (name, on) in [("sb-seq", fields.seq), ("sb-status", fields.status)] {
+                        if on {
+                            table.insert(name.into(), AMQPValue::LongString(LongString::from("0")));
+                        }
+                    }
+                    reply = reply.with_headers(table);
                 }
                 let _ = replies
                     .basic_publish(
@@ -131,12 +132,12 @@ pub struct Client {
     pending: Pending,
     next_id: Arc<AtomicU64>,
     timeout: Duration,
-    headers: bool,
+    fields: Fields,
     _connection: Arc<Connection>,
 }
 
 impl Client {
-    pub async fn connect(url: &str, timeout: Duration, headers: bool) -> Result<Client, Error> {
+    pub async fn connect(url: &str, timeout: Duration, fields: Fields) -> Result<Client, Error> {
         let connection = Connection::connect(url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let no_ack = BasicConsumeOptions {
@@ -161,7 +162,7 @@ impl Client {
                     .as_ref()
                     .and_then(|id| id.as_str().parse().ok());
                 if let Some(waiting) = id.and_then(|id| routes.lock().unwrap().remove(&id)) {
-                    let ok = !headers || status_ok(&delivery.properties);
+                    let ok = !fields.status || status_ok(&delivery.properties);
                     let _ = waiting.send(if ok { Some(delivery.data) } else { None });
                 }
             }
@@ -171,7 +172,7 @@ impl Client {
             pending,
             next_id: Arc::default(),
             timeout,
-            headers,
+            fields,
             _connection: Arc::new(connection),
         })
     }
@@ -184,26 +185,35 @@ impl Client {
         let mut props = BasicProperties::default()
             .with_reply_to(DIRECT_REPLY_TO.into())
             .with_correlation_id(id.to_string().into());
-        let mut options = BasicPublishOptions::default();
-        if self.headers {
-            let deadline = (SystemTime::now() + self.timeout)
-                .duration_since(UNIX_EPOCH)?
-                .as_millis();
+        let f = self.fields;
+        let options = BasicPublishOptions {
+            mandatory: f.mandatory,
+            ..BasicPublishOptions::default()
+        };
+        if f.kind {
+            props = props.with_type("Unary".into());
+        }
+        if f.content_type {
+            props = props.with_content_type("application/protobuf".into());
+        }
+        if f.message_id {
+            props = props.with_message_id(format!("bench-{id}").into());
+        }
+        if f.expiration {
+            props = props.with_expiration(self.timeout.as_millis().to_string().into());
+        }
+        if f.method || f.deadline {
             let mut table = FieldTable::default();
-            table.insert(
-                "sb-method".into(),
-                AMQPValue::LongString(LongString::from("Unary")),
-            );
-            table.insert(
-                "sb-deadline".into(),
-                AMQPValue::LongString(LongString::from(deadline.to_string())),
-            );
-            props = props
-                .with_content_type("application/protobuf".into())
-                .with_message_id(format!("bench-{id}").into())
-                .with_expiration(self.timeout.as_millis().to_string().into())
-                .with_headers(table);
-            options.mandatory = true;
+            if f.method {
+                let method = AMQPValue::LongString(LongString::from("Unary"));
+                table.insert("sb-method".into(), method);
+            }
+            if f.deadline {
+                let deadline = (SystemTime::now() + self.timeout).duration_since(UNIX_EPOCH)?;
+                let deadline = LongString::from(deadline.as_millis().to_string());
+                table.insert("sb-deadline".into(), AMQPValue::LongString(deadline));
+            }
+            props = props.with_headers(table);
         }
         let published = self
             .channel

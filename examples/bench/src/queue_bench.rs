@@ -69,6 +69,11 @@ struct Args {
     /// Print one JSON line instead of a sentence.
     #[arg(long)]
     json: bool,
+    /// Give the client this timeout (`QueueClient::timeout`, seconds), so that every request
+    /// carries it as its deadline (`sb-deadline`; RabbitMQ also `expiration`). Without it calls
+    /// are plain: they give up after 30 s, and servers are not told.
+    #[arg(long)]
+    deadline: Option<f64>,
 }
 
 #[tokio::main]
@@ -80,7 +85,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let b = broker.clone();
         tokio::spawn(async move { server.serve(&b).await });
     }
-    let client = EchoQueueClient::new(&broker).timeout(Duration::from_secs(10));
+    let mut client = EchoQueueClient::new(&broker);
+    if let Some(secs) = args.deadline {
+        client = client.timeout(Duration::from_secs_f64(secs));
+    }
     let body = vec![0x5a; args.payload];
     {
         let client = client.clone().timeout(Duration::from_secs(2));
