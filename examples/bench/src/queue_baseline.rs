@@ -75,9 +75,10 @@ struct Args {
     /// the reply; on NATS nothing (a plain call has no header block).
     #[arg(long)]
     protocol: bool,
-    /// Also carry these (comma-separated), to price them: method-header (`sb-method`),
-    /// content-type (also on NATS), message-id, deadline (`sb-deadline`), expiration (AMQP),
-    /// seq (`sb-seq: 0` on replies), status (`sb-status: 0` on replies, checked by the client).
+    /// Also carry these (comma-separated), to price them: type, mandatory, reply-content-type
+    /// (AMQP: the parts of --protocol one by one), method-header (`sb-method`), content-type
+    /// (also on NATS), message-id, deadline (`sb-deadline`), expiration (AMQP), seq (`sb-seq: 0`
+    /// on replies), status (`sb-status: 0` on replies, checked by the client).
     #[arg(long, value_delimiter = ',')]
     add: Vec<String>,
 }
@@ -120,6 +121,9 @@ impl Fields {
         }
         for name in add {
             let slot = match name.as_str() {
+                "type" => &mut f.kind,
+                "mandatory" => &mut f.mandatory,
+                "reply-content-type" => &mut f.reply_content_type,
                 "method-header" => &mut f.method,
                 "content-type" => &mut f.content_type,
                 "message-id" => &mut f.message_id,
