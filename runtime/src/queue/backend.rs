@@ -92,7 +92,23 @@ pub(crate) trait Acker: Send + 'static {
 #[derive(Default)]
 #[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
 pub(crate) struct Replies {
-    pending: Mutex<HashMap<String, mpsc::UnboundedSender<Result<Envelope, Status>>>>,
+    pending: Mutex<HashMap<String, Waiter>>,
+}
+
+/// Where a call's replies go: a oneshot for unary calls (cheaper than a channel per call), a
+/// channel for streams.
+enum Waiter {
+    Once(tokio::sync::oneshot::Sender<Result<Envelope, Status>>),
+    Stream(mpsc::UnboundedSender<Result<Envelope, Status>>),
+}
+
+impl Waiter {
+    fn send(self, item: Result<Envelope, Status>) {
+        match self {
+            Waiter::Once(tx) => drop(tx.send(item)),
+            Waiter::Stream(tx) => drop(tx.send(item)),
+        }
+    }
 }
 
 #[cfg_attr(not(any(feature = "amqp", feature = "nats")), allow(dead_code))]
@@ -100,7 +116,14 @@ impl Replies {
     /// Registers a call; its replies arrive on the receiver.
     pub fn register(&self, correlation_id: String) -> mpsc::UnboundedReceiver<Result<Envelope, Status>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.pending.lock().unwrap().insert(correlation_id, tx);
+        self.pending.lock().unwrap().insert(correlation_id, Waiter::Stream(tx));
+        rx
+    }
+
+    /// Registers a unary call: one reply.
+    pub fn register_once(&self, correlation_id: String) -> tokio::sync::oneshot::Receiver<Result<Envelope, Status>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending.lock().unwrap().insert(correlation_id, Waiter::Once(tx));
         rx
     }
 
@@ -112,16 +135,23 @@ impl Replies {
     /// Routes a reply to its call; replies for unknown calls (late, after a timeout) are dropped.
     pub fn deliver(&self, env: Envelope) {
         let Some(id) = env.correlation_id.as_deref() else { return };
-        let pending = self.pending.lock().unwrap();
-        if let Some(tx) = pending.get(id) {
-            let _ = tx.send(Ok(env));
+        let mut pending = self.pending.lock().unwrap();
+        match pending.get(id) {
+            Some(Waiter::Stream(tx)) => drop(tx.send(Ok(env))),
+            Some(Waiter::Once(_)) => {
+                if let Some(w) = pending.remove(id) {
+                    drop(pending);
+                    w.send(Ok(env));
+                }
+            }
+            None => {}
         }
     }
 
     /// Fails one call (e.g. the broker returned its request as unroutable).
     pub fn fail(&self, correlation_id: &str, status: Status) {
         if let Some(tx) = self.pending.lock().unwrap().remove(correlation_id) {
-            let _ = tx.send(Err(status));
+            tx.send(Err(status));
         }
     }
 
@@ -129,7 +159,7 @@ impl Replies {
     pub fn fail_all(&self, status: &Status) {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
         for (_, tx) in pending {
-            let _ = tx.send(Err(Status::new(status.code(), status.message())));
+            tx.send(Err(Status::new(status.code(), status.message())));
         }
     }
 }

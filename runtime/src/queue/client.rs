@@ -137,8 +137,17 @@ impl QueueClient {
     {
         let method = desc.methods[index].name;
         let (env, deadline) = self.envelope::<C, Req>(method, request, false)?;
-        let (_slot, mut rx) = self.send(desc, method, env).await?;
-        let frame = next_frame(&mut rx, deadline).await?;
+        let id = next_id();
+        let rx = self.broker.replies().register_once(id.clone());
+        let _slot = Slot { client: self, id: id.clone() };
+        let mut env = env;
+        env.correlation_id = Some(id);
+        self.broker.backend().request(desc.full_name, method, env).await?;
+        let frame = match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(frame)) => frame?,
+            Ok(Err(_)) => return Err(Status::unavailable("the broker connection was lost")),
+            Err(_) => return Err(Status::deadline_exceeded("deadline exceeded waiting for the reply")),
+        };
         if let Some(status) = wire::status_of(&frame) {
             if status.code() != Code::Ok {
                 return Err(status);

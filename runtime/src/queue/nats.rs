@@ -431,7 +431,13 @@ impl Backend for NatsBackend {
             }
             let route = inner.route(service, method).await?;
             let reply = match env.correlation_id.as_deref() {
-                Some(id) if is_token(id) => format!("{}.{id}", route.inbox),
+                Some(id) if is_token(id) => {
+                    let mut subject = String::with_capacity(route.inbox.len() + 1 + id.len());
+                    subject.push_str(&route.inbox);
+                    subject.push('.');
+                    subject.push_str(id);
+                    subject
+                }
                 _ => return Err(Status::internal("a request needs a correlation id that is one subject token")),
             };
             // The subject names the method, and the service fixes the encoding: neither needs a

@@ -178,7 +178,20 @@ impl<D: Dispatch> QueueServer<D> {
         loop {
             tokio::select! {
                 d = recv(&mut requests) => match d {
-                    Some(d) => { tasks.spawn(handle_request::<D>(shared.clone(), d)); }
+                    Some(d) => {
+                        // Most calls finish without waiting (echo-like handlers, a buffered reply
+                        // publish): poll once here and spawn a task only for those that wait. A
+                        // handler that computes for long before its first await holds up this
+                        // server's next delivery meanwhile; it would hold a worker thread anyway.
+                        let mut fut = Box::pin(handle_request::<D>(shared.clone(), d));
+                        let done = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(std::future::Future::poll(fut.as_mut(), cx).is_ready())
+                        })
+                        .await;
+                        if !done {
+                            tasks.spawn(fut);
+                        }
+                    }
                     None => requests = None,
                 },
                 d = recv(&mut event_rx) => match d {
@@ -292,7 +305,8 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
         Ok(call) => D::dispatch(&shared.handler, call).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
-    let mut kept = Some(Vec::new());
+    // Replies are kept for the dedupe window only when a message id can ask for them again.
+    let mut kept = id.as_ref().map(|_| Vec::new());
     let mut kept_bytes = 0usize;
     let mut send = |frame: Envelope| {
         if let Some(k) = kept.as_mut() {
