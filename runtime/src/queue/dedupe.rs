@@ -49,6 +49,18 @@ impl Dedupe {
         !self.window.is_zero() && self.capacity > 0
     }
 
+    /// Claims `id` for a run: `None` when it is fresh (run it, then `finish` or `forget`), or the
+    /// kept reply frames of a finished run. Waits while another run of `id` is in progress.
+    pub async fn claim(&self, id: &str) -> Option<Option<Arc<Vec<Envelope>>>> {
+        loop {
+            match self.begin(id) {
+                Begin::Fresh => return None,
+                Begin::Running => self.wait_while_running(id).await,
+                Begin::Done(frames) => return Some(frames),
+            }
+        }
+    }
+
     /// Completes once `id` is no longer running (call `begin` again then).
     pub async fn wait_while_running(&self, id: &str) {
         loop {

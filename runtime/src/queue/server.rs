@@ -18,7 +18,7 @@ use tonic::{Code, Status};
 
 use super::__glue::{Call, Dispatch, Outcome};
 use super::backend::{ConsumerSpec, Delivery};
-use super::dedupe::{Begin, Dedupe};
+use super::dedupe::Dedupe;
 use super::wire::{self, Envelope};
 use super::Broker;
 use crate::{CallShape, Cancellation};
@@ -280,25 +280,19 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
     let reply_to = reply.address.clone();
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     if let Some(id) = &id {
-        loop {
-            match shared.dedupe.begin(id) {
-                Begin::Fresh => break,
-                Begin::Running => shared.dedupe.wait_while_running(id).await,
-                Begin::Done(frames) => {
-                    if let Some(to) = &reply_to {
-                        let frames = match frames {
-                            Some(f) => f.to_vec(),
-                            None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
-                        };
-                        for mut frame in frames {
-                            frame.correlation_id = reply.correlation_id.clone();
-                            let _ = shared.broker.backend().reply(to, frame).await;
-                        }
-                    }
-                    let _ = acker.ack().await;
-                    return;
+        if let Some(frames) = shared.dedupe.claim(id).await {
+            if let Some(to) = &reply_to {
+                let frames = match frames {
+                    Some(f) => f.to_vec(),
+                    None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
+                };
+                for mut frame in frames {
+                    frame.correlation_id = reply.correlation_id.clone();
+                    let _ = shared.broker.backend().reply(to, frame).await;
                 }
             }
+            let _ = acker.ack().await;
+            return;
         }
     }
     let outcome = match prepare::<D>(env, false, deadline) {
@@ -410,22 +404,14 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
     let Delivery { env, attempt, acker, .. } = delivery;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     if let Some(id) = &id {
-        loop {
-            match shared.dedupe.begin(id) {
-                Begin::Fresh => break,
-                Begin::Running => shared.dedupe.wait_while_running(id).await,
-                Begin::Done(_) => {
-                    let _ = acker.ack().await;
-                    return;
-                }
-            }
+        if shared.dedupe.claim(id).await.is_some() {
+            let _ = acker.ack().await;
+            return;
         }
     }
+    // Events have no caller waiting: no deadline.
     let outcome = match prepare::<D>(env, true, None) {
-        Ok(mut call) => {
-            call.deadline = None; // events have no caller waiting
-            D::dispatch(&shared.handler, call).await
-        }
+        Ok(call) => D::dispatch(&shared.handler, call).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {
