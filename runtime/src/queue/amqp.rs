@@ -62,7 +62,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tonic::Status;
 
-use super::backend::{Acker, Backend, ConsumerSpec, Delivery, Replies};
+use super::backend::{deliveries, Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope};
 
 /// RabbitMQ's pseudo-queue for direct reply-to.
@@ -435,8 +435,11 @@ impl Backend for AmqpBackend {
         })
     }
 
-    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
-        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: false })
+    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
+        Box::pin(async move {
+            let rx = self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: false }).await?;
+            Ok(deliveries(rx))
+        })
     }
 
     fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {

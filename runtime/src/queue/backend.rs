@@ -15,9 +15,10 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -28,12 +29,39 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Sends a request for `service`/`method`. `env.correlation_id` is set; the backend sets
     /// `env.reply_to` to its reply address.
     fn request<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
+    /// A unary call: sends the request and waits, until `deadline`, for its one reply frame.
+    /// The default registers the call in `replies` and sends it with [`request`](Self::request);
+    /// a backend with a cheaper path of its own for one reply (NATS's request multiplexer)
+    /// overrides it.
+    fn call<'a>(
+        &'a self,
+        replies: &'a Replies,
+        service: &'a str,
+        method: &'a str,
+        mut env: Envelope,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Envelope, Status>> {
+        Box::pin(async move {
+            let id = super::client::next_id();
+            let rx = replies.register_once(id.clone());
+            let _slot = Registered { replies, id: id.clone() };
+            env.correlation_id = Some(id);
+            self.request(service, method, env).await?;
+            match tokio::time::timeout_at(deadline.into(), rx).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(_)) => Err(Status::unavailable("the broker connection was lost")),
+                Err(_) => Err(Status::deadline_exceeded("deadline exceeded waiting for the reply")),
+            }
+        })
+    }
     /// Publishes an event durably; returns once the broker has it.
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
     /// Sends one reply frame to `reply_to` (correlation id set on `env`).
     fn reply<'a>(&'a self, reply_to: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
-    /// Starts consuming `spec.service`'s requests.
-    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>>;
+    /// Starts consuming `spec.service`'s requests. The server polls the stream in its own loop,
+    /// so a backend that can hand out deliveries straight from its subscription (NATS) saves a
+    /// task hop per request.
+    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>>;
     /// Starts consuming the events of `spec.methods` (durable, at-least-once).
     fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>>;
     /// Takes up to `max` messages off `service`/`method`'s dead-letter queue (they are removed).
@@ -45,6 +73,26 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Envelope>, Status>>;
     /// Closes the connection; consumers end.
     fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A server's deliveries, in order; the stream ends when the broker is closed.
+pub(crate) type Deliveries = BoxStream<'static, Delivery>;
+
+/// The deliveries a channel receives.
+pub(crate) fn deliveries(rx: mpsc::Receiver<Delivery>) -> Deliveries {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }))
+}
+
+/// Removes a unary call's reply slot when the call ends or is dropped.
+struct Registered<'a> {
+    replies: &'a Replies,
+    id: String,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.replies.remove(&self.id);
+    }
 }
 
 /// What a server consumes.

@@ -41,7 +41,8 @@ fn id_prefix() -> &'static str {
     })
 }
 
-fn next_id() -> String {
+/// A fresh message or correlation id: the process's prefix and a counter.
+pub(crate) fn next_id() -> String {
     use std::fmt::Write as _;
     let prefix = id_prefix();
     let mut id = String::with_capacity(prefix.len() + 21);
@@ -137,17 +138,7 @@ impl QueueClient {
     {
         let method = desc.methods[index].name;
         let (env, deadline) = self.envelope::<C, Req>(method, request, false)?;
-        let id = next_id();
-        let rx = self.broker.replies().register_once(id.clone());
-        let _slot = Slot { client: self, id: id.clone() };
-        let mut env = env;
-        env.correlation_id = Some(id);
-        self.broker.backend().request(desc.full_name, method, env).await?;
-        let frame = match tokio::time::timeout_at(deadline.into(), rx).await {
-            Ok(Ok(frame)) => frame?,
-            Ok(Err(_)) => return Err(Status::unavailable("the broker connection was lost")),
-            Err(_) => return Err(Status::deadline_exceeded("deadline exceeded waiting for the reply")),
-        };
+        let frame = self.broker.call(desc.full_name, method, env, deadline).await?;
         if let Some(status) = wire::status_of(&frame) {
             if status.code() != Code::Ok {
                 return Err(status);

@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use super::backend::{Acker, Backend, ConsumerSpec, Delivery, Replies};
+use super::backend::{deliveries, Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope};
 
 /// Brokers by name (`memory://<name>`), for the life of the process.
@@ -135,11 +135,11 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
         let (tx, rx) = mpsc::channel(usize::from(spec.prefetch.max(1)));
         let queue = self.broker.queue(&wire::request_queue(spec.service));
         consume(queue, None, spec.prefetch, tx);
-        Box::pin(std::future::ready(Ok(rx)))
+        Box::pin(std::future::ready(Ok(deliveries(rx))))
     }
 
     fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {

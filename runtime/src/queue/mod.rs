@@ -53,8 +53,31 @@ pub struct Broker {
 
 struct BrokerInner {
     url: String,
-    backend: Box<dyn Backend>,
+    backend: Backends,
     replies: Arc<Replies>,
+}
+
+/// The backend of a connection. An enum rather than a `Box<dyn Backend>` so that a unary call,
+/// the hot path, is dispatched statically: its future lives inside the caller's instead of in a
+/// heap box of its own per call (often over 1 KiB, past malloc's per-thread cache).
+enum Backends {
+    Memory(memory::MemoryBackend),
+    #[cfg(feature = "amqp")]
+    Amqp(amqp::AmqpBackend),
+    #[cfg(feature = "nats")]
+    Nats(nats::NatsBackend),
+}
+
+impl Backends {
+    fn get(&self) -> &dyn Backend {
+        match self {
+            Backends::Memory(b) => b,
+            #[cfg(feature = "amqp")]
+            Backends::Amqp(b) => b,
+            #[cfg(feature = "nats")]
+            Backends::Nats(b) => b,
+        }
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -95,14 +118,14 @@ impl Broker {
     pub async fn connect(url: &str) -> Result<Broker, ConnectError> {
         let replies = Arc::new(Replies::default());
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
-        let backend: Box<dyn Backend> = match scheme.as_str() {
-            "memory" => Box::new(memory::connect(url, replies.clone())),
+        let backend = match scheme.as_str() {
+            "memory" => Backends::Memory(memory::connect(url, replies.clone())),
             #[cfg(feature = "amqp")]
-            "amqp" | "amqps" => Box::new(amqp::connect(url, replies.clone()).await.map_err(|message| {
+            "amqp" | "amqps" => Backends::Amqp(amqp::connect(url, replies.clone()).await.map_err(|message| {
                 ConnectError::Connect { url: redact(url), message }
             })?),
             #[cfg(feature = "nats")]
-            "nats" | "tls" => Box::new(nats::connect(url, replies.clone()).await.map_err(|message| {
+            "nats" | "tls" => Backends::Nats(nats::connect(url, replies.clone()).await.map_err(|message| {
                 ConnectError::Connect { url: redact(url), message }
             })?),
             _ => return Err(ConnectError::Unsupported(redact(url))),
@@ -113,7 +136,7 @@ impl Broker {
     /// The embedded broker of this process (`memory://`).
     pub fn memory() -> Broker {
         let replies = Arc::new(Replies::default());
-        let backend = Box::new(memory::connect("memory://", replies.clone()));
+        let backend = Backends::Memory(memory::connect("memory://", replies.clone()));
         Broker { inner: Arc::new(BrokerInner { url: "memory://".into(), backend, replies }) }
     }
 
@@ -127,17 +150,32 @@ impl Broker {
     /// Each carries the last error in `sb-status` / `sb-status-message` and the attempts made in
     /// `sb-attempt`. Taken messages are removed from the queue.
     pub async fn dead_letters(&self, service: &str, method: &str, max: usize) -> Result<Vec<wire::Envelope>, Status> {
-        self.inner.backend.take_dead_letters(service, method, max).await
+        self.backend().take_dead_letters(service, method, max).await
     }
 
     /// Closes the connection: servers on it stop, calls in flight fail with UNAVAILABLE.
     pub async fn close(&self) {
-        self.inner.backend.close().await;
+        self.backend().close().await;
         self.inner.replies.fail_all(&Status::unavailable("the broker connection was closed"));
     }
 
     pub(crate) fn backend(&self) -> &dyn Backend {
-        &*self.inner.backend
+        self.inner.backend.get()
+    }
+
+    /// A unary call's request, and its one reply frame (waited for until `deadline`).
+    pub(crate) async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        env: wire::Envelope,
+        deadline: std::time::Instant,
+    ) -> Result<wire::Envelope, Status> {
+        match &self.inner.backend {
+            #[cfg(feature = "nats")]
+            Backends::Nats(nats) => nats.unary(service, method, env, deadline).await,
+            other => other.get().call(&self.inner.replies, service, method, env, deadline).await,
+        }
     }
 
     pub(crate) fn replies(&self) -> &Replies {

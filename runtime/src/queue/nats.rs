@@ -5,8 +5,10 @@
 //! request   client ──PUB sb.rpc.<service>.<method>  reply-to <inbox>.<correlation id>──▶ NATS
 //!           servers: queue_subscribe("sb.rpc.<service>.*", group "sb.rpc.<service>")   (one of them gets it)
 //! reply     server ──PUB <inbox>.<correlation id> (sb-seq, sb-status on the last frame)──▶ client
-//!           client: one subscription "<inbox>.*" per (service, method) called; the correlation
-//!           id is the reply subject's last token; a 503 "no responders" there fails the call
+//!           the correlation id is the reply subject's last token; a 503 "no responders" there
+//!           fails the call. Unary calls use async-nats's request multiplexer (one "<inbox>.*"
+//!           subscription per connection, replies handed to the caller by the connection task);
+//!           streaming calls one "<inbox>.*" subscription per (service, method) called
 //! event     publisher ──JetStream publish sb.event.<service>.<method>, waits for the PubAck──▶
 //!           stream SB_<service> (subjects sb.event.<service>.* and sb.dlq.<service>.*, file
 //!           storage, work-queue retention, 2 min duplicate window on Nats-Msg-Id)
@@ -42,6 +44,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -54,7 +57,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use super::backend::{Acker, Backend, ConsumerSpec, Delivery, Replies};
+use super::backend::{Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope, Str};
 
 /// Name of each service's durable event consumer (shared by all its servers).
@@ -67,6 +70,8 @@ const JS_TIMEOUT: Duration = Duration::from_secs(5);
 const RECONNECT_WAIT: Duration = Duration::from_secs(5);
 /// JetStream's duplicate window on the streams we create.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How often a unary call waiting for its reply looks whether the connection was lost.
+const LOST_CHECK: Duration = Duration::from_millis(200);
 
 /// One connection to a NATS server (or cluster).
 pub(crate) struct NatsBackend {
@@ -76,8 +81,15 @@ pub(crate) struct NatsBackend {
 struct Inner {
     client: Client,
     js: jetstream::Context,
-    /// Reply routes by service, then method.
+    /// Reply routes (for streaming calls) by service, then method.
     routes: RwLock<HashMap<String, HashMap<String, Arc<Route>>>>,
+    /// Request subjects (for unary calls) by service, then method.
+    subjects: RwLock<HashMap<String, HashMap<String, Subject>>>,
+    /// Bumped whenever the connection drops or is closed: unary calls in flight (which wait in
+    /// async-nats's request multiplexer, not in `replies`) look at it every [`LOST_CHECK`] and
+    /// fail with UNAVAILABLE once it moved. (A waiter per call to wake them at once would cost
+    /// every call a contended lock.)
+    lost: Arc<AtomicU64>,
     /// Serializes route creation (one subscription per route).
     route_creation: tokio::sync::Mutex<()>,
     /// Services whose stream this connection has made sure of.
@@ -102,6 +114,8 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
         .map(|u| u.trim().parse::<ServerAddr>().map_err(|e| format!("invalid NATS URL: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let on_event = replies.clone();
+    let lost = Arc::new(AtomicU64::new(0));
+    let on_lost = lost.clone();
     let client = ConnectOptions::new()
         .name("switchboard")
         // Come back soon after a broker restart: at once, then 50 ms doubling up to 1 s.
@@ -111,8 +125,10 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
         })
         .event_callback(move |event| {
             let replies = on_event.clone();
+            let lost = on_lost.clone();
             async move {
                 if let Event::Disconnected = event {
+                    lost.fetch_add(1, Ordering::SeqCst);
                     replies.fail_all(&Status::unavailable("the broker connection was lost"));
                 }
             }
@@ -127,6 +143,8 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
             client,
             js,
             routes: RwLock::default(),
+            subjects: RwLock::default(),
+            lost,
             route_creation: tokio::sync::Mutex::default(),
             streams: Mutex::default(),
             dead_letters: tokio::sync::Mutex::default(),
@@ -140,6 +158,7 @@ impl Drop for NatsBackend {
     fn drop(&mut self) {
         // Ends the reply routers and consumer loops, which hold clones of the client.
         self.inner.shutdown.send_replace(true);
+        self.inner.lost.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -241,7 +260,31 @@ fn envelope_of(headers: Option<&HeaderMap>, body: bytes::Bytes) -> Envelope {
     env
 }
 
+/// `sb.rpc.<service>.<method>`, if every part of it is a valid subject token.
+fn checked_subject(service: &str, method: &str) -> Result<String, Status> {
+    let subject = wire::request_subject(service, method);
+    if !is_token(method) || service.split('.').any(|t| !is_token(t)) {
+        return Err(Status::invalid_argument(format!("`{subject}` is not a valid NATS subject")));
+    }
+    Ok(subject)
+}
+
 impl Inner {
+    /// The request subject of `service`/`method`.
+    fn subject(&self, service: &str, method: &str) -> Result<Subject, Status> {
+        if let Some(subject) = self.subjects.read().unwrap().get(service).and_then(|m| m.get(method)) {
+            return Ok(subject.clone());
+        }
+        let subject = Subject::from(checked_subject(service, method)?);
+        self.subjects
+            .write()
+            .unwrap()
+            .entry(service.to_owned())
+            .or_default()
+            .insert(method.to_owned(), subject.clone());
+        Ok(subject)
+    }
+
     /// The reply route of `service`/`method`, subscribing its inbox the first time.
     async fn route(&self, service: &str, method: &str) -> Result<Arc<Route>, Status> {
         if let Some(route) = self.routes.read().unwrap().get(service).and_then(|m| m.get(method)) {
@@ -251,10 +294,7 @@ impl Inner {
         if let Some(route) = self.routes.read().unwrap().get(service).and_then(|m| m.get(method)) {
             return Ok(route.clone());
         }
-        let subject = wire::request_subject(service, method);
-        if !is_token(method) || service.split('.').any(|t| !is_token(t)) {
-            return Err(Status::invalid_argument(format!("`{subject}` is not a valid NATS subject")));
-        }
+        let subject = checked_subject(service, method)?;
         let inbox = self.client.new_inbox();
         let subscriber = self
             .client
@@ -421,6 +461,55 @@ async fn route_replies(
     }
 }
 
+impl NatsBackend {
+    /// Unary calls go through async-nats's request multiplexer: one `<inbox>.*` subscription per
+    /// connection whose replies the connection task hands straight to the waiting call (no
+    /// routing task in between). On the wire it is the same: the reply subject's last token is
+    /// the call's correlation id.
+    pub(crate) async fn unary(&self, service: &str, method: &str, mut env: Envelope, deadline: Instant) -> Result<Envelope, Status> {
+        let inner = &self.inner;
+        // A lost connection counts from before the request leaves.
+        let lost = inner.lost.load(Ordering::SeqCst);
+        if inner.client.connection_state() != State::Connected {
+            return Err(Status::unavailable("not connected to the NATS server"));
+        }
+        let subject = inner.subject(service, method)?;
+        env.headers.retain(|(k, _)| k != wire::METHOD && k != wire::CONTENT_TYPE);
+        // Our own deadline below (async-nats's would only be a second clock).
+        let mut request = async_nats::Request::new().payload(env.body).timeout(None);
+        if !env.headers.is_empty() {
+            request = request.headers(to_headers(env.headers)?);
+        }
+        let mut reply = std::pin::pin!(inner.client.send_request(subject, request));
+        let reply = loop {
+            let check = deadline.min(Instant::now() + LOST_CHECK);
+            match tokio::time::timeout_at(check.into(), reply.as_mut()).await {
+                Ok(r) => break r,
+                Err(_) if inner.lost.load(Ordering::SeqCst) != lost => {
+                    return Err(Status::unavailable("the broker connection was lost"));
+                }
+                Err(_) if check >= deadline => {
+                    return Err(Status::deadline_exceeded("deadline exceeded waiting for the reply"));
+                }
+                Err(_) => {}
+            }
+        };
+        use async_nats::client::RequestErrorKind as Kind;
+        match reply {
+            Ok(message) => Ok(envelope_of(message.headers.as_ref(), message.payload)),
+            Err(e) => Err(match e.kind() {
+                Kind::NoResponders => {
+                    Status::unavailable(format!("no server subscribes to {}", wire::request_subject(service, method)))
+                }
+                Kind::TimedOut => Status::deadline_exceeded("deadline exceeded waiting for the reply"),
+                Kind::InvalidSubject => Status::invalid_argument(format!("sending the request: {e}")),
+                Kind::MaxPayloadExceeded => Status::resource_exhausted(format!("sending the request: {e}")),
+                Kind::Other => unavailable("sending the request", e),
+            }),
+        }
+    }
+}
+
 impl Backend for NatsBackend {
     fn request<'a>(&'a self, service: &'a str, method: &'a str, mut env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
@@ -453,6 +542,18 @@ impl Backend for NatsBackend {
         })
     }
 
+    fn call<'a>(
+        &'a self,
+        _replies: &'a Replies,
+        service: &'a str,
+        method: &'a str,
+        env: Envelope,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Envelope, Status>> {
+        Box::pin(self.unary(service, method, env, deadline))
+    }
+
+
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
             let headers = to_headers(env.headers)?;
@@ -478,7 +579,7 @@ impl Backend for NatsBackend {
         })
     }
 
-    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+    fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
         Box::pin(async move {
             let inner = &self.inner;
             let subscriber = inner
@@ -486,10 +587,13 @@ impl Backend for NatsBackend {
                 .queue_subscribe(wire::request_subject(spec.service, "*"), wire::request_queue(spec.service))
                 .await
                 .map_err(|e| unavailable(&format!("subscribing to {}", wire::request_subject(spec.service, "*")), e))?;
-            let prefetch = usize::from(spec.prefetch.max(1));
-            let (tx, rx) = mpsc::channel(prefetch);
-            tokio::spawn(feed_requests(subscriber, Arc::new(Semaphore::new(prefetch)), tx, inner.shutdown.subscribe()));
-            Ok(rx)
+            let feed = RequestFeed {
+                subscriber,
+                permits: Arc::new(Semaphore::new(usize::from(spec.prefetch.max(1)))),
+                methods: spec.methods,
+                shutdown: inner.shutdown.subscribe(),
+            };
+            Ok(Box::pin(futures_util::stream::unfold(feed, RequestFeed::next)) as Deliveries)
         })
     }
 
@@ -539,6 +643,7 @@ impl Backend for NatsBackend {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.inner.shutdown.send_replace(true);
+            self.inner.lost.fetch_add(1, Ordering::SeqCst);
             let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.client.drain()).await;
         })
     }
@@ -570,53 +675,55 @@ async fn read_dead_letters(consumer: &jetstream::consumer::PullConsumer, max: us
     Ok(out)
 }
 
-/// Hands out one service's requests while fewer than `prefetch` are unsettled.
-async fn feed_requests(
-    mut subscriber: async_nats::Subscriber,
+/// One service's requests, handed out (straight from the subscription, in the server's loop)
+/// while fewer than `prefetch` are unsettled. Dropping it unsubscribes: other servers in the
+/// queue group take over.
+struct RequestFeed {
+    subscriber: async_nats::Subscriber,
     permits: Arc<Semaphore>,
-    tx: mpsc::Sender<Delivery>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => tokio::select! {
+    /// The methods served, to name a request's method without allocating.
+    methods: Vec<&'static str>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl RequestFeed {
+    async fn next(mut self) -> Option<(Delivery, RequestFeed)> {
+        loop {
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => tokio::select! {
+                    biased;
+                    p = self.permits.clone().acquire_owned() => p.ok()?,
+                    _ = shut_down(&mut self.shutdown) => return None,
+                },
+            };
+            let message = tokio::select! {
                 biased;
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = tx.closed() => break,
-                _ = shut_down(&mut shutdown) => break,
-            },
-        };
-        let message = tokio::select! {
-            biased;
-            m = subscriber.next() => m,
-            _ = tx.closed() => break,
-            _ = shut_down(&mut shutdown) => break,
-        };
-        let Some(message) = message else { break };
-        if message.status.is_some_and(|s| s != StatusCode::OK) {
-            continue;
-        }
-        let mut env = envelope_of(message.headers.as_ref(), message.payload);
-        // The subject's last token names the method (`sb.rpc.<service>.<method>`); a
-        // `sb-method` header, if sent, says the same.
-        if env.header(wire::METHOD).is_none() {
-            if let Some(method) = message.subject.rsplit('.').next() {
-                env.headers.push((Cow::Borrowed(wire::METHOD), Cow::Owned(method.to_owned())));
+                m = self.subscriber.next() => m?,
+                _ = shut_down(&mut self.shutdown) => return None,
+            };
+            if message.status.is_some_and(|s| s != StatusCode::OK) {
+                continue;
             }
-        }
-        if let Some(reply) = message.reply {
-            let reply = reply.to_string();
-            env.correlation_id = reply.rsplit('.').next().map(str::to_owned);
-            env.reply_to = Some(reply);
-        }
-        let attempt = env.attempt();
-        let delivery = Delivery { env, attempt, redelivered: false, acker: Box::new(RequestAcker { _permit: permit }) };
-        if tx.send(delivery).await.is_err() {
-            break;
+            let mut env = envelope_of(message.headers.as_ref(), message.payload);
+            // The subject's last token names the method (`sb.rpc.<service>.<method>`); a
+            // `sb-method` header, if sent, says the same.
+            if env.header(wire::METHOD).is_none() {
+                if let Some(token) = message.subject.rsplit('.').next() {
+                    let method = match self.methods.iter().find(|m| **m == token) {
+                        Some(m) => Cow::Borrowed(*m),
+                        None => Cow::Owned(token.to_owned()),
+                    };
+                    env.headers.push((Cow::Borrowed(wire::METHOD), method));
+                }
+            }
+            // Replies go to the reply subject, which carries the correlation id itself.
+            env.reply_to = message.reply.map(|r| r.as_str().to_owned());
+            let attempt = env.attempt();
+            let delivery = Delivery { env, attempt, redelivered: false, acker: Box::new(RequestAcker { _permit: permit }) };
+            return Some((delivery, self));
         }
     }
-    // Dropping the subscriber unsubscribes: other servers in the queue group take over.
 }
 
 /// Core NATS has no acks: settling a request only frees its prefetch slot.

@@ -6,8 +6,10 @@
 //! retry after a backoff, and after `max_attempts` (or at once for a message that cannot be
 //! decoded) move it to the dead-letter queue.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -17,7 +19,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use super::__glue::{Call, Dispatch, Outcome};
-use super::backend::{ConsumerSpec, Delivery};
+use super::backend::{ConsumerSpec, Deliveries, Delivery};
 use super::dedupe::Dedupe;
 use super::wire::{self, Envelope};
 use super::Broker;
@@ -174,21 +176,31 @@ impl<D: Dispatch> QueueServer<D> {
             options: self.options,
         });
         let mut tasks = JoinSet::new();
+        let mut spare = None;
         let mut signal = std::pin::pin!(signal);
         loop {
             tokio::select! {
-                d = recv(&mut requests) => match d {
+                d = next(&mut requests) => match d {
                     Some(d) => {
                         // Most calls finish without waiting (echo-like handlers, a buffered reply
                         // publish): poll once here and spawn a task only for those that wait. A
                         // handler that computes for long before its first await holds up this
                         // server's next delivery meanwhile; it would hold a worker thread anyway.
-                        let mut fut = Box::pin(handle_request::<D>(shared.clone(), d));
-                        let done = std::future::poll_fn(|cx| {
-                            std::task::Poll::Ready(std::future::Future::poll(fut.as_mut(), cx).is_ready())
-                        })
-                        .await;
-                        if !done {
+                        // The box of a call that finished is reused for the next one: these
+                        // futures are often over 1 KiB, past malloc's per-thread cache, and a
+                        // fresh one per request makes the worker threads fight over its lock.
+                        let call = handle_request::<D>(shared.clone(), d);
+                        let mut fut = match spare.take() {
+                            Some(mut boxed) => {
+                                std::pin::Pin::set(&mut boxed, call);
+                                boxed
+                            }
+                            None => Box::pin(call),
+                        };
+                        let done = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
+                        if done {
+                            spare = Some(fut);
+                        } else {
                             tasks.spawn(fut);
                         }
                     }
@@ -208,6 +220,13 @@ impl<D: Dispatch> QueueServer<D> {
         drop((requests, event_rx));
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
+    match deliveries {
+        Some(d) => d.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -259,29 +278,30 @@ struct ReplyTo {
 }
 
 impl ReplyTo {
-    fn of(env: &Envelope) -> Self {
+    /// Takes the routing properties out of `env` (the handler does not need them).
+    fn take(env: &mut Envelope) -> Self {
         ReplyTo {
-            address: env.reply_to.clone(),
-            correlation_id: env.correlation_id.clone(),
+            address: env.reply_to.take(),
+            correlation_id: env.correlation_id.take(),
             content_type: env.headers.iter().find(|(k, _)| k == wire::CONTENT_TYPE).map(|(_, v)| v.clone()),
         }
     }
 }
 
 async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
-    let Delivery { env, acker, .. } = delivery;
+    let Delivery { mut env, acker, .. } = delivery;
     let deadline = env.deadline();
     if deadline.is_some_and(|d| d <= SystemTime::now()) {
         // Nobody waits for it any more: drop it without running it.
         let _ = acker.ack().await;
         return;
     }
-    let reply = ReplyTo::of(&env);
-    let reply_to = reply.address.clone();
+    let reply = ReplyTo::take(&mut env);
+    let reply_to = &reply.address;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     if let Some(id) = &id {
         if let Some(frames) = shared.dedupe.claim(id).await {
-            if let Some(to) = &reply_to {
+            if let Some(to) = reply_to {
                 let frames = match frames {
                     Some(f) => f.to_vec(),
                     None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
@@ -317,7 +337,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
     match outcome {
         Outcome::Unary(result) => {
             let frame = send(unary_frame(result, &reply));
-            if let Some(to) = &reply_to {
+            if let Some(to) = reply_to {
                 let _ = backend.reply(to, frame).await;
             }
         }
@@ -333,7 +353,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                         }
                         frame.body = body;
                         let frame = send(frame);
-                        if let Some(to) = &reply_to {
+                        if let Some(to) = reply_to {
                             if backend.reply(to, frame).await.is_err() {
                                 break None;
                             }
@@ -350,7 +370,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                     wire::push_metadata(&mut frame, &md);
                 }
                 let frame = send(frame);
-                if let Some(to) = &reply_to {
+                if let Some(to) = reply_to {
                     let _ = backend.reply(to, frame).await;
                 }
             }
