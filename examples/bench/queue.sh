@@ -14,8 +14,8 @@
 #
 # On RabbitMQ a third side runs in every round (PROTOCOL=1, the default): protocol =
 # queue-baseline --protocol, the hand-written loop carrying what switchboard's protocol puts on
-# a plain call (the method as the `type` property, `content_type`, `mandatory`; `content_type`
-# on the reply). switchboard/baseline is the acceptance ratio; protocol/baseline prices the
+# a plain call (the method as the `type` property, published `mandatory`).
+# switchboard/baseline is the acceptance ratio; protocol/baseline prices the
 # protocol, switchboard/protocol the rest of the runtime. (On NATS a plain call carries no
 # headers at all, so the bare baseline is already its wire twin.)
 #

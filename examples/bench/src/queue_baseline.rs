@@ -10,7 +10,7 @@
 //! - NATS: [`nats`] (`Client::request`, a queue-group subscriber replying in its loop).
 //!
 //! `--protocol` (server and client alike) makes both carry what switchboard's protocol puts on a
-//! plain call (RabbitMQ: the method as the `type` property, `content_type`, `mandatory`; NATS:
+//! plain call (RabbitMQ: the method as the `type` property, published `mandatory`; NATS:
 //! nothing): the baseline then prices the protocol, and the difference to switchboard is the
 //! runtime's own cost. `--add` prices optional parts (a deadline, a message id, …).
 //!
@@ -71,12 +71,12 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Carry what switchboard's protocol puts on a plain call (server and client): on RabbitMQ
-    /// the method in the `type` property, `content_type`, `mandatory`, and `content_type` on
-    /// the reply; on NATS nothing (a plain call has no header block).
+    /// the method in the `type` property, published `mandatory`; on NATS nothing (a plain call
+    /// has no header block). (`content_type` is on events only: `--add content-type,reply-content-type`.)
     #[arg(long)]
     protocol: bool,
-    /// Also carry these (comma-separated), to price them: type, mandatory, reply-content-type
-    /// (AMQP: the parts of --protocol one by one), method-header (`sb-method`), content-type
+    /// Also carry these (comma-separated), to price them: type, mandatory (AMQP: the parts of
+    /// --protocol one by one), reply-content-type (AMQP), method-header (`sb-method`), content-type
     /// (also on NATS), message-id, deadline (`sb-deadline`), expiration (AMQP), seq (`sb-seq: 0`
     /// on replies), status (`sb-status: 0` on replies, checked by the client).
     #[arg(long, value_delimiter = ',')]
@@ -115,9 +115,7 @@ impl Fields {
         let mut f = Fields::default();
         if protocol && kind == Kind::Amqp {
             f.kind = true;
-            f.content_type = true;
             f.mandatory = true;
-            f.reply_content_type = true;
         }
         for name in add {
             let slot = match name.as_str() {

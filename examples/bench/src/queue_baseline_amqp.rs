@@ -15,8 +15,7 @@
 //!
 //! With [`Fields`] (`--protocol`, `--add`), requests and replies carry what switchboard's
 //! protocol puts on them (`docs/queue-protocol.md`): on a plain call, requests the method as the
-//! `type` property and `content_type`, published `mandatory`, and replies `content_type`;
-//! optionally `message_id`, `expiration`, the headers `sb-method` and `sb-deadline`, and on
+//! `type` property, published `mandatory`; optionally `content_type` (and on replies), `message_id`, `expiration`, the headers `sb-method` and `sb-deadline`, and on
 //! replies `sb-seq` and `sb-status` (which the client then checks). That prices the protocol
 //! apart from the rest of the runtime.
 

@@ -84,7 +84,7 @@ impl QueueClient {
         &self.broker
     }
 
-    /// Request envelope: method, content type, message id (the caller's idempotency key; always
+    /// Request envelope: method, content type (events only), message id (the caller's idempotency key; always
     /// one for events), deadline (when the request or the client asks for one), metadata.
     fn envelope<C: Codec<Req>, Req>(
         &self,
@@ -98,7 +98,12 @@ impl QueueClient {
         let mut env = Envelope::default();
         env.headers.reserve(4 + metadata.len());
         env.push(wire::METHOD, method);
-        env.push(wire::CONTENT_TYPE, C::CONTENT_TYPE);
+        // A service has one encoding, so a call leaves `content-type` out (and its replies then
+        // do too: they copy the request's). Events carry it: they are stored, and other programs
+        // may read them off the queue.
+        if event {
+            env.push(wire::CONTENT_TYPE, C::CONTENT_TYPE);
+        }
         let key = metadata.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
         if let Some(id) = key.or_else(|| event.then(next_id)) {
             env.push(wire::MESSAGE_ID, id);
