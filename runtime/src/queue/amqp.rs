@@ -35,8 +35,8 @@
 //! - **Reconnects.** lapin does not reconnect by itself. A supervisor task watches the connection
 //!   (its events, its status, and the consumers' errors); when it drops, every call in flight
 //!   fails with UNAVAILABLE, and it reconnects with backoff (100 ms doubling to 5 s). Each server
-//!   consumer is a task that re-declares its queues and consumes again on every new connection,
-//!   feeding the same channel the server reads, so a server only sees a pause. While
+//!   consumer (a stream the server's loop polls) re-declares its queues and consumes again on
+//!   every new connection, so a server only sees a pause. While
 //!   disconnected, calls and publishes fail at once with UNAVAILABLE.
 //! - **Acks.** A delivery's [`Acker`] keeps its channel open until it is settled; dropping it
 //!   unsettled nacks it with requeue. Deliveries on a channel that died are redelivered by the
@@ -59,10 +59,10 @@ use lapin::options::{
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tonic::Status;
 
-use super::backend::{deliveries, Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
+use super::backend::{Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope};
 
 /// RabbitMQ's pseudo-queue for direct reply-to.
@@ -104,7 +104,7 @@ struct Conn {
     /// Publishes requests (no confirms) and consumes their replies (direct reply-to).
     rpc: Channel,
     /// Publishes server replies (no confirms).
-    out: Mutex<Channel>,
+    out: Mutex<Arc<Channel>>,
     /// Idle confirm-mode channels for events, retries and dead letters: one publish in flight each.
     pool: Mutex<Vec<Channel>>,
     /// Event queues declared on this connection.
@@ -160,7 +160,7 @@ async fn open(url: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
     Ok(Arc::new(Conn {
         connection,
         rpc,
-        out: Mutex::new(out),
+        out: Mutex::new(Arc::new(out)),
         pool: Mutex::default(),
         declared: Mutex::default(),
         kick,
@@ -424,7 +424,7 @@ impl Backend for AmqpBackend {
                 Err(_) => {
                     // The reply channel alone was closed (a broker-side channel error): open another.
                     let fresh = conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?;
-                    *conn.out.lock().unwrap() = fresh.clone();
+                    *conn.out.lock().unwrap() = Arc::new(fresh.clone());
                     fresh
                         .basic_publish("".into(), key, BasicPublishOptions::default(), &env.body, properties_of(&env)?)
                         .await
@@ -436,13 +436,10 @@ impl Backend for AmqpBackend {
     }
 
     fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
-        Box::pin(async move {
-            let rx = self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: false }).await?;
-            Ok(deliveries(rx))
-        })
+        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: false })
     }
 
-    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
         self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: true })
     }
 
@@ -515,96 +512,118 @@ impl Subscription {
     }
 }
 
-/// How one consuming session on a connection ended.
-enum Ended {
-    /// The server went away or the backend was closed: stop for good.
-    Stop,
-    /// The channel or connection failed: consume again, on a new connection if need be.
-    Again,
-}
-
 impl AmqpBackend {
-    /// Starts a consumer task; returns once it consumes (or at once while disconnected: it
-    /// starts when the connection is back). Fails if the broker refuses the subscription.
-    fn serve(&self, sub: Subscription) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+    /// A server's deliveries, across reconnects. Subscribes at once when connected, so a broker
+    /// that refuses the subscription (say, a queue declared with other arguments) fails the
+    /// server's start; while disconnected, it subscribes when the connection is back.
+    fn serve(&self, sub: Subscription) -> BoxFuture<'_, Result<Deliveries, Status>> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (tx, rx) = mpsc::channel(usize::from(sub.prefetch.max(1)));
-            let (started, first) = oneshot::channel();
-            tokio::spawn(run_consumer(shared, sub, tx, started));
-            match first.await {
-                Ok(Err(status)) => Err(status),
-                _ => Ok(rx),
+            let mut feed = Feed {
+                current: shared.current.subscribe(),
+                closed: shared.closed.subscribe(),
+                shared,
+                sub,
+                session: None,
+                pause: false,
+            };
+            let conn = feed.current.borrow_and_update().clone();
+            if let Some(conn) = conn {
+                match open_session(&conn, &feed.sub).await {
+                    Ok(session) => feed.session = Some((conn, session)),
+                    // The broker refused the subscription itself: tell the server.
+                    Err(status) if conn.healthy() => return Err(status),
+                    Err(_) => {
+                        conn.kick.notify_one();
+                        feed.pause = true;
+                    }
+                }
             }
+            Ok(Box::pin(stream::unfold(feed, Feed::next)) as Deliveries)
         })
     }
 }
 
-/// A server's consumer, across reconnects, until the server or the backend goes away.
-async fn run_consumer(
+/// One server's consumer: the deliveries of its queues, polled by the server's own loop (no
+/// task in between), consuming again on a fresh channel whenever the channel or connection
+/// fails, until the server drops it or the backend is closed.
+struct Feed {
     shared: Arc<Shared>,
     sub: Subscription,
-    tx: mpsc::Sender<Delivery>,
-    started: oneshot::Sender<Result<(), Status>>,
-) {
-    let mut started = Some(started);
-    let mut current = shared.current.subscribe();
-    let mut closed = shared.closed.subscribe();
-    loop {
-        if *closed.borrow() || tx.is_closed() {
-            return;
-        }
-        let conn = current.borrow_and_update().clone();
-        let Some(conn) = conn else {
-            if let Some(s) = started.take() {
-                let _ = s.send(Ok(()));
+    current: watch::Receiver<Option<Arc<Conn>>>,
+    closed: watch::Receiver<bool>,
+    /// The consuming session, while there is one.
+    session: Option<(Arc<Conn>, Session)>,
+    /// Wait a little before consuming again (the last session failed).
+    pause: bool,
+}
+
+/// One consuming session: a channel with the prefetch, the queues declared, a consumer on each.
+struct Session {
+    channel: Arc<Channel>,
+    deliveries: stream::SelectAll<SessionStream>,
+}
+
+/// A consumer's deliveries with the event method of its queue; `None` when the consumer ends.
+type SessionStream = BoxStream<'static, (Option<&'static str>, Option<lapin::Result<lapin::message::Delivery>>)>;
+
+impl Feed {
+    async fn next(mut self) -> Option<(Delivery, Feed)> {
+        loop {
+            if *self.closed.borrow() {
+                return None;
             }
-            tokio::select! {
-                _ = current.changed() => {}
-                _ = closed.changed() => {}
-                _ = tx.closed() => return,
+            if let Some((conn, session)) = &mut self.session {
+                let item = tokio::select! {
+                    biased;
+                    item = session.deliveries.next() => item,
+                    _ = self.closed.changed() => return None,
+                };
+                if let Some((method, Some(Ok(d)))) = item {
+                    let delivery = to_delivery(&self.shared, &session.channel, self.sub.service, method, d);
+                    return Some((delivery, self));
+                }
+                // An error (the channel or connection failed), or a consumer ended (the broker
+                // cancelled it): consume everything again on a fresh channel.
+                conn.kick.notify_one();
+                self.session = None;
+                self.pause = true;
+                continue;
             }
-            continue;
-        };
-        match consume(&shared, &conn, &sub, &tx, &mut closed, &mut started).await {
-            Ok(Ended::Stop) => return,
-            Ok(Ended::Again) => {}
-            Err(status) => {
-                if let Some(s) = started.take() {
-                    if conn.healthy() {
-                        // The broker refused the subscription itself (say, a queue declared
-                        // with other arguments): tell the server rather than retrying forever.
-                        let _ = s.send(Err(status));
-                        return;
-                    }
-                    let _ = s.send(Ok(()));
+            if std::mem::take(&mut self.pause) {
+                tokio::select! {
+                    _ = self.current.changed() => {}
+                    _ = tokio::time::sleep(RESUBSCRIBE) => {}
+                    _ = self.closed.changed() => {}
+                }
+                continue;
+            }
+            let conn = self.current.borrow_and_update().clone();
+            let Some(conn) = conn else {
+                tokio::select! {
+                    _ = self.current.changed() => {}
+                    _ = self.closed.changed() => {}
+                }
+                continue;
+            };
+            match open_session(&conn, &self.sub).await {
+                Ok(session) => self.session = Some((conn, session)),
+                Err(_) => {
+                    conn.kick.notify_one();
+                    self.pause = true;
                 }
             }
-        }
-        conn.kick.notify_one();
-        tokio::select! {
-            _ = current.changed() => {}
-            _ = tokio::time::sleep(RESUBSCRIBE) => {}
-            _ = closed.changed() => {}
-            _ = tx.closed() => return,
         }
     }
 }
 
-/// One consuming session: a channel with the prefetch, the queues declared, a consumer on each.
-async fn consume(
-    shared: &Arc<Shared>,
-    conn: &Arc<Conn>,
-    sub: &Subscription,
-    tx: &mpsc::Sender<Delivery>,
-    closed: &mut watch::Receiver<bool>,
-    started: &mut Option<oneshot::Sender<Result<(), Status>>>,
-) -> Result<Ended, Status> {
+/// Opens a consuming session for `sub` on `conn`.
+async fn open_session(conn: &Arc<Conn>, sub: &Subscription) -> Result<Session, Status> {
     let ch = Arc::new(conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?);
     ch.basic_qos(sub.prefetch.max(1), BasicQosOptions::default())
         .await
         .map_err(|e| broker_error("setting the prefetch", &e))?;
-    let mut streams = Vec::new();
+    let mut streams: Vec<SessionStream> = Vec::new();
     for (queue, method) in sub.queues() {
         let key = short(&queue, "queue name")?;
         match method {
@@ -627,28 +646,7 @@ async fn consume(
         let end = stream::once(std::future::ready((method, None)));
         streams.push(consumer.map(move |item| (method, Some(item))).chain(end).boxed());
     }
-    if let Some(s) = started.take() {
-        let _ = s.send(Ok(()));
-    }
-    let mut deliveries = stream::select_all(streams);
-    loop {
-        tokio::select! {
-            item = deliveries.next() => match item {
-                Some((method, Some(Ok(d)))) => {
-                    let delivery = to_delivery(shared, &ch, sub.service, method, d);
-                    tokio::select! {
-                        sent = tx.send(delivery) => if sent.is_err() { return Ok(Ended::Stop) },
-                        _ = closed.changed() => return Ok(Ended::Stop),
-                    }
-                }
-                // An error (the channel or connection failed), or a consumer ended (the broker
-                // cancelled it): consume everything again on a fresh channel.
-                Some((_, Some(Err(_)) | None)) | None => return Ok(Ended::Again),
-            },
-            _ = tx.closed() => return Ok(Ended::Stop),
-            _ = closed.changed() => return Ok(Ended::Stop),
-        }
-    }
+    Ok(Session { channel: ch, deliveries: stream::select_all(streams) })
 }
 
 fn to_delivery(

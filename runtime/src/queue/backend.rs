@@ -63,7 +63,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// task hop per request.
     fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>>;
     /// Starts consuming the events of `spec.methods` (durable, at-least-once).
-    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>>;
+    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>>;
     /// Takes up to `max` messages off `service`/`method`'s dead-letter queue (they are removed).
     fn take_dead_letters<'a>(
         &'a self,

@@ -142,14 +142,14 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(Ok(deliveries(rx))))
     }
 
-    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
         let (tx, rx) = mpsc::channel(usize::from(spec.prefetch.max(1)));
         for method in &spec.methods {
             let queue = self.broker.queue(&wire::event_address(spec.service, method));
             let dlq = self.broker.queue(&wire::dead_letter_address(spec.service, method));
             consume(queue, Some(dlq), spec.prefetch, tx.clone());
         }
-        Box::pin(std::future::ready(Ok(rx)))
+        Box::pin(std::future::ready(Ok(deliveries(rx))))
     }
 
     fn take_dead_letters<'a>(&'a self, service: &'a str, method: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Envelope>, Status>> {

@@ -37,8 +37,10 @@
 //! consumer on create). Each server also pulls at most `prefetch` messages at a time.
 //!
 //! Reconnects: async-nats reconnects by itself and renews the core subscriptions; on each
-//! disconnect the calls in flight fail with UNAVAILABLE, and while disconnected `request` fails at
-//! once instead of queueing. The JetStream consumer loop re-creates its stream and consumer (with
+//! disconnect the calls in flight fail with UNAVAILABLE (streaming calls at once, unary calls,
+//! which wait in async-nats's multiplexer, within [`LOST_CHECK`]), and while disconnected a call
+//! fails at once instead of queueing. A unary call given up on (its deadline passed, or its
+//! caller dropped it) leaves its slot in async-nats's multiplexer until a late reply comes. The JetStream consumer loop re-creates its stream and consumer (with
 //! backoff) whenever its message stream fails, feeding the same server.
 
 use std::borrow::Cow;
@@ -597,7 +599,7 @@ impl Backend for NatsBackend {
         })
     }
 
-    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<mpsc::Receiver<Delivery>, Status>> {
+    fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
         Box::pin(async move {
             let inner = self.inner.clone();
             // The first attempt is the caller's: a broker without JetStream fails `serve` at once.
@@ -605,7 +607,7 @@ impl Backend for NatsBackend {
             let messages = open_messages(&consumer, &spec).await?;
             let (tx, rx) = mpsc::channel(usize::from(spec.prefetch.max(1)));
             tokio::spawn(feed_events(inner, spec, messages, tx));
-            Ok(rx)
+            Ok(super::backend::deliveries(rx))
         })
     }
 

@@ -13,7 +13,6 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
@@ -206,7 +205,7 @@ impl<D: Dispatch> QueueServer<D> {
                     }
                     None => requests = None,
                 },
-                d = recv(&mut event_rx) => match d {
+                d = next(&mut event_rx) => match d {
                     Some(d) => { tasks.spawn(handle_event::<D>(shared.clone(), d)); }
                     None => event_rx = None,
                 },
@@ -226,13 +225,6 @@ impl<D: Dispatch> QueueServer<D> {
 async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
     match deliveries {
         Some(d) => d.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv(rx: &mut Option<mpsc::Receiver<Delivery>>) -> Option<Delivery> {
-    match rx {
-        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
