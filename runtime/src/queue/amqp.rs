@@ -372,33 +372,65 @@ impl Shared {
     }
 }
 
+/// The hot paths, as plain async functions: [`super::Broker`] awaits them in place (lapin's
+/// publish future alone is over 1 KiB; boxed per call, it would take malloc's arena lock every
+/// time). The [`Backend`] methods box them.
+impl AmqpBackend {
+    /// Sends a request (see [`Backend::request`]).
+    pub(crate) async fn send_request(&self, service: &str, mut env: Envelope) -> Result<(), Status> {
+        let conn = self.shared.live()?;
+        env.reply_to = Some(DIRECT_REPLY_TO.to_owned());
+        let mut properties = properties_of(&env)?;
+        if let Some(deadline) = env.deadline() {
+            let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().as_millis().max(1);
+            properties = properties.with_expiration(left.to_string().into());
+        }
+        let queue = wire::request_queue(service);
+        let mandatory = BasicPublishOptions { mandatory: true, immediate: false };
+        let sent = conn
+            .rpc
+            .basic_publish("".into(), short(&queue, "request queue name")?, mandatory, &env.body, properties)
+            .await;
+        conn.last_request.store(millis_since(conn.opened), Ordering::Relaxed);
+        match sent {
+            // No confirms on this channel: resolves at once (awaited so lapin keeps nothing).
+            Ok(confirm) => drop(confirm.await),
+            Err(e) => {
+                conn.kick.notify_one();
+                return Err(broker_error("sending the request", &e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a reply frame (see [`Backend::reply`]).
+    pub(crate) async fn send_reply(&self, reply_to: &str, env: Envelope) -> Result<(), Status> {
+        let conn = self.shared.live()?;
+        let key = short(reply_to, "reply_to")?;
+        let properties = properties_of(&env)?;
+        let ch = conn.out.lock().unwrap().clone();
+        let options = BasicPublishOptions::default();
+        let first = ch.basic_publish("".into(), key.clone(), options, &env.body, properties).await;
+        match first {
+            Ok(_) => Ok(()),
+            Err(e) if !conn.connection.status().connected() => Err(broker_error("sending the reply", &e)),
+            Err(_) => {
+                // The reply channel alone was closed (a broker-side channel error): open another.
+                let fresh = conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?;
+                *conn.out.lock().unwrap() = Arc::new(fresh.clone());
+                fresh
+                    .basic_publish("".into(), key, BasicPublishOptions::default(), &env.body, properties_of(&env)?)
+                    .await
+                    .map(drop)
+                    .map_err(|e| broker_error("sending the reply", &e))
+            }
+        }
+    }
+}
+
 impl Backend for AmqpBackend {
-    fn request<'a>(&'a self, service: &'a str, _method: &'a str, mut env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
-        Box::pin(async move {
-            let conn = self.shared.live()?;
-            env.reply_to = Some(DIRECT_REPLY_TO.to_owned());
-            let mut properties = properties_of(&env)?;
-            if let Some(deadline) = env.deadline() {
-                let left = deadline.duration_since(SystemTime::now()).unwrap_or_default().as_millis().max(1);
-                properties = properties.with_expiration(left.to_string().into());
-            }
-            let queue = wire::request_queue(service);
-            let mandatory = BasicPublishOptions { mandatory: true, immediate: false };
-            let sent = conn
-                .rpc
-                .basic_publish("".into(), short(&queue, "request queue name")?, mandatory, &env.body, properties)
-                .await;
-            conn.last_request.store(millis_since(conn.opened), Ordering::Relaxed);
-            match sent {
-                // No confirms on this channel: resolves at once (awaited so lapin keeps nothing).
-                Ok(confirm) => drop(confirm.await),
-                Err(e) => {
-                    conn.kick.notify_one();
-                    return Err(broker_error("sending the request", &e));
-                }
-            }
-            Ok(())
-        })
+    fn request<'a>(&'a self, service: &'a str, _method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(self.send_request(service, env))
     }
 
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
@@ -411,28 +443,7 @@ impl Backend for AmqpBackend {
     }
 
     fn reply<'a>(&'a self, reply_to: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
-        Box::pin(async move {
-            let conn = self.shared.live()?;
-            let key = short(reply_to, "reply_to")?;
-            let properties = properties_of(&env)?;
-            let ch = conn.out.lock().unwrap().clone();
-            let options = BasicPublishOptions::default();
-            let first = ch.basic_publish("".into(), key.clone(), options, &env.body, properties).await;
-            match first {
-                Ok(_) => Ok(()),
-                Err(e) if !conn.connection.status().connected() => Err(broker_error("sending the reply", &e)),
-                Err(_) => {
-                    // The reply channel alone was closed (a broker-side channel error): open another.
-                    let fresh = conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?;
-                    *conn.out.lock().unwrap() = Arc::new(fresh.clone());
-                    fresh
-                        .basic_publish("".into(), key, BasicPublishOptions::default(), &env.body, properties_of(&env)?)
-                        .await
-                        .map(drop)
-                        .map_err(|e| broker_error("sending the reply", &e))
-                }
-            }
-        })
+        Box::pin(self.send_reply(reply_to, env))
     }
 
     fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {

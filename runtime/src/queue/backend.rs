@@ -38,21 +38,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
         replies: &'a Replies,
         service: &'a str,
         method: &'a str,
-        mut env: Envelope,
+        env: Envelope,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Envelope, Status>> {
-        Box::pin(async move {
-            let id = super::client::next_id();
-            let rx = replies.register_once(id.clone());
-            let _slot = Registered { replies, id: id.clone() };
-            env.correlation_id = Some(id);
-            self.request(service, method, env).await?;
-            match tokio::time::timeout_at(deadline.into(), rx).await {
-                Ok(Ok(frame)) => frame,
-                Ok(Err(_)) => Err(Status::unavailable("the broker connection was lost")),
-                Err(_) => Err(Status::deadline_exceeded("deadline exceeded waiting for the reply")),
-            }
-        })
+        Box::pin(one_reply(replies, env, deadline, move |env| self.request(service, method, env)))
     }
     /// Publishes an event durably; returns once the broker has it.
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
@@ -73,6 +62,29 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Envelope>, Status>>;
     /// Closes the connection; consumers end.
     fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A unary call through the [`Replies`] table: registers a correlation id, sends the request
+/// with `send`, and waits until `deadline` for the one reply.
+pub(crate) async fn one_reply<F>(
+    replies: &Replies,
+    mut env: Envelope,
+    deadline: Instant,
+    send: impl FnOnce(Envelope) -> F,
+) -> Result<Envelope, Status>
+where
+    F: std::future::Future<Output = Result<(), Status>>,
+{
+    let id = super::client::next_id();
+    let rx = replies.register_once(id.clone());
+    let _slot = Registered { replies, id: id.clone() };
+    env.correlation_id = Some(id);
+    send(env).await?;
+    match tokio::time::timeout_at(deadline.into(), rx).await {
+        Ok(Ok(frame)) => frame,
+        Ok(Err(_)) => Err(Status::unavailable("the broker connection was lost")),
+        Err(_) => Err(Status::deadline_exceeded("deadline exceeded waiting for the reply")),
+    }
 }
 
 /// A server's deliveries, in order; the stream ends when the broker is closed.

@@ -57,9 +57,11 @@ struct BrokerInner {
     replies: Arc<Replies>,
 }
 
-/// The backend of a connection. An enum rather than a `Box<dyn Backend>` so that a unary call,
-/// the hot path, is dispatched statically: its future lives inside the caller's instead of in a
-/// heap box of its own per call (often over 1 KiB, past malloc's per-thread cache).
+/// The backend of a connection. An enum rather than a `Box<dyn Backend>` so that the hot paths
+/// (a unary call, a reply) are dispatched statically: their futures live inside the caller's
+/// instead of in heap boxes of their own per call (lapin's and async-nats's are over 1 KiB,
+/// past glibc malloc's per-thread cache, so each box would take the arena lock, which the
+/// worker threads then fight over).
 enum Backends {
     Memory(memory::MemoryBackend),
     #[cfg(feature = "amqp")]
@@ -174,7 +176,22 @@ impl Broker {
         match &self.inner.backend {
             #[cfg(feature = "nats")]
             Backends::Nats(nats) => nats.unary(service, method, env, deadline).await,
+            #[cfg(feature = "amqp")]
+            Backends::Amqp(amqp) => {
+                backend::one_reply(&self.inner.replies, env, deadline, |env| amqp.send_request(service, env)).await
+            }
             other => other.get().call(&self.inner.replies, service, method, env, deadline).await,
+        }
+    }
+
+    /// Sends one reply frame to `reply_to` (statically dispatched, like [`Broker::call`]).
+    pub(crate) async fn reply(&self, reply_to: &str, env: wire::Envelope) -> Result<(), Status> {
+        match &self.inner.backend {
+            #[cfg(feature = "nats")]
+            Backends::Nats(nats) => nats.send_reply(reply_to, env).await,
+            #[cfg(feature = "amqp")]
+            Backends::Amqp(amqp) => amqp.send_reply(reply_to, env).await,
+            other => other.get().reply(reply_to, env).await,
         }
     }
 

@@ -510,6 +510,23 @@ impl NatsBackend {
             }),
         }
     }
+
+    /// Sends a reply frame (see [`Backend::reply`]).
+    pub(crate) async fn send_reply(&self, reply_to: &str, env: Envelope) -> Result<(), Status> {
+        // The caller has been failed already (UNAVAILABLE): don't queue behind a reconnect.
+        if self.inner.client.connection_state() != State::Connected {
+            return Err(Status::unavailable("not connected to the NATS server"));
+        }
+        let mut env = env;
+        env.headers.retain(|(k, _)| k != wire::CONTENT_TYPE);
+        let sent = if env.headers.is_empty() {
+            self.inner.client.publish(reply_to.to_owned(), env.body).await
+        } else {
+            let headers = to_headers(env.headers)?;
+            self.inner.client.publish_with_headers(reply_to.to_owned(), headers, env.body).await
+        };
+        sent.map_err(|e| publish_error("sending the reply", e))
+    }
 }
 
 impl Backend for NatsBackend {
@@ -564,21 +581,7 @@ impl Backend for NatsBackend {
     }
 
     fn reply<'a>(&'a self, reply_to: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
-        Box::pin(async move {
-            // The caller has been failed already (UNAVAILABLE): don't queue behind a reconnect.
-            if self.inner.client.connection_state() != State::Connected {
-                return Err(Status::unavailable("not connected to the NATS server"));
-            }
-            let mut env = env;
-            env.headers.retain(|(k, _)| k != wire::CONTENT_TYPE);
-            let sent = if env.headers.is_empty() {
-                self.inner.client.publish(reply_to.to_owned(), env.body).await
-            } else {
-                let headers = to_headers(env.headers)?;
-                self.inner.client.publish_with_headers(reply_to.to_owned(), headers, env.body).await
-            };
-            sent.map_err(|e| publish_error("sending the reply", e))
-        })
+        Box::pin(self.send_reply(reply_to, env))
     }
 
     fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {

@@ -209,9 +209,11 @@ impl<D: Dispatch> QueueServer<D> {
                     Some(d) => { tasks.spawn(handle_event::<D>(shared.clone(), d)); }
                     None => event_rx = None,
                 },
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = &mut signal => break,
             }
+            // Finished calls are reaped here, without waiting: a `join_next` branch above would
+            // wake this loop once for every call that finishes, just to reap it.
+            while tasks.try_join_next().is_some() {}
             if requests.is_none() && event_rx.is_none() {
                 break;
             }
@@ -300,7 +302,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                 };
                 for mut frame in frames {
                     frame.correlation_id = reply.correlation_id.clone();
-                    let _ = shared.broker.backend().reply(to, frame).await;
+                    let _ = shared.broker.reply(to, frame).await;
                 }
             }
             let _ = acker.ack().await;
@@ -325,12 +327,11 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
         }
         frame
     };
-    let backend = shared.broker.backend();
     match outcome {
         Outcome::Unary(result) => {
             let frame = send(unary_frame(result, &reply));
             if let Some(to) = reply_to {
-                let _ = backend.reply(to, frame).await;
+                let _ = shared.broker.reply(to, frame).await;
             }
         }
         Outcome::Stream(metadata, mut stream) => {
@@ -346,7 +347,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                         frame.body = body;
                         let frame = send(frame);
                         if let Some(to) = reply_to {
-                            if backend.reply(to, frame).await.is_err() {
+                            if shared.broker.reply(to, frame).await.is_err() {
                                 break None;
                             }
                         }
@@ -363,7 +364,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                 }
                 let frame = send(frame);
                 if let Some(to) = reply_to {
-                    let _ = backend.reply(to, frame).await;
+                    let _ = shared.broker.reply(to, frame).await;
                 }
             }
         }
