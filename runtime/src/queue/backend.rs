@@ -29,20 +29,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Sends a request for `service`/`method`. `env.correlation_id` is set; the backend sets
     /// `env.reply_to` to its reply address.
     fn request<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
-    /// A unary call: sends the request and waits, until `deadline`, for its one reply frame.
-    /// The default registers the call in `replies` and sends it with [`request`](Self::request);
-    /// a backend with a cheaper path of its own for one reply (NATS's request multiplexer)
-    /// overrides it.
-    fn call<'a>(
-        &'a self,
-        replies: &'a Replies,
-        service: &'a str,
-        method: &'a str,
-        env: Envelope,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Envelope, Status>> {
-        Box::pin(one_reply(replies, env, deadline, move |env| self.request(service, method, env)))
-    }
     /// Publishes an event durably; returns once the broker has it.
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
     /// Sends one reply frame to `reply_to` (correlation id set on `env`).
@@ -64,7 +50,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
-/// A unary call through the [`Replies`] table: registers a correlation id, sends the request
+/// A unary call through the [`Replies`] table (`Broker::call` for the backends without a
+/// one-reply path of their own): registers a correlation id, sends the request
 /// with `send`, and waits until `deadline` for the one reply.
 pub(crate) async fn one_reply<F>(
     replies: &Replies,
@@ -95,10 +82,10 @@ pub(crate) fn deliveries(rx: mpsc::Receiver<Delivery>) -> Deliveries {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }))
 }
 
-/// Removes a unary call's reply slot when the call ends or is dropped.
-struct Registered<'a> {
-    replies: &'a Replies,
-    id: String,
+/// Removes a call's reply slot when the call ends or is dropped.
+pub(crate) struct Registered<'a> {
+    pub replies: &'a Replies,
+    pub id: String,
 }
 
 impl Drop for Registered<'_> {

@@ -9,6 +9,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::__glue::Codec;
+use super::backend::Registered;
 use super::wire::{self, Envelope};
 use super::Broker;
 use crate::{ServiceDescriptor, Streaming};
@@ -50,18 +51,6 @@ pub(crate) fn next_id() -> String {
     id.push('-');
     let _ = write!(id, "{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
     id
-}
-
-/// Removes a call's reply slot when the call ends or is dropped.
-struct Slot<'a> {
-    client: &'a QueueClient,
-    id: String,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.client.broker.replies().remove(&self.id);
-    }
 }
 
 impl QueueClient {
@@ -121,10 +110,10 @@ impl QueueClient {
         desc: &'static ServiceDescriptor,
         method: &'static str,
         mut env: Envelope,
-    ) -> Result<(Slot<'_>, mpsc::UnboundedReceiver<Result<Envelope, Status>>), Status> {
+    ) -> Result<(Registered<'_>, mpsc::UnboundedReceiver<Result<Envelope, Status>>), Status> {
         let id = next_id();
         let rx = self.broker.replies().register(id.clone());
-        let slot = Slot { client: self, id: id.clone() };
+        let slot = Registered { replies: self.broker.replies(), id: id.clone() };
         env.correlation_id = Some(id);
         self.broker.backend().request(desc.full_name, method, env).await?;
         Ok((slot, rx))

@@ -180,7 +180,10 @@ impl Broker {
             Backends::Amqp(amqp) => {
                 backend::one_reply(&self.inner.replies, env, deadline, |env| amqp.send_request(service, env)).await
             }
-            other => other.get().call(&self.inner.replies, service, method, env, deadline).await,
+            other => {
+                let backend = other.get();
+                backend::one_reply(&self.inner.replies, env, deadline, |env| backend.request(service, method, env)).await
+            }
         }
     }
 

@@ -83,10 +83,10 @@ pub(crate) struct NatsBackend {
 struct Inner {
     client: Client,
     js: jetstream::Context,
-    /// Reply routes (for streaming calls) by service, then method.
-    routes: RwLock<HashMap<String, HashMap<String, Arc<Route>>>>,
-    /// Request subjects (for unary calls) by service, then method.
-    subjects: RwLock<HashMap<String, HashMap<String, Subject>>>,
+    /// Reply routes (for streaming calls).
+    routes: ByMethod<Arc<Route>>,
+    /// Request subjects.
+    subjects: ByMethod<Subject>,
     /// Bumped whenever the connection drops or is closed: unary calls in flight (which wait in
     /// async-nats's request multiplexer, not in `replies`) look at it every [`LOST_CHECK`] and
     /// fail with UNAVAILABLE once it moved. (A waiter per call to wake them at once would cost
@@ -144,8 +144,8 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
         inner: Arc::new(Inner {
             client,
             js,
-            routes: RwLock::default(),
-            subjects: RwLock::default(),
+            routes: ByMethod::default(),
+            subjects: ByMethod::default(),
             lost,
             route_creation: tokio::sync::Mutex::default(),
             streams: Mutex::default(),
@@ -271,46 +271,55 @@ fn checked_subject(service: &str, method: &str) -> Result<String, Status> {
     Ok(subject)
 }
 
+/// Values by service, then method (looked up without allocating a key).
+struct ByMethod<T>(RwLock<HashMap<String, HashMap<String, T>>>);
+
+impl<T> Default for ByMethod<T> {
+    fn default() -> Self {
+        ByMethod(RwLock::default())
+    }
+}
+
+impl<T: Clone> ByMethod<T> {
+    fn get(&self, service: &str, method: &str) -> Option<T> {
+        self.0.read().unwrap().get(service).and_then(|m| m.get(method)).cloned()
+    }
+
+    fn insert(&self, service: &str, method: &str, value: T) {
+        self.0.write().unwrap().entry(service.to_owned()).or_default().insert(method.to_owned(), value);
+    }
+}
+
 impl Inner {
     /// The request subject of `service`/`method`.
     fn subject(&self, service: &str, method: &str) -> Result<Subject, Status> {
-        if let Some(subject) = self.subjects.read().unwrap().get(service).and_then(|m| m.get(method)) {
-            return Ok(subject.clone());
+        if let Some(subject) = self.subjects.get(service, method) {
+            return Ok(subject);
         }
         let subject = Subject::from(checked_subject(service, method)?);
-        self.subjects
-            .write()
-            .unwrap()
-            .entry(service.to_owned())
-            .or_default()
-            .insert(method.to_owned(), subject.clone());
+        self.subjects.insert(service, method, subject.clone());
         Ok(subject)
     }
 
     /// The reply route of `service`/`method`, subscribing its inbox the first time.
     async fn route(&self, service: &str, method: &str) -> Result<Arc<Route>, Status> {
-        if let Some(route) = self.routes.read().unwrap().get(service).and_then(|m| m.get(method)) {
-            return Ok(route.clone());
+        if let Some(route) = self.routes.get(service, method) {
+            return Ok(route);
         }
         let _creating = self.route_creation.lock().await;
-        if let Some(route) = self.routes.read().unwrap().get(service).and_then(|m| m.get(method)) {
-            return Ok(route.clone());
+        if let Some(route) = self.routes.get(service, method) {
+            return Ok(route);
         }
-        let subject = checked_subject(service, method)?;
+        let subject = self.subject(service, method)?;
         let inbox = self.client.new_inbox();
         let subscriber = self
             .client
             .subscribe(format!("{inbox}.*"))
             .await
             .map_err(|e| unavailable("subscribing to the reply inbox", e))?;
-        tokio::spawn(route_replies(subscriber, subject.clone(), self.replies.clone(), self.shutdown.subscribe()));
-        let route = Arc::new(Route { subject: Subject::from(subject), inbox });
-        self.routes
-            .write()
-            .unwrap()
-            .entry(service.to_owned())
-            .or_default()
-            .insert(method.to_owned(), route.clone());
+        tokio::spawn(route_replies(subscriber, subject.to_string(), self.replies.clone(), self.shutdown.subscribe()));
+        let route = Arc::new(Route { subject, inbox });
+        self.routes.insert(service, method, route.clone());
         Ok(route)
     }
 
@@ -560,18 +569,6 @@ impl Backend for NatsBackend {
             sent.map_err(|e| publish_error("sending the request", e))
         })
     }
-
-    fn call<'a>(
-        &'a self,
-        _replies: &'a Replies,
-        service: &'a str,
-        method: &'a str,
-        env: Envelope,
-        deadline: Instant,
-    ) -> BoxFuture<'a, Result<Envelope, Status>> {
-        Box::pin(self.unary(service, method, env, deadline))
-    }
-
 
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
