@@ -41,6 +41,10 @@
 //! - **Acks.** A delivery's [`Acker`] keeps its channel open until it is settled; dropping it
 //!   unsettled nacks it with requeue. Deliveries on a channel that died are redelivered by the
 //!   broker (their acks fail), so the server's dedupe window sees them again.
+//! - **Queued, not awaited.** Replies, requests and acks are handed to lapin (which queues
+//!   their frames at once) without waiting for its I/O thread to write them; see `queue_now`.
+//!   The frames of one channel go out in the order queued, so a reply is on the wire before its
+//!   request's ack.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -49,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use lapin::message::BasicReturnMessage;
 use lapin::options::{
@@ -387,14 +391,11 @@ impl AmqpBackend {
         }
         let queue = wire::request_queue(service);
         let mandatory = BasicPublishOptions { mandatory: true, immediate: false };
-        let sent = conn
-            .rpc
-            .basic_publish("".into(), short(&queue, "request queue name")?, mandatory, &env.body, properties)
-            .await;
+        let key = short(&queue, "request queue name")?;
+        let sent = queue_now(conn.rpc.basic_publish("".into(), key, mandatory, &env.body, properties));
         conn.last_request.store(millis_since(conn.opened), Ordering::Relaxed);
         match sent {
-            // No confirms on this channel: resolves at once (awaited so lapin keeps nothing).
-            Ok(confirm) => drop(confirm.await),
+            Ok(()) => {}
             Err(e) => {
                 conn.kick.notify_one();
                 return Err(broker_error("sending the request", &e));
@@ -410,7 +411,7 @@ impl AmqpBackend {
         let properties = properties_of(&env)?;
         let ch = conn.out.lock().unwrap().clone();
         let options = BasicPublishOptions::default();
-        let first = ch.basic_publish("".into(), key.clone(), options, &env.body, properties).await;
+        let first = queue_now(ch.basic_publish("".into(), key.clone(), options, &env.body, properties));
         match first {
             Ok(_) => Ok(()),
             Err(e) if !conn.connection.status().connected() => Err(broker_error("sending the reply", &e)),
@@ -418,10 +419,7 @@ impl AmqpBackend {
                 // The reply channel alone was closed (a broker-side channel error): open another.
                 let fresh = conn.connection.create_channel().await.map_err(|e| broker_error("opening a channel", &e))?;
                 *conn.out.lock().unwrap() = Arc::new(fresh.clone());
-                fresh
-                    .basic_publish("".into(), key, BasicPublishOptions::default(), &env.body, properties_of(&env)?)
-                    .await
-                    .map(drop)
+                queue_now(fresh.basic_publish("".into(), key, BasicPublishOptions::default(), &env.body, properties_of(&env)?))
                     .map_err(|e| broker_error("sending the reply", &e))
             }
         }
@@ -671,7 +669,7 @@ fn to_delivery(
     let env = envelope_of(&d.properties, body.clone());
     let attempt = env.attempt();
     let copy = method.map(|method| EventCopy { shared: shared.clone(), service, method, properties: d.properties, body });
-    let pending = Pending { acker: d.acker, _channel: ch.clone(), copy };
+    let pending = Pending { tag: d.delivery_tag, channel: ch.clone(), copy };
     Delivery { env, attempt, redelivered: d.redelivered, acker: Box::new(AmqpAcker { pending: Some(pending) }) }
 }
 
@@ -681,9 +679,9 @@ struct AmqpAcker {
 }
 
 struct Pending {
-    acker: lapin::Acker,
-    /// Keeps the delivery's channel open until it is settled (closing it would requeue).
-    _channel: Arc<Channel>,
+    tag: u64,
+    /// The delivery's channel (settled on it; kept open until then, as closing it would requeue).
+    channel: Arc<Channel>,
     /// For events: what a retry or a dead letter republishes.
     copy: Option<EventCopy>,
 }
@@ -697,12 +695,16 @@ struct EventCopy {
 }
 
 impl Pending {
-    async fn ack(&self) -> Result<(), Status> {
-        settle(self.acker.ack(BasicAckOptions::default()).await, "acking")
+    // Settled on the channel itself, not through `lapin::Acker`: the acker hands each ack to
+    // lapin's internal RPC task, which spawns a task to send it. The ack is queued, not waited
+    // for (see `queue_now`): a delivery settled on a channel that then fails is delivered again.
+    fn ack(&self) -> Result<(), Status> {
+        queue_now(self.channel.basic_ack(self.tag, BasicAckOptions::default())).map_err(|e| settle_error("acking", &e))
     }
 
-    async fn requeue(&self) -> Result<(), Status> {
-        settle(self.acker.nack(BasicNackOptions { multiple: false, requeue: true }).await, "requeueing")
+    fn requeue(&self) -> Result<(), Status> {
+        let requeue = BasicNackOptions { multiple: false, requeue: true };
+        queue_now(self.channel.basic_nack(self.tag, requeue)).map_err(|e| settle_error("requeueing", &e))
     }
 }
 
@@ -726,7 +728,7 @@ impl Acker for AmqpAcker {
         let pending = self.pending.take();
         Box::pin(async move {
             match pending {
-                Some(p) => p.ack().await,
+                Some(p) => p.ack(),
                 None => Ok(()),
             }
         })
@@ -738,14 +740,14 @@ impl Acker for AmqpAcker {
             let Some(mut p) = pending else { return Ok(()) };
             let Some(copy) = p.copy.take() else {
                 // A request: the broker delivers it again.
-                return p.requeue().await;
+                return p.requeue();
             };
             // The original stays unacked (so it is not lost) until its copy is in the queue.
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 match copy.publish(false, &[(wire::ATTEMPT.to_owned(), next_attempt.to_string())]).await {
-                    Ok(()) => drop(p.ack().await),
-                    Err(_) => drop(p.requeue().await),
+                    Ok(()) => drop(p.ack()),
+                    Err(_) => drop(p.requeue()),
                 }
             });
             Ok(())
@@ -756,11 +758,11 @@ impl Acker for AmqpAcker {
         let pending = self.pending.take();
         Box::pin(async move {
             let Some(mut p) = pending else { return Ok(()) };
-            let Some(copy) = p.copy.take() else { return p.ack().await };
+            let Some(copy) = p.copy.take() else { return p.ack() };
             match copy.publish(true, &extra).await {
-                Ok(()) => p.ack().await,
+                Ok(()) => p.ack(),
                 Err(status) => {
-                    let _ = p.requeue().await;
+                    let _ = p.requeue();
                     Err(status)
                 }
             }
@@ -772,12 +774,25 @@ impl Drop for AmqpAcker {
     fn drop(&mut self) {
         // Unsettled: hand it back at once (closing the channel would too, but later).
         if let Some(p) = self.pending.take() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = p.requeue().await;
-                });
-            }
+            let _ = p.requeue();
         }
+    }
+}
+
+/// Maps an ack's failure: the channel is gone, and the broker delivers the message again.
+fn settle_error(what: &str, e: &lapin::Error) -> Status {
+    Status::unavailable(format!("{what}: the delivery's channel is closed ({e}); the broker delivers the message again"))
+}
+
+/// Polls a lapin publish, ack or nack once, and lets it go. lapin queues the frames on that
+/// first poll (before its first await), and the rest of the future only waits for lapin's I/O
+/// thread to write them: awaiting that costs a task wake-up per message, and a write that fails
+/// later is a lost connection, which the supervisor handles (calls in flight fail with
+/// UNAVAILABLE; unsettled deliveries come back). A channel already closed fails at once.
+fn queue_now<T>(op: impl std::future::Future<Output = lapin::Result<T>>) -> lapin::Result<()> {
+    match op.now_or_never() {
+        Some(Err(e)) => Err(e),
+        Some(Ok(_)) | None => Ok(()),
     }
 }
 
