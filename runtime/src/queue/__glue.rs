@@ -52,10 +52,14 @@ impl Call {
     }
 }
 
+/// A unary handler's encoded reply: metadata, body and extra headers (such as
+/// `sb-http-status`), or an error.
+pub type UnaryReply = Result<(MetadataMap, Bytes, Vec<(wire::Str, wire::Str)>), Status>;
+
 /// What a handler produced, encoded.
 pub enum Outcome {
-    /// One message (body, extra headers such as `sb-http-status`) or an error.
-    Unary(Result<(MetadataMap, Bytes, Vec<(wire::Str, wire::Str)>), Status>),
+    /// One message or an error.
+    Unary(UnaryReply),
     /// Response metadata and a stream of encoded messages.
     Stream(MetadataMap, BoxStream<'static, Result<Bytes, Status>>),
 }

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
-use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use super::__glue::{Call, Dispatch, Outcome};
+use super::__glue::{Call, Dispatch, Outcome, UnaryReply};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
 use super::dedupe::Dedupe;
 use super::wire::{self, Envelope};
@@ -392,7 +391,7 @@ fn final_frame(seq: u64, status: &Status, request: &ReplyTo) -> Envelope {
     frame
 }
 
-fn unary_frame(result: Result<(MetadataMap, bytes::Bytes, Vec<(wire::Str, wire::Str)>), Status>, request: &ReplyTo) -> Envelope {
+fn unary_frame(result: UnaryReply, request: &ReplyTo) -> Envelope {
     match result {
         Ok((metadata, body, headers)) => {
             // Success needs no protocol headers: a unary reply without `sb-status` is OK.
