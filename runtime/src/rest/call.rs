@@ -12,7 +12,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::decode::{self, Node};
-use super::status::{error_body, http_status};
+use super::status::{error_body, http_status_of, with_http_status, HTTP_STATUS_HINT};
 use super::Body;
 use crate::context::parse_grpc_timeout;
 use crate::{Cancellation, Deadline, MethodDescriptor, Trailers};
@@ -162,7 +162,8 @@ pub(crate) async fn read_limited(body: Body, max_body: usize) -> Result<Bytes, S
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Status::resource_exhausted(format!("request body larger than {max_body} bytes")))
+            let status = Status::resource_exhausted(format!("request body larger than {max_body} bytes"));
+            Err(with_http_status(status, http::StatusCode::PAYLOAD_TOO_LARGE))
         }
         Err(e) => Err(Status::cancelled(format!("reading the request body: {e}"))),
     }
@@ -209,9 +210,10 @@ pub(crate) fn field_of(mut value: serde_json::Value, path: &str) -> serde_json::
 pub fn error_response(status: &Status) -> HttpResponse {
     let body = error_body(status);
     let mut resp = http::Response::new(Body::from(body));
-    *resp.status_mut() = http_status(status.code());
+    *resp.status_mut() = http_status_of(status);
     let headers = resp.headers_mut();
     *headers = status.metadata().clone().into_headers();
+    headers.remove(HTTP_STATUS_HINT);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

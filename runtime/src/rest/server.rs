@@ -153,7 +153,13 @@ impl RestRouter {
         self
     }
 
-    /// Largest request body accepted (default 4 MiB); larger ones answer 429 RESOURCE_EXHAUSTED.
+    /// Largest request body accepted (default 4 MiB); larger ones answer 413 Payload Too Large
+    /// (code RESOURCE_EXHAUSTED in the JSON error).
+    ///
+    /// ```
+    /// let router = switchboard::rest::RestRouter::new().max_body_size(64 * 1024);
+    /// # let _ = router;
+    /// ```
     pub fn max_body_size(mut self, limit: usize) -> Self {
         Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned").max_body = limit;
         self

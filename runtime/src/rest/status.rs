@@ -29,6 +29,29 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+/// Status metadata naming the HTTP status of an error where the code's mapping is too coarse
+/// (a body over the size limit is RESOURCE_EXHAUSTED, but 413, not 429). `error_response` reads
+/// it and leaves it out of the response headers.
+pub(crate) const HTTP_STATUS_HINT: &str = "sb-http-status";
+
+/// `status` answered over HTTP with `http` instead of its code's usual mapping (a 4xx or 5xx).
+pub(crate) fn with_http_status(mut status: Status, http: StatusCode) -> Status {
+    status.metadata_mut().insert(HTTP_STATUS_HINT, tonic::metadata::MetadataValue::from(http.as_u16()));
+    status
+}
+
+/// The HTTP status `status` is answered with: its hint if it has one, else its code's mapping.
+pub(crate) fn http_status_of(status: &Status) -> StatusCode {
+    status
+        .metadata()
+        .get(HTTP_STATUS_HINT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok())
+        .filter(|code| (400..600).contains(code))
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or_else(|| http_status(status.code()))
+}
+
 /// The gRPC code for an HTTP error status that came without a JSON error body.
 pub fn code_from_http(status: StatusCode) -> Code {
     match status.as_u16() {
@@ -150,6 +173,16 @@ mod tests {
         }
         assert_eq!(code_from_http(StatusCode::NOT_FOUND), Code::NotFound);
         assert_eq!(code_from_http(StatusCode::GATEWAY_TIMEOUT), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn an_http_status_hint_overrides_the_mapping() {
+        let too_large = with_http_status(Status::resource_exhausted("big"), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(http_status_of(&too_large), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(http_status_of(&Status::resource_exhausted("quota")), StatusCode::TOO_MANY_REQUESTS);
+        let mut odd = Status::not_found("x");
+        odd.metadata_mut().insert(HTTP_STATUS_HINT, "200".parse().unwrap());
+        assert_eq!(http_status_of(&odd), StatusCode::NOT_FOUND);
     }
 
     #[test]
