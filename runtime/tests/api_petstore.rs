@@ -633,6 +633,9 @@ async fn openapi_and_proto_services_share_a_router() {
     assert!(doc["paths"]["/pets/{petId}"]["get"].is_object(), "{doc}");
     assert!(doc["paths"]["/v1/echo"]["post"].is_object(), "{doc}");
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["name"], "X-API-Key", "every component kind is merged");
+    assert_eq!(doc["paths"]["/pets/{petId}"]["servers"][0]["url"], "http://petstore.example.com/v1", "{doc}");
+    assert_eq!(doc["paths"]["/v1/echo"].get("servers"), None, "petstore's base path is not lent to Echo");
+    assert_eq!(doc.get("servers"), None);
 
     let mut client = EchoRestClient::new(&format!("http://{addr}")).unwrap();
     assert_eq!(client.say("there".to_owned()).await.unwrap().into_inner(), "echo: there");

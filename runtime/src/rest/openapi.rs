@@ -3,7 +3,8 @@
 //! hand-written trait), paths and operations from the descriptor with free-form bodies.
 //!
 //! A router serving one OpenAPI service (one whose methods serve operations) answers that
-//! service's document byte for byte, as the generator embedded it.
+//! service's document byte for byte, as the generator embedded it. Merged documents keep each
+//! service's `servers` and `security` on its own operations (see [`combine`]).
 
 use serde_json::{json, Map, Value};
 
@@ -18,20 +19,68 @@ pub fn document(services: &[&'static ServiceDescriptor]) -> Vec<u8> {
             return text.as_bytes().to_vec();
         }
     }
+    let parts = services
+        .iter()
+        .map(|service| {
+            service.openapi.and_then(|text| serde_json::from_str::<Value>(text).ok()).unwrap_or_else(|| synthesize(service))
+        })
+        .collect();
+    serde_json::to_vec_pretty(&combine(&title(services), parts)).unwrap_or_default()
+}
+
+/// Operation keys of a path item.
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// The services' documents as one. A document's `servers` and `security` apply to its own
+/// operations only: when every document has the same ones they stay at the top level,
+/// otherwise each path item gets its document's `servers` and each operation its document's
+/// `security` (unless it has its own), so that no base path or requirement is lost or lent to
+/// another service's operations.
+fn combine(title: &str, parts: Vec<Value>) -> Value {
     let mut doc = json!({
         "openapi": "3.1.0",
-        "info": { "title": title(services), "version": "0.0.0" },
+        "info": { "title": title, "version": "0.0.0" },
         "paths": {},
         "components": { "schemas": { "google.rpc.Status": status_schema() } },
     });
-    for service in services {
-        let part = service
-            .openapi
-            .and_then(|text| serde_json::from_str::<Value>(text).ok())
-            .unwrap_or_else(|| synthesize(service));
+    let shared = |key: &str| {
+        let first = parts.first()?.get(key)?;
+        parts.iter().all(|p| p.get(key) == Some(first)).then(|| first.clone())
+    };
+    let (servers, security) = (shared("servers"), shared("security"));
+    for mut part in parts {
+        if servers.is_none() {
+            push_down(&mut part, "servers", false);
+        }
+        if security.is_none() {
+            push_down(&mut part, "security", true);
+        }
         merge(&mut doc, part);
     }
-    serde_json::to_vec_pretty(&doc).unwrap_or_default()
+    for (key, value) in [("servers", servers), ("security", security)] {
+        if let (Some(value), Some(obj)) = (value, doc.as_object_mut()) {
+            obj.insert(key.to_owned(), value);
+        }
+    }
+    doc
+}
+
+/// Moves the document-level `key` of `part` onto its path items (or, with `operations`, onto
+/// each operation), where they do not say otherwise.
+fn push_down(part: &mut Value, key: &str, operations: bool) {
+    let Some(value) = part.as_object_mut().and_then(|p| p.remove(key)) else { return };
+    let Some(Value::Object(paths)) = part.get_mut("paths") else { return };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        if !operations {
+            item.entry(key.to_owned()).or_insert_with(|| value.clone());
+            continue;
+        }
+        for method in METHODS {
+            if let Some(Value::Object(op)) = item.get_mut(method) {
+                op.entry(key.to_owned()).or_insert_with(|| value.clone());
+            }
+        }
+    }
 }
 
 fn title(services: &[&'static ServiceDescriptor]) -> String {
@@ -191,4 +240,42 @@ fn openapi_path(template: &PathTemplate) -> (String, Vec<String>) {
         out.push_str(verb);
     }
     (out, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(path: &str, servers: Option<&str>, security: Option<&str>) -> Value {
+        let mut doc = json!({ "paths": { path: { "get": {}, "post": { "security": [] } } } });
+        if let Some(url) = servers {
+            doc["servers"] = json!([{ "url": url }]);
+        }
+        if let Some(scheme) = security {
+            doc["security"] = json!([{ scheme: [] }]);
+        }
+        doc
+    }
+
+    #[test]
+    fn servers_and_security_stay_with_their_own_operations() {
+        let doc = combine("t", vec![part("/a", Some("https://a.example/v1"), Some("key")), part("/b", None, None)]);
+        assert_eq!(doc.get("servers"), None);
+        assert_eq!(doc.get("security"), None);
+        assert_eq!(doc["paths"]["/a"]["servers"][0]["url"], "https://a.example/v1");
+        assert_eq!(doc["paths"]["/a"]["get"]["security"], json!([{ "key": [] }]));
+        assert_eq!(doc["paths"]["/a"]["post"]["security"], json!([]), "an operation's own security wins");
+        assert_eq!(doc["paths"]["/b"].get("servers"), None);
+        assert_eq!(doc["paths"]["/b"]["get"].get("security"), None);
+    }
+
+    #[test]
+    fn shared_servers_and_security_stay_at_the_top() {
+        let same = |path| part(path, Some("https://api.example"), Some("key"));
+        let doc = combine("t", vec![same("/a"), same("/b")]);
+        assert_eq!(doc["servers"][0]["url"], "https://api.example");
+        assert_eq!(doc["security"], json!([{ "key": [] }]));
+        assert_eq!(doc["paths"]["/a"].get("servers"), None);
+        assert_eq!(doc["paths"]["/b"]["get"].get("security"), None);
+    }
 }
