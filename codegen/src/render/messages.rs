@@ -83,6 +83,7 @@ fn for_pbjson(file: &prost_types::FileDescriptorProto, rootless: &[String]) -> p
     if !matches!(file.syntax.as_deref(), None | Some("proto2") | Some("proto3")) {
         file.syntax = Some("proto2".to_owned());
     }
+    unwrap_wrappers(&mut file.message_type);
     if !rootless.is_empty() {
         fn fix(messages: &mut [prost_types::DescriptorProto], rootless: &[String]) {
             for m in messages {
@@ -100,6 +101,46 @@ fn for_pbjson(file: &prost_types::FileDescriptorProto, rootless: &[String]) -> p
         fix(&mut file.message_type, rootless);
     }
     file
+}
+
+/// Fields of a wrapper type (`google.protobuf.Int64Value`, …) become optional scalars of the
+/// wrapped type for pbjson-build. They are that in Rust already (prost writes
+/// `Option<i64>`), and so they get the wrapped scalar's JSON: 64-bit integers as strings (either
+/// form accepted), bytes as base64, `"NaN"` and the infinities for floats. As messages,
+/// pbjson-build would hand them to serde's own impls for `i64` or `Vec<u8>`.
+fn unwrap_wrappers(messages: &mut [prost_types::DescriptorProto]) {
+    use prost_types::field_descriptor_proto::{Label, Type};
+    for message in messages {
+        let map_entry = message.options.as_ref().and_then(|o| o.map_entry).unwrap_or(false);
+        for field in &mut message.field {
+            let Some(name) = field.type_name.as_deref().and_then(|t| t.strip_prefix(&format!(".{WELL_KNOWN_PACKAGE}."))) else {
+                continue;
+            };
+            let scalar = match name {
+                "BoolValue" => Type::Bool,
+                "BytesValue" => Type::Bytes,
+                "DoubleValue" => Type::Double,
+                "FloatValue" => Type::Float,
+                "Int32Value" => Type::Int32,
+                "Int64Value" => Type::Int64,
+                "StringValue" => Type::String,
+                "UInt32Value" => Type::Uint32,
+                "UInt64Value" => Type::Uint64,
+                _ => continue,
+            };
+            field.set_type(scalar);
+            field.type_name = None;
+            // A singular field outside a oneof keeps its presence (`None` is left out); a proto2
+            // `required` one is an `Option` in Rust too.
+            if field.label() == Label::Required {
+                field.set_label(Label::Optional);
+            }
+            if field.label() == Label::Optional && field.oneof_index.is_none() && !map_entry {
+                field.proto3_optional = Some(true);
+            }
+        }
+        unwrap_wrappers(&mut message.nested_type);
+    }
 }
 
 /// pbjson-build writes `serde::…` and `::pbjson::…`; generated code reaches both through

@@ -96,3 +96,25 @@ fn http_bindings_reach_the_descriptor() {
     assert!(D.method_by_path("/shop.v1.ShopService/Ping").unwrap().deprecated);
     assert_eq!(D.method_by_path("/shop.v1.ShopService/SyncStock").unwrap().shape, switchboard::CallShape::BidiStreaming);
 }
+
+#[test]
+fn wrapper_fields_in_every_place_take_the_wrapped_scalars_json() {
+    use golden::edge::acme::core::v1::{wrapped::Pick, Wrapped};
+    let w = Wrapped {
+        big: Some(u64::MAX),
+        many: vec![-1, 12_345_678_901],
+        blobs: [("k".to_owned(), vec![0xff, 0])].into_iter().collect(),
+        pick: Some(Pick::Ratio(0.5)),
+    };
+    let json = serde_json::to_value(&w).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"big": "18446744073709551615", "many": ["-1", "12345678901"], "blobs": {"k": "/wA="}, "ratio": 0.5})
+    );
+    let back: Wrapped = serde_json::from_value(json).unwrap();
+    assert_eq!(back, w);
+    let nan: Wrapped = serde_json::from_str(r#"{"ratio": "NaN"}"#).unwrap();
+    assert!(matches!(nan.pick, Some(Pick::Ratio(r)) if r.is_nan()), "the string forms of a double are read");
+    let label: Wrapped = serde_json::from_str(r#"{"label": "x", "many": [1, "2"]}"#).unwrap();
+    assert_eq!((label.pick, label.many), (Some(Pick::Label("x".into())), vec![1, 2]));
+}

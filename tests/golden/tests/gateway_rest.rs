@@ -192,6 +192,7 @@ async fn segment_patterns_field_paths_and_additional_bindings() {
     assert_eq!(j["thumbnail"], "AAEC/w==", "bytes as base64");
     assert_eq!(j["tags"], json!(["a", "b.c"]), "FieldMask from the query");
     assert_eq!(j["inStock"], 3, "oneof member");
+    assert_eq!(j["ratingCount"], "7", "Int64Value as a string, like int64");
     // additional_bindings: `{product.id}` sets a nested field.
     let r = call(&base, "GET", "/v1/products/42", &[], "").await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -209,11 +210,12 @@ async fn patch_with_body_field_path_variable_and_field_mask() {
         "PATCH",
         "/v1/shelves/s1/products/p1?update_mask=price,tags",
         JSON,
-        r#"{"id": "p1", "price": {"currency_code": "USD", "units": "5"}, "tags": ["new"]}"#,
+        r#"{"id": "p1", "price": {"currency_code": "USD", "units": "5"}, "tags": ["new"], "ratingCount": "12345678901"}"#,
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let j = r.json();
+    assert_eq!(j["ratingCount"], "12345678901", "an Int64Value given as a string");
     assert_eq!(j["name"], "shelves/s1/products/p1", "path variable fills product.name");
     assert_eq!(j["price"], json!({"currencyCode": "USD", "units": "5"}), "proto names accepted in the body");
     assert_eq!(j["tags"], json!(["new", "price", "tags"]));
@@ -401,4 +403,16 @@ async fn openapi_document_is_served() {
     std::fs::write(&file, &r.body).unwrap();
     let out = std::process::Command::new("python3").args(["-m", "openapi_spec_validator"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn wrapper_fields_take_the_wrapped_scalars_json() {
+    let p: Product = serde_json::from_str(r#"{"ratingCount": 9}"#).unwrap();
+    assert_eq!(p.rating_count, Some(9), "a number is accepted too");
+    let p: Product = serde_json::from_str(r#"{"ratingCount": null}"#).unwrap();
+    assert_eq!(p.rating_count, None);
+    let err = serde_json::from_str::<Product>(r#"{"ratingCount": "many"}"#).unwrap_err();
+    assert!(err.to_string().contains("invalid"), "{err}");
+    let json = serde_json::to_value(Product::default()).unwrap();
+    assert!(json.get("ratingCount").is_none(), "an unset wrapper is left out: {json}");
 }
