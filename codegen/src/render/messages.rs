@@ -110,10 +110,11 @@ fn for_pbjson(file: &prost_types::FileDescriptorProto, rootless: &[String]) -> p
 /// pbjson-build would hand them to serde's own impls for `i64` or `Vec<u8>`.
 fn unwrap_wrappers(messages: &mut [prost_types::DescriptorProto]) {
     use prost_types::field_descriptor_proto::{Label, Type};
+    let prefix = format!(".{WELL_KNOWN_PACKAGE}.");
     for message in messages {
         let map_entry = message.options.as_ref().and_then(|o| o.map_entry).unwrap_or(false);
         for field in &mut message.field {
-            let Some(name) = field.type_name.as_deref().and_then(|t| t.strip_prefix(&format!(".{WELL_KNOWN_PACKAGE}."))) else {
+            let Some(name) = field.type_name.as_deref().and_then(|t| t.strip_prefix(prefix.as_str())) else {
                 continue;
             };
             let scalar = match name {

@@ -394,12 +394,9 @@ impl AmqpBackend {
         let key = short(&queue, "request queue name")?;
         let sent = queue_now(conn.rpc.basic_publish("".into(), key, mandatory, &env.body, properties));
         conn.last_request.store(millis_since(conn.opened), Ordering::Relaxed);
-        match sent {
-            Ok(()) => {}
-            Err(e) => {
-                conn.kick.notify_one();
-                return Err(broker_error("sending the request", &e));
-            }
+        if let Err(e) = sent {
+            conn.kick.notify_one();
+            return Err(broker_error("sending the request", &e));
         }
         Ok(())
     }
