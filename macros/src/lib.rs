@@ -2,16 +2,22 @@
 //! (`#[switchboard::service]`), never directly.
 //!
 //! Data flow: the attribute's tokens → [`model`] (a checked description of the service, every
-//! problem collected as a `syn::Error` on the offending token) → [`expand`] (the rewritten trait,
-//! a static descriptor, the gRPC dispatch table and the typed client). When the model has errors,
+//! problem collected as a `syn::Error` on the offending token) → [`expand`] (the rewritten trait;
+//! [`table`]: the static descriptor and ONE dispatch table every transport reads; [`grpc`],
+//! [`rest`], [`queue`]: each transport's server alias and typed client). [`names`] is the leaf
+//! every stage reads names from; no module imports one that imports it back. When the model has errors,
 //! the original trait is emitted unchanged beside the errors so that uses of it still type-check
 //! and the user sees only the real mistakes.
 #![deny(missing_docs)]
 
 mod expand;
+mod grpc;
 mod json_model;
 mod model;
+mod names;
 mod queue;
+mod rest;
+mod table;
 
 use proc_macro::TokenStream;
 

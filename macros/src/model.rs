@@ -373,8 +373,8 @@ impl Service {
             }
         }
         for (i, m) in methods.iter().enumerate() {
-            let client = crate::expand::client_ident(&m.ident);
-            if let Some(prev) = methods[..i].iter().find(|p| crate::expand::client_ident(&p.ident) == client) {
+            let client = crate::names::client_ident(&m.ident);
+            if let Some(prev) = methods[..i].iter().find(|p| crate::names::client_ident(&p.ident) == client) {
                 errors.push(m.ident.span(), format!("the client method for `{}` would be `{client}`, which `{}` already uses; rename one", m.ident, prev.ident));
             }
             if let Some(prev) = methods[..i].iter().find(|p| p.wire_name == m.wire_name) {
@@ -394,5 +394,13 @@ impl Service {
             errors.push(args.grpc_span.unwrap_or_else(Span::call_site), "`grpc = false` with `rest = false` leaves no transport");
         }
         Service { args, methods }
+    }
+}
+
+impl Service {
+    /// `package.Name` (the trait's name unless `name = "..."` says otherwise).
+    pub fn full_name(&self, item: &syn::ItemTrait) -> String {
+        let name = self.args.name.clone().unwrap_or_else(|| item.ident.to_string());
+        if self.args.package.is_empty() { name } else { format!("{}.{}", self.args.package, name) }
     }
 }

@@ -1,17 +1,17 @@
-//! The queue transport's share of `#[service]`: the dispatch table, the `<Trait>QueueServer`
-//! alias and the typed `<Trait>QueueClient`.
+//! The queue transport's share of `#[service]`: the `<Trait>QueueServer` alias over the dispatch
+//! table and the typed `<Trait>QueueClient`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 use syn::ItemTrait;
 
-use crate::expand::{client_ident, descriptor_ident, full_name, marker_ident};
+use crate::names::{client_ident, descriptor_ident, marker_ident};
 use crate::model::{Method, Service, Shape};
 
 pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
     let vis = &item.vis;
     let trait_ident = &item.ident;
-    let full = full_name(s, item);
+    let full = s.full_name(item);
     let marker = marker_ident(item);
     let server = format_ident!("{}QueueServer", trait_ident);
     let client = format_ident!("{}QueueClient", trait_ident);
@@ -20,23 +20,6 @@ pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
     // Services with protobuf messages travel as protobuf; the others (OpenAPI, JSON-only
     // code-first traits) as JSON.
     let codec = if s.args.grpc { quote!(#p::queue::Proto) } else { quote!(#p::queue::Json) };
-    let arms = s.methods.iter().enumerate().map(|(i, m)| {
-        let ident = &m.ident;
-        let req_ty = &m.request_ty;
-        let call = match m.shape {
-            Shape::Unary => quote!(#p::queue::unary::<#codec, _, _, _, _>),
-            Shape::ServerStreaming => quote!(#p::queue::server_streaming::<#codec, _, _, _, _>),
-            Shape::ClientStreaming | Shape::Bidi => return quote!(#i => #p::queue::unsupported(call),),
-        };
-        quote_spanned! {m.ident.span()=>
-            #i => {
-                let handler = ::core::clone::Clone::clone(handler);
-                #call(call, move |r: #req_ty| async move {
-                    <__SbHandler as #trait_ident>::#ident(&*handler, r).await
-                })
-            }
-        }
-    });
     let methods = s.methods.iter().enumerate().map(|(i, m)| client_method(&desc, &codec, i, m));
     let server_doc = format!(
         "Serves any [`{trait_ident}`] implementation through a message broker as `{full}` \
@@ -47,23 +30,8 @@ pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
          (plus `publish_<method>` for event methods)."
     );
     quote! {
-        #[allow(deprecated)]
-        impl<__SbHandler: #trait_ident> #p::queue::Dispatch for #marker<__SbHandler> {
-            type Handler = __SbHandler;
-            fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
-            fn dispatch(
-                handler: &#p::Arc<__SbHandler>,
-                call: #p::queue::Call,
-            ) -> #p::BoxFuture<'static, #p::queue::Outcome> {
-                match call.method_index() {
-                    #(#arms)*
-                    _ => #p::queue::unimplemented(call),
-                }
-            }
-        }
-
         #[doc = #server_doc]
-        #vis type #server<H> = ::switchboard::queue::QueueServer<#marker<H>>;
+        #vis type #server<H> = ::switchboard::queue::QueueServer<#marker<H>, #codec>;
 
         #[doc = #client_doc]
         #[derive(Debug, Clone)]

@@ -7,9 +7,10 @@
 //!                                        │
 //!            hand-written trait ─────────┤  #[switchboard::service] (switchboard-macros)
 //!                                        ▼
-//!      static ServiceDescriptor + per-method glue + typed client
+//!      static ServiceDescriptor + ONE dispatch table (dispatch::Dispatch<T>) + typed clients
 //!                                        ▼
-//!   runtime transports (this crate), generic over descriptors:
+//!   runtime transports (this crate), each a dispatch::Transport, all through one call path
+//!   (call: deadline, cancellation, panics → INTERNAL, trailers):
 //!      grpc::GrpcServer<D>  (tonic / tower)      grpc::GrpcClient<C>
 //!      rest::RestServer<D>  (axum)               rest::RestClient (hyper)
 //!      queue::QueueServer<D> (memory / RabbitMQ / NATS brokers)   queue::QueueClient
@@ -47,8 +48,10 @@
 #![deny(missing_docs)]
 
 pub mod api;
+mod call;
 mod context;
 pub mod descriptor;
+pub mod dispatch;
 mod streaming;
 
 #[cfg(feature = "grpc")]
@@ -104,8 +107,13 @@ pub use serde_json;
 pub use tonic::codec::CompressionEncoding;
 
 /// What generated and macro-expanded code uses. Not a public API: it changes without notice.
+///
+/// The one entry point of `#[service]` expansions: the dispatch traits they implement
+/// ([`dispatch`](crate::dispatch), documented there), the transports they name in server aliases,
+/// the client engines, and the crates their types derive from.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::dispatch::{Carry, Dispatch, ServiceTable, Transport};
     pub use ::bytes;
     pub use ::http;
     pub use ::prost;
@@ -123,15 +131,27 @@ pub mod __private {
     pub use switchboard_macros::DeserializeModel;
 
     #[cfg(feature = "grpc")]
-    pub use crate::grpc::__glue as grpc;
-    #[cfg(feature = "grpc")]
     pub use ::tonic_prost;
+    /// gRPC: the transport and the client's bound.
+    #[cfg(feature = "grpc")]
+    pub mod grpc {
+        pub use crate::grpc::{Grpc, GrpcTransport};
+    }
+    /// REST: the transport and the client helpers.
     #[cfg(feature = "rest")]
-    pub use crate::rest::__glue as rest;
+    pub mod rest {
+        pub use crate::rest::{streaming_request, Rest};
+    }
+    /// OpenAPI operations: the REST client's call.
     #[cfg(feature = "rest")]
-    pub use crate::api::__glue as api;
+    pub mod api {
+        pub use crate::api::client_glue::call;
+    }
+    /// Queues: the transport and its codecs.
     #[cfg(feature = "queue")]
-    pub use crate::queue::__glue as queue;
+    pub mod queue {
+        pub use crate::queue::{Json, Proto, Queue};
+    }
 }
 
 /// Expands to its input when the `queue` feature is on (used by `#[service]` expansions).

@@ -9,10 +9,9 @@ use futures_util::FutureExt;
 use http::header::CONTENT_TYPE;
 use tokio::net::TcpListener;
 
-use crate::grpc::__glue::Dispatch as GrpcDispatch;
-use crate::grpc::GrpcServer;
-use crate::rest::__glue::Dispatch as RestDispatch;
-use crate::rest::{Body, RestRouter, RestServer};
+use crate::dispatch::Dispatch;
+use crate::grpc::{Grpc, GrpcServer};
+use crate::rest::{Body, Rest, RestRouter, RestServer};
 
 /// Serves services over gRPC and REST from the same handlers.
 ///
@@ -55,7 +54,7 @@ impl Server {
     /// Adds a service over both gRPC and REST (one handler, shared).
     pub fn add_service<D>(mut self, service: GrpcServer<D>) -> Self
     where
-        D: GrpcDispatch + RestDispatch<Handler = <D as GrpcDispatch>::Handler>,
+        D: Dispatch<Grpc> + Dispatch<Rest>,
     {
         let handler = service.handler().clone();
         self.rest = self.rest.add(RestServer::<D>::from_arc(handler));
@@ -65,7 +64,7 @@ impl Server {
 
     /// Adds a service over REST only: one declared with `grpc = false` (an OpenAPI service), or
     /// any service whose gRPC side should stay off.
-    pub fn add_rest_service<D: RestDispatch>(mut self, service: RestServer<D>) -> Self {
+    pub fn add_rest_service<D: Dispatch<Rest>>(mut self, service: RestServer<D>) -> Self {
         self.rest = self.rest.add(service);
         self
     }

@@ -39,18 +39,18 @@ pub(crate) mod document;
 #[cfg(feature = "rest")]
 mod media;
 #[cfg(feature = "rest")]
-mod response;
+pub(crate) mod response;
 #[cfg(feature = "rest")]
 pub(crate) mod server;
 
 pub use security::{Credential, Credentials};
 
-/// What `#[service]` expansions call for OpenAPI operations. Not a public API.
+/// What `#[service]` expansions call for OpenAPI operations (the client side; the server side
+/// is the REST transport's `unary`). Not a public API.
 #[cfg(feature = "rest")]
 #[doc(hidden)]
-pub mod __glue {
+pub mod client_glue {
     pub use super::client::call;
-    pub use super::server::unary;
 }
 
 pub use operation::{

@@ -61,6 +61,9 @@ const NOT_AN_ENUM: &str = "the response type must be an enum with one variant pe
 
 /// Reads the variant, status and body of a response enum value. `kinds` has, per response, the
 /// encoding of its body (the server prepares it once; `None` entries have no content).
+/// What [`capture`] gives: the chosen variant, or why none could be read.
+pub(crate) type CaptureResult = Result<Captured, Error>;
+
 pub(crate) fn capture<T: Serialize + ?Sized, K>(
     value: &T,
     responses: &'static [ResponseSpec],

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -26,11 +25,12 @@ use super::media::{self, Media};
 use super::params::{decode_params, Fields, RawRequest};
 use super::response::{self, Body as Captured, Captured as Answer};
 use super::security::{authenticate, Authorize};
-use crate::rest::__glue::{run, Call, HttpResponse};
+use crate::call::{self, CallContext};
+use crate::dispatch::Carry;
 use crate::rest::api_path::Captures;
-use crate::rest::call::CallContext;
-use crate::rest::{error_response, Body};
-use crate::Trailers;
+use crate::rest::call::Call;
+use crate::rest::methods::{DecodeFrom, EncodeTo, Rest, RestDecoder, RestEncoder};
+use crate::rest::{error_response, Body, HttpResponse};
 
 /// The OpenAPI side of a matched request.
 pub(crate) struct ApiCall {
@@ -42,10 +42,11 @@ pub(crate) struct ApiCall {
 
 /// One OpenAPI operation: the request struct from parameters and body, the response enum to
 /// status and body.
-pub fn unary<Req, Resp, F, Fut>(mut call: Call, f: F) -> BoxFuture<'static, HttpResponse>
+pub(crate) fn unary<Req, Resp, F, Fut>(mut call: Call, f: F) -> BoxFuture<'static, HttpResponse>
 where
-    Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    Rest: Carry<Req> + Carry<Resp>,
+    Req: Send + 'static,
+    Resp: Send + 'static,
     F: FnOnce(Request<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
@@ -64,27 +65,22 @@ where
                 return resp;
             }
         }
-        let message = match from_fields::<Req>(fields) {
+        let message = match <Rest as Carry<Req>>::decode(RestDecoder(DecodeFrom::Fields(fields))) {
             Ok(m) => m,
             Err(status) => return error_response(&status),
         };
-        let mut guard = ctx.cancellation.guard();
-        let deadline = ctx.deadline;
-        let fut = f(ctx.request(message));
-        let result = match deadline {
-            // Boxed: the timer is large and deadlines are rare.
-            Some(d) => Box::pin(run(Some(d), &mut guard, fut)).await,
-            None => {
-                let result = fut.await;
-                guard.disarm();
-                result
-            }
-        };
-        match result {
-            Ok(response) => {
-                let (metadata, message, extensions) = response.into_parts();
-                let answer = response::capture(&message, state.op.responses, &state.responses);
-                respond(&state, metadata, &extensions, answer)
+        let cancellation = ctx.cancellation.clone();
+        match call::run(ctx.deadline, &cancellation, f(ctx.request(message))).await {
+            Ok(mut response) => {
+                let trailers = call::take_trailers(&mut response);
+                let (metadata, message, _) = response.into_parts();
+                let mut answer = None;
+                let encoded = <Rest as Carry<Resp>>::encode(&message, RestEncoder(EncodeTo::Capture { state: &state, out: &mut answer }));
+                match (encoded, answer) {
+                    (Ok(()), Some(answer)) => respond(&state, metadata, trailers, answer),
+                    (Err(status), _) => error_response(&status),
+                    (Ok(()), None) => error_response(&Status::internal("the response was not captured")),
+                }
             }
             Err(status) => error_response(&status),
         }
@@ -92,7 +88,7 @@ where
 }
 
 /// The request struct from its entries, read as a JSON object; errors name the field.
-fn from_fields<Req: DeserializeOwned + 'static>(fields: Fields) -> Result<Req, Status> {
+pub(crate) fn from_fields<Req: DeserializeOwned + 'static>(fields: Fields) -> Result<Req, Status> {
     if fields.is_empty() && crate::rest::decode::is_unit::<Req>() {
         return Req::deserialize(&Value::Null).map_err(|e| Status::invalid_argument(format!("invalid request: {e}")));
     }
@@ -186,7 +182,7 @@ fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
         };
     }
 
-    let mut ctx = call.context();
+    let (mut ctx, _) = call.context();
     if let Some(creds) = credentials {
         ctx.extensions.insert(creds);
     }
@@ -232,7 +228,7 @@ fn unsupported(given: &str, accepted: &[&str]) -> HttpResponse {
 fn respond(
     state: &OpState,
     metadata: MetadataMap,
-    extensions: &http::Extensions,
+    trailers: Option<MetadataMap>,
     answer: Result<Answer, response::Error>,
 ) -> HttpResponse {
     let answer = match answer {
@@ -266,8 +262,8 @@ fn respond(
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     *headers = metadata.into_headers();
-    if let Some(Trailers(trailers)) = extensions.get::<Trailers>() {
-        headers.extend(trailers.clone().into_headers());
+    if let Some(trailers) = trailers {
+        headers.extend(trailers.into_headers());
     }
     if let Some(ct) = content_type {
         headers.insert(CONTENT_TYPE, ct.clone());

@@ -7,8 +7,33 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
-use super::__glue::Transport;
+use super::status::normalize;
 use crate::Streaming;
+
+/// What a [`GrpcClient`] sends calls through: any tower service that speaks HTTP/2 the way tonic's
+/// [`Channel`] does (a `Channel`, or one wrapped in tower layers). Implemented for every such
+/// service; named so that client bounds stay readable.
+pub trait GrpcTransport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+                          + Send
+                          + 'static,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    >
+{
+}
+
+impl<T> GrpcTransport for T where
+    T: tonic::client::GrpcService<
+        tonic::body::Body,
+        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+                          + Send
+                          + 'static,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    >
+{
+}
 
 /// The typed client's engine: one generic function per call shape.
 ///
@@ -18,26 +43,6 @@ use crate::Streaming;
 #[derive(Debug, Clone)]
 pub struct GrpcClient<C> {
     inner: tonic::client::Grpc<C>,
-}
-
-/// Brings tonic's statuses in line with the gRPC spec: a client-side deadline is
-/// `DEADLINE_EXCEEDED` (tonic says `CANCELLED`), an over-limit message is `RESOURCE_EXHAUSTED`
-/// (tonic says `OUT_OF_RANGE`).
-pub(crate) fn normalize(status: Status) -> Status {
-    use std::error::Error as _;
-    let timed_out = status.code() == tonic::Code::Cancelled
-        && status.source().is_some_and(|e| {
-            e.is::<tonic::TimeoutExpired>()
-                || e.source().is_some_and(|e| e.is::<tonic::TimeoutExpired>())
-                || e.to_string().contains("Timeout expired")
-        });
-    if timed_out {
-        return Status::deadline_exceeded("deadline exceeded (client-side timeout)");
-    }
-    if super::server::is_size_limit(status.code(), status.message()) {
-        return Status::resource_exhausted(status.message().to_owned());
-    }
-    status
 }
 
 fn not_ready(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Status {
@@ -56,7 +61,7 @@ impl GrpcClient<Channel> {
     }
 }
 
-impl<C: Transport> GrpcClient<C> {
+impl<C: GrpcTransport> GrpcClient<C> {
     /// Sends calls through `inner`.
     pub fn new(inner: C) -> Self {
         GrpcClient { inner: tonic::client::Grpc::new(inner) }

@@ -8,36 +8,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::body::Body;
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::codec::CompressionEncoding;
 use tonic::server::NamedService;
 use tonic::Status;
 
-use super::__glue::Dispatch;
+use super::config::ServerConfig;
+use super::methods::{Grpc, GrpcCall};
+use super::status::fix_size_limit_status;
 use crate::context::{parse_grpc_timeout, CancelOnDrop};
+use crate::dispatch::Dispatch;
 use crate::{Cancellation, Deadline, ServiceDescriptor};
-
-/// Server-side gRPC settings shared by every method of a service.
-#[derive(Debug, Clone, Default)]
-pub struct ServerConfig {
-    pub(crate) accept: EnabledCompressionEncodings,
-    pub(crate) send: EnabledCompressionEncodings,
-    pub(crate) max_decoding_message_size: Option<usize>,
-    pub(crate) max_encoding_message_size: Option<usize>,
-}
-
-impl ServerConfig {
-    pub(crate) fn apply<C>(&self, grpc: tonic::server::Grpc<C>) -> tonic::server::Grpc<C>
-    where
-        C: tonic::codec::Codec,
-    {
-        grpc.apply_compression_config(self.accept, self.send)
-            .apply_max_message_size_config(self.max_decoding_message_size, self.max_encoding_message_size)
-    }
-}
 
 /// Serves a `#[service]` trait implementation over gRPC.
 ///
@@ -49,12 +35,14 @@ impl ServerConfig {
 /// [`Cancellation`] into the request's extensions; the cancellation fires if the caller goes away
 /// before the response (including a streamed body) has been fully sent. A call still running at
 /// its deadline ends with `DEADLINE_EXCEEDED`.
-pub struct GrpcServer<D: Dispatch> {
+pub struct GrpcServer<D: Dispatch<Grpc>> {
     handler: Arc<D::Handler>,
     config: Arc<ServerConfig>,
+    /// gRPC path → method index, built once per service.
+    methods: Arc<HashMap<&'static str, usize>>,
 }
 
-impl<D: Dispatch> GrpcServer<D> {
+impl<D: Dispatch<Grpc>> GrpcServer<D> {
     /// Serves `handler`.
     pub fn new(handler: D::Handler) -> Self {
         Self::from_arc(Arc::new(handler))
@@ -62,7 +50,8 @@ impl<D: Dispatch> GrpcServer<D> {
 
     /// Serves a handler that is shared with other code.
     pub fn from_arc(handler: Arc<D::Handler>) -> Self {
-        GrpcServer { handler, config: Arc::default() }
+        let methods = D::descriptor().methods.iter().enumerate().map(|(i, m)| (m.grpc_path, i)).collect();
+        GrpcServer { handler, config: Arc::default(), methods: Arc::new(methods) }
     }
 
     /// The shared handler (to serve the same one over another transport).
@@ -102,25 +91,25 @@ impl<D: Dispatch> GrpcServer<D> {
     }
 }
 
-impl<D: Dispatch> Clone for GrpcServer<D> {
+impl<D: Dispatch<Grpc>> Clone for GrpcServer<D> {
     fn clone(&self) -> Self {
-        GrpcServer { handler: self.handler.clone(), config: self.config.clone() }
+        GrpcServer { handler: self.handler.clone(), config: self.config.clone(), methods: self.methods.clone() }
     }
 }
 
-impl<D: Dispatch> fmt::Debug for GrpcServer<D> {
+impl<D: Dispatch<Grpc>> fmt::Debug for GrpcServer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcServer").field("service", &D::NAME).field("config", &self.config).finish()
     }
 }
 
-impl<D: Dispatch> NamedService for GrpcServer<D> {
+impl<D: Dispatch<Grpc>> NamedService for GrpcServer<D> {
     const NAME: &'static str = D::NAME;
 }
 
 impl<D, B> tower_service::Service<http::Request<B>> for GrpcServer<D>
 where
-    D: Dispatch,
+    D: Dispatch<Grpc>,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
@@ -146,7 +135,10 @@ where
         let guard = cancellation.guard();
         req.extensions_mut().insert(cancellation);
         ResponseFuture {
-            inner: D::dispatch(&self.handler, &self.config, req),
+            inner: match self.methods.get(req.uri().path()) {
+                Some(&index) => D::dispatch(&self.handler, index, GrpcCall { config: (*self.config).clone(), request: req }),
+                None => <Grpc as crate::dispatch::Transport>::unimplemented(GrpcCall { config: ServerConfig::default(), request: req }),
+            },
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into()))),
             guard: Some(guard),
         }
@@ -198,47 +190,6 @@ impl Future for ResponseFuture {
         }
         let deadline = this.deadline.take();
         Poll::Ready(Ok(response.map(|inner| GrpcResponseBody { inner, guard, deadline, ended: false })))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request body whose error (the caller reset the stream) fires the call's
-    /// [`Cancellation`] before the decoder sees it. Used for methods whose caller streams.
-    pub(crate) struct WatchRequestBody<B> {
-        #[pin]
-        inner: B,
-        cancellation: Cancellation,
-    }
-}
-
-impl<B> WatchRequestBody<B> {
-    pub(crate) fn new(inner: B, cancellation: Cancellation) -> Self {
-        WatchRequestBody { inner, cancellation }
-    }
-}
-
-impl<B> HttpBody for WatchRequestBody<B>
-where
-    B: HttpBody<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            this.cancellation.cancel();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -307,21 +258,3 @@ impl HttpBody for GrpcResponseBody {
     }
 }
 
-/// Whether a status is tonic's report of a message over the configured size limit.
-pub(crate) fn is_size_limit(code: tonic::Code, message: &str) -> bool {
-    code == tonic::Code::OutOfRange
-        && (message.starts_with("Error, decoded message length too large")
-            || message.starts_with("Error, encoded message length too large"))
-}
-
-/// The gRPC spec says an over-limit message is `RESOURCE_EXHAUSTED`; tonic reports
-/// `OUT_OF_RANGE`. Rewrites trailers-only responses (the case of an over-limit request).
-fn fix_size_limit_status(headers: &mut http::HeaderMap) {
-    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
-    let Some(code) = code else { return };
-    let msg = headers.get("grpc-message").map(|v| v.as_bytes()).unwrap_or_default();
-    let msg = String::from_utf8_lossy(msg).replace("%20", " ");
-    if is_size_limit(tonic::Code::from_i32(code), &msg) {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-    }
-}

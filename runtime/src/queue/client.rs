@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
-use super::__glue::Codec;
+use super::codec::Codec;
 use super::backend::Registered;
 use super::wire::{self, Envelope};
 use super::Broker;

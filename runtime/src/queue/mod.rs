@@ -24,8 +24,10 @@
 
 mod backend;
 mod client;
+mod codec;
 mod dedupe;
 mod memory;
+mod methods;
 mod server;
 pub mod wire;
 
@@ -34,12 +36,11 @@ mod amqp;
 #[cfg(feature = "nats")]
 mod nats;
 
-#[doc(hidden)]
-pub mod __glue;
-
 use std::sync::Arc;
 
 pub use client::QueueClient;
+pub use codec::{Codec, Json, Proto};
+pub use methods::{Outcome, Queue, QueueCall, QueueEncoder, UnaryReply};
 pub use server::QueueServer;
 
 use backend::{Backend, Replies};

@@ -16,12 +16,14 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
-use super::__glue::{Call, Dispatch, Outcome, UnaryReply};
+use super::codec::Proto;
+use super::methods::{Outcome, Queue, QueueCall, UnaryReply};
+use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
 use super::dedupe::Dedupe;
 use super::wire::{self, Envelope};
 use super::Broker;
-use crate::{CallShape, Cancellation};
+use crate::CallShape;
 
 /// Serves a service over a [`Broker`]: request-reply for unary and server-streaming methods,
 /// at-least-once handling for event methods. Built by `<Trait>QueueServer::new(handler)`.
@@ -37,10 +39,13 @@ use crate::{CallShape, Cancellation};
 /// GreeterQueueServer::new(Impl).prefetch(32).serve(&broker).await?;
 /// # Ok(()) }
 /// ```
-pub struct QueueServer<D: Dispatch> {
+///
+/// `C` is the service's codec ([`Proto`] or [`Json`](super::Json)); the `<Trait>QueueServer`
+/// alias the macro writes picks it.
+pub struct QueueServer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static = Proto> {
     handler: Arc<D::Handler>,
     options: Options,
-    _dispatch: PhantomData<fn() -> D>,
+    _dispatch: PhantomData<fn() -> (D, C)>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +75,7 @@ impl Default for Options {
     }
 }
 
-impl<D: Dispatch> QueueServer<D> {
+impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     /// Serves `handler`.
     pub fn new(handler: D::Handler) -> Self {
         Self::from_arc(Arc::new(handler))
@@ -187,7 +192,7 @@ impl<D: Dispatch> QueueServer<D> {
                         // The box of a call that finished is reused for the next one: these
                         // futures are often over 1 KiB, past malloc's per-thread cache, and a
                         // fresh one per request makes the worker threads fight over its lock.
-                        let call = handle_request::<D>(shared.clone(), d);
+                        let call = handle_request::<D, C>(shared.clone(), d);
                         let mut fut = match spare.take() {
                             Some(mut boxed) => {
                                 std::pin::Pin::set(&mut boxed, call);
@@ -205,7 +210,7 @@ impl<D: Dispatch> QueueServer<D> {
                     None => requests = None,
                 },
                 d = next(&mut event_rx) => match d {
-                    Some(d) => { tasks.spawn(handle_event::<D>(shared.clone(), d)); }
+                    Some(d) => { tasks.spawn(handle_event::<D, C>(shared.clone(), d)); }
                     None => event_rx = None,
                 },
                 _ = &mut signal => break,
@@ -238,7 +243,7 @@ struct Shared<H> {
 }
 
 /// The call to dispatch, or why there is none.
-fn prepare<D: Dispatch>(env: Envelope, events: bool, deadline: Option<SystemTime>) -> Result<Call, Status> {
+fn prepare<D: ServiceTable>(env: Envelope, events: bool, deadline: Option<SystemTime>) -> Result<QueueCall, Status> {
     let desc = D::descriptor();
     let name = env.header(wire::METHOD).ok_or_else(|| Status::invalid_argument(format!("missing `{}` header", wire::METHOD)))?;
     let index = desc
@@ -260,7 +265,7 @@ fn prepare<D: Dispatch>(env: Envelope, events: bool, deadline: Option<SystemTime
         let left = d.duration_since(SystemTime::now()).unwrap_or_default();
         Instant::now() + left
     });
-    Ok(Call { method: index, env, deadline, cancellation: Cancellation::new() })
+    Ok(QueueCall { method: index, env, deadline })
 }
 
 /// Where a request's reply frames go, and what they copy from it.
@@ -281,7 +286,7 @@ impl ReplyTo {
     }
 }
 
-async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
+async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
     let Delivery { mut env, acker, .. } = delivery;
     let deadline = env.deadline();
     if deadline.is_some_and(|d| d <= SystemTime::now()) {
@@ -309,7 +314,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
         }
     }
     let outcome = match prepare::<D>(env, false, deadline) {
-        Ok(call) => D::dispatch(&shared.handler, call).await,
+        Ok(call) => D::dispatch(&shared.handler, call.method, call).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
     // Replies are kept for the dedupe window only when a message id can ask for them again.
@@ -412,7 +417,7 @@ fn poison(status: &Status) -> bool {
     matches!(status.code(), Code::InvalidArgument | Code::Unimplemented)
 }
 
-async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
+async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
     let Delivery { env, attempt, acker, .. } = delivery;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     if let Some(id) = &id {
@@ -423,7 +428,7 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
     }
     // Events have no caller waiting: no deadline.
     let outcome = match prepare::<D>(env, true, None) {
-        Ok(call) => D::dispatch(&shared.handler, call).await,
+        Ok(call) => D::dispatch(&shared.handler, call.method, call).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {

@@ -7,15 +7,15 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 use super::decode::{self, Node};
 use super::status::{error_body, http_status_of, with_http_status, HTTP_STATUS_HINT};
 use super::Body;
 use crate::context::parse_grpc_timeout;
-use crate::{Cancellation, Deadline, MethodDescriptor, Trailers};
+use crate::call::CallContext;
+use crate::MethodDescriptor;
 
 /// `grpc-timeout`, parsed once (a `&str` key is validated and hashed again on every lookup).
 const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
@@ -40,16 +40,6 @@ pub struct Call {
     pub(crate) api: Option<crate::api::server::ApiCall>,
 }
 
-/// What the handler runs with besides the message.
-pub(crate) struct CallContext {
-    pub(crate) metadata: MetadataMap,
-    pub(crate) extensions: http::Extensions,
-    pub(crate) deadline: Option<Instant>,
-    pub(crate) cancellation: Cancellation,
-    pub(crate) response_body: &'static str,
-    pub(crate) sse: bool,
-}
-
 impl Call {
     /// Index of the method in the service descriptor (the macro's dispatch switch).
     pub fn method_index(&self) -> usize {
@@ -61,32 +51,18 @@ impl Call {
         self.method
     }
 
-    /// Splits off everything but the body and prepares call state.
-    pub(crate) fn context(&mut self) -> CallContext {
+    /// Splits off everything but the body into the call's state (metadata, extensions,
+    /// deadline from `grpc-timeout`); also says whether the caller asked for Server-Sent Events.
+    pub(crate) fn context(&mut self) -> (CallContext, bool) {
         let headers = std::mem::take(&mut self.parts.headers);
         let deadline = headers
             .get(GRPC_TIMEOUT)
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
-            .map(|d| Instant::now() + d);
+            .and_then(|d| Instant::now().checked_add(d));
         let sse = self.method.shape.server_streams()
-            && headers
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/event-stream"));
-        let cancellation = Cancellation::new();
-        let mut extensions = std::mem::take(&mut self.parts.extensions);
-        extensions.insert(cancellation.clone());
-        if let Some(d) = deadline {
-            extensions.insert(Deadline(d));
-        }
-        CallContext {
-            metadata: MetadataMap::from_headers(headers),
-            extensions,
-            deadline,
-            cancellation,
-            response_body: self.response_body,
-            sse,
-        }
+            && headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
+        let extensions = std::mem::take(&mut self.parts.extensions);
+        (CallContext::new(MetadataMap::from_headers(headers), extensions, deadline), sse)
     }
 
     /// Reads the whole body (bounded).
@@ -96,7 +72,7 @@ impl Call {
     }
 
     /// The request message from body, path and query.
-    pub(crate) fn decode<T: DeserializeOwned + Default + 'static>(&self, body: &[u8]) -> Result<T, Status> {
+    pub(crate) fn decode<T: DeserializeOwned + 'static>(&self, body: &[u8]) -> Result<T, Status> {
         let query = self.parts.uri.query().filter(|q| !q.is_empty() && self.body_field != "*");
         // The common case: the whole message is the body.
         if self.body_field == "*" && self.vars.is_empty() {
@@ -139,20 +115,9 @@ impl Call {
         }
         match root {
             // Nothing given: the default message (also for wrapper types such as `String`).
-            Node::Map(entries) if entries.is_empty() => Ok(T::default()),
+            Node::Map(entries) if entries.is_empty() => decode::from_nothing(),
             root => decode::from_node(root),
         }
-    }
-}
-
-impl CallContext {
-    /// The handler's request.
-    pub(crate) fn request<T>(&mut self, message: T) -> Request<T> {
-        Request::from_parts(
-            std::mem::take(&mut self.metadata),
-            std::mem::take(&mut self.extensions),
-            message,
-        )
     }
 }
 
@@ -166,29 +131,6 @@ pub(crate) async fn read_limited(body: Body, max_body: usize) -> Result<Bytes, S
             Err(with_http_status(status, http::StatusCode::PAYLOAD_TOO_LARGE))
         }
         Err(e) => Err(Status::cancelled(format!("reading the request body: {e}"))),
-    }
-}
-
-/// `200 application/json` with the message (or its `response_body` field).
-pub(crate) fn json_response<T: Serialize + 'static>(response: Response<T>, response_body: &str) -> HttpResponse {
-    let (metadata, message, extensions) = response.into_parts();
-    let body = if response_body.is_empty() {
-        decode::to_json(&message)
-    } else {
-        decode::to_value(&message).map(|v| field_of(v, response_body)).and_then(|v| serde_json::to_vec(&v))
-    };
-    match body {
-        Ok(body) => {
-            let mut resp = http::Response::new(Body::from(body));
-            let headers = resp.headers_mut();
-            *headers = metadata.into_headers();
-            if let Some(Trailers(trailers)) = extensions.get::<Trailers>() {
-                headers.extend(trailers.clone().into_headers());
-            }
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp
-        }
-        Err(e) => error_response(&Status::internal(format!("encoding the response as JSON: {e}"))),
     }
 }
 

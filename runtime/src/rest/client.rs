@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::__glue::lines;
+use super::ndjson::lines;
 use super::decode::{self, lower_camel};
 use super::routes::default_rule;
 use super::status::{code_from_http, status_from_json, status_from_value};
@@ -413,7 +413,7 @@ fn ndjson_stream<Resp: DeserializeOwned + Send + 'static>(
 ) -> Streaming<Resp> {
     let data = body.into_data_stream().map(|r| r.map_err(|e| Status::unavailable(format!("reading the response: {e}"))));
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let lines = Box::pin(lines(data));
+    let lines = Box::pin(lines(data, super::call::DEFAULT_MAX_BODY));
     let stream = futures_util::stream::unfold((lines, false), move |(mut lines, done)| async move {
         if done {
             return None;

@@ -129,6 +129,84 @@ pub fn from_node<T: DeserializeOwned + 'static>(node: Node) -> Result<T, Status>
     serde_path_to_error::deserialize(node).map_err(|e| invalid_field(e.path().to_string(), e.inner()))
 }
 
+/// `T` when the request gave nothing at all (no body, no path variables, no query): what
+/// `{}` reads as for messages, and the zero value for the scalar types the wrapper well-known
+/// types map to (`Request<String>` gets `""`), as proto3 defaults them.
+pub fn from_nothing<T: DeserializeOwned + 'static>() -> Result<T, Status> {
+    T::deserialize(Nothing).map_err(|e| Status::invalid_argument(format!("invalid request: {e}")))
+}
+
+/// A deserializer that gives every type its empty or zero value.
+struct Nothing;
+
+impl<'de> serde::Deserializer<'de> for Nothing {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_map(serde::de::value::MapDeserializer::new(std::iter::empty::<(String, String)>()))
+    }
+    fn deserialize_bool<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_bool(false)
+    }
+    fn deserialize_i64<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_i64(0)
+    }
+    fn deserialize_u64<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_u64(0)
+    }
+    fn deserialize_f64<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_f64(0.0)
+    }
+    fn deserialize_str<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_str("")
+    }
+    fn deserialize_bytes<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_bytes(&[])
+    }
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_none()
+    }
+    fn deserialize_unit<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_unit()
+    }
+    fn deserialize_seq<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_seq(serde::de::value::SeqDeserializer::new(std::iter::empty::<String>()))
+    }
+    serde::forward_to_deserialize_any! {
+        map struct identifier ignored_any enum tuple tuple_struct newtype_struct unit_struct
+    }
+    fn deserialize_i8<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_i64(v)
+    }
+    fn deserialize_i16<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_i64(v)
+    }
+    fn deserialize_i32<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_i64(v)
+    }
+    fn deserialize_u8<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_u64(v)
+    }
+    fn deserialize_u16<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_u64(v)
+    }
+    fn deserialize_u32<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_u64(v)
+    }
+    fn deserialize_f32<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_f64(v)
+    }
+    fn deserialize_char<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_str(v)
+    }
+    fn deserialize_string<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_str(v)
+    }
+    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_bytes(v)
+    }
+}
+
 /// Deserializes `T` from a JSON body; the error names the field.
 pub fn from_json<T: DeserializeOwned + 'static>(body: &[u8]) -> Result<T, Status> {
     if is_unit::<T>() {
@@ -324,6 +402,20 @@ mod tests {
         page_size: Option<String>,
         #[serde(default)]
         inner: Option<Inner>,
+    }
+
+    #[test]
+    fn nothing_reads_as_the_zero_value() {
+        assert_eq!(from_nothing::<String>().unwrap(), "");
+        assert_eq!(from_nothing::<i64>().unwrap(), 0);
+        assert!(!from_nothing::<bool>().unwrap());
+        from_nothing::<()>().unwrap();
+        assert_eq!(from_nothing::<Option<u8>>().unwrap(), None);
+        assert_eq!(from_nothing::<Vec<u8>>().unwrap(), Vec::<u8>::new());
+        let m: std::collections::BTreeMap<String, i64> = from_nothing().unwrap();
+        assert!(m.is_empty());
+        let s: crate::wkt::Struct = from_nothing().unwrap();
+        assert!(s.fields.is_empty());
     }
 
     #[test]

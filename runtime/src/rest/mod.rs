@@ -17,15 +17,15 @@
 //! server URL, and read and answer as [`crate::api`] describes (parameters by style, bodies by
 //! media type, schema validation, security, response enums).
 //!
-//! Streaming: see the `__glue` module docs (server streaming is NDJSON or Server-Sent Events;
-//! client and bidi streaming read an NDJSON request body).
+//! Streaming: see the `methods` module docs (server streaming is NDJSON or Server-Sent Events;
+//! client and bidi streaming read an NDJSON request body, each message bounded).
 
-#[doc(hidden)]
-pub mod __glue;
 pub(crate) mod api_path;
 pub(crate) mod call;
 pub(crate) mod client;
 pub(crate) mod decode;
+pub(crate) mod methods;
+mod ndjson;
 mod openapi;
 mod routes;
 mod server;
@@ -34,6 +34,9 @@ pub mod template;
 
 pub use call::{error_response, HttpResponse, DEFAULT_MAX_BODY};
 pub use client::{InvalidBaseUrl, RestClient};
+pub use methods::{Rest, RestDecoder, RestEncoder};
+#[doc(hidden)]
+pub use methods::streaming_request;
 pub use server::{IntoMakeService, RestRouter, RestServer};
 
 /// The body type of REST requests and responses (axum's).

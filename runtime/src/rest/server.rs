@@ -12,7 +12,8 @@ use futures_util::future::BoxFuture;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use tonic::Status;
 
-use super::__glue::Dispatch;
+use super::methods::Rest;
+use crate::dispatch::Dispatch;
 use crate::api::document::ApiService;
 use crate::api::server::ApiCall;
 use crate::api::{Credentials, Operation};
@@ -98,14 +99,14 @@ impl RestRouter {
     /// If a binding's path template does not parse, or two bindings have the same HTTP method
     /// and template (axum's `Router` panics on overlapping routes the same way). Templates from
     /// `switchboard generate` are checked when generating.
-    pub fn add<D: Dispatch>(self, service: RestServer<D>) -> Self {
+    pub fn add<D: Dispatch<Rest>>(self, service: RestServer<D>) -> Self {
         let own = service.router.inner.services.first();
         let api = own.and_then(|e| e.api.clone());
         let authorize = own.and_then(|e| e.authorize.clone());
         self.add_prepared::<D>(service.handler, api, authorize)
     }
 
-    fn add_handler<D: Dispatch>(self, handler: Arc<D::Handler>) -> Self {
+    fn add_handler<D: Dispatch<Rest>>(self, handler: Arc<D::Handler>) -> Self {
         let descriptor = D::descriptor();
         let api = match ApiService::build(descriptor) {
             Ok(api) => api.map(Arc::new),
@@ -114,7 +115,7 @@ impl RestRouter {
         self.add_prepared::<D>(handler, api, None)
     }
 
-    fn add_prepared<D: Dispatch>(
+    fn add_prepared<D: Dispatch<Rest>>(
         mut self,
         handler: Arc<D::Handler>,
         api: Option<Arc<ApiService>>,
@@ -128,7 +129,7 @@ impl RestRouter {
         }
         inner.services.push(ServiceEntry {
             descriptor,
-            dispatch: Arc::new(move |call| D::dispatch(&handler, call)),
+            dispatch: Arc::new(move |call: Call| D::dispatch(&handler, call.method_index, call)),
             api,
             authorize,
         });
@@ -325,13 +326,13 @@ where
 /// One `#[service]` implementation served over REST. The macro defines
 /// `type <Trait>RestServer<H> = RestServer<...>`; serve it alone (it is a tower `Service` and
 /// converts into an axum `Router`) or add several to a [`RestRouter`].
-pub struct RestServer<D: Dispatch> {
+pub struct RestServer<D: Dispatch<Rest>> {
     handler: Arc<D::Handler>,
     router: RestRouter,
     _marker: PhantomData<fn() -> D>,
 }
 
-impl<D: Dispatch> RestServer<D> {
+impl<D: Dispatch<Rest>> RestServer<D> {
     /// Serves `handler`.
     pub fn new(handler: D::Handler) -> Self {
         Self::from_arc(Arc::new(handler))
@@ -392,19 +393,19 @@ impl<D: Dispatch> RestServer<D> {
     }
 }
 
-impl<D: Dispatch> Clone for RestServer<D> {
+impl<D: Dispatch<Rest>> Clone for RestServer<D> {
     fn clone(&self) -> Self {
         RestServer { handler: self.handler.clone(), router: self.router.clone(), _marker: PhantomData }
     }
 }
 
-impl<D: Dispatch> fmt::Debug for RestServer<D> {
+impl<D: Dispatch<Rest>> fmt::Debug for RestServer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RestServer").field("service", &D::descriptor().full_name).finish()
     }
 }
 
-impl<D: Dispatch, B> tower_service::Service<http::Request<B>> for RestServer<D>
+impl<D: Dispatch<Rest>, B> tower_service::Service<http::Request<B>> for RestServer<D>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

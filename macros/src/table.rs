@@ -1,0 +1,128 @@
+//! The descriptor and the ONE dispatch table every transport reads: `ServiceTable` (handler type,
+//! name, descriptor) and `Dispatch<T>` for every transport `T` that can carry the service's
+//! message types, with one match arm per method.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::ItemTrait;
+
+use crate::model::{Method, Service, Shape};
+use crate::names::{descriptor_ident, marker_ident};
+
+pub(crate) fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
+    let vis = &item.vis;
+    let ident = descriptor_ident(item);
+    let package = &s.args.package;
+    let name = s.args.name.clone().unwrap_or_else(|| item.ident.to_string());
+    let full = s.full_name(item);
+    let methods = s.methods.iter().map(|m| {
+        let wire = &m.wire_name;
+        let rust = m.ident.to_string();
+        let path = format!("/{full}/{wire}");
+        let shape = format_ident!("{}", match m.shape {
+            Shape::Unary => "Unary",
+            Shape::ServerStreaming => "ServerStreaming",
+            Shape::ClientStreaming => "ClientStreaming",
+            Shape::Bidi => "BidiStreaming",
+        });
+        let idem = format_ident!("{}", m.idempotency);
+        let deprecated = m.deprecated;
+        let event = m.event.is_some();
+        let operation = match &m.operation {
+            Some(expr) => quote!(::core::option::Option::Some(&#expr)),
+            None => quote!(::core::option::Option::None),
+        };
+        let http = m.http.iter().map(|h| {
+            let (method, path, body, rb) = (&h.method, &h.path, &h.body, &h.response_body);
+            quote!(::switchboard::HttpRule { method: #method, path: #path, body: #body, response_body: #rb })
+        });
+        quote! {
+            ::switchboard::MethodDescriptor {
+                name: #wire, rust_name: #rust, grpc_path: #path,
+                shape: ::switchboard::CallShape::#shape,
+                idempotency: ::switchboard::Idempotency::#idem,
+                deprecated: #deprecated,
+                http: &[#(#http),*],
+                operation: #operation,
+                event: #event,
+            }
+        }
+    });
+    let openapi = match &s.args.openapi {
+        Some(expr) => quote!(::core::option::Option::Some(#expr)),
+        None => quote!(::core::option::Option::None),
+    };
+    let doc = format!("Static description of the `{full}` service, read by every transport.");
+    quote! {
+        #[doc = #doc]
+        #vis static #ident: ::switchboard::ServiceDescriptor = ::switchboard::ServiceDescriptor {
+            package: #package, name: #name, full_name: #full,
+            methods: &[#(#methods),*],
+            openapi: #openapi,
+        };
+    }
+}
+
+/// `impl ServiceTable` and `impl<T: Transport> Dispatch<T>` for the hidden marker type.
+pub(crate) fn table(item: &ItemTrait, s: &Service) -> TokenStream {
+    let trait_ident = &item.ident;
+    let full = s.full_name(item);
+    let marker = marker_ident(item);
+    let desc = descriptor_ident(item);
+    let p = quote!(::switchboard::__private);
+    let arms = s.methods.iter().enumerate().map(|(i, m)| arm(i, trait_ident, m));
+    // Every message type once: the transport must carry each of them.
+    let mut seen = std::collections::HashSet::new();
+    let carried: Vec<&syn::Type> = s
+        .methods
+        .iter()
+        .flat_map(|m| [&m.input, &m.output])
+        .filter(|ty| seen.insert(quote!(#ty).to_string()))
+        .collect();
+    let bounds = carried.iter().map(|ty| quote!(__SbTransport: #p::Carry<#ty>,));
+    quote! {
+        #[allow(deprecated)]
+        impl<__SbHandler: #trait_ident> #p::ServiceTable for #marker<__SbHandler> {
+            type Handler = __SbHandler;
+            const NAME: &'static str = #full;
+            fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
+        }
+
+        #[allow(deprecated)]
+        impl<__SbHandler: #trait_ident, __SbTransport: #p::Transport> #p::Dispatch<__SbTransport> for #marker<__SbHandler>
+        where
+            #(#bounds)*
+        {
+            fn dispatch(
+                handler: &#p::Arc<__SbHandler>,
+                method: usize,
+                call: <__SbTransport as #p::Transport>::Call,
+            ) -> #p::BoxFuture<'static, <__SbTransport as #p::Transport>::Reply> {
+                match method {
+                    #(#arms)*
+                    _ => <__SbTransport as #p::Transport>::unimplemented(call),
+                }
+            }
+        }
+    }
+}
+
+/// One method: hand the transport a closure that calls the handler.
+fn arm(index: usize, trait_ident: &syn::Ident, m: &Method) -> TokenStream {
+    let ident = &m.ident;
+    let req_ty = &m.request_ty;
+    let shape = format_ident!("{}", match m.shape {
+        Shape::Unary => "unary",
+        Shape::ServerStreaming => "server_streaming",
+        Shape::ClientStreaming => "client_streaming",
+        Shape::Bidi => "streaming",
+    });
+    quote_spanned! {m.ident.span()=>
+        #index => {
+            let handler = ::core::clone::Clone::clone(handler);
+            <__SbTransport as ::switchboard::__private::Transport>::#shape(call, move |r: #req_ty| async move {
+                <__SbHandler as #trait_ident>::#ident(&*handler, r).await
+            })
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The shared call path: the one place where a handler runs under its call's rules.
+//!
+//! ```text
+//! transport decodes ─▶ CallContext::request (metadata, extensions, Deadline, Cancellation)
+//!                  ─▶ run(handler future)        deadline → DEADLINE_EXCEEDED, panic → INTERNAL,
+//!                                                dropped before the end → Cancellation fires
+//!                  ─▶ guard_stream(response)     the same rules for each message of a stream
+//!                  ─▶ take_trailers(response)    trailers the handler set, for the transport
+//! transport encodes and frames
+//! ```
+//!
+//! Every transport (gRPC, REST, queues) goes through these functions, so a rule changes in one
+//! place for all of them.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_core::Stream;
+use futures_util::FutureExt;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::context::CancelOnDrop;
+use crate::{Cancellation, Deadline, Trailers};
+
+/// What a handler runs with besides its message, as a transport collected it.
+pub(crate) struct CallContext {
+    pub(crate) metadata: MetadataMap,
+    pub(crate) extensions: http::Extensions,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancellation: Cancellation,
+}
+
+impl CallContext {
+    /// Call state from the transport's metadata, extensions and deadline; the handler finds the
+    /// [`Deadline`] and a fresh [`Cancellation`] in its request's extensions.
+    pub(crate) fn new(metadata: MetadataMap, mut extensions: http::Extensions, deadline: Option<Instant>) -> Self {
+        let cancellation = Cancellation::new();
+        extensions.insert(cancellation.clone());
+        if let Some(d) = deadline {
+            extensions.insert(Deadline(d));
+        }
+        CallContext { metadata, extensions, deadline, cancellation }
+    }
+
+    /// The state a transport already put into a request's extensions (gRPC's server does, for
+    /// the whole HTTP/2 exchange).
+    pub(crate) fn of<T>(request: &Request<T>) -> (Option<Instant>, Cancellation) {
+        let deadline = request.extensions().get::<Deadline>().map(|d| d.0);
+        let cancellation = request.extensions().get::<Cancellation>().cloned().unwrap_or_default();
+        (deadline, cancellation)
+    }
+
+    /// The handler's request (takes the metadata and extensions).
+    pub(crate) fn request<T>(&mut self, message: T) -> Request<T> {
+        Request::from_parts(std::mem::take(&mut self.metadata), std::mem::take(&mut self.extensions), message)
+    }
+}
+
+/// The status a call gets when its handler panics. The panic itself goes to the panic hook
+/// (stderr by default); the caller learns only that the call failed.
+pub(crate) fn panicked() -> Status {
+    Status::internal("internal error: the handler panicked")
+}
+
+/// The status of a call still running at its deadline.
+pub(crate) fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("deadline exceeded")
+}
+
+/// Runs a handler's future under the call's rules: past `deadline` it is dropped and the call
+/// fails with DEADLINE_EXCEEDED; a panic fails the call with INTERNAL (the server goes on); if
+/// this future is dropped before it finishes (the caller went away), `cancellation` fires.
+pub(crate) async fn run<T>(
+    deadline: Option<Instant>,
+    cancellation: &Cancellation,
+    fut: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let mut guard = cancellation.guard();
+    let fut = AssertUnwindSafe(fut).catch_unwind();
+    let result = match deadline {
+        // Boxed: the timer is large and deadlines are the exception.
+        Some(d) => match Box::pin(tokio::time::timeout_at(d.into(), fut)).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The call is over for the handler: anything it spawned should stop too.
+                drop(guard);
+                return Err(deadline_exceeded());
+            }
+        },
+        None => fut.await,
+    };
+    guard.disarm();
+    result.unwrap_or_else(|_| Err(panicked()))
+}
+
+/// A handler's response stream under the call's rules: past `deadline` it ends with
+/// DEADLINE_EXCEEDED, a panic while producing a message ends it with INTERNAL, an error ends it,
+/// and dropping it before its end fires `cancellation`.
+pub(crate) fn guard_stream<S, T>(stream: S, deadline: Option<Instant>, cancellation: &Cancellation) -> Guarded<S>
+where
+    S: Stream<Item = Result<T, Status>>,
+{
+    Guarded {
+        inner: stream,
+        deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+        guard: cancellation.guard(),
+        done: false,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`guard_stream`].
+    pub(crate) struct Guarded<S> {
+        #[pin]
+        inner: S,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        guard: CancelOnDrop,
+        done: bool,
+    }
+}
+
+impl<S, T> Stream for Guarded<S>
+where
+    S: Stream<Item = Result<T, Status>>,
+{
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let inner = this.inner;
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll_next(cx)));
+        let item = match polled {
+            Ok(Poll::Pending) => {
+                if let Some(d) = this.deadline {
+                    if d.as_mut().poll(cx).is_ready() {
+                        *this.done = true;
+                        // Over for the producer too: fire the cancellation.
+                        drop(std::mem::replace(this.guard, CancelOnDrop::disarmed()));
+                        return Poll::Ready(Some(Err(deadline_exceeded())));
+                    }
+                }
+                return Poll::Pending;
+            }
+            Ok(Poll::Ready(item)) => item,
+            Err(_) => Some(Err(panicked())),
+        };
+        if !matches!(item, Some(Ok(_))) {
+            // The end, or an error (which ends the call): the handler finished normally.
+            *this.done = true;
+            this.guard.disarm();
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// Takes the [`Trailers`] a handler put into its response's extensions.
+pub(crate) fn take_trailers<T>(response: &mut Response<T>) -> Option<MetadataMap> {
+    response.extensions_mut().remove::<Trailers>().map(|Trailers(md)| md)
+}
+
+/// An OK status carrying trailers: how a stream of `Result<M, Status>` ends with them (gRPC
+/// sends a stream's final status, metadata included, as HTTP/2 trailers).
+pub(crate) fn ok_with_trailers(trailers: MetadataMap) -> Status {
+    Status::with_metadata(tonic::Code::Ok, "", trailers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_internal_and_not_cancelled() {
+        let c = Cancellation::new();
+        let result: Result<(), Status> = run(None, &c, async { panic!("boom") }).await;
+        assert_eq!(result.unwrap_err().code(), tonic::Code::Internal);
+        assert!(!c.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn deadline_drops_the_handler_and_cancels() {
+        let c = Cancellation::new();
+        let at = Instant::now() + Duration::from_millis(20);
+        let result: Result<(), Status> = run(Some(at), &c, std::future::pending()).await;
+        assert_eq!(result.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+        assert!(c.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn dropping_a_running_call_cancels() {
+        let c = Cancellation::new();
+        let mut fut = Box::pin(run::<()>(None, &c, std::future::pending()));
+        assert!(tokio::time::timeout(Duration::from_millis(10), fut.as_mut()).await.is_err());
+        drop(fut);
+        assert!(c.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn streams_end_on_panic_and_deadline() {
+        let c = Cancellation::new();
+        let s = futures_util::stream::iter([1, 2]).map(|i| if i == 2 { panic!("two") } else { Ok::<_, Status>(i) });
+        let got: Vec<_> = guard_stream(s, None, &c).collect().await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].as_ref().unwrap(), &1);
+        assert_eq!(got[1].as_ref().unwrap_err().code(), tonic::Code::Internal);
+        assert!(!c.is_cancelled());
+
+        let c = Cancellation::new();
+        let at = Instant::now() + Duration::from_millis(20);
+        let s = futures_util::stream::pending::<Result<u8, Status>>();
+        let got: Vec<_> = guard_stream(s, Some(at), &c).collect().await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].as_ref().unwrap_err().code(), tonic::Code::DeadlineExceeded);
+        assert!(c.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_early_cancels() {
+        let c = Cancellation::new();
+        let s = guard_stream(futures_util::stream::iter([Ok::<_, Status>(1), Ok(2)]), None, &c);
+        let mut s = Box::pin(s);
+        assert_eq!(s.next().await.unwrap().unwrap(), 1);
+        drop(s);
+        assert!(c.is_cancelled());
+    }
+}
