@@ -8,19 +8,20 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
 use super::__glue::{Call, Dispatch, Outcome, UnaryReply};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
-use super::dedupe::Dedupe;
+use super::dedupe::{envelope_size, Claim, Dedupe};
 use super::wire::{self, Envelope};
-use super::Broker;
+use super::{Broker, DEFAULT_DEDUPE_MAX_BYTES};
 use crate::{CallShape, Cancellation};
 
 /// Serves a service over a [`Broker`]: request-reply for unary and server-streaming methods,
@@ -50,6 +51,7 @@ struct Options {
     backoff: (Duration, Duration),
     dedupe_window: Duration,
     dedupe_capacity: usize,
+    dedupe_max_bytes: usize,
     ack_wait: Duration,
     requests: bool,
     events: bool,
@@ -63,6 +65,7 @@ impl Default for Options {
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
             dedupe_window: Duration::from_secs(300),
             dedupe_capacity: 100_000,
+            dedupe_max_bytes: DEFAULT_DEDUPE_MAX_BYTES,
             ack_wait: Duration::from_secs(30),
             requests: true,
             events: true,
@@ -110,6 +113,33 @@ impl<D: Dispatch> QueueServer<D> {
     /// Most message ids remembered. Default 100,000.
     pub fn dedupe_capacity(mut self, n: usize) -> Self {
         self.options.dedupe_capacity = n;
+        self
+    }
+
+    /// Most memory the dedupe window holds, in bytes: the replies kept for duplicates plus about
+    /// a hundred bytes per remembered id. Past it, the ids that finished first are forgotten
+    /// first (a redelivery of a forgotten request runs again). Default 64 MiB
+    /// ([`DEFAULT_DEDUPE_MAX_BYTES`]). A reply larger than 256 KiB, or than this budget, is not
+    /// kept: its duplicates are answered ABORTED instead of being run again.
+    ///
+    /// ```no_run
+    /// # use switchboard::{Request, Response, Status};
+    /// # #[switchboard::service(package = "hello.v1")]
+    /// # pub trait Greeter { async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>; }
+    /// # struct Impl;
+    /// # impl Greeter for Impl { async fn say_hello(&self, r: Request<String>) -> Result<Response<String>, Status> { Ok(Response::new(r.into_inner())) } }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// use std::time::Duration;
+    /// GreeterQueueServer::new(Impl)
+    ///     .dedupe_window(Duration::from_secs(60))
+    ///     .dedupe_max_bytes(16 * 1024 * 1024) // 16 MiB of remembered replies at most
+    ///     .serve(&broker)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dedupe_max_bytes(mut self, bytes: usize) -> Self {
+        self.options.dedupe_max_bytes = bytes;
         self
     }
 
@@ -170,7 +200,7 @@ impl<D: Dispatch> QueueServer<D> {
         let shared = Arc::new(Shared {
             handler: self.handler,
             broker: broker.clone(),
-            dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity),
+            dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
             options: self.options,
         });
         let mut tasks = JoinSet::new();
@@ -187,7 +217,9 @@ impl<D: Dispatch> QueueServer<D> {
                         // The box of a call that finished is reused for the next one: these
                         // futures are often over 1 KiB, past malloc's per-thread cache, and a
                         // fresh one per request makes the worker threads fight over its lock.
-                        let call = handle_request::<D>(shared.clone(), d);
+                        // A panic is caught around each call (see `isolated`): it never unwinds
+                        // into this loop, which serves every other call.
+                        let call = isolated(handle_request::<D>(shared.clone(), d));
                         let mut fut = match spare.take() {
                             Some(mut boxed) => {
                                 std::pin::Pin::set(&mut boxed, call);
@@ -205,7 +237,7 @@ impl<D: Dispatch> QueueServer<D> {
                     None => requests = None,
                 },
                 d = next(&mut event_rx) => match d {
-                    Some(d) => { tasks.spawn(handle_event::<D>(shared.clone(), d)); }
+                    Some(d) => { tasks.spawn(isolated(handle_event::<D>(shared.clone(), d))); }
                     None => event_rx = None,
                 },
                 _ = &mut signal => break,
@@ -221,6 +253,24 @@ impl<D: Dispatch> QueueServer<D> {
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// One call as the server loop drives it: a panic that escapes it (the handler's own panics are
+/// answered inside, see [`guarded`]; this is the last line for the server's code) ends that call
+/// only. Its unsettled message goes back to the broker when its acker is dropped.
+fn isolated<F: Future<Output = ()>>(call: F) -> impl Future<Output = ()> {
+    AssertUnwindSafe(call).catch_unwind().map(|_| ())
+}
+
+/// The status a caller gets when the handler (or the code that encodes its messages) panicked.
+fn panicked() -> Status {
+    Status::internal("the handler panicked")
+}
+
+/// Runs `fut` (a handler's dispatch: decode, handler, encode), turning a panic into INTERNAL.
+/// `AssertUnwindSafe`: after a panic nothing of the call's state is used again but the status.
+async fn guarded(fut: impl Future<Output = Outcome>) -> Outcome {
+    AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|_| Outcome::Unary(Err(panicked())))
 }
 
 async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
@@ -292,33 +342,40 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
     let reply = ReplyTo::take(&mut env);
     let reply_to = &reply.address;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
+    // Held while the handler runs: dropped unfinished (a panic, this future dropped, an early
+    // return), it releases the id so that a redelivery runs again instead of waiting for it.
+    let mut running = None;
     if let Some(id) = &id {
-        if let Some(frames) = shared.dedupe.claim(id).await {
-            if let Some(to) = reply_to {
-                let frames = match frames {
-                    Some(f) => f.to_vec(),
-                    None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
-                };
-                for mut frame in frames {
-                    frame.correlation_id = reply.correlation_id.clone();
-                    let _ = shared.broker.reply(to, frame).await;
+        match shared.dedupe.claim(id).await {
+            Claim::Fresh(r) => running = Some(r),
+            Claim::Done(frames) => {
+                if let Some(to) = reply_to {
+                    let frames = match frames {
+                        Some(f) => f.to_vec(),
+                        None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
+                    };
+                    for mut frame in frames {
+                        frame.correlation_id = reply.correlation_id.clone();
+                        let _ = shared.broker.reply(to, frame).await;
+                    }
                 }
+                let _ = acker.ack().await;
+                return;
             }
-            let _ = acker.ack().await;
-            return;
         }
     }
     let outcome = match prepare::<D>(env, false, deadline) {
-        Ok(call) => D::dispatch(&shared.handler, call).await,
+        Ok(call) => guarded(D::dispatch(&shared.handler, call)).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
     // Replies are kept for the dedupe window only when a message id can ask for them again.
-    let mut kept = id.as_ref().map(|_| Vec::new());
+    let mut kept = running.as_ref().map(|_| Vec::new());
     let mut kept_bytes = 0usize;
+    let max_kept = shared.dedupe.max_reply_bytes();
     let mut send = |frame: Envelope| {
         if let Some(k) = kept.as_mut() {
-            kept_bytes += frame.body.len();
-            if kept_bytes > 256 * 1024 {
+            kept_bytes += envelope_size(&frame);
+            if kept_bytes > max_kept {
                 kept = None;
             } else {
                 k.push(frame.clone());
@@ -333,7 +390,11 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                 let _ = shared.broker.reply(to, frame).await;
             }
         }
-        Outcome::Stream(metadata, mut stream) => {
+        Outcome::Stream(metadata, stream) => {
+            // The handler's stream (and the encoding of its messages) runs user code too.
+            let mut stream = AssertUnwindSafe(stream)
+                .catch_unwind()
+                .map(|item| item.unwrap_or_else(|_| Err(panicked())));
             let mut seq = 0u64;
             let mut metadata = Some(metadata);
             let status = loop {
@@ -368,8 +429,8 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
             }
         }
     }
-    if let Some(id) = &id {
-        shared.dedupe.finish(id, kept.map(Arc::new));
+    if let Some(running) = running {
+        running.finish(kept.map(Arc::new));
     }
     let _ = acker.ack().await;
 }
@@ -415,15 +476,20 @@ fn poison(status: &Status) -> bool {
 async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
     let Delivery { env, attempt, acker, .. } = delivery;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
+    // Released unless the handler succeeds (see `handle_request`).
+    let mut running = None;
     if let Some(id) = &id {
-        if shared.dedupe.claim(id).await.is_some() {
-            let _ = acker.ack().await;
-            return;
+        match shared.dedupe.claim(id).await {
+            Claim::Fresh(r) => running = Some(r),
+            Claim::Done(_) => {
+                let _ = acker.ack().await;
+                return;
+            }
         }
     }
-    // Events have no caller waiting: no deadline.
+    // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
     let outcome = match prepare::<D>(env, true, None) {
-        Ok(call) => D::dispatch(&shared.handler, call).await,
+        Ok(call) => guarded(D::dispatch(&shared.handler, call)).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {
@@ -432,15 +498,13 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
     };
     match result {
         Ok(()) => {
-            if let Some(id) = &id {
-                shared.dedupe.finish(id, None);
+            if let Some(running) = running {
+                running.finish(None);
             }
             let _ = acker.ack().await;
         }
         Err(status) => {
-            if let Some(id) = &id {
-                shared.dedupe.forget(id);
-            }
+            drop(running);
             if poison(&status) || attempt >= shared.options.max_attempts {
                 let mut extra = Envelope::default();
                 wire::push_status(&mut extra, &status);
