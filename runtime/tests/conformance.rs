@@ -12,7 +12,8 @@
 //!
 //! Cases: a deadline shorter than the handler; the caller dropping the call; metadata, trailers
 //! and error statuses both ways; a panicking handler (INTERNAL, then 1,000 good calls); and, on
-//! queues, a panicking event handler ending in the dead-letter queue.
+//! queues, a panicking event handler ending in the dead-letter queue and a panicked request
+//! with an idempotency key run again on retry (its dedupe entry released, not kept).
 //!
 //! Test names read `<transport>::<case>`, e.g. `cargo test -p switchboard --test conformance rest::`.
 #![cfg(all(feature = "grpc", feature = "rest", feature = "queue"))]
@@ -61,17 +62,17 @@ mod rest {
 mod memory {
     use super::*;
     every_transport!(Kind::Memory);
-    cases!(Kind::Memory; a_panicking_event_is_dead_lettered);
+    cases!(Kind::Memory; a_panicking_event_is_dead_lettered, a_panicked_request_is_not_remembered);
 }
 
 mod amqp {
     use super::*;
     every_transport!(Kind::Amqp);
-    cases!(Kind::Amqp; a_panicking_event_is_dead_lettered);
+    cases!(Kind::Amqp; a_panicking_event_is_dead_lettered, a_panicked_request_is_not_remembered);
 }
 
 mod nats {
     use super::*;
     every_transport!(Kind::Nats);
-    cases!(Kind::Nats; a_panicking_event_is_dead_lettered);
+    cases!(Kind::Nats; a_panicking_event_is_dead_lettered, a_panicked_request_is_not_remembered);
 }

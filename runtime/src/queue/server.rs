@@ -263,14 +263,15 @@ fn isolated<F: Future<Output = ()>>(call: F) -> impl Future<Output = ()> {
 }
 
 /// The status a caller gets when the handler (or the code that encodes its messages) panicked.
-fn panicked() -> Status {
+fn panic_status() -> Status {
     Status::internal("the handler panicked")
 }
 
-/// Runs `fut` (a handler's dispatch: decode, handler, encode), turning a panic into INTERNAL.
-/// `AssertUnwindSafe`: after a panic nothing of the call's state is used again but the status.
-async fn guarded(fut: impl Future<Output = Outcome>) -> Outcome {
-    AssertUnwindSafe(fut).catch_unwind().await.unwrap_or_else(|_| Outcome::Unary(Err(panicked())))
+/// Runs `fut` (a handler's dispatch: decode, handler, encode); a panic becomes INTERNAL, and
+/// `Err(outcome)` says it was one. `AssertUnwindSafe`: after a panic nothing of the call's state
+/// is used again.
+async fn guarded(fut: impl Future<Output = Outcome>) -> Result<Outcome, Outcome> {
+    AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| Outcome::Unary(Err(panic_status())))
 }
 
 async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
@@ -364,9 +365,12 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
             }
         }
     }
-    let outcome = match prepare::<D>(env, false, deadline) {
-        Ok(call) => guarded(D::dispatch(&shared.handler, call)).await,
-        Err(status) => Outcome::Unary(Err(status)),
+    let (outcome, mut panicked) = match prepare::<D>(env, false, deadline) {
+        Ok(call) => match guarded(D::dispatch(&shared.handler, call)).await {
+            Ok(outcome) => (outcome, false),
+            Err(outcome) => (outcome, true),
+        },
+        Err(status) => (Outcome::Unary(Err(status)), false),
     };
     // Replies are kept for the dedupe window only when a message id can ask for them again.
     let mut kept = running.as_ref().map(|_| Vec::new());
@@ -392,14 +396,12 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
         }
         Outcome::Stream(metadata, stream) => {
             // The handler's stream (and the encoding of its messages) runs user code too.
-            let mut stream = AssertUnwindSafe(stream)
-                .catch_unwind()
-                .map(|item| item.unwrap_or_else(|_| Err(panicked())));
+            let mut stream = AssertUnwindSafe(stream).catch_unwind();
             let mut seq = 0u64;
             let mut metadata = Some(metadata);
             let status = loop {
                 match stream.next().await {
-                    Some(Ok(body)) => {
+                    Some(Ok(Ok(body))) => {
                         let mut frame = reply_frame(seq, &reply);
                         if let Some(md) = metadata.take() {
                             wire::push_metadata(&mut frame, &md);
@@ -413,7 +415,11 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
                         }
                         seq += 1;
                     }
-                    Some(Err(status)) => break Some(status),
+                    Some(Ok(Err(status))) => break Some(status),
+                    Some(Err(_)) => {
+                        panicked = true;
+                        break Some(panic_status());
+                    }
                     None => break Some(Status::new(Code::Ok, "")),
                 }
             };
@@ -429,8 +435,11 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
             }
         }
     }
-    if let Some(running) = running {
-        running.finish(kept.map(Arc::new));
+    match running {
+        // A panic releases the id (as a failure to run, not an answer): a retry runs again.
+        Some(_) if panicked => {}
+        Some(running) => running.finish(kept.map(Arc::new)),
+        None => {}
     }
     let _ = acker.ack().await;
 }
@@ -489,7 +498,7 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
     }
     // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
     let outcome = match prepare::<D>(env, true, None) {
-        Ok(call) => guarded(D::dispatch(&shared.handler, call)).await,
+        Ok(call) => guarded(D::dispatch(&shared.handler, call)).await.unwrap_or_else(|panicked| panicked),
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {

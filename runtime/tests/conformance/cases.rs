@@ -51,15 +51,15 @@ pub async fn dropped_call_cancels_the_handler(t: Transport) {
     };
     let mut req = Request::new(msg(&id));
     req.set_timeout(timeout);
-    let call = t.caller.slow(req);
+    let mut call = t.caller.slow(req);
     let seen = tokio::select! {
-        r = call => panic!("{}: the call ended before it was dropped: {r:?}", t.name),
+        r = &mut call => panic!("{}: the call ended before it was dropped: {r:?}", t.name),
         seen = tokio::time::timeout(SOON, PROBE.wait_started(&id)) => {
             seen.unwrap_or_else(|_| panic!("{}: the handler never started", t.name))
         }
     };
-    // `call` is dropped here: the caller walked away.
     assert!(!seen.cancellation.is_cancelled(), "{}: cancelled before the caller went away", t.name);
+    drop(call); // the caller walks away
     let dropped = Instant::now();
     tokio::time::timeout(wait, seen.cancellation.cancelled()).await.unwrap_or_else(|_| {
         panic!("{}: the handler's cancellation did not fire within {wait:?} of the caller dropping the call ({:?})", t.name, t.caller_cancel)
@@ -166,4 +166,19 @@ pub async fn a_panicking_event_is_dead_lettered(t: Transport) {
     assert_eq!(dead.header("sb-status"), Some("13"), "{}: {:?}", t.name, dead.headers);
     assert_eq!(dead.header("sb-attempt"), Some(MAX_ATTEMPTS.to_string().as_str()), "{}: {:?}", t.name, dead.headers);
     assert_eq!(PROBE.attempts(&id), MAX_ATTEMPTS, "{}: handler runs", t.name);
+}
+
+/// Over queues a request with an idempotency key is answered once per key (the dedupe window),
+/// but a handler that panicked did not answer: its key is released, and the caller's retry with
+/// the same key runs the handler again (and does not wait for the first run forever).
+pub async fn a_panicked_request_is_not_remembered(t: Transport) {
+    let id = call_id("boom-keyed", &t);
+    for run in 1..=2 {
+        let mut req = Request::new(msg(&id));
+        req.metadata_mut().insert("idempotency-key", id.parse().unwrap());
+        req.set_timeout(Duration::from_secs(10));
+        let err = t.caller.boom(req).await.expect_err("a panicking handler succeeded");
+        assert_eq!(err.code(), Code::Internal, "{}: {err:?}", t.name);
+        assert_eq!(PROBE.attempts(&id), run, "{}: handler runs after call {run} with one key", t.name);
+    }
 }

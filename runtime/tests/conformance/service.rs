@@ -46,7 +46,7 @@ pub trait Conformance {
     /// Reports its start (with its cancellation) and then sleeps for a minute: callers give up
     /// first.
     async fn slow(&self, req: Request<Msg>) -> Result<Response<Msg>, Status>;
-    /// Panics.
+    /// Counts the run (under the call's id) and panics.
     async fn boom(&self, req: Request<Msg>) -> Result<Response<Msg>, Status>;
     /// An event whose handler counts the attempt and panics.
     #[rpc(event)]
@@ -87,7 +87,8 @@ impl Conformance for Impl {
     }
 
     async fn boom(&self, req: Request<Msg>) -> Result<Response<Msg>, Status> {
-        panic!("boom (call {})", req.get_ref().id)
+        let run = PROBE.attempt(&req.get_ref().id);
+        panic!("boom (call {}, run {run})", req.get_ref().id)
     }
 
     async fn explode(&self, req: Request<Msg>) -> Result<Response<Empty>, Status> {
@@ -128,7 +129,7 @@ impl Probe {
         *n
     }
 
-    /// How many times the event handler ran for `id`.
+    /// How many times `boom` or the event handler ran for `id`.
     pub fn attempts(&self, id: &str) -> u32 {
         self.attempts.lock().unwrap().get(id).copied().unwrap_or(0)
     }
