@@ -267,11 +267,11 @@ fn panic_status() -> Status {
     Status::internal("the handler panicked")
 }
 
-/// Runs `fut` (a handler's dispatch: decode, handler, encode); a panic becomes INTERNAL, and
-/// `Err(outcome)` says it was one. `AssertUnwindSafe`: after a panic nothing of the call's state
-/// is used again.
-async fn guarded(fut: impl Future<Output = Outcome>) -> Result<Outcome, Outcome> {
-    AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| Outcome::Unary(Err(panic_status())))
+/// Runs `dispatch` (decode, handler, encode) and its future; a panic in either becomes
+/// INTERNAL, and `Err(outcome)` says it was one. `AssertUnwindSafe`: after a panic nothing of
+/// the call's state is used again.
+async fn guarded<F: Future<Output = Outcome>>(dispatch: impl FnOnce() -> F) -> Result<Outcome, Outcome> {
+    AssertUnwindSafe(async move { dispatch().await }).catch_unwind().await.map_err(|_| Outcome::Unary(Err(panic_status())))
 }
 
 async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
@@ -366,7 +366,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
         }
     }
     let (outcome, mut panicked) = match prepare::<D>(env, false, deadline) {
-        Ok(call) => match guarded(D::dispatch(&shared.handler, call)).await {
+        Ok(call) => match guarded(|| D::dispatch(&shared.handler, call)).await {
             Ok(outcome) => (outcome, false),
             Err(outcome) => (outcome, true),
         },
@@ -437,7 +437,7 @@ async fn handle_request<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: 
     }
     match running {
         // A panic releases the id (as a failure to run, not an answer): a retry runs again.
-        Some(_) if panicked => {}
+        Some(running) if panicked => drop(running),
         Some(running) => running.finish(kept.map(Arc::new)),
         None => {}
     }
@@ -498,7 +498,7 @@ async fn handle_event<D: Dispatch>(shared: Arc<Shared<D::Handler>>, delivery: De
     }
     // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
     let outcome = match prepare::<D>(env, true, None) {
-        Ok(call) => guarded(D::dispatch(&shared.handler, call)).await.unwrap_or_else(|panicked| panicked),
+        Ok(call) => guarded(|| D::dispatch(&shared.handler, call)).await.unwrap_or_else(|panicked| panicked),
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {
