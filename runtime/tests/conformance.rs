@@ -10,8 +10,9 @@
 //!   `cargo test --workspace`); otherwise each case prints why it skips, and under `CI=true` it
 //!   fails instead.
 //!
-//! Cases: a deadline shorter than the handler; the caller dropping the call; metadata, trailers
-//! and error statuses both ways; a panicking handler (INTERNAL, then 1,000 good calls); and, on
+//! Cases: a deadline shorter than the handler (unary, and a response stream); the caller dropping
+//! the call; metadata, trailers and error statuses both ways; a panicking handler (INTERNAL, then
+//! 1,000 good calls) and a response stream that panics mid-way; and, on
 //! queues, a panicking event handler ending in the dead-letter queue and a panicked request
 //! with an idempotency key run again on retry (its dedupe entry released, not kept).
 //!
@@ -42,9 +43,11 @@ macro_rules! every_transport {
     ($kind:expr) => {
         cases!($kind;
             deadline_exceeded_cancels_the_handler,
+            deadline_ends_a_response_stream,
             dropped_call_cancels_the_handler,
             metadata_trailers_and_errors_round_trip,
             a_panic_answers_internal_and_the_server_keeps_serving,
+            a_panicking_stream_ends_with_internal,
         );
     };
 }

@@ -39,6 +39,39 @@ pub async fn deadline_exceeded_cancels_the_handler(t: Transport) {
         .unwrap_or_else(|_| panic!("{}: the handler's cancellation did not fire at the deadline", t.name));
 }
 
+/// A response stream still running at the deadline: the caller gets the messages sent so far,
+/// then DEADLINE_EXCEEDED; the handler saw the deadline and its cancellation fires (its stream is
+/// dropped).
+pub async fn deadline_ends_a_response_stream(t: Transport) {
+    let id = call_id("ticks", &t);
+    let mut req = Request::new(msg(&id));
+    req.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut ticks = t.caller.ticks(req).await.unwrap_or_else(|e| panic!("{}: ticks: {e:?}", t.name)).into_inner();
+    let mut received = 0;
+    let err = loop {
+        let next = tokio::time::timeout(SOON, ticks.message()).await;
+        match next.unwrap_or_else(|_| panic!("{}: the stream stalled past its deadline", t.name)) {
+            Ok(Some(m)) => {
+                assert_eq!((m.id.as_str(), m.n), (id.as_str(), received), "{}: tick {received}", t.name);
+                received += 1;
+            }
+            Ok(None) => panic!("{}: the stream ended without a status", t.name),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{}: {err:?}", t.name);
+    assert!(received >= 1, "{}: no message before the deadline", t.name);
+    assert!(started.elapsed() < SOON, "{}: the stream ended after {:?}", t.name, started.elapsed());
+    let seen = tokio::time::timeout(SOON, PROBE.wait_started(&id))
+        .await
+        .unwrap_or_else(|_| panic!("{}: the handler never started", t.name));
+    assert!(seen.deadline.is_some_and(|d| d <= Duration::from_millis(300)), "{}: deadline seen: {:?}", t.name, seen.deadline);
+    tokio::time::timeout(SOON, seen.cancellation.cancelled())
+        .await
+        .unwrap_or_else(|_| panic!("{}: the stream's cancellation did not fire at the deadline", t.name));
+}
+
 /// The caller drops the call while the handler runs: the handler's cancellation fires — at
 /// once where the transport carries cancellation, at the call's deadline where it does not
 /// (queues: see [`CallerCancel`]).
@@ -136,6 +169,23 @@ pub async fn a_panic_answers_internal_and_the_server_keeps_serving(t: Transport)
         failed.len(),
         &failed[..failed.len().min(3)]
     );
+}
+
+/// A response stream that panics after its first message: the caller gets that message, then
+/// INTERNAL, and the server still answers.
+pub async fn a_panicking_stream_ends_with_internal(t: Transport) {
+    let id = call_id("boom-stream", &t);
+    let mut req = Request::new(msg(&id));
+    req.set_timeout(Duration::from_secs(10));
+    let mut stream = t.caller.boom_stream(req).await.unwrap_or_else(|e| panic!("{}: boom_stream: {e:?}", t.name)).into_inner();
+    let first = stream.message().await.unwrap_or_else(|e| panic!("{}: the first message: {e:?}", t.name));
+    assert_eq!(first.map(|m| m.id), Some(id), "{}", t.name);
+    let err = stream.message().await.expect_err("a panicking stream ended well");
+    assert_eq!(err.code(), Code::Internal, "{}: {err:?}", t.name);
+    let mut req = Request::new(Msg { id: call_id("after-boom-stream", &t), n: 7, ..Default::default() });
+    req.set_timeout(Duration::from_secs(10));
+    let after = t.caller.echo(req).await.unwrap_or_else(|e| panic!("{}: a call after the panic: {e:?}", t.name));
+    assert_eq!(after.get_ref().n, 7);
 }
 
 /// An event whose handler panics is retried and, after its attempts, lands in the dead-letter

@@ -7,7 +7,8 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use switchboard::metadata::MetadataMap;
-use switchboard::{Cancellation, Code, Request, RequestExt, Response, Status};
+use switchboard::{Cancellation, Code, Request, RequestExt, Response, Status, Streaming};
+use futures_util::StreamExt;
 use tokio::sync::Notify;
 
 /// The wire name of the service (`package.Trait`).
@@ -48,6 +49,10 @@ pub trait Conformance {
     async fn slow(&self, req: Request<Msg>) -> Result<Response<Msg>, Status>;
     /// Counts the run (under the call's id) and panics.
     async fn boom(&self, req: Request<Msg>) -> Result<Response<Msg>, Status>;
+    /// Reports its start (like `slow`), then streams a message every 20 ms, forever.
+    async fn ticks(&self, req: Request<Msg>) -> Result<Response<Streaming<Msg>>, Status>;
+    /// Streams one message, then panics while producing the next.
+    async fn boom_stream(&self, req: Request<Msg>) -> Result<Response<Streaming<Msg>>, Status>;
     /// An event whose handler counts the attempt and panics.
     #[rpc(event)]
     async fn explode(&self, req: Request<Msg>) -> Result<Response<Empty>, Status>;
@@ -89,6 +94,31 @@ impl Conformance for Impl {
     async fn boom(&self, req: Request<Msg>) -> Result<Response<Msg>, Status> {
         let run = PROBE.attempt(&req.get_ref().id);
         panic!("boom (call {}, run {run})", req.get_ref().id)
+    }
+
+    async fn ticks(&self, req: Request<Msg>) -> Result<Response<Streaming<Msg>>, Status> {
+        PROBE.started(&req.get_ref().id, Started { cancellation: req.cancellation(), deadline: req.deadline().map(|d| d.remaining()) });
+        let id = req.into_inner().id;
+        let ticks = futures_util::stream::unfold(0i64, move |n| {
+            let id = id.clone();
+            async move {
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Some((Ok(Msg { id, n, ..Default::default() }), n + 1))
+            }
+        });
+        Ok(Response::new(Streaming::new(ticks)))
+    }
+
+    async fn boom_stream(&self, req: Request<Msg>) -> Result<Response<Streaming<Msg>>, Status> {
+        let first = Msg { n: 0, ..req.into_inner() };
+        let id = first.id.clone();
+        let then_panic = futures_util::stream::once(async move {
+            tokio::task::yield_now().await;
+            panic!("boom in the stream of {id}")
+        });
+        Ok(Response::new(Streaming::new(futures_util::stream::iter([Ok(first)]).chain(then_panic))))
     }
 
     async fn explode(&self, req: Request<Msg>) -> Result<Response<Empty>, Status> {

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use switchboard::grpc::transport::server::TcpIncoming;
 use switchboard::grpc::transport::{Channel, Server};
 use switchboard::queue::Broker;
-use switchboard::{Code, Request, Response, Status};
+use switchboard::{Code, Request, Response, Status, Streaming};
 use tokio::net::TcpListener;
 
 use crate::service::*;
@@ -44,6 +44,8 @@ pub trait Caller: Send + Sync {
     fn echo(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Msg>, Status>>;
     fn slow(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Msg>, Status>>;
     fn boom(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Msg>, Status>>;
+    fn ticks(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>>;
+    fn boom_stream(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>>;
 }
 
 impl Caller for ConformanceClient<Channel> {
@@ -58,6 +60,14 @@ impl Caller for ConformanceClient<Channel> {
     fn boom(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Msg>, Status>> {
         let mut client = self.clone();
         Box::pin(async move { ConformanceClient::boom(&mut client, req).await })
+    }
+    fn ticks(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>> {
+        let mut client = self.clone();
+        Box::pin(async move { ConformanceClient::ticks(&mut client, req).await })
+    }
+    fn boom_stream(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>> {
+        let mut client = self.clone();
+        Box::pin(async move { ConformanceClient::boom_stream(&mut client, req).await })
     }
 }
 
@@ -74,6 +84,14 @@ impl Caller for ConformanceRestClient {
         let mut client = self.clone();
         Box::pin(async move { ConformanceRestClient::boom(&mut client, req).await })
     }
+    fn ticks(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>> {
+        let mut client = self.clone();
+        Box::pin(async move { ConformanceRestClient::ticks(&mut client, req).await })
+    }
+    fn boom_stream(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>> {
+        let mut client = self.clone();
+        Box::pin(async move { ConformanceRestClient::boom_stream(&mut client, req).await })
+    }
 }
 
 impl Caller for ConformanceQueueClient {
@@ -85,6 +103,12 @@ impl Caller for ConformanceQueueClient {
     }
     fn boom(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Msg>, Status>> {
         Box::pin(ConformanceQueueClient::boom(self, req))
+    }
+    fn ticks(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>> {
+        Box::pin(ConformanceQueueClient::ticks(self, req))
+    }
+    fn boom_stream(&self, req: Request<Msg>) -> BoxFuture<'_, Result<Response<Streaming<Msg>>, Status>> {
+        Box::pin(ConformanceQueueClient::boom_stream(self, req))
     }
 }
 
