@@ -63,7 +63,17 @@ impl CallContext {
 /// The status a call gets when its handler panics. The panic itself goes to the panic hook
 /// (stderr by default); the caller learns only that the call failed.
 pub(crate) fn panicked() -> Status {
-    Status::internal("internal error: the handler panicked")
+    Status::internal(PANICKED)
+}
+
+/// The message of [`panicked`]'s status.
+const PANICKED: &str = "internal error: the handler panicked";
+
+/// Whether `status` is [`panicked`]'s (a server that remembers answers, such as the queue
+/// server's dedupe window, must not remember this one: a retry should run again).
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
+pub(crate) fn is_panicked(status: &Status) -> bool {
+    status.code() == tonic::Code::Internal && status.message() == PANICKED
 }
 
 /// The status of a call still running at its deadline.

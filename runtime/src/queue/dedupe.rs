@@ -1,33 +1,60 @@
 //! The idempotency window: message ids seen recently, so a redelivered request or event (same
 //! message id) is not executed twice. A duplicate of a finished request gets the first reply
 //! again; a duplicate of one still running waits for it.
+//!
+//! A run holds its id through a [`Running`] guard. The guard is released by dropping it, so a
+//! handler that panics, a call future that is dropped (server shutdown, an aborted task) and an
+//! early return all free the id: a redelivery then runs again instead of waiting forever. Only
+//! [`Running::finish`] records the id as done.
+//!
+//! The window is bounded three ways: by age (`window`), by the number of finished ids kept
+//! (`capacity`) and by the bytes they hold (`max_bytes`: the kept reply frames plus a per-entry
+//! overhead). Past either bound the oldest finished entries go first; running ones are never
+//! evicted (they are bounded by the server's prefetch).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::wire::Envelope;
 
+/// Bytes a finished entry costs besides its id and its kept frames (map slot, queue slot,
+/// allocation headers): an estimate, so that ids without kept frames still count.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The largest reply kept for duplicates (frames, bodies and headers); a bigger one is not kept
+/// and its duplicates are answered ABORTED.
+pub(crate) const MAX_KEPT_REPLY: usize = 256 * 1024;
+
 /// What [`Dedupe::begin`] found.
-pub(crate) enum Begin {
-    /// First time: run it, then call `finish` or `forget`.
-    Fresh,
+pub(crate) enum Begin<'a> {
+    /// First time (or the earlier run was released): run it, holding the guard.
+    Fresh(Running<'a>),
     /// Already done; the reply frames, if they were kept.
     Done(Option<Arc<Vec<Envelope>>>),
-    /// Running right now: wait for [`Dedupe::changed`], then ask again.
-    Running,
+    /// Running right now: wait for [`Dedupe::wait_while_running`], then ask again.
+    Busy,
+}
+
+/// What [`Dedupe::claim`] found.
+pub(crate) enum Claim<'a> {
+    /// Run it; the guard releases the id when dropped unless [`Running::finish`] is called.
+    Fresh(Running<'a>),
+    /// Already done; the reply frames, if they were kept.
+    Done(Option<Arc<Vec<Envelope>>>),
 }
 
 enum Entry {
     Running,
-    Done(Option<Arc<Vec<Envelope>>>),
+    Done { frames: Option<Arc<Vec<Envelope>>>, cost: usize },
 }
 
 pub(crate) struct Dedupe {
     window: Duration,
     capacity: usize,
+    max_bytes: usize,
     state: Mutex<State>,
     /// Wakes duplicates waiting for a running id (any id: duplicates are rare, so a spurious
     /// wake-up costs less than a channel per message).
@@ -37,26 +64,41 @@ pub(crate) struct Dedupe {
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
-    order: VecDeque<(Instant, String)>,
+    /// Finished ids, oldest first, with the time they finished. Every `Entry::Done` is here
+    /// exactly once; running ids are not.
+    done: VecDeque<(Instant, String)>,
+    /// Sum of the finished entries' costs.
+    bytes: usize,
 }
 
 impl Dedupe {
-    pub fn new(window: Duration, capacity: usize) -> Self {
-        Dedupe { window, capacity, state: Mutex::default(), changed: Notify::new() }
+    pub fn new(window: Duration, capacity: usize, max_bytes: usize) -> Self {
+        Dedupe { window, capacity, max_bytes, state: Mutex::default(), changed: Notify::new() }
     }
 
     pub fn enabled(&self) -> bool {
         !self.window.is_zero() && self.capacity > 0
     }
 
-    /// Claims `id` for a run: `None` when it is fresh (run it, then `finish` or `forget`), or the
-    /// kept reply frames of a finished run. Waits while another run of `id` is in progress.
-    pub async fn claim(&self, id: &str) -> Option<Option<Arc<Vec<Envelope>>>> {
+    /// The most bytes of reply frames worth keeping for one id.
+    pub fn max_reply_bytes(&self) -> usize {
+        MAX_KEPT_REPLY.min(self.max_bytes)
+    }
+
+    /// The state, even after a panic elsewhere while it was locked (the guard's `Drop` runs
+    /// during unwinding and must not panic again).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims `id` for a run, or returns the kept reply frames of a finished run. Waits while
+    /// another run of `id` is in progress.
+    pub async fn claim(&self, id: &str) -> Claim<'_> {
         loop {
             match self.begin(id) {
-                Begin::Fresh => return None,
-                Begin::Running => self.wait_while_running(id).await,
-                Begin::Done(frames) => return Some(frames),
+                Begin::Fresh(running) => return Claim::Fresh(running),
+                Begin::Busy => self.wait_while_running(id).await,
+                Begin::Done(frames) => return Claim::Done(frames),
             }
         }
     }
@@ -68,89 +110,274 @@ impl Dedupe {
             let mut changed = std::pin::pin!(changed);
             // Registered before the check, so a finish in between is not missed.
             changed.as_mut().enable();
-            if !matches!(self.state.lock().unwrap().entries.get(id), Some(Entry::Running)) {
+            if !matches!(self.state().entries.get(id), Some(Entry::Running)) {
                 return;
             }
             changed.await;
         }
     }
 
-    pub fn begin(&self, id: &str) -> Begin {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap();
-        // Expire: older than the window, or over capacity. Running entries stay.
-        while let Some((at, _)) = state.order.front() {
-            if now.duration_since(*at) < self.window && state.order.len() <= self.capacity {
+    pub fn begin(&self, id: &str) -> Begin<'_> {
+        let mut state = self.state();
+        self.evict(&mut state, Instant::now());
+        match state.entries.get(id) {
+            Some(Entry::Done { frames, .. }) => Begin::Done(frames.clone()),
+            Some(Entry::Running) => Begin::Busy,
+            None => {
+                state.entries.insert(id.to_owned(), Entry::Running);
+                Begin::Fresh(Running { dedupe: self, id: Some(id.to_owned()) })
+            }
+        }
+    }
+
+    /// Drops finished entries past the window, over the capacity or over the byte budget,
+    /// oldest first.
+    fn evict(&self, state: &mut State, now: Instant) {
+        while let Some((at, _)) = state.done.front() {
+            let expired = now.duration_since(*at) >= self.window;
+            if !expired && state.done.len() <= self.capacity && state.bytes <= self.max_bytes {
                 break;
             }
-            let (_, key) = state.order.pop_front().unwrap();
-            if matches!(state.entries.get(&key), Some(Entry::Done(_))) {
+            let (_, key) = state.done.pop_front().expect("front exists");
+            if let Some(Entry::Done { cost, .. }) = state.entries.get(&key) {
+                state.bytes -= cost;
                 state.entries.remove(&key);
             }
         }
-        match state.entries.get(id) {
-            Some(Entry::Done(frames)) => Begin::Done(frames.clone()),
-            Some(Entry::Running) => Begin::Running,
-            None => {
-                state.entries.insert(id.to_owned(), Entry::Running);
-                state.order.push_back((now, id.to_owned()));
-                Begin::Fresh
-            }
-        }
     }
 
-    /// Marks `id` done; duplicates get `frames` (when kept) from now on.
-    pub fn finish(&self, id: &str, frames: Option<Arc<Vec<Envelope>>>) {
-        let mut state = self.state.lock().unwrap();
-        let was = state.entries.insert(id.to_owned(), Entry::Done(frames));
+    /// Records `id` as done with `frames` (a guard's `finish`).
+    fn finish(&self, id: String, frames: Option<Arc<Vec<Envelope>>>) {
+        let kept = frames.filter(|f| frames_size(f) <= self.max_reply_bytes());
+        let cost = ENTRY_OVERHEAD + id.len() + kept.as_deref().map_or(0, |f| frames_size(f));
+        let now = Instant::now();
+        let mut state = self.state();
+        state.done.push_back((now, id.clone()));
+        state.bytes += cost;
+        if let Some(Entry::Done { cost: old, .. }) = state.entries.insert(id, Entry::Done { frames: kept, cost }) {
+            // Not reachable through the guards (a done id is never claimed again), but keep the
+            // byte count honest if it ever is.
+            state.bytes -= old;
+        }
+        self.evict(&mut state, now);
         drop(state);
-        if matches!(was, Some(Entry::Running)) {
-            self.changed.notify_waiters();
-        }
-    }
-
-    /// Forgets `id` (the attempt failed; a redelivery should run again).
-    pub fn forget(&self, id: &str) {
-        self.state.lock().unwrap().entries.remove(id);
         self.changed.notify_waiters();
     }
+
+    /// Forgets a running `id` (its run failed or went away; a redelivery should run again).
+    fn release(&self, id: &str) {
+        let mut state = self.state();
+        if matches!(state.entries.get(id), Some(Entry::Running)) {
+            state.entries.remove(id);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.state().bytes
+    }
+}
+
+/// Holds a message id while its handler runs. Dropping it releases the id (a redelivery will
+/// run again); [`Running::finish`] records the outcome for duplicates instead.
+pub(crate) struct Running<'a> {
+    dedupe: &'a Dedupe,
+    id: Option<String>,
+}
+
+impl Running<'_> {
+    /// The run finished: duplicates get `frames` (when kept) for the rest of the window.
+    pub fn finish(mut self, frames: Option<Arc<Vec<Envelope>>>) {
+        if let Some(id) = self.id.take() {
+            self.dedupe.finish(id, frames);
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.dedupe.release(&id);
+        }
+    }
+}
+
+/// Approximate memory held by kept reply frames: bodies, headers and routing properties.
+pub(crate) fn frames_size(frames: &[Envelope]) -> usize {
+    frames.iter().map(envelope_size).sum()
+}
+
+pub(crate) fn envelope_size(env: &Envelope) -> usize {
+    std::mem::size_of::<Envelope>()
+        + env.body.len()
+        + env.headers.iter().map(|(k, v)| k.len() + v.len() + std::mem::size_of::<(super::wire::Str, super::wire::Str)>()).sum::<usize>()
+        + env.reply_to.as_ref().map_or(0, String::len)
+        + env.correlation_id.as_ref().map_or(0, String::len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn fresh<'a>(d: &'a Dedupe, id: &str) -> Running<'a> {
+        match d.begin(id) {
+            Begin::Fresh(r) => r,
+            Begin::Done(_) => panic!("{id} is done"),
+            Begin::Busy => panic!("{id} is running"),
+        }
+    }
+
+    fn frames(body: usize) -> Option<Arc<Vec<Envelope>>> {
+        Some(Arc::new(vec![Envelope { body: vec![0u8; body].into(), ..Envelope::default() }]))
+    }
+
     #[tokio::test]
     async fn duplicates_see_the_first_outcome() {
-        let d = Dedupe::new(Duration::from_secs(60), 10);
-        let d = Arc::new(d);
-        assert!(matches!(d.begin("a"), Begin::Fresh));
-        assert!(matches!(d.begin("a"), Begin::Running));
+        let d = Arc::new(Dedupe::new(Duration::from_secs(60), 10, 1 << 20));
+        let run = fresh(&d, "a");
+        assert!(matches!(d.begin("a"), Begin::Busy));
         let waiter = tokio::spawn({
             let d = d.clone();
-            async move { d.wait_while_running("a").await }
+            async move { matches!(d.claim("a").await, Claim::Done(Some(f)) if f.len() == 1) }
         });
         tokio::task::yield_now().await;
-        let frames = Arc::new(vec![Envelope::default()]);
-        d.finish("a", Some(frames));
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        run.finish(frames(3));
+        assert!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap());
         assert!(matches!(d.begin("a"), Begin::Done(Some(f)) if f.len() == 1));
-        d.forget("a");
-        assert!(matches!(d.begin("a"), Begin::Fresh));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_holder_releases_its_id_to_the_waiting_duplicate() {
+        let d = Arc::new(Dedupe::new(Duration::from_secs(60), 10, 1 << 20));
+        let run = fresh(&d, "a");
+        // A duplicate arrives while the first run holds the id: it waits...
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move {
+                match d.claim("a").await {
+                    // ...and, once the first run is gone, runs it itself.
+                    Claim::Fresh(run) => {
+                        run.finish(None);
+                        true
+                    }
+                    Claim::Done(_) => false,
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(run); // an early return, say
+        assert!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap(), "the duplicate ran");
+        assert!(matches!(d.begin("a"), Begin::Done(None)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_holder_releases_its_id() {
+        let d = Arc::new(Dedupe::new(Duration::from_secs(60), 10, 1 << 20));
+        // A task that panics while it holds the id.
+        let task = tokio::spawn({
+            let d = d.clone();
+            async move {
+                let _run = match d.claim("p").await {
+                    Claim::Fresh(r) => r,
+                    Claim::Done(_) => unreachable!(),
+                };
+                tokio::task::yield_now().await;
+                panic!("the handler panicked");
+            }
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        let claim = tokio::time::timeout(Duration::from_secs(5), d.claim("p")).await.expect("not left running");
+        assert!(matches!(claim, Claim::Fresh(_)));
+
+        // The same on this thread, through catch_unwind (the state lock is not poisoned for good).
+        let d = Dedupe::new(Duration::from_secs(60), 10, 1 << 20);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _run = fresh(&d, "q");
+            panic!("boom");
+        }));
+        assert!(result.is_err());
+        assert!(matches!(d.begin("q"), Begin::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn an_aborted_holder_releases_its_id() {
+        let d = Arc::new(Dedupe::new(Duration::from_secs(60), 10, 1 << 20));
+        let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn({
+            let d = d.clone();
+            async move {
+                let _run = match d.claim("c").await {
+                    Claim::Fresh(r) => r,
+                    Claim::Done(_) => unreachable!(),
+                };
+                held_tx.send(()).unwrap();
+                std::future::pending::<()>().await;
+            }
+        });
+        held_rx.await.unwrap();
+        assert!(matches!(d.begin("c"), Begin::Busy));
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let claim = tokio::time::timeout(Duration::from_secs(5), d.claim("c")).await.expect("not left running");
+        assert!(matches!(claim, Claim::Fresh(_)));
     }
 
     #[test]
     fn window_and_capacity_expire_done_entries() {
-        let d = Dedupe::new(Duration::from_secs(60), 2);
+        let d = Dedupe::new(Duration::from_secs(60), 2, usize::MAX);
         for id in ["a", "b", "c", "d"] {
-            assert!(matches!(d.begin(id), Begin::Fresh));
-            d.finish(id, None);
+            fresh(&d, id).finish(None);
         }
-        assert!(matches!(d.begin("a"), Begin::Fresh), "evicted by capacity");
-        let d = Dedupe::new(Duration::from_millis(1), 100);
-        assert!(matches!(d.begin("x"), Begin::Fresh));
-        d.finish("x", None);
+        assert!(matches!(d.begin("a"), Begin::Fresh(_)), "evicted by capacity");
+        assert!(matches!(d.begin("d"), Begin::Done(None)), "the newest stays");
+        let d = Dedupe::new(Duration::from_millis(1), 100, usize::MAX);
+        fresh(&d, "x").finish(None);
         std::thread::sleep(Duration::from_millis(5));
-        assert!(matches!(d.begin("x"), Begin::Fresh), "expired by the window");
+        assert!(matches!(d.begin("x"), Begin::Fresh(_)), "expired by the window");
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest_finished_entries_first() {
+        let one = ENTRY_OVERHEAD + 2 + frames_size(&frames(10_000).unwrap());
+        // Room for three finished entries of ~10 KB, not four.
+        let d = Dedupe::new(Duration::from_secs(60), 1_000, 3 * one + one / 2);
+        // "r0" starts first but finishes last: running entries are never evicted, and age counts
+        // from the finish.
+        let r0 = fresh(&d, "r0");
+        for id in ["a1", "a2", "a3"] {
+            fresh(&d, id).finish(frames(10_000));
+        }
+        assert_eq!(d.bytes(), 3 * one);
+        for id in ["a1", "a2", "a3"] {
+            assert!(matches!(d.begin(id), Begin::Done(Some(_))), "{id} kept");
+        }
+        assert!(matches!(d.begin("r0"), Begin::Busy));
+        r0.finish(frames(10_000));
+        assert!(matches!(d.begin("a1"), Begin::Fresh(_)), "the oldest finished entry went first");
+        for id in ["a2", "a3", "r0"] {
+            assert!(matches!(d.begin(id), Begin::Done(Some(_))), "{id} kept");
+        }
+        assert_eq!(d.bytes(), 3 * one, "the budget is kept");
+
+        // Many small entries: bounded by bytes long before the capacity.
+        let d = Dedupe::new(Duration::from_secs(60), 1_000_000, 100 * (ENTRY_OVERHEAD + 8));
+        for i in 0..10_000 {
+            fresh(&d, &format!("id-{i:04}")).finish(None);
+        }
+        assert!(d.bytes() <= 100 * (ENTRY_OVERHEAD + 8));
+        assert!(matches!(d.begin("id-9999"), Begin::Done(None)));
+        assert!(matches!(d.begin("id-0000"), Begin::Fresh(_)));
+    }
+
+    #[test]
+    fn a_reply_larger_than_the_budget_is_not_kept() {
+        let d = Dedupe::new(Duration::from_secs(60), 10, 4096);
+        assert_eq!(d.max_reply_bytes(), 4096);
+        fresh(&d, "big").finish(frames(10_000));
+        assert!(matches!(d.begin("big"), Begin::Done(None)), "remembered as done, without its reply");
+        assert!(d.bytes() < 4096);
     }
 }

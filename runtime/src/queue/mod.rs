@@ -43,6 +43,11 @@ pub use codec::{Codec, Json, Proto};
 pub use methods::{Outcome, Queue, QueueCall, QueueEncoder, UnaryReply};
 pub use server::QueueServer;
 
+/// How many bytes a [`QueueServer`]'s dedupe window holds by default (64 MiB): the replies kept
+/// for duplicate requests and the remembered message ids. Change it with
+/// [`QueueServer::dedupe_max_bytes`].
+pub const DEFAULT_DEDUPE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
 use backend::{Backend, Replies};
 use tonic::Status;
 

@@ -8,11 +8,12 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
@@ -20,9 +21,9 @@ use super::codec::Proto;
 use super::methods::{Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
-use super::dedupe::Dedupe;
+use super::dedupe::{envelope_size, Claim, Dedupe};
 use super::wire::{self, Envelope};
-use super::Broker;
+use super::{Broker, DEFAULT_DEDUPE_MAX_BYTES};
 use crate::CallShape;
 
 /// Serves a service over a [`Broker`]: request-reply for unary and server-streaming methods,
@@ -55,6 +56,7 @@ struct Options {
     backoff: (Duration, Duration),
     dedupe_window: Duration,
     dedupe_capacity: usize,
+    dedupe_max_bytes: usize,
     ack_wait: Duration,
     requests: bool,
     events: bool,
@@ -68,6 +70,7 @@ impl Default for Options {
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
             dedupe_window: Duration::from_secs(300),
             dedupe_capacity: 100_000,
+            dedupe_max_bytes: DEFAULT_DEDUPE_MAX_BYTES,
             ack_wait: Duration::from_secs(30),
             requests: true,
             events: true,
@@ -115,6 +118,33 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     /// Most message ids remembered. Default 100,000.
     pub fn dedupe_capacity(mut self, n: usize) -> Self {
         self.options.dedupe_capacity = n;
+        self
+    }
+
+    /// Most memory the dedupe window holds, in bytes: the replies kept for duplicates plus about
+    /// a hundred bytes per remembered id. Past it, the ids that finished first are forgotten
+    /// first (a redelivery of a forgotten request runs again). Default 64 MiB
+    /// ([`DEFAULT_DEDUPE_MAX_BYTES`]). A reply larger than 256 KiB, or than this budget, is not
+    /// kept: its duplicates are answered ABORTED instead of being run again.
+    ///
+    /// ```no_run
+    /// # use switchboard::{Request, Response, Status};
+    /// # #[switchboard::service(package = "hello.v1")]
+    /// # pub trait Greeter { async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>; }
+    /// # struct Impl;
+    /// # impl Greeter for Impl { async fn say_hello(&self, r: Request<String>) -> Result<Response<String>, Status> { Ok(Response::new(r.into_inner())) } }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// use std::time::Duration;
+    /// GreeterQueueServer::new(Impl)
+    ///     .dedupe_window(Duration::from_secs(60))
+    ///     .dedupe_max_bytes(16 * 1024 * 1024) // 16 MiB of remembered replies at most
+    ///     .serve(&broker)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dedupe_max_bytes(mut self, bytes: usize) -> Self {
+        self.options.dedupe_max_bytes = bytes;
         self
     }
 
@@ -175,7 +205,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         let shared = Arc::new(Shared {
             handler: self.handler,
             broker: broker.clone(),
-            dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity),
+            dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
             options: self.options,
         });
         let mut tasks = JoinSet::new();
@@ -192,7 +222,9 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                         // The box of a call that finished is reused for the next one: these
                         // futures are often over 1 KiB, past malloc's per-thread cache, and a
                         // fresh one per request makes the worker threads fight over its lock.
-                        let call = handle_request::<D, C>(shared.clone(), d);
+                        // A panic is caught around each call (see `isolated`): it never unwinds
+                        // into this loop, which serves every other call.
+                        let call = isolated(handle_request::<D, C>(shared.clone(), d));
                         let mut fut = match spare.take() {
                             Some(mut boxed) => {
                                 std::pin::Pin::set(&mut boxed, call);
@@ -210,7 +242,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                     None => requests = None,
                 },
                 d = next(&mut event_rx) => match d {
-                    Some(d) => { tasks.spawn(handle_event::<D, C>(shared.clone(), d)); }
+                    Some(d) => { tasks.spawn(isolated(handle_event::<D, C>(shared.clone(), d))); }
                     None => event_rx = None,
                 },
                 _ = &mut signal => break,
@@ -226,6 +258,26 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// One call as the server loop drives it: a panic that escapes it (the handler's own panics are
+/// answered inside, see [`guarded`]; this is the last line for the server's code) ends that call
+/// only. Its unsettled message goes back to the broker when its acker is dropped.
+fn isolated<F: Future<Output = ()>>(call: F) -> impl Future<Output = ()> {
+    AssertUnwindSafe(call).catch_unwind().map(|_| ())
+}
+
+/// The status a caller gets when the handler (or the code that encodes its messages) panicked:
+/// the shared call path's.
+fn panic_status() -> Status {
+    crate::call::panicked()
+}
+
+/// Runs `dispatch` (decode, handler, encode) and its future; a panic in either becomes
+/// INTERNAL, and `Err(outcome)` says it was one. `AssertUnwindSafe`: after a panic nothing of
+/// the call's state is used again.
+async fn guarded<F: Future<Output = Outcome>>(dispatch: impl FnOnce() -> F) -> Result<Outcome, Outcome> {
+    AssertUnwindSafe(async move { dispatch().await }).catch_unwind().await.map_err(|_| Outcome::Unary(Err(panic_status())))
 }
 
 async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
@@ -297,33 +349,47 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
     let reply = ReplyTo::take(&mut env);
     let reply_to = &reply.address;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
+    // Held while the handler runs: dropped unfinished (a panic, this future dropped, an early
+    // return), it releases the id so that a redelivery runs again instead of waiting for it.
+    let mut running = None;
     if let Some(id) = &id {
-        if let Some(frames) = shared.dedupe.claim(id).await {
-            if let Some(to) = reply_to {
-                let frames = match frames {
-                    Some(f) => f.to_vec(),
-                    None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
-                };
-                for mut frame in frames {
-                    frame.correlation_id = reply.correlation_id.clone();
-                    let _ = shared.broker.reply(to, frame).await;
+        match shared.dedupe.claim(id).await {
+            Claim::Fresh(r) => running = Some(r),
+            Claim::Done(frames) => {
+                if let Some(to) = reply_to {
+                    let frames = match frames {
+                        Some(f) => f.to_vec(),
+                        None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
+                    };
+                    for mut frame in frames {
+                        frame.correlation_id = reply.correlation_id.clone();
+                        let _ = shared.broker.reply(to, frame).await;
+                    }
                 }
+                let _ = acker.ack().await;
+                return;
             }
-            let _ = acker.ack().await;
-            return;
         }
     }
-    let outcome = match prepare::<D>(env, false, deadline) {
-        Ok(call) => D::dispatch(&shared.handler, call.method, call).await,
-        Err(status) => Outcome::Unary(Err(status)),
+    let (outcome, mut panicked) = match prepare::<D>(env, false, deadline) {
+        Ok(call) => match guarded(|| D::dispatch(&shared.handler, call.method, call)).await {
+            // The shared call path answers a handler's panic INTERNAL; it is still a panic here.
+            Ok(outcome) => {
+                let panicked = matches!(&outcome, Outcome::Unary(Err(s)) if crate::call::is_panicked(s));
+                (outcome, panicked)
+            }
+            Err(outcome) => (outcome, true),
+        },
+        Err(status) => (Outcome::Unary(Err(status)), false),
     };
     // Replies are kept for the dedupe window only when a message id can ask for them again.
-    let mut kept = id.as_ref().map(|_| Vec::new());
+    let mut kept = running.as_ref().map(|_| Vec::new());
     let mut kept_bytes = 0usize;
+    let max_kept = shared.dedupe.max_reply_bytes();
     let mut send = |frame: Envelope| {
         if let Some(k) = kept.as_mut() {
-            kept_bytes += frame.body.len();
-            if kept_bytes > 256 * 1024 {
+            kept_bytes += envelope_size(&frame);
+            if kept_bytes > max_kept {
                 kept = None;
             } else {
                 k.push(frame.clone());
@@ -338,12 +404,14 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
                 let _ = shared.broker.reply(to, frame).await;
             }
         }
-        Outcome::Stream(metadata, mut stream) => {
+        Outcome::Stream(metadata, stream) => {
+            // The handler's stream (and the encoding of its messages) runs user code too.
+            let mut stream = AssertUnwindSafe(stream).catch_unwind();
             let mut seq = 0u64;
             let mut metadata = Some(metadata);
             let status = loop {
                 match stream.next().await {
-                    Some(Ok(body)) => {
+                    Some(Ok(Ok(body))) => {
                         let mut frame = reply_frame(seq, &reply);
                         if let Some(md) = metadata.take() {
                             wire::push_metadata(&mut frame, &md);
@@ -357,7 +425,14 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
                         }
                         seq += 1;
                     }
-                    Some(Err(status)) => break Some(status),
+                    Some(Ok(Err(status))) => {
+                        panicked |= crate::call::is_panicked(&status);
+                        break Some(status);
+                    }
+                    Some(Err(_)) => {
+                        panicked = true;
+                        break Some(panic_status());
+                    }
                     None => break Some(Status::new(Code::Ok, "")),
                 }
             };
@@ -373,8 +448,11 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
             }
         }
     }
-    if let Some(id) = &id {
-        shared.dedupe.finish(id, kept.map(Arc::new));
+    match running {
+        // A panic releases the id (as a failure to run, not an answer): a retry runs again.
+        Some(running) if panicked => drop(running),
+        Some(running) => running.finish(kept.map(Arc::new)),
+        None => {}
     }
     let _ = acker.ack().await;
 }
@@ -420,15 +498,20 @@ fn poison(status: &Status) -> bool {
 async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
     let Delivery { env, attempt, acker, .. } = delivery;
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
+    // Released unless the handler succeeds (see `handle_request`).
+    let mut running = None;
     if let Some(id) = &id {
-        if shared.dedupe.claim(id).await.is_some() {
-            let _ = acker.ack().await;
-            return;
+        match shared.dedupe.claim(id).await {
+            Claim::Fresh(r) => running = Some(r),
+            Claim::Done(_) => {
+                let _ = acker.ack().await;
+                return;
+            }
         }
     }
-    // Events have no caller waiting: no deadline.
+    // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
     let outcome = match prepare::<D>(env, true, None) {
-        Ok(call) => D::dispatch(&shared.handler, call.method, call).await,
+        Ok(call) => guarded(|| D::dispatch(&shared.handler, call.method, call)).await.unwrap_or_else(|panicked| panicked),
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {
@@ -437,15 +520,13 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
     };
     match result {
         Ok(()) => {
-            if let Some(id) = &id {
-                shared.dedupe.finish(id, None);
+            if let Some(running) = running {
+                running.finish(None);
             }
             let _ = acker.ack().await;
         }
         Err(status) => {
-            if let Some(id) = &id {
-                shared.dedupe.forget(id);
-            }
+            drop(running);
             if poison(&status) || attempt >= shared.options.max_attempts {
                 let mut extra = Envelope::default();
                 wire::push_status(&mut extra, &status);
