@@ -34,18 +34,15 @@ pub(crate) fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
         };
         let http = m.http.iter().map(|h| {
             let (method, path, body, rb) = (&h.method, &h.path, &h.body, &h.response_body);
-            quote!(::switchboard::HttpRule { method: #method, path: #path, body: #body, response_body: #rb })
+            quote!(::switchboard::HttpRule::new(#method, #path, #body, #rb))
         });
         quote! {
-            ::switchboard::MethodDescriptor {
-                name: #wire, rust_name: #rust, grpc_path: #path,
-                shape: ::switchboard::CallShape::#shape,
-                idempotency: ::switchboard::Idempotency::#idem,
-                deprecated: #deprecated,
-                http: &[#(#http),*],
-                operation: #operation,
-                event: #event,
-            }
+            ::switchboard::MethodDescriptor::new(#wire, #rust, #path, ::switchboard::CallShape::#shape)
+                .idempotency(::switchboard::Idempotency::#idem)
+                .deprecated(#deprecated)
+                .http(&[#(#http),*])
+                .operation(#operation)
+                .event(#event)
         }
     });
     let openapi = match &s.args.openapi {
@@ -55,11 +52,8 @@ pub(crate) fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
     let doc = format!("Static description of the `{full}` service, read by every transport.");
     quote! {
         #[doc = #doc]
-        #vis static #ident: ::switchboard::ServiceDescriptor = ::switchboard::ServiceDescriptor {
-            package: #package, name: #name, full_name: #full,
-            methods: &[#(#methods),*],
-            openapi: #openapi,
-        };
+        #vis static #ident: ::switchboard::ServiceDescriptor =
+            ::switchboard::ServiceDescriptor::new(#package, #name, #full, &[#(#methods),*]).openapi(#openapi);
     }
 }
 

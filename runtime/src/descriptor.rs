@@ -41,7 +41,10 @@ pub enum Idempotency {
 }
 
 /// One HTTP binding of a method (`google.api.http` rule), carried for the REST transport.
+///
+/// Built with [`HttpRule::new`] (fields may be added, so the struct is `#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpRule {
     /// HTTP method in upper case (`GET`, `POST`, … or a custom verb).
     pub method: &'static str,
@@ -54,7 +57,18 @@ pub struct HttpRule {
 }
 
 /// One method of a service.
+///
+/// Built with [`MethodDescriptor::new`] and its `const` setters, in a `static`:
+///
+/// ```
+/// use switchboard::{CallShape, HttpRule, Idempotency, MethodDescriptor};
+/// static GET: MethodDescriptor = MethodDescriptor::new("GetBook", "get_book", "/lib.Library/GetBook", CallShape::Unary)
+///     .idempotency(Idempotency::NoSideEffects)
+///     .http(&[HttpRule::new("GET", "/v1/{name=books/*}", "", "")]);
+/// assert_eq!(GET.http[0].method, "GET");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MethodDescriptor {
     /// Wire name, e.g. `SayHello`.
     pub name: &'static str,
@@ -80,7 +94,10 @@ pub struct MethodDescriptor {
 }
 
 /// A service: its names and methods.
+///
+/// Built with [`ServiceDescriptor::new`] (the `#[service]` macro writes one per trait).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServiceDescriptor {
     /// Protobuf package (may be empty).
     pub package: &'static str,
@@ -96,7 +113,73 @@ pub struct ServiceDescriptor {
     pub openapi: Option<&'static str>,
 }
 
+impl HttpRule {
+    /// A binding: HTTP method, path template, body field (`""`, `"*"` or a field) and
+    /// response-body field (`""` for the whole response).
+    pub const fn new(method: &'static str, path: &'static str, body: &'static str, response_body: &'static str) -> Self {
+        HttpRule { method, path, body, response_body }
+    }
+}
+
+impl MethodDescriptor {
+    /// A method with no idempotency declared, not deprecated, no HTTP bindings (the default
+    /// binding), no OpenAPI operation, not an event.
+    pub const fn new(name: &'static str, rust_name: &'static str, grpc_path: &'static str, shape: CallShape) -> Self {
+        MethodDescriptor {
+            name,
+            rust_name,
+            grpc_path,
+            shape,
+            idempotency: Idempotency::Unknown,
+            deprecated: false,
+            http: &[],
+            operation: None,
+            event: false,
+        }
+    }
+    /// Sets the declared idempotency.
+    pub const fn idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.idempotency = idempotency;
+        self
+    }
+    /// Marks the method deprecated (or not).
+    pub const fn deprecated(mut self, deprecated: bool) -> Self {
+        self.deprecated = deprecated;
+        self
+    }
+    /// Sets the HTTP bindings.
+    pub const fn http(mut self, http: &'static [HttpRule]) -> Self {
+        self.http = http;
+        self
+    }
+    /// Sets the OpenAPI operation the method serves.
+    pub const fn operation(mut self, operation: Option<&'static crate::api::Operation>) -> Self {
+        self.operation = operation;
+        self
+    }
+    /// Marks the method as one that can also be published as an event.
+    pub const fn event(mut self, event: bool) -> Self {
+        self.event = event;
+        self
+    }
+}
+
 impl ServiceDescriptor {
+    /// A service without an OpenAPI document.
+    pub const fn new(
+        package: &'static str,
+        name: &'static str,
+        full_name: &'static str,
+        methods: &'static [MethodDescriptor],
+    ) -> Self {
+        ServiceDescriptor { package, name, full_name, methods, openapi: None }
+    }
+    /// Sets the service's OpenAPI document (JSON).
+    pub const fn openapi(mut self, openapi: Option<&'static str>) -> Self {
+        self.openapi = openapi;
+        self
+    }
+
     /// Finds a method by its gRPC path.
     pub fn method_by_path(&self, path: &str) -> Option<&'static MethodDescriptor> {
         self.methods.iter().find(|m| m.grpc_path == path)

@@ -76,19 +76,16 @@ pub(crate) fn check_parses(template: &'static str, subject: &str, text: &str) ->
 
 /// Rust names of a package's service traits, in declaration order: the service name, suffixed
 /// with `Service` while it would collide with a type of the package, with an earlier trait, or
-/// with the `<Trait>Server` / `<Trait>Client` the macro adds for either.
+/// with the items the macro adds for either (`switchboard_names::ITEM_SUFFIXES`).
 fn trait_idents(package: &Package) -> Vec<String> {
     let mut taken: Vec<String> = package.type_names.iter().map(|t| ident::upper_camel(t)).collect();
     let mut out = Vec::new();
     for service in &package.services {
         let mut name = ident::upper_camel(&service.name);
-        let clashes = |n: &str, taken: &[String]| {
-            [n.to_owned(), format!("{n}Server"), format!("{n}Client")].iter().any(|c| taken.contains(c))
-        };
-        while clashes(&name, &taken) {
+        while switchboard_names::trait_clashes(&name, &taken) {
             name.push_str("Service");
         }
-        taken.extend([name.clone(), format!("{name}Server"), format!("{name}Client")]);
+        taken.extend(switchboard_names::added_items(&name));
         out.push(name);
     }
     out
@@ -108,19 +105,10 @@ fn service_view(package: &Package, service: &Service, trait_ident: String, opena
     }
 }
 
-/// Names the macro gives client methods itself (mirrors `switchboard-macros`): an RPC with one
-/// of these names gets an `_rpc` suffix on the client.
-const CLIENT_RESERVED: &[&str] = &[
-    "new", "connect", "with_origin", "send_compressed", "accept_compressed",
-    "max_decoding_message_size", "max_encoding_message_size", "timeout", "with_client", "with_bearer",
-    "with_basic", "with_api_key", "clone", "fmt",
-    "eq", "ne",
-];
-
 /// A method's Rust name, unique within its trait and on the client (`GetFoo` and `getFoo` both
 /// snake-case to `get_foo`; the second becomes `get_foo_`).
 fn method_ident(name: &str, used: &mut Vec<String>) -> String {
-    let client = |i: &str| if CLIENT_RESERVED.contains(&i) { format!("{i}_rpc") } else { i.to_owned() };
+    let client = |i: &str| switchboard_names::client_method(i).into_owned();
     let mut candidate = ident::snake(name);
     while used.contains(&candidate) || used.contains(&client(&candidate)) {
         candidate.push('_');

@@ -167,7 +167,8 @@ pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<S
         let trait_ident = {
             let base = ident::type_name(&service.name);
             let mut t = base.clone();
-            while names.values().any(|n| n == &t || *n == format!("{t}Server") || *n == format!("{t}Client")) {
+            let taken: Vec<String> = names.values().cloned().collect();
+            while switchboard_names::trait_clashes(&t, &taken) {
                 t.push_str("Service");
             }
             t

@@ -6,6 +6,7 @@
 //! retry after a backoff, and after `max_attempts` (or at once for a message that cannot be
 //! decoded) move it to the dead-letter queue.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -205,6 +206,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         let shared = Arc::new(Shared {
             handler: self.handler,
             broker: broker.clone(),
+            methods: desc.methods.iter().enumerate().map(|(i, m)| (m.name, i)).collect(),
             dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
             options: self.options,
         });
@@ -292,16 +294,22 @@ struct Shared<H> {
     broker: Broker,
     dedupe: Dedupe,
     options: Options,
+    /// Method name (the `sb-method` header, the RabbitMQ type property, the NATS subject's last
+    /// token) → index in the descriptor, built once when serving starts.
+    methods: HashMap<&'static str, usize>,
 }
 
 /// The call to dispatch, or why there is none.
-fn prepare<D: ServiceTable>(env: Envelope, events: bool, deadline: Option<SystemTime>) -> Result<QueueCall, Status> {
+fn prepare<D: ServiceTable>(
+    methods: &HashMap<&'static str, usize>,
+    env: Envelope,
+    events: bool,
+    deadline: Option<SystemTime>,
+) -> Result<QueueCall, Status> {
     let desc = D::descriptor();
     let name = env.header(wire::METHOD).ok_or_else(|| Status::invalid_argument(format!("missing `{}` header", wire::METHOD)))?;
-    let index = desc
-        .methods
-        .iter()
-        .position(|m| m.name == name)
+    let index = *methods
+        .get(name)
         .ok_or_else(|| Status::unimplemented(format!("`{}` has no method `{name}`", desc.full_name)))?;
     let method = &desc.methods[index];
     if events && !method.event {
@@ -371,7 +379,7 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
             }
         }
     }
-    let (outcome, mut panicked) = match prepare::<D>(env, false, deadline) {
+    let (outcome, mut panicked) = match prepare::<D>(&shared.methods, env, false, deadline) {
         Ok(call) => match guarded(|| D::dispatch(&shared.handler, call.method, call)).await {
             // The shared call path answers a handler's panic INTERNAL; it is still a panic here.
             Ok(outcome) => {
@@ -510,7 +518,7 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
         }
     }
     // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
-    let outcome = match prepare::<D>(env, true, None) {
+    let outcome = match prepare::<D>(&shared.methods, env, true, None) {
         Ok(call) => guarded(|| D::dispatch(&shared.handler, call.method, call)).await.unwrap_or_else(|panicked| panicked),
         Err(status) => Outcome::Unary(Err(status)),
     };
