@@ -22,7 +22,6 @@
 
 #[doc(hidden)]
 pub mod __glue;
-pub(crate) mod api_path;
 pub(crate) mod call;
 pub(crate) mod client;
 pub(crate) mod decode;
@@ -34,6 +33,7 @@ pub mod template;
 
 pub use call::{error_response, HttpResponse, DEFAULT_MAX_BODY};
 pub use client::{InvalidBaseUrl, RestClient};
+pub use routes::{RouteError, RouteName};
 pub use server::{IntoMakeService, RestRouter, RestServer};
 
 /// The body type of REST requests and responses (axum's).

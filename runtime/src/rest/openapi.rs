@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::routes::rules;
-use super::template::{PathTemplate, Segment};
+use super::template::{Segment, Template};
 use crate::ServiceDescriptor;
 
 /// The merged document of `services`, as JSON bytes.
@@ -183,7 +183,7 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
             continue;
         }
         for (i, rule) in rules(method).into_iter().enumerate() {
-            let Ok(template) = PathTemplate::parse(rule.path) else { continue };
+            let Ok(template) = Template::parse_http(rule.path) else { continue };
             let (path, params) = openapi_path(&template);
             let verb = rule.method.to_ascii_lowercase();
             if !["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&verb.as_str()) {
@@ -215,7 +215,7 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
 }
 
 /// `/v1/{name=shelves/*}` → `/v1/shelves/{name_1}` with parameter names; `**` is one parameter.
-fn openapi_path(template: &PathTemplate) -> (String, Vec<String>) {
+fn openapi_path(template: &Template<'_>) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut params = Vec::new();
     for (i, seg) in template.segments.iter().enumerate() {
@@ -224,18 +224,18 @@ fn openapi_path(template: &PathTemplate) -> (String, Vec<String>) {
         match (seg, var) {
             (Segment::Literal(l), _) => out.push_str(l),
             (_, Some(v)) if v.end - v.start == 1 => {
-                params.push(v.field_path.clone());
-                out.push_str(&format!("{{{}}}", v.field_path));
+                params.push(v.name.to_owned());
+                out.push_str(&format!("{{{}}}", v.name));
             }
             (_, v) => {
-                let base = v.map_or("segment", |v| v.field_path.as_str());
+                let base = v.map_or("segment", |v| v.name);
                 let name = format!("{base}_{}", params.len() + 1);
                 out.push_str(&format!("{{{name}}}"));
                 params.push(name);
             }
         }
     }
-    if let Some(verb) = &template.verb {
+    if let Some(verb) = template.verb {
         out.push(':');
         out.push_str(verb);
     }
