@@ -332,8 +332,14 @@ fn parse_http(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Http> {
             "response_body" => http.response_body = value,
             _ => return Err(m.error("unknown http argument; expected one of get, put, post, delete, patch, custom + path, body, response_body")),
         }
-        if matches!(key.as_str(), "get" | "put" | "post" | "delete" | "patch" | "path") && !http.path.starts_with('/') {
-            return Err(syn::Error::new(lit.span(), "an http path template starts with `/`"));
+        if matches!(key.as_str(), "get" | "put" | "post" | "delete" | "patch" | "path") {
+            if !http.path.starts_with('/') {
+                return Err(syn::Error::new(lit.span(), "an http path template starts with `/`"));
+            }
+            // The runtime's parser: a template that cannot be served is rejected here.
+            if let Err(e) = switchboard_path::Template::parse_http(&http.path) {
+                return Err(syn::Error::new(lit.span(), e));
+            }
         }
         Ok(())
     })?;

@@ -184,7 +184,14 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
         }
         for (i, rule) in rules(method).into_iter().enumerate() {
             let Ok(template) = Template::parse_http(rule.path) else { continue };
-            let (path, params) = openapi_path(&template);
+            let (mut path, mut params) = openapi_path(&template);
+            // Bindings of one route shape (`{name=shelves/*}` and `{shelf.name=shelves/*}`) are
+            // one path item, as the router serves them: the first one's parameter names.
+            let shape = blank_params(&path);
+            if let Some(same) = paths.keys().find(|k| **k != path && blank_params(k) == shape) {
+                params = param_names(same);
+                path = same.clone();
+            }
             let verb = rule.method.to_ascii_lowercase();
             if !["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&verb.as_str()) {
                 continue;
@@ -212,6 +219,29 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
         }
     }
     json!({ "paths": paths, "tags": [{ "name": service.name }] })
+}
+
+/// `path` with every `{name}` turned into `{}`.
+fn blank_params(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `{name}`s of an OpenAPI path, in order.
+fn param_names(path: &str) -> Vec<String> {
+    path.split('{').skip(1).filter_map(|s| s.split_once('}')).map(|(name, _)| name.to_owned()).collect()
 }
 
 /// `/v1/{name=shelves/*}` → `/v1/shelves/{name_1}` with parameter names; `**` is one parameter.

@@ -46,7 +46,14 @@ impl Selection {
 
 /// Lowers one bundled document. `module` is the package (module) name, `file` the spec file
 /// name used in docs.
-pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) -> Result<(Package, Vec<Warning>), Error> {
+/// `locate` gives the position of a path key in the document's file (for errors).
+pub fn lower(
+    document: &Value,
+    module: &str,
+    file: &str,
+    selection: &Selection,
+    locate: &dyn Fn(&str) -> crate::error::Location,
+) -> Result<(Package, Vec<Warning>), Error> {
     let root = document.as_object().ok_or_else(|| Error::SpecFile { file: file.into(), message: "not an object".into() })?;
     if !root.get("paths").is_none_or(Value::is_object) {
         return Err(Error::SpecFile { file: file.into(), message: "/paths: must be an object".into() });
@@ -54,6 +61,12 @@ pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) 
     let mut schemas = schema::Lowerer::new(document);
     schemas.components(selection.all_schemas && selection.is_all());
     let mut operations = operation::lower_all(document, &mut schemas, selection);
+    // The runtime's parser (crate `switchboard-path`): a path it cannot serve is an error here.
+    for op in &operations.operations {
+        if let Err(e) = switchboard_path::Template::parse_openapi("", &op.path) {
+            return Err(Error::Spec { location: locate(&op.path), message: format!("{}: {e}", op.pointer) });
+        }
+    }
     schemas.mark_boxes();
     let (types, mut warnings) = schemas.finish();
     warnings.append(&mut operations.warnings);

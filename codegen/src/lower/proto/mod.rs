@@ -100,8 +100,8 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
     Ok(Api { packages: packages.into_values().collect(), proto_files, messages, enums })
 }
 
-/// The checks a REST transport relies on: a verb, a path template starting with `/`, and body
-/// fields that exist.
+/// The checks a REST transport relies on: a verb, a path template the runtime's parser (crate
+/// `switchboard-path`) accepts, and body fields that exist.
 fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageDescriptor) -> Result<(), String> {
     if rule.method.is_empty() {
         return Err("custom binding without a `kind` (HTTP method)".into());
@@ -109,6 +109,7 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
     if !rule.path.starts_with('/') {
         return Err(format!("path template {:?} must start with `/`", rule.path));
     }
+    switchboard_path::Template::parse_http(&rule.path).map_err(|e| e.to_string())?;
     if !rule.body.is_empty() && rule.body != "*" && input.get_field_by_name(&rule.body).is_none() {
         return Err(format!("body {:?} is not a field of {}", rule.body, input.full_name()));
     }
