@@ -494,8 +494,8 @@ mod scale {
 }
 
 #[cfg(test)]
-mod tests {
-    //! One router, both specs: precedence, clashes, 404/405/HEAD and verbs.
+mod tests_support {
+    //! Routers from short route lists, for the tests.
     use super::*;
     use crate::api::Operation;
     use crate::{CallShape, Idempotency};
@@ -503,7 +503,7 @@ mod tests {
 
     /// A method: `("GET", "/v1/{name}")` is a google.api.http rule; `("api GET", "/pets/{id}")`
     /// an OpenAPI operation.
-    fn method(name: &'static str, (verb, path): (&'static str, &'static str)) -> MethodDescriptor {
+    pub(super) fn method(name: &'static str, (verb, path): (&'static str, &'static str)) -> MethodDescriptor {
         let (http, operation): (&'static [HttpRule], _) = match verb.strip_prefix("api ") {
             Some(m) => {
                 let op: &'static Operation = Box::leak(Box::new(Operation {
@@ -519,19 +519,19 @@ mod tests {
         }
     }
 
-    fn service(name: &'static str, routes: &[(&'static str, (&'static str, &'static str))]) -> &'static ServiceDescriptor {
+    pub(super) fn service(name: &'static str, routes: &[(&'static str, (&'static str, &'static str))]) -> &'static ServiceDescriptor {
         let methods: Vec<_> = routes.iter().map(|(n, r)| method(n, *r)).collect();
         Box::leak(Box::new(ServiceDescriptor {
             package: "t", name, full_name: name, methods: Box::leak(methods.into_boxed_slice()), openapi: None,
         }))
     }
 
-    fn add(routes: &mut Routes, index: usize, s: &'static ServiceDescriptor) -> Result<(), RouteError> {
+    pub(super) fn add(routes: &mut Routes, index: usize, s: &'static ServiceDescriptor) -> Result<(), RouteError> {
         let api = ApiService::build(s).unwrap();
         routes.add(index, s, api.as_ref())
     }
 
-    fn router(services: &[&'static ServiceDescriptor]) -> Routes {
+    pub(super) fn router(services: &[&'static ServiceDescriptor]) -> Routes {
         let mut routes = Routes::default();
         for (i, s) in services.iter().enumerate() {
             add(&mut routes, i, s).unwrap();
@@ -540,7 +540,7 @@ mod tests {
     }
 
     /// `method name` and its variables, or `405 [methods]`, or `404`.
-    fn resolve(routes: &Routes, m: &str, path: &str) -> String {
+    pub(super) fn resolve(routes: &Routes, m: &str, path: &str) -> String {
         match routes.lookup(&Method::from_bytes(m.as_bytes()).unwrap(), path) {
             Lookup::Found(route, caps) => {
                 let vars: Vec<String> = route
@@ -558,6 +558,31 @@ mod tests {
             Lookup::NotFound => "404".into(),
         }
     }
+
+
+    /// examples/library's bindings.
+    pub(super) fn library() -> Routes {
+        router(&[service("library.v1.LibraryService", &[
+            ("ListShelves", ("GET", "/v1/shelves")),
+            ("GetShelf", ("GET", "/v1/{name=shelves/*}")),
+            ("CreateShelf", ("POST", "/v1/shelves")),
+            ("DeleteShelf", ("DELETE", "/v1/{name=shelves/*}")),
+            ("ListBooks", ("GET", "/v1/{parent=shelves/*}/books")),
+            ("GetBook", ("GET", "/v1/{name=shelves/*/books/*}")),
+            ("CreateBook", ("POST", "/v1/{parent=shelves/*}/books")),
+            ("UpdateBook", ("PATCH", "/v1/{book.name=shelves/*/books/*}")),
+            ("DeleteBook", ("DELETE", "/v1/{name=shelves/*/books/*}")),
+            ("MoveBook", ("POST", "/v1/{name=shelves/*/books/*}:move")),
+            ("WatchShelf", ("GET", "/v1/{name=shelves/*}:watch")),
+        ])])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One router, both specs: precedence, clashes, 404/405/HEAD and verbs.
+    use super::tests_support::*;
+    use super::*;
 
     #[test]
     fn one_precedence_rule_for_both_specs_in_both_orders() {
@@ -636,23 +661,6 @@ mod tests {
         assert!(matches!(err, RouteError::Method { .. }), "{err}");
     }
 
-    /// examples/library's bindings.
-    fn library() -> Routes {
-        router(&[service("library.v1.LibraryService", &[
-            ("ListShelves", ("GET", "/v1/shelves")),
-            ("GetShelf", ("GET", "/v1/{name=shelves/*}")),
-            ("CreateShelf", ("POST", "/v1/shelves")),
-            ("DeleteShelf", ("DELETE", "/v1/{name=shelves/*}")),
-            ("ListBooks", ("GET", "/v1/{parent=shelves/*}/books")),
-            ("GetBook", ("GET", "/v1/{name=shelves/*/books/*}")),
-            ("CreateBook", ("POST", "/v1/{parent=shelves/*}/books")),
-            ("UpdateBook", ("PATCH", "/v1/{book.name=shelves/*/books/*}")),
-            ("DeleteBook", ("DELETE", "/v1/{name=shelves/*/books/*}")),
-            ("MoveBook", ("POST", "/v1/{name=shelves/*/books/*}:move")),
-            ("WatchShelf", ("GET", "/v1/{name=shelves/*}:watch")),
-        ])])
-    }
-
     #[test]
     fn allow_lists_only_the_routes_of_the_path() {
         let r = library();
@@ -717,5 +725,43 @@ mod tests {
     fn literal_paths_are_those_of_literal_routes() {
         let r = library();
         assert_eq!(r.literal_paths(), vec!["/v1/shelves".to_owned()]);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    //! `cargo test --release -p switchboard --lib routes::speed -- --ignored --nocapture`
+    use super::tests_support::*;
+    use super::*;
+
+    fn time(routes: &Routes, requests: &[(http::Method, &str)]) -> u128 {
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        for i in 0..1_000_000usize {
+            let (m, p) = &requests[i % requests.len()];
+            if let Lookup::Found(r, caps) = routes.lookup(m, std::hint::black_box(p)) {
+                n += r.method_index + caps.len();
+            }
+        }
+        std::hint::black_box(n);
+        start.elapsed().as_nanos() / 1_000_000
+    }
+
+    #[test]
+    #[ignore]
+    fn lookup_speed() {
+        let api = router(&[service("Api", &[
+            ("A", ("api GET", "/v1/pets")), ("B", ("api GET", "/v1/pets/mine")), ("C", ("api GET", "/v1/pets/{petId}")),
+            ("D", ("api GET", "/v1/pets/{petId}/photo")), ("E", ("api GET", "/v1/pets/{petId}/data")),
+            ("F", ("api GET", "/v1/pets/{petId}/name")), ("G", ("api GET", "/v1/compare/{base}...{head}")), ("H", ("api GET", "/v1/teapot")),
+        ])]);
+        let ns = time(&api, &[(http::Method::GET, "/v1/pets/123"), (http::Method::GET, "/v1/pets/45/name")]);
+        eprintln!("OpenAPI: {ns} ns/lookup");
+        let proto = library();
+        let ns = time(&proto, &[(http::Method::GET, "/v1/shelves/1/books/2"), (http::Method::POST, "/v1/shelves/1/books/2:move")]);
+        eprintln!("google.api.http (library): {ns} ns/lookup");
+        let echo = router(&[service("Echo", &[("Echo", ("POST", "/bench.v1.Echo/Echo")), ("Other", ("POST", "/bench.v1.Echo/Other"))])]);
+        let ns = time(&echo, &[(http::Method::POST, "/bench.v1.Echo/Echo")]);
+        eprintln!("default binding: {ns} ns/lookup");
     }
 }
