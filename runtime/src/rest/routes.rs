@@ -58,6 +58,10 @@ pub(crate) struct Route {
     pub(crate) target: Target,
     /// How errors name the route.
     name: RouteName,
+    /// Whether the ranges the trie walk captures (one per `*`/`{x}` segment and per pattern
+    /// variable) are exactly the variables: no anonymous `*`, no variable over several
+    /// segments or `**`. Else the template locates its variables after the walk.
+    walk_captures: bool,
 }
 
 impl fmt::Debug for Route {
@@ -224,7 +228,7 @@ impl Routes {
                 };
                 let http_method = http::Method::from_bytes(op.method.as_bytes()).map_err(|_| RouteError::Method { route: name.clone() })?;
                 let template = state.template.clone();
-                self.insert(Route { service: index, method_index, method, http_method, template, target: Target::Api(state), name })?;
+                self.insert(Route { service: index, method_index, method, http_method, template, target: Target::Api(state), name, walk_captures: false })?;
                 continue;
             }
             for rule in rules(method) {
@@ -235,13 +239,22 @@ impl Routes {
                 };
                 let http_method = http::Method::from_bytes(rule.method.as_bytes()).map_err(|_| RouteError::Method { route: name.clone() })?;
                 let target = Target::Http { body: rule.body, response_body: rule.response_body };
-                self.insert(Route { service: index, method_index, method, http_method, template, target, name })?;
+                self.insert(Route { service: index, method_index, method, http_method, template, target, name, walk_captures: false })?;
             }
         }
         Ok(())
     }
 
-    fn insert(&mut self, route: Route) -> Result<(), RouteError> {
+    fn insert(&mut self, mut route: Route) -> Result<(), RouteError> {
+        let t = &route.template;
+        let captured = t.segments.iter().map(|s| match s {
+            Segment::Any => 1,
+            Segment::Pattern(p) => p.iter().filter(|p| **p == Piece::Var).count(),
+            _ => 0,
+        });
+        route.walk_captures = !t.segments.contains(&Segment::Rest)
+            && t.variables.iter().all(|v| v.partial || v.end == v.start + 1)
+            && captured.sum::<usize>() == t.variables.len();
         let mut node = 0;
         for seg in &route.template.segments {
             node = match seg {
@@ -330,20 +343,25 @@ impl Routes {
     }
 
     fn find(&self, method: &http::Method, stem: &str, verb: Option<&str>) -> Lookup<'_> {
-        let mut scratch = Captures::default();
-        let mut found = self.walk(0, Some(stem), verb, method, &mut scratch, None);
+        let mut caps = Captures::default();
+        let mut found = self.walk(0, Some(stem), 1, verb, method, &mut caps, None);
         if found.is_none() && *method == http::Method::HEAD {
-            found = self.walk(0, Some(stem), verb, &http::Method::GET, &mut scratch, None);
+            caps.truncate(0);
+            found = self.walk(0, Some(stem), 1, verb, &http::Method::GET, &mut caps, None);
         }
         if let Some(index) = found {
             let route = &self.routes[index];
-            let mut caps = Captures::default();
-            // The trie matched this template; this only locates its variables.
-            route.template.match_stem(stem, 1, &mut caps);
+            if !route.walk_captures {
+                // The trie matched this template; this only locates its variables.
+                caps.truncate(0);
+                if !route.template.variables.is_empty() {
+                    route.template.match_stem(stem, 1, &mut caps);
+                }
+            }
             return Lookup::Found(route, caps);
         }
         let mut allowed = Vec::new();
-        self.walk(0, Some(stem), verb, method, &mut scratch, Some(&mut allowed));
+        self.walk(0, Some(stem), 1, verb, method, &mut caps, Some(&mut allowed));
         if allowed.is_empty() {
             Lookup::NotFound
         } else {
@@ -351,15 +369,19 @@ impl Routes {
         }
     }
 
-    /// Matches `rest` (the path still to match; `None` once every segment is consumed) below
-    /// `node`. With `allowed`, records the methods of every route whose template matches.
+    /// Matches `rest` (the path still to match, from byte `offset` of the request path; `None`
+    /// once every segment is consumed) below `node`, pushing the range of each `*`/`{x}`
+    /// segment and pattern variable on the way to `caps`. With `allowed`, records the methods
+    /// of every route whose template matches.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
         node: usize,
         rest: Option<&str>,
+        offset: usize,
         verb: Option<&str>,
         method: &http::Method,
-        scratch: &mut Captures,
+        caps: &mut Captures,
         mut allowed: Option<&mut Vec<http::Method>>,
     ) -> Option<usize> {
         let n = &self.nodes[node];
@@ -374,29 +396,32 @@ impl Routes {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
         };
+        let next_offset = offset + seg.len() + 1;
         let literal = if n.literals.len() <= 8 {
             n.literals.iter().find(|(t, _)| t.len() == seg.len() && **t == *seg).map(|(_, c)| *c)
         } else {
             n.literals.binary_search_by(|(t, _)| (**t).cmp(seg)).ok().map(|i| n.literals[i].1)
         };
         if let Some(child) = literal {
-            if let Some(route) = self.walk(child, next, verb, method, scratch, allowed.as_deref_mut()) {
+            if let Some(route) = self.walk(child, next, next_offset, verb, method, caps, allowed.as_deref_mut()) {
                 return Some(route);
             }
         }
+        let mark = caps.len();
         for (pieces, child) in &n.patterns {
-            let matched = match_pieces(pieces, seg, 0, scratch);
-            scratch.truncate(0);
-            if matched {
-                if let Some(route) = self.walk(*child, next, verb, method, scratch, allowed.as_deref_mut()) {
+            if match_pieces(pieces, seg, offset, caps) {
+                if let Some(route) = self.walk(*child, next, next_offset, verb, method, caps, allowed.as_deref_mut()) {
                     return Some(route);
                 }
             }
+            caps.truncate(mark);
         }
         if let Some(child) = n.any.filter(|_| !seg.is_empty()) {
-            if let Some(route) = self.walk(child, next, verb, method, scratch, allowed.as_deref_mut()) {
+            caps.push(offset..offset + seg.len());
+            if let Some(route) = self.walk(child, next, next_offset, verb, method, caps, allowed.as_deref_mut()) {
                 return Some(route);
             }
+            caps.truncate(mark);
         }
         n.rest.and_then(|child| self.ends(child, verb, method, allowed))
     }
