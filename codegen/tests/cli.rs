@@ -111,6 +111,8 @@ fn unusable_http_bindings_are_file_line_col() {
     assert_eq!(generate(&unclosed), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=things/*`: unclosed `{`");
     let not_last = source.replace("v1/{name}\" }", "/v1/{name=**}/x\" }");
     assert_eq!(generate(&not_last), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=**}/x`: `**` must be the last segment");
+    let clash = source.replace("get: \"v1/{name}\" }", "put: \"/v1/{name}\" body: \"*\" }").replace("body: \"nope\"", "body: \"*\"");
+    assert_eq!(generate(&clash), ":9:3: method x.S.Put: google.api.http: `PUT /v1/{name}` matches the same requests as `PUT /v1/{name}` of x.S.Get");
     let fixed = source.replace("v1/{name}\" }", "/v1/{name}\" }");
     assert_eq!(generate(&fixed), ":9:3: method x.S.Put: google.api.http: body \"nope\" is not a field of x.M");
 }
