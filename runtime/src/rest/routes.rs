@@ -75,11 +75,11 @@ impl fmt::Debug for Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteName {
     /// The HTTP method.
-    pub method: String,
+    pub method: Box<str>,
     /// The path template.
-    pub template: String,
+    pub template: Box<str>,
     /// The service's full name and the method's name: `library.v1.LibraryService/GetBook`.
-    pub target: String,
+    pub target: Box<str>,
 }
 
 impl fmt::Display for RouteName {
@@ -212,12 +212,12 @@ impl Routes {
 
     fn add_all(&mut self, index: usize, service: &'static ServiceDescriptor, api: Option<&ApiService>) -> Result<(), RouteError> {
         for (method_index, method) in service.methods.iter().enumerate() {
-            let target_name = format!("{}/{}", service.full_name, method.name);
+            let target_name: Box<str> = format!("{}/{}", service.full_name, method.name).into();
             if let Some(op) = method.operation {
                 let state = api.and_then(|a| a.ops.get(method_index)).and_then(Option::clone);
                 let name = RouteName {
-                    method: op.method.to_owned(),
-                    template: state.as_ref().map_or_else(|| op.path.to_owned(), |s| s.served_path.clone()),
+                    method: op.method.into(),
+                    template: state.as_ref().map_or_else(|| op.path.into(), |s| s.served_path.as_str().into()),
                     target: target_name,
                 };
                 let Some(state) = state else {
@@ -232,7 +232,7 @@ impl Routes {
                 continue;
             }
             for rule in rules(method) {
-                let name = RouteName { method: rule.method.to_owned(), template: rule.path.to_owned(), target: target_name.clone() };
+                let name = RouteName { method: rule.method.into(), template: rule.path.into(), target: target_name.clone() };
                 let template = match Template::parse_http(rule.path) {
                     Ok(t) => t,
                     Err(source) => return Err(RouteError::Template { route: name, source }),
