@@ -17,6 +17,12 @@
 //! server URL, and read and answer as [`crate::api`] describes (parameters by style, bodies by
 //! media type, schema validation, security, response enums).
 //!
+//! Both kinds of route are matched by one segment trie with one precedence rule (a literal
+//! segment beats a segment pattern, which beats a variable, which beats `**`; a `:verb` is part
+//! of the match), one 404/405/HEAD rule, and clashes reported when a service is added
+//! ([`RestRouter::try_add`], [`RouteError`]). Templates are parsed once, by crate
+//! `switchboard-path`, the parser `switchboard generate` and `#[service]` check them with.
+//!
 //! Streaming: see the `__glue` module docs (server streaming is NDJSON or Server-Sent Events;
 //! client and bidi streaming read an NDJSON request body).
 

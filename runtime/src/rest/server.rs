@@ -29,8 +29,12 @@ type AuthorizeFn = crate::api::security::Authorize;
 ///
 /// Routes come from each method's `google.api.http` bindings, or `POST /<package>.<Service>/<Method>`
 /// for methods without one. `GET /openapi.json` answers the OpenAPI 3.1 document of the services.
-/// Unknown paths answer 404, known paths with another HTTP method 405 (with `Allow`), and every
-/// error is a JSON body `{"code", "message", "details"}` (see [`super::status`]).
+/// OpenAPI operations are routed by their method and path. All routes share one precedence rule:
+/// at each segment a literal beats a segment pattern (`{base}...{head}`), which beats a variable,
+/// which beats `**`, and a `:verb` is part of the match. Unknown paths answer 404, known paths
+/// with another HTTP method 405 with `Allow` listing the methods of the routes that match the
+/// path, `HEAD` is answered by the `GET` route, and every error is a JSON body
+/// `{"code", "message", "details"}` (see [`super::status`]).
 ///
 /// ```
 /// # use switchboard::{Request, Response, Status};
