@@ -109,8 +109,8 @@ fn unusable_http_bindings_are_file_line_col() {
     assert_eq!(generate(source), ":6:3: method x.S.Get: google.api.http: path template \"v1/{name}\" must start with `/`");
     let unclosed = source.replace("v1/{name}\" }", "/v1/{name=things/*\" }");
     assert_eq!(generate(&unclosed), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=things/*`: unclosed `{`");
-    let not_last = source.replace("v1/{name}\" }", "/v1/{name=**}/x\" }");
-    assert_eq!(generate(&not_last), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=**}/x`: `**` must be the last segment");
+    let two = source.replace("v1/{name}\" }", "/v1/{name=**}/x/**\" }");
+    assert_eq!(generate(&two), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=**}/x/**`: at most one `**`");
     let clash = source.replace("get: \"v1/{name}\" }", "put: \"/v1/{name}\" body: \"*\" }").replace("body: \"nope\"", "body: \"*\"");
     assert_eq!(generate(&clash), ":9:3: method x.S.Put: google.api.http: `PUT /v1/{name}` matches the same requests as `PUT /v1/{name}` of x.S.Get");
     let fixed = source.replace("v1/{name}\" }", "/v1/{name}\" }");
@@ -131,4 +131,9 @@ fn unusable_openapi_paths_are_file_line_col() {
         rest,
         ":8:3: /paths/~1pets~1{id}{tag}/get: path template `/pets/{id}{tag}`: segment `{id}{tag}`: two variables need literal text between them"
     );
+    std::fs::write(&file, spec.replace("{id}{tag}", "{petId}").replace("/pets:", "/pets/{id}:")).unwrap();
+    let (ok, stderr) = run(&["generate", "-o", out.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(!ok, "must fail");
+    let rest = stderr.trim().strip_prefix(&file.display().to_string()).unwrap_or_else(|| panic!("{stderr}")).to_owned();
+    assert_eq!(rest, ":8:3: /paths/~1pets~1{petId}/get: `GET /pets/{petId}` matches the same requests as `GET /pets/{id}` (/paths/~1pets~1{id}/get)");
 }

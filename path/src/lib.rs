@@ -13,7 +13,8 @@
 //!   Verb     = ":" LITERAL ;                FieldPath = IDENT { "." IDENT } ;
 //!   ```
 //!
-//!   `{var}` is `{var=*}`. `*` matches one non-empty segment, `**` zero or more (last only). A
+//!   `{var}` is `{var=*}`. `*` matches one non-empty segment, `**` zero or more (at most one
+//!   `**`; the spec puts it last, googleapis also before further segments). A
 //!   variable may span several segments (`{name=shelves/*/books/*}`).
 //! - **OpenAPI paths** ([`Template::parse_openapi`]): literal text with `{name}` variables; a
 //!   variable matches part of one segment (never a `/`), and one segment may hold several
@@ -43,7 +44,7 @@ pub enum Segment {
     /// `*`, `{var}` (google.api.http) or a whole-segment `{name}` (OpenAPI): any one non-empty
     /// segment.
     Any,
-    /// `**`: zero or more segments; only ever the last segment.
+    /// `**`: zero or more segments (as few as let the rest match); at most one per template.
     Rest,
     /// Literal text and variables within one segment (OpenAPI `{base}...{head}`): at least one
     /// variable, never two side by side.
@@ -201,10 +202,10 @@ impl<'a> Template<'a> {
                 None => return Err(err(at(chars), "a variable must be a whole segment".into())),
             }
         }
-        if let Some(pos) = segments.iter().position(|s| *s == Segment::Rest) {
-            if pos + 1 != segments.len() {
-                return Err(err(0, "`**` must be the last segment".into()));
-            }
+        // googleapis puts `**` before further segments too (Firestore's
+        // `{parent=projects/*/databases/*/documents/*/**}/{collection_id}`); one is enough.
+        if segments.iter().filter(|s| **s == Segment::Rest).count() > 1 {
+            return Err(err(0, "at most one `**`".into()));
         }
         if let Some(verb) = verb {
             if verb.is_empty() {
@@ -317,62 +318,87 @@ impl<'a> Template<'a> {
     /// As [`Self::match_path`], for the path after its leading `/` with the verb already split
     /// off (`stem`), which starts at byte `base` of the request path.
     pub fn match_stem(&self, stem: &str, base: usize, caps: &mut Captures) -> bool {
+        let at = Cursor { rest: Some(stem), pos: base, last_end: base };
+        self.match_from(0, at, 0, None, caps)
+    }
+
+    /// Matches segments `j..` at `at`; `next_var` is the next variable to capture and `open` the
+    /// start of a whole-segment variable being matched. A `**` takes as few segments as it can.
+    fn match_from(&self, j: usize, at: Cursor<'_>, next_var: usize, open: Option<usize>, caps: &mut Captures) -> bool {
+        let Some(seg) = self.segments.get(j) else { return at.rest.is_none() };
         let mark = caps.len();
-        let mut rest = Some(stem);
-        let mut pos = base;
-        let mut last_end = base;
-        let mut next_var = 0;
-        let mut open = None;
-        for (j, seg) in self.segments.iter().enumerate() {
-            let var = self.variables.get(next_var).filter(|v| !v.partial && v.start == j);
-            if var.is_some() {
-                open = Some(if rest.is_some() { pos } else { last_end });
-            }
-            if *seg == Segment::Rest {
-                if let Some(r) = rest.take() {
-                    pos += r.len();
-                    last_end = pos;
-                }
-            } else {
-                let Some(r) = rest else {
-                    caps.truncate(mark);
-                    return false;
-                };
-                let (text, next) = match r.find('/') {
-                    Some(i) => (&r[..i], Some(&r[i + 1..])),
-                    None => (r, None),
-                };
-                let ok = match seg {
-                    Segment::Literal(l) => **l == *text,
-                    Segment::Any => !text.is_empty(),
-                    Segment::Pattern(pieces) => {
-                        let ok = match_pieces(pieces, text, pos, caps);
-                        next_var += pieces.iter().filter(|p| **p == Piece::Var).count();
-                        ok
-                    }
-                    Segment::Rest => unreachable!("handled above"),
-                };
-                if !ok {
-                    caps.truncate(mark);
-                    return false;
-                }
-                last_end = pos + text.len();
-                pos = last_end + 1;
-                rest = next;
-            }
+        let mut open = open;
+        if self.variables.get(next_var).is_some_and(|v| !v.partial && v.start == j) {
+            open = Some(if at.rest.is_some() { at.pos } else { at.last_end });
+        }
+        // Closes a variable that ends with this segment, then matches the rest.
+        let finish = |to: Cursor<'_>, mut next_var: usize, caps: &mut Captures| -> bool {
+            let mut open = open;
             if let Some(from) = open {
                 if self.variables[next_var].end == j + 1 {
-                    caps.push(from..last_end);
+                    caps.push(from..to.last_end.max(from));
                     open = None;
                     next_var += 1;
                 }
             }
+            if self.match_from(j + 1, to, next_var, open, caps) {
+                return true;
+            }
+            caps.truncate(mark);
+            false
+        };
+        if *seg == Segment::Rest {
+            let mut to = at;
+            loop {
+                if finish(to, next_var, caps) {
+                    return true;
+                }
+                match to.next() {
+                    Some(further) => to = further.1,
+                    None => return false,
+                }
+            }
         }
-        if rest.is_some() {
+        let Some((text, to)) = at.next() else { return false };
+        let mut vars_here = 0;
+        let ok = match seg {
+            Segment::Literal(l) => **l == *text,
+            Segment::Any => !text.is_empty(),
+            Segment::Pattern(pieces) => {
+                vars_here = pieces.iter().filter(|p| **p == Piece::Var).count();
+                match_pieces(pieces, text, at.pos, caps)
+            }
+            Segment::Rest => false,
+        };
+        if !ok {
             caps.truncate(mark);
             return false;
         }
-        true
+        finish(to, next_var + vars_here, caps)
+    }
+}
+
+/// Where a match is in the request path.
+#[derive(Clone, Copy)]
+struct Cursor<'p> {
+    /// The path still to match; `None` once every segment is consumed.
+    rest: Option<&'p str>,
+    /// Byte offset of `rest` in the request path.
+    pos: usize,
+    /// Where the last consumed segment ended.
+    last_end: usize,
+}
+
+impl<'p> Cursor<'p> {
+    /// The next segment and the cursor after it.
+    fn next(self) -> Option<(&'p str, Cursor<'p>)> {
+        let rest = self.rest?;
+        let (text, next) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let last_end = self.pos + text.len();
+        Some((text, Cursor { rest: next, pos: last_end + 1, last_end }))
     }
 }
 
@@ -508,7 +534,14 @@ mod tests {
         assert_eq!(vars(&t, "/v1"), Some(vec![""]));
         let t = Template::parse_http("/v1/*/{x}").unwrap();
         assert_eq!(vars(&t, "/v1/a/b"), Some(vec!["b"]));
-        for bad in ["v1/x", "/v1/{", "/v1/{}", "/v1/**/x", "/v1/x:", "/v1/a{b}", "/v1/{a}/{a}", "/v1//x", "/v1/{a=b}c"] {
+        let t = Template::parse_http("/v1/{parent=projects/*/documents/*/**}/{collection_id}").unwrap();
+        assert_eq!(vars(&t, "/v1/projects/p/documents/d/c1/d1/c2"), Some(vec!["projects/p/documents/d/c1/d1", "c2"]));
+        assert_eq!(vars(&t, "/v1/projects/p/documents/d/c2"), Some(vec!["projects/p/documents/d", "c2"]));
+        assert_eq!(vars(&t, "/v1/projects/p/documents/d"), None);
+        let t = Template::parse_http("/v1/{p=**}/x").unwrap();
+        assert_eq!(vars(&t, "/v1/x"), Some(vec![""]));
+        assert_eq!(vars(&t, "/v1/a/x/x"), Some(vec!["a/x"]));
+        for bad in ["v1/x", "/v1/{", "/v1/{}", "/v1/**/x/**", "/v1/x:", "/v1/a{b}", "/v1/{a}/{a}", "/v1//x", "/v1/{a=b}c"] {
             assert!(Template::parse_http(bad).is_err(), "{bad}");
         }
     }

@@ -145,7 +145,7 @@ struct Node {
     patterns: Vec<(Box<[Piece]>, usize)>,
     /// The whole-segment variable child (`*`, `{x}`).
     any: Option<usize>,
-    /// The `**` child (always a leaf).
+    /// The `**` child.
     rest: Option<usize>,
     /// Routes ending here.
     ends: Vec<End>,
@@ -390,7 +390,7 @@ impl Routes {
                 return Some(route);
             }
             // `**` matches zero segments too.
-            return n.rest.and_then(|child| self.ends(child, verb, method, allowed));
+            return n.rest.and_then(|child| self.walk(child, None, offset, verb, method, caps, allowed));
         };
         let (seg, next) = match rest.as_bytes().iter().position(|&b| b == b'/') {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
@@ -423,7 +423,22 @@ impl Routes {
             }
             caps.truncate(mark);
         }
-        n.rest.and_then(|child| self.ends(child, verb, method, allowed))
+        // `**`: as few segments as let the rest match (usually it is last and takes them all).
+        let child = n.rest?;
+        let (mut rest, mut offset) = (Some(rest), offset);
+        loop {
+            if let Some(route) = self.walk(child, rest, offset, verb, method, caps, allowed.as_deref_mut()) {
+                return Some(route);
+            }
+            let r = rest?;
+            match r.as_bytes().iter().position(|&b| b == b'/') {
+                Some(i) => {
+                    rest = Some(&r[i + 1..]);
+                    offset += i + 1;
+                }
+                None => rest = None,
+            }
+        }
     }
 
     /// The route ending at `node` for `method` and `verb`; else records the methods of those
@@ -744,6 +759,20 @@ mod tests {
         assert_eq!(resolve(&r, "GET", "/v2.1/x"), "GET Version major=2 minor=1");
         assert_eq!(resolve(&r, "GET", "/repos/o/r/compare/...x"), "404");
         assert_eq!(resolve(&r, "GET", "/1/2/3/4/5/6/7/8"), "GET Eight a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8");
+    }
+
+    #[test]
+    fn double_star_before_further_segments() {
+        // Firestore's ListDocuments binding.
+        let r = router(&[service("S", &[
+            ("List", ("GET", "/v1/{parent=projects/*/documents/*/**}/{collection_id}")),
+            ("Get", ("GET", "/v1/{name=projects/*/documents/*/*/*}")),
+        ])]);
+        assert_eq!(resolve(&r, "GET", "/v1/projects/p/documents/d/c"), "GET List parent=projects/p/documents/d collection_id=c");
+        assert_eq!(resolve(&r, "GET", "/v1/projects/p/documents/d/c/e"), "GET Get name=projects/p/documents/d/c/e");
+        assert_eq!(resolve(&r, "GET", "/v1/projects/p/documents/d/c/e/f"), "GET List parent=projects/p/documents/d/c/e collection_id=f");
+        assert_eq!(resolve(&r, "POST", "/v1/projects/p/documents/d/c"), "405 GET");
+        assert_eq!(resolve(&r, "GET", "/v1/projects/p/documents/d"), "404");
     }
 
     #[test]

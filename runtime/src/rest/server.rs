@@ -393,8 +393,10 @@ impl<D: Dispatch> RestServer<D> {
     ///
     /// # Panics
     ///
-    /// As [`RestRouter::add`]: if a binding's or an operation's path template does not parse,
-    /// or two of them have the same HTTP method and path.
+    /// As [`RestRouter::add`], with the error [`RestRouter::try_add`] would return: if two of
+    /// the service's own routes would match the same requests with the same HTTP method, or a
+    /// template does not parse. `#[service]` and `switchboard generate` reject both when the
+    /// service is written, so only hand-built descriptors can get here.
     pub fn from_arc(handler: Arc<D::Handler>) -> Self {
         let router = match RestRouter::new().add_handler::<D>(handler.clone()) {
             Ok(router) => router,

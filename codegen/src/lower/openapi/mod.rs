@@ -61,11 +61,24 @@ pub fn lower(
     let mut schemas = schema::Lowerer::new(document);
     schemas.components(selection.all_schemas && selection.is_all());
     let mut operations = operation::lower_all(document, &mut schemas, selection);
-    // The runtime's parser (crate `switchboard-path`): a path it cannot serve is an error here.
+    // The runtime's parser (crate `switchboard-path`): a path it cannot serve is an error here,
+    // and so are two operations the router could not tell apart (same method, segments, verb).
+    let mut parsed: Vec<(&crate::ir::model::Operation, switchboard_path::Template<'_>)> = Vec::new();
     for op in &operations.operations {
-        if let Err(e) = switchboard_path::Template::parse_openapi("", &op.path) {
-            return Err(Error::Spec { location: locate(&op.path), message: format!("{}: {e}", op.pointer) });
+        let template = switchboard_path::Template::parse_openapi("", &op.path)
+            .map_err(|e| Error::Spec { location: locate(&op.path), message: format!("{}: {e}", op.pointer) })?;
+        if let Some((other, _)) =
+            parsed.iter().find(|(o, t)| o.method == op.method && t.segments == template.segments && t.verb == template.verb)
+        {
+            return Err(Error::Spec {
+                location: locate(&op.path),
+                message: format!(
+                    "{}: `{} {}` matches the same requests as `{} {}` ({})",
+                    op.pointer, op.method, op.path, other.method, other.path, other.pointer
+                ),
+            });
         }
+        parsed.push((op, template));
     }
     schemas.mark_boxes();
     let (types, mut warnings) = schemas.finish();
