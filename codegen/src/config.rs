@@ -232,7 +232,8 @@ impl Config {
             // Generated headers name the file, not the path (output must not depend on where the
             // checkout lives).
             let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or(&file).to_owned();
-            let (package, found) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection)?;
+            let locate = |key: &str| crate::spec::openapi::locate_key(path, key);
+            let (package, found) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection, &locate)?;
             if api.packages.iter().any(|p| p.name == module) {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }

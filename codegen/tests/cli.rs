@@ -107,6 +107,33 @@ fn unusable_http_bindings_are_file_line_col() {
         stderr.trim().strip_prefix(&prefix).map(str::to_owned).unwrap_or(stderr)
     };
     assert_eq!(generate(source), ":6:3: method x.S.Get: google.api.http: path template \"v1/{name}\" must start with `/`");
+    let unclosed = source.replace("v1/{name}\" }", "/v1/{name=things/*\" }");
+    assert_eq!(generate(&unclosed), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=things/*`: unclosed `{`");
+    let two = source.replace("v1/{name}\" }", "/v1/{name=**}/x/**\" }");
+    assert_eq!(generate(&two), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=**}/x/**`: at most one `**`");
+    let clash = source.replace("get: \"v1/{name}\" }", "put: \"/v1/{name}\" body: \"*\" }").replace("body: \"nope\"", "body: \"*\"");
+    assert_eq!(generate(&clash), ":9:3: method x.S.Put: google.api.http: `PUT /v1/{name}` matches the same requests as `PUT /v1/{name}` of x.S.Get");
     let fixed = source.replace("v1/{name}\" }", "/v1/{name}\" }");
     assert_eq!(generate(&fixed), ":9:3: method x.S.Put: google.api.http: body \"nope\" is not a field of x.M");
+}
+
+#[test]
+fn unusable_openapi_paths_are_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "openapi: 3.0.3\ninfo: { title: Bad, version: '1' }\npaths:\n  /pets:\n    get:\n      operationId: listPets\n      responses: { '200': { description: ok } }\n  /pets/{id}{tag}:\n    get:\n      operationId: showPet\n      responses: { '200': { description: ok } }\n";
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, spec).unwrap();
+    let out = dir.path().join("out");
+    let (ok, stderr) = run(&["generate", "-o", out.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(!ok, "must fail");
+    let rest = stderr.trim().strip_prefix(&file.display().to_string()).unwrap_or_else(|| panic!("{stderr}")).to_owned();
+    assert_eq!(
+        rest,
+        ":8:3: /paths/~1pets~1{id}{tag}/get: path template `/pets/{id}{tag}`: segment `{id}{tag}`: two variables need literal text between them"
+    );
+    std::fs::write(&file, spec.replace("{id}{tag}", "{petId}").replace("/pets:", "/pets/{id}:")).unwrap();
+    let (ok, stderr) = run(&["generate", "-o", out.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(!ok, "must fail");
+    let rest = stderr.trim().strip_prefix(&file.display().to_string()).unwrap_or_else(|| panic!("{stderr}")).to_owned();
+    assert_eq!(rest, ":8:3: /paths/~1pets~1{petId}/get: `GET /pets/{petId}` matches the same requests as `GET /pets/{id}` (/paths/~1pets~1{id}/get)");
 }

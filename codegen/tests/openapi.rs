@@ -422,15 +422,32 @@ import "google/api/annotations.proto";
 message Req { string name = 1; string id = 2; Req next = 3; }
 service A {
   rpc Get(Req) returns (Req) { option (google.api.http) = { get: "/v1/{name=things/*}" }; }
-  rpc GetById(Req) returns (Req) { option (google.api.http) = { get: "/v1/things/{id}" }; }
   rpc Delete(Req) returns (Req) { option (google.api.http) = { delete: "/v1/things/{id}" }; }
   rpc Custom(Req) returns (Req) { option (google.api.http) = { custom { kind: "LIST" path: "/v1/things" } }; }
 }
 service B {
+  rpc GetById(Req) returns (Req) { option (google.api.http) = { get: "/v1/things/{id}" }; }
+}
+service C {
   rpc Get(Req) returns (Req) { option (google.api.http) = { get: "/v1/{name=things/*}" }; }
 }
 "#,
     );
+    // Within one service, two bindings of one route are an error (the router could not tell
+    // them apart); across services (which may be served apart) the document disambiguates.
+    let (_clash_dir, clash_includes) = scratch(
+        r#"syntax = "proto3";
+package x.v1;
+import "google/api/annotations.proto";
+message Req { string name = 1; string id = 2; }
+service A {
+  rpc Get(Req) returns (Req) { option (google.api.http) = { get: "/v1/{name=things/*}" }; }
+  rpc GetById(Req) returns (Req) { option (google.api.http) = { get: "/v1/things/{id}" }; }
+}
+"#,
+    );
+    let err = switchboard_codegen::Config::new().openapi(&["x/v1/x.proto"], &clash_includes).unwrap_err().to_string();
+    assert!(err.ends_with("method x.v1.A.GetById: google.api.http: `GET /v1/things/{id}` matches the same requests as `GET /v1/{name=things/*}` of x.v1.A.Get"), "{err}");
     let text = switchboard_codegen::Config::new().openapi(&["x/v1/x.proto"], &includes).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     check_consistent("collisions", &doc);
@@ -440,14 +457,14 @@ service B {
     assert_eq!(first["operationId"], "A_Get");
     // Same route, other parameter name: renamed to the route's, described as the other field.
     let second = op(&doc, "get", "/v1/things/{thing}#2");
-    assert_eq!(second["operationId"], "A_GetById");
+    assert_eq!(second["operationId"], "B_GetById");
     assert!(second["description"].as_str().unwrap().contains("also bound to `A_Get`"));
     assert_eq!(param_names(second, "path"), ["thing"]);
     assert_eq!(param_names(second, "query"), ["name"]);
     // Another method on the same route shares the path item.
     assert_eq!(op(&doc, "delete", "/v1/things/{thing}")["operationId"], "A_Delete");
     // Another service binding the same route comes after.
-    assert_eq!(op(&doc, "get", "/v1/things/{thing}#3")["operationId"], "B_Get");
+    assert_eq!(op(&doc, "get", "/v1/things/{thing}#3")["operationId"], "C_Get");
     // A method OpenAPI cannot describe is listed, not dropped silently.
     assert_eq!(doc["x-switchboard-skipped-bindings"][0]["method"], "LIST");
     // `next` is a `Req` again: recursion stops there.

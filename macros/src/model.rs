@@ -98,6 +98,8 @@ pub struct Http {
     pub path: String,
     pub body: String,
     pub response_body: String,
+    /// The `http(...)` argument, for errors.
+    pub span: proc_macro2::Span,
 }
 
 /// Who streams.
@@ -305,9 +307,9 @@ impl Method {
 }
 
 fn parse_http(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Http> {
-    let mut http = Http { method: String::new(), path: String::new(), body: String::new(), response_body: String::new() };
-    let mut custom = false;
     let span = meta.path.span();
+    let mut http = Http { method: String::new(), path: String::new(), body: String::new(), response_body: String::new(), span };
+    let mut custom = false;
     meta.parse_nested_meta(|m| {
         let key = m.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
         let lit: LitStr = m.value()?.parse()?;
@@ -332,8 +334,14 @@ fn parse_http(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Http> {
             "response_body" => http.response_body = value,
             _ => return Err(m.error("unknown http argument; expected one of get, put, post, delete, patch, custom + path, body, response_body")),
         }
-        if matches!(key.as_str(), "get" | "put" | "post" | "delete" | "patch" | "path") && !http.path.starts_with('/') {
-            return Err(syn::Error::new(lit.span(), "an http path template starts with `/`"));
+        if matches!(key.as_str(), "get" | "put" | "post" | "delete" | "patch" | "path") {
+            if !http.path.starts_with('/') {
+                return Err(syn::Error::new(lit.span(), "an http path template starts with `/`"));
+            }
+            // The runtime's parser: a template that cannot be served is rejected here.
+            if let Err(e) = switchboard_path::Template::parse_http(&http.path) {
+                return Err(syn::Error::new(lit.span(), e));
+            }
         }
         Ok(())
     })?;
@@ -379,6 +387,24 @@ impl Service {
             }
             if let Some(prev) = methods[..i].iter().find(|p| p.wire_name == m.wire_name) {
                 errors.push(m.ident.span(), format!("two methods share the wire name `{}` (the other is `{}`); rename one with `#[rpc(name = \"...\")]`", m.wire_name, prev.ident));
+            }
+        }
+        // Two bindings that would match the same requests with the same HTTP method (the
+        // router's clash rule: same method, same segments, same verb).
+        let bindings: Vec<(&Method, &Http, switchboard_path::Template<'_>)> = methods
+            .iter()
+            .flat_map(|m| m.http.iter().map(move |h| (m, h)))
+            .filter_map(|(m, h)| Some((m, h, switchboard_path::Template::parse_http(&h.path).ok()?)))
+            .collect();
+        for (i, (m, h, t)) in bindings.iter().enumerate() {
+            let same = |(_, o, u): &&(&Method, &Http, switchboard_path::Template<'_>)| {
+                o.method == h.method && u.segments == t.segments && u.verb == t.verb
+            };
+            if let Some((prev, other, _)) = bindings[..i].iter().find(same) {
+                errors.push(h.span, format!(
+                    "`{} {}` of `{}` matches the same requests as `{} {}` of `{}`",
+                    h.method, h.path, m.ident, other.method, other.path, prev.ident
+                ));
             }
         }
         for m in &methods {

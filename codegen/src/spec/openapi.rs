@@ -120,6 +120,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Value, Error> {
     }
 }
 
+/// Where `key` (a `paths` key) first appears in `path`'s text, quoted (JSON, YAML) or followed
+/// by `:` (plain YAML); the file's start when it cannot be found.
+pub fn locate_key(path: &Path, key: &str) -> Location {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let at = [format!("\"{key}\""), format!("'{key}'"), format!("{key}:")].iter().find_map(|needle| text.find(needle.as_str()));
+    let (line, column) = match at {
+        Some(at) => {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            (line, column)
+        }
+        None => (1, 1),
+    };
+    Location { file: path.to_path_buf(), line, column }
+}
+
 /// serde's messages end with " at line L column C"; the location is already in front.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {

@@ -303,6 +303,31 @@ async fn move_is_a_custom_verb() {
     assert_eq!(get(&base, "/v1/shelves/poetry/books/leaves-of-grass").await.0, 404);
 }
 
+#[tokio::test]
+async fn a_verb_path_allows_only_its_own_methods() {
+    let (base, _) = serve().await;
+    // (method, path) → (status, Allow): the verb is part of the route, so `…:move` and `…:watch`
+    // never borrow the methods of the plain book and shelf paths.
+    let cases = [
+        ("OPTIONS", "/v1/shelves/fiction/books/kindred:move", 405, Some("POST")),
+        ("GET", "/v1/shelves/fiction/books/kindred:move", 405, Some("POST")),
+        ("OPTIONS", "/v1/shelves/fiction:watch", 405, Some("GET")),
+        ("DELETE", "/v1/shelves/fiction:watch", 405, Some("GET")),
+        ("OPTIONS", "/v1/shelves/fiction/books/kindred", 405, Some("GET, PATCH, DELETE")),
+        ("OPTIONS", "/v1/shelves/fiction", 405, Some("GET, DELETE")),
+        ("HEAD", "/v1/shelves/fiction", 200, None),
+        ("HEAD", "/v1/shelves/fiction/books/kindred:move", 405, Some("POST")),
+        ("GET", "/v1/nowhere", 404, None),
+    ];
+    for (method, path, status, allow) in cases {
+        let resp = http_client().request(request(&base, method, path, "")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        assert_eq!(resp.headers().get("allow").map(|v| v.to_str().unwrap()), allow, "{method} {path}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.is_empty(), method == "HEAD", "{method} {path}: a body is sent unless HEAD");
+    }
+}
+
 /// Reads the next line of a streaming body.
 async fn next_line<B>(body: &mut B, buf: &mut Vec<u8>, sep: &[u8]) -> String
 where

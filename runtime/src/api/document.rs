@@ -17,8 +17,7 @@ use http::HeaderValue;
 use super::media::{classify, concrete, Media};
 use super::validate::{Direction, SchemaId, SchemaSet};
 use super::{Location, Operation, Scalar};
-use crate::rest::api_path::ApiTemplate;
-use crate::rest::template::TemplateError;
+use crate::rest::template::{Template, TemplateError};
 use crate::ServiceDescriptor;
 
 /// One OpenAPI service, prepared.
@@ -31,7 +30,9 @@ pub(crate) struct ApiService {
 pub(crate) struct OpState {
     pub(crate) op: &'static Operation,
     /// The path template (under the base path).
-    pub(crate) template: ApiTemplate,
+    pub(crate) template: Template<'static>,
+    /// The path as served: the base path and the operation's path.
+    pub(crate) served_path: String,
     /// Realm of `WWW-Authenticate: Basic` challenges (the service name).
     pub(crate) realm: &'static str,
     schemas: Option<Arc<SchemaSet>>,
@@ -61,7 +62,7 @@ impl ApiService {
                 pending.push(None);
                 continue;
             };
-            let template = ApiTemplate::parse(&base_path, op.path)?;
+            let template = Template::parse_openapi(&base_path, op.path)?;
             let (params, bodies) = match (&doc, &mut set) {
                 (Some(doc), Some(set)) => compile(doc, set, op),
                 _ => (vec![None; op.params.len()], vec![None; op.body.map_or(0, |b| b.content.len())]),
@@ -76,6 +77,7 @@ impl ApiService {
                     Arc::new(OpState {
                         op,
                         template,
+                        served_path: format!("{base_path}{}", op.path),
                         realm: descriptor.name,
                         schemas: schemas.clone(),
                         params: params.into(),

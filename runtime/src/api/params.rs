@@ -804,21 +804,42 @@ pub(crate) fn encode_params(
     Ok(EncodedParams { path, query: query.join("&"), headers })
 }
 
-/// Replaces each `{name}` of `template` with its encoded value; an unclosed `{` is literal.
+/// Replaces each `{name}` of `template` (parsed by the one path parser) with its encoded value.
 fn expand_template(template: &str, values: &[(&str, String)]) -> Result<String, String> {
+    use switchboard_path::{Piece, Segment, Template};
+    let parsed = Template::parse_openapi("", template).map_err(|e| e.to_string())?;
     let mut out = String::with_capacity(template.len() + 16);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
-        out.push_str(&rest[..open]);
-        let name = &rest[open + 1..close];
+    let mut vars = parsed.variables.iter();
+    let mut push_value = |out: &mut String| -> Result<(), String> {
+        let name = vars.next().map_or("", |v| v.name);
         match values.iter().find(|(n, _)| *n == name) {
-            Some((_, value)) => out.push_str(value),
-            None => return Err(format!("path template variable `{{{name}}}` has no path parameter")),
+            Some((_, value)) => {
+                out.push_str(value);
+                Ok(())
+            }
+            None => Err(format!("path template variable `{{{name}}}` has no path parameter")),
         }
-        rest = &rest[close + 1..];
+    };
+    for seg in &parsed.segments {
+        out.push('/');
+        match seg {
+            Segment::Literal(l) => out.push_str(l),
+            Segment::Any => push_value(&mut out)?,
+            Segment::Pattern(pieces) => {
+                for piece in pieces.iter() {
+                    match piece {
+                        Piece::Lit(l) => out.push_str(l),
+                        Piece::Var => push_value(&mut out)?,
+                    }
+                }
+            }
+            Segment::Rest => return Err(format!("path template `{template}`: `**` is not an OpenAPI path")),
+        }
     }
-    out.push_str(rest);
+    if let Some(verb) = parsed.verb {
+        out.push(':');
+        out.push_str(verb);
+    }
     Ok(out)
 }
 
@@ -1076,7 +1097,10 @@ mod tests {
         assert_eq!(null, "missing required path parameter `owner`");
         let unknown = encode_params("/x/{nope}", &[], &Map::new()).unwrap_err();
         assert_eq!(unknown, "path template variable `{nope}` has no path parameter");
-        assert_eq!(encode_params("/x/{open", &[], &Map::new()).unwrap().path, "/x/{open");
+        let bad = encode_params("/x/{open", &[], &Map::new()).unwrap_err();
+        assert!(bad.contains("unclosed"), "{bad}");
+        let verb = [req(p("id", Path, Style::Simple, false, sc(Str)))];
+        assert_eq!(encode_params("/things/{id}:cancel", &verb, &fields(json!({"id": "7"}))).unwrap().path, "/things/7:cancel");
 
         let cases: &[(Style, bool, Value, &str)] = &[
             (Style::Simple, false, json!(5), "5"),

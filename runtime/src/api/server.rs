@@ -27,7 +27,7 @@ use super::response::{self, Body as Captured, Captured as Answer};
 use super::security::{authenticate, Authorize};
 use crate::call::{self, CallContext};
 use crate::dispatch::Carry;
-use crate::rest::api_path::Captures;
+use crate::rest::template::Captures;
 use crate::rest::call::Call;
 use crate::rest::methods::{DecodeFrom, EncodeTo, Rest, RestDecoder, RestEncoder};
 use crate::rest::{error_response, Body, HttpResponse};
@@ -146,8 +146,8 @@ fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
     let mut fields = Fields::with_capacity(op.params.len() + usize::from(op.body.is_some()));
     {
         let path = call.parts.uri.path();
-        let names = &state.template.names;
-        let pairs = names.iter().zip(api.vars.iter()).filter_map(|(n, r)| Some((*n, path.get(r)?)));
+        let names = &state.template.variables;
+        let pairs = names.iter().zip(api.vars.iter()).filter_map(|(v, r)| Some((v.name, path.get(r)?)));
         // On the stack for the usual few variables.
         let mut inline = [("", ""); 8];
         let heap: Vec<(&str, &str)>;

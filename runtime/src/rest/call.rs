@@ -34,7 +34,8 @@ pub struct Call {
     pub(crate) method_index: usize,
     pub(crate) body_field: &'static str,
     pub(crate) response_body: &'static str,
-    pub(crate) vars: Vec<(String, String)>,
+    /// google.api.http path variables: field path and decoded value.
+    pub(crate) vars: Vec<(&'static str, String)>,
     pub(crate) max_body: usize,
     /// For OpenAPI operations: the operation's state and path variables.
     pub(crate) api: Option<crate::api::server::ApiCall>,

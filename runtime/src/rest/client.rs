@@ -19,7 +19,7 @@ use super::ndjson::lines;
 use super::decode::{self, lower_camel};
 use super::routes::default_rule;
 use super::status::{code_from_http, status_from_json, status_from_value};
-use super::template::PathTemplate;
+use super::template::{expand, Template};
 use crate::context::parse_grpc_timeout;
 use crate::{HttpRule, MethodDescriptor, Streaming};
 
@@ -225,10 +225,9 @@ impl RestClient {
         let timeout = self.timeout_of(&metadata);
         let mut value = decode::to_value(&message)
             .map_err(|e| Status::invalid_argument(format!("encoding the request as JSON: {e}")))?;
-        let template = PathTemplate::parse(rule.path).map_err(|e| Status::internal(e.to_string()))?;
+        let template = Template::parse_http(rule.path).map_err(|e| Status::internal(e.to_string()))?;
         let mut missing = None;
-        let path = template
-            .expand(|field| match take_field(&mut value, field) {
+        let path = expand(&template, |field| match take_field(&mut value, field) {
                 Some(v) => scalar_text(&v),
                 None => {
                     missing = Some(field.to_owned());
@@ -272,14 +271,14 @@ impl RestClient {
         request: Request<Streaming<Req>>,
     ) -> Result<(HttpRule, http::Request<ReqBody>, Option<Duration>), Status> {
         let rule = method.http.first().copied().unwrap_or_else(|| default_rule(method));
-        let template = PathTemplate::parse(rule.path).map_err(|e| Status::internal(e.to_string()))?;
+        let template = Template::parse_http(rule.path).map_err(|e| Status::internal(e.to_string()))?;
         if !template.variables.is_empty() {
             return Err(Status::unimplemented(format!(
                 "`{}` streams its requests, so its REST binding cannot take path variables",
                 method.name
             )));
         }
-        let path = template.expand(|_| None).map_err(Status::internal)?;
+        let path = expand(&template, |_| None).map_err(Status::internal)?;
         let (metadata, _, stream) = request.into_parts();
         let timeout = self.timeout_of(&metadata);
         let frames = stream.map(|item| -> Result<http_body::Frame<Bytes>, BoxError> {

@@ -17,10 +17,15 @@
 //! server URL, and read and answer as [`crate::api`] describes (parameters by style, bodies by
 //! media type, schema validation, security, response enums).
 //!
+//! Both kinds of route are matched by one segment trie with one precedence rule (a literal
+//! segment beats a segment pattern, which beats a variable, which beats `**`; a `:verb` is part
+//! of the match), one 404/405/HEAD rule, and clashes reported when a service is added
+//! ([`RestRouter::try_add`], [`RouteError`]). Templates are parsed once, by crate
+//! `switchboard-path`, the parser `switchboard generate` and `#[service]` check them with.
+//!
 //! Streaming: see the `methods` module docs (server streaming is NDJSON or Server-Sent Events;
 //! client and bidi streaming read an NDJSON request body, each message bounded).
 
-pub(crate) mod api_path;
 pub(crate) mod call;
 pub(crate) mod client;
 pub(crate) mod decode;
@@ -37,6 +42,7 @@ pub use client::{InvalidBaseUrl, RestClient};
 pub use methods::{Rest, RestDecoder, RestEncoder};
 #[doc(hidden)]
 pub use methods::streaming_request;
+pub use routes::{RouteError, RouteName};
 pub use server::{IntoMakeService, RestRouter, RestServer};
 
 /// The body type of REST requests and responses (axum's).

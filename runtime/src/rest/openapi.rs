@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::routes::rules;
-use super::template::{PathTemplate, Segment};
+use super::template::{Segment, Template};
 use crate::ServiceDescriptor;
 
 /// The merged document of `services`, as JSON bytes.
@@ -183,8 +183,15 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
             continue;
         }
         for (i, rule) in rules(method).into_iter().enumerate() {
-            let Ok(template) = PathTemplate::parse(rule.path) else { continue };
-            let (path, params) = openapi_path(&template);
+            let Ok(template) = Template::parse_http(rule.path) else { continue };
+            let (mut path, mut params) = openapi_path(&template);
+            // Bindings of one route shape (`{name=shelves/*}` and `{shelf.name=shelves/*}`) are
+            // one path item, as the router serves them: the first one's parameter names.
+            let shape = blank_params(&path);
+            if let Some(same) = paths.keys().find(|k| **k != path && blank_params(k) == shape) {
+                params = param_names(same);
+                path = same.clone();
+            }
             let verb = rule.method.to_ascii_lowercase();
             if !["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&verb.as_str()) {
                 continue;
@@ -214,8 +221,31 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
     json!({ "paths": paths, "tags": [{ "name": service.name }] })
 }
 
+/// `path` with every `{name}` turned into `{}`.
+fn blank_params(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `{name}`s of an OpenAPI path, in order.
+fn param_names(path: &str) -> Vec<String> {
+    path.split('{').skip(1).filter_map(|s| s.split_once('}')).map(|(name, _)| name.to_owned()).collect()
+}
+
 /// `/v1/{name=shelves/*}` → `/v1/shelves/{name_1}` with parameter names; `**` is one parameter.
-fn openapi_path(template: &PathTemplate) -> (String, Vec<String>) {
+fn openapi_path(template: &Template<'_>) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut params = Vec::new();
     for (i, seg) in template.segments.iter().enumerate() {
@@ -224,18 +254,18 @@ fn openapi_path(template: &PathTemplate) -> (String, Vec<String>) {
         match (seg, var) {
             (Segment::Literal(l), _) => out.push_str(l),
             (_, Some(v)) if v.end - v.start == 1 => {
-                params.push(v.field_path.clone());
-                out.push_str(&format!("{{{}}}", v.field_path));
+                params.push(v.name.to_owned());
+                out.push_str(&format!("{{{}}}", v.name));
             }
             (_, v) => {
-                let base = v.map_or("segment", |v| v.field_path.as_str());
+                let base = v.map_or("segment", |v| v.name);
                 let name = format!("{base}_{}", params.len() + 1);
                 out.push_str(&format!("{{{name}}}"));
                 params.push(name);
             }
         }
     }
-    if let Some(verb) = &template.verb {
+    if let Some(verb) = template.verb {
         out.push(':');
         out.push_str(verb);
     }

@@ -18,7 +18,8 @@ use crate::api::document::ApiService;
 use crate::api::server::ApiCall;
 use crate::api::{Credentials, Operation};
 use super::call::{error_response, Call, HttpResponse, DEFAULT_MAX_BODY};
-use super::routes::{Lookup, Routes};
+use super::routes::{Lookup, RouteError, Routes, Target};
+use super::template::decode_variable;
 use super::{openapi, Body};
 use crate::ServiceDescriptor;
 
@@ -29,8 +30,12 @@ type AuthorizeFn = crate::api::security::Authorize;
 ///
 /// Routes come from each method's `google.api.http` bindings, or `POST /<package>.<Service>/<Method>`
 /// for methods without one. `GET /openapi.json` answers the OpenAPI 3.1 document of the services.
-/// Unknown paths answer 404, known paths with another HTTP method 405 (with `Allow`), and every
-/// error is a JSON body `{"code", "message", "details"}` (see [`super::status`]).
+/// OpenAPI operations are routed by their method and path. All routes share one precedence rule:
+/// at each segment a literal beats a segment pattern (`{base}...{head}`), which beats a variable,
+/// which beats `**`, and a `:verb` is part of the match. Unknown paths answer 404, known paths
+/// with another HTTP method 405 with `Allow` listing the methods of the routes that match the
+/// path, `HEAD` is answered by the `GET` route, and every error is a JSON body
+/// `{"code", "message", "details"}` (see [`super::status`]).
 ///
 /// ```
 /// # use switchboard::{Request, Response, Status};
@@ -94,24 +99,57 @@ impl RestRouter {
     /// Adds a service (e.g. `GreeterRestServer::new(handler)`), with the authorization hook
     /// the service was given, if any.
     ///
+    /// Routes are matched as [`RestRouter`] describes, whatever spec they come from.
+    ///
     /// # Panics
     ///
-    /// If a binding's path template does not parse, or two bindings have the same HTTP method
-    /// and template (axum's `Router` panics on overlapping routes the same way). Templates from
-    /// `switchboard generate` are checked when generating.
+    /// Where [`RestRouter::try_add`] returns an error: when a route of the service would match
+    /// the same requests with the same HTTP method as a route already added (axum's `Router`
+    /// panics on overlapping routes the same way), or a hand-built descriptor has a template
+    /// that does not parse. The message names both routes. Templates of generated code and of
+    /// `#[service]` are checked when generating and compiling.
     pub fn add<D: Dispatch<Rest>>(self, service: RestServer<D>) -> Self {
+        match self.try_add(service) {
+            Ok(router) => router,
+            Err(e) => panic!("switchboard: {e}"),
+        }
+    }
+
+    /// Adds a service as [`RestRouter::add`] does, or says why it cannot be added: a route that
+    /// would match the same requests with the same HTTP method as one already added
+    /// ([`RouteError::Clash`], naming both as `METHOD template (service/Method)`), or a template
+    /// that does not parse. On an error the router is dropped; the error says all there is.
+    ///
+    /// ```
+    /// # use switchboard::{Request, Response, Status};
+    /// #[switchboard::service(package = "hello.v1")]
+    /// pub trait Greeter {
+    ///     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>;
+    /// }
+    /// # #[derive(Clone)]
+    /// # struct Impl;
+    /// # impl Greeter for Impl {
+    /// #     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status> {
+    /// #         Ok(Response::new(req.into_inner()))
+    /// #     }
+    /// # }
+    /// let router = switchboard::rest::RestRouter::new().try_add(GreeterRestServer::new(Impl)).unwrap();
+    /// // The same routes again: `POST /hello.v1.Greeter/SayHello` twice.
+    /// let err = router.try_add(GreeterRestServer::new(Impl)).unwrap_err();
+    /// assert!(matches!(err, switchboard::rest::RouteError::Clash { .. }));
+    /// ```
+    pub fn try_add<D: Dispatch<Rest>>(self, service: RestServer<D>) -> Result<Self, RouteError> {
         let own = service.router.inner.services.first();
         let api = own.and_then(|e| e.api.clone());
         let authorize = own.and_then(|e| e.authorize.clone());
         self.add_prepared::<D>(service.handler, api, authorize)
     }
 
-    fn add_handler<D: Dispatch<Rest>>(self, handler: Arc<D::Handler>) -> Self {
+    fn add_handler<D: Dispatch<Rest>>(self, handler: Arc<D::Handler>) -> Result<Self, RouteError> {
         let descriptor = D::descriptor();
-        let api = match ApiService::build(descriptor) {
-            Ok(api) => api.map(Arc::new),
-            Err(e) => panic!("switchboard: service `{}`: {e}", descriptor.full_name),
-        };
+        let api = ApiService::build(descriptor)
+            .map_err(|source| RouteError::Document { service: descriptor.full_name.to_owned(), source })?
+            .map(Arc::new);
         self.add_prepared::<D>(handler, api, None)
     }
 
@@ -120,20 +158,18 @@ impl RestRouter {
         handler: Arc<D::Handler>,
         api: Option<Arc<ApiService>>,
         authorize: Option<AuthorizeFn>,
-    ) -> Self {
+    ) -> Result<Self, RouteError> {
         let inner = Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned");
         let index = inner.services.len();
         let descriptor = D::descriptor();
-        if let Err(e) = inner.routes.add(index, descriptor, api.as_deref()) {
-            panic!("switchboard: service `{}`: {e}", descriptor.full_name);
-        }
+        inner.routes.add(index, descriptor, api.as_deref())?;
         inner.services.push(ServiceEntry {
             descriptor,
             dispatch: Arc::new(move |call: Call| D::dispatch(&handler, call.method_index, call)),
             api,
             authorize,
         });
-        self
+        Ok(self)
     }
 
     /// Checks the credentials of every call to an OpenAPI operation that has security
@@ -210,11 +246,26 @@ impl RestRouter {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (parts, body) = request.into_parts();
-        let (route, vars) = match self.inner.routes.lookup(&parts.method, parts.uri.path()) {
-            Lookup::Found(route, vars) => (route, vars),
-            Lookup::FoundApi(route, vars) => {
+        let (route, body_field, response_body, vars) = match self.inner.routes.lookup(&parts.method, parts.uri.path()) {
+            Lookup::Found(route, caps) => match &route.target {
+                Target::Http { body, response_body } => {
+                    let path = parts.uri.path();
+                    let mut vars = Vec::with_capacity(caps.len());
+                    for (var, range) in route.template.variables.iter().zip(caps.iter()) {
+                        match decode_variable(&route.template, var, &path[range]) {
+                            Some(value) => vars.push((var.name, value)),
+                            None => {
+                                let status = Status::invalid_argument(format!("path variable `{}` is not UTF-8", var.name));
+                                return ready(error_response(&status));
+                            }
+                        }
+                    }
+                    (route, *body, *response_body, vars)
+                }
+                Target::Api(state) => {
+                let vars = caps;
                 let entry = &self.inner.services[route.service];
-                let authorize = if route.state.op.security.is_empty() {
+                let authorize = if state.op.security.is_empty() {
                     None
                 } else {
                     entry.authorize.as_ref().or(self.inner.authorize.as_ref()).cloned()
@@ -228,10 +279,11 @@ impl RestRouter {
                     max_body: self.inner.max_body,
                     parts,
                     body: Body::new(body),
-                    api: Some(ApiCall { state: route.state.clone(), vars, authorize }),
+                    api: Some(ApiCall { state: state.clone(), vars, authorize }),
                 };
                 return (entry.dispatch)(call);
-            }
+                }
+            },
             Lookup::MethodNotAllowed(allowed) => return ready(method_not_allowed(&parts, &allowed)),
             Lookup::NotFound if parts.uri.path() == "/openapi.json" && parts.method == http::Method::GET => {
                 return ready(self.openapi_response());
@@ -242,11 +294,11 @@ impl RestRouter {
             }
         };
         let call = Call {
-            vars: vars.into_iter().map(|(f, v)| (f.to_owned(), v)).collect(),
+            vars,
             method: route.method,
             method_index: route.method_index,
-            body_field: route.body,
-            response_body: route.response_body,
+            body_field,
+            response_body,
             max_body: self.inner.max_body,
             parts,
             body: Body::new(body),
@@ -342,10 +394,15 @@ impl<D: Dispatch<Rest>> RestServer<D> {
     ///
     /// # Panics
     ///
-    /// As [`RestRouter::add`]: if a binding's or an operation's path template does not parse,
-    /// or two of them have the same HTTP method and path.
+    /// As [`RestRouter::add`], with the error [`RestRouter::try_add`] would return: if two of
+    /// the service's own routes would match the same requests with the same HTTP method, or a
+    /// template does not parse. `#[service]` and `switchboard generate` reject both when the
+    /// service is written, so only hand-built descriptors can get here.
     pub fn from_arc(handler: Arc<D::Handler>) -> Self {
-        let router = RestRouter::new().add_handler::<D>(handler.clone());
+        let router = match RestRouter::new().add_handler::<D>(handler.clone()) {
+            Ok(router) => router,
+            Err(e) => panic!("switchboard: {e}"),
+        };
         RestServer { handler, router, _marker: PhantomData }
     }
 

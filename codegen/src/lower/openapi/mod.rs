@@ -46,7 +46,14 @@ impl Selection {
 
 /// Lowers one bundled document. `module` is the package (module) name, `file` the spec file
 /// name used in docs.
-pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) -> Result<(Package, Vec<Warning>), Error> {
+/// `locate` gives the position of a path key in the document's file (for errors).
+pub fn lower(
+    document: &Value,
+    module: &str,
+    file: &str,
+    selection: &Selection,
+    locate: &dyn Fn(&str) -> crate::error::Location,
+) -> Result<(Package, Vec<Warning>), Error> {
     let root = document.as_object().ok_or_else(|| Error::SpecFile { file: file.into(), message: "not an object".into() })?;
     if !root.get("paths").is_none_or(Value::is_object) {
         return Err(Error::SpecFile { file: file.into(), message: "/paths: must be an object".into() });
@@ -54,6 +61,25 @@ pub fn lower(document: &Value, module: &str, file: &str, selection: &Selection) 
     let mut schemas = schema::Lowerer::new(document);
     schemas.components(selection.all_schemas && selection.is_all());
     let mut operations = operation::lower_all(document, &mut schemas, selection);
+    // The runtime's parser (crate `switchboard-path`): a path it cannot serve is an error here,
+    // and so are two operations the router could not tell apart (same method, segments, verb).
+    let mut parsed: Vec<(&crate::ir::model::Operation, switchboard_path::Template<'_>)> = Vec::new();
+    for op in &operations.operations {
+        let template = switchboard_path::Template::parse_openapi("", &op.path)
+            .map_err(|e| Error::Spec { location: locate(&op.path), message: format!("{}: {e}", op.pointer) })?;
+        if let Some((other, _)) =
+            parsed.iter().find(|(o, t)| o.method == op.method && t.segments == template.segments && t.verb == template.verb)
+        {
+            return Err(Error::Spec {
+                location: locate(&op.path),
+                message: format!(
+                    "{}: `{} {}` matches the same requests as `{} {}` ({})",
+                    op.pointer, op.method, op.path, other.method, other.path, other.pointer
+                ),
+            });
+        }
+        parsed.push((op, template));
+    }
     schemas.mark_boxes();
     let (types, mut warnings) = schemas.finish();
     warnings.append(&mut operations.warnings);

@@ -42,6 +42,8 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
             let service_index = service_index as i32;
             let sdp = service.service_descriptor_proto();
             let mut methods = Vec::new();
+            // This service's bindings so far (method, rule), for clashes.
+            let mut bound: Vec<(String, HttpRule)> = Vec::new();
             for (method_index, m) in service.methods().enumerate() {
                 let source_path = [6, service_index, 2, method_index as i32];
                 let mdp = m.method_descriptor_proto();
@@ -56,6 +58,16 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
                         location: comments.location(file.name(), &source_path),
                         message: format!("method {}: google.api.http: {message}", m.full_name()),
                     })?;
+                    if let Some((other, prev)) = bound.iter().find(|(_, prev)| same_route(prev, rule)) {
+                        return Err(Error::Spec {
+                            location: comments.location(file.name(), &source_path),
+                            message: format!(
+                                "method {}: google.api.http: `{} {}` matches the same requests as `{} {}` of {other}",
+                                m.full_name(), rule.method.to_uppercase(), rule.path, prev.method.to_uppercase(), prev.path
+                            ),
+                        });
+                    }
+                    bound.push((m.full_name().to_owned(), rule.clone()));
                 }
                 methods.push(Method {
                     name: m.name().to_owned(),
@@ -100,8 +112,8 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
     Ok(Api { packages: packages.into_values().collect(), proto_files, messages, enums })
 }
 
-/// The checks a REST transport relies on: a verb, a path template starting with `/`, and body
-/// fields that exist.
+/// The checks a REST transport relies on: a verb, a path template the runtime's parser (crate
+/// `switchboard-path`) accepts, and body fields that exist.
 fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageDescriptor) -> Result<(), String> {
     if rule.method.is_empty() {
         return Err("custom binding without a `kind` (HTTP method)".into());
@@ -109,6 +121,7 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
     if !rule.path.starts_with('/') {
         return Err(format!("path template {:?} must start with `/`", rule.path));
     }
+    switchboard_path::Template::parse_http(&rule.path).map_err(|e| e.to_string())?;
     if !rule.body.is_empty() && rule.body != "*" && input.get_field_by_name(&rule.body).is_none() {
         return Err(format!("body {:?} is not a field of {}", rule.body, input.full_name()));
     }
@@ -116,6 +129,16 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
         return Err(format!("response_body {:?} is not a field of {}", rule.response_body, output.full_name()));
     }
     Ok(())
+}
+
+/// Whether two (checked) bindings match the same requests with the same HTTP method, as the
+/// router decides it: same method, same segments, same verb.
+fn same_route(a: &HttpRule, b: &HttpRule) -> bool {
+    use switchboard_path::Template;
+    match (Template::parse_http(&a.path), Template::parse_http(&b.path)) {
+        (Ok(x), Ok(y)) => a.method.eq_ignore_ascii_case(&b.method) && x.segments == y.segments && x.verb == y.verb,
+        _ => false,
+    }
 }
 
 fn type_ref(m: &MessageDescriptor) -> TypeRef {

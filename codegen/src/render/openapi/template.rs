@@ -220,56 +220,34 @@ fn singular(word: &str) -> Option<String> {
     Some(s)
 }
 
-/// Splits a template into segments and its verb.
+/// Splits a template into segments and its verb, with the runtime's parser (crate
+/// `switchboard-path`; codegen has rejected templates it does not accept before rendering).
 fn parse(template: &str) -> (Vec<Segment>, Option<String>) {
-    let body = template.strip_prefix('/').unwrap_or(template);
-    let mut raw = split_outside_braces(body, '/');
-    let mut verb = None;
-    if let Some(last) = raw.last_mut() {
-        // The verb follows the last segment: a `:` after any closing brace.
-        let from = last.rfind('}').map_or(0, |i| i + 1);
-        if let Some(i) = last[from..].find(':').map(|i| i + from) {
-            verb = Some(last[i + 1..].to_owned());
-            last.truncate(i);
-        }
-    }
-    if raw.len() == 1 && raw[0].is_empty() {
-        raw.clear();
-    }
-    (raw.iter().map(|s| segment(s)).collect(), verb)
-}
-
-fn segment(raw: &str) -> Segment {
-    match raw {
-        "*" => Segment::Wildcard,
-        "**" => Segment::DoubleWildcard,
-        _ => match raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            Some(inner) => {
-                let (field, pattern) = inner.split_once('=').unwrap_or((inner, "*"));
-                let pattern = pattern.split('/').map(segment).collect();
-                Segment::Variable { field: field.trim().to_owned(), pattern }
+    let Ok(parsed) = switchboard_path::Template::parse_http(template) else {
+        return (vec![Segment::Literal(template.trim_start_matches('/').to_owned())], None);
+    };
+    let one = |s: &switchboard_path::Segment| match s {
+        switchboard_path::Segment::Literal(l) => Segment::Literal(l.to_string()),
+        switchboard_path::Segment::Any => Segment::Wildcard,
+        switchboard_path::Segment::Rest => Segment::DoubleWildcard,
+        // Only OpenAPI paths have patterns.
+        switchboard_path::Segment::Pattern(_) => Segment::Wildcard,
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < parsed.segments.len() {
+        match parsed.variables.iter().find(|v| v.start == i) {
+            Some(v) => {
+                out.push(Segment::Variable { field: v.name.to_owned(), pattern: parsed.segments[v.start..v.end].iter().map(one).collect() });
+                i = v.end.max(i + 1);
             }
-            None => Segment::Literal(raw.to_owned()),
-        },
-    }
-}
-
-fn split_outside_braces(s: &str, sep: char) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut depth = 0usize;
-    for c in s.chars() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if c == sep && depth == 0 {
-            out.push(String::new());
-        } else if let Some(last) = out.last_mut() {
-            last.push(c);
+            None => {
+                out.push(one(&parsed.segments[i]));
+                i += 1;
+            }
         }
     }
-    out
+    (out, parsed.verb.map(str::to_owned))
 }
 
 #[cfg(test)]
