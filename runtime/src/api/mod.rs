@@ -27,8 +27,14 @@ mod operation;
 pub(crate) mod params;
 pub(crate) mod security;
 mod types;
-#[cfg(feature = "rest")]
+#[cfg(feature = "openapi")]
 pub(crate) mod validate;
+
+/// What switchboard-codegen calls to find, at generation time, the operations the server will
+/// answer 501 for. Not a public API.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+pub use validate::unservable_operations as __unservable_operations;
 
 #[cfg(feature = "rest")]
 mod body;
