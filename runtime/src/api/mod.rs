@@ -15,7 +15,9 @@
 //! the handler runs, the server checks credentials ([`Credentials`], 401 when missing, and the
 //! `authorize` hook of the router), decodes and validates the parameters and the body against
 //! the document's schemas (400 naming the parameter or the JSON pointer; 415 for a media type
-//! the operation does not take). The handler's response enum picks the status and media type.
+//! the operation does not take). An operation whose schemas cannot be compiled answers 501
+//! `UNIMPLEMENTED` naming the reason instead of being served unvalidated. The handler's response
+//! enum picks the status and media type.
 //!
 //! Calling: `RestClient::api_unary` (and the `<Trait>RestClient` methods) send the request
 //! struct the same way back and turn the answer into the response enum.
