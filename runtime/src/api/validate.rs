@@ -233,6 +233,8 @@ struct Bundler<'d> {
     defs: Vec<Value>,
     by_pointer: HashMap<String, usize>,
     queue: Vec<(usize, String)>,
+    /// Schemas known not to reach themselves without looking inside the value.
+    acyclic: std::collections::HashSet<String>,
 }
 
 /// Keywords whose value is one subschema.
@@ -309,28 +311,54 @@ impl<'d> Bundler<'d> {
         Ok(id)
     }
 
-    /// A chain of schemas that are only `$ref`s (or `allOf` of one `$ref`) back to where it
-    /// started would recurse without looking at the value: refused.
-    fn no_ref_cycle(&self, start: &str, mut value: &'d Value) -> Result<(), String> {
-        let mut seen = vec![start.to_owned()];
-        for _ in 0..MAX_REF_HOPS {
-            let next = match value.get("$ref").and_then(Value::as_str) {
-                Some(r) => r,
-                None => match value.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-                    Some([only]) => match only.get("$ref").and_then(Value::as_str) {
-                        Some(r) => r,
-                        None => return Ok(()),
-                    },
-                    _ => return Ok(()),
-                },
-            };
-            let Ok(pointer) = ref_to_pointer(next) else { return Ok(()) };
-            let Ok((canonical, target)) = resolve(self.doc, &pointer, &mut 0) else { return Ok(()) };
-            if seen.contains(&canonical) {
-                return Err(format!("`{start}` refers to itself through `$ref` without describing anything"));
+    /// A schema that reaches itself through `$ref` without looking inside the value (through
+    /// `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`, `dependentSchemas` only) would
+    /// recurse forever, or (as jsonschema cuts such loops) pass values it should not: refused.
+    fn no_ref_cycle(&mut self, start: &str, value: &'d Value) -> Result<(), String> {
+        if self.acyclic.contains(start) {
+            return Ok(());
+        }
+        let mut stack = vec![start.to_owned()];
+        self.in_place(value, &mut stack)?;
+        self.acyclic.insert(start.to_owned());
+        Ok(())
+    }
+
+    fn in_place(&mut self, value: &'d Value, stack: &mut Vec<String>) -> Result<(), String> {
+        let Value::Object(map) = value else { return Ok(()) };
+        if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+            // Unresolvable references are reported where they are compiled.
+            if let Some((target, next)) = ref_to_pointer(reference).ok().and_then(|p| resolve(self.doc, &p, &mut 0).ok()) {
+                if stack.contains(&target) {
+                    return Err(format!(
+                        "`{}` refers to itself through `$ref` without looking inside the value",
+                        stack[0]
+                    ));
+                }
+                if !self.acyclic.contains(&target) {
+                    stack.push(target);
+                    self.in_place(next, stack)?;
+                    if let Some(done) = stack.pop() {
+                        self.acyclic.insert(done);
+                    }
+                }
             }
-            seen.push(canonical);
-            value = target;
+            if self.dialect == Dialect::V30 {
+                return Ok(()); // its siblings do not apply
+            }
+        }
+        for keyword in ["allOf", "anyOf", "oneOf"] {
+            for branch in map.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+                self.in_place(branch, stack)?;
+            }
+        }
+        for keyword in ["not", "if", "then", "else"] {
+            if let Some(branch) = map.get(keyword) {
+                self.in_place(branch, stack)?;
+            }
+        }
+        for branch in map.get("dependentSchemas").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+            self.in_place(branch, stack)?;
         }
         Ok(())
     }
@@ -737,7 +765,14 @@ fn tags_of(value: &Value) -> Option<(String, Vec<String>)> {
 /// Compiles the schema at `pointer` in `doc` (e.g. `/paths/~1pets/post/requestBody/content/
 /// application~1json/schema`; `$ref`s on the way are followed) for validating requests.
 pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Compiled, SchemaError> {
-    let bundler = Bundler { doc, dialect, defs: Vec::new(), by_pointer: HashMap::new(), queue: Vec::new() };
+    let bundler = Bundler {
+        doc,
+        dialect,
+        defs: Vec::new(),
+        by_pointer: HashMap::new(),
+        queue: Vec::new(),
+        acyclic: std::collections::HashSet::new(),
+    };
     let schema = bundler.run(pointer)?;
     let validator = build(&schema, dialect).map_err(|e| SchemaError(format!("`{pointer}`: {e}")))?;
     let shapes = match resolve(doc, pointer, &mut 0) {

@@ -421,6 +421,9 @@ fn schemas_that_cannot_compile_are_errors() {
         "Dynamic": {"$dynamicRef": "#meta"},
         "Loop": {"$ref": "#/components/schemas/Loop"},
         "AllLoop": {"allOf": [{"$ref": "#/components/schemas/AllLoop"}]},
+        "AnyLoop": {"anyOf": [{"$ref": "#/components/schemas/AnyLoop"}, {"type": "string"}]},
+        "NotLoop": {"allOf": [{"$ref": "#/components/schemas/NotLoopB"}], "type": "object"},
+        "NotLoopB": {"not": {"$ref": "#/components/schemas/NotLoop"}},
         "NotASchema": 5
     }));
     let fails = |name: &str| match compile(&doc, Dialect::V31, &format!("/components/schemas/{name}")) {
@@ -435,6 +438,8 @@ fn schemas_that_cannot_compile_are_errors() {
     assert!(fails("Dynamic").contains("$dynamicRef"));
     assert!(fails("Loop").contains("refers to itself"));
     assert!(fails("AllLoop").contains("refers to itself"));
+    assert!(fails("AnyLoop").contains("refers to itself"), "{}", fails("AnyLoop"));
+    assert!(fails("NotLoop").contains("refers to itself"), "{}", fails("NotLoop"));
     assert!(fails("NotASchema").contains("not a schema"));
     assert!(compile(&doc, Dialect::V31, "/nope").is_err());
     // 3.0: an unknown type name is refused as well
@@ -560,3 +565,4 @@ fn resident_mib() -> f64 {
     let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
     pages * 4096.0 / (1024.0 * 1024.0)
 }
+
