@@ -17,6 +17,7 @@ pub struct Config {
     out_dir: Option<PathBuf>,
     rerun_if_changed: Option<bool>,
     selection: lower::openapi::Selection,
+    strict: bool,
     warnings: Vec<String>,
 }
 
@@ -103,6 +104,23 @@ impl Config {
     /// ```
     pub fn all_schemas(&mut self, yes: bool) -> &mut Self {
         self.selection.all_schemas = yes;
+        self
+    }
+
+    /// Fails generation when an OpenAPI operation's parameter or request body schemas cannot be
+    /// compiled by the server's validator (default: a warning, and the generated server answers
+    /// that operation with 501 `UNIMPLEMENTED` naming the reason, rather than serve it
+    /// unvalidated). The CLI's `--strict`. The check needs the `check-schemas` feature (on by
+    /// default); without it, `strict(true)` makes generation fail saying so.
+    ///
+    /// ```no_run
+    /// switchboard_codegen::Config::new()
+    ///     .strict(true)
+    ///     .compile(&["api.yaml"], &[] as &[&str])?;
+    /// # Ok::<(), switchboard_codegen::Error>(())
+    /// ```
+    pub fn strict(&mut self, yes: bool) -> &mut Self {
+        self.strict = yes;
         self
     }
 
@@ -238,6 +256,12 @@ impl Config {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }
             warnings.extend(found.into_iter().map(|w| format!("{file}#{}: {}", w.pointer, w.message)));
+            for (pointer, message) in unservable(&package, self.strict)? {
+                if self.strict {
+                    return Err(Error::SpecFile { file, message: format!("{pointer}: {message} (--strict)") });
+                }
+                warnings.push(format!("{file}#{pointer}: {message}"));
+            }
             api.packages.push(package);
             inputs.extend(spec.inputs);
         }
@@ -266,4 +290,35 @@ impl Config {
         })?;
         Ok((api, spec))
     }
+}
+
+/// The generated operations the server's validator cannot compile schemas for, checked on the
+/// document the generated code embeds: `(operation pointer, message)` each.
+#[cfg(feature = "check-schemas")]
+fn unservable(package: &crate::ir::Package, _strict: bool) -> Result<Vec<(String, String)>, Error> {
+    let Some(models) = &package.models else { return Ok(Vec::new()) };
+    let found = match switchboard::api::__unservable_operations(&models.document) {
+        Ok(found) => found,
+        Err(e) => return Ok(vec![(String::new(), format!("the bundled document cannot be checked: {e}"))]),
+    };
+    Ok(
+    models
+        .operations
+        .iter()
+        .filter_map(|op| {
+            let (_, _, reason) = found.iter().find(|(m, p, _)| m.eq_ignore_ascii_case(&op.method) && *p == op.path)?;
+            Some((
+                op.pointer.clone(),
+                format!("operation `{}` ({} {}) will answer 501 Unimplemented: {reason}", op.id, op.method, op.path),
+            ))
+        })
+        .collect())
+}
+
+#[cfg(not(feature = "check-schemas"))]
+fn unservable(_: &crate::ir::Package, strict: bool) -> Result<Vec<(String, String)>, Error> {
+    if strict {
+        return Err(Error::Config("`strict` checks schemas with the server's validator: turn on the `check-schemas` feature".into()));
+    }
+    Ok(Vec::new())
 }

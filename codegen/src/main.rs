@@ -33,6 +33,10 @@ enum Command {
         /// OpenAPI only: generate every component schema, also those no operation uses.
         #[arg(long = "all-schemas")]
         all_schemas: bool,
+        /// OpenAPI only: fail when an operation's parameter or body schemas cannot be compiled
+        /// by the server's validator (without it, a warning: the operation answers 501).
+        #[arg(long = "strict")]
+        strict: bool,
         /// Spec files: `.proto` (a path inside an include directory, as protoc accepts), or
         /// OpenAPI 3.0 / 3.1 documents (`.yaml`, `.yml`, `.json`; each becomes a module named
         /// after the file).
@@ -59,9 +63,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let defaulted = |include: Vec<PathBuf>| if include.is_empty() { vec![PathBuf::from(".")] } else { include };
     let result = match cli.command {
-        Command::Generate { include, out, tags, operations, all_schemas, specs } => {
+        Command::Generate { include, out, tags, operations, all_schemas, strict, specs } => {
             let mut config = switchboard_codegen::Config::new();
-            config.emit_rerun_if_changed(false).out_dir(&out).all_schemas(all_schemas);
+            config.emit_rerun_if_changed(false).out_dir(&out).all_schemas(all_schemas).strict(strict);
             for t in tags {
                 config.tag(t);
             }

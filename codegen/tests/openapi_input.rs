@@ -161,3 +161,60 @@ fn a_selection_keeps_its_operations_in_the_served_document_and_warns_when_empty(
     config.generate_checked(&[&spec], &[] as &[&str]).unwrap();
     assert!(config.warnings().iter().any(|w| w.contains("no operation matches the selection")), "{:?}", config.warnings());
 }
+
+/// A document with one operation whose body schema the server's validator cannot compile (a
+/// `pattern` that is not a regular expression) and one it can.
+const UNCOMPILABLE: &str = r#"{
+  "openapi": "3.0.3",
+  "info": {"title": "t", "version": "1"},
+  "paths": {
+    "/things": {
+      "post": {
+        "operationId": "createThing",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+          "type": "object", "properties": {"code": {"type": "string", "pattern": "(unclosed"}}
+        }}}},
+        "responses": {"204": {"description": "made"}}
+      },
+      "get": {
+        "operationId": "listThings",
+        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int32"}}],
+        "responses": {"204": {"description": "listed"}}
+      }
+    }
+  }
+}"#;
+
+#[test]
+fn an_operation_the_validator_cannot_compile_warns_and_fails_when_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "things.json", UNCOMPILABLE);
+    let (_, warnings) = generate(&path).unwrap();
+    let about: Vec<&String> = warnings.iter().filter(|w| w.contains("501")).collect();
+    assert_eq!(about.len(), 1, "{warnings:?}");
+    assert!(about[0].contains("#/paths/~1things/post"), "{}", about[0]);
+    assert!(about[0].contains("operation `createThing` (POST /things) will answer 501 Unimplemented"), "{}", about[0]);
+    assert!(about[0].contains("(unclosed"), "{}", about[0]);
+
+    let mut config = switchboard_codegen::Config::new();
+    config.strict(true);
+    let err = config.generate_checked(&[&path], &[] as &[&str]).unwrap_err().to_string();
+    assert!(err.contains("createThing") && err.contains("--strict"), "{err}");
+
+    // The CLI: a warning on stderr and exit 0; with --strict, exit 1.
+    let out = dir.path().join("gen");
+    let run = |strict: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.args(["generate", "-o"]).arg(&out).arg(&path);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let lenient = run(false);
+    assert!(lenient.status.success());
+    assert!(String::from_utf8_lossy(&lenient.stderr).contains("will answer 501"));
+    let strict = run(true);
+    assert!(!strict.status.success());
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("createThing"));
+}

@@ -663,3 +663,53 @@ async fn unreachable_server_and_client_timeout() {
     let err = client.get_my_pet(GetMyPetRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
 }
+
+/// A document whose `/teapot` parameter schema cannot be compiled (a `pattern` that is not a
+/// regular expression) beside an operation that is fine.
+const BROKEN_OPENAPI: &str = r#"{
+  "openapi": "3.0.3",
+  "info": {"title": "broken", "version": "1"},
+  "paths": {
+    "/teapot": {"get": {"operationId": "teapot",
+      "parameters": [{"name": "code", "in": "query", "required": true, "schema": {"type": "string", "pattern": "(unclosed"}}],
+      "responses": {"200": {"description": "ok"}}}},
+    "/pets/mine": {"get": {"operationId": "getMyPet", "responses": {"200": {"description": "ok"}}}}
+  }
+}"#;
+
+#[::switchboard::service(name = "Broken", openapi = BROKEN_OPENAPI, grpc = false)]
+trait Broken {
+    #[rpc(operation = operations::TEAPOT)]
+    async fn teapot(&self, req: Request<TeapotRequest>) -> Result<Response<TeapotResponse>, Status>;
+    #[rpc(operation = operations::GET_MY_PET)]
+    async fn get_my_pet(&self, req: Request<GetMyPetRequest>) -> Result<Response<GetMyPetResponse>, Status>;
+}
+
+struct Brewer;
+
+impl Broken for Brewer {
+    async fn teapot(&self, _: Request<TeapotRequest>) -> Result<Response<TeapotResponse>, Status> {
+        panic!("an operation whose schemas did not compile must not reach its handler")
+    }
+    async fn get_my_pet(&self, _: Request<GetMyPetRequest>) -> Result<Response<GetMyPetResponse>, Status> {
+        Ok(Response::new(GetMyPetResponse::Ok(pet(0, "Mine", None))))
+    }
+}
+
+#[tokio::test]
+async fn an_operation_whose_schemas_do_not_compile_answers_501_and_the_rest_is_served() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(BrokenRestServer::new(Brewer).serve(listener));
+
+    let answer = http(addr, "GET", "/teapot?code=1", &[], b"").await;
+    assert_eq!(answer.status, 501, "{}", answer.text());
+    assert_eq!(answer.json()["code"], 12, "UNIMPLEMENTED: {}", answer.text());
+    let message = answer.message();
+    assert!(message.contains("`teapot` is not served"), "{message}");
+    assert!(message.contains("query parameter `code`") && message.contains("(unclosed"), "{message}");
+
+    let fine = http(addr, "GET", "/pets/mine", &[], b"").await;
+    assert_eq!(fine.status, 200, "{}", fine.text());
+    assert_eq!(fine.json()["name"], "Mine");
+}

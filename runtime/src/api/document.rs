@@ -2,11 +2,16 @@
 //! its path template and compiled parameter and body schemas.
 //!
 //! The service's document (`ServiceDescriptor::openapi`) is parsed once, when the service is
-//! added to a router. Each operation is found by method and path under `paths`; its parameters
-//! are matched by name and location (operation level first, then path-item level, following
-//! `$ref`s), and the schema of each is compiled, as is the request body schema of each media
-//! type. A part of the document that cannot be found or compiled is not validated (the request
-//! is still decoded and typed by serde); nothing here fails the server.
+//! added to a router, and dropped again once every operation's schemas are compiled: the server
+//! keeps the compiled validators (and the document's text, which it serves at `/openapi.json`),
+//! not a parsed copy of the document. Each operation is found by method and path under `paths`;
+//! its parameters are matched by name and location (operation level first, then path-item
+//! level, following `$ref`s), and the schema of each is compiled, as is the request body schema
+//! of each media type.
+//!
+//! Fail closed: an operation whose schemas cannot be found or compiled is not served
+//! unvalidated. It answers 501 `UNIMPLEMENTED` naming the reason (see [`OpState::unavailable`]);
+//! the rest of the service is served as usual.
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use serde_json::Value;
 use http::HeaderValue;
 
 use super::media::{classify, concrete, Media};
-use super::validate::{Direction, SchemaId, SchemaSet};
+use super::validate::{self, Compiled, Dialect};
 use super::{Location, Operation, Scalar};
 use crate::rest::template::{Template, TemplateError};
 use crate::ServiceDescriptor;
@@ -35,11 +40,14 @@ pub(crate) struct OpState {
     pub(crate) served_path: String,
     /// Realm of `WWW-Authenticate: Basic` challenges (the service name).
     pub(crate) realm: &'static str,
-    schemas: Option<Arc<SchemaSet>>,
+    /// Why the operation is not served (its schemas could not be compiled): it answers 501
+    /// `UNIMPLEMENTED` with this reason. `None` when it is served.
+    pub(crate) unavailable: Option<Box<str>>,
     /// Per parameter of `op.params`: its compiled schema.
-    params: Box<[Option<SchemaId>]>,
-    /// Per media type of `op.body.content`: its compiled schema.
-    bodies: Box<[Option<SchemaId>]>,
+    params: Box<[Option<Compiled>]>,
+    /// Per media type of `op.body.content`: its compiled schema (`None`: the document gives
+    /// that media type no schema, so any content is accepted).
+    bodies: Box<[Option<Compiled>]>,
     /// `op.security`, ready to read.
     pub(crate) security: Box<[Box<[super::security::Prepared]>]>,
     /// Per entry of `op.responses`: how its body is encoded and the `Content-Type` to send
@@ -47,56 +55,53 @@ pub(crate) struct OpState {
     pub(crate) responses: Box<[Option<(Media, HeaderValue)>]>,
 }
 
+/// An operation's compiled schemas: per parameter, per body media type.
+type Schemas = (Vec<Option<Compiled>>, Vec<Option<Compiled>>);
+
 impl ApiService {
     /// Prepares the operations of `descriptor`; `None` when it has none.
     pub(crate) fn build(descriptor: &'static ServiceDescriptor) -> Result<Option<Self>, TemplateError> {
         if !descriptor.has_operations() {
             return Ok(None);
         }
-        let doc: Option<Value> = descriptor.openapi.and_then(|text| serde_json::from_str(text).ok());
+        let doc: Result<Value, String> = match descriptor.openapi {
+            Some(text) => serde_json::from_str(text).map_err(|e| format!("the service's OpenAPI document is not JSON: {e}")),
+            None => Err("the service has no OpenAPI document to validate requests against".to_owned()),
+        };
         let base_path = doc.as_ref().map(base_path).unwrap_or_default();
-        let mut set = doc.as_ref().map(SchemaSet::new);
-        let mut pending = Vec::new();
+        let mut ops = Vec::with_capacity(descriptor.methods.len());
         for method in descriptor.methods {
             let Some(op) = method.operation else {
-                pending.push(None);
+                ops.push(None);
                 continue;
             };
             let template = Template::parse_openapi(&base_path, op.path)?;
-            let (params, bodies) = match (&doc, &mut set) {
-                (Some(doc), Some(set)) => compile(doc, set, op),
-                _ => (vec![None; op.params.len()], vec![None; op.body.map_or(0, |b| b.content.len())]),
+            let (unavailable, (params, bodies)) = match doc.as_ref().map_err(Clone::clone).and_then(|doc| compile(doc, op)) {
+                Ok(schemas) => (None, schemas),
+                Err(reason) => (Some(format!("`{}` is not served: {reason}", op.id).into_boxed_str()), (Vec::new(), Vec::new())),
             };
-            pending.push(Some((op, template, params, bodies)));
-        }
-        let schemas = set.map(Arc::new);
-        let ops = pending
-            .into_iter()
-            .map(|p| {
-                p.map(|(op, template, params, bodies)| {
-                    Arc::new(OpState {
-                        op,
-                        template,
-                        served_path: format!("{base_path}{}", op.path),
-                        realm: descriptor.name,
-                        schemas: schemas.clone(),
-                        params: params.into(),
-                        bodies: bodies.into(),
-                        security: super::security::prepare(op),
-                        responses: op
-                            .responses
-                            .iter()
-                            .map(|r| {
-                                let mt = r.content?;
-                                let ct = HeaderValue::from_str(concrete(mt))
-                                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-                                Some((classify(mt), ct))
-                            })
-                            .collect(),
+            ops.push(Some(Arc::new(OpState {
+                op,
+                template,
+                served_path: format!("{base_path}{}", op.path),
+                realm: descriptor.name,
+                unavailable,
+                params: params.into(),
+                bodies: bodies.into(),
+                security: super::security::prepare(op),
+                responses: op
+                    .responses
+                    .iter()
+                    .map(|r| {
+                        let mt = r.content?;
+                        let ct = HeaderValue::from_str(concrete(mt))
+                            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                        Some((classify(mt), ct))
                     })
-                })
-            })
-            .collect();
+                    .collect(),
+            })));
+        }
+        // `doc` (the parsed document) is dropped here: only the compiled schemas stay.
         Ok(Some(ApiService { ops }))
     }
 }
@@ -106,14 +111,13 @@ impl OpState {
     /// at most 100``.
     /// Object parameters (read as strings) are first retyped by their schema's properties.
     pub(crate) fn validate_params(&self, fields: &mut super::params::Fields) -> Result<(), String> {
-        let Some(set) = &self.schemas else { return Ok(()) };
-        for (param, id) in self.op.params.iter().zip(self.params.iter()) {
-            let (Some(id), Some(value)) = (id, fields.get_mut(param.field)) else { continue };
+        for (param, schema) in self.op.params.iter().zip(self.params.iter()) {
+            let (Some(schema), Some(value)) = (schema, fields.get_mut(param.field)) else { continue };
             if param.shape == super::ParamShape::Object {
-                super::params::coerce_object(param, value, |k| set.property_shape(*id, k)).map_err(|e| e.to_string())?;
+                super::params::coerce_object(param, value, |k| schema.property_shape(k)).map_err(|e| e.to_string())?;
             }
             let value = &*value;
-            if let Err(e) = set.validate(*id, value, Direction::Request) {
+            if let Err(e) = schema.validate(value) {
                 let at = if e.pointer.is_empty() { String::new() } else { format!(" at {}", e.pointer) };
                 return Err(format!("{} `{}`{at}: {}", noun(param.location), param.name, e.message));
             }
@@ -124,8 +128,8 @@ impl OpState {
     /// Checks a request body of media type `op.body.content[index]`: ``request body at
     /// /tags/0: must be a string``.
     pub(crate) fn validate_body(&self, index: usize, value: &Value) -> Result<(), String> {
-        let (Some(set), Some(Some(id))) = (&self.schemas, self.bodies.get(index)) else { return Ok(()) };
-        set.validate(*id, value, Direction::Request).map_err(|e| {
+        let Some(Some(schema)) = self.bodies.get(index) else { return Ok(()) };
+        schema.validate(value).map_err(|e| {
             if e.pointer.is_empty() {
                 format!("request body: {}", e.message)
             } else {
@@ -137,8 +141,7 @@ impl OpState {
     /// The type of property `name` of a form or multipart body of media type
     /// `op.body.content[index]`: its scalar type and whether it is an array.
     pub(crate) fn property_shape(&self, index: usize, name: &str) -> Option<(Scalar, bool)> {
-        let (Some(set), Some(Some(id))) = (&self.schemas, self.bodies.get(index)) else { return None };
-        set.property_shape(*id, name)
+        self.bodies.get(index)?.as_ref()?.property_shape(name)
     }
 }
 
@@ -177,10 +180,7 @@ pub(crate) fn base_path(doc: &Value) -> String {
     path.to_owned()
 }
 
-/// `~` and `/` escaped for a JSON pointer token.
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
+use validate::escape_token as escape;
 
 /// Follows `$ref`s (local ones) from the value at `pointer`; returns the final pointer and value.
 fn resolve(doc: &Value, mut pointer: String) -> Option<(String, &Value)> {
@@ -194,37 +194,44 @@ fn resolve(doc: &Value, mut pointer: String) -> Option<(String, &Value)> {
     None
 }
 
-fn compile(doc: &Value, set: &mut SchemaSet, op: &'static Operation) -> (Vec<Option<SchemaId>>, Vec<Option<SchemaId>>) {
+/// Compiles the parameter and body schemas of `op`; the reason when one cannot be.
+fn compile(doc: &Value, op: &'static Operation) -> Result<Schemas, String> {
+    let dialect = Dialect::of(doc);
     let item = format!("/paths/{}", escape(op.path));
-    let operation = format!("{item}/{}", op.method.to_ascii_lowercase());
-    let found = doc.pointer(&operation).is_some();
-    let params = op
-        .params
-        .iter()
-        .map(|param| {
-            if !found {
-                return None;
+    let method = op.method.to_ascii_lowercase();
+    let operation = format!("{item}/{method}");
+    if doc.pointer(&operation).is_none() {
+        return Err(format!("the document has no `{} {}` operation", op.method, op.path));
+    }
+    let mut params = Vec::with_capacity(op.params.len());
+    for param in op.params {
+        let pointer = [&operation, &item]
+            .into_iter()
+            .find_map(|base| param_schema(doc, base, param.name, param.location))
+            .ok_or_else(|| format!("the document has no schema for {} `{}`", noun(param.location), param.name))?;
+        let compiled = validate::compile(doc, dialect, &pointer)
+            .map_err(|e| format!("the schema of {} `{}` cannot be compiled: {e}", noun(param.location), param.name))?;
+        params.push(Some(compiled));
+    }
+    let mut bodies = Vec::new();
+    if let Some(body) = op.body {
+        let (pointer, value) = resolve(doc, format!("{operation}/requestBody"))
+            .ok_or_else(|| "the document describes no request body for it".to_owned())?;
+        for mt in body.content {
+            let media = value
+                .get("content")
+                .and_then(|c| c.get(*mt))
+                .ok_or_else(|| format!("the document's request body has no `{mt}` content"))?;
+            if media.get("schema").is_none() {
+                bodies.push(None); // no schema: any content of this type
+                continue;
             }
-            let pointer = [&operation, &item].into_iter().find_map(|base| param_schema(doc, base, param.name, param.location))?;
-            set.compile(&pointer).ok()
-        })
-        .collect();
-    let bodies = match op.body {
-        Some(body) if found => {
-            let resolved = resolve(doc, format!("{operation}/requestBody"));
-            body.content
-                .iter()
-                .map(|mt| {
-                    let (pointer, value) = resolved.as_ref()?;
-                    value.get("content")?.get(*mt)?.get("schema")?;
-                    set.compile(&format!("{pointer}/content/{}/schema", escape(mt))).ok()
-                })
-                .collect()
+            let compiled = validate::compile(doc, dialect, &format!("{pointer}/content/{}/schema", escape(mt)))
+                .map_err(|e| format!("the `{mt}` request body schema cannot be compiled: {e}"))?;
+            bodies.push(Some(compiled));
         }
-        Some(body) => vec![None; body.content.len()],
-        None => Vec::new(),
-    };
-    (params, bodies)
+    }
+    Ok((params, bodies))
 }
 
 /// The pointer to the schema of parameter `name` in `location` among `{base}/parameters`.

@@ -15,7 +15,9 @@
 //! the handler runs, the server checks credentials ([`Credentials`], 401 when missing, and the
 //! `authorize` hook of the router), decodes and validates the parameters and the body against
 //! the document's schemas (400 naming the parameter or the JSON pointer; 415 for a media type
-//! the operation does not take). The handler's response enum picks the status and media type.
+//! the operation does not take). An operation whose schemas cannot be compiled answers 501
+//! `UNIMPLEMENTED` naming the reason instead of being served unvalidated. The handler's response
+//! enum picks the status and media type.
 //!
 //! Calling: `RestClient::api_unary` (and the `<Trait>RestClient` methods) send the request
 //! struct the same way back and turn the answer into the response enum.
@@ -27,8 +29,14 @@ mod operation;
 pub(crate) mod params;
 pub(crate) mod security;
 mod types;
-#[cfg(feature = "rest")]
+#[cfg(feature = "openapi")]
 pub(crate) mod validate;
+
+/// What switchboard-codegen calls to find, at generation time, the operations the server will
+/// answer 501 for. Not a public API.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+pub use validate::unservable_operations as __unservable_operations;
 
 #[cfg(feature = "rest")]
 mod body;

@@ -136,6 +136,10 @@ fn prepare(call: &mut Call) -> Result<Prepared, HttpResponse> {
     };
     let state = api.state;
     let op = state.op;
+    // Fail closed: an operation whose schemas could not be compiled is not served unchecked.
+    if let Some(reason) = &state.unavailable {
+        return Err(error_response(&Status::unimplemented(reason.to_string())));
+    }
 
     let credentials = if op.security.is_empty() {
         None

@@ -1,75 +1,104 @@
-//! Validation of JSON values against the schemas of an OpenAPI document, in both dialects:
-//! OpenAPI 3.0 (its own JSON Schema subset: `nullable`, boolean `exclusiveMinimum`, `$ref`
-//! replacing its siblings) and OpenAPI 3.1 (JSON Schema 2020-12: `type` arrays, numeric
-//! `exclusiveMinimum`, `$ref` alongside other keywords).
+//! Validation of request values against the schemas of an OpenAPI document, on the
+//! [`jsonschema`] crate.
 //!
-//! Schemas are compiled on demand, by JSON pointer, into an arena of nodes whose children are
-//! node ids; every subschema is compiled once (keyed by its location in the document), so a
-//! `$ref` cycle closes on itself. Validation never looks at the document again.
+//! Each parameter and request body schema is cut out of the document into a self-contained
+//! JSON Schema (every `$ref` it reaches, transitively, copied under `definitions` / `$defs` and
+//! the references rewritten to point there), transformed for the request direction, and
+//! compiled once. The document itself is not kept.
 //!
-//! Supported keywords: `$ref` (local `#/…` pointers), `type`, `nullable` (3.0), `enum`, `const`,
-//! `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `minLength`,
-//! `maxLength`, `pattern`, `format` (`date-time`, `date`, `uuid`, `email`, `int32`, `int64`),
-//! `items`, `prefixItems`, `minItems`, `maxItems`, `uniqueItems`, `contains`, `properties`,
-//! `patternProperties`, `additionalProperties`, `required`, `minProperties`, `maxProperties`,
-//! `propertyNames`, `dependentRequired`, `allOf`, `anyOf`, `oneOf` (with `discriminator`),
-//! `not`, `if`/`then`/`else`, `readOnly`, `writeOnly`, boolean schemas.
+//! Dialects:
 //!
-//! Not supported (ignored): `$id`/`$anchor`/`$dynamicRef` and `$ref`s to other documents (a
-//! `$ref` that is not a local pointer fails the compile), `unevaluatedProperties`,
-//! `unevaluatedItems`, `dependentSchemas`, `minContains`/`maxContains`, other formats, and
-//! `pattern`s that `regex-lite` cannot compile (look-around, backreferences).
+//! - **OpenAPI 3.0** (and Swagger 2.0) compiles as JSON Schema **Draft 4**, after a small
+//!   transform: `nullable: true` adds `null` to the schema's types (or, beside `$ref`, `allOf`,
+//!   `anyOf`, `oneOf`, `not` or `const`, accepts `null` ahead of the schema); a `$ref` replaces
+//!   its siblings; boolean `exclusiveMinimum` / `exclusiveMaximum` are Draft 4's own (a numeric
+//!   one, 3.1 style, becomes `minimum` + `exclusiveMinimum: true`).
+//! - **OpenAPI 3.1** compiles as **Draft 2020-12** (`unevaluatedProperties`,
+//!   `dependentSchemas`, `prefixItems`, … all apply). A leftover boolean `exclusiveMinimum` is
+//!   read the 3.0 way.
+//!
+//! In both: a `readOnly` property is neither required nor checked in a request; `format:
+//! int32` / `int64` bound integers; `date`, `date-time`, `uuid` and `email` are checked, other
+//! formats are not; `discriminator` picks the alternative of a `oneOf` / `anyOf` by the tag
+//! property (its `mapping`, else the last segment of each branch's `$ref`), as before; `pattern`s
+//! are ECMA-262 regular expressions run by a backtracking engine (`fancy-regex`) under a
+//! backtrack limit: a value that hits the limit is rejected (a 400), never matched for long.
+//!
+//! A schema that cannot be compiled (a `$ref` to another document or to nothing, a pattern
+//! that is not a regular expression, an unknown `type`, a `$dynamicRef`, …) is an error: the
+//! caller decides (the server answers 501 for that operation rather than serve it unchecked).
 
-use std::collections::{HashMap, HashSet};
+#![cfg_attr(not(feature = "rest"), allow(dead_code))] // until a transport other than REST validates
+
+use std::collections::HashMap;
 use std::fmt;
 
-use regex_lite::Regex;
-use serde_json::{Map, Value};
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{Draft, Keyword, PatternOptions, ValidationError as JsError};
+use serde_json::{json, Map, Value};
 
 use super::Scalar;
 
-/// How deep validation may nest schema applications before giving up (a guard against stack
-/// exhaustion on values nested far deeper than any document intends, and on `allOf` cycles).
-const MAX_DEPTH: u32 = 384;
+/// How many backtracking steps one `pattern` match may take before the value is rejected.
+/// fancy-regex's default is 1,000,000; a tenth of that keeps a hostile value to milliseconds.
+const BACKTRACK_LIMIT: usize = 100_000;
 
 /// How many `$ref` hops resolving one pointer may take.
 const MAX_REF_HOPS: u32 = 64;
 
-/// Arrays longer than this are checked for `uniqueItems` by hashing instead of pairwise.
-const PAIRWISE_UNIQUE_MAX: usize = 32;
+/// How deep the property-shape lookups follow `$ref` / `allOf` / `oneOf` / `anyOf`.
+const MAX_SHAPE_DEPTH: u32 = 16;
 
 /// Enum values listed in full in an error message.
 const ENUM_LISTED: usize = 10;
 
-const T_NULL: u8 = 1;
-const T_BOOLEAN: u8 = 2;
-const T_INTEGER: u8 = 4;
-const T_NUMBER: u8 = 8;
-const T_STRING: u8 = 16;
-const T_ARRAY: u8 = 32;
-const T_OBJECT: u8 = 64;
+/// The custom keywords the transform writes (names no document uses).
+const KW_INT: &str = "x-switchboard-int";
+const KW_DISCRIMINATOR: &str = "x-switchboard-discriminator";
+const KW_TAG: &str = "x-switchboard-tag";
 
-/// Schemas of one OpenAPI document, compiled on demand.
-pub(crate) struct SchemaSet {
-    document: Value,
-    dialect: Dialect,
-    nodes: Vec<Node>,
-    by_pointer: HashMap<String, SchemaId>,
+/// Which JSON Schema an OpenAPI document speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// OpenAPI 3.0 (and Swagger 2.0): Draft 4 after the transform.
+    V30,
+    /// OpenAPI 3.1 and later: Draft 2020-12.
+    V31,
 }
 
-/// A compiled schema of a [`SchemaSet`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SchemaId(u32);
+impl Dialect {
+    /// Read from the document's `openapi` field: `3.0.x`, or a `swagger` field, is 3.0;
+    /// anything else 3.1.
+    pub(crate) fn of(document: &Value) -> Self {
+        let v30 = document.get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with("3.0"))
+            || document.get("swagger").is_some();
+        if v30 {
+            Dialect::V30
+        } else {
+            Dialect::V31
+        }
+    }
 
-/// Which way a value travels: `readOnly` properties are not required in requests (and are not
-/// checked there), `writeOnly` ones are not required in responses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
-    /// A request body or parameter.
-    Request,
-    /// A response body.
-    #[cfg_attr(not(test), allow(dead_code))] // responses are not validated by the server yet
-    Response,
+    fn defs(self) -> &'static str {
+        match self {
+            Dialect::V30 => "definitions",
+            Dialect::V31 => "$defs",
+        }
+    }
+}
+
+/// One compiled parameter or body schema.
+pub(crate) struct Compiled {
+    validator: jsonschema::Validator,
+    /// For object schemas: each property's scalar type and whether it is an array, sorted by
+    /// name (form and multipart bodies, object parameters).
+    shapes: Box<[(Box<str>, Scalar, bool)]>,
+}
+
+impl fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compiled").field("shapes", &self.shapes).finish_non_exhaustive()
+    }
 }
 
 /// Why a value does not match its schema.
@@ -93,114 +122,22 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dialect {
-    /// OpenAPI 3.0 (and Swagger 2.0).
-    V30,
-    /// OpenAPI 3.1 and later.
-    V31,
-}
+/// Why a schema could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct SchemaError(pub(crate) String);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    DateTime,
-    Date,
-    Uuid,
-    Email,
-    Int32,
-    Int64,
-}
-
-/// One compiled schema. Keyword groups that only apply to one instance type are boxed so the
-/// common node stays small.
-#[derive(Default)]
-struct Node {
-    /// The `false` schema: nothing is valid.
-    never: bool,
-    /// Allowed types (`T_*` bits); 0 allows any.
-    types: u8,
-    /// OpenAPI 3.0 `nullable: true`: null is valid, whatever else the schema says.
-    nullable: bool,
-    read_only: bool,
-    write_only: bool,
-    format: Option<Format>,
-    enumeration: Option<Box<[Value]>>,
-    constant: Option<Box<Value>>,
-    number: Option<Box<NumberRules>>,
-    string: Option<Box<StringRules>>,
-    array: Option<Box<ArrayRules>>,
-    object: Option<Box<ObjectRules>>,
-    logic: Option<Box<Logic>>,
-}
-
-#[derive(Default)]
-struct NumberRules {
-    minimum: Option<f64>,
-    exclusive_minimum: Option<f64>,
-    maximum: Option<f64>,
-    exclusive_maximum: Option<f64>,
-    multiple_of: Option<f64>,
-}
-
-#[derive(Default)]
-struct StringRules {
-    min_length: Option<u64>,
-    max_length: Option<u64>,
-    pattern: Option<(Regex, Box<str>)>,
-}
-
-#[derive(Default)]
-struct ArrayRules {
-    min_items: Option<u64>,
-    max_items: Option<u64>,
-    unique_items: bool,
-    prefix_items: Vec<SchemaId>,
-    items: Option<SchemaId>,
-    contains: Option<SchemaId>,
-}
-
-#[derive(Default)]
-struct ObjectRules {
-    /// Sorted by name.
-    properties: Vec<(Box<str>, SchemaId)>,
-    pattern_properties: Vec<(Regex, SchemaId)>,
-    additional: Option<SchemaId>,
-    required: Vec<Box<str>>,
-    min_properties: Option<u64>,
-    max_properties: Option<u64>,
-    property_names: Option<SchemaId>,
-    dependent_required: Vec<(Box<str>, Vec<Box<str>>)>,
-}
-
-impl ObjectRules {
-    fn property(&self, name: &str) -> Option<SchemaId> {
-        self.properties.binary_search_by(|(k, _)| k.as_ref().cmp(name)).ok().map(|i| self.properties[i].1)
+impl From<String> for SchemaError {
+    fn from(message: String) -> Self {
+        SchemaError(message)
     }
-}
-
-#[derive(Default)]
-struct Logic {
-    /// `allOf`, plus the `$ref` target.
-    all_of: Vec<SchemaId>,
-    any_of: Vec<SchemaId>,
-    one_of: Vec<SchemaId>,
-    not: Option<SchemaId>,
-    if_then_else: Option<(SchemaId, Option<SchemaId>, Option<SchemaId>)>,
-    discriminator: Option<Discriminator>,
-}
-
-struct Discriminator {
-    property: Box<str>,
-    /// Tag value → schema: explicit `mapping` entries first, then the last segment of each
-    /// `oneOf`/`anyOf` branch's `$ref`.
-    mapping: Vec<(Box<str>, SchemaId)>,
 }
 
 // ---------------------------------------------------------------------------------------------
 // JSON pointers
 // ---------------------------------------------------------------------------------------------
 
-fn escape_token(token: &str) -> String {
+pub(crate) fn escape_token(token: &str) -> String {
     if token.contains(['~', '/']) {
         token.replace('~', "~0").replace('/', "~1")
     } else {
@@ -232,8 +169,8 @@ fn ref_to_pointer(reference: &str) -> Result<String, String> {
 /// Resolves `pointer` in `doc`. Where a token names nothing in an object that is itself a
 /// `$ref`, the reference is followed (so `/paths/~1a/get/parameters/0/schema` works when
 /// parameter 0 is a `$ref` to `#/components/parameters/…`). Returns the pointer of the place
-/// actually reached, with no `$ref` left to follow along it.
-fn resolve<'d>(doc: &'d Value, pointer: &str, hops: &mut u32) -> Result<(String, &'d Value), String> {
+/// actually reached.
+pub(crate) fn resolve<'d>(doc: &'d Value, pointer: &str, hops: &mut u32) -> Result<(String, &'d Value), String> {
     if pointer.is_empty() {
         return Ok((String::new(), doc));
     }
@@ -271,331 +208,377 @@ fn resolve<'d>(doc: &'d Value, pointer: &str, hops: &mut u32) -> Result<(String,
     Ok((canonical, current))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Compiling
-// ---------------------------------------------------------------------------------------------
-
-impl SchemaSet {
-    /// `document` is the whole OpenAPI document; the dialect is read from its `openapi` field
-    /// (`3.0.x`, or a `swagger` field, reads as 3.0; anything else as 3.1).
-    pub(crate) fn new(document: &Value) -> Self {
-        let v30 = document.get("openapi").and_then(Value::as_str).is_some_and(|v| v.starts_with("3.0"))
-            || document.get("swagger").is_some();
-        SchemaSet {
-            document: document.clone(),
-            dialect: if v30 { Dialect::V30 } else { Dialect::V31 },
-            nodes: Vec::new(),
-            by_pointer: HashMap::new(),
-        }
-    }
-
-    /// Compiles the schema found at the JSON pointer `pointer` into the document (e.g.
-    /// `/paths/~1pets~1{petId}/get/parameters/0/schema`; `$ref`s met on the way are followed).
-    /// Fails when there is nothing there or a `$ref` reachable from it cannot be resolved.
-    /// Compiling the same place twice returns the same id.
-    pub(crate) fn compile(&mut self, pointer: &str) -> Result<SchemaId, String> {
-        if let Some(&id) = self.by_pointer.get(pointer) {
-            return Ok(id);
-        }
-        let nodes_before = self.nodes.len();
-        let mut compiler = Compiler {
-            doc: &self.document,
-            dialect: self.dialect,
-            nodes: &mut self.nodes,
-            by_pointer: &mut self.by_pointer,
-            queue: Vec::new(),
-            added: Vec::new(),
+/// `value` with a `$ref` at its top followed (to a schema object that has none, or after
+/// `MAX_REF_HOPS`).
+fn follow<'d>(doc: &'d Value, mut value: &'d Value) -> &'d Value {
+    for _ in 0..MAX_REF_HOPS {
+        let Some(reference) = value.get("$ref").and_then(Value::as_str) else { return value };
+        let Some(target) = ref_to_pointer(reference).ok().and_then(|p| resolve(doc, &p, &mut 0).ok()) else {
+            return value;
         };
-        let result = compiler.run(pointer);
-        if result.is_err() {
-            // Leave no half-compiled nodes behind for a later compile to pick up.
-            let added = std::mem::take(&mut compiler.added);
-            for pointer in added {
-                self.by_pointer.remove(&pointer);
-            }
-            self.nodes.truncate(nodes_before);
-        }
-        result
+        value = target.1;
     }
+    value
 }
 
-struct Compiler<'s> {
-    doc: &'s Value,
+// ---------------------------------------------------------------------------------------------
+// Bundling and transforming
+// ---------------------------------------------------------------------------------------------
+
+/// Builds one self-contained schema from a place in the document.
+struct Bundler<'d> {
+    doc: &'d Value,
     dialect: Dialect,
-    nodes: &'s mut Vec<Node>,
-    by_pointer: &'s mut HashMap<String, SchemaId>,
-    /// Nodes allocated but not built yet, with their canonical pointers.
-    queue: Vec<(SchemaId, String)>,
-    /// Pointers entered into `by_pointer` by this compile (removed again if it fails).
-    added: Vec<String>,
+    /// Per definition: its transformed schema (filled as the queue drains).
+    defs: Vec<Value>,
+    by_pointer: HashMap<String, usize>,
+    queue: Vec<(usize, String)>,
+    /// Schemas known not to reach themselves without looking inside the value.
+    acyclic: std::collections::HashSet<String>,
 }
 
-fn uint(value: Option<&Value>) -> Option<u64> {
-    let value = value?;
-    value.as_u64().or_else(|| value.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
-}
+/// Keywords whose value is one subschema.
+const ONE_SCHEMA: &[&str] = &[
+    "additionalProperties",
+    "additionalItems",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "contentSchema",
+];
 
-fn type_bit(name: &str) -> u8 {
-    match name {
-        "null" => T_NULL,
-        "boolean" => T_BOOLEAN,
-        "integer" => T_INTEGER,
-        "number" => T_NUMBER,
-        "string" => T_STRING,
-        "array" => T_ARRAY,
-        "object" => T_OBJECT,
-        _ => 0,
+/// Keywords whose value is an array of subschemas.
+const SCHEMA_LIST: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
+
+/// Keywords whose value is an object of subschemas.
+const SCHEMA_MAP: &[&str] = &["properties", "patternProperties", "dependentSchemas"];
+
+/// Annotations and OpenAPI-only keywords, dropped (the compiled schema does not need them).
+const DROPPED: &[&str] = &[
+    "$id",
+    "$schema",
+    "$anchor",
+    "$dynamicAnchor",
+    "$comment",
+    "$defs",
+    "definitions",
+    "title",
+    "description",
+    "example",
+    "examples",
+    "default",
+    "deprecated",
+    "xml",
+    "externalDocs",
+    "discriminator",
+    "nullable",
+    "readOnly",
+    "writeOnly",
+    "contentMediaType",
+    "contentEncoding",
+];
+
+impl<'d> Bundler<'d> {
+    /// `#/definitions/d3` (3.0) or `#/$defs/d3` (3.1) for a `$ref` met in the document.
+    fn reference(&mut self, reference: &str) -> Result<String, String> {
+        let pointer = ref_to_pointer(reference)?;
+        let id = self.intern(&pointer)?;
+        Ok(format!("#/{}/d{id}", self.dialect.defs()))
     }
-}
 
-impl Compiler<'_> {
-    fn run(&mut self, pointer: &str) -> Result<SchemaId, String> {
-        let id = self.intern(pointer)?;
-        while let Some((id, pointer)) = self.queue.pop() {
-            let node = self.build(&pointer)?;
-            if let Some(slot) = self.nodes.get_mut(id.0 as usize) {
-                *slot = node;
-            }
-        }
-        Ok(id)
-    }
-
-    /// The id of the schema at `pointer`, allocating (and queueing) a node if it is new.
-    fn intern(&mut self, pointer: &str) -> Result<SchemaId, String> {
+    fn intern(&mut self, pointer: &str) -> Result<usize, String> {
         if let Some(&id) = self.by_pointer.get(pointer) {
             return Ok(id);
         }
-        let (canonical, _) = resolve(self.doc, pointer, &mut 0)?;
+        let (canonical, value) = resolve(self.doc, pointer, &mut 0)?;
+        self.no_ref_cycle(&canonical, value)?;
         let id = match self.by_pointer.get(&canonical) {
             Some(&id) => id,
             None => {
-                let id = SchemaId(u32::try_from(self.nodes.len()).map_err(|_| "too many schemas".to_owned())?);
-                self.nodes.push(Node::default());
+                let id = self.defs.len();
+                self.defs.push(Value::Bool(true));
                 self.by_pointer.insert(canonical.clone(), id);
-                self.added.push(canonical.clone());
                 self.queue.push((id, canonical.clone()));
                 id
             }
         };
-        if canonical != pointer {
-            self.by_pointer.insert(pointer.to_owned(), id);
-            self.added.push(pointer.to_owned());
-        }
+        self.by_pointer.insert(pointer.to_owned(), id);
         Ok(id)
     }
 
-    fn child(&mut self, pointer: &str, keyword: &str) -> Result<SchemaId, String> {
-        self.intern(&format!("{pointer}/{keyword}"))
+    /// A schema that reaches itself through `$ref` without looking inside the value (through
+    /// `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`, `dependentSchemas` only) would
+    /// recurse forever, or (as jsonschema cuts such loops) pass values it should not: refused.
+    fn no_ref_cycle(&mut self, start: &str, value: &'d Value) -> Result<(), String> {
+        if self.acyclic.contains(start) {
+            return Ok(());
+        }
+        let mut stack = vec![start.to_owned()];
+        self.in_place(value, &mut stack)?;
+        self.acyclic.insert(start.to_owned());
+        Ok(())
     }
 
-    fn children(&mut self, pointer: &str, keyword: &str, value: Option<&Value>) -> Result<Vec<SchemaId>, String> {
-        let Some(Value::Array(items)) = value else { return Ok(Vec::new()) };
-        (0..items.len()).map(|i| self.intern(&format!("{pointer}/{keyword}/{i}"))).collect()
-    }
-
-    fn build(&mut self, pointer: &str) -> Result<Node, String> {
-        let (_, value) = resolve(self.doc, pointer, &mut 0)?;
-        let schema = match value {
-            Value::Bool(true) => return Ok(Node::default()),
-            Value::Bool(false) => return Ok(Node { never: true, ..Node::default() }),
-            Value::Object(schema) => schema,
-            _ => return Err(format!("`{pointer}` is not a schema")),
-        };
-        let mut node = Node::default();
-        let mut logic = Logic::default();
-
-        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-            let target = self.intern(&ref_to_pointer(reference)?)?;
-            logic.all_of.push(target);
+    fn in_place(&mut self, value: &'d Value, stack: &mut Vec<String>) -> Result<(), String> {
+        let Value::Object(map) = value else { return Ok(()) };
+        if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+            // Unresolvable references are reported where they are compiled.
+            if let Some((target, next)) = ref_to_pointer(reference).ok().and_then(|p| resolve(self.doc, &p, &mut 0).ok()) {
+                if stack.contains(&target) {
+                    return Err(format!(
+                        "`{}` refers to itself through `$ref` without looking inside the value",
+                        stack[0]
+                    ));
+                }
+                if !self.acyclic.contains(&target) {
+                    stack.push(target);
+                    self.in_place(next, stack)?;
+                    if let Some(done) = stack.pop() {
+                        self.acyclic.insert(done);
+                    }
+                }
+            }
             if self.dialect == Dialect::V30 {
-                // 3.0: a `$ref` replaces its siblings. `nullable` beside it is honoured anyway,
+                return Ok(()); // its siblings do not apply
+            }
+        }
+        for keyword in ["allOf", "anyOf", "oneOf"] {
+            for branch in map.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+                self.in_place(branch, stack)?;
+            }
+        }
+        for keyword in ["not", "if", "then", "else"] {
+            if let Some(branch) = map.get(keyword) {
+                self.in_place(branch, stack)?;
+            }
+        }
+        for branch in map.get("dependentSchemas").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+            self.in_place(branch, stack)?;
+        }
+        Ok(())
+    }
+
+    fn run(mut self, pointer: &str) -> Result<Value, String> {
+        let (canonical, root) = resolve(self.doc, pointer, &mut 0)?;
+        self.no_ref_cycle(&canonical, root)?;
+        let mut out = self.transform(root).map_err(|e| format!("`{canonical}`: {e}"))?;
+        while let Some((id, pointer)) = self.queue.pop() {
+            let (_, value) = resolve(self.doc, &pointer, &mut 0)?;
+            let schema = self.transform(value).map_err(|e| format!("`{pointer}`: {e}"))?;
+            self.defs[id] = schema;
+        }
+        if self.defs.is_empty() {
+            return Ok(out);
+        }
+        let defs: Map<String, Value> =
+            std::mem::take(&mut self.defs).into_iter().enumerate().map(|(i, s)| (format!("d{i}"), s)).collect();
+        let wrap = match &out {
+            Value::Object(map) => self.dialect == Dialect::V30 && map.contains_key("$ref"),
+            _ => true,
+        };
+        if wrap {
+            out = json!({ "allOf": [out] });
+        }
+        if let Value::Object(map) = &mut out {
+            map.insert(self.dialect.defs().to_owned(), Value::Object(defs));
+        }
+        Ok(out)
+    }
+
+    /// One schema of the document, for the request direction and the target draft.
+    fn transform(&mut self, schema: &Value) -> Result<Value, String> {
+        let map = match schema {
+            // Draft 4 has no boolean schemas (but for `additionalProperties` / `additionalItems`).
+            Value::Bool(true) if self.dialect == Dialect::V30 => return Ok(json!({})),
+            Value::Bool(false) if self.dialect == Dialect::V30 => return Ok(json!({ "not": {} })),
+            Value::Bool(b) => return Ok(Value::Bool(*b)),
+            Value::Object(map) => map,
+            _ => return Err("is not a schema (an object or a boolean)".to_owned()),
+        };
+        let v30 = self.dialect == Dialect::V30;
+        let nullable = v30 && map.get("nullable") == Some(&Value::Bool(true));
+        if let Some(reference) = map.get("$ref") {
+            let reference = reference.as_str().ok_or("`$ref` is not a string")?;
+            if v30 {
+                // 3.0: a `$ref` replaces its siblings; `nullable` beside it is honoured anyway,
                 // since documents write it there to mean "this reference, or null".
-                node.nullable = schema.get("nullable") == Some(&Value::Bool(true));
-                node.logic = Some(Box::new(logic));
-                return Ok(node);
+                let target = json!({ "$ref": self.reference(reference)? });
+                return Ok(if nullable { json!({ "anyOf": [{ "type": "null" }, target] }) } else { target });
             }
         }
-
-        match schema.get("type") {
-            Some(Value::String(name)) => node.types = type_bit(name),
-            Some(Value::Array(names)) => {
-                node.types = names.iter().filter_map(Value::as_str).fold(0, |bits, name| bits | type_bit(name));
+        let mut out = Map::new();
+        for (key, value) in map {
+            let k = key.as_str();
+            if k.starts_with("x-") || DROPPED.contains(&k) {
+                continue;
             }
-            _ => {}
-        }
-        if self.dialect == Dialect::V30 && schema.get("nullable") == Some(&Value::Bool(true)) {
-            node.nullable = true;
-        }
-        node.read_only = schema.get("readOnly") == Some(&Value::Bool(true));
-        node.write_only = schema.get("writeOnly") == Some(&Value::Bool(true));
-        if let Some(Value::Array(values)) = schema.get("enum") {
-            node.enumeration = Some(values.clone().into_boxed_slice());
-        }
-        if let Some(value) = schema.get("const") {
-            node.constant = Some(Box::new(value.clone()));
-        }
-        node.format = match schema.get("format").and_then(Value::as_str) {
-            Some("date-time") => Some(Format::DateTime),
-            Some("date") => Some(Format::Date),
-            Some("uuid") => Some(Format::Uuid),
-            Some("email") => Some(Format::Email),
-            Some("int32") => Some(Format::Int32),
-            Some("int64") => Some(Format::Int64),
-            _ => None,
-        };
-
-        node.number = Self::number_rules(schema);
-        node.string = Self::string_rules(schema);
-        node.array = self.array_rules(pointer, schema)?;
-        node.object = self.object_rules(pointer, schema)?;
-
-        logic.all_of.extend(self.children(pointer, "allOf", schema.get("allOf"))?);
-        logic.any_of = self.children(pointer, "anyOf", schema.get("anyOf"))?;
-        logic.one_of = self.children(pointer, "oneOf", schema.get("oneOf"))?;
-        if schema.contains_key("not") {
-            logic.not = Some(self.child(pointer, "not")?);
-        }
-        if schema.contains_key("if") {
-            let then = if schema.contains_key("then") { Some(self.child(pointer, "then")?) } else { None };
-            let otherwise = if schema.contains_key("else") { Some(self.child(pointer, "else")?) } else { None };
-            logic.if_then_else = Some((self.child(pointer, "if")?, then, otherwise));
-        }
-        if !logic.one_of.is_empty() || !logic.any_of.is_empty() {
-            logic.discriminator = self.discriminator(schema, &logic)?;
-        }
-        let has_logic = !logic.all_of.is_empty()
-            || !logic.any_of.is_empty()
-            || !logic.one_of.is_empty()
-            || logic.not.is_some()
-            || logic.if_then_else.is_some();
-        if has_logic {
-            node.logic = Some(Box::new(logic));
-        }
-        Ok(node)
-    }
-
-    fn number_rules(schema: &Map<String, Value>) -> Option<Box<NumberRules>> {
-        let num = |key: &str| schema.get(key).and_then(Value::as_f64);
-        let mut rules = NumberRules {
-            minimum: num("minimum"),
-            maximum: num("maximum"),
-            exclusive_minimum: num("exclusiveMinimum"),
-            exclusive_maximum: num("exclusiveMaximum"),
-            multiple_of: num("multipleOf").filter(|m| *m > 0.0),
-        };
-        // 3.0: a boolean `exclusiveMinimum` turns `minimum` exclusive (accepted in either dialect).
-        if schema.get("exclusiveMinimum") == Some(&Value::Bool(true)) {
-            rules.exclusive_minimum = rules.minimum.take();
-        }
-        if schema.get("exclusiveMaximum") == Some(&Value::Bool(true)) {
-            rules.exclusive_maximum = rules.maximum.take();
-        }
-        let any = rules.minimum.is_some()
-            || rules.maximum.is_some()
-            || rules.exclusive_minimum.is_some()
-            || rules.exclusive_maximum.is_some()
-            || rules.multiple_of.is_some();
-        any.then(|| Box::new(rules))
-    }
-
-    fn string_rules(schema: &Map<String, Value>) -> Option<Box<StringRules>> {
-        let rules = StringRules {
-            min_length: uint(schema.get("minLength")),
-            max_length: uint(schema.get("maxLength")),
-            // A pattern regex-lite cannot compile is ignored rather than failing the schema.
-            pattern: schema
-                .get("pattern")
-                .and_then(Value::as_str)
-                .and_then(|source| Regex::new(source).ok().map(|re| (re, source.into()))),
-        };
-        let any = rules.min_length.is_some() || rules.max_length.is_some() || rules.pattern.is_some();
-        any.then(|| Box::new(rules))
-    }
-
-    fn array_rules(&mut self, pointer: &str, schema: &Map<String, Value>) -> Result<Option<Box<ArrayRules>>, String> {
-        let mut rules = ArrayRules {
-            min_items: uint(schema.get("minItems")),
-            max_items: uint(schema.get("maxItems")),
-            unique_items: schema.get("uniqueItems") == Some(&Value::Bool(true)),
-            ..ArrayRules::default()
-        };
-        rules.prefix_items = self.children(pointer, "prefixItems", schema.get("prefixItems"))?;
-        match schema.get("items") {
-            // draft-4 style tuple `items` (not OpenAPI, but harmless to honour)
-            Some(items @ Value::Array(_)) if rules.prefix_items.is_empty() => {
-                rules.prefix_items = self.children(pointer, "items", Some(items))?;
-            }
-            Some(Value::Object(_) | Value::Bool(false)) => rules.items = Some(self.child(pointer, "items")?),
-            _ => {}
-        }
-        if schema.contains_key("contains") {
-            rules.contains = Some(self.child(pointer, "contains")?);
-        }
-        let any = rules.min_items.is_some()
-            || rules.max_items.is_some()
-            || rules.unique_items
-            || !rules.prefix_items.is_empty()
-            || rules.items.is_some()
-            || rules.contains.is_some();
-        Ok(any.then(|| Box::new(rules)))
-    }
-
-    fn object_rules(&mut self, pointer: &str, schema: &Map<String, Value>) -> Result<Option<Box<ObjectRules>>, String> {
-        let mut rules = ObjectRules {
-            min_properties: uint(schema.get("minProperties")),
-            max_properties: uint(schema.get("maxProperties")),
-            ..ObjectRules::default()
-        };
-        if let Some(Value::Object(properties)) = schema.get("properties") {
-            for name in properties.keys() {
-                let id = self.intern(&format!("{pointer}/properties/{}", escape_token(name)))?;
-                rules.properties.push((name.as_str().into(), id));
-            }
-            rules.properties.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        if let Some(Value::Object(patterns)) = schema.get("patternProperties") {
-            for source in patterns.keys() {
-                if let Ok(re) = Regex::new(source) {
-                    let id = self.intern(&format!("{pointer}/patternProperties/{}", escape_token(source)))?;
-                    rules.pattern_properties.push((re, id));
+            match k {
+                "$ref" => {
+                    let reference = value.as_str().ok_or("`$ref` is not a string")?;
+                    out.insert(key.clone(), Value::String(self.reference(reference)?));
+                }
+                "$dynamicRef" | "$recursiveRef" | "$recursiveAnchor" => {
+                    return Err(format!("`{k}` is not supported"));
+                }
+                "items" => {
+                    let items = match value {
+                        Value::Array(list) => Value::Array(list.iter().map(|s| self.transform(s)).collect::<Result<_, _>>()?),
+                        other => self.transform(other)?,
+                    };
+                    out.insert(key.clone(), items);
+                }
+                "dependencies" => {
+                    let Value::Object(deps) = value else { return Err("`dependencies` is not an object".to_owned()) };
+                    let mut copied = Map::new();
+                    for (name, dep) in deps {
+                        let dep = if dep.is_array() { dep.clone() } else { self.transform(dep)? };
+                        copied.insert(name.clone(), dep);
+                    }
+                    out.insert(key.clone(), Value::Object(copied));
+                }
+                "format" => match value.as_str() {
+                    Some("int32") => {
+                        out.insert(KW_INT.to_owned(), Value::from(32));
+                    }
+                    Some("int64") => {
+                        out.insert(KW_INT.to_owned(), Value::from(64));
+                    }
+                    _ => {
+                        out.insert(key.clone(), value.clone());
+                    }
+                },
+                "exclusiveMinimum" | "exclusiveMaximum" => {} // below, with `minimum` / `maximum`
+                "required" if v30 && value.as_array().is_some_and(Vec::is_empty) => {} // Draft 4 wants ≥ 1
+                "additionalProperties" | "additionalItems" if value.is_boolean() => {
+                    out.insert(key.clone(), value.clone());
+                }
+                _ if ONE_SCHEMA.contains(&k) => {
+                    out.insert(key.clone(), self.transform(value)?);
+                }
+                _ if SCHEMA_LIST.contains(&k) => {
+                    let Value::Array(list) = value else { return Err(format!("`{k}` is not an array")) };
+                    let list = list.iter().map(|s| self.transform(s)).collect::<Result<Vec<_>, _>>()?;
+                    out.insert(key.clone(), Value::Array(list));
+                }
+                _ if SCHEMA_MAP.contains(&k) => {
+                    let Value::Object(entries) = value else { return Err(format!("`{k}` is not an object")) };
+                    let mut copied = Map::new();
+                    for (name, s) in entries {
+                        copied.insert(name.clone(), self.transform(s)?);
+                    }
+                    out.insert(key.clone(), Value::Object(copied));
+                }
+                _ => {
+                    out.insert(key.clone(), value.clone());
                 }
             }
         }
-        if let Some(Value::Object(_) | Value::Bool(false)) = schema.get("additionalProperties") {
-            rules.additional = Some(self.child(pointer, "additionalProperties")?);
-        }
-        if let Some(Value::Array(names)) = schema.get("required") {
-            rules.required = names.iter().filter_map(Value::as_str).map(Into::into).collect();
-        }
-        if schema.contains_key("propertyNames") {
-            rules.property_names = Some(self.child(pointer, "propertyNames")?);
-        }
-        if let Some(Value::Object(dependent)) = schema.get("dependentRequired") {
-            for (name, needs) in dependent {
-                let needs: Vec<Box<str>> =
-                    needs.as_array().into_iter().flatten().filter_map(Value::as_str).map(Into::into).collect();
-                rules.dependent_required.push((name.as_str().into(), needs));
-            }
-        }
-        let any = !rules.properties.is_empty()
-            || !rules.pattern_properties.is_empty()
-            || rules.additional.is_some()
-            || !rules.required.is_empty()
-            || rules.min_properties.is_some()
-            || rules.max_properties.is_some()
-            || rules.property_names.is_some()
-            || !rules.dependent_required.is_empty();
-        Ok(any.then(|| Box::new(rules)))
+        self.bounds(map, &mut out, "exclusiveMinimum", "minimum");
+        self.bounds(map, &mut out, "exclusiveMaximum", "maximum");
+        self.read_only(map, &mut out);
+        self.discriminator(map, &mut out)?;
+        Ok(if nullable { with_null(out) } else { Value::Object(out) })
     }
 
-    fn discriminator(&mut self, schema: &Map<String, Value>, logic: &Logic) -> Result<Option<Discriminator>, String> {
-        let Some(Value::Object(discriminator)) = schema.get("discriminator") else { return Ok(None) };
-        let Some(property) = discriminator.get("propertyName").and_then(Value::as_str) else { return Ok(None) };
-        let mut mapping: Vec<(Box<str>, SchemaId)> = Vec::new();
+    /// `exclusiveMinimum` in the target draft's form: Draft 4 pairs a boolean with `minimum`,
+    /// 2020-12 takes the bound itself.
+    fn bounds(&self, source: &Map<String, Value>, out: &mut Map<String, Value>, exclusive: &str, inclusive: &str) {
+        match (self.dialect, source.get(exclusive)) {
+            (_, None) | (_, Some(Value::Bool(false))) => {}
+            (Dialect::V30, Some(Value::Bool(true))) => {
+                if out.contains_key(inclusive) {
+                    out.insert(exclusive.to_owned(), Value::Bool(true));
+                }
+            }
+            (Dialect::V30, Some(bound)) => {
+                // A 3.1-style numeric bound in a 3.0 document: the stricter of it and `minimum`.
+                let stricter = match (bound.as_f64(), out.get(inclusive).and_then(Value::as_f64)) {
+                    (Some(b), Some(i)) if exclusive == "exclusiveMinimum" => b >= i,
+                    (Some(b), Some(i)) => b <= i,
+                    _ => true,
+                };
+                if stricter {
+                    out.insert(inclusive.to_owned(), bound.clone());
+                    out.insert(exclusive.to_owned(), Value::Bool(true));
+                }
+            }
+            (Dialect::V31, Some(Value::Bool(true))) => {
+                // A 3.0-style boolean in a 3.1 document.
+                if let Some(bound) = out.remove(inclusive) {
+                    out.insert(exclusive.to_owned(), bound);
+                }
+            }
+            (Dialect::V31, Some(bound)) => {
+                out.insert(exclusive.to_owned(), bound.clone());
+            }
+        }
+    }
+
+    /// Requests: a `readOnly` property (itself or through `$ref` / `allOf`) is not required,
+    /// and what a client sends for it is not checked.
+    fn read_only(&self, source: &Map<String, Value>, out: &mut Map<String, Value>) {
+        let Some(Value::Object(properties)) = source.get("properties") else { return };
+        let read_only: Vec<&String> =
+            properties.iter().filter(|(_, s)| self.is_read_only(s, 0)).map(|(name, _)| name).collect();
+        if read_only.is_empty() {
+            return;
+        }
+        if let Some(Value::Object(copied)) = out.get_mut("properties") {
+            for name in &read_only {
+                copied.insert((*name).clone(), json!({}));
+            }
+        }
+        if let Some(Value::Array(required)) = out.get_mut("required") {
+            required.retain(|r| !read_only.iter().any(|name| r.as_str() == Some(name.as_str())));
+            if required.is_empty() {
+                out.remove("required");
+            }
+        }
+    }
+
+    fn is_read_only(&self, schema: &Value, depth: u32) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        if schema.get("readOnly") == Some(&Value::Bool(true)) {
+            return true;
+        }
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            let target = ref_to_pointer(reference).ok().and_then(|p| resolve(self.doc, &p, &mut 0).ok());
+            if target.is_some_and(|(_, t)| self.is_read_only(t, depth + 1)) {
+                return true;
+            }
+        }
+        schema.get("allOf").and_then(Value::as_array).is_some_and(|all| all.iter().any(|s| self.is_read_only(s, depth + 1)))
+    }
+
+    /// `discriminator`: for an object, the tag property must be there, a string, and a known
+    /// tag; then only the alternative it names applies. Written as a check of the tag (first,
+    /// in `allOf`) and the `oneOf` / `anyOf` alternatives each gated on their tags, so exactly
+    /// the named one is evaluated in full. Values other than objects meet the plain `oneOf` /
+    /// `anyOf` of the alternatives.
+    fn discriminator(&mut self, source: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<(), String> {
+        let Some(Value::Object(discriminator)) = source.get("discriminator") else { return Ok(()) };
+        let Some(property) = discriminator.get("propertyName").and_then(Value::as_str) else { return Ok(()) };
+        let keyword = if source.get("oneOf").is_some_and(Value::is_array) {
+            "oneOf"
+        } else if source.get("anyOf").is_some_and(Value::is_array) {
+            "anyOf"
+        } else {
+            return Ok(());
+        };
+        // (tag, target pointer): explicit mapping first, then each branch's `$ref` by its last
+        // segment.
+        let mut tags: Vec<(String, String)> = Vec::new();
         if let Some(Value::Object(explicit)) = discriminator.get("mapping") {
             for (tag, target) in explicit {
                 let Some(target) = target.as_str() else { continue };
-                let target_pointer = if target.starts_with('#') {
+                let pointer = if target.starts_with('#') {
                     ref_to_pointer(target)?
                 } else if target.contains('/') {
                     continue; // a reference into another document
@@ -603,200 +586,229 @@ impl Compiler<'_> {
                     format!("/components/schemas/{}", escape_token(target))
                 };
                 // A mapping to nothing only loses that tag; the schema still compiles.
-                if let Ok(id) = self.intern(&target_pointer) {
-                    mapping.push((tag.as_str().into(), id));
+                if resolve(self.doc, &pointer, &mut 0).is_ok() {
+                    tags.push((tag.clone(), pointer));
                 }
             }
         }
-        let keyword = if logic.one_of.is_empty() { "anyOf" } else { "oneOf" };
-        let branches = if logic.one_of.is_empty() { &logic.any_of } else { &logic.one_of };
-        if let Some(Value::Array(raw)) = schema.get(keyword) {
-            for (branch, id) in raw.iter().zip(branches) {
-                let Some(reference) = branch.get("$ref").and_then(Value::as_str) else { continue };
-                let name = unescape_token(reference.rsplit('/').next().unwrap_or(reference));
-                if !mapping.iter().any(|(tag, _)| **tag == *name) {
-                    mapping.push((name.into(), *id));
+        for branch in source.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+            let Some(reference) = branch.get("$ref").and_then(Value::as_str) else { continue };
+            let name = unescape_token(reference.rsplit('/').next().unwrap_or(reference));
+            if !tags.iter().any(|(tag, _)| *tag == name) {
+                tags.push((name, ref_to_pointer(reference)?));
+            }
+        }
+        // One alternative per target, with all the tags that name it.
+        let mut alternatives: Vec<(usize, Vec<String>)> = Vec::new();
+        for (tag, pointer) in &tags {
+            let id = self.intern(pointer)?;
+            match alternatives.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, list)) => list.push(tag.clone()),
+                None => alternatives.push((id, vec![tag.clone()])),
+            }
+        }
+        let gated: Vec<Value> = alternatives
+            .iter()
+            .map(|(id, list)| {
+                json!({
+                    KW_TAG: { "property": property, "tags": list },
+                    "allOf": [{ "$ref": format!("#/{}/d{id}", self.dialect.defs()) }],
+                })
+            })
+            .collect();
+        out.insert(keyword.to_owned(), Value::Array(gated));
+        let check = json!({ KW_DISCRIMINATOR: {
+            "property": property,
+            "tags": tags.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        }});
+        match out.get_mut("allOf") {
+            Some(Value::Array(all)) => all.push(check),
+            _ => {
+                out.insert("allOf".to_owned(), Value::Array(vec![check]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A 3.0 `nullable: true` schema: `null` is valid, whatever else the schema says.
+fn with_null(mut out: Map<String, Value>) -> Value {
+    let composite = ["allOf", "anyOf", "oneOf", "not", "const", "$ref", KW_DISCRIMINATOR].iter().any(|k| out.contains_key(*k));
+    if composite {
+        return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
+    }
+    match out.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = std::mem::take(t);
+            out.insert("type".to_owned(), json!([t, "null"]));
+        }
+        Some(Value::Array(types)) if !types.iter().any(|t| t == "null") => types.push(Value::from("null")),
+        _ => {}
+    }
+    if let Some(Value::Array(values)) = out.get_mut("enum") {
+        if !values.contains(&Value::Null) {
+            values.push(Value::Null);
+        }
+    }
+    Value::Object(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom keywords
+// ---------------------------------------------------------------------------------------------
+
+/// `format: int32` / `int64` on numbers: an integer (an integral float too) in range.
+struct IntFormat {
+    bits: u8,
+}
+
+impl<'i> Keyword<'i> for IntFormat {
+    fn validate(&self, instance: &'i Value) -> Result<(), JsError<'i>> {
+        if self.is_valid(instance) {
+            Ok(())
+        } else {
+            Err(JsError::custom(format!("must be a {}-bit integer", self.bits)))
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        let Value::Number(n) = instance else { return true };
+        if self.bits == 64 {
+            integer_in(n, i64::MIN, i64::MAX)
+        } else {
+            integer_in(n, i32::MIN.into(), i32::MAX.into())
+        }
+    }
+}
+
+fn integer_in(value: &serde_json::Number, min: i64, max: i64) -> bool {
+    if let Some(i) = value.as_i64() {
+        return (min..=max).contains(&i);
+    }
+    if value.is_u64() {
+        return false; // above i64::MAX
+    }
+    value.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= min as f64 && f < max as f64 + 1.0)
+}
+
+/// The tag check of a `discriminator`. Its error message is `<property>\n<text>`, or
+/// `\n<text>` when the error is about the object itself: [`message`] places it.
+struct TagCheck {
+    property: String,
+    tags: Vec<String>,
+}
+
+impl<'i> Keyword<'i> for TagCheck {
+    fn validate(&self, instance: &'i Value) -> Result<(), JsError<'i>> {
+        let Value::Object(map) = instance else { return Ok(()) };
+        let property = &self.property;
+        match map.get(property) {
+            None => Err(JsError::custom(format!("\nmissing required property `{property}`"))),
+            Some(Value::String(tag)) if self.tags.contains(tag) => Ok(()),
+            Some(Value::String(tag)) => {
+                let mut known: Vec<String> =
+                    self.tags.iter().take(ENUM_LISTED).map(|t| Value::String(t.clone()).to_string()).collect();
+                if self.tags.len() > ENUM_LISTED {
+                    known.push("…".to_owned());
                 }
+                Err(JsError::custom(format!(
+                    "{property}\n`{tag}` is not a known `{property}`; expected one of {}",
+                    known.join(", ")
+                )))
             }
+            Some(_) => Err(JsError::custom(format!("{property}\nmust be a string"))),
         }
-        Ok(Some(Discriminator { property: property.into(), mapping }))
     }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        match instance {
+            Value::Object(map) => matches!(map.get(&self.property), Some(Value::String(t)) if self.tags.contains(t)),
+            _ => true,
+        }
+    }
+}
+
+/// The gate of one `discriminator` alternative: an object whose tag is one of this
+/// alternative's (other values pass).
+struct TagGate {
+    property: String,
+    tags: Vec<String>,
+}
+
+impl<'i> Keyword<'i> for TagGate {
+    fn validate(&self, instance: &'i Value) -> Result<(), JsError<'i>> {
+        if self.is_valid(instance) {
+            Ok(())
+        } else {
+            Err(JsError::custom("another alternative's tag"))
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        match instance {
+            Value::Object(map) => matches!(map.get(&self.property), Some(Value::String(t)) if self.tags.contains(t)),
+            _ => true,
+        }
+    }
+}
+
+fn tags_of(value: &Value) -> Option<(String, Vec<String>)> {
+    let property = value.get("property")?.as_str()?.to_owned();
+    let tags = value.get("tags")?.as_array()?.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    Some((property, tags))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Validating
+// Compiling
 // ---------------------------------------------------------------------------------------------
 
-/// A path segment into the value, collected innermost first while an error unwinds.
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-struct Failure {
-    /// Innermost segment first.
-    path: Vec<Segment>,
-    message: String,
-    /// Whether the failure is a plain type mismatch at the value itself.
-    type_mismatch: bool,
-}
-
-impl Failure {
-    fn new(message: impl Into<String>) -> Self {
-        Failure { path: Vec::new(), message: message.into(), type_mismatch: false }
-    }
-
-    fn at_key(mut self, key: &str) -> Self {
-        self.path.push(Segment::Key(key.to_owned()));
-        self
-    }
-
-    fn at_index(mut self, index: usize) -> Self {
-        self.path.push(Segment::Index(index));
-        self
-    }
-
-    fn into_error(self) -> ValidationError {
-        let mut pointer = String::new();
-        for segment in self.path.iter().rev() {
-            pointer.push('/');
-            match segment {
-                Segment::Key(key) => pointer.push_str(&escape_token(key)),
-                Segment::Index(i) => pointer.push_str(&i.to_string()),
-            }
-        }
-        ValidationError { pointer, message: self.message }
-    }
-}
-
-type Check = Result<(), Failure>;
-
-/// `a`, `a or b`, `a, b or c`.
-fn or_list(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
-}
-
-fn type_message(types: u8) -> String {
-    let names: Vec<String> = [
-        (T_STRING, "a string"),
-        (T_INTEGER, "an integer"),
-        (T_NUMBER, "a number"),
-        (T_BOOLEAN, "a boolean"),
-        (T_ARRAY, "an array"),
-        (T_OBJECT, "an object"),
-        (T_NULL, "null"),
-    ]
-    .iter()
-    .filter(|(bit, _)| types & bit != 0)
-    .filter(|(bit, _)| !(*bit == T_INTEGER && types & T_NUMBER != 0))
-    .map(|(_, name)| (*name).to_owned())
-    .collect();
-    format!("must be {}", or_list(&names))
-}
-
-fn type_ok(types: u8, value: &Value) -> bool {
-    let bit = match value {
-        Value::Null => T_NULL,
-        Value::Bool(_) => T_BOOLEAN,
-        Value::Number(n) if n.is_i64() || n.is_u64() => T_INTEGER | T_NUMBER,
-        Value::Number(_) => T_NUMBER,
-        Value::String(_) => T_STRING,
-        Value::Array(_) => T_ARRAY,
-        Value::Object(_) => T_OBJECT,
+/// Compiles the schema at `pointer` in `doc` (e.g. `/paths/~1pets/post/requestBody/content/
+/// application~1json/schema`; `$ref`s on the way are followed) for validating requests.
+pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Compiled, SchemaError> {
+    let bundler = Bundler {
+        doc,
+        dialect,
+        defs: Vec::new(),
+        by_pointer: HashMap::new(),
+        queue: Vec::new(),
+        acyclic: std::collections::HashSet::new(),
     };
-    types & bit != 0
+    let schema = bundler.run(pointer)?;
+    let validator = build(&schema, dialect).map_err(|e| SchemaError(format!("`{pointer}`: {e}")))?;
+    let shapes = match resolve(doc, pointer, &mut 0) {
+        Ok((_, root)) => property_shapes(doc, root),
+        Err(_) => Box::default(),
+    };
+    Ok(Compiled { validator, shapes })
 }
 
-/// Equality as JSON Schema means it: numbers compare by value (`1` equals `1.0`).
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
-                x == y
-            } else if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
-                x == y
-            } else {
-                x.as_f64() == y.as_f64()
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| json_eq(a, b)))
-        }
-        _ => a == b,
-    }
-}
-
-/// A text form of `value` that is equal for values `json_eq` calls equal (sorted keys,
-/// integral numbers written as integers).
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => out.push_str(&(f as i64).to_string()),
-            _ => out.push_str(&n.to_string()),
-        },
-        Value::Array(items) => {
-            out.push('[');
-            for item in items {
-                canonical(item, out);
-                out.push(',');
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for key in keys {
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    canonical(v, out);
-                }
-                out.push(',');
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// The indices of the first two equal items, if any.
-fn first_duplicate(items: &[Value]) -> Option<(usize, usize)> {
-    if items.len() <= PAIRWISE_UNIQUE_MAX {
-        for (j, b) in items.iter().enumerate() {
-            if let Some(i) = items[..j].iter().position(|a| json_eq(a, b)) {
-                return Some((i, j));
-            }
-        }
-        return None;
-    }
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
-    for (j, item) in items.iter().enumerate() {
-        let mut key = String::new();
-        canonical(item, &mut key);
-        if let Some(&i) = seen.get(&key) {
-            return Some((i, j));
-        }
-        seen.insert(key, j);
-    }
-    None
-}
-
-fn number_text(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e17 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
-}
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// Compiles an already self-contained, transformed schema.
+fn build(schema: &Value, dialect: Dialect) -> Result<jsonschema::Validator, String> {
+    let draft = match dialect {
+        Dialect::V30 => Draft::Draft4,
+        Dialect::V31 => Draft::Draft202012,
+    };
+    jsonschema::options()
+        .with_draft(draft)
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(true)
+        .with_format("date", is_date)
+        .with_format("uuid", is_uuid)
+        .with_pattern_options(PatternOptions::fancy_regex().backtrack_limit(BACKTRACK_LIMIT))
+        .with_keyword(KW_INT, |_, value: &Value, _| {
+            let bits = if value.as_u64() == Some(32) { 32 } else { 64 };
+            Ok(Box::new(IntFormat { bits }) as Box<dyn for<'i> Keyword<'i>>)
+        })
+        .with_keyword(KW_DISCRIMINATOR, |_, value: &Value, _| {
+            let (property, tags) = tags_of(value).ok_or_else(|| JsError::custom("bad discriminator"))?;
+            Ok(Box::new(TagCheck { property, tags }) as Box<dyn for<'i> Keyword<'i>>)
+        })
+        .with_keyword(KW_TAG, |_, value: &Value, _| {
+            let (property, tags) = tags_of(value).ok_or_else(|| JsError::custom("bad discriminator"))?;
+            Ok(Box::new(TagGate { property, tags }) as Box<dyn for<'i> Keyword<'i>>)
+        })
+        .build(schema)
+        .map_err(|e| e.to_string())
 }
 
 fn is_date(s: &str) -> bool {
@@ -824,37 +836,6 @@ fn is_date(s: &str) -> bool {
     (1..=days).contains(&day)
 }
 
-/// RFC 3339 `date-time`: `2024-02-29T13:45:00Z`, `…T13:45:00.123+02:00`.
-fn is_date_time(s: &str) -> bool {
-    let Some((date, time)) = s.split_once(['T', 't', ' ']) else { return false };
-    let Some(split) = time.find(['Z', 'z', '+', '-']) else { return false };
-    let (clock, offset) = time.split_at(split);
-    let offset_ok = match offset {
-        "Z" | "z" => true,
-        _ => {
-            offset.len() == 6
-                && offset.get(3..4) == Some(":")
-                && two_digits(offset.get(1..3), 23)
-                && two_digits(offset.get(4..6), 59)
-        }
-    };
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, "0"));
-    is_date(date)
-        && offset_ok
-        && !fraction.is_empty()
-        && fraction.bytes().all(|c| c.is_ascii_digit())
-        && hms.len() == 8
-        && hms.get(2..3) == Some(":")
-        && hms.get(5..6) == Some(":")
-        && two_digits(hms.get(0..2), 23)
-        && two_digits(hms.get(3..5), 59)
-        && two_digits(hms.get(6..8), 60)
-}
-
-fn two_digits(s: Option<&str>, max: u32) -> bool {
-    s.is_some_and(|s| s.len() == 2 && s.bytes().all(|c| c.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| n <= max))
-}
-
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
         && s.bytes()
@@ -862,1084 +843,463 @@ fn is_uuid(s: &str) -> bool {
             .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
-fn is_email(s: &str) -> bool {
-    match s.rsplit_once('@') {
-        Some((local, domain)) => !local.is_empty() && !domain.is_empty() && !s.chars().any(char::is_whitespace),
-        None => false,
-    }
-}
-
-fn integer_in(value: &serde_json::Number, min: i64, max: i64) -> bool {
-    if let Some(i) = value.as_i64() {
-        return (min..=max).contains(&i);
-    }
-    if value.is_u64() {
-        return false; // above i64::MAX
-    }
-    value.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= min as f64 && f < max as f64 + 1.0)
-}
-
-struct Validator<'s> {
-    set: &'s SchemaSet,
-    direction: Direction,
-}
-
-impl SchemaSet {
-    /// Checks `value` against the schema `id`; the first error found, if any.
-    pub(crate) fn validate(&self, id: SchemaId, value: &Value, direction: Direction) -> Result<(), ValidationError> {
-        Validator { set: self, direction }.check(id, value, 0).map_err(Failure::into_error)
-    }
-
-    fn node(&self, id: SchemaId) -> Option<&Node> {
-        self.nodes.get(id.0 as usize)
-    }
-
-    /// Whether the schema `id` (or a schema it refers to through `$ref`/`allOf`) is marked
-    /// `readOnly` (`write == false`) or `writeOnly` (`write == true`).
-    fn access_flag(&self, id: SchemaId, write: bool, depth: u32) -> bool {
-        let Some(node) = self.node(id) else { return false };
-        if if write { node.write_only } else { node.read_only } {
-            return true;
-        }
-        depth < 8
-            && node.logic.as_ref().is_some_and(|l| l.all_of.iter().any(|&c| self.access_flag(c, write, depth + 1)))
-    }
-
-    /// For form-urlencoded / multipart bodies and object parameters: the scalar type a property
-    /// of an object schema expects (following `$ref`/`allOf`), and whether it is an array of
-    /// it. `None` if unknown (or an object).
-    pub(crate) fn property_shape(&self, id: SchemaId, property: &str) -> Option<(Scalar, bool)> {
-        let property = self.find_property(id, property, 0)?;
-        let types = self.effective_types(property, 0);
-        if types & !T_NULL == T_ARRAY {
-            let items = self.array_items(property, 0);
-            let scalar =
-                items.and_then(|items| self.scalar_of(self.effective_types(items, 0))).unwrap_or(Scalar::String);
-            return Some((scalar, true));
-        }
-        self.scalar_of(types).map(|s| (s, false))
-    }
-
-    fn scalar_of(&self, types: u8) -> Option<Scalar> {
-        match types & !T_NULL {
-            T_INTEGER => Some(Scalar::Integer),
-            t if t == T_NUMBER || t == T_NUMBER | T_INTEGER => Some(Scalar::Number),
-            T_BOOLEAN => Some(Scalar::Boolean),
-            0 | T_ARRAY | T_OBJECT => None,
-            _ => Some(Scalar::String),
-        }
-    }
-
-    fn find_property(&self, id: SchemaId, property: &str, depth: u32) -> Option<SchemaId> {
-        let node = self.node(id)?;
-        if let Some(found) = node.object.as_ref().and_then(|o| o.property(property)) {
-            return Some(found);
-        }
-        if depth >= 16 {
-            return None;
-        }
-        let logic = node.logic.as_ref()?;
-        logic
-            .all_of
-            .iter()
-            .chain(&logic.one_of)
-            .chain(&logic.any_of)
-            .find_map(|&c| self.find_property(c, property, depth + 1))
-    }
-
-    /// The types a schema allows, looking through `$ref`/`allOf` and through `anyOf`/`oneOf`
-    /// whose branches agree (null branches aside).
-    fn effective_types(&self, id: SchemaId, depth: u32) -> u8 {
-        let Some(node) = self.node(id) else { return 0 };
-        if node.types != 0 || depth >= 16 {
-            return node.types;
-        }
-        let Some(logic) = node.logic.as_ref() else { return 0 };
-        for &c in &logic.all_of {
-            let t = self.effective_types(c, depth + 1);
-            if t != 0 {
-                return t;
+/// The operations of an OpenAPI document (as JSON text) whose parameter or request body
+/// schemas cannot be compiled: `(METHOD, path, reason)` each. The server answers these with 501
+/// `UNIMPLEMENTED`; switchboard-codegen warns about them (or fails, when strict).
+pub fn unservable_operations(document: &str) -> Result<Vec<(String, String, String)>, String> {
+    let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not JSON: {e}"))?;
+    let dialect = Dialect::of(&doc);
+    let mut found = Vec::new();
+    let Some(Value::Object(paths)) = doc.get("paths") else { return Ok(found) };
+    for (path, item) in paths {
+        let item_pointer = format!("/paths/{}", escape_token(path));
+        for method in ["get", "put", "post", "delete", "options", "head", "patch", "trace"] {
+            if follow(&doc, item).get(method).is_none() {
+                continue;
+            }
+            let operation = format!("{item_pointer}/{method}");
+            if let Err(reason) = check_operation(&doc, dialect, &item_pointer, &operation) {
+                found.push((method.to_ascii_uppercase(), path.clone(), reason));
             }
         }
-        let branches = if logic.one_of.is_empty() { &logic.any_of } else { &logic.one_of };
-        let mut union = 0;
-        for &c in branches {
-            let t = self.effective_types(c, depth + 1);
-            if t == 0 {
-                return 0;
-            }
-            union |= t;
-        }
-        union
     }
+    Ok(found)
+}
 
-    fn array_items(&self, id: SchemaId, depth: u32) -> Option<SchemaId> {
-        let node = self.node(id)?;
-        if let Some(items) = node.array.as_ref().and_then(|a| a.items) {
-            return Some(items);
+/// Compiles every parameter and request body schema of the operation at `operation`.
+fn check_operation(doc: &Value, dialect: Dialect, item: &str, operation: &str) -> Result<(), String> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for base in [operation, item] {
+        let count = resolve(doc, &format!("{base}/parameters"), &mut 0).ok().and_then(|(_, v)| v.as_array().map(Vec::len));
+        for i in 0..count.unwrap_or(0) {
+            let Ok((pointer, param)) = resolve(doc, &format!("{base}/parameters/{i}"), &mut 0) else {
+                return Err(format!("parameter {i} of `{base}` cannot be resolved"));
+            };
+            let param = follow(doc, param);
+            let name = param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let location = param.get("in").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if seen.contains(&(name.clone(), location.clone())) {
+                continue; // overridden at the operation level
+            }
+            seen.push((name.clone(), location.clone()));
+            let schema = if param.get("schema").is_some() {
+                format!("{pointer}/schema")
+            } else if let Some((mt, _)) = param.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
+                format!("{pointer}/content/{}/schema", escape_token(mt))
+            } else {
+                continue;
+            };
+            compile(doc, dialect, &schema)
+                .map_err(|e| format!("the schema of {location} parameter `{name}` cannot be compiled: {e}"))?;
         }
-        if depth >= 16 {
-            return None;
+    }
+    let Ok((pointer, body)) = resolve(doc, &format!("{operation}/requestBody"), &mut 0) else { return Ok(()) };
+    let body = follow(doc, body);
+    for (mt, media) in body.get("content").and_then(Value::as_object).into_iter().flatten() {
+        if media.get("schema").is_some() {
+            compile(doc, dialect, &format!("{pointer}/content/{}/schema", escape_token(mt)))
+                .map_err(|e| format!("the `{mt}` request body schema cannot be compiled: {e}"))?;
         }
-        let logic = node.logic.as_ref()?;
-        logic.all_of.iter().chain(&logic.one_of).chain(&logic.any_of).find_map(|&c| self.array_items(c, depth + 1))
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property shapes (form and multipart bodies, object parameters)
+// ---------------------------------------------------------------------------------------------
+
+const T_NULL: u8 = 1;
+const T_BOOLEAN: u8 = 2;
+const T_INTEGER: u8 = 4;
+const T_NUMBER: u8 = 8;
+const T_STRING: u8 = 16;
+const T_ARRAY: u8 = 32;
+const T_OBJECT: u8 = 64;
+
+fn type_bit(name: &str) -> u8 {
+    match name {
+        "null" => T_NULL,
+        "boolean" => T_BOOLEAN,
+        "integer" => T_INTEGER,
+        "number" => T_NUMBER,
+        "string" => T_STRING,
+        "array" => T_ARRAY,
+        "object" => T_OBJECT,
+        _ => 0,
     }
 }
 
-// The functions on the recursion path (`check`, `check_array`, `check_object`, `check_logic`)
-// keep their frames small (debug builds allot every temporary its own stack slot): building
-// messages and the non-recursive checks live in the functions they call.
-impl Validator<'_> {
-    fn check(&self, id: SchemaId, value: &Value, depth: u32) -> Check {
-        let Some(node) = self.set.node(id) else { return Ok(()) };
-        if depth > MAX_DEPTH || node.never || node.types != 0 || node.constant.is_some() || node.enumeration.is_some() {
-            if node.nullable && value.is_null() {
-                return Ok(());
-            }
-            check_value(node, value, depth)?;
-        } else if node.nullable && value.is_null() {
+/// Every property an object schema names (through `$ref` / `allOf` / `oneOf` / `anyOf`) with
+/// the scalar type it expects and whether it is an array of it.
+fn property_shapes(doc: &Value, root: &Value) -> Box<[(Box<str>, Scalar, bool)]> {
+    let mut names: Vec<(String, &Value)> = Vec::new();
+    collect_properties(doc, root, 0, &mut names);
+    let mut shapes: Vec<(Box<str>, Scalar, bool)> = Vec::new();
+    for (name, schema) in names {
+        if shapes.iter().any(|(n, _, _)| **n == *name) {
+            continue; // the first place that names it wins
+        }
+        let types = effective_types(doc, schema, 0);
+        let shape = if types & !T_NULL == T_ARRAY {
+            let items = array_items(doc, schema, 0);
+            let scalar = items.and_then(|i| scalar_of(effective_types(doc, i, 0))).unwrap_or(Scalar::String);
+            Some((scalar, true))
+        } else {
+            scalar_of(types).map(|s| (s, false))
+        };
+        if let Some((scalar, array)) = shape {
+            shapes.push((name.into(), scalar, array));
+        }
+    }
+    shapes.sort_by(|a, b| a.0.cmp(&b.0));
+    shapes.into_boxed_slice()
+}
+
+fn collect_properties<'d>(doc: &'d Value, schema: &'d Value, depth: u32, out: &mut Vec<(String, &'d Value)>) {
+    if depth > MAX_SHAPE_DEPTH {
+        return;
+    }
+    let schema = follow(doc, schema);
+    if let Some(Value::Object(properties)) = schema.get("properties") {
+        for (name, s) in properties {
+            out.push((name.clone(), s));
+        }
+    }
+    for keyword in ["allOf", "oneOf", "anyOf"] {
+        for s in schema.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+            collect_properties(doc, s, depth + 1, out);
+        }
+    }
+}
+
+fn scalar_of(types: u8) -> Option<Scalar> {
+    match types & !T_NULL {
+        T_INTEGER => Some(Scalar::Integer),
+        t if t == T_NUMBER || t == T_NUMBER | T_INTEGER => Some(Scalar::Number),
+        T_BOOLEAN => Some(Scalar::Boolean),
+        0 | T_ARRAY | T_OBJECT => None,
+        _ => Some(Scalar::String),
+    }
+}
+
+/// The types a schema allows, looking through `$ref`/`allOf` and through `anyOf`/`oneOf`
+/// whose branches agree (null branches aside).
+fn effective_types(doc: &Value, schema: &Value, depth: u32) -> u8 {
+    let schema = follow(doc, schema);
+    let types = match schema.get("type") {
+        Some(Value::String(name)) => type_bit(name),
+        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).fold(0, |bits, n| bits | type_bit(n)),
+        _ => 0,
+    };
+    if types != 0 || depth >= MAX_SHAPE_DEPTH {
+        return types;
+    }
+    for s in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        let t = effective_types(doc, s, depth + 1);
+        if t != 0 {
+            return t;
+        }
+    }
+    let branches = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Value::as_array);
+    let mut union = 0;
+    for s in branches.into_iter().flatten() {
+        let t = effective_types(doc, s, depth + 1);
+        if t == 0 {
+            return 0;
+        }
+        union |= t;
+    }
+    union
+}
+
+fn array_items<'d>(doc: &'d Value, schema: &'d Value, depth: u32) -> Option<&'d Value> {
+    let schema = follow(doc, schema);
+    if let Some(items @ (Value::Object(_) | Value::Bool(_))) = schema.get("items") {
+        return Some(items);
+    }
+    if depth >= MAX_SHAPE_DEPTH {
+        return None;
+    }
+    ["allOf", "oneOf", "anyOf"]
+        .iter()
+        .flat_map(|k| schema.get(*k).and_then(Value::as_array).into_iter().flatten())
+        .find_map(|s| array_items(doc, s, depth + 1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validating
+// ---------------------------------------------------------------------------------------------
+
+impl Compiled {
+    /// Checks `value`; the most telling error, if any.
+    pub(crate) fn validate(&self, value: &Value) -> Result<(), ValidationError> {
+        if self.validator.is_valid(value) {
             return Ok(());
         }
-        match value {
-            Value::Number(n) => check_number(node, n)?,
-            Value::String(s) => check_string(node, s)?,
-            Value::Array(items) => {
-                if let Some(rules) = &node.array {
-                    self.check_array(rules, items, depth)?;
-                }
-            }
-            Value::Object(map) => {
-                if let Some(rules) = &node.object {
-                    self.check_object(rules, map, depth)?;
-                }
-            }
-            _ => {}
-        }
-        match &node.logic {
-            Some(logic) => self.check_logic(logic, value, depth),
-            None => Ok(()),
+        let errors: Vec<JsError<'_>> = self.validator.iter_errors(value).collect();
+        match pick(&errors) {
+            Some(error) => Err(describe(error).into_error()),
+            // `is_valid` and `iter_errors` disagreed (they should not): reject all the same.
+            None => Err(ValidationError { pointer: String::new(), message: "does not match its schema".to_owned() }),
         }
     }
 
-    fn check_array(&self, rules: &ArrayRules, items: &[Value], depth: u32) -> Check {
-        check_array_size(rules, items)?;
-        for (i, item) in items.iter().enumerate() {
-            if let Some(schema) = rules.prefix_items.get(i).copied().or(rules.items) {
-                self.check(schema, item, depth + 1).map_err(|f| f.at_index(i))?;
-            }
-        }
-        match rules.contains {
-            Some(contains) => self.check_contains(contains, items, depth),
-            None => Ok(()),
-        }
-    }
-
-    fn check_contains(&self, contains: SchemaId, items: &[Value], depth: u32) -> Check {
-        if items.iter().any(|item| self.check(contains, item, depth + 1).is_ok()) {
-            Ok(())
-        } else {
-            Err(Failure::new("must contain at least one item matching `contains`"))
-        }
-    }
-
-    fn check_object(&self, rules: &ObjectRules, map: &Map<String, Value>, depth: u32) -> Check {
-        check_object_shape(self.set, self.direction, rules, map)?;
-        for (key, value) in map {
-            if let Some(names) = rules.property_names {
-                self.check_property_name(names, key, depth)?;
-            }
-            let mut matched = false;
-            if let Some(schema) = rules.property(key) {
-                matched = true;
-                if !(self.direction == Direction::Request && self.set.access_flag(schema, false, 0)) {
-                    self.check(schema, value, depth + 1).map_err(|f| f.at_key(key))?;
-                }
-            }
-            if !rules.pattern_properties.is_empty() {
-                matched |= self.check_pattern_properties(rules, key, value, depth)?;
-            }
-            if !matched {
-                if let Some(additional) = rules.additional {
-                    if self.set.node(additional).is_some_and(|n| n.never) {
-                        return Err(unknown_property(key));
-                    }
-                    self.check(additional, value, depth + 1).map_err(|f| f.at_key(key))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check_property_name(&self, names: SchemaId, key: &str, depth: u32) -> Check {
-        self.check(names, &Value::String(key.to_owned()), depth + 1)
-            .map_err(|f| Failure::new(format!("property name `{key}` {}", f.message)))
-    }
-
-    /// Checks `value` against every `patternProperties` schema whose pattern matches `key`;
-    /// whether any did.
-    fn check_pattern_properties(
-        &self,
-        rules: &ObjectRules,
-        key: &str,
-        value: &Value,
-        depth: u32,
-    ) -> Result<bool, Failure> {
-        let mut matched = false;
-        for (re, schema) in &rules.pattern_properties {
-            if re.is_match(key) {
-                matched = true;
-                self.check(*schema, value, depth + 1).map_err(|f| f.at_key(key))?;
-            }
-        }
-        Ok(matched)
-    }
-
-    fn check_logic(&self, logic: &Logic, value: &Value, depth: u32) -> Check {
-        for &schema in &logic.all_of {
-            self.check(schema, value, depth + 1)?;
-        }
-        if let (Some(discriminator), Value::Object(map)) = (&logic.discriminator, value) {
-            return self.check_discriminated(discriminator, map, value, depth);
-        }
-        if !logic.any_of.is_empty() {
-            self.check_any_of(&logic.any_of, value, depth)?;
-        }
-        if !logic.one_of.is_empty() {
-            self.check_one_of(&logic.one_of, value, depth)?;
-        }
-        if logic.not.is_some() || logic.if_then_else.is_some() {
-            self.check_not_and_if(logic, value, depth)?;
-        }
-        Ok(())
-    }
-
-    fn check_any_of(&self, branches: &[SchemaId], value: &Value, depth: u32) -> Check {
-        let mut failures = Vec::new();
-        for &schema in branches {
-            match self.check(schema, value, depth + 1) {
-                Ok(()) => return Ok(()),
-                Err(f) => failures.push(f),
-            }
-        }
-        Err(best_failure(failures))
-    }
-
-    fn check_one_of(&self, branches: &[SchemaId], value: &Value, depth: u32) -> Check {
-        let mut failures = Vec::new();
-        let mut matched: Option<usize> = None;
-        for (i, &schema) in branches.iter().enumerate() {
-            match self.check(schema, value, depth + 1) {
-                Ok(()) => match matched {
-                    None => matched = Some(i),
-                    Some(first) => {
-                        return Err(Failure::new(format!(
-                            "must match exactly one schema of `oneOf`, but matches both {first} and {i}"
-                        )))
-                    }
-                },
-                Err(f) => failures.push(f),
-            }
-        }
-        match matched {
-            Some(_) => Ok(()),
-            None => Err(best_failure(failures)),
-        }
-    }
-
-    fn check_not_and_if(&self, logic: &Logic, value: &Value, depth: u32) -> Check {
-        if let Some(not) = logic.not {
-            if self.check(not, value, depth + 1).is_ok() {
-                return Err(Failure::new("must not match the schema in `not`"));
-            }
-        }
-        if let Some((condition, then, otherwise)) = logic.if_then_else {
-            let branch = if self.check(condition, value, depth + 1).is_ok() { then } else { otherwise };
-            if let Some(branch) = branch {
-                self.check(branch, value, depth + 1)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn check_discriminated(
-        &self,
-        discriminator: &Discriminator,
-        map: &Map<String, Value>,
-        value: &Value,
-        depth: u32,
-    ) -> Check {
-        match discriminated_branch(discriminator, map) {
-            Ok(schema) => self.check(schema, value, depth + 1),
-            Err(f) => Err(f),
-        }
+    /// The scalar type property `name` of this object schema expects, and whether it is an
+    /// array of it; `None` if unknown (or an object).
+    pub(crate) fn property_shape(&self, name: &str) -> Option<(Scalar, bool)> {
+        let i = self.shapes.binary_search_by(|(n, _, _)| n.as_ref().cmp(name)).ok()?;
+        let (_, scalar, array) = &self.shapes[i];
+        Some((*scalar, *array))
     }
 }
 
-/// Depth, `false` schemas, `type`, `const` and `enum`.
-fn check_value(node: &Node, value: &Value, depth: u32) -> Check {
-    if depth > MAX_DEPTH {
-        return Err(Failure::new("is nested too deeply to validate"));
+/// A described error: where, what, and whether it is a plain type mismatch.
+struct Failure {
+    pointer: String,
+    message: String,
+    type_mismatch: bool,
+}
+
+impl Failure {
+    fn into_error(self) -> ValidationError {
+        ValidationError { pointer: self.pointer, message: self.message }
     }
-    if node.never {
-        return Err(Failure::new("is not allowed here"));
+
+    fn depth(&self) -> usize {
+        self.pointer.matches('/').count()
     }
-    if node.types != 0 && !type_ok(node.types, value) {
-        return Err(Failure { type_mismatch: true, ..Failure::new(type_message(node.types)) });
+}
+
+/// The error the old validator would have stopped at: the value's own checks first (type,
+/// `enum`/`const`, bounds, lengths, `required`), then what is inside it, then `anyOf`/`oneOf`/
+/// `not`. Discriminator gates are not errors of their own.
+fn pick<'a, 'i>(errors: &'a [JsError<'i>]) -> Option<&'a JsError<'i>> {
+    errors
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !is_gate(e))
+        .min_by_key(|(i, e)| {
+            let logic = matches!(
+                e.kind(),
+                ValidationErrorKind::AnyOf { .. }
+                    | ValidationErrorKind::OneOfNotValid { .. }
+                    | ValidationErrorKind::OneOfMultipleValid { .. }
+                    | ValidationErrorKind::Not { .. }
+            );
+            (logic, e.instance_path().as_str().matches('/').count(), rank(e.kind()), *i)
+        })
+        .map(|(_, e)| e)
+}
+
+fn is_gate(error: &JsError<'_>) -> bool {
+    matches!(error.kind(), ValidationErrorKind::Custom { keyword, .. } if keyword == KW_TAG)
+}
+
+fn rank(kind: &ValidationErrorKind) -> u8 {
+    match kind {
+        ValidationErrorKind::FalseSchema | ValidationErrorKind::Type { .. } => 0,
+        ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. } => 1,
+        ValidationErrorKind::Custom { keyword, .. } if keyword == KW_DISCRIMINATOR => 5,
+        ValidationErrorKind::Required { .. }
+        | ValidationErrorKind::MinProperties { .. }
+        | ValidationErrorKind::MaxProperties { .. }
+        | ValidationErrorKind::AdditionalProperties { .. }
+        | ValidationErrorKind::UnevaluatedProperties { .. }
+        | ValidationErrorKind::PropertyNames { .. } => 4,
+        ValidationErrorKind::MinItems { .. }
+        | ValidationErrorKind::MaxItems { .. }
+        | ValidationErrorKind::UniqueItems
+        | ValidationErrorKind::Contains
+        | ValidationErrorKind::AdditionalItems { .. }
+        | ValidationErrorKind::UnevaluatedItems { .. } => 3,
+        _ => 2,
     }
-    if let Some(constant) = &node.constant {
-        if !json_eq(constant, value) {
-            return Err(Failure::new(format!("must be equal to {constant}")));
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn type_message(types: u8) -> String {
+    let names: Vec<&str> = [
+        (T_STRING, "a string"),
+        (T_INTEGER, "an integer"),
+        (T_NUMBER, "a number"),
+        (T_BOOLEAN, "a boolean"),
+        (T_ARRAY, "an array"),
+        (T_OBJECT, "an object"),
+        (T_NULL, "null"),
+    ]
+    .iter()
+    .filter(|(bit, _)| types & bit != 0)
+    .filter(|(bit, _)| !(*bit == T_INTEGER && types & T_NUMBER != 0))
+    .map(|(_, name)| *name)
+    .collect();
+    format!("must be {}", or_list(&names))
+}
+
+fn number_text(n: &Value) -> String {
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e17 => format!("{}", f as i64),
+        Some(f) => format!("{f}"),
+        None => n.to_string(),
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn format_message(format: &str) -> String {
+    match format {
+        "date-time" => "must be a date-time (RFC 3339, e.g. 2024-01-31T12:00:00Z)".to_owned(),
+        "date" => "must be a date (YYYY-MM-DD)".to_owned(),
+        "uuid" => "must be a UUID".to_owned(),
+        "email" => "must be an email address".to_owned(),
+        other => format!("must be a valid `{other}`"),
+    }
+}
+
+/// Plain words for one error, at its place in the value.
+fn describe(error: &JsError<'_>) -> Failure {
+    let pointer = error.instance_path().as_str().to_owned();
+    let plain = |message: String| Failure { pointer: pointer.clone(), message, type_mismatch: false };
+    match error.kind() {
+        ValidationErrorKind::Type { kind } => {
+            let bits = match kind {
+                TypeKind::Single(t) => *t as u8,
+                TypeKind::Multiple(set) => set.iter().fold(0, |bits, t| bits | t as u8),
+            };
+            Failure { pointer, message: type_message(bits), type_mismatch: true }
         }
-    }
-    if let Some(allowed) = &node.enumeration {
-        if !allowed.iter().any(|a| json_eq(a, value)) {
-            let mut listed: Vec<String> = allowed.iter().take(ENUM_LISTED).map(Value::to_string).collect();
-            if allowed.len() > ENUM_LISTED {
+        ValidationErrorKind::FalseSchema => plain("is not allowed here".to_owned()),
+        ValidationErrorKind::Constant { expected_value } => plain(format!("must be equal to {expected_value}")),
+        ValidationErrorKind::Enum { options } => {
+            let all = options.as_array().map(Vec::as_slice).unwrap_or_default();
+            let mut listed: Vec<String> = all.iter().take(ENUM_LISTED).map(Value::to_string).collect();
+            if all.len() > ENUM_LISTED {
                 listed.push("…".to_owned());
             }
-            return Err(Failure::new(format!("must be one of {}", listed.join(", "))));
+            plain(format!("must be one of {}", listed.join(", ")))
         }
-    }
-    Ok(())
-}
-
-fn check_number(node: &Node, n: &serde_json::Number) -> Check {
-    if let Some(rules) = &node.number {
-        check_number_rules(rules, n)?;
-    }
-    match node.format {
-        Some(Format::Int32) if !integer_in(n, i32::MIN.into(), i32::MAX.into()) => {
-            Err(Failure::new("must be a 32-bit integer"))
+        ValidationErrorKind::Minimum { limit } => plain(format!("must be at least {}", number_text(limit))),
+        ValidationErrorKind::Maximum { limit } => plain(format!("must be at most {}", number_text(limit))),
+        ValidationErrorKind::ExclusiveMinimum { limit } => {
+            plain(format!("must be greater than {}", number_text(limit)))
         }
-        Some(Format::Int64) if !integer_in(n, i64::MIN, i64::MAX) => Err(Failure::new("must be a 64-bit integer")),
-        _ => Ok(()),
-    }
-}
-
-fn check_number_rules(rules: &NumberRules, n: &serde_json::Number) -> Check {
-    let Some(v) = n.as_f64() else { return Ok(()) };
-    if let Some(min) = rules.minimum.filter(|&m| v < m) {
-        return Err(Failure::new(format!("must be at least {}", number_text(min))));
-    }
-    if let Some(min) = rules.exclusive_minimum.filter(|&m| v <= m) {
-        return Err(Failure::new(format!("must be greater than {}", number_text(min))));
-    }
-    if let Some(max) = rules.maximum.filter(|&m| v > m) {
-        return Err(Failure::new(format!("must be at most {}", number_text(max))));
-    }
-    if let Some(max) = rules.exclusive_maximum.filter(|&m| v >= m) {
-        return Err(Failure::new(format!("must be less than {}", number_text(max))));
-    }
-    if let Some(step) = rules.multiple_of {
-        let ok = match (n.as_i64(), step.fract() == 0.0 && step < 9.0e15) {
-            (Some(i), true) => i % (step as i64) == 0,
-            _ => {
-                let q = v / step;
-                q.is_finite() && (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
+        ValidationErrorKind::ExclusiveMaximum { limit } => plain(format!("must be less than {}", number_text(limit))),
+        ValidationErrorKind::MultipleOf { multiple_of } => {
+            plain(format!("must be a multiple of {}", number_text(&Value::from(*multiple_of))))
+        }
+        ValidationErrorKind::MinLength { limit } => {
+            plain(format!("must be at least {} long", plural(*limit, "character", "characters")))
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            plain(format!("must be at most {} long", plural(*limit, "character", "characters")))
+        }
+        ValidationErrorKind::Pattern { pattern } => plain(format!("must match pattern {pattern}")),
+        ValidationErrorKind::BacktrackLimitExceeded { .. } | ValidationErrorKind::RegexEngineFailure { .. } => {
+            plain("could not be matched against its `pattern` within the backtracking limit".to_owned())
+        }
+        ValidationErrorKind::Format { format } => plain(format_message(format)),
+        ValidationErrorKind::MinItems { limit } => {
+            plain(format!("must have at least {}", plural(*limit, "item", "items")))
+        }
+        ValidationErrorKind::MaxItems { limit } => plain(format!("must have at most {}", plural(*limit, "item", "items"))),
+        ValidationErrorKind::UniqueItems => plain("must not contain duplicate items".to_owned()),
+        ValidationErrorKind::Contains => plain("must contain at least one item matching `contains`".to_owned()),
+        ValidationErrorKind::AdditionalItems { limit } => Failure {
+            pointer: format!("{pointer}/{limit}"),
+            message: "is not allowed here".to_owned(),
+            type_mismatch: false,
+        },
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+            plain(format!("missing required property `{name}`"))
+        }
+        ValidationErrorKind::MinProperties { limit } => {
+            plain(format!("must have at least {}", plural(*limit, "property", "properties")))
+        }
+        ValidationErrorKind::MaxProperties { limit } => {
+            plain(format!("must have at most {}", plural(*limit, "property", "properties")))
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            let key = unexpected.first().map(String::as_str).unwrap_or_default();
+            Failure {
+                pointer: format!("{pointer}/{}", escape_token(key)),
+                message: format!("unknown property `{key}`"),
+                type_mismatch: false,
             }
+        }
+        ValidationErrorKind::UnevaluatedItems { unexpected } => {
+            plain(format!("has items no schema allows ({})", unexpected.join(", ")))
+        }
+        ValidationErrorKind::PropertyNames { error } => {
+            let key = error.instance().as_str().map(str::to_owned).unwrap_or_default();
+            plain(format!("property name `{key}` {}", describe(error).message))
+        }
+        ValidationErrorKind::Not { .. } => plain("must not match the schema in `not`".to_owned()),
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            best_failure(&pointer, context)
+        }
+        ValidationErrorKind::OneOfMultipleValid { context } => {
+            let valid: Vec<usize> = context.iter().enumerate().filter(|(_, c)| c.is_empty()).map(|(i, _)| i).collect();
+            match valid.as_slice() {
+                [a, b, ..] => plain(format!("must match exactly one schema of `oneOf`, but matches both {a} and {b}")),
+                _ => plain("must match exactly one schema of `oneOf`".to_owned()),
+            }
+        }
+        ValidationErrorKind::Custom { keyword, message } if keyword == KW_DISCRIMINATOR => {
+            let (property, text) = message.split_once('\n').unwrap_or(("", message));
+            let pointer = if property.is_empty() { pointer } else { format!("{pointer}/{}", escape_token(property)) };
+            Failure { pointer, message: text.to_owned(), type_mismatch: text == "must be a string" }
+        }
+        ValidationErrorKind::Custom { message, .. } => plain(message.clone()),
+        other => plain(format!("does not match its schema ({})", other.keyword())),
+    }
+}
+
+/// The most telling of the alternatives' failures of an `anyOf`/`oneOf` (alternatives another
+/// discriminator tag shut out aside): the one that got deepest into the value; when every
+/// alternative failed at the value itself, a mismatch other than of type (the alternative whose
+/// type fit); when all are type mismatches, all of them in one message.
+fn best_failure(pointer: &str, context: &[Vec<JsError<'static>>]) -> Failure {
+    let mut failures: Vec<Failure> = context
+        .iter()
+        .filter(|branch| !branch.iter().any(is_gate))
+        .filter_map(|branch| pick(branch).map(describe))
+        .collect();
+    if failures.is_empty() {
+        return Failure {
+            pointer: pointer.to_owned(),
+            message: "must match one of the allowed schemas".to_owned(),
+            type_mismatch: false,
         };
-        if !ok {
-            return Err(Failure::new(format!("must be a multiple of {}", number_text(step))));
-        }
     }
-    Ok(())
-}
-
-fn check_string(node: &Node, s: &str) -> Check {
-    if let Some(rules) = &node.string {
-        if rules.min_length.is_some() || rules.max_length.is_some() {
-            let len = s.chars().count() as u64;
-            if let Some(min) = rules.min_length.filter(|&m| len < m) {
-                return Err(Failure::new(format!("must be at least {} long", plural(min, "character", "characters"))));
-            }
-            if let Some(max) = rules.max_length.filter(|&m| len > m) {
-                return Err(Failure::new(format!("must be at most {} long", plural(max, "character", "characters"))));
-            }
-        }
-        if let Some((re, source)) = &rules.pattern {
-            if !re.is_match(s) {
-                return Err(Failure::new(format!("must match pattern {source}")));
-            }
-        }
-    }
-    let (ok, what) = match node.format {
-        Some(Format::DateTime) => (is_date_time(s), "a date-time (RFC 3339, e.g. 2024-01-31T12:00:00Z)"),
-        Some(Format::Date) => (is_date(s), "a date (YYYY-MM-DD)"),
-        Some(Format::Uuid) => (is_uuid(s), "a UUID"),
-        Some(Format::Email) => (is_email(s), "an email address"),
-        _ => (true, ""),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::new(format!("must be {what}")))
-    }
-}
-
-fn check_array_size(rules: &ArrayRules, items: &[Value]) -> Check {
-    let len = items.len() as u64;
-    if let Some(min) = rules.min_items.filter(|&m| len < m) {
-        return Err(Failure::new(format!("must have at least {}", plural(min, "item", "items"))));
-    }
-    if let Some(max) = rules.max_items.filter(|&m| len > m) {
-        return Err(Failure::new(format!("must have at most {}", plural(max, "item", "items"))));
-    }
-    if rules.unique_items {
-        if let Some((i, j)) = first_duplicate(items) {
-            return Err(Failure::new(format!("must not contain duplicate items (items {i} and {j} are equal)")));
-        }
-    }
-    Ok(())
-}
-
-/// `required` (less the `readOnly`/`writeOnly` exemptions), `minProperties`,
-/// `maxProperties`, `dependentRequired`.
-fn check_object_shape(set: &SchemaSet, direction: Direction, rules: &ObjectRules, map: &Map<String, Value>) -> Check {
-    for name in &rules.required {
-        if map.contains_key(name.as_ref()) {
-            continue;
-        }
-        let exempt = rules.property(name).is_some_and(|p| match direction {
-            Direction::Request => set.access_flag(p, false, 0),
-            Direction::Response => set.access_flag(p, true, 0),
-        });
-        if !exempt {
-            return Err(Failure::new(format!("missing required property `{name}`")));
-        }
-    }
-    let len = map.len() as u64;
-    if let Some(min) = rules.min_properties.filter(|&m| len < m) {
-        return Err(Failure::new(format!("must have at least {}", plural(min, "property", "properties"))));
-    }
-    if let Some(max) = rules.max_properties.filter(|&m| len > m) {
-        return Err(Failure::new(format!("must have at most {}", plural(max, "property", "properties"))));
-    }
-    for (name, needs) in &rules.dependent_required {
-        if map.contains_key(name.as_ref()) {
-            if let Some(missing) = needs.iter().find(|n| !map.contains_key(n.as_ref())) {
-                return Err(Failure::new(format!("missing property `{missing}`, required when `{name}` is present")));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn unknown_property(key: &str) -> Failure {
-    Failure::new(format!("unknown property `{key}`")).at_key(key)
-}
-
-/// The schema the discriminator property of `map` selects.
-fn discriminated_branch(discriminator: &Discriminator, map: &Map<String, Value>) -> Result<SchemaId, Failure> {
-    let property = discriminator.property.as_ref();
-    let tag = match map.get(property) {
-        None => return Err(Failure::new(format!("missing required property `{property}`"))),
-        Some(Value::String(tag)) => tag,
-        Some(_) => return Err(Failure { type_mismatch: true, ..Failure::new("must be a string") }.at_key(property)),
-    };
-    if let Some((_, schema)) = discriminator.mapping.iter().find(|(t, _)| **t == **tag) {
-        return Ok(*schema);
-    }
-    let mut known: Vec<String> =
-        discriminator.mapping.iter().take(ENUM_LISTED).map(|(t, _)| Value::String(t.to_string()).to_string()).collect();
-    if discriminator.mapping.len() > ENUM_LISTED {
-        known.push("…".to_owned());
-    }
-    Err(Failure::new(format!("`{tag}` is not a known `{property}`; expected one of {}", known.join(", ")))
-        .at_key(property))
-}
-
-/// The most telling of the branch failures of an `anyOf`/`oneOf`: the one that got deepest
-/// into the value; when every branch failed at the value itself, a mismatch other than of type
-/// (the branch whose type fit); when all are type mismatches, all of them in one message.
-fn best_failure(failures: Vec<Failure>) -> Failure {
-    let deepest = failures.iter().map(|f| f.path.len()).max().unwrap_or(0);
-    if deepest > 0 || failures.iter().any(|f| !f.type_mismatch) {
-        let mut failures = failures;
-        let pick =
-            failures.iter().position(|f| f.path.len() == deepest && (deepest > 0 || !f.type_mismatch)).unwrap_or(0);
-        if pick < failures.len() {
-            return failures.swap_remove(pick);
-        }
-        return Failure::new("must match one of the allowed schemas");
+    let base = pointer.matches('/').count();
+    let deepest = failures.iter().map(Failure::depth).max().unwrap_or(base);
+    if deepest > base || failures.iter().any(|f| !f.type_mismatch) {
+        let pick = failures.iter().position(|f| f.depth() == deepest && (deepest > base || !f.type_mismatch)).unwrap_or(0);
+        return failures.swap_remove(pick);
     }
     let mut messages: Vec<&str> = Vec::new();
-    let mut seen = HashSet::new();
     for f in &failures {
-        if seen.insert(f.message.as_str()) {
+        if !messages.contains(&f.message.as_str()) {
             messages.push(&f.message);
         }
     }
     Failure {
+        pointer: pointer.to_owned(),
+        message: format!("must match one of the allowed schemas: {}", messages.join("; ")),
         type_mismatch: true,
-        ..Failure::new(format!("must match one of the allowed schemas: {}", messages.join("; ")))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// A 3.0 pet store: `nullable`, boolean `exclusiveMinimum`, `readOnly`/`writeOnly`, a
-    /// discriminated `oneOf`, a recursive category tree, and a parameter given by `$ref`.
-    fn petstore_30() -> Value {
-        json!({
-            "openapi": "3.0.3",
-            "info": {"title": "pets", "version": "1"},
-            "paths": {
-                "/pets/{petId}": {
-                    "get": {
-                        "parameters": [
-                            {"$ref": "#/components/parameters/PetId"},
-                            {"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int32", "minimum": 0, "exclusiveMinimum": true, "maximum": 100}}
-                        ],
-                        "responses": {"200": {"$ref": "#/components/responses/Pet"}}
-                    }
-                }
-            },
-            "components": {
-                "parameters": {
-                    "PetId": {"name": "petId", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}
-                },
-                "responses": {
-                    "Pet": {"description": "a pet", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}
-                },
-                "schemas": {
-                    "Pet": {
-                        "type": "object",
-                        "required": ["id", "name", "status", "password"],
-                        "additionalProperties": false,
-                        "properties": {
-                            "id": {"type": "integer", "format": "int64", "readOnly": true},
-                            "name": {"type": "string", "minLength": 1, "maxLength": 5, "pattern": "^[a-z]+$"},
-                            "status": {"type": "string", "enum": ["available", "sold"]},
-                            "nickname": {"type": "string", "nullable": true},
-                            "password": {"type": "string", "writeOnly": true},
-                            "owner": {"nullable": true, "allOf": [{"$ref": "#/components/schemas/Owner"}]},
-                            "weight": {"type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 100, "exclusiveMaximum": false},
-                            "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}, "maxItems": 3, "uniqueItems": true},
-                            "born": {"type": "string", "format": "date"},
-                            "seen": {"type": "string", "format": "date-time"},
-                            "category": {"$ref": "#/components/schemas/Category"},
-                            "animal": {"$ref": "#/components/schemas/Animal"}
-                        }
-                    },
-                    "Owner": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string", "format": "email"}}},
-                    "Tag": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-                    "Category": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string"},
-                            "parent": {"$ref": "#/components/schemas/Category"},
-                            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}}
-                        }
-                    },
-                    "Animal": {
-                        "oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
-                        "discriminator": {"propertyName": "kind", "mapping": {"doggo": "#/components/schemas/Dog"}}
-                    },
-                    "Cat": {"type": "object", "required": ["kind", "lives"], "properties": {"kind": {"type": "string"}, "lives": {"type": "integer", "maximum": 9}}},
-                    "Dog": {"type": "object", "required": ["kind", "bark"], "properties": {"kind": {"type": "string"}, "bark": {"type": "boolean"}}}
-                }
-            }
-        })
-    }
-
-    fn err(set: &SchemaSet, id: SchemaId, value: Value, direction: Direction) -> (String, String) {
-        let e = set.validate(id, &value, direction).expect_err("should fail");
-        (e.pointer, e.message)
-    }
-
-    fn pet() -> Value {
-        json!({"id": 1, "name": "rex", "status": "sold", "password": "x"})
-    }
-
-    fn with(mut base: Value, key: &str, value: Value) -> Value {
-        base[key] = value;
-        base
-    }
-
-    #[test]
-    fn openapi_30_document() {
-        let mut set = SchemaSet::new(&petstore_30());
-        let pet_id = set.compile("/paths/~1pets~1{petId}/get/parameters/0/schema").unwrap();
-        let limit = set.compile("/paths/~1pets~1{petId}/get/parameters/1/schema").unwrap();
-        let body = set.compile("/paths/~1pets~1{petId}/get/responses/200/content/application~1json/schema").unwrap();
-        let pet_schema = set.compile("/components/schemas/Pet").unwrap();
-        assert_ne!(body, pet_schema, "the response schema is a $ref node of its own");
-        assert_eq!(set.compile("/components/schemas/Pet").unwrap(), pet_schema);
-        let r = Direction::Response;
-
-        assert!(set.validate(pet_id, &json!("0b6f4d2e-2f0a-4c2b-9a55-7d8e1f0a9c3b"), r).is_ok());
-        assert_eq!(err(&set, pet_id, json!("nope"), r), ("".into(), "must be a UUID".into()));
-
-        // boolean exclusiveMinimum: 0 < limit <= 100
-        assert!(set.validate(limit, &json!(1), r).is_ok());
-        assert!(set.validate(limit, &json!(100), r).is_ok());
-        assert_eq!(err(&set, limit, json!(0), r).1, "must be greater than 0");
-        assert_eq!(err(&set, limit, json!(101), r).1, "must be at most 100");
-        assert_eq!(err(&set, limit, json!(5.5), r).1, "must be an integer");
-        assert_eq!(err(&set, limit, json!(5.0), r).1, "must be an integer");
-        assert_eq!(err(&set, limit, json!("5"), r).1, "must be an integer");
-
-        assert!(set.validate(body, &pet(), r).is_ok());
-        assert_eq!(err(&set, body, json!([]), r), ("".into(), "must be an object".into()));
-        // nullable
-        assert!(set.validate(body, &with(pet(), "nickname", Value::Null), r).is_ok());
-        assert_eq!(err(&set, body, with(pet(), "name", Value::Null), r), ("/name".into(), "must be a string".into()));
-        // nullable beside allOf: null passes, a bad owner fails inside
-        assert!(set.validate(body, &with(pet(), "owner", Value::Null), r).is_ok());
-        assert!(set.validate(body, &with(pet(), "owner", json!({"email": "a@b.c"})), r).is_ok());
-        assert_eq!(
-            err(&set, body, with(pet(), "owner", json!({"email": "not an email"})), r),
-            ("/owner/email".into(), "must be an email address".into())
-        );
-        assert_eq!(
-            err(&set, body, with(pet(), "owner", json!({})), r),
-            ("/owner".into(), "missing required property `email`".into())
-        );
-        // number bounds: exclusiveMinimum true, exclusiveMaximum false
-        assert!(set.validate(body, &with(pet(), "weight", json!(100)), r).is_ok());
-        assert_eq!(err(&set, body, with(pet(), "weight", json!(0)), r).1, "must be greater than 0");
-        assert_eq!(err(&set, body, with(pet(), "weight", json!(100.5)), r).1, "must be at most 100");
-        // strings
-        assert_eq!(err(&set, body, with(pet(), "name", json!("")), r).1, "must be at least 1 character long");
-        assert_eq!(err(&set, body, with(pet(), "name", json!("abcdef")), r).1, "must be at most 5 characters long");
-        assert!(set.validate(body, &with(pet(), "name", json!("ééééé")), r).is_err(), "pattern is ASCII-only");
-        assert_eq!(err(&set, body, with(pet(), "name", json!("Rex")), r).1, "must match pattern ^[a-z]+$");
-        assert_eq!(
-            err(&set, body, with(pet(), "status", json!("lost")), r),
-            ("/status".into(), "must be one of \"available\", \"sold\"".into())
-        );
-        // additionalProperties: false
-        assert_eq!(
-            err(&set, body, with(pet(), "colour", json!("red")), r),
-            ("/colour".into(), "unknown property `colour`".into())
-        );
-        // arrays, pointer into items
-        assert!(set.validate(body, &with(pet(), "tags", json!([{"name": "a"}, {"name": "b"}])), r).is_ok());
-        assert_eq!(
-            err(&set, body, with(pet(), "tags", json!([{"name": "a"}, {"name": "b"}, {"name": 3}])), r),
-            ("/tags/2/name".into(), "must be a string".into())
-        );
-        assert_eq!(
-            err(&set, body, with(pet(), "tags", json!([{"name": "a"}, {"name": "b"}, {"name": "a"}])), r).1,
-            "must not contain duplicate items (items 0 and 2 are equal)"
-        );
-        assert_eq!(
-            err(
-                &set,
-                body,
-                with(pet(), "tags", json!([{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}])),
-                r
-            )
-            .1,
-            "must have at most 3 items"
-        );
-        // dates
-        assert!(set.validate(body, &with(pet(), "born", json!("2024-02-29")), r).is_ok());
-        assert_eq!(err(&set, body, with(pet(), "born", json!("2023-02-29")), r).1, "must be a date (YYYY-MM-DD)");
-        assert!(set.validate(body, &with(pet(), "seen", json!("2024-01-31T12:00:00.5+02:00")), r).is_ok());
-        assert!(set.validate(body, &with(pet(), "seen", json!("2024-01-31")), r).is_err());
-    }
-
-    #[test]
-    fn read_only_and_write_only() {
-        let mut set = SchemaSet::new(&petstore_30());
-        let body = set.compile("/components/schemas/Pet").unwrap();
-        let request = json!({"name": "rex", "status": "sold", "password": "x"});
-        assert!(set.validate(body, &request, Direction::Request).is_ok());
-        assert_eq!(
-            err(&set, body, request.clone(), Direction::Response),
-            ("".into(), "missing required property `id`".into())
-        );
-        // readOnly values sent in a request are not checked
-        assert!(set.validate(body, &with(request, "id", json!("whatever")), Direction::Request).is_ok());
-        let response = json!({"id": 1, "name": "rex", "status": "sold"});
-        assert!(set.validate(body, &response, Direction::Response).is_ok());
-        assert_eq!(
-            err(&set, body, response, Direction::Request),
-            ("".into(), "missing required property `password`".into())
-        );
-    }
-
-    #[test]
-    fn recursion() {
-        let mut set = SchemaSet::new(&petstore_30());
-        let category = set.compile("/components/schemas/Category").unwrap();
-        let tree = json!({"name": "a", "parent": {"name": "b", "parent": {"name": "c"}},
-            "children": [{"name": "d", "children": [{"name": "e"}, {"name": 5}]}]});
-        assert_eq!(
-            err(&set, category, tree, Direction::Response),
-            ("/children/0/children/1/name".into(), "must be a string".into())
-        );
-        // values nested deeper than the limit fail cleanly instead of exhausting the stack
-        let mut deep = json!({"name": "leaf"});
-        for _ in 0..2000 {
-            let mut map = Map::new();
-            map.insert("parent".to_owned(), deep); // moved, not serialized as `json!` would
-            deep = Value::Object(map);
-        }
-        let result = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || {
-                let outcome = set.validate(category, &deep, Direction::Response).map_err(|e| e.message);
-                // dropping a deeply nested value recurses too; forget it
-                std::mem::forget(deep);
-                outcome
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        assert_eq!(result.unwrap_err(), "is nested too deeply to validate");
-    }
-
-    #[test]
-    fn discriminator() {
-        let mut set = SchemaSet::new(&petstore_30());
-        let animal = set.compile("/components/schemas/Animal").unwrap();
-        let r = Direction::Response;
-        assert!(set.validate(animal, &json!({"kind": "Cat", "lives": 9}), r).is_ok());
-        assert!(set.validate(animal, &json!({"kind": "doggo", "bark": true}), r).is_ok());
-        assert!(set.validate(animal, &json!({"kind": "Dog", "bark": true}), r).is_ok());
-        assert_eq!(
-            err(&set, animal, json!({"kind": "Cat", "lives": 10}), r),
-            ("/lives".into(), "must be at most 9".into())
-        );
-        assert_eq!(
-            err(&set, animal, json!({"kind": "Lizard"}), r),
-            ("/kind".into(), "`Lizard` is not a known `kind`; expected one of \"doggo\", \"Cat\", \"Dog\"".into())
-        );
-        assert_eq!(err(&set, animal, json!({"lives": 1}), r), ("".into(), "missing required property `kind`".into()));
-        assert_eq!(err(&set, animal, json!({"kind": 1}), r), ("/kind".into(), "must be a string".into()));
-        // not an object: plain oneOf evaluation
-        assert_eq!(err(&set, animal, json!(3), r).1, "must match one of the allowed schemas: must be an object");
-    }
-
-    fn doc_31(schemas: Value) -> Value {
-        json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "components": {"schemas": schemas}})
-    }
-
-    #[test]
-    fn openapi_31_document() {
-        let doc = doc_31(json!({
-            "Item": {
-                "type": "object",
-                "required": ["id"],
-                "properties": {
-                    "id": {"type": ["integer", "string"]},
-                    "note": {"type": ["string", "null"], "maxLength": 3},
-                    "nullable_ignored": {"type": "string", "nullable": true},
-                    "score": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10, "multipleOf": 0.5},
-                    "link": {"$ref": "#/components/schemas/Link", "required": ["extra"]},
-                    "pair": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": false},
-                    "kind": {"const": "item"},
-                    "anything": true,
-                    "nothing": false
-                }
-            },
-            "Link": {"type": "object", "required": ["href"], "properties": {"href": {"type": "string"}}}
-        }));
-        let mut set = SchemaSet::new(&doc);
-        let item = set.compile("/components/schemas/Item").unwrap();
-        let r = Direction::Request;
-        let ok = |v: Value| set.validate(item, &v, r).map_err(|e| (e.pointer, e.message));
-        assert!(ok(json!({"id": 1})).is_ok());
-        assert!(ok(json!({"id": "a", "note": null})).is_ok());
-        assert_eq!(ok(json!({"id": true})).unwrap_err(), ("/id".into(), "must be a string or an integer".into()));
-        assert_eq!(ok(json!({"id": 1, "note": "long"})).unwrap_err().1, "must be at most 3 characters long");
-        assert_eq!(ok(json!({"id": 1, "note": 5})).unwrap_err().1, "must be a string or null");
-        assert_eq!(ok(json!({"id": 1, "nullable_ignored": null})).unwrap_err().1, "must be a string");
-        assert!(ok(json!({"id": 1, "score": 9.5})).is_ok());
-        assert_eq!(ok(json!({"id": 1, "score": 0})).unwrap_err().1, "must be greater than 0");
-        assert_eq!(ok(json!({"id": 1, "score": 10})).unwrap_err().1, "must be less than 10");
-        assert_eq!(ok(json!({"id": 1, "score": 1.2})).unwrap_err().1, "must be a multiple of 0.5");
-        // $ref with siblings: both apply
-        assert!(ok(json!({"id": 1, "link": {"href": "x", "extra": 1}})).is_ok());
-        assert_eq!(
-            ok(json!({"id": 1, "link": {"href": "x"}})).unwrap_err(),
-            ("/link".into(), "missing required property `extra`".into())
-        );
-        assert_eq!(
-            ok(json!({"id": 1, "link": {"extra": 1}})).unwrap_err(),
-            ("/link".into(), "missing required property `href`".into())
-        );
-        // prefixItems + items: false
-        assert!(ok(json!({"id": 1, "pair": ["a", 1]})).is_ok());
-        assert_eq!(
-            ok(json!({"id": 1, "pair": ["a", "b"]})).unwrap_err(),
-            ("/pair/1".into(), "must be an integer".into())
-        );
-        assert_eq!(
-            ok(json!({"id": 1, "pair": ["a", 1, 2]})).unwrap_err(),
-            ("/pair/2".into(), "is not allowed here".into())
-        );
-        assert!(ok(json!({"id": 1, "kind": "item"})).is_ok());
-        assert_eq!(ok(json!({"id": 1, "kind": "other"})).unwrap_err().1, "must be equal to \"item\"");
-        assert!(ok(json!({"id": 1, "anything": [1, {"x": null}]})).is_ok());
-        assert_eq!(ok(json!({"id": 1, "nothing": 1})).unwrap_err(), ("/nothing".into(), "is not allowed here".into()));
-    }
-
-    #[test]
-    fn every_keyword() {
-        let doc = doc_31(json!({
-            "n": {"type": "number", "minimum": 1.5, "maximum": 3, "multipleOf": 0.25},
-            "i": {"type": "integer", "multipleOf": 3, "format": "int32"},
-            "i64": {"type": "integer", "format": "int64"},
-            "s": {"type": "string", "pattern": "[0-9]{2}", "minLength": 2},
-            "bad_pattern": {"type": "string", "pattern": "(?<=a)b"},
-            "e": {"enum": [1, "two", null, [3]]},
-            "arr": {"type": "array", "minItems": 1, "contains": {"type": "string"}},
-            "uniq": {"type": "array", "uniqueItems": true},
-            "obj": {
-                "type": "object", "minProperties": 1, "maxProperties": 2,
-                "patternProperties": {"^x-": {"type": "integer"}},
-                "additionalProperties": {"type": "string"},
-                "propertyNames": {"maxLength": 4},
-                "dependentRequired": {"a": ["b"]}
-            },
-            "any": {"anyOf": [{"type": "string"}, {"type": "object", "required": ["k"]}]},
-            "one": {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 2}]},
-            "not": {"not": {"type": "string"}},
-            "cond": {"if": {"properties": {"t": {"const": "a"}}}, "then": {"required": ["a"]}, "else": {"required": ["b"]}},
-            "uuid": {"type": "string", "format": "uuid"},
-            "unknown_format": {"type": "string", "format": "hostname"}
-        }));
-        let mut set = SchemaSet::new(&doc);
-        let mut check = |name: &str, value: Value| -> Result<(), (String, String)> {
-            let id = set.compile(&format!("/components/schemas/{name}")).unwrap();
-            set.validate(id, &value, Direction::Request).map_err(|e| (e.pointer, e.message))
-        };
-        let msg = |r: Result<(), (String, String)>| r.unwrap_err().1;
-
-        assert!(check("n", json!(2.75)).is_ok());
-        assert_eq!(msg(check("n", json!(1))), "must be at least 1.5");
-        assert_eq!(msg(check("n", json!(3.25))), "must be at most 3");
-        assert_eq!(msg(check("n", json!(2.1))), "must be a multiple of 0.25");
-        assert!(check("i", json!(-9)).is_ok());
-        assert_eq!(msg(check("i", json!(4))), "must be a multiple of 3");
-        assert_eq!(msg(check("i", json!(3_000_000_000u64))), "must be a 32-bit integer");
-        assert!(check("i64", json!(i64::MIN)).is_ok());
-        assert_eq!(msg(check("i64", json!(u64::MAX))), "must be a 64-bit integer");
-        assert!(check("s", json!("ab12cd")).is_ok(), "patterns search, unanchored");
-        assert_eq!(msg(check("s", json!("abc"))), "must match pattern [0-9]{2}");
-        assert_eq!(msg(check("s", json!("1"))), "must be at least 2 characters long");
-        assert!(check("bad_pattern", json!("anything")).is_ok(), "an uncompilable pattern is ignored");
-        assert!(check("e", json!(null)).is_ok());
-        assert!(check("e", json!(1.0)).is_ok(), "1.0 equals 1");
-        assert!(check("e", json!([3])).is_ok());
-        assert_eq!(msg(check("e", json!("one"))), "must be one of 1, \"two\", null, [3]");
-        assert!(check("arr", json!([1, "x"])).is_ok());
-        assert_eq!(msg(check("arr", json!([]))), "must have at least 1 item");
-        assert_eq!(msg(check("arr", json!([1, 2]))), "must contain at least one item matching `contains`");
-        assert!(check("uniq", json!([1, "1", [1], {"a": 1}, {"a": 2}])).is_ok());
-        assert_eq!(
-            msg(check("uniq", json!([{"a": 1, "b": 2}, {"b": 2, "a": 1.0}]))),
-            "must not contain duplicate items (items 0 and 1 are equal)"
-        );
-        let mut long: Vec<Value> = (0..100).map(Value::from).collect();
-        assert!(check("uniq", Value::Array(long.clone())).is_ok());
-        long.push(json!(50.0));
-        assert_eq!(
-            msg(check("uniq", Value::Array(long))),
-            "must not contain duplicate items (items 50 and 100 are equal)"
-        );
-        assert!(check("obj", json!({"x-a": 1, "b": "s"})).is_ok());
-        assert_eq!(msg(check("obj", json!({}))), "must have at least 1 property");
-        assert_eq!(msg(check("obj", json!({"a": "1", "b": "2", "c": "3"}))), "must have at most 2 properties");
-        assert_eq!(check("obj", json!({"x-a": "1"})).unwrap_err(), ("/x-a".into(), "must be an integer".into()));
-        assert_eq!(check("obj", json!({"b": 1})).unwrap_err(), ("/b".into(), "must be a string".into()));
-        assert_eq!(
-            msg(check("obj", json!({"toolong": "1"}))),
-            "property name `toolong` must be at most 4 characters long"
-        );
-        assert_eq!(msg(check("obj", json!({"a": "1"}))), "missing property `b`, required when `a` is present");
-        assert!(check("any", json!("x")).is_ok());
-        assert!(check("any", json!({"k": 1})).is_ok());
-        assert_eq!(check("any", json!({})).unwrap_err(), ("".into(), "missing required property `k`".into()));
-        assert_eq!(
-            msg(check("any", json!(1))),
-            "must match one of the allowed schemas: must be a string; must be an object"
-        );
-        assert!(check("one", json!(1)).is_ok());
-        assert!(check("one", json!(2.5)).is_ok());
-        assert_eq!(msg(check("one", json!(3))), "must match exactly one schema of `oneOf`, but matches both 0 and 1");
-        assert_eq!(msg(check("one", json!(1.5))), "must be at least 2");
-        assert!(check("not", json!(1)).is_ok());
-        assert_eq!(msg(check("not", json!("s"))), "must not match the schema in `not`");
-        assert!(check("cond", json!({"t": "a", "a": 1})).is_ok());
-        assert!(check("cond", json!({"t": "z", "b": 1})).is_ok());
-        assert_eq!(msg(check("cond", json!({"t": "a", "b": 1}))), "missing required property `a`");
-        assert_eq!(msg(check("uuid", json!("0b6f4d2e-2f0a-4c2b-9a55-7d8e1f0a9c3"))), "must be a UUID");
-        assert!(check("unknown_format", json!("not a host!")).is_ok());
-    }
-
-    #[test]
-    fn schema_set_is_send_and_sync() {
-        fn assert<T: Send + Sync>() {}
-        assert::<SchemaSet>();
-    }
-
-    #[test]
-    fn formats() {
-        for ok in [
-            "2024-01-31T12:00:00Z",
-            "2024-01-31t12:00:00z",
-            "2024-01-31T23:59:60.123456-08:00",
-            "2000-02-29T00:00:00+00:00",
-        ] {
-            assert!(is_date_time(ok), "{ok}");
-        }
-        for bad in [
-            "2024-01-31",
-            "2024-01-31T12:00:00",
-            "2024-01-31T24:00:00Z",
-            "2024-13-01T00:00:00Z",
-            "2024-01-31T12:00Z",
-            "2024-01-31T12:00:00.Z",
-            "2024-01-31T12:00:00+0200",
-            "1900-02-29T00:00:00Z",
-            "2024-01-3１T12:00:00Z",
-            "",
-            "T",
-            "2024-01-31T12:00:00+é:00",
-            "2024-01-31T1é:00:00Z",
-        ] {
-            assert!(!is_date_time(bad), "{bad}");
-        }
-        assert!(is_date("2000-02-29") && !is_date("2100-02-29") && !is_date("2024-04-31") && !is_date("24-01-01"));
-        assert!(is_uuid("0B6F4D2E-2F0A-4C2B-9A55-7D8E1F0A9C3B") && !is_uuid("0b6f4d2e2f0a4c2b9a557d8e1f0a9c3b"));
-        assert!(is_email("a@b") && !is_email("@b") && !is_email("a@") && !is_email("a b@c") && !is_email("ab"));
-    }
-
-    #[test]
-    fn compile_errors_and_pointers() {
-        let doc = doc_31(json!({
-            "Broken": {"type": "object", "properties": {"x": {"$ref": "#/components/schemas/Missing"}}},
-            "External": {"$ref": "other.yaml#/Foo"},
-            "Anchor": {"$ref": "#foo"},
-            "a/b~c": {"type": "integer"},
-            "UsesEscaped": {"$ref": "#/components/schemas/a~1b~0c"},
-            "Spaced name": {"type": "boolean"},
-            "UsesPercent": {"$ref": "#/components/schemas/Spaced%20name"},
-            "Loop": {"$ref": "#/components/schemas/Loop"},
-            "AllLoop": {"allOf": [{"$ref": "#/components/schemas/AllLoop"}]},
-            "NotASchema": 5
-        }));
-        let mut set = SchemaSet::new(&doc);
-        assert!(set.compile("/components/schemas/Broken").unwrap_err().contains("/components/schemas/Missing"));
-        // the failed compile left nothing behind
-        assert!(set.nodes.is_empty() && set.by_pointer.is_empty());
-        assert!(set.compile("/components/schemas/External").unwrap_err().contains("same document"));
-        assert!(set.compile("/components/schemas/Anchor").unwrap_err().contains("anchors"));
-        assert!(set.compile("/nope").is_err());
-        assert!(set.compile("nope").is_err());
-        assert!(set.compile("/components/schemas/NotASchema").is_err());
-        let escaped = set.compile("/components/schemas/UsesEscaped").unwrap();
-        assert!(set.validate(escaped, &json!(1), Direction::Request).is_ok());
-        assert!(set.validate(escaped, &json!("1"), Direction::Request).is_err());
-        let spaced = set.compile("/components/schemas/UsesPercent").unwrap();
-        assert_eq!(set.validate(spaced, &json!(1), Direction::Request).unwrap_err().message, "must be a boolean");
-        // a $ref cycle that never descends into the value compiles, and fails cleanly
-        let looped = set.compile("/components/schemas/Loop").unwrap();
-        assert!(set.validate(looped, &json!(1), Direction::Request).is_err());
-        let all_loop = set.compile("/components/schemas/AllLoop").unwrap();
-        assert!(set.validate(all_loop, &json!(1), Direction::Request).is_err());
-        // pointers escape `/` and `~` in keys
-        let doc = doc_31(json!({"M": {"type": "object", "additionalProperties": {"type": "integer"}}}));
-        let mut set = SchemaSet::new(&doc);
-        let m = set.compile("/components/schemas/M").unwrap();
-        let e = set.validate(m, &json!({"a/b~c": "x"}), Direction::Request).unwrap_err();
-        assert_eq!(e.pointer, "/a~1b~0c");
-        assert_eq!(e.to_string(), "/a~1b~0c: must be an integer");
-    }
-
-    #[test]
-    fn property_shapes() {
-        let doc = doc_31(json!({
-            "Base": {"type": "object", "properties": {"count": {"type": "integer"}}},
-            "Form": {
-                "allOf": [{"$ref": "#/components/schemas/Base"}],
-                "properties": {
-                    "ratio": {"type": ["number", "null"]},
-                    "flag": {"$ref": "#/components/schemas/Flag"},
-                    "ids": {"type": "array", "items": {"type": "integer"}},
-                    "names": {"type": "array"},
-                    "file": {"type": "string", "format": "binary"},
-                    "opt": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-                    "mixed": {"type": ["integer", "string"]},
-                    "nested": {"type": "object"},
-                    "free": {}
-                }
-            },
-            "Flag": {"type": "boolean"}
-        }));
-        let mut set = SchemaSet::new(&doc);
-        let form = set.compile("/components/schemas/Form").unwrap();
-        assert_eq!(set.property_shape(form, "count"), Some((Scalar::Integer, false)));
-        assert_eq!(set.property_shape(form, "ratio"), Some((Scalar::Number, false)));
-        assert_eq!(set.property_shape(form, "flag"), Some((Scalar::Boolean, false)));
-        assert_eq!(set.property_shape(form, "ids"), Some((Scalar::Integer, true)));
-        assert_eq!(set.property_shape(form, "names"), Some((Scalar::String, true)));
-        assert_eq!(set.property_shape(form, "file"), Some((Scalar::String, false)));
-        assert_eq!(set.property_shape(form, "opt"), Some((Scalar::Integer, false)));
-        assert_eq!(set.property_shape(form, "mixed"), Some((Scalar::String, false)));
-        assert_eq!(set.property_shape(form, "nested"), None);
-        assert_eq!(set.property_shape(form, "free"), None);
-        assert_eq!(set.property_shape(form, "absent"), None);
-    }
-
-    /// Compiles every parameter, request and response schema of a large real document (GitHub's
-    /// REST API description, 3.0, ~13 MB). Run with
-    /// `SWITCHBOARD_BIG_SPEC=path/to/api.github.com.json cargo test --release -p switchboard --lib big_document -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "needs a large OpenAPI document named by SWITCHBOARD_BIG_SPEC"]
-    fn big_document() {
-        let Ok(path) = std::env::var("SWITCHBOARD_BIG_SPEC") else { return };
-        let text = std::fs::read_to_string(path).unwrap();
-        let doc: Value = serde_json::from_str(&text).unwrap();
-        let start = std::time::Instant::now();
-        let mut set = SchemaSet::new(&doc);
-        let cloned = start.elapsed();
-        let mut pointers = Vec::new();
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            let path = escape_token(path);
-            for (method, op) in item.as_object().unwrap() {
-                let Some(op) = op.as_object() else { continue };
-                for (i, _) in op.get("parameters").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                    pointers.push(format!("/paths/{path}/{method}/parameters/{i}/schema"));
-                }
-                let mut content = |base: String, body: &Value| {
-                    for media in body.get("content").and_then(Value::as_object).into_iter().flat_map(|m| m.keys()) {
-                        pointers.push(format!("{base}/content/{}/schema", escape_token(media)));
-                    }
-                };
-                if op.contains_key("requestBody") {
-                    let body = resolve(&doc, &format!("/paths/{path}/{method}/requestBody"), &mut 0).unwrap().1;
-                    content(format!("/paths/{path}/{method}/requestBody"), body);
-                }
-                for code in op.get("responses").and_then(Value::as_object).into_iter().flat_map(|r| r.keys()) {
-                    let base = format!("/paths/{path}/{method}/responses/{}", escape_token(code));
-                    let body = resolve(&doc, &base, &mut 0).unwrap().1;
-                    content(base, body);
-                }
-            }
-        }
-        let mut failed = 0;
-        for pointer in &pointers {
-            if set.compile(pointer).is_err() {
-                failed += 1;
-            }
-        }
-        let total = start.elapsed();
-        eprintln!(
-            "{} schemas ({} failed) → {} nodes; clone {:?}, total {:?}",
-            pointers.len(),
-            failed,
-            set.nodes.len(),
-            cloned,
-            total
-        );
-        assert_eq!(failed, 0);
-    }
-}
+mod tests;
