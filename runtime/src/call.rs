@@ -19,7 +19,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_core::Stream;
-use futures_util::FutureExt;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -84,27 +83,63 @@ pub(crate) fn deadline_exceeded() -> Status {
 /// Runs a handler's future under the call's rules: past `deadline` it is dropped and the call
 /// fails with DEADLINE_EXCEEDED; a panic fails the call with INTERNAL (the server goes on); if
 /// this future is dropped before it finishes (the caller went away), `cancellation` fires.
-pub(crate) async fn run<T>(
+///
+/// A hand-written future rather than an `async fn` around `FutureExt::catch_unwind`: the
+/// handler's future is moved once, into [`Run`], instead of into the `async fn`'s state and again
+/// into the wrapper it awaits, and its output is not passed through two more layers (each move is
+/// a `memcpy`, on every call).
+pub(crate) fn run<T>(
     deadline: Option<Instant>,
     cancellation: &Cancellation,
     fut: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let mut guard = cancellation.guard();
-    let fut = AssertUnwindSafe(fut).catch_unwind();
-    let result = match deadline {
-        // Boxed: the timer is large and deadlines are the exception.
-        Some(d) => match Box::pin(tokio::time::timeout_at(d.into(), fut)).await {
-            Ok(r) => r,
-            Err(_) => {
-                // The call is over for the handler: anything it spawned should stop too.
-                drop(guard);
-                return Err(deadline_exceeded());
+) -> impl Future<Output = Result<T, Status>> {
+    Run { inner: fut, deadline, timer: None, guard: cancellation.guard() }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`run`].
+    struct Run<F> {
+        #[pin]
+        inner: F,
+        deadline: Option<Instant>,
+        // Boxed, and made only once the handler has returned Pending under a deadline: the timer
+        // is large and deadlines are the exception.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        guard: CancelOnDrop,
+    }
+}
+
+impl<F, T> Future for Run<F>
+where
+    F: Future<Output = Result<T, Status>>,
+{
+    type Output = Result<T, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(result)) => {
+                this.guard.disarm();
+                return Poll::Ready(result);
             }
-        },
-        None => fut.await,
-    };
-    guard.disarm();
-    result.unwrap_or_else(|_| Err(panicked()))
+            Err(_) => {
+                this.guard.disarm();
+                return Poll::Ready(Err(panicked()));
+            }
+        }
+        if let Some(d) = *this.deadline {
+            let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(d.into())));
+            if timer.as_mut().poll(cx).is_ready() {
+                // The call is over for the handler: anything it spawned should stop too. (The
+                // handler's future is dropped with this one, right after.)
+                drop(std::mem::replace(this.guard, CancelOnDrop::disarmed()));
+                return Poll::Ready(Err(deadline_exceeded()));
+            }
+        }
+        Poll::Pending
+    }
 }
 
 /// A handler's response stream under the call's rules: past `deadline` it ends with
