@@ -168,6 +168,17 @@ impl RequestBuilder {
     /// `host` is set to the server's address unless given.
     pub async fn send(self) -> Answer {
         let what = format!("{} {} on {}", self.method, self.target, self.authority);
+        let streaming = self.send_streaming().await;
+        let (status, headers) = (streaming.status, streaming.headers);
+        let body = streaming.body.collect().await.unwrap_or_else(|e| panic!("{what}: body: {e}")).to_bytes();
+        Answer { status, headers, body }
+    }
+
+    /// Sends it like [`RequestBuilder::send`], and returns once the head has arrived: the body is
+    /// read piece by piece ([`StreamingAnswer::next_record`]), for long-lived streams. Dropping
+    /// the answer closes the connection.
+    pub async fn send_streaming(self) -> StreamingAnswer {
+        let what = format!("{} {} on {}", self.method, self.target, self.authority);
         let tcp = tokio::net::TcpStream::connect(&self.authority).await.unwrap_or_else(|e| panic!("{what}: connect: {e}"));
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap_or_else(|e| panic!("{what}: handshake: {e}"));
@@ -188,8 +199,49 @@ impl RequestBuilder {
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let body = response.into_body().collect().await.unwrap_or_else(|e| panic!("{what}: body: {e}")).to_bytes();
-        Answer { status, headers, body }
+        StreamingAnswer { status, headers, body: response.into_body(), buf: Vec::new() }
+    }
+}
+
+/// An answer whose body is still arriving.
+#[derive(Debug)]
+pub struct StreamingAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Every header line, repeated names included.
+    pub headers: Vec<(String, String)>,
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl StreamingAnswer {
+    /// The first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The next record of the body up to `separator` (`b"\n"` for NDJSON, `b"\n\n"` for
+    /// server-sent events), without the separator; `None` once the body ends. Panics if nothing
+    /// arrives within `limit`.
+    pub async fn next_record(&mut self, separator: &[u8], limit: std::time::Duration) -> Option<String> {
+        loop {
+            if let Some(pos) = self.buf.windows(separator.len()).position(|w| w == separator) {
+                let record: Vec<u8> = self.buf.drain(..pos + separator.len()).take(pos).collect();
+                return Some(String::from_utf8_lossy(&record).into_owned());
+            }
+            let frame = tokio::time::timeout(limit, self.body.frame())
+                .await
+                .unwrap_or_else(|_| panic!("no record within {limit:?}; have {:?}", String::from_utf8_lossy(&self.buf)));
+            match frame {
+                None => return None,
+                Some(frame) => {
+                    let frame = frame.unwrap_or_else(|e| panic!("reading the body: {e}"));
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
     }
 }
 
