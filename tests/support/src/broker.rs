@@ -5,6 +5,8 @@
 //! On a developer's bare machine a missing URL skips the test, with the reason on stderr. Under
 //! `CI=true` a missing URL fails the test: a green CI run must not carry zero broker coverage.
 
+use std::io::Write as _;
+
 /// The RabbitMQ URL variable.
 pub const AMQP_URL: &str = "SWITCHBOARD_AMQP_URL";
 /// The NATS URL variable.
@@ -44,8 +46,8 @@ pub fn decide(var: &str, value: Option<&str>, ci: Option<&str>) -> Decision {
     }
 }
 
-/// The value of `var`, or `None` after printing why the test skips (bare machine), or a panic
-/// (under `CI=true`).
+/// The value of `var`, or `None` after printing why the test skips (bare machine; on stderr,
+/// visible without `--nocapture`), or a panic (under `CI=true`).
 ///
 /// ```no_run
 /// let Some(url) = switchboard_test_support::broker::env_or_skip(switchboard_test_support::broker::AMQP_URL) else { return };
@@ -57,7 +59,10 @@ pub fn env_or_skip(var: &str) -> Option<String> {
     match decide(var, value.as_deref(), ci.as_deref()) {
         Decision::Run(v) => Some(v),
         Decision::Skip(reason) => {
-            eprintln!("{reason}");
+            // Straight to the process's stderr, past libtest's capture of `eprintln!`: the skip
+            // shows in a plain `cargo test` run, not only with `--nocapture`.
+            let test = std::thread::current().name().map(|n| format!("{n}: ")).unwrap_or_default();
+            let _ = writeln!(std::io::stderr(), "{test}{reason}");
             None
         }
         Decision::Fail(reason) => panic!("{reason}"),
