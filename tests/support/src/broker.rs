@@ -5,8 +5,6 @@
 //! On a developer's bare machine a missing URL skips the test, with the reason on stderr. Under
 //! `CI=true` a missing URL fails the test: a green CI run must not carry zero broker coverage.
 
-use std::io::Write as _;
-
 /// The RabbitMQ URL variable.
 pub const AMQP_URL: &str = "SWITCHBOARD_AMQP_URL";
 /// The NATS URL variable.
@@ -29,20 +27,15 @@ pub enum Decision {
     Fail(String),
 }
 
-/// Whether `CI` holds a true value (`true`, `1`, `yes`; any case), as CI services set it.
-pub fn is_ci(ci: Option<&str>) -> bool {
-    ci.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-}
-
 /// The rule, without reading the environment: `value` is the variable's value, `ci` the value
 /// of `CI`. An empty value counts as unset.
 pub fn decide(var: &str, value: Option<&str>, ci: Option<&str>) -> Decision {
     match value {
         Some(v) if !v.trim().is_empty() => Decision::Run(v.to_owned()),
-        _ if is_ci(ci) => Decision::Fail(format!(
+        _ if crate::ci::is_ci_value(ci) => Decision::Fail(format!(
             "{var} is not set and CI=true: the broker tests must run in CI, not skip ({HINT}; .ci/run does it)"
         )),
-        _ => Decision::Skip(format!("skipped: {var} is not set ({HINT}); under CI=true this test fails instead")),
+        _ => Decision::Skip(format!("{var} is not set ({HINT}); under CI=true this test fails instead")),
     }
 }
 
@@ -59,10 +52,7 @@ pub fn env_or_skip(var: &str) -> Option<String> {
     match decide(var, value.as_deref(), ci.as_deref()) {
         Decision::Run(v) => Some(v),
         Decision::Skip(reason) => {
-            // Straight to the process's stderr, past libtest's capture of `eprintln!`: the skip
-            // shows in a plain `cargo test` run, not only with `--nocapture`.
-            let test = std::thread::current().name().map(|n| format!("{n}: ")).unwrap_or_default();
-            let _ = writeln!(std::io::stderr(), "{test}{reason}");
+            crate::ci::print_skip(reason);
             None
         }
         Decision::Fail(reason) => panic!("{reason}"),

@@ -4,7 +4,8 @@
 //!   request, as curl makes them), and [`http::Http::raw`] for the tests that send malformed or
 //!   hand-framed requests on purpose.
 //! - [`broker`]: the one rule for the RabbitMQ / NATS suites: a broker URL from the environment,
-//!   or a printed skip on a bare machine, or a failure under `CI=true`.
+//!   or a printed skip on a bare machine, or a failure under `CI=true`; [`ci`] holds that rule
+//!   for other missing requirements (python3, grpcio).
 //! - [`ready`]: readiness by signal, not by sleeping: retry until a deadline, wait for a condition
 //!   or a "ready" line.
 //!
@@ -13,5 +14,6 @@
 //! failed: they are for tests, where a panic is the failure report.
 
 pub mod broker;
+pub mod ci;
 pub mod http;
 pub mod ready;
