@@ -209,6 +209,8 @@ async fn broker_restart_mid_traffic() {
     });
 
     let attempts = AtomicUsize::new(0);
+    // The sleeps in here spread the traffic over ~2 s and pace the retries: part of the
+    // scenario, not readiness.
     let traffic = (0..N).map(|i| {
         let client = client.clone();
         let attempts = &attempts;
