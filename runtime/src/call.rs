@@ -12,6 +12,8 @@
 //! Every transport (gRPC, REST, queues) goes through these functions, so a rule changes in one
 //! place for all of them.
 
+#![cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;

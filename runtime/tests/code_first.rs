@@ -9,6 +9,7 @@ use std::time::Duration;
 use switchboard::grpc::transport::{Channel, Server};
 use switchboard::metadata::{MetadataValue, BinaryMetadataValue};
 use switchboard::{Code, CompressionEncoding, Request, RequestExt, Response, Status, Streaming};
+use switchboard_test_support::ready::eventually;
 use tokio::net::TcpListener;
 use switchboard::grpc::transport::server::TcpIncoming;
 
@@ -52,6 +53,8 @@ struct Impl {
     saw_deadline: std::sync::Mutex<Option<Duration>>,
     cancelled: Arc<AtomicBool>,
     join_outcome: std::sync::Mutex<Option<Result<usize, Code>>>,
+    /// Messages `join` has read so far.
+    join_received: std::sync::atomic::AtomicUsize,
     seen_calls: std::sync::Mutex<Vec<switchboard::Cancellation>>,
 }
 
@@ -91,7 +94,10 @@ impl Notebook for Impl {
         let mut texts = Vec::new();
         loop {
             match stream.message().await {
-                Ok(Some(n)) => texts.push(n.text),
+                Ok(Some(n)) => {
+                    texts.push(n.text);
+                    self.join_received.fetch_add(1, Ordering::SeqCst);
+                }
                 Ok(None) => break,
                 Err(status) => {
                     *self.join_outcome.lock().unwrap() = Some(Err(status.code()));
@@ -256,17 +262,13 @@ async fn an_abandoned_upload_is_cancelled_not_complete() {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(note("first")).await.unwrap();
     let call = tokio::spawn(async move { client.join(ReceiverStream(rx)).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The upload is under way once the handler has read the first message.
+    eventually("the handler to read the first message", Duration::from_secs(5), || imp.join_received.load(Ordering::SeqCst) == 1).await;
     call.abort(); // the client gives up mid-upload: the stream is reset
-    for _ in 0..100 {
-        if let Some(outcome) = *imp.join_outcome.lock().unwrap() {
-            assert_eq!(outcome, Err(Code::Cancelled), "the handler saw the upload as complete");
-            drop(tx);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the handler never finished");
+    eventually("the handler to finish", Duration::from_secs(5), || imp.join_outcome.lock().unwrap().is_some()).await;
+    let outcome = imp.join_outcome.lock().unwrap().unwrap();
+    assert_eq!(outcome, Err(Code::Cancelled), "the handler saw the upload as complete");
+    drop(tx);
 }
 
 #[tokio::test]
@@ -278,6 +280,8 @@ async fn completed_calls_are_not_cancelled() {
     client.echo(note("fail:5:nope")).await.unwrap_err();
     let mut s = client.expand(Note { text: "x".into(), pad: 2, blob: vec![] }).await.unwrap().into_inner();
     while s.message().await.unwrap().is_some() {}
+    // Kept sleep: an observation window, not readiness. A wrongly fired cancellation would show
+    // in it (the server drops each finished call's token right after answering).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = imp.seen_calls.lock().unwrap();
     assert_eq!(seen.len(), 3);
@@ -295,13 +299,7 @@ async fn cancellation_is_observable_by_the_handler() {
     // The client walks away mid-stream: its half ends and the response is dropped (RST_STREAM).
     drop(tx);
     drop(replies);
-    for _ in 0..100 {
-        if imp.cancelled.load(Ordering::SeqCst) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("handler never saw the cancellation");
+    eventually("the handler to see the cancellation", Duration::from_secs(5), || imp.cancelled.load(Ordering::SeqCst)).await;
 }
 
 #[tokio::test]

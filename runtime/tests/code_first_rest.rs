@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use switchboard::{Code, Request, RequestExt, Response, Status};
+use switchboard_test_support::http::Http;
 
 #[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
 #[prost(prost_path = "::switchboard::prost")]
@@ -109,29 +110,17 @@ async fn unreachable_server_is_unavailable_and_bad_urls_are_errors() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_with_a_json_error() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = switchboard::rest::RestRouter::new().add(KvRestServer::new(Impl)).max_body_size(1024);
     tokio::spawn(router.serve(listener));
-    let put = |body: String| async move {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "PUT /v1/keys/k HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(body.as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.unwrap();
-        answer
-    };
+    let put = |body: String| Http::new(addr).put("/v1/keys/k").header("content-type", "application/json").body(body).send();
     let answer = put(format!("\"{}\"", "x".repeat(2000))).await;
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(!answer.to_ascii_lowercase().contains("sb-http-status"), "the hint is not a response header: {answer}");
-    let json: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(answer.status, 413, "{}", answer.text());
+    assert!(answer.header("sb-http-status").is_none(), "the hint is not a response header: {:?}", answer.headers);
+    let json = answer.json();
     assert_eq!(json["code"], Code::ResourceExhausted as i32);
     assert_eq!(json["message"], "request body larger than 1024 bytes");
     let answer = put("\"small\"".into()).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.status, 200, "{}", answer.text());
 }

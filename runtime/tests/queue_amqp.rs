@@ -2,9 +2,10 @@
 //! killed between handling a message and acking it.
 //!
 //! Needs a broker: `SWITCHBOARD_AMQP_URL` (e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`, see
-//! `scripts/brokers.sh start`); without it every test says why it skipped. The restart test also
-//! needs `SWITCHBOARD_BROKER_CTL`, a script whose `restart amqp` restarts RabbitMQ and returns
-//! once it accepts connections again.
+//! `scripts/brokers.sh start`); without it every test says on stderr why it skipped, and under
+//! `CI=true` fails instead (switchboard-test-support's broker rule). The fault tests also need
+//! `SWITCHBOARD_BROKER_CTL`, a script whose `restart amqp` restarts RabbitMQ and returns once it
+//! accepts connections again (same rule).
 //!
 //! The suite uses fixed queue names (service `test.queue.v1.Ledger`), so the tests here take turns
 //! (one lock) and start by deleting what earlier runs may have left in the durable queues.
@@ -20,9 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lapin::options::QueueDeleteOptions;
-use suite::{Empty, Entry, Ledger, LedgerQueueClient, LedgerQueueServer};
+use suite::{until_serving, Empty, Entry, Ledger, LedgerQueueClient, LedgerQueueServer, PROBE};
 use switchboard::queue::Broker;
 use switchboard::{Code, Request, Response, Status, Streaming};
+use switchboard_test_support::broker::{amqp_url, broker_ctl};
+use switchboard_test_support::ready::{eventually, retry_until};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -31,14 +34,16 @@ const SERVICE: &str = "test.queue.v1.Ledger";
 /// One test at a time on the broker: they share queue names, and one restarts the broker.
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn amqp_url() -> Option<String> {
-    match std::env::var("SWITCHBOARD_AMQP_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipped: SWITCHBOARD_AMQP_URL not set (start RabbitMQ, e.g. scripts/brokers.sh start)");
-            None
-        }
-    }
+/// How many consumers RabbitMQ counts on `queue` (a passive declare: the queue must exist).
+async fn consumers(url: &str, queue: &str) -> u32 {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(queue.into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, lapin::types::FieldTable::default())
+        .await
+        .expect("the queue exists");
+    let _ = conn.close(200, "counted".into()).await;
+    q.consumer_count()
 }
 
 /// Deletes the suite's queues, so messages of an earlier (failed) run do not show up.
@@ -91,18 +96,21 @@ async fn unroutable_requests_fail_fast_and_expired_ones_are_dropped() {
     let server = LedgerQueueServer::new(book.clone()).prefetch(1);
     let b = broker.clone();
     let task = tokio::spawn(async move { server.serve(&b).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_serving(&broker).await;
     let slow = tokio::spawn({
         let client = client.clone();
         async move { client.echo(Entry { id: "slow".into(), sleep_ms: 600, ..Default::default() }).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually("the slow request to start", Duration::from_secs(5), || book.started("slow") == 1).await;
     let mut late = Request::new(Entry { id: "late".into(), ..Default::default() });
     late.set_timeout(Duration::from_millis(150));
     assert_eq!(client.echo(late).await.unwrap_err().code(), Code::DeadlineExceeded);
     slow.await.unwrap().expect("slow call");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The one slot takes the queue in order: a request sent after `late` is answered only once
+    // the server has dealt with `late`.
+    client.echo(Entry { id: "after".into(), ..Default::default() }).await.expect("a call after");
     assert_eq!(book.started("late"), 0, "the expired request ran");
+    assert_eq!(book.started("after"), 1);
 
     // Closing the broker ends the server.
     broker.close().await;
@@ -143,6 +151,9 @@ impl Counting {
 impl Ledger for Counting {
     async fn echo(&self, req: Request<Entry>) -> Result<Response<Entry>, Status> {
         let entry = req.into_inner();
+        if entry.id == PROBE {
+            return Ok(Response::new(entry));
+        }
         self.run(&entry).await;
         Ok(Response::new(entry))
     }
@@ -167,24 +178,13 @@ fn keyed(id: String, sleep_ms: u32) -> Request<Entry> {
     req
 }
 
-async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The broker restarts in the middle of 200 requests and 200 events (each with an idempotency
 /// key). Every caller finishes (OK, UNAVAILABLE or DEADLINE_EXCEEDED; none hangs), every event
 /// whose publish returned OK is handled, and no handler runs twice for one key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_under_traffic() {
     let Some(url) = amqp_url() else { return };
-    let Ok(ctl) = std::env::var("SWITCHBOARD_BROKER_CTL") else {
-        println!("skipped: SWITCHBOARD_BROKER_CTL not set (a script whose `restart amqp` restarts RabbitMQ: scripts/brokers.sh)");
-        return;
-    };
+    let Some(ctl) = broker_ctl() else { return };
     let _turn = BROKER.lock().await;
     purge(&url).await;
     const N: usize = 200;
@@ -195,9 +195,10 @@ async fn broker_restart_under_traffic() {
     let serving = tokio::spawn(async move { server.serve(&b).await });
     let broker = Broker::connect(&url).await.expect("connect");
     let client = LedgerQueueClient::new(&broker).timeout(Duration::from_secs(5));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_serving(&broker).await;
 
-    // Traffic over ~10 s; the restart starts after 1 s.
+    // Traffic over ~10 s; the restart starts after 1 s. (The sleeps below spread the traffic
+    // and pace retries: part of the scenario, not readiness.)
     let requests = (0..N).map(|i| {
         let client = client.clone();
         tokio::spawn(async move {
@@ -226,6 +227,7 @@ async fn broker_restart_under_traffic() {
             })
         })
         .collect();
+    // Kept sleep: part of the scenario (traffic is under way when the restart begins), not readiness.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let restart = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -271,7 +273,8 @@ async fn broker_restart_under_traffic() {
         (0..N).all(|i| book.finished(&format!("ev-{i}")) >= 1)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // room for late duplicates to show
+    // Kept sleep: an observation window for late duplicates (nothing signals "no duplicate").
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (mut delivered, mut lost, mut duplicated) = (0, 0, Vec::new());
     for i in 0..N {
         match book.finished(&format!("ev-{i}")) {
@@ -407,9 +410,8 @@ async fn pump(from: tokio::net::tcp::OwnedReadHalf, to: tokio::net::tcp::OwnedWr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_before_its_ack() {
     let Some(url) = amqp_url() else { return };
-    if std::env::var("SWITCHBOARD_BROKER_CTL").is_err() {
-        println!("skipped: SWITCHBOARD_BROKER_CTL not set (fault tests run only with it)");
-        return;
+    if broker_ctl().is_none() {
+        return; // fault tests run only with it
     }
     let _turn = BROKER.lock().await;
     purge(&url).await;
@@ -420,7 +422,7 @@ async fn a_consumer_killed_before_its_ack() {
     let first = LedgerQueueServer::new(book.clone());
     let b = broker.clone();
     let first = tokio::spawn(async move { first.serve(&b).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_serving(&broker).await;
     let client = LedgerQueueClient::new(&broker).timeout(Duration::from_secs(10));
     let call = tokio::spawn({
         let client = client.clone();
@@ -432,7 +434,16 @@ async fn a_consumer_killed_before_its_ack() {
     let second = LedgerQueueServer::new(book.clone());
     let b = second_broker.clone();
     let second = tokio::spawn(async move { second.serve(&b).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both consume the request queue (RabbitMQ counts them) before the first dies.
+    let rpc_queue = format!("sb.rpc.{SERVICE}");
+    let (at, queue) = (&url, &rpc_queue);
+    retry_until("the second server to consume", Duration::from_secs(10), || async move {
+        match consumers(at, queue).await {
+            2 => Ok(()),
+            n => Err(format!("{n} consumers")),
+        }
+    })
+    .await;
     first.abort();
     let _ = first.await;
     let resp = call.await.unwrap().expect("answered by the second server");
@@ -450,7 +461,7 @@ async fn a_consumer_killed_before_its_ack() {
     let server = LedgerQueueServer::new(book.clone());
     let b = server_broker.clone();
     let serving = tokio::spawn(async move { server.serve(&b).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_serving(&broker).await;
     client.publish_record(keyed("ev-k".into(), 800)).await.expect("publish");
     eventually("the handler to start", Duration::from_secs(5), || book.started("ev-k") == 1).await;
     proxy.cut();
@@ -462,6 +473,8 @@ async fn a_consumer_killed_before_its_ack() {
         book.finished("ev-probe") == 1
     })
     .await;
+    // Kept sleep: an observation window, not readiness. The redelivery is handled concurrently
+    // with the probe; a dedupe that failed would start the handler again within it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(book.started("ev-k"), 1, "the redelivered event ran again");
     assert_eq!(book.0.running.load(Ordering::SeqCst), 0);

@@ -27,19 +27,21 @@ async fn expired_requests_are_dropped_not_run() {
     let server = LedgerQueueServer::new(book.clone()).prefetch(1);
     let b = broker.clone();
     tokio::spawn(async move { server.serve(&b).await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until_serving(&broker).await;
     let client = LedgerQueueClient::new(&broker);
     let slow = tokio::spawn({
         let client = client.clone();
         async move { client.echo(suite::Entry { id: "slow".into(), sleep_ms: 500, ..Default::default() }).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until_started(&book.0, "slow").await;
     let mut late = Request::new(suite::Entry { id: "late".into(), ..Default::default() });
     late.set_timeout(Duration::from_millis(100));
     assert_eq!(client.echo(late).await.unwrap_err().code(), Code::DeadlineExceeded);
     slow.await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(book.0.echoed.load(std::sync::atomic::Ordering::SeqCst), 1, "the expired request ran");
+    // The one slot takes the queue in order: once a request sent after `late` is answered, the
+    // server has dealt with `late`.
+    client.echo(suite::Entry { id: "after".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(*book.0.started.lock().unwrap(), ["slow", "after"], "the expired request ran");
 }
 
 #[tokio::test]
@@ -50,12 +52,12 @@ async fn a_killed_consumer_hands_its_message_to_another() {
     let first = LedgerQueueServer::new(book.clone());
     let b = broker.clone();
     let first = tokio::spawn(async move { first.serve(&b).await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until_serving(&broker).await;
     let client = LedgerQueueClient::new(&broker);
     let mut req = Request::new(suite::Entry { id: "k".into(), amount: 9, sleep_ms: 300, ..Default::default() });
     req.metadata_mut().insert("idempotency-key", "k-1".parse().unwrap());
     let call = tokio::spawn(async move { client.echo(req).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_started(&book.0, "k").await;
     first.abort();
     let _ = first.await;
     // A second consumer gets the unacked request and answers the caller still waiting.
@@ -64,4 +66,5 @@ async fn a_killed_consumer_hands_its_message_to_another() {
     tokio::spawn(async move { second.serve(&b).await.unwrap() });
     let resp = call.await.unwrap().expect("answered by the second consumer");
     assert_eq!(resp.get_ref().amount, 9);
+    assert_eq!(*book.0.started.lock().unwrap(), ["k", "k"], "started by both servers");
 }

@@ -1,10 +1,11 @@
 //! The queue suite on NATS (core request-reply, JetStream events), and fault tests.
 //!
 //! - `SWITCHBOARD_NATS_URL` (e.g. `nats://127.0.0.1:4222`, a nats-server started with `-js`):
-//!   without it every test here prints why it skipped and passes.
+//!   without it every test here prints (stderr) why it skipped and passes; under `CI=true` it
+//!   fails instead (switchboard-test-support's broker rule).
 //! - `SWITCHBOARD_BROKER_CTL`: a script; `"$SWITCHBOARD_BROKER_CTL" restart nats` restarts the
 //!   server (same store directory) and returns once it accepts connections. The fault tests need
-//!   it besides the URL.
+//!   it besides the URL (same rule).
 //!
 //! The tests share one server and fixed service names, so they take turns (`BROKER`).
 #![cfg(feature = "nats")]
@@ -21,25 +22,11 @@ use std::time::{Duration, Instant};
 use suite::{Empty, Entry};
 use switchboard::queue::Broker;
 use switchboard::{Code, Request, Response, Status};
+use switchboard_test_support::broker::{broker_ctl, nats_url};
+use switchboard_test_support::ready::{eventually, retry_until};
 
 /// One test at a time against the shared server.
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn nats_url() -> Option<String> {
-    let url = std::env::var("SWITCHBOARD_NATS_URL").ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        println!("skipped: SWITCHBOARD_NATS_URL not set (start nats-server -js, e.g. scripts/brokers.sh start)");
-    }
-    url
-}
-
-fn broker_ctl() -> Option<String> {
-    let ctl = std::env::var("SWITCHBOARD_BROKER_CTL").ok().filter(|c| !c.is_empty());
-    if ctl.is_none() {
-        println!("skipped: SWITCHBOARD_BROKER_CTL not set (a script that restarts the broker: `$SWITCHBOARD_BROKER_CTL restart nats`)");
-    }
-    ctl
-}
 
 /// One JetStream API call over a bare NATS connection (the tests have no NATS client of their
 /// own): publishes `body` to `subject` and returns the reply's payload.
@@ -163,6 +150,22 @@ impl Faults for FaultsImpl {
     }
 }
 
+/// Returns once a `Faults` server answers a call through `client` (until one consumes, a call
+/// fails at once: no responders). `id` must be a key the test's checks expect.
+async fn until_faults_served(client: &FaultsQueueClient, id: String) {
+    retry_until("a Faults server to answer", Duration::from_secs(30), || client.call(Entry { id: id.clone(), ..Default::default() })).await;
+}
+
+/// A number in a JetStream API reply (`"field":123`), 0 if absent.
+fn js_number(reply: &str, field: &str) -> u64 {
+    reply
+        .split(&format!("\"{field}\":"))
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn run_id() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }
@@ -191,12 +194,13 @@ async fn broker_restart_mid_traffic() {
     let server = FaultsQueueServer::new(handler).ack_wait(Duration::from_secs(2));
     let b = server_broker.clone();
     let server = tokio::spawn(async move { server.serve(&b).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let client_broker = Broker::connect(&url).await.expect("connect");
     let client = FaultsQueueClient::new(&client_broker).timeout(Duration::from_secs(3));
+    until_faults_served(&client, format!("req-{run}-ready")).await;
 
     let restart = tokio::task::spawn_blocking(move || {
+        // Kept sleep: part of the scenario (the restart lands mid-traffic), not readiness.
         std::thread::sleep(Duration::from_millis(800));
         let started = Instant::now();
         let status = std::process::Command::new(&ctl).args(["restart", "nats"]).status().expect("run the broker control script");
@@ -205,6 +209,8 @@ async fn broker_restart_mid_traffic() {
     });
 
     let attempts = AtomicUsize::new(0);
+    // The sleeps in here spread the traffic over ~2 s and pace the retries: part of the
+    // scenario, not readiness.
     let traffic = (0..N).map(|i| {
         let client = client.clone();
         let attempts = &attempts;
@@ -255,6 +261,8 @@ async fn broker_restart_mid_traffic() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Kept sleep: an observation window (2.5 x ack_wait) for redeliveries that would run a
+    // handler twice; nothing signals "no duplicate".
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let calls = runs.calls.lock().unwrap().clone();
@@ -395,6 +403,7 @@ async fn a_consumer_killed_before_its_ack_gets_the_event_redelivered() {
     let redelivered_after = redelivered_after.expect("the event was not redelivered after the consumer died");
     println!("(2a) killed before its ack: redelivered to the next server {redelivered_after:?} after the first handling (ack_wait {ack_wait:?})");
     assert!(redelivered_after >= ack_wait - Duration::from_millis(500), "redelivered before ack_wait: {redelivered_after:?}");
+    // Kept sleep: an observation window past ack_wait, in which a second redelivery would show.
     tokio::time::sleep(ack_wait + Duration::from_secs(1)).await;
     assert_eq!(runs.notes.lock().unwrap().get(&key), Some(&1), "the second server ran it more than once");
     server_broker.close().await;
@@ -408,23 +417,28 @@ async fn a_consumer_killed_before_its_ack_gets_the_event_redelivered() {
     let server = FaultsQueueServer::new(handler).ack_wait(ack_wait);
     let b = server_broker.clone();
     let server = tokio::spawn(async move { server.serve(&b).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_faults_served(&client, format!("ready-{run}")).await;
     let key = format!("slow-{run}");
     let mut req = Request::new(Entry { id: key.clone(), ..Default::default() });
     req.metadata_mut().insert("idempotency-key", key.parse().unwrap());
     client.publish_note(req).await.expect("publish");
     // While the first run lingers past ack_wait, JetStream redelivers it.
-    tokio::time::sleep(ack_wait + Duration::from_millis(700)).await;
-    let info = js_api(&url, &format!("$JS.API.CONSUMER.INFO.{FAULTS_STREAM}.events"), "");
-    let redelivered = info
-        .split("\"num_redelivered\":")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
+    let consumer_info = format!("$JS.API.CONSUMER.INFO.{FAULTS_STREAM}.events");
+    let redelivered = retry_until("JetStream to redeliver the unacked event", ack_wait * 2 + Duration::from_secs(5), || {
+        let info = js_api(&url, &consumer_info, "");
+        std::future::ready(match js_number(&info, "num_redelivered") {
+            0 => Err(info),
+            n => Ok(n),
+        })
+    })
+    .await;
     println!("(2b) handler slower than ack_wait: JetStream redelivered {redelivered} message(s) while it ran");
-    assert!(redelivered >= 1, "JetStream did not redeliver the unacked event: {info}");
-    tokio::time::sleep(ack_wait * 2).await;
+    // The first run finishes and acks; the duplicate waited for it and is acked with it.
+    let stream_info = format!("$JS.API.STREAM.INFO.{FAULTS_STREAM}");
+    eventually("the stream to be empty (every delivery acked)", Duration::from_secs(30), || {
+        js_number(&js_api(&url, &stream_info, ""), "messages") == 0
+    })
+    .await;
     assert_eq!(runs.notes.lock().unwrap().get(&key), Some(&1), "the redelivered event ran the handler again");
     // Everything was acked in the end: the work queue is empty.
     let info = js_api(&url, &format!("$JS.API.STREAM.INFO.{FAULTS_STREAM}"), "");

@@ -7,8 +7,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
+use switchboard_test_support::http::Http;
 
 async fn spawn<F, Fut>(serve: F) -> SocketAddr
 where
@@ -23,27 +22,9 @@ where
 
 /// `GET path` on a fresh HTTP/1.1 connection: (status, content type, body).
 async fn get(addr: SocketAddr, path: &str) -> (u16, String, Bytes) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let request = http::Request::get(path)
-        .header(http::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (
-        status,
-        content_type,
-        response.into_body().collect().await.unwrap().to_bytes(),
-    )
+    let answer = Http::new(addr).get(path).send().await;
+    let content_type = answer.header("content-type").unwrap_or_default().to_owned();
+    (answer.status, content_type, answer.body)
 }
 
 #[tokio::test]

@@ -2,10 +2,14 @@
 //! generated `TestServiceQueueClient` against the generated `TestServiceQueueServer`, on the
 //! embedded broker always, and on RabbitMQ / NATS when `SWITCHBOARD_AMQP_URL` /
 //! `SWITCHBOARD_NATS_URL` are set (`eval "$(bash scripts/brokers.sh start)"`); otherwise those
-//! tests say why they skip.
+//! tests say why they skip, or fail under `CI=true`.
 
 use interop::queue::{self, CASES};
+use std::time::Duration;
+
 use switchboard::queue::Broker;
+use switchboard_test_support::broker::{amqp_url, nats_url};
+use switchboard_test_support::ready::retry_until;
 
 /// The real-broker tests share the service name `grpc.testing.TestService` on one broker; other
 /// test binaries (and interop-server in CI) run at other times, so servers here are only ever
@@ -18,16 +22,11 @@ async fn run_cases(url: &str) {
     let serving = broker.clone();
     let server = tokio::spawn(async move { queue::serve(&serving).await });
     // Wait until the server answers through the broker.
-    let client = interop::testing::TestServiceQueueClient::new(&broker).timeout(std::time::Duration::from_secs(2));
-    let mut ready = false;
-    for _ in 0..100 {
-        if client.empty_call(interop::testing::Empty {}).await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the queue server never answered through {url}");
+    let client = interop::testing::TestServiceQueueClient::new(&broker).timeout(Duration::from_secs(2));
+    retry_until(&format!("the queue server to answer through {url}"), Duration::from_secs(30), || {
+        client.empty_call(interop::testing::Empty {})
+    })
+    .await;
     let mut failures = Vec::new();
     for case in CASES {
         if let Err(reason) = queue::run(case, &broker).await {
@@ -39,14 +38,6 @@ async fn run_cases(url: &str) {
     assert!(failures.is_empty(), "queue cases failed on {url}:\n{}", failures.join("\n"));
 }
 
-fn url(var: &str) -> Option<String> {
-    let url = std::env::var(var).ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        println!("skipped: {var} not set (start the brokers: eval \"$(bash scripts/brokers.sh start)\")");
-    }
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_cases_on_the_embedded_broker() {
     run_cases("memory://interop").await;
@@ -54,13 +45,13 @@ async fn queue_cases_on_the_embedded_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_cases_on_rabbitmq() {
-    let Some(url) = url("SWITCHBOARD_AMQP_URL") else { return };
+    let Some(url) = amqp_url() else { return };
     run_cases(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_cases_on_nats() {
-    let Some(url) = url("SWITCHBOARD_NATS_URL") else { return };
+    let Some(url) = nats_url() else { return };
     run_cases(&url).await;
 }
 

@@ -41,7 +41,7 @@ async fn rest_client_gets_payloads_statuses_and_streams() {
 async fn python_standard_library_client() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rest_check.py");
     if std::process::Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIP python_standard_library_client: python3 not found");
+        switchboard_test_support::ci::skip_or_fail("python3 not found");
         return;
     }
     let base = serve_rest().await;

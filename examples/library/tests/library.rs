@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use library::v1::shelf_event::Kind;
 use library::v1::*;
 use library::InMemoryLibrary;
 use serde_json::{json, Value};
 use switchboard::wkt::FieldMask;
 use switchboard::Code;
+use switchboard_test_support::http::{Http, StreamingAnswer};
+use switchboard_test_support::ready::eventually;
 
 async fn serve() -> (String, Arc<InMemoryLibrary>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -22,30 +22,11 @@ async fn serve() -> (String, Arc<InMemoryLibrary>) {
     (format!("http://{addr}"), library)
 }
 
-type HttpClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn http_client() -> HttpClient {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
-}
-
-fn request(base: &str, method: &str, path: &str, body: &str) -> http::Request<Full<Bytes>> {
-    http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap()
-}
-
 /// One REST call; returns the status and the JSON body.
 async fn call(base: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let resp = http_client().request(request(base, method, path, body)).await.unwrap();
-    let status = resp.status().as_u16();
-    assert_eq!(resp.headers()["content-type"], "application/json");
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
-    (status, json)
+    let answer = Http::new(base).request(method, path).header("content-type", "application/json").body(body.to_owned()).send().await;
+    assert_eq!(answer.header("content-type"), Some("application/json"), "{}", answer.text());
+    (answer.status, answer.json())
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {
@@ -61,13 +42,7 @@ fn names(page: &Value, field: &str) -> Vec<String> {
 
 /// Waits until the library has `n` open watch streams.
 async fn until_watchers(library: &InMemoryLibrary, n: usize) {
-    for _ in 0..200 {
-        if library.watchers() == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("expected {n} watchers, have {}", library.watchers());
+    eventually(&format!("{n} watchers"), Duration::from_secs(5), || library.watchers() == n).await;
 }
 
 #[tokio::test]
@@ -319,44 +294,29 @@ async fn a_verb_path_allows_only_its_own_methods() {
         ("HEAD", "/v1/shelves/fiction/books/kindred:move", 405, Some("POST")),
         ("GET", "/v1/nowhere", 404, None),
     ];
+    let http = Http::new(&base);
     for (method, path, status, allow) in cases {
-        let resp = http_client().request(request(&base, method, path, "")).await.unwrap();
-        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
-        assert_eq!(resp.headers().get("allow").map(|v| v.to_str().unwrap()), allow, "{method} {path}");
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body.is_empty(), method == "HEAD", "{method} {path}: a body is sent unless HEAD");
+        let answer = http.request(method, path).send().await;
+        assert_eq!(answer.status, status, "{method} {path}");
+        assert_eq!(answer.header("allow"), allow, "{method} {path}");
+        assert_eq!(answer.text().is_empty(), method == "HEAD", "{method} {path}: a body is sent unless HEAD");
     }
 }
 
-/// Reads the next line of a streaming body.
-async fn next_line<B>(body: &mut B, buf: &mut Vec<u8>, sep: &[u8]) -> String
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Debug,
-{
-    loop {
-        if let Some(pos) = buf.windows(sep.len()).position(|w| w == sep) {
-            let line: Vec<u8> = buf.drain(..pos + sep.len()).collect();
-            return String::from_utf8(line[..pos].to_vec()).unwrap();
-        }
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("an event within 5s");
-        let frame = frame.expect("the stream is still open").unwrap();
-        if let Ok(data) = frame.into_data() {
-            buf.extend_from_slice(&data);
-        }
-    }
+/// The next record of a streaming body, which must not end yet.
+async fn next_line(body: &mut StreamingAnswer, sep: &[u8]) -> String {
+    body.next_record(sep, Duration::from_secs(5)).await.expect("the stream is still open")
 }
 
 #[tokio::test]
 async fn watch_streams_ndjson_and_sse_and_unsubscribes_when_the_client_leaves() {
     let (base, library) = serve().await;
-    let client = http_client();
-    let watch = client.request(request(&base, "GET", "/v1/shelves/fiction:watch", "")).await.unwrap();
-    assert_eq!(watch.status(), 200);
-    assert_eq!(watch.headers()["content-type"], "application/x-ndjson");
-    let sse = http::Request::builder().uri(format!("{base}/v1/shelves/-:watch")).header("accept", "text/event-stream");
-    let sse = client.request(sse.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
-    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let http = Http::new(&base);
+    let mut body = http.get("/v1/shelves/fiction:watch").send_streaming().await;
+    assert_eq!(body.status, 200);
+    assert_eq!(body.header("content-type"), Some("application/x-ndjson"));
+    let mut sse_body = http.get("/v1/shelves/-:watch").header("accept", "text/event-stream").send_streaming().await;
+    assert_eq!(sse_body.header("content-type"), Some("text/event-stream"));
     until_watchers(&library, 2).await;
 
     // A concurrent writer: a create on another shelf (only the `shelves/-` watcher sees it), then
@@ -371,29 +331,25 @@ async fn watch_streams_ndjson_and_sse_and_unsubscribes_when_the_client_leaves() 
     let (status, _) = writer.await.unwrap();
     assert_eq!(status, 200);
 
-    let mut body = watch.into_body();
-    let mut buf = Vec::new();
-    let line: Value = serde_json::from_str(&next_line(&mut body, &mut buf, b"\n").await).unwrap();
+    let line: Value = serde_json::from_str(&next_line(&mut body, b"\n").await).unwrap();
     assert_eq!(line["result"]["kind"], "BOOK_ADDED");
     assert_eq!(line["result"]["book"]["name"], "shelves/fiction/books/solaris");
     assert_eq!(line["result"]["book"]["author"], "Stanisław Lem");
     assert!(line["result"]["eventTime"].is_string());
 
-    let mut sse_body = sse.into_body();
-    let mut sse_buf = Vec::new();
-    let first = next_line(&mut sse_body, &mut sse_buf, b"\n\n").await;
+    let first = next_line(&mut sse_body, b"\n\n").await;
     let event: Value = serde_json::from_str(first.strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(
         (event["kind"].as_str(), event["book"]["name"].as_str()),
         (Some("BOOK_ADDED"), Some("shelves/science/books/cosmos"))
     );
-    let second = next_line(&mut sse_body, &mut sse_buf, b"\n\n").await;
+    let second = next_line(&mut sse_body, b"\n\n").await;
     assert!(second.contains("shelves/fiction/books/solaris"), "{second}");
 
     // A PATCH and a move show up as BOOK_UPDATED and BOOK_REMOVED on the watched shelf.
     call(&base, "PATCH", "/v1/shelves/fiction/books/solaris?update_mask=page_count", r#"{"pageCount": 204}"#).await;
     call(&base, "POST", "/v1/shelves/fiction/books/solaris:move", r#"{"otherShelfName": "shelves/science"}"#).await;
-    let kinds: Vec<String> = [next_line(&mut body, &mut buf, b"\n").await, next_line(&mut body, &mut buf, b"\n").await]
+    let kinds: Vec<String> = [next_line(&mut body, b"\n").await, next_line(&mut body, b"\n").await]
         .iter()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["result"]["kind"].as_str().unwrap().to_owned())
         .collect();
@@ -401,7 +357,6 @@ async fn watch_streams_ndjson_and_sse_and_unsubscribes_when_the_client_leaves() 
 
     // Hanging up ends the watch on the server.
     drop((body, sse_body));
-    drop(client);
     until_watchers(&library, 0).await;
 
     let (status, err) = get(&base, "/v1/shelves/attic:watch").await;

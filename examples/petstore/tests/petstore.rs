@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use petstore::petstore::*;
 use petstore::InMemoryPetstore;
 use switchboard::serde_json::{self, json, Value};
+use switchboard_test_support::http::{Answer, Http};
 
 const KEY: &str = "test-key";
 
@@ -58,66 +59,24 @@ fn shelter(name: &str, capacity: i32) -> Applicant {
     Applicant::Shelter(Shelter { kind: ShelterKind::Shelter, shelter_name: name.into(), capacity })
 }
 
-/// One HTTP/1.1 exchange as curl would make it.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// The `message` of an `Error` body, after checking the body has the `Error` schema's shape.
+fn error_message(answer: &Answer) -> String {
+    let error = answer.json();
+    assert!(error["code"].is_i64() && error["message"].is_string(), "not an Error: {error}");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    error["message"].as_str().unwrap().to_owned()
 }
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    /// The `message` of an `Error` body, after checking the body has the `Error` schema's shape.
-    fn error_message(&self) -> String {
-        let error = self.json();
-        assert!(error["code"].is_i64() && error["message"].is_string(), "not an Error: {error}");
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        error["message"].as_str().unwrap().to_owned()
-    }
-}
-
+/// One HTTP/1.1 exchange as curl would make it, with an API key and a JSON body if given.
 async fn http(addr: SocketAddr, method: &str, target: &str, key: Option<&str>, body: Option<&str>) -> Answer {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    let mut request = Http::new(addr).request(method, target);
     if let Some(key) = key {
-        head.push_str(&format!("x-api-key: {key}\r\n"));
+        request = request.header("x-api-key", key);
     }
     if let Some(body) = body {
-        head.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n", body.len()));
+        request = request.header("content-type", "application/json").body(body.to_owned());
     }
-    head.push_str("\r\n");
-    head.push_str(body.unwrap_or_default());
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = text.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-    let mut body = raw[end + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
-            rest = &rest[nl + 2 + size + 2..];
-        }
-        body = out;
-    }
-    Answer { status, headers, body }
+    request.send().await
 }
 
 #[tokio::test]
@@ -183,7 +142,7 @@ async fn invalid_parameters_are_400_naming_the_parameter() {
     ] {
         let answer = http(addr, "GET", target, None, None).await;
         assert_eq!(answer.status, 400, "{target}");
-        let message = answer.error_message();
+        let message = error_message(&answer);
         assert!(message.starts_with(expected), "{target}: {message}");
         assert_eq!(answer.json()["code"], 3, "INVALID_ARGUMENT");
     }
@@ -219,17 +178,17 @@ async fn bodies_that_break_the_schema_are_400_naming_the_json_pointer() {
     for (path, body, expected) in cases {
         let method = if path == "/v1/pets/1" { "PATCH" } else { "POST" };
         let answer = http(addr, method, path, Some(KEY), Some(body)).await;
-        assert_eq!(answer.status, 400, "{method} {path} {body}: {}", String::from_utf8_lossy(&answer.body));
-        let message = answer.error_message();
+        assert_eq!(answer.status, 400, "{method} {path} {body}: {}", answer.text());
+        let message = error_message(&answer);
         assert!(message.starts_with(expected), "{body}: {message}");
     }
     let empty = http(addr, "POST", "/v1/pets", Some(KEY), Some("")).await;
-    assert_eq!((empty.status, empty.error_message().contains("required")), (400, true));
+    assert_eq!((empty.status, error_message(&empty).contains("required")), (400, true));
 
     // JSON Schema counts 40.0 as an integer; so does the server.
     let shelter = r#"{"kind": "shelter", "shelter_name": "Paws", "capacity": 40.0}"#;
     let answer = http(addr, "POST", "/v1/pets/1/adoptions", Some(KEY), Some(shelter)).await;
-    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.status, 201, "{}", answer.text());
     assert_eq!(answer.json()["applicant"]["capacity"], 40);
 }
 
@@ -247,7 +206,7 @@ async fn writes_need_the_right_api_key() {
             let answer = http(addr, method, path, key, body).await;
             assert_eq!(answer.status, 401, "{method} {path} with key {key:?}");
             assert_eq!(answer.json()["code"], 16, "UNAUTHENTICATED");
-            let message = answer.error_message();
+            let message = error_message(&answer);
             assert!(message.contains("X-API-Key"), "{message}");
         }
     }
@@ -311,7 +270,7 @@ async fn adopting_a_pet_that_is_not_available_is_409() {
 
     let raw = http(addr, "POST", "/v1/pets/2/adoptions", Some(KEY), Some(r#"{"kind": "shelter", "shelter_name": "Paws", "capacity": 3}"#)).await;
     assert_eq!(raw.status, 409);
-    assert_eq!(raw.error_message(), "pet 2 is pending, not available");
+    assert_eq!(error_message(&raw), "pet 2 is pending, not available");
 
     // Made available again, it can be asked for again.
     let patch = PetPatch { name: None, status: Some(Status::Available), tags: None };
@@ -390,6 +349,7 @@ async fn adoption_bodies_are_one_of_a_person_or_a_shelter() {
     let store = InMemoryPetstore::new();
     let rex = store.insert(new_pet("Rex", Status::Available, &[])).id.unwrap();
     let tom = store.insert(new_pet("Tom", Status::Available, &[])).id.unwrap();
+    let max = store.insert(new_pet("Max", Status::Available, &[])).id.unwrap();
     let addr = serve(store).await;
     let mut client = client(addr);
 
@@ -398,18 +358,52 @@ async fn adoption_bodies_are_one_of_a_person_or_a_shelter() {
     assert_eq!(j(&a.applicant), json!({"kind": "person", "name": "Ada", "email": "ada@example.com"}));
     assert!(matches!(a.applicant, Applicant::Person(Person { ref name, .. }) if name == "Ada"));
 
-    // The shelter variant over plain HTTP: the JSON in, the same JSON back.
+    // The shelter variant over plain HTTP: the JSON in, the same JSON back, and the handler got
+    // a `Shelter` (what it stored and answered reads back as that variant, with its fields).
     let body = json!({"kind": "shelter", "shelter_name": "Happy Paws", "capacity": 40});
     let answer = http(addr, "POST", &format!("/v1/pets/{tom}/adoptions"), Some(KEY), Some(&body.to_string())).await;
-    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.status, 201, "{}", answer.text());
     let adoption = answer.json();
     assert_eq!((&adoption["applicant"], &adoption["pet_id"]), (&body, &json!(tom)));
     assert_eq!(adoption["id"].as_str().unwrap().len(), 36, "a UUID");
+    let typed: Adoption = serde_json::from_value(adoption).unwrap();
+    assert!(
+        matches!(&typed.applicant, Applicant::Shelter(Shelter { shelter_name, capacity: 40, .. }) if shelter_name == "Happy Paws"),
+        "{:?}",
+        j(&typed.applicant)
+    );
 
-    // The discriminator picks the schema: a shelter's fields under `kind: person` are not a person.
+    // The discriminator picks the schema, and the error says what the picked schema misses: a
+    // shelter's fields under `kind: person` are a person without a `name` (not a shelter).
+    let adopt = format!("/v1/pets/{max}/adoptions");
     let mixed = json!({"kind": "person", "shelter_name": "Happy Paws", "capacity": 40});
-    let answer = http(addr, "POST", &format!("/v1/pets/{rex}/adoptions"), Some(KEY), Some(&mixed.to_string())).await;
-    assert_eq!(answer.status, 400);
+    let answer = http(addr, "POST", &adopt, Some(KEY), Some(&mixed.to_string())).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["code"], 3, "INVALID_ARGUMENT");
+    let message = error_message(&answer);
+    assert!(message.starts_with("request body") && message.contains("`name`"), "names Person's missing property: {message}");
+    // A `kind` outside the mapping is refused at the discriminator's pointer, naming the value
+    // and the known ones.
+    let robot = json!({"kind": "robot", "name": "R2", "email": "r2@example.com"});
+    let answer = http(addr, "POST", &adopt, Some(KEY), Some(&robot.to_string())).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let message = error_message(&answer);
+    assert!(message.starts_with("request body at /kind"), "{message}");
+    assert!(message.contains("robot") && message.contains("person") && message.contains("shelter"), "{message}");
+    // No `kind` at all: the discriminator property is named.
+    let untagged = json!({"name": "Ada", "email": "ada@example.com"});
+    let answer = http(addr, "POST", &adopt, Some(KEY), Some(&untagged.to_string())).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(error_message(&answer).contains("`kind`"), "{}", answer.text());
+    // None of them reached the handler: Max is still available (an adoption makes it pending).
+    let still = client.get_pet(GetPetRequest { pet_id: max }).await.unwrap().into_inner();
+    assert!(matches!(&still, GetPetResponse::Ok(p) if p.status == Status::Available), "{still:?}");
+    // A person body with the person tag is accepted, as a Person.
+    let fixed = json!({"kind": "person", "name": "Grace", "email": "grace@example.com"});
+    let answer = http(addr, "POST", &adopt, Some(KEY), Some(&fixed.to_string())).await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    let typed: Adoption = serde_json::from_value(answer.json()).unwrap();
+    assert!(matches!(&typed.applicant, Applicant::Person(Person { name, .. }) if name == "Grace"), "{:?}", j(&typed.applicant));
 }
 
 #[tokio::test]

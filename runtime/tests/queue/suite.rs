@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use switchboard::queue::Broker;
 use switchboard::{Code, Request, RequestExt, Response, Status, Streaming};
+use switchboard_test_support::ready::{eventually, retry_until};
 
 #[derive(Clone, PartialEq, switchboard::prost::Message)]
 #[prost(prost_path = "::switchboard::prost")]
@@ -48,10 +49,15 @@ pub trait Ledger {
     async fn poison(&self, req: Request<Entry>) -> Result<Response<Empty>, Status>;
 }
 
+/// The id of the readiness probe ([`until_serving`]): `echo` answers it without counting it.
+pub const PROBE: &str = "ready-probe";
+
 /// Counts what the handler did, by entry id.
 #[derive(Default)]
 pub struct Book {
     pub echoed: AtomicUsize,
+    /// The ids `echo` started on, in order (the probe left out).
+    pub started: Mutex<Vec<String>>,
     pub attempts: Mutex<HashMap<String, u32>>,
     pub recorded: Mutex<Vec<String>>,
 }
@@ -64,6 +70,10 @@ impl Ledger for Impl {
         let tenant = req.metadata().get("tenant").map(|v| v.to_str().unwrap().to_owned());
         let has_deadline = req.deadline().is_some();
         let entry = req.into_inner();
+        if entry.id == PROBE {
+            return Ok(Response::new(entry));
+        }
+        self.0.started.lock().unwrap().push(entry.id.clone());
         self.0.echoed.fetch_add(1, Ordering::SeqCst);
         if entry.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(entry.sleep_ms.into())).await;
@@ -122,23 +132,28 @@ pub async fn serve(broker: &Broker, impl_: Impl) -> tokio::task::JoinHandle<()> 
         .max_attempts(3)
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
         .ack_wait(Duration::from_secs(2));
-    let broker = broker.clone();
+    let serving = broker.clone();
     let task = tokio::spawn(async move {
-        server.serve(&broker).await.expect("serve");
+        server.serve(&serving).await.expect("serve");
     });
-    // Let the consumers register with the broker.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_serving(broker).await;
     task
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// Returns once a server of `Ledger` answers on `broker`: the probe call succeeds (until a
+/// server consumes, a call fails at once with UNAVAILABLE). The server sets up its request and
+/// event consumers before it takes its first message, so both are in place then.
+pub async fn until_serving(broker: &Broker) {
+    let client = LedgerQueueClient::new(broker).timeout(Duration::from_secs(2));
+    retry_until("a Ledger server to answer", Duration::from_secs(30), || {
+        client.echo(Entry { id: PROBE.into(), ..Default::default() })
+    })
+    .await;
+}
+
+/// Returns once `echo` has started on `id`.
+pub async fn until_started(book: &Book, id: &str) {
+    eventually(&format!("echo to start on {id}"), Duration::from_secs(10), || book.started.lock().unwrap().iter().any(|s| s == id)).await;
 }
 
 /// The whole suite on one broker URL. `url` should be unique to this run where the broker is
@@ -213,19 +228,16 @@ pub async fn run_all(url: &str) {
     // Events: published (confirmed), retried after failures, handled once.
     client.publish_record(Entry { id: "e1".into(), count: 0, ..Default::default() }).await.expect("publish");
     client.publish_record(Entry { id: "e2".into(), count: 2, ..Default::default() }).await.expect("publish");
-    eventually("both events recorded", || book.0.recorded.lock().unwrap().len() == 2).await;
+    eventually("both events recorded", Duration::from_secs(10), || book.0.recorded.lock().unwrap().len() == 2).await;
     assert_eq!(book.0.attempts.lock().unwrap()["e2"], 3, "two failures, then success");
 
     // Poison: every attempt fails, then it is dead-lettered with the last error.
     client.publish_poison(Entry { id: "p1".into(), ..Default::default() }).await.expect("publish");
-    let mut dead = Vec::new();
-    for _ in 0..100 {
-        dead.extend(broker.dead_letters("test.queue.v1.Ledger", "Poison", 10).await.expect("dead letters"));
-        if !dead.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let dead = retry_until("the poison event in the dead-letter queue", Duration::from_secs(10), || async {
+        let dead = broker.dead_letters("test.queue.v1.Ledger", "Poison", 10).await.expect("dead letters");
+        if dead.is_empty() { Err("none yet") } else { Ok(dead) }
+    })
+    .await;
     assert_eq!(dead.len(), 1, "one dead letter");
     assert_eq!(dead[0].header("sb-status"), Some("13"));
     assert_eq!(dead[0].header("sb-status-message"), Some("cannot record p1"));

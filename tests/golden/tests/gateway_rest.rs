@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use golden::gateway::shop::v1::*;
-use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use switchboard::wkt::{FieldMask, Struct, Timestamp};
 use switchboard::{Request, Response, Status, Streaming};
+use switchboard_test_support::http::Http;
 
 struct Shop;
 
@@ -143,17 +142,12 @@ impl Reply {
 }
 
 async fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = http::Request::builder().method(method).uri(format!("{base}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
+    let answer = Http::new(base).request(method, path).headers(headers).body(body.to_owned()).send().await;
+    let mut map = http::HeaderMap::new();
+    for (k, v) in &answer.headers {
+        map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap());
     }
-    let resp = client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, headers, body: String::from_utf8(body.to_vec()).unwrap() }
+    Reply { status: answer.status, headers: map, body: answer.text() }
 }
 
 const JSON: &[(&str, &str)] = &[("content-type", "application/json")];

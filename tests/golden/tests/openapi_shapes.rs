@@ -5,7 +5,11 @@
 use golden::openapi::shapes::*;
 use switchboard::api::{Binary, Credentials};
 use switchboard::serde_json::{self, json};
+use std::time::Duration;
+
 use switchboard::{Request, Response, Status};
+use switchboard_test_support::http::Http;
+use switchboard_test_support::ready::retry_until;
 
 #[test]
 fn models_follow_the_json_names_and_shapes() {
@@ -77,7 +81,13 @@ fn models_follow_the_json_names_and_shapes() {
     assert_eq!(serde_json::to_value(GetThingResponse::Status2xx(202)).unwrap(), json!({"Status2xx": 202}));
 }
 
-struct Impl;
+/// The handler. `handled` receives what `put_thing_form` was called with (thing id, name,
+/// size), so a test can see from its own task that a call or an event reached the handler, and
+/// with what.
+#[derive(Default)]
+struct Impl {
+    handled: Option<tokio::sync::mpsc::UnboundedSender<(String, String, Option<i64>)>>,
+}
 
 impl Shapes for Impl {
     async fn get_thing(&self, req: Request<GetThingRequest>) -> Result<Response<GetThingResponse>, Status> {
@@ -116,10 +126,15 @@ impl Shapes for Impl {
 
     async fn put_thing_form(&self, req: Request<PutThingFormRequest>) -> Result<Response<PutThingFormResponse>, Status> {
         let r = req.into_inner();
+        if let Some(handled) = &self.handled {
+            let _ = handled.send((r.thing_id.clone(), r.body.name.clone(), r.body.size));
+        }
         if r.body.name == "bad" {
             return Err(Status::invalid_argument("bad name"));
         }
-        assert_eq!(r.body.size, Some(7));
+        if r.body.size != Some(7) {
+            return Err(Status::invalid_argument(format!("size {:?}, expected Some(7)", r.body.size)));
+        }
         Ok(Response::new(PutThingFormResponse::NoContent))
     }
 
@@ -148,7 +163,7 @@ impl Shapes for Impl {
 async fn serve() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(ShapesRestServer::new(Impl).serve(listener));
+    tokio::spawn(ShapesRestServer::new(Impl::default()).serve(listener));
     format!("http://{addr}")
 }
 
@@ -202,43 +217,25 @@ async fn every_parameter_place_and_body_type_over_http() {
     assert!(matches!(conflict, PutBlobResponse::Status4xx(409)), "{conflict:?}");
 }
 
-/// A raw HTTP/1.1 GET: (status line, body).
-async fn raw_get(base: &str, path: &str, headers: &[&str]) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    let status = out.lines().next().unwrap_or_default().to_owned();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
-}
-
 #[tokio::test]
 async fn the_server_checks_credentials_and_parameters() {
     let base = serve().await;
+    let http = Http::new(&base);
     // Secured by bearer or basic: nothing given → 401 before the handler runs.
-    let (status, _) = raw_get(&base, "/things/x", &[]).await;
-    assert!(status.contains(" 401 "), "{status}");
+    let answer = http.get("/things/x").send().await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
     let mut client = ShapesRestClient::new(&base).unwrap();
     // The document's `default` response covers 401, so the client hands it back typed.
     let answer = client.get_thing(GetThingRequest { thing_id: "x".into(), x_trace_id: None, sid: None, ids: None, filter: None }).await.unwrap();
     assert!(matches!(answer.into_inner(), GetThingResponse::Default(401, Problem { ref message }) if message.contains("credentials")));
     // A pipe-delimited integer array with a non-integer names the parameter.
-    let (status, body) = raw_get(&base, "/things/x?ids=1|x", &["Authorization: Bearer t"]).await;
-    assert!(status.contains(" 400 "), "{status} {body}");
-    assert!(body.contains("`ids`"), "{body}");
+    let answer = http.get("/things/x?ids=1|x").header("authorization", "Bearer t").send().await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.text().contains("`ids`"), "{}", answer.text());
     // A malformed UUID header fails the schema's format.
-    let (status, body) = raw_get(&base, "/things/x", &["Authorization: Bearer t", "X-Trace-Id: nope"]).await;
-    assert!(status.contains(" 400 "), "{status} {body}");
-    assert!(body.contains("X-Trace-Id"), "{body}");
+    let answer = http.get("/things/x").headers(&[("authorization", "Bearer t"), ("x-trace-id", "nope")]).send().await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.text().contains("X-Trace-Id"), "{}", answer.text());
 }
 
 /// The same generated OpenAPI service over the embedded broker: JSON bodies, the response enum
@@ -248,11 +245,14 @@ async fn the_server_checks_credentials_and_parameters() {
 async fn the_openapi_service_over_the_embedded_broker() {
     use switchboard::queue::Broker;
     let broker = Broker::connect("memory://openapi-shapes").await.unwrap();
-    let server = ShapesQueueServer::new(Impl);
+    let (handled, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let server = ShapesQueueServer::new(Impl { handled: Some(handled) });
     let b = broker.clone();
     tokio::spawn(async move { server.serve(&b).await.unwrap() });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let client = ShapesQueueClient::new(&broker);
+    let client = ShapesQueueClient::new(&broker).timeout(Duration::from_secs(5));
+    // Ready once a call goes through (until then nobody consumes: UNAVAILABLE at once).
+    let probe = || client.put_blob(PutBlobRequest { name: "probe".into(), body: Binary::from(vec![0u8]) });
+    retry_until("the queue server to answer", Duration::from_secs(10), probe).await;
     let body = PutThingFormBody { name: "ok".into(), size: Some(7) };
     let resp = client.put_thing_form(PutThingFormRequest { thing_id: "t1".into(), body }).await.unwrap();
     assert!(matches!(resp.into_inner(), PutThingFormResponse::NoContent));
@@ -265,8 +265,24 @@ async fn the_openapi_service_over_the_embedded_broker() {
     let err = client.put_thing_form(PutThingFormRequest { thing_id: "t1".into(), body: bad }).await.unwrap_err();
     assert_eq!(err.code(), switchboard::Code::InvalidArgument);
     assert_eq!(err.message(), "bad name");
-    // An event: returns once the broker holds it; the handler runs (and its assert on `size`
-    // holds) without anyone waiting for a reply.
+    // The three calls reached the handler with their bodies.
+    for expected in [("t1", "ok", Some(7)), ("t1", "bad", None)] {
+        let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await.expect("the handler ran").unwrap();
+        assert_eq!((got.0.as_str(), got.1.as_str(), got.2), expected);
+    }
+    // An event: returns once the broker holds it; then the handler runs, with nobody waiting
+    // for a reply. The test sees it through the handler's channel: the same body, handled once.
     let body = PutThingFormBody { name: "ok".into(), size: Some(7) };
     client.publish_put_thing_form(PutThingFormRequest { thing_id: "t2".into(), body }).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the event was not handled within 10 s")
+        .expect("the server ended");
+    assert_eq!(got, ("t2".to_owned(), "ok".to_owned(), Some(7)), "the event reached the handler with another body");
+    // Handled successfully: it is not retried (a failed attempt would run the handler again)
+    // and nothing is dead-lettered.
+    let method = SHAPES_DESCRIPTOR.methods.iter().find(|m| m.rust_name == "put_thing_form").unwrap();
+    let dead = broker.dead_letters(SHAPES_DESCRIPTOR.full_name, method.name, 10).await.unwrap();
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    assert!(seen.try_recv().is_err(), "the handler ran again");
 }
