@@ -49,6 +49,7 @@ impl CallContext {
 
     /// The state a transport already put into a request's extensions (gRPC's server does, for
     /// the whole HTTP/2 exchange).
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     pub(crate) fn of<T>(request: &Request<T>) -> (Option<Instant>, Cancellation) {
         let deadline = request.extensions().get::<Deadline>().map(|d| d.0);
         let cancellation = request.extensions().get::<Cancellation>().cloned().unwrap_or_default();

@@ -145,7 +145,7 @@ pub mod __private {
     /// OpenAPI operations: the REST client's call.
     #[cfg(feature = "rest")]
     pub mod api {
-        pub use crate::api::client_glue::call;
+        pub use crate::rest::operation_call as call;
     }
     /// Queues: the transport and its codecs.
     #[cfg(feature = "queue")]

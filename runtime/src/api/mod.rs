@@ -1,6 +1,10 @@
 //! OpenAPI operations: the static operation table generated code points trait methods at, the
-//! value types generated models use (`Base64`, `Binary`), and (feature `rest`) the server and
-//! client glue that reads the table.
+//! value types generated models use (`Base64`, `Binary`), and the transport-neutral pieces that
+//! read the table: parameters (`params`), the validator (`validate`, feature `openapi`), media
+//! types, bodies and response enums. This module never imports a transport: the HTTP serving of
+//! operations (routing, credentials from headers, 401/415 answers, the per-operation state) lives
+//! in the REST transport (`rest::operation`, `rest::security`, `rest::document`,
+//! `rest::operation_client`).
 //!
 //! ```text
 //! request struct ──serde──▶ JSON object {param field: value, body field: body}
@@ -39,27 +43,14 @@ pub(crate) mod validate;
 pub use validate::unservable_operations as __unservable_operations;
 
 #[cfg(feature = "rest")]
-mod body;
+pub(crate) mod body;
 #[cfg(feature = "rest")]
-mod client;
-#[cfg(feature = "rest")]
-pub(crate) mod document;
-#[cfg(feature = "rest")]
-mod media;
+pub(crate) mod media;
 #[cfg(feature = "rest")]
 pub(crate) mod response;
-#[cfg(feature = "rest")]
-pub(crate) mod server;
 
 pub use security::{Credential, Credentials};
 
-/// What `#[service]` expansions call for OpenAPI operations (the client side; the server side
-/// is the REST transport's `unary`). Not a public API.
-#[cfg(feature = "rest")]
-#[doc(hidden)]
-pub mod client_glue {
-    pub use super::client::call;
-}
 
 pub use operation::{
     Location, Operation, Param, ParamShape, RequestBody, ResponseSpec, Scalar, SchemeKind, SecurityScheme, Style,

@@ -22,6 +22,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+pub(crate) use super::ids::next_id;
 use super::wire::Envelope;
 
 /// One broker connection, as the rest of the queue transport sees it.
@@ -62,7 +63,7 @@ pub(crate) async fn one_reply<F>(
 where
     F: std::future::Future<Output = Result<(), Status>>,
 {
-    let id = super::client::next_id();
+    let id = next_id();
     let rx = replies.register_once(id.clone());
     let _slot = Registered { replies, id: id.clone() };
     env.correlation_id = Some(id);

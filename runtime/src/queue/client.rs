@@ -1,7 +1,6 @@
 //! [`QueueClient`]: calls a service through a [`Broker`]. Generated `<Trait>QueueClient`s wrap
 //! one and call the generic functions here with the method's descriptor.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -9,7 +8,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::codec::Codec;
-use super::backend::Registered;
+use super::backend::{next_id, Registered};
 use super::wire::{self, Envelope};
 use super::Broker;
 use crate::{ServiceDescriptor, Streaming};
@@ -26,31 +25,6 @@ pub struct QueueClient {
     timeout: Duration,
     /// Whether `timeout` was set (then it travels as the deadline of every call).
     timeout_set: bool,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// A process-unique, hard-to-guess prefix for message and correlation ids.
-fn id_prefix() -> &'static str {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PREFIX.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
-        h.write_u32(std::process::id());
-        format!("{:016x}", h.finish())
-    })
-}
-
-/// A fresh message or correlation id: the process's prefix and a counter.
-pub(crate) fn next_id() -> String {
-    use std::fmt::Write as _;
-    let prefix = id_prefix();
-    let mut id = String::with_capacity(prefix.len() + 21);
-    id.push_str(prefix);
-    id.push('-');
-    let _ = write!(id, "{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
-    id
 }
 
 impl QueueClient {

@@ -26,6 +26,7 @@ mod backend;
 mod client;
 mod codec;
 mod dedupe;
+mod ids;
 mod memory;
 mod methods;
 mod server;

@@ -38,7 +38,7 @@ pub struct Call {
     pub(crate) vars: Vec<(&'static str, String)>,
     pub(crate) max_body: usize,
     /// For OpenAPI operations: the operation's state and path variables.
-    pub(crate) api: Option<crate::api::server::ApiCall>,
+    pub(crate) api: Option<super::operation::ApiCall>,
 }
 
 impl Call {

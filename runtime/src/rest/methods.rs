@@ -55,7 +55,7 @@ pub struct RestEncoder<'a>(pub(crate) EncodeTo<'a>);
 
 pub(crate) enum EncodeTo<'a> {
     Json { response_body: &'static str, out: &'a mut Vec<u8> },
-    Capture { state: &'a crate::api::document::OpState, out: &'a mut Option<crate::api::response::CaptureResult> },
+    Capture { state: &'a super::document::OpState, out: &'a mut Option<crate::api::response::CaptureResult> },
 }
 
 /// REST carries serde types: proto3 JSON for generated messages (pbjson), plain serde for
@@ -68,7 +68,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Carry<M> for Rest {
         match from.0 {
             DecodeFrom::Message { call, body } => call.decode::<M>(body),
             DecodeFrom::Line(line) => super::decode::from_json::<M>(line),
-            DecodeFrom::Fields(fields) => crate::api::server::from_fields::<M>(fields),
+            DecodeFrom::Fields(fields) => super::operation::from_fields::<M>(fields),
         }
     }
 
@@ -109,7 +109,7 @@ impl Transport for Rest {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         if call.api.is_some() {
-            return crate::api::server::unary(call, handler);
+            return super::operation::unary(call, handler);
         }
         Box::pin(async move {
             let (mut ctx, framing, message) = match read_message::<Req>(call).await {

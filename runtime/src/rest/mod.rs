@@ -29,7 +29,11 @@
 pub(crate) mod call;
 pub(crate) mod client;
 pub(crate) mod decode;
+pub(crate) mod document;
 pub(crate) mod methods;
+pub(crate) mod operation;
+mod operation_client;
+pub(crate) mod security;
 mod ndjson;
 mod openapi;
 mod routes;
@@ -42,6 +46,8 @@ pub use client::{InvalidBaseUrl, RestClient};
 pub use methods::{Rest, RestDecoder, RestEncoder};
 #[doc(hidden)]
 pub use methods::streaming_request;
+#[doc(hidden)]
+pub use operation_client::call as operation_call;
 pub use routes::{RouteError, RouteName};
 pub use server::{IntoMakeService, RestRouter, RestServer};
 

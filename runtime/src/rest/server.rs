@@ -14,8 +14,8 @@ use tonic::Status;
 
 use super::methods::Rest;
 use crate::dispatch::Dispatch;
-use crate::api::document::ApiService;
-use crate::api::server::ApiCall;
+use super::document::ApiService;
+use super::operation::ApiCall;
 use crate::api::{Credentials, Operation};
 use super::call::{error_response, Call, HttpResponse, DEFAULT_MAX_BODY};
 use super::routes::{Lookup, RouteError, Routes, Target};
@@ -24,7 +24,7 @@ use super::{openapi, Body};
 use crate::ServiceDescriptor;
 
 type DispatchFn = Arc<dyn Fn(Call) -> BoxFuture<'static, HttpResponse> + Send + Sync>;
-type AuthorizeFn = crate::api::security::Authorize;
+type AuthorizeFn = super::security::Authorize;
 
 /// Serves any number of `#[service]` implementations over REST (HTTP/1.1 or HTTP/2, JSON).
 ///

@@ -21,16 +21,16 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::document::OpState;
-use super::media::{self, Media};
-use super::params::{decode_params, Fields, RawRequest};
-use super::response::{self, Body as Captured, Captured as Answer};
+use crate::api::media::{self, Media};
+use crate::api::params::{decode_params, Fields, RawRequest};
+use crate::api::response::{self, Body as Captured, Captured as Answer};
 use super::security::{authenticate, Authorize};
 use crate::call::{self, CallContext};
 use crate::dispatch::Carry;
-use crate::rest::template::Captures;
-use crate::rest::call::Call;
-use crate::rest::methods::{DecodeFrom, EncodeTo, Rest, RestDecoder, RestEncoder};
-use crate::rest::{error_response, Body, HttpResponse};
+use super::template::Captures;
+use super::call::Call;
+use super::methods::{DecodeFrom, EncodeTo, Rest, RestDecoder, RestEncoder};
+use super::{error_response, Body, HttpResponse};
 
 /// The OpenAPI side of a matched request.
 pub(crate) struct ApiCall {
@@ -213,7 +213,7 @@ async fn read_body(
         return Err(unsupported(body.content_type.as_deref().unwrap_or("none"), spec.content));
     };
     let content_type = body.content_type.as_deref().unwrap_or(media::concrete(documented));
-    let value = super::body::decode(content_type, bytes, |name| state.property_shape(body.index, name))
+    let value = crate::api::body::decode(content_type, bytes, |name| state.property_shape(body.index, name))
         .await
         .map_err(bad_request)?;
     state.validate_body(body.index, &value).map_err(bad_request)?;
@@ -255,7 +255,7 @@ fn respond(
         (Captured::Json(bytes), Some((_, ct))) => (Bytes::from(bytes), Some(ct)),
         (Captured::Value(value), Some((media, ct))) => {
             let bytes = match (media, value) {
-                (Media::Binary, value) => super::body::raw_bytes(value),
+                (Media::Binary, value) => crate::api::body::raw_bytes(value),
                 (_, Value::String(s)) => s.into_bytes(),
                 (_, value) => value.to_string().into_bytes(),
             };

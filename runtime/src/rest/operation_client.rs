@@ -18,12 +18,12 @@ use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::media::{classify, Media};
-use super::params::encode_params;
-use super::response::{variant_for, Received, ResponseDe};
-use super::{Location, Operation, SchemeKind};
-use crate::rest::client::{error_from, with_timeout, ClientCredentials, ReqBody};
-use crate::rest::RestClient;
+use crate::api::media::{classify, Media};
+use crate::api::params::encode_params;
+use crate::api::response::{variant_for, Received, ResponseDe};
+use crate::api::{Location, Operation, SchemeKind};
+use super::client::{error_from, with_timeout, ClientCredentials, ReqBody};
+use super::RestClient;
 use crate::MethodDescriptor;
 
 /// A received response, before the enum is built.
@@ -99,7 +99,7 @@ impl RestClient {
         if let Some(spec) = op.body {
             match fields.remove(spec.field).filter(|v| !v.is_null()) {
                 Some(value) => {
-                    let Some((bytes, content_type)) = spec.content.iter().find_map(|mt| super::body::encode(mt, &value)) else {
+                    let Some((bytes, content_type)) = spec.content.iter().find_map(|mt| crate::api::body::encode(mt, &value)) else {
                         return Err(Status::invalid_argument(format!(
                             "`{}`: the body cannot be sent as any of {}",
                             op.id,
@@ -136,7 +136,7 @@ impl RestClient {
 fn received<'a>(op: &'static Operation, index: usize, body: &'a [u8]) -> Received<'a> {
     match op.responses[index].content.map(classify) {
         None | Some(Media::Json) => Received::Json(body),
-        Some(Media::Binary) => Received::Value(super::body::bytes_value(body)),
+        Some(Media::Binary) => Received::Value(crate::api::body::bytes_value(body)),
         Some(Media::Form) => {
             let map: Map<String, Value> =
                 form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();

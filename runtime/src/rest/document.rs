@@ -19,10 +19,10 @@ use serde_json::Value;
 
 use http::HeaderValue;
 
-use super::media::{classify, concrete, Media};
-use super::validate::{self, Compiled, Dialect};
-use super::{Location, Operation, Scalar};
-use crate::rest::template::{Template, TemplateError};
+use crate::api::media::{classify, concrete, Media};
+use crate::api::validate::{self, Compiled, Dialect};
+use crate::api::{Location, Operation, Scalar};
+use switchboard_path::{Template, TemplateError};
 use crate::ServiceDescriptor;
 
 /// One OpenAPI service, prepared.
@@ -110,11 +110,11 @@ impl OpState {
     /// Checks the decoded parameters against their schemas: ``query parameter `limit`: must be
     /// at most 100``.
     /// Object parameters (read as strings) are first retyped by their schema's properties.
-    pub(crate) fn validate_params(&self, fields: &mut super::params::Fields) -> Result<(), String> {
+    pub(crate) fn validate_params(&self, fields: &mut crate::api::params::Fields) -> Result<(), String> {
         for (param, schema) in self.op.params.iter().zip(self.params.iter()) {
             let (Some(schema), Some(value)) = (schema, fields.get_mut(param.field)) else { continue };
-            if param.shape == super::ParamShape::Object {
-                super::params::coerce_object(param, value, |k| schema.property_shape(k)).map_err(|e| e.to_string())?;
+            if param.shape == crate::api::ParamShape::Object {
+                crate::api::params::coerce_object(param, value, |k| schema.property_shape(k)).map_err(|e| e.to_string())?;
             }
             let value = &*value;
             if let Err(e) = schema.validate(value) {
