@@ -144,22 +144,17 @@ where
     }
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// The broker URL in `var`, if set and this build has `feature`; otherwise why not (a skip, or
-/// a failure under CI).
+/// The broker URL in `var` by the project's one rule (`switchboard_test_support::broker`: skip
+/// with a printed reason on a bare machine, fail under `CI=true`), if this build has `feature`.
 fn broker_url(var: &str, feature_on: bool, feature: &str) -> Option<String> {
-    let url = std::env::var(var).ok().filter(|u| !u.is_empty());
-    let why = match (&url, feature_on) {
-        (Some(_), true) => return url,
-        (None, _) => format!("{var} not set (start the brokers: eval \"$(bash scripts/brokers.sh start)\")"),
-        (Some(_), false) => format!("this build lacks the `{feature}` feature (cargo test -p switchboard --features {feature})"),
-    };
-    assert!(!ci(), "CI=true, but the {feature} conformance cases cannot run: {why}");
-    println!("skipped: {why}");
-    None
+    let url = switchboard_test_support::broker::env_or_skip(var)?;
+    if !feature_on {
+        let why = format!("this build lacks the `{feature}` feature (cargo test -p switchboard --features {feature})");
+        assert!(!switchboard_test_support::ci::is_ci(), "CI=true, but the {feature} conformance cases cannot run: {why}");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(url)
 }
 
 async fn connect(kind: Kind) -> Option<Transport> {
