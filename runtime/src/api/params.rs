@@ -228,7 +228,7 @@ fn array<S: AsRef<str>>(param: &Param, ty: Scalar, pieces: impl IntoIterator<Ite
 
 /// An object from `k,v,k,v` pieces.
 fn object_from_flat<S: Into<String>>(param: &Param, pieces: Vec<S>) -> Result<Value, ParamError> {
-    if pieces.len() % 2 != 0 {
+    if !pieces.len().is_multiple_of(2) {
         return Err(ParamError::new(param, "expected an even number of comma-separated keys and values"));
     }
     let mut map = Map::new();

@@ -100,7 +100,7 @@ impl Call {
         }
         if let Some(query) = query {
             for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-                if self.body_field != "" && (key == self.body_field || key.starts_with(&format!("{}.", self.body_field))) {
+                if !self.body_field.is_empty() && (key == self.body_field || key.starts_with(&format!("{}.", self.body_field))) {
                     return Err(Status::invalid_argument(format!(
                         "query parameter `{key}`: field `{}` is the request body",
                         self.body_field

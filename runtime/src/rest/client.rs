@@ -258,7 +258,7 @@ impl RestClient {
         *req.method_mut() = http::Method::from_bytes(rule.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?;
         *req.uri_mut() = uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?;
         *req.headers_mut() = metadata.into_headers();
-        if rule.body != "" {
+        if !rule.body.is_empty() {
             req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         req.headers_mut().insert(ACCEPT, HeaderValue::from_static("application/json, application/x-ndjson"));

@@ -108,6 +108,7 @@ impl RestRouter {
     /// panics on overlapping routes the same way), or a hand-built descriptor has a template
     /// that does not parse. The message names both routes. Templates of generated code and of
     /// `#[service]` are checked when generating and compiling.
+    #[allow(clippy::should_implement_trait)]
     pub fn add<D: Dispatch<Rest>>(self, service: RestServer<D>) -> Self {
         match self.try_add(service) {
             Ok(router) => router,
