@@ -147,6 +147,25 @@ fn split_verb(rest: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// `path` with every `{name}` turned into `{}`: the shape two OpenAPI paths share when they
+/// differ only in their variables' names (`/pets/{id}` and `/pets/{petId}` are both `/pets/{}`).
+pub fn blank_params(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Splits a request path (after its leading `/`) into the path and a candidate verb: the text
 /// after the last `:` of the last segment.
 pub fn split_request_verb(rest: &str) -> Option<(&str, &str)> {

@@ -221,23 +221,7 @@ fn synthesize(service: &'static ServiceDescriptor) -> Value {
     json!({ "paths": paths, "tags": [{ "name": service.name }] })
 }
 
-/// `path` with every `{name}` turned into `{}`.
-fn blank_params(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut in_param = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                in_param = true;
-                out.push_str("{}");
-            }
-            '}' => in_param = false,
-            c if !in_param => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
+use switchboard_path::blank_params;
 
 /// The `{name}`s of an OpenAPI path, in order.
 fn param_names(path: &str) -> Vec<String> {

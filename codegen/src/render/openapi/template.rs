@@ -51,23 +51,7 @@ impl Expanded {
     }
 }
 
-/// `path` with every `{name}` turned into `{}`.
-pub fn blank_params(path: &str) -> String {
-    let mut out = String::new();
-    let mut in_param = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                in_param = true;
-                out.push_str("{}");
-            }
-            '}' => in_param = false,
-            c if !in_param => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
+pub use switchboard_path::blank_params;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
