@@ -60,6 +60,20 @@ impl CallContext {
     pub(crate) fn request<T>(&mut self, message: T) -> Request<T> {
         Request::from_parts(std::mem::take(&mut self.metadata), std::mem::take(&mut self.extensions), message)
     }
+
+    /// Runs `handler` on `message` (with this call's metadata and extensions) under the call's
+    /// rules: [`run`] with this call's deadline and cancellation.
+    pub(crate) fn run<M, T, Fut>(
+        &mut self,
+        message: M,
+        handler: impl FnOnce(Request<M>) -> Fut,
+    ) -> impl Future<Output = Result<T, Status>>
+    where
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let fut = handler(self.request(message));
+        run(self.deadline, &self.cancellation, fut)
+    }
 }
 
 /// The status a call gets when its handler panics. The panic itself goes to the panic hook

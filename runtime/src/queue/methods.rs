@@ -104,8 +104,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
                 Err(status) => return Outcome::Unary(Err(status)),
             };
             let mut ctx = context(&call);
-            let cancellation = ctx.cancellation.clone();
-            let result = call::run(ctx.deadline, &cancellation, handler(ctx.request(message))).await;
+            let result = ctx.run(message, handler).await;
             Outcome::Unary(result.and_then(|mut response| {
                 let trailers = call::take_trailers(&mut response);
                 let (mut metadata, message, _) = response.into_parts();
@@ -135,12 +134,11 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
                 Err(status) => return Outcome::Unary(Err(status)),
             };
             let mut ctx = context(&call);
-            let cancellation = ctx.cancellation.clone();
-            match call::run(ctx.deadline, &cancellation, handler(ctx.request(message))).await {
+            match ctx.run(message, handler).await {
                 Ok(mut response) => {
                     let trailers = call::take_trailers(&mut response);
                     let (metadata, stream, _) = response.into_parts();
-                    let messages = call::guard_stream(stream, ctx.deadline, &cancellation).map(|item| {
+                    let messages = call::guard_stream(stream, ctx.deadline, &ctx.cancellation).map(|item| {
                         item.and_then(|m| {
                             let mut body = Bytes::new();
                             <Self as Carry<Resp>>::encode(&m, QueueEncoder { body: &mut body, headers: &mut Vec::new() })?;

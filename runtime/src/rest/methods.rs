@@ -116,8 +116,7 @@ impl Transport for Rest {
                 Ok(read) => read,
                 Err(status) => return error_response(&status),
             };
-            let cancellation = ctx.cancellation.clone();
-            match call::run(ctx.deadline, &cancellation, handler(ctx.request(message))).await {
+            match ctx.run(message, handler).await {
                 Ok(response) => json_response(response, framing.response_body),
                 Err(status) => error_response(&status),
             }
@@ -152,8 +151,7 @@ impl Transport for Rest {
         Box::pin(async move {
             let (mut ctx, framing) = context(&mut call);
             let requests = ndjson_requests::<Req>(call.body, call.max_body);
-            let cancellation = ctx.cancellation.clone();
-            match call::run(ctx.deadline, &cancellation, handler(ctx.request(requests))).await {
+            match ctx.run(requests, handler).await {
                 Ok(response) => json_response(response, framing.response_body),
                 Err(status) => error_response(&status),
             }
@@ -245,9 +243,8 @@ where
     F: FnOnce(Request<M>) -> Fut,
     Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>>,
 {
-    let cancellation = ctx.cancellation.clone();
-    match call::run(ctx.deadline, &cancellation, handler(ctx.request(message))).await {
-        Ok(response) => stream_response(response, framing, ctx.deadline, &cancellation),
+    match ctx.run(message, handler).await {
+        Ok(response) => stream_response(response, framing, ctx.deadline, &ctx.cancellation),
         Err(status) => error_response(&status),
     }
 }

@@ -69,8 +69,7 @@ where
             Ok(m) => m,
             Err(status) => return error_response(&status),
         };
-        let cancellation = ctx.cancellation.clone();
-        match call::run(ctx.deadline, &cancellation, f(ctx.request(message))).await {
+        match ctx.run(message, f).await {
             Ok(mut response) => {
                 let trailers = call::take_trailers(&mut response);
                 let (metadata, message, _) = response.into_parts();
