@@ -67,6 +67,11 @@ fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Metho
     let deprecated = m.deprecated.then(|| quote!(#[deprecated]));
     let inner = quote!(self.inner);
     let (ret, body) = match m.shape {
+        // An OpenAPI operation: the reply is a documented response (docs/queue-protocol.md).
+        Shape::Unary if m.operation.is_some() => (
+            quote!(::switchboard::Response<#output>),
+            quote!(#inner.operation::<_, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
+        ),
         Shape::Unary => (
             quote!(::switchboard::Response<#output>),
             quote!(#inner.unary::<#codec, _, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),

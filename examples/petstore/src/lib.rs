@@ -9,8 +9,8 @@
 //!   `page_token` (`page_size` defaults to 20);
 //! - `requestAdoption`, whose body is one of a person or a shelter (a discriminated `oneOf`), and
 //!   `409` when the pet is not available;
-//! - writes need the API key in `X-API-Key` ([`server`] checks it in the authorize hook: a
-//!   missing key or a wrong one is `401`).
+//! - writes need the API key in `X-API-Key` ([`server`] and [`queue_server`] check it in the
+//!   authorize hook: a missing key or a wrong one is `401`, UNAUTHENTICATED over queues).
 //!
 //! Everything the document says about a request (types, bounds, patterns, formats, required
 //! properties, the discriminator) is checked by the runtime before a handler runs, so the
@@ -278,4 +278,12 @@ pub async fn serve(
     api_key: impl Into<String>,
 ) -> std::io::Result<()> {
     server(store, api_key).serve(listener).await
+}
+
+/// The queue server for `store` (shared with the REST server, say), writes guarded by
+/// `api_key` exactly as over REST: the operation contract (credentials, parameter and body
+/// schemas) is checked by the runtime on every transport. Callers send the key as the
+/// `x-api-key` metadata header (docs/queue-protocol.md, "OpenAPI operations").
+pub fn queue_server(store: std::sync::Arc<InMemoryPetstore>, api_key: impl Into<String>) -> PetstoreQueueServer<InMemoryPetstore> {
+    PetstoreQueueServer::from_arc(store).authorize(check_api_key(api_key.into()))
 }

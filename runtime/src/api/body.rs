@@ -225,25 +225,6 @@ fn boundary() -> String {
     format!("switchboard-{t:x}-{n:x}")
 }
 
-/// Bytes back from a server's response body when its media type is binary: base64 text.
-pub(crate) fn bytes_value(body: &[u8]) -> Value {
-    Value::String(B64.encode(body))
-}
-
-/// A binary response body from the base64 text a `Binary` value serializes to.
-pub(crate) fn raw_bytes(value: Value) -> Vec<u8> {
-    match value {
-        Value::String(s) => {
-            let t = s.trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(t)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t))
-                .unwrap_or_else(|_| s.into_bytes())
-        }
-        other => other.to_string().into_bytes(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +279,5 @@ mod tests {
         assert_eq!(encode("application/octet-stream", &json!("AP8=")).unwrap().0.as_ref(), b"\x00\xff");
         assert!(encode("application/octet-stream", &json!({})).is_none());
         assert_eq!(encode("application/x-www-form-urlencoded", &json!({"a": [1, 2], "b": null, "c": "x y"})).unwrap().0.as_ref(), b"a=1&a=2&c=x+y");
-        assert_eq!(raw_bytes(json!("AP8=")), b"\x00\xff");
     }
 }

@@ -340,6 +340,55 @@ impl<'de> de::SeqAccess<'de> for StatusAndBody<'de> {
     }
 }
 
+/// The bytes of a captured body on the wire, for a response whose media type is `media`: JSON
+/// as serialized, raw bytes for binary types (a `Binary` value serializes to base64 text), the
+/// text of a string for text types.
+pub(crate) fn body_bytes(body: Body, media: Media) -> Vec<u8> {
+    match (body, media) {
+        (Body::None, _) => Vec::new(),
+        (Body::Json(bytes), _) => bytes,
+        (Body::Value(value), Media::Binary) => raw_bytes(value),
+        (Body::Value(Value::String(s)), _) => s.into_bytes(),
+        (Body::Value(value), _) => value.to_string().into_bytes(),
+    }
+}
+
+/// The body of response `index` of `op` as received, for [`ResponseDe`]: JSON as is, binary
+/// bodies as base64 text, form bodies as an object of strings, other types as text.
+pub(crate) fn received<'a>(op: &'static super::Operation, index: usize, body: &'a [u8]) -> Received<'a> {
+    match op.responses.get(index).and_then(|r| r.content).map(super::media::classify) {
+        None | Some(Media::Json) => Received::Json(body),
+        Some(Media::Binary) => Received::Value(bytes_value(body)),
+        Some(Media::Form) => {
+            let map: serde_json::Map<String, Value> =
+                form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
+            Received::Value(Value::Object(map))
+        }
+        Some(_) => Received::Value(Value::String(String::from_utf8_lossy(body).into_owned())),
+    }
+}
+
+/// Bytes back from a response body whose media type is binary: base64 text.
+fn bytes_value(body: &[u8]) -> Value {
+    use base64::Engine as _;
+    Value::String(base64::engine::general_purpose::STANDARD.encode(body))
+}
+
+/// A binary response body from the base64 text a `Binary` value serializes to.
+fn raw_bytes(value: Value) -> Vec<u8> {
+    use base64::Engine as _;
+    match value {
+        Value::String(s) => {
+            let t = s.trim_end_matches('=');
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(t)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t))
+                .unwrap_or_else(|_| s.into_bytes())
+        }
+        other => other.to_string().into_bytes(),
+    }
+}
+
 /// The variant for HTTP status `status`: the exact code, else its `NXX` range, else `default`.
 pub(crate) fn variant_for(responses: &[ResponseSpec], status: u16) -> Option<usize> {
     let code = status.to_string();
@@ -359,6 +408,15 @@ pub(crate) fn variant_for(responses: &[ResponseSpec], status: u16) -> Option<usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_bodies_travel_as_raw_bytes() {
+        use serde_json::json;
+        assert_eq!(raw_bytes(json!("AP8=")), b"\x00\xff");
+        assert_eq!(body_bytes(Body::Value(json!("AP8=")), Media::Binary), b"\x00\xff");
+        assert_eq!(body_bytes(Body::Value(json!("hi")), Media::Text), b"hi");
+        assert_eq!(bytes_value(b"\x00\xff"), json!("AP8="));
+    }
     use serde::Deserialize;
     use crate::api::media::classify;
 

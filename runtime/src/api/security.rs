@@ -111,3 +111,160 @@ impl Credentials {
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Checking an operation's security requirement (every transport)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "openapi")]
+pub(crate) use check::{authenticate, prepare, Authorize, CredentialSource, Prepared};
+
+/// The security check of an OpenAPI operation, whatever carried the request: the transport says
+/// where its headers (and an HTTP query string) are through [`CredentialSource`]; this finds the
+/// first satisfied alternative of the operation's requirement, runs the server's `authorize`
+/// hook and answers UNAUTHENTICATED (missing credentials) or the hook's status.
+#[cfg(feature = "openapi")]
+mod check {
+    use base64::Engine as _;
+    use http::header::{HeaderName, AUTHORIZATION, COOKIE};
+    use tonic::Status;
+
+    use super::{Credential, Credentials};
+    use crate::api::{Location, Operation, SchemeKind, SecurityScheme};
+
+    /// The server's authorization hook (`RestRouter::authorize`, `QueueServer::authorize`).
+    pub(crate) type Authorize =
+        std::sync::Arc<dyn Fn(&Operation, &Credentials) -> Result<(), Status> + Send + Sync + 'static>;
+
+    /// Where a transport keeps what a request carried. HTTP: its headers and query string. The
+    /// queue transport: its metadata headers, where an API key "in query" travels as the entry
+    /// named after the query parameter (docs/queue-protocol.md).
+    pub(crate) trait CredentialSource {
+        /// The first value of header `name` that `pick` accepts.
+        fn header(&self, name: &HeaderName, pick: &mut dyn FnMut(&str) -> Option<String>) -> Option<String>;
+        /// The value of the query parameter (HTTP) or its stand-in (queues) `name`.
+        fn query(&self, name: &str) -> Option<String>;
+    }
+
+    /// A security scheme with what reading it needs, prepared once per operation.
+    pub(crate) struct Prepared {
+        pub(crate) scheme: &'static SecurityScheme,
+        /// The header of an API key in a header.
+        header: Option<HeaderName>,
+    }
+
+    /// `op.security`, prepared.
+    pub(crate) fn prepare(op: &'static Operation) -> Box<[Box<[Prepared]>]> {
+        op.security
+            .iter()
+            .map(|alt| {
+                alt.iter()
+                    .map(|scheme| {
+                        let header = match scheme.kind {
+                            SchemeKind::ApiKey { location: Location::Header, name } => HeaderName::from_bytes(name.as_bytes()).ok(),
+                            _ => None,
+                        };
+                        Prepared { scheme, header }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The credentials of the first alternative of `op.security` (`prepared`) the request
+    /// satisfies, once `authorize` accepts them. Missing credentials: UNAUTHENTICATED naming
+    /// what the operation takes; a hook that refuses: its status.
+    pub(crate) fn authenticate(
+        op: &'static Operation,
+        prepared: &[Box<[Prepared]>],
+        source: &dyn CredentialSource,
+        authorize: Option<&Authorize>,
+    ) -> Result<Credentials, Status> {
+        let mut found = None;
+        'alternatives: for alternative in prepared {
+            let mut creds = Credentials::new();
+            for p in alternative.iter() {
+                match extract(p, source) {
+                    Some(c) => creds.insert(p.scheme.name, c),
+                    None => continue 'alternatives,
+                }
+            }
+            found = Some(creds);
+            break;
+        }
+        let Some(creds) = found else {
+            return Err(Status::unauthenticated(format!("`{}` needs credentials: {}", op.id, expected(op))));
+        };
+        if let Some(hook) = authorize {
+            hook(op, &creds)?;
+        }
+        Ok(creds)
+    }
+
+    /// "a bearer token, or an API key in header `X-Key`".
+    fn expected(op: &Operation) -> String {
+        let alternatives: Vec<String> =
+            op.security.iter().map(|alt| alt.iter().map(describe).collect::<Vec<_>>().join(" and ")).collect();
+        alternatives.join(", or ")
+    }
+
+    fn describe(scheme: &SecurityScheme) -> String {
+        match scheme.kind {
+            SchemeKind::Bearer => "a bearer token".to_owned(),
+            SchemeKind::Basic => "HTTP Basic credentials".to_owned(),
+            SchemeKind::ApiKey { location, name } => {
+                let place = match location {
+                    Location::Header => "header",
+                    Location::Query => "query parameter",
+                    Location::Cookie => "cookie",
+                    Location::Path => "path parameter",
+                };
+                format!("an API key in {place} `{name}`")
+            }
+        }
+    }
+
+    fn extract(prepared: &Prepared, source: &dyn CredentialSource) -> Option<Credential> {
+        match prepared.scheme.kind {
+            SchemeKind::Bearer => authorization(source, "bearer").map(Credential::Bearer),
+            SchemeKind::Basic => {
+                let encoded = authorization(source, "basic")?;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+                let text = String::from_utf8(bytes).ok()?;
+                let (user, password) = text.split_once(':')?;
+                Some(Credential::Basic { user: user.to_owned(), password: password.to_owned() })
+            }
+            SchemeKind::ApiKey { location, name } => {
+                let value = match location {
+                    Location::Header => source.header(prepared.header.as_ref()?, &mut |v| Some(v.trim().to_owned()))?,
+                    Location::Query => source.query(name)?,
+                    Location::Cookie => cookie(source, name)?,
+                    Location::Path => return None,
+                };
+                (!value.is_empty()).then_some(Credential::ApiKey(value))
+            }
+        }
+    }
+
+    /// The credentials after `Authorization: <scheme> ` (scheme matched case-insensitively).
+    fn authorization(source: &dyn CredentialSource, scheme: &str) -> Option<String> {
+        source.header(&AUTHORIZATION, &mut |v| {
+            let (name, rest) = v.trim().split_once(' ')?;
+            let rest = rest.trim();
+            (name.eq_ignore_ascii_case(scheme) && !rest.is_empty()).then(|| rest.to_owned())
+        })
+    }
+
+    /// Cookie `name` from the `Cookie` header(s), percent-decoded.
+    fn cookie(source: &dyn CredentialSource, name: &str) -> Option<String> {
+        source.header(&COOKIE, &mut |line| {
+            line.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k.trim() == name).then(|| {
+                    let v = v.trim().trim_matches('"');
+                    percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()
+                })
+            })
+        })
+    }
+}

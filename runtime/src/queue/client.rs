@@ -117,6 +117,28 @@ impl QueueClient {
     }
 
     /// Request, then a stream of reply frames. (Used by generated clients.)
+    /// Calls the OpenAPI operation of method `index`: the request struct as JSON, the reply's
+    /// `sb-http-status` and body read into the response enum (docs/queue-protocol.md).
+    #[doc(hidden)]
+    pub async fn operation<Req, Resp>(
+        &self,
+        desc: &'static ServiceDescriptor,
+        index: usize,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: serde::Serialize + serde::de::DeserializeOwned + 'static,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let method = &desc.methods[index];
+        let Some(op) = method.operation else {
+            return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
+        };
+        let (env, deadline) = self.envelope::<super::Json, Req>(method.name, request, false)?;
+        let frame = self.broker.call(desc.full_name, method.name, env, deadline).await?;
+        operation_reply(op, frame)
+    }
+
     #[doc(hidden)]
     pub async fn server_streaming<C, Req, Resp>(
         &self,
@@ -238,3 +260,12 @@ fn reply_decode_error(status: Status) -> Status {
     Status::internal(format!("the reply could not be decoded: {}", status.message()))
 }
 
+#[cfg(feature = "openapi")]
+fn operation_reply<Resp: serde::de::DeserializeOwned>(op: &'static crate::api::Operation, frame: Envelope) -> Result<Response<Resp>, Status> {
+    super::operation::call(op, frame)
+}
+
+#[cfg(not(feature = "openapi"))]
+fn operation_reply<Resp>(op: &'static crate::api::Operation, _: Envelope) -> Result<Response<Resp>, Status> {
+    Err(Status::unimplemented(format!("`{}`: OpenAPI replies are read only with switchboard's `openapi` feature", op.id)))
+}

@@ -19,6 +19,7 @@ use super::wire::{self, Envelope};
 use crate::call::{self, CallContext};
 use crate::dispatch::{Carry, Transport};
 use crate::Streaming;
+use super::operation::OpCall;
 
 /// The queue transport with codec `C` ([`Proto`](super::Proto) or [`Json`](super::Json)), as
 /// [`QueueServer`](super::QueueServer) drives the dispatch table.
@@ -35,6 +36,8 @@ pub struct QueueCall {
     pub(crate) method: usize,
     pub(crate) env: Envelope,
     pub(crate) deadline: Option<Instant>,
+    /// The method's OpenAPI operation contract, when it serves one.
+    pub(crate) operation: Option<OpCall>,
 }
 
 impl QueueCall {
@@ -56,41 +59,90 @@ pub enum Outcome {
     Stream(MetadataMap, BoxStream<'static, Result<Bytes, Status>>),
 }
 
-/// Where [`Carry::encode`] writes a queue message: its body and extra frame headers.
-pub struct QueueEncoder<'a> {
-    body: &'a mut Bytes,
-    headers: &'a mut Vec<(wire::Str, wire::Str)>,
+/// Where [`Carry::decode`] reads a queue message from: a frame's body, or (OpenAPI operations)
+/// the request struct's JSON after the operation contract checked it.
+pub enum QueueDecoder<'a> {
+    /// A frame, decoded with the service's codec.
+    Frame(&'a Envelope),
+    /// A checked JSON value.
+    Json(serde_json::Value),
 }
 
-/// The queue carries whatever the service's codec encodes. (One impl per codec rather than one
-/// generic impl: a generic `Queue<C>` would hide its own associated types from itself.)
-macro_rules! carry_with {
-    ($codec:ty) => {
-        impl<M> Carry<M> for Queue<$codec>
-        where
-            $codec: Codec<M>,
-        {
-            fn decode(from: &Envelope) -> Result<M, Status> {
-                check_content_type::<$codec, M>(from)?;
-                <$codec as Codec<M>>::decode(&from.body, from)
+/// Where [`Carry::encode`] writes a queue message: its body and extra frame headers, or (OpenAPI
+/// operations) which documented response a response enum holds.
+pub struct QueueEncoder<'a> {
+    pub(crate) body: &'a mut Bytes,
+    pub(crate) headers: &'a mut Vec<(wire::Str, wire::Str)>,
+    #[cfg(feature = "openapi")]
+    pub(crate) capture: Option<(&'a crate::api::contract::OpState, &'a mut Option<crate::api::response::CaptureResult>)>,
+}
+
+impl<'a> QueueEncoder<'a> {
+    fn new(body: &'a mut Bytes, headers: &'a mut Vec<(wire::Str, wire::Str)>) -> Self {
+        QueueEncoder {
+            body,
+            headers,
+            #[cfg(feature = "openapi")]
+            capture: None,
+        }
+    }
+}
+
+/// Protobuf services carry prost messages.
+impl<M> Carry<M> for Queue<super::Proto>
+where
+    super::Proto: Codec<M>,
+{
+    fn decode(from: QueueDecoder<'_>) -> Result<M, Status> {
+        match from {
+            QueueDecoder::Frame(env) => {
+                check_content_type::<super::Proto, M>(env)?;
+                <super::Proto as Codec<M>>::decode(&env.body, env)
             }
-            fn encode(message: &M, to: QueueEncoder<'_>) -> Result<(), Status> {
-                *to.body = <$codec as Codec<M>>::encode(message, to.headers)?;
-                Ok(())
+            QueueDecoder::Json(_) => Err(Status::internal("a protobuf service has no OpenAPI operations")),
+        }
+    }
+    fn encode(message: &M, to: QueueEncoder<'_>) -> Result<(), Status> {
+        *to.body = <super::Proto as Codec<M>>::encode(message, to.headers)?;
+        Ok(())
+    }
+}
+
+/// JSON services carry serde types; an OpenAPI response enum is captured as the documented
+/// response it holds.
+impl<M> Carry<M> for Queue<super::Json>
+where
+    M: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    fn decode(from: QueueDecoder<'_>) -> Result<M, Status> {
+        match from {
+            QueueDecoder::Frame(env) => {
+                check_content_type::<super::Json, M>(env)?;
+                <super::Json as Codec<M>>::decode(&env.body, env)
+            }
+            QueueDecoder::Json(value) => {
+                M::deserialize(value).map_err(|e| Status::invalid_argument(format!("invalid request: {e}")))
             }
         }
-    };
+    }
+    fn encode(message: &M, to: QueueEncoder<'_>) -> Result<(), Status> {
+        #[cfg(feature = "openapi")]
+        if let Some((state, out)) = to.capture {
+            *out = Some(crate::api::response::capture(message, state.op.responses, &state.responses));
+            return Ok(());
+        }
+        *to.body = <super::Json as Codec<M>>::encode(message, to.headers)?;
+        Ok(())
+    }
 }
-carry_with!(super::Proto);
-carry_with!(super::Json);
 
 impl<C: Send + Sync + 'static> Transport for Queue<C> {
     type Call = QueueCall;
     type Reply = Outcome;
-    type Decoder<'a> = &'a Envelope;
+    type Decoder<'a> = QueueDecoder<'a>;
     type Encoder<'a> = QueueEncoder<'a>;
 
-    fn unary<Req, Resp, F, Fut>(call: QueueCall, handler: F) -> BoxFuture<'static, Outcome>
+    fn unary<Req, Resp, F, Fut>(mut call: QueueCall, handler: F) -> BoxFuture<'static, Outcome>
     where
         Self: Carry<Req> + Carry<Resp>,
         Req: Send + 'static,
@@ -98,8 +150,11 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
+        if let Some(op) = call.operation.take() {
+            return super::operation::unary::<C, Req, Resp, F, Fut>(call, op, handler);
+        }
         Box::pin(async move {
-            let message = match <Self as Carry<Req>>::decode(&call.env) {
+            let message = match <Self as Carry<Req>>::decode(QueueDecoder::Frame(&call.env)) {
                 Ok(m) => m,
                 Err(status) => return Outcome::Unary(Err(status)),
             };
@@ -114,7 +169,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
                 }
                 let mut body = Bytes::new();
                 let mut headers = Vec::new();
-                <Self as Carry<Resp>>::encode(&message, QueueEncoder { body: &mut body, headers: &mut headers })?;
+                <Self as Carry<Resp>>::encode(&message, QueueEncoder::new(&mut body, &mut headers))?;
                 Ok((metadata, body, headers))
             }))
         })
@@ -129,7 +184,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
         Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
     {
         Box::pin(async move {
-            let message = match <Self as Carry<Req>>::decode(&call.env) {
+            let message = match <Self as Carry<Req>>::decode(QueueDecoder::Frame(&call.env)) {
                 Ok(m) => m,
                 Err(status) => return Outcome::Unary(Err(status)),
             };
@@ -141,7 +196,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
                     let messages = call::guard_stream(stream, ctx.deadline, &ctx.cancellation).map(|item| {
                         item.and_then(|m| {
                             let mut body = Bytes::new();
-                            <Self as Carry<Resp>>::encode(&m, QueueEncoder { body: &mut body, headers: &mut Vec::new() })?;
+                            <Self as Carry<Resp>>::encode(&m, QueueEncoder::new(&mut body, &mut Vec::new()))?;
                             Ok(body)
                         })
                     });
@@ -197,7 +252,7 @@ fn unsupported() -> BoxFuture<'static, Outcome> {
 }
 
 /// Appends every entry of `from` to `to`.
-fn append(to: &mut MetadataMap, from: &MetadataMap) {
+pub(crate) fn append(to: &mut MetadataMap, from: &MetadataMap) {
     for kv in from.iter() {
         match kv {
             tonic::metadata::KeyAndValueRef::Ascii(k, v) => {

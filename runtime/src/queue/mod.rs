@@ -29,6 +29,7 @@ mod dedupe;
 mod ids;
 mod memory;
 mod methods;
+mod operation;
 mod server;
 pub mod wire;
 
@@ -41,7 +42,7 @@ use std::sync::Arc;
 
 pub use client::QueueClient;
 pub use codec::{Codec, Json, Proto};
-pub use methods::{Outcome, Queue, QueueCall, QueueEncoder, UnaryReply};
+pub use methods::{Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
 pub use server::QueueServer;
 
 /// How many bytes a [`QueueServer`]'s dedupe window holds by default (64 MiB): the replies kept

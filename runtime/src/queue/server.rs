@@ -20,6 +20,7 @@ use tonic::{Code, Status};
 
 use super::codec::Proto;
 use super::methods::{Outcome, Queue, QueueCall, UnaryReply};
+use super::operation::OpCall;
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
 use super::dedupe::{envelope_size, Claim, Dedupe};
@@ -61,6 +62,21 @@ struct Options {
     ack_wait: Duration,
     requests: bool,
     events: bool,
+    /// The hook that checks credentials of secured OpenAPI operations.
+    #[cfg(feature = "openapi")]
+    authorize: Option<Hook>,
+}
+
+/// The authorization hook, shown by name in `Debug` output.
+#[cfg(feature = "openapi")]
+#[derive(Clone)]
+struct Hook(crate::api::security::Authorize);
+
+#[cfg(feature = "openapi")]
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook(..)")
+    }
 }
 
 impl Default for Options {
@@ -75,6 +91,8 @@ impl Default for Options {
             ack_wait: Duration::from_secs(30),
             requests: true,
             events: true,
+            #[cfg(feature = "openapi")]
+            authorize: None,
         }
     }
 }
@@ -167,6 +185,37 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         self
     }
 
+    /// Checks the credentials of every call (and event) of a secured OpenAPI operation, after
+    /// the server has read them from the frame's metadata headers ([`Credentials`]: the first
+    /// alternative of the operation's `security` the caller satisfies; see
+    /// docs/queue-protocol.md for where each kind travels) and before the request is decoded. An
+    /// `Err` is the call's answer (`Status::unauthenticated`, `Status::permission_denied`).
+    /// Without a hook, any credentials of the right kind are let through; the handler finds them
+    /// in `req.extensions().get::<Credentials>()`. Missing credentials are UNAUTHENTICATED either
+    /// way, and operations without security skip the hook.
+    ///
+    /// ```
+    /// # use switchboard::{Request, Response, Status};
+    /// # #[switchboard::service(package = "hello.v1", grpc = false)]
+    /// # pub trait Greeter { async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>; }
+    /// # struct Impl;
+    /// # impl Greeter for Impl { async fn say_hello(&self, r: Request<String>) -> Result<Response<String>, Status> { Ok(Response::new(r.into_inner())) } }
+    /// let server = GreeterQueueServer::new(Impl).authorize(|_op, creds| match creds.bearer() {
+    ///     Some("let-me-in") => Ok(()),
+    ///     _ => Err(Status::permission_denied("unknown token")),
+    /// });
+    /// ```
+    ///
+    /// [`Credentials`]: crate::api::Credentials
+    #[cfg(feature = "openapi")]
+    pub fn authorize<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&crate::api::Operation, &crate::api::Credentials) -> Result<(), Status> + Send + Sync + 'static,
+    {
+        self.options.authorize = Some(Hook(Arc::new(hook)));
+        self
+    }
+
     /// Serves until the broker connection is closed.
     pub async fn serve(self, broker: &Broker) -> Result<(), Status> {
         self.serve_with_shutdown(broker, std::future::pending()).await
@@ -203,10 +252,15 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         } else {
             None
         };
+        #[cfg(feature = "openapi")]
+        let operations = super::operation::prepare(desc, self.options.authorize.as_ref().map(|h| &h.0))?;
+        #[cfg(not(feature = "openapi"))]
+        let operations = super::operation::prepare(desc, None)?;
         let shared = Arc::new(Shared {
             handler: self.handler,
             broker: broker.clone(),
             methods: desc.methods.iter().enumerate().map(|(i, m)| (m.name, i)).collect(),
+            operations,
             dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
             options: self.options,
         });
@@ -297,18 +351,21 @@ struct Shared<H> {
     /// Method name (the `sb-method` header, the RabbitMQ type property, the NATS subject's last
     /// token) → index in the descriptor, built once when serving starts.
     methods: HashMap<&'static str, usize>,
+    /// Per method index: its OpenAPI operation contract, prepared once when serving starts.
+    operations: Vec<Option<OpCall>>,
 }
 
 /// The call to dispatch, or why there is none.
-fn prepare<D: ServiceTable>(
-    methods: &HashMap<&'static str, usize>,
+fn prepare<D: ServiceTable, H>(
+    shared: &Shared<H>,
     env: Envelope,
     events: bool,
     deadline: Option<SystemTime>,
 ) -> Result<QueueCall, Status> {
     let desc = D::descriptor();
     let name = env.header(wire::METHOD).ok_or_else(|| Status::invalid_argument(format!("missing `{}` header", wire::METHOD)))?;
-    let index = *methods
+    let index = *shared
+        .methods
         .get(name)
         .ok_or_else(|| Status::unimplemented(format!("`{}` has no method `{name}`", desc.full_name)))?;
     let method = &desc.methods[index];
@@ -325,7 +382,8 @@ fn prepare<D: ServiceTable>(
         let left = d.duration_since(SystemTime::now()).unwrap_or_default();
         Instant::now() + left
     });
-    Ok(QueueCall { method: index, env, deadline })
+    let operation = shared.operations.get(index).cloned().flatten();
+    Ok(QueueCall { method: index, env, deadline, operation })
 }
 
 /// Where a request's reply frames go, and what they copy from it.
@@ -379,7 +437,7 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
             }
         }
     }
-    let (outcome, mut panicked) = match prepare::<D>(&shared.methods, env, false, deadline) {
+    let (outcome, mut panicked) = match prepare::<D, _>(&shared, env, false, deadline) {
         Ok(call) => match guarded(|| D::dispatch(&shared.handler, call.method, call)).await {
             // The shared call path answers a handler's panic INTERNAL; it is still a panic here.
             Ok(outcome) => {
@@ -487,7 +545,8 @@ fn unary_frame(result: UnaryReply, request: &ReplyTo) -> Envelope {
         Ok((metadata, body, headers)) => {
             // Success needs no protocol headers: a unary reply without `sb-status` is OK.
             let mut frame = Envelope { correlation_id: request.correlation_id.clone(), body, ..Envelope::default() };
-            if let Some(ct) = &request.content_type {
+            // An OpenAPI reply names its own media type.
+            if let Some(ct) = request.content_type.as_ref().filter(|_| !headers.iter().any(|(k, _)| k == wire::CONTENT_TYPE)) {
                 frame.push(wire::CONTENT_TYPE, ct.clone());
             }
             frame.headers.extend(headers);
@@ -498,9 +557,10 @@ fn unary_frame(result: UnaryReply, request: &ReplyTo) -> Envelope {
     }
 }
 
-/// Whether retrying cannot help: the message itself is the problem.
+/// Whether retrying cannot help: the message itself is the problem (it cannot be decoded, fails
+/// its operation's schemas, or lacks the credentials its operation needs).
 fn poison(status: &Status) -> bool {
-    matches!(status.code(), Code::InvalidArgument | Code::Unimplemented)
+    matches!(status.code(), Code::InvalidArgument | Code::Unimplemented | Code::Unauthenticated | Code::PermissionDenied)
 }
 
 async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
@@ -518,7 +578,7 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
         }
     }
     // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
-    let outcome = match prepare::<D>(&shared.methods, env, true, None) {
+    let outcome = match prepare::<D, _>(&shared, env, true, None) {
         Ok(call) => guarded(|| D::dispatch(&shared.handler, call.method, call)).await.unwrap_or_else(|panicked| panicked),
         Err(status) => Outcome::Unary(Err(status)),
     };

@@ -55,7 +55,7 @@ pub struct RestEncoder<'a>(pub(crate) EncodeTo<'a>);
 
 pub(crate) enum EncodeTo<'a> {
     Json { response_body: &'static str, out: &'a mut Vec<u8> },
-    Capture { state: &'a super::document::OpState, out: &'a mut Option<crate::api::response::CaptureResult> },
+    Capture { state: &'a crate::api::contract::OpState, out: &'a mut Option<crate::api::response::CaptureResult> },
 }
 
 /// REST carries serde types: proto3 JSON for generated messages (pbjson), plain serde for

@@ -29,7 +29,6 @@
 pub(crate) mod call;
 pub(crate) mod client;
 pub(crate) mod decode;
-pub(crate) mod document;
 pub(crate) mod methods;
 pub(crate) mod operation;
 mod operation_client;

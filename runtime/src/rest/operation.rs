@@ -20,10 +20,10 @@ use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::document::OpState;
-use crate::api::media::{self, Media};
+use crate::api::contract::OpState;
+use crate::api::media;
 use crate::api::params::{decode_params, Fields, RawRequest};
-use crate::api::response::{self, Body as Captured, Captured as Answer};
+use crate::api::response::{self, Captured as Answer};
 use super::security::{authenticate, Authorize};
 use crate::call::{self, CallContext};
 use crate::dispatch::Carry;
@@ -234,32 +234,12 @@ fn respond(
     trailers: Option<MetadataMap>,
     answer: Result<Answer, response::Error>,
 ) -> HttpResponse {
-    let answer = match answer {
+    let (status, content_type, body) = match state.answer(answer) {
         Ok(a) => a,
-        Err(e) => return error_response(&Status::internal(format!("`{}`: {e}", state.op.id))),
+        Err(status) => return error_response(&status),
     };
-    let Some(spec) = state.op.responses.get(answer.index) else {
-        return error_response(&Status::internal("the response variant has no documented response"));
-    };
-    let status = match (answer.status, spec.status.parse::<u16>()) {
-        (Some(s), _) | (None, Ok(s)) => s,
-        (None, Err(_)) => 500,
-    };
-    let Some(status) = http::StatusCode::from_u16(status).ok().filter(|s| s.as_u16() >= 200) else {
+    let Ok(status) = http::StatusCode::from_u16(status) else {
         return error_response(&Status::internal(format!("`{}` answered the status {status}", state.op.id)));
-    };
-    let kind = state.responses.get(answer.index).and_then(|r| r.as_ref());
-    let (body, content_type) = match (answer.body, kind) {
-        (Captured::None, _) | (_, None) => (Bytes::new(), None),
-        (Captured::Json(bytes), Some((_, ct))) => (Bytes::from(bytes), Some(ct)),
-        (Captured::Value(value), Some((media, ct))) => {
-            let bytes = match (media, value) {
-                (Media::Binary, value) => crate::api::body::raw_bytes(value),
-                (_, Value::String(s)) => s.into_bytes(),
-                (_, value) => value.to_string().into_bytes(),
-            };
-            (Bytes::from(bytes), Some(ct))
-        }
     };
     let mut resp = http::Response::new(Body::from(body));
     *resp.status_mut() = status;

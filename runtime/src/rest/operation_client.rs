@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::api::media::{classify, Media};
 use crate::api::params::encode_params;
-use crate::api::response::{variant_for, Received, ResponseDe};
+use crate::api::response::{received, variant_for, ResponseDe};
 use crate::api::{Location, Operation, SchemeKind};
 use super::client::{error_from, with_timeout, ClientCredentials, ReqBody};
 use super::RestClient;
@@ -129,20 +129,6 @@ impl RestClient {
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
         Ok(Raw { parts, body })
-    }
-}
-
-/// The body of response `index` as its variant reads it.
-fn received<'a>(op: &'static Operation, index: usize, body: &'a [u8]) -> Received<'a> {
-    match op.responses[index].content.map(classify) {
-        None | Some(Media::Json) => Received::Json(body),
-        Some(Media::Binary) => Received::Value(crate::api::body::bytes_value(body)),
-        Some(Media::Form) => {
-            let map: Map<String, Value> =
-                form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
-            Received::Value(Value::Object(map))
-        }
-        Some(_) => Received::Value(Value::String(String::from_utf8_lossy(body).into_owned())),
     }
 }
 

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use switchboard_path::{literal_len, match_pieces, split_request_verb, Captures, Piece, Segment, Template, TemplateError};
 
-use super::document::{ApiService, OpState};
+use crate::api::contract::{ApiService, OpState};
 use crate::{HttpRule, MethodDescriptor, ServiceDescriptor};
 
 /// What a route leads to.

@@ -14,7 +14,7 @@ use tonic::Status;
 
 use super::methods::Rest;
 use crate::dispatch::Dispatch;
-use super::document::ApiService;
+use crate::api::contract::ApiService;
 use super::operation::ApiCall;
 use crate::api::{Credentials, Operation};
 use super::call::{error_response, Call, HttpResponse, DEFAULT_MAX_BODY};

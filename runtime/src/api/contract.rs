@@ -1,8 +1,10 @@
-//! What the REST server prepares once per OpenAPI service: the base path, and for each operation
-//! its path template and compiled parameter and body schemas.
+//! The operation contract, prepared once per OpenAPI service for every transport that serves it:
+//! the base path, and for each operation its path template, its prepared security schemes, its
+//! compiled parameter and body schemas and how its responses go on the wire. The REST server and
+//! the queue server both build an [`ApiService`] and check each request against it.
 //!
 //! The service's document (`ServiceDescriptor::openapi`) is parsed once, when the service is
-//! added to a router, and dropped again once every operation's schemas are compiled: the server
+//! added to a router or a queue server starts, and dropped again once every operation's schemas are compiled: the server
 //! keeps the compiled validators (and the document's text, which it serves at `/openapi.json`),
 //! not a parsed copy of the document. Each operation is found by method and path under `paths`;
 //! its parameters are matched by name and location (operation level first, then path-item
@@ -20,6 +22,8 @@ use serde_json::Value;
 use http::HeaderValue;
 
 use crate::api::media::{classify, concrete, Media};
+use crate::api::response::{self, Captured};
+use tonic::Status;
 use crate::api::validate::{self, Compiled, Dialect};
 use crate::api::{Location, Operation, Scalar};
 use switchboard_path::{Template, TemplateError};
@@ -49,7 +53,7 @@ pub(crate) struct OpState {
     /// that media type no schema, so any content is accepted).
     bodies: Box<[Option<Compiled>]>,
     /// `op.security`, ready to read.
-    pub(crate) security: Box<[Box<[super::security::Prepared]>]>,
+    pub(crate) security: Box<[Box<[crate::api::security::Prepared]>]>,
     /// Per entry of `op.responses`: how its body is encoded and the `Content-Type` to send
     /// (`None`: no content).
     pub(crate) responses: Box<[Option<(Media, HeaderValue)>]>,
@@ -88,7 +92,7 @@ impl ApiService {
                 unavailable,
                 params: params.into(),
                 bodies: bodies.into(),
-                security: super::security::prepare(op),
+                security: crate::api::security::prepare(op),
                 responses: op
                     .responses
                     .iter()
@@ -138,10 +142,94 @@ impl OpState {
         })
     }
 
+    /// Checks a request that arrived as its request struct's JSON object (the queue transport):
+    /// each parameter's entry against its schema, and the body entry against the schema of the
+    /// first documented media type. Errors name the JSON pointer in that object:
+    /// ``request body at /body/tags/0: must be a string``.
+    pub(crate) fn validate_message(&self, message: &Value) -> Result<(), Status> {
+        let empty = serde_json::Map::new();
+        let fields = match message {
+            Value::Object(fields) => fields,
+            Value::Null => &empty,
+            _ => return Err(Status::invalid_argument(format!("`{}`: the request must be a JSON object", self.op.id))),
+        };
+        for (i, param) in self.op.params.iter().enumerate() {
+            let at = format!("/{}", escape(param.field));
+            match fields.get(param.field).filter(|v| !v.is_null()) {
+                None if param.required => {
+                    return Err(Status::invalid_argument(format!(
+                        "{} `{}` (at {at}) is required",
+                        noun(param.location),
+                        param.name
+                    )))
+                }
+                None => {}
+                Some(value) => {
+                    if let Some(Some(schema)) = self.params.get(i) {
+                        if let Err(e) = schema.validate(value) {
+                            return Err(Status::invalid_argument(format!(
+                                "{} `{}` at {at}{}: {}",
+                                noun(param.location),
+                                param.name,
+                                e.pointer,
+                                e.message
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(spec) = self.op.body {
+            let at = format!("/{}", escape(spec.field));
+            match fields.get(spec.field).filter(|v| !v.is_null()) {
+                None if spec.required => {
+                    return Err(Status::invalid_argument(format!("the request body (at {at}) is required")));
+                }
+                None => {}
+                Some(value) => {
+                    if let Some(Some(schema)) = self.bodies.first() {
+                        if let Err(e) = schema.validate(value) {
+                            return Err(Status::invalid_argument(format!("request body at {at}{}: {}", e.pointer, e.message)));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The type of property `name` of a form or multipart body of media type
     /// `op.body.content[index]`: its scalar type and whether it is an array.
     pub(crate) fn property_shape(&self, index: usize, name: &str) -> Option<(Scalar, bool)> {
         self.bodies.get(index)?.as_ref()?.property_shape(name)
+    }
+}
+
+/// What a handler answered, ready for the wire: the HTTP status, the `Content-Type` (`None`
+/// without content) and the body. The same on every transport: REST sends it as the HTTP
+/// response, the queue transport as a reply frame (`sb-http-status`, `content-type`, body; see
+/// docs/queue-protocol.md).
+pub(crate) type Answer<'a> = (u16, Option<&'a HeaderValue>, bytes::Bytes);
+
+impl OpState {
+    /// The status, media type and body of the variant the handler chose.
+    pub(crate) fn answer(&self, captured: Result<Captured, response::Error>) -> Result<Answer<'_>, Status> {
+        let captured = captured.map_err(|e| Status::internal(format!("`{}`: {e}", self.op.id)))?;
+        let Some(spec) = self.op.responses.get(captured.index) else {
+            return Err(Status::internal("the response variant has no documented response"));
+        };
+        let status = match (captured.status, spec.status.parse::<u16>()) {
+            (Some(s), _) | (None, Ok(s)) => s,
+            (None, Err(_)) => 500,
+        };
+        if !(200..=999).contains(&status) {
+            return Err(Status::internal(format!("`{}` answered the status {status}", self.op.id)));
+        }
+        let kind = self.responses.get(captured.index).and_then(|r| r.as_ref());
+        Ok(match (captured.body, kind) {
+            (response::Body::None, _) | (_, None) => (status, None, bytes::Bytes::new()),
+            (body, Some((media, ct))) => (status, Some(ct), bytes::Bytes::from(response::body_bytes(body, *media))),
+        })
     }
 }
 

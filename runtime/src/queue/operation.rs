@@ -1,0 +1,205 @@
+//! OpenAPI operations over queues: the operation contract (security, parameter and body
+//! validation; `api::contract`) run on a request struct that arrived as JSON, and the handler's
+//! response enum sent as status + media type + body.
+//!
+//! ```text
+//! frame: JSON request struct ─▶ unavailable? (UNIMPLEMENTED) ─▶ credentials from metadata headers
+//!   (UNAUTHENTICATED / hook) ─▶ each parameter and the body against its schema (INVALID_ARGUMENT
+//!   naming the JSON pointer) ─▶ serde into the request struct ─▶ handler (the shared call path)
+//!   ─▶ response enum variant ─▶ reply: `sb-http-status`, `content-type`, body
+//! ```
+//!
+//! The wire form is specified in docs/queue-protocol.md ("OpenAPI operations").
+
+#[cfg(feature = "openapi")]
+pub(crate) use served::{prepare, unary, OpCall};
+#[cfg(feature = "openapi")]
+pub(crate) use client::call;
+
+#[cfg(not(feature = "openapi"))]
+pub(crate) use unserved::{prepare, unary, OpCall};
+
+#[cfg(feature = "openapi")]
+mod served {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures_util::future::BoxFuture;
+    use http::header::HeaderName;
+    use serde_json::Value;
+    use tonic::{Request, Response, Status};
+
+    use crate::api::contract::{ApiService, OpState};
+    use crate::api::security::{authenticate, Authorize, CredentialSource};
+    use crate::call::{self, CallContext};
+    use crate::dispatch::Carry;
+    use crate::queue::methods::{Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder};
+    use crate::queue::wire::{self, Envelope};
+    use crate::ServiceDescriptor;
+
+    /// One operation as a queue server serves it: its contract and the server's hook.
+    #[derive(Clone)]
+    pub(crate) struct OpCall {
+        pub(crate) state: Arc<OpState>,
+        pub(crate) authorize: Option<Authorize>,
+    }
+
+    /// Per method index of `descriptor`: its operation, prepared (`None` for other methods).
+    pub(crate) fn prepare(descriptor: &'static ServiceDescriptor, authorize: Option<&Authorize>) -> Result<Vec<Option<OpCall>>, Status> {
+        let Some(api) = ApiService::build(descriptor).map_err(|e| Status::invalid_argument(format!("`{}`: {e}", descriptor.full_name)))? else {
+            return Ok(vec![None; descriptor.methods.len()]);
+        };
+        Ok(api.ops.into_iter().map(|state| state.map(|state| OpCall { state, authorize: authorize.cloned() })).collect())
+    }
+
+    /// A frame's metadata headers as the place credentials travel: `authorization`, API key
+    /// headers, `cookie`, and for an API key "in query" the entry named after the parameter.
+    struct Metadata<'a>(&'a Envelope);
+
+    impl CredentialSource for Metadata<'_> {
+        fn header(&self, name: &HeaderName, pick: &mut dyn FnMut(&str) -> Option<String>) -> Option<String> {
+            let name = name.as_str();
+            self.0.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).find_map(|(_, v)| pick(v))
+        }
+
+        fn query(&self, name: &str) -> Option<String> {
+            self.0.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_string())
+        }
+    }
+
+    /// Serves one call of an OpenAPI operation.
+    pub(crate) fn unary<C, Req, Resp, F, Fut>(call: QueueCall, op: OpCall, handler: F) -> BoxFuture<'static, Outcome>
+    where
+        C: Send + Sync + 'static,
+        Queue<C>: Carry<Req> + Carry<Resp>,
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    {
+        let prepared = check(&call, &op).and_then(|(ctx, message)| {
+            let message = <Queue<C> as Carry<Req>>::decode(QueueDecoder::Json(message))?;
+            Ok((ctx, message))
+        });
+        let (mut ctx, message) = match prepared {
+            Ok(p) => p,
+            Err(status) => return Box::pin(std::future::ready(Outcome::Unary(Err(status)))),
+        };
+        drop(call);
+        Box::pin(async move {
+            let result = ctx.run(message, handler).await.and_then(|mut response| {
+                let trailers = call::take_trailers(&mut response);
+                let (mut metadata, message, _) = response.into_parts();
+                if let Some(trailers) = trailers {
+                    crate::queue::methods::append(&mut metadata, &trailers);
+                }
+                let mut captured = None;
+                let mut unused = Bytes::new();
+                let mut headers = Vec::new();
+                <Queue<C> as Carry<Resp>>::encode(
+                    &message,
+                    QueueEncoder { body: &mut unused, headers: &mut headers, capture: Some((&op.state, &mut captured)) },
+                )?;
+                let captured = captured.ok_or_else(|| Status::internal("the response was not captured"))?;
+                let (status, content_type, body) = op.state.answer(captured)?;
+                headers.push((wire::HTTP_STATUS.into(), wire::number(status.into()).into()));
+                if let Some(ct) = content_type.and_then(|ct| ct.to_str().ok()) {
+                    headers.push((wire::CONTENT_TYPE.into(), ct.to_owned().into()));
+                }
+                Ok((metadata, body, headers))
+            });
+            Outcome::Unary(result)
+        })
+    }
+
+    /// Everything before the handler: availability, encoding, credentials, validation.
+    fn check(call: &QueueCall, op: &OpCall) -> Result<(CallContext, Value), Status> {
+        let state = &op.state;
+        if let Some(reason) = &state.unavailable {
+            return Err(Status::unimplemented(reason.to_string()));
+        }
+        crate::queue::codec::check_content_type::<crate::queue::Json, Value>(&call.env)?;
+        let credentials = if state.op.security.is_empty() {
+            None
+        } else {
+            Some(authenticate(state.op, &state.security, &Metadata(&call.env), op.authorize.as_ref())?)
+        };
+        let message: Value = if call.env.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(&call.env.body)
+                .map_err(|e| Status::invalid_argument(format!("decoding the JSON body: {e}")))?
+        };
+        state.validate_message(&message)?;
+        let mut ctx = CallContext::new(wire::metadata_of(&call.env), Default::default(), call.deadline);
+        if let Some(creds) = credentials {
+            ctx.extensions.insert(creds);
+        }
+        Ok((ctx, message))
+    }
+}
+
+#[cfg(feature = "openapi")]
+mod client {
+    use tonic::{Code, Response, Status};
+
+    use crate::api::response::{received, variant_for, ResponseDe};
+    use crate::api::Operation;
+    use crate::queue::wire::{self, Envelope};
+
+    /// The response enum from an operation's reply frame: `sb-http-status` picks the variant
+    /// (exact code, then `NXX`, then `default`), the body fills it.
+    pub(crate) fn call<Resp: serde::de::DeserializeOwned>(op: &'static Operation, frame: Envelope) -> Result<Response<Resp>, Status> {
+        if let Some(status) = wire::status_of(&frame) {
+            if status.code() != Code::Ok {
+                return Err(status);
+            }
+        }
+        let status: u16 = frame
+            .header(wire::HTTP_STATUS)
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Status::internal(format!("`{}`: the reply carries no `{}`", op.id, wire::HTTP_STATUS)))?;
+        let Some(index) = variant_for(op.responses, status) else {
+            return Err(Status::unknown(format!("`{}`: the reply's status {status} is not a documented response", op.id)));
+        };
+        let de = ResponseDe { index, spec: &op.responses[index], status, body: received(op, index, &frame.body) };
+        let message = Resp::deserialize(de)
+            .map_err(|e| Status::internal(format!("`{}`: the {status} reply could not be decoded: {e}", op.id)))?;
+        Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
+    }
+}
+
+/// Built without the `openapi` feature: an operation is never served unchecked.
+#[cfg(not(feature = "openapi"))]
+mod unserved {
+    use std::future::Future;
+
+    use futures_util::future::BoxFuture;
+    use tonic::{Request, Response, Status};
+
+    use crate::dispatch::Carry;
+    use crate::queue::methods::{Outcome, Queue, QueueCall};
+    use crate::ServiceDescriptor;
+
+    /// Marks an operation method.
+    #[derive(Clone)]
+    pub(crate) struct OpCall;
+
+    pub(crate) fn prepare(descriptor: &'static ServiceDescriptor, _: Option<&()>) -> Result<Vec<Option<OpCall>>, Status> {
+        Ok(descriptor.methods.iter().map(|m| m.operation.map(|_| OpCall)).collect())
+    }
+
+    pub(crate) fn unary<C, Req, Resp, F, Fut>(call: QueueCall, _: OpCall, handler: F) -> BoxFuture<'static, Outcome>
+    where
+        C: Send + Sync + 'static,
+        Queue<C>: Carry<Req> + Carry<Resp>,
+        F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    {
+        let _ = (call, handler);
+        Box::pin(std::future::ready(Outcome::Unary(Err(Status::unimplemented(
+            "OpenAPI operations are served over queues only with switchboard's `openapi` feature, which checks their credentials and schemas",
+        )))))
+    }
+}
