@@ -527,7 +527,11 @@ impl NatsBackend {
             return Err(Status::unavailable("not connected to the NATS server"));
         }
         let mut env = env;
-        env.headers.retain(|(k, _)| k != wire::CONTENT_TYPE);
+        // A service has one encoding, so replies leave it out; an OpenAPI reply (it carries
+        // `sb-http-status`) keeps its response's media type.
+        if !env.headers.iter().any(|(k, _)| k == wire::HTTP_STATUS) {
+            env.headers.retain(|(k, _)| k != wire::CONTENT_TYPE);
+        }
         let sent = if env.headers.is_empty() {
             self.inner.client.publish(reply_to.to_owned(), env.body).await
         } else {
