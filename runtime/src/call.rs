@@ -229,6 +229,7 @@ pub(crate) fn take_trailers<T>(response: &mut Response<T>) -> Option<MetadataMap
 
 /// An OK status carrying trailers: how a stream of `Result<M, Status>` ends with them (gRPC
 /// sends a stream's final status, metadata included, as HTTP/2 trailers).
+#[cfg(any(feature = "grpc", feature = "queue"))]
 pub(crate) fn ok_with_trailers(trailers: MetadataMap) -> Status {
     Status::with_metadata(tonic::Code::Ok, "", trailers)
 }

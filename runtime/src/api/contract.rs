@@ -15,6 +15,9 @@
 //! unvalidated. It answers 501 `UNIMPLEMENTED` naming the reason (see [`OpState::unavailable`]);
 //! the rest of the service is served as usual.
 
+// REST reads the HTTP parts (path template, parameters as text), queues the JSON form.
+#![cfg_attr(not(all(feature = "rest", feature = "queue")), allow(dead_code, unused_imports))]
+
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -111,7 +114,8 @@ impl ApiService {
 }
 
 impl OpState {
-    /// Checks the decoded parameters against their schemas: ``query parameter `limit`: must be
+    #[cfg(feature = "rest")]
+    /// (HTTP) Checks the decoded parameters against their schemas: ``query parameter `limit`: must be
     /// at most 100``.
     /// Object parameters (read as strings) are first retyped by their schema's properties.
     pub(crate) fn validate_params(&self, fields: &mut crate::api::params::Fields) -> Result<(), String> {
@@ -142,6 +146,7 @@ impl OpState {
         })
     }
 
+    #[cfg(feature = "queue")]
     /// Checks a request that arrived as its request struct's JSON object (the queue transport):
     /// each parameter's entry against its schema, and the body entry against the schema of the
     /// first documented media type. Errors name the JSON pointer in that object:
@@ -198,6 +203,7 @@ impl OpState {
         Ok(())
     }
 
+    #[cfg(feature = "rest")]
     /// The type of property `name` of a form or multipart body of media type
     /// `op.body.content[index]`: its scalar type and whether it is an array.
     pub(crate) fn property_shape(&self, index: usize, name: &str) -> Option<(Scalar, bool)> {

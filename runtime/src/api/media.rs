@@ -42,6 +42,7 @@ pub(crate) fn classify(media_type: &str) -> Media {
 
 /// Whether a request of type `actual` fits the documented type `documented` (which may be a
 /// range such as `image/*` or `*/*`). Parameters are ignored.
+#[cfg(feature = "rest")]
 pub(crate) fn matches(documented: &str, actual: &str) -> bool {
     let (d, a) = (essence(documented), essence(actual));
     if d.eq_ignore_ascii_case(a) || d == "*/*" {

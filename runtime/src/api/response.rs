@@ -6,6 +6,9 @@
 //! holds the body (or, for a `default` / `NXX` entry without content, the status code); a tuple
 //! variant holds the status code and the body.
 
+// Used by the transports that serve and call operations (REST, queues).
+#![cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
+
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};

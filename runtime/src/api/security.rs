@@ -117,6 +117,7 @@ impl Credentials {
 // ---------------------------------------------------------------------------------------------
 
 #[cfg(feature = "openapi")]
+#[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(unused_imports))]
 pub(crate) use check::{authenticate, prepare, Authorize, CredentialSource, Prepared};
 
 /// The security check of an OpenAPI operation, whatever carried the request: the transport says
@@ -124,6 +125,7 @@ pub(crate) use check::{authenticate, prepare, Authorize, CredentialSource, Prepa
 /// first satisfied alternative of the operation's requirement, runs the server's `authorize`
 /// hook and answers UNAUTHENTICATED (missing credentials) or the hook's status.
 #[cfg(feature = "openapi")]
+#[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
 mod check {
     use base64::Engine as _;
     use http::header::{HeaderName, AUTHORIZATION, COOKIE};

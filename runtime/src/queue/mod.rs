@@ -23,6 +23,7 @@
 //!   published fire-and-forget with `publish_<method>`; the server handles them at least once.
 
 mod backend;
+mod call;
 mod client;
 mod codec;
 mod dedupe;
@@ -42,7 +43,7 @@ use std::sync::Arc;
 
 pub use client::QueueClient;
 pub use codec::{Codec, Json, Proto};
-pub use methods::{Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
+pub use call::{Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
 pub use server::QueueServer;
 
 /// How many bytes a [`QueueServer`]'s dedupe window holds by default (64 MiB): the replies kept

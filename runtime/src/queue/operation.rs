@@ -12,17 +12,16 @@
 //! The wire form is specified in docs/queue-protocol.md ("OpenAPI operations").
 
 #[cfg(feature = "openapi")]
-pub(crate) use served::{prepare, unary, OpCall};
+pub(crate) use served::{prepare, unary};
 #[cfg(feature = "openapi")]
 pub(crate) use client::call;
 
 #[cfg(not(feature = "openapi"))]
-pub(crate) use unserved::{prepare, unary, OpCall};
+pub(crate) use unserved::{prepare, unary};
 
 #[cfg(feature = "openapi")]
 mod served {
     use std::future::Future;
-    use std::sync::Arc;
 
     use bytes::Bytes;
     use futures_util::future::BoxFuture;
@@ -30,20 +29,13 @@ mod served {
     use serde_json::Value;
     use tonic::{Request, Response, Status};
 
-    use crate::api::contract::{ApiService, OpState};
+    use crate::api::contract::ApiService;
     use crate::api::security::{authenticate, Authorize, CredentialSource};
     use crate::call::{self, CallContext};
     use crate::dispatch::Carry;
-    use crate::queue::methods::{Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder};
+    use crate::queue::call::{append, OpCall, Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder};
     use crate::queue::wire::{self, Envelope};
     use crate::ServiceDescriptor;
-
-    /// One operation as a queue server serves it: its contract and the server's hook.
-    #[derive(Clone)]
-    pub(crate) struct OpCall {
-        pub(crate) state: Arc<OpState>,
-        pub(crate) authorize: Option<Authorize>,
-    }
 
     /// Per method index of `descriptor`: its operation, prepared (`None` for other methods).
     pub(crate) fn prepare(descriptor: &'static ServiceDescriptor, authorize: Option<&Authorize>) -> Result<Vec<Option<OpCall>>, Status> {
@@ -92,7 +84,7 @@ mod served {
                 let trailers = call::take_trailers(&mut response);
                 let (mut metadata, message, _) = response.into_parts();
                 if let Some(trailers) = trailers {
-                    crate::queue::methods::append(&mut metadata, &trailers);
+                    append(&mut metadata, &trailers);
                 }
                 let mut captured = None;
                 let mut unused = Bytes::new();
@@ -103,7 +95,7 @@ mod served {
                 )?;
                 let captured = captured.ok_or_else(|| Status::internal("the response was not captured"))?;
                 let (status, content_type, body) = op.state.answer(captured)?;
-                headers.push((wire::HTTP_STATUS.into(), wire::number(status.into()).into()));
+                headers.push((wire::HTTP_STATUS.into(), wire::number(status.into())));
                 if let Some(ct) = content_type.and_then(|ct| ct.to_str().ok()) {
                     headers.push((wire::CONTENT_TYPE.into(), ct.to_owned().into()));
                 }
@@ -179,12 +171,8 @@ mod unserved {
     use tonic::{Request, Response, Status};
 
     use crate::dispatch::Carry;
-    use crate::queue::methods::{Outcome, Queue, QueueCall};
+    use crate::queue::call::{OpCall, Outcome, Queue, QueueCall};
     use crate::ServiceDescriptor;
-
-    /// Marks an operation method.
-    #[derive(Clone)]
-    pub(crate) struct OpCall;
 
     pub(crate) fn prepare(descriptor: &'static ServiceDescriptor, _: Option<&()>) -> Result<Vec<Option<OpCall>>, Status> {
         Ok(descriptor.methods.iter().map(|m| m.operation.map(|_| OpCall)).collect())

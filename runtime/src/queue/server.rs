@@ -19,8 +19,7 @@ use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
 use super::codec::Proto;
-use super::methods::{Outcome, Queue, QueueCall, UnaryReply};
-use super::operation::OpCall;
+use super::call::{OpCall, Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
 use super::dedupe::{envelope_size, Claim, Dedupe};

@@ -38,7 +38,15 @@ pub struct Call {
     pub(crate) vars: Vec<(&'static str, String)>,
     pub(crate) max_body: usize,
     /// For OpenAPI operations: the operation's state and path variables.
-    pub(crate) api: Option<super::operation::ApiCall>,
+    pub(crate) api: Option<ApiCall>,
+}
+
+/// The OpenAPI side of a matched request.
+pub(crate) struct ApiCall {
+    pub(crate) state: std::sync::Arc<crate::api::contract::OpState>,
+    /// The path variables' byte ranges in the request path, in template order.
+    pub(crate) vars: super::template::Captures,
+    pub(crate) authorize: Option<crate::api::security::Authorize>,
 }
 
 impl Call {

@@ -381,6 +381,34 @@ impl<'de> de::MapAccess<'de> for MapAccess {
     }
 }
 
+/// The request struct from its entries, read as a JSON object; errors name the field.
+pub(crate) fn from_fields<Req: DeserializeOwned + 'static>(fields: crate::api::params::Fields) -> Result<Req, Status> {
+    if fields.is_empty() && is_unit::<Req>() {
+        return Req::deserialize(&serde_json::Value::Null).map_err(|e| Status::invalid_argument(format!("invalid request: {e}")));
+    }
+    // Straight from the entries (the common, valid case).
+    if let Ok(message) = Req::deserialize(fields.deserializer()) {
+        return Ok(message);
+    }
+    // Else from the JSON object they make: request types that read an object in some other way
+    // (a newtype struct, say) get what they always got, and the error names the field.
+    let value = serde_json::Value::Object(fields.into_map());
+    if let Ok(message) = Req::deserialize(&value) {
+        return Ok(message);
+    }
+    match serde_path_to_error::deserialize::<_, Req>(&value) {
+        Ok(message) => Ok(message),
+        Err(e) => {
+            let path = e.path().to_string();
+            Err(if path == "." || path.is_empty() {
+                Status::invalid_argument(format!("invalid request: {}", e.inner()))
+            } else {
+                Status::invalid_argument(format!("invalid value for field `{path}`: {}", e.inner()))
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,5 +485,54 @@ mod tests {
         assert_eq!(lower_camel("page_token"), "pageToken");
         assert_eq!(lower_camel("name"), "name");
         assert_eq!(lower_camel("a_b_c"), "aBC");
+    }
+}
+
+#[cfg(test)]
+mod from_fields_tests {
+    use super::*;
+    use crate::api::params::Fields;
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    fn fields(entries: &[(&'static str, Value)]) -> Fields {
+        let mut f = Fields::with_capacity(entries.len());
+        for (k, v) in entries {
+            f.insert(k, v.clone());
+        }
+        f
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Req {
+        #[serde(rename = "petId")]
+        pet_id: i64,
+        tag: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Wrapped(std::collections::BTreeMap<String, i64>);
+
+    #[test]
+    fn request_structs_read_the_entries_as_an_object() {
+        let got: Req = from_fields(fields(&[("petId", Value::from(7)), ("tag", Value::from("x"))])).unwrap();
+        assert_eq!(got, Req { pet_id: 7, tag: Some("x".into()) });
+        let got: Req = from_fields(fields(&[("petId", Value::from(1))])).unwrap();
+        assert_eq!(got, Req { pet_id: 1, tag: None });
+        // A later value for the same key replaces the earlier one, as in a map.
+        let got: Req = from_fields(fields(&[("petId", Value::from(1)), ("petId", Value::from(2))])).unwrap();
+        assert_eq!(got.pet_id, 2);
+        from_fields::<()>(Fields::default()).unwrap();
+        // A type that does not read a map's entries gets the JSON object, as before.
+        let got: Wrapped = from_fields(fields(&[("a", Value::from(1))])).unwrap();
+        assert_eq!(got.0["a"], 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = from_fields::<Req>(fields(&[("petId", Value::from("seven"))])).unwrap_err();
+        assert!(err.message().starts_with("invalid value for field `petId`:"), "{}", err.message());
+        let err = from_fields::<Req>(Fields::default()).unwrap_err();
+        assert!(err.message().contains("petId"), "{}", err.message());
     }
 }

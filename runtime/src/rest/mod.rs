@@ -27,6 +27,7 @@
 //! client and bidi streaming read an NDJSON request body, each message bounded).
 
 pub(crate) mod call;
+mod carry;
 pub(crate) mod client;
 pub(crate) mod decode;
 pub(crate) mod methods;
@@ -42,7 +43,7 @@ pub mod template;
 
 pub use call::{error_response, HttpResponse, DEFAULT_MAX_BODY};
 pub use client::{InvalidBaseUrl, RestClient};
-pub use methods::{Rest, RestDecoder, RestEncoder};
+pub use carry::{Rest, RestDecoder, RestEncoder};
 #[doc(hidden)]
 pub use methods::streaming_request;
 #[doc(hidden)]

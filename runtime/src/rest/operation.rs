@@ -15,8 +15,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::CONTENT_TYPE;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -24,21 +22,12 @@ use crate::api::contract::OpState;
 use crate::api::media;
 use crate::api::params::{decode_params, Fields, RawRequest};
 use crate::api::response::{self, Captured as Answer};
-use super::security::{authenticate, Authorize};
+use super::security::authenticate;
 use crate::call::{self, CallContext};
 use crate::dispatch::Carry;
-use super::template::Captures;
 use super::call::Call;
-use super::methods::{DecodeFrom, EncodeTo, Rest, RestDecoder, RestEncoder};
+use super::carry::{DecodeFrom, EncodeTo, Rest, RestDecoder, RestEncoder};
 use super::{error_response, Body, HttpResponse};
-
-/// The OpenAPI side of a matched request.
-pub(crate) struct ApiCall {
-    pub(crate) state: Arc<OpState>,
-    /// The path variables' byte ranges in the request path, in template order.
-    pub(crate) vars: Captures,
-    pub(crate) authorize: Option<Authorize>,
-}
 
 /// One OpenAPI operation: the request struct from parameters and body, the response enum to
 /// status and body.
@@ -84,34 +73,6 @@ where
             Err(status) => error_response(&status),
         }
     })
-}
-
-/// The request struct from its entries, read as a JSON object; errors name the field.
-pub(crate) fn from_fields<Req: DeserializeOwned + 'static>(fields: Fields) -> Result<Req, Status> {
-    if fields.is_empty() && crate::rest::decode::is_unit::<Req>() {
-        return Req::deserialize(&Value::Null).map_err(|e| Status::invalid_argument(format!("invalid request: {e}")));
-    }
-    // Straight from the entries (the common, valid case).
-    if let Ok(message) = Req::deserialize(fields.deserializer()) {
-        return Ok(message);
-    }
-    // Else from the JSON object they make: request types that read an object in some other way
-    // (a newtype struct, say) get what they always got, and the error names the field.
-    let value = Value::Object(fields.into_map());
-    if let Ok(message) = Req::deserialize(&value) {
-        return Ok(message);
-    }
-    match serde_path_to_error::deserialize::<_, Req>(&value) {
-        Ok(message) => Ok(message),
-        Err(e) => {
-            let path = e.path().to_string();
-            Err(if path == "." || path.is_empty() {
-                Status::invalid_argument(format!("invalid request: {}", e.inner()))
-            } else {
-                Status::invalid_argument(format!("invalid value for field `{path}`: {}", e.inner()))
-            })
-        }
-    }
 }
 
 fn bad_request(message: String) -> HttpResponse {
@@ -252,51 +213,4 @@ fn respond(
         headers.insert(CONTENT_TYPE, ct.clone());
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde::Deserialize;
-
-    fn fields(entries: &[(&'static str, Value)]) -> Fields {
-        let mut f = Fields::with_capacity(entries.len());
-        for (k, v) in entries {
-            f.insert(k, v.clone());
-        }
-        f
-    }
-
-    #[derive(Debug, PartialEq, Deserialize)]
-    struct Req {
-        #[serde(rename = "petId")]
-        pet_id: i64,
-        tag: Option<String>,
-    }
-
-    #[derive(Debug, PartialEq, Deserialize)]
-    struct Wrapped(std::collections::BTreeMap<String, i64>);
-
-    #[test]
-    fn request_structs_read_the_entries_as_an_object() {
-        let got: Req = from_fields(fields(&[("petId", Value::from(7)), ("tag", Value::from("x"))])).unwrap();
-        assert_eq!(got, Req { pet_id: 7, tag: Some("x".into()) });
-        let got: Req = from_fields(fields(&[("petId", Value::from(1))])).unwrap();
-        assert_eq!(got, Req { pet_id: 1, tag: None });
-        // A later value for the same key replaces the earlier one, as in a map.
-        let got: Req = from_fields(fields(&[("petId", Value::from(1)), ("petId", Value::from(2))])).unwrap();
-        assert_eq!(got.pet_id, 2);
-        from_fields::<()>(Fields::default()).unwrap();
-        // A type that does not read a map's entries gets the JSON object, as before.
-        let got: Wrapped = from_fields(fields(&[("a", Value::from(1))])).unwrap();
-        assert_eq!(got.0["a"], 1);
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let err = from_fields::<Req>(fields(&[("petId", Value::from("seven"))])).unwrap_err();
-        assert!(err.message().starts_with("invalid value for field `petId`:"), "{}", err.message());
-        let err = from_fields::<Req>(Fields::default()).unwrap_err();
-        assert!(err.message().contains("petId"), "{}", err.message());
-    }
 }

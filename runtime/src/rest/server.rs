@@ -12,10 +12,10 @@ use futures_util::future::BoxFuture;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use tonic::Status;
 
-use super::methods::Rest;
+use super::carry::Rest;
 use crate::dispatch::Dispatch;
 use crate::api::contract::ApiService;
-use super::operation::ApiCall;
+use super::call::ApiCall;
 use crate::api::{Credentials, Operation};
 use super::call::{error_response, Call, HttpResponse, DEFAULT_MAX_BODY};
 use super::routes::{Lookup, RouteError, Routes, Target};
