@@ -256,7 +256,8 @@ impl Config {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }
             warnings.extend(found.into_iter().map(|w| format!("{file}#{}: {}", w.pointer, w.message)));
-            for (pointer, message) in unservable(&package, self.strict)? {
+            let mut package = package;
+            for (pointer, message) in unservable(&mut package, self.strict)? {
                 if self.strict {
                     return Err(Error::SpecFile { file, message: format!("{pointer}: {message} (--strict)") });
                 }
@@ -292,13 +293,17 @@ impl Config {
     }
 }
 
-/// The generated operations the server's validator cannot compile schemas for, checked on the
-/// document the generated code embeds: `(operation pointer, message)` each.
+/// Writes the package's schema bundle (each parameter and request body schema cut out of the
+/// document the generated code embeds, by the server's own validator) and returns the
+/// generated operations it cannot compile schemas for: `(operation pointer, message)` each.
 #[cfg(feature = "check-schemas")]
-fn unservable(package: &crate::ir::Package, _strict: bool) -> Result<Vec<(String, String)>, Error> {
-    let Some(models) = &package.models else { return Ok(Vec::new()) };
-    let found = match switchboard::api::__unservable_operations(&models.document) {
-        Ok(found) => found,
+fn unservable(package: &mut crate::ir::Package, _strict: bool) -> Result<Vec<(String, String)>, Error> {
+    let Some(models) = &mut package.models else { return Ok(Vec::new()) };
+    let found = match switchboard::api::__schema_bundle(&models.document) {
+        Ok((bundle, found)) => {
+            models.schemas = Some(bundle);
+            found
+        }
         Err(e) => return Ok(vec![(String::new(), format!("the bundled document cannot be checked: {e}"))]),
     };
     Ok(
@@ -316,7 +321,7 @@ fn unservable(package: &crate::ir::Package, _strict: bool) -> Result<Vec<(String
 }
 
 #[cfg(not(feature = "check-schemas"))]
-fn unservable(_: &crate::ir::Package, strict: bool) -> Result<Vec<(String, String)>, Error> {
+fn unservable(_: &mut crate::ir::Package, strict: bool) -> Result<Vec<(String, String)>, Error> {
     if strict {
         return Err(Error::Config("`strict` checks schemas with the server's validator: turn on the `check-schemas` feature".into()));
     }

@@ -39,6 +39,9 @@ pub fn files(api: &Api) -> Result<Vec<GeneratedFile>, Error> {
             }
             out.push(GeneratedFile { name: ident::package_file(&package.name), contents });
             out.push(GeneratedFile { name: render::models::document_file(&package.name), contents: models.document.clone() });
+            if let Some(schemas) = &models.schemas {
+                out.push(GeneratedFile { name: render::models::schemas_file(&package.name), contents: schemas.clone() });
+            }
             packages.push(package.name.clone());
             continue;
         } else {

@@ -33,7 +33,8 @@ use proc_macro::TokenStream;
 ///
 /// Service arguments: `package = "a.b"` (default none), `name = "Wire"` (default: the trait name),
 /// `openapi = CONST` (the service's OpenAPI document as a `&'static str`, served at
-/// `/openapi.json`), `rest = false` (gRPC only) and `grpc = false` (REST only; required by
+/// `/openapi.json`), `schemas = CONST` (the schema bundle switchboard-codegen writes beside it,
+/// so the server compiles request schemas without parsing the document), `rest = false` (gRPC only) and `grpc = false` (REST only; required by
 /// OpenAPI operations, whose types are not protobuf messages).
 /// Method arguments in `#[rpc(...)]`: `name = "Wire"` (default: the method name in
 /// UpperCamelCase), `idempotent` or `no_side_effects`, and any number of

@@ -37,6 +37,9 @@ pub struct ServiceArgs {
     pub name: Option<String>,
     /// `openapi = PATH`: a `&'static str` constant holding the service's OpenAPI document.
     pub openapi: Option<syn::Expr>,
+    /// `schemas = CONST`: a `&'static str` constant holding the service's schema bundle (written
+    /// by switchboard-codegen beside the document).
+    pub schemas: Option<syn::Expr>,
     /// `rest = false` turns the REST server and client off (message types without serde impls).
     pub rest: bool,
     /// `grpc = false` turns the gRPC server and client off (OpenAPI services, whose types are not
@@ -48,7 +51,7 @@ pub struct ServiceArgs {
 
 impl ServiceArgs {
     pub fn parse(args: proc_macro2::TokenStream, errors: &mut Errors) -> Self {
-        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, rest: true, grpc: true, grpc_span: None };
+        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, schemas: None, rest: true, grpc: true, grpc_span: None };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("package") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -65,6 +68,8 @@ impl ServiceArgs {
                 out.name = Some(lit.value());
             } else if meta.path.is_ident("openapi") {
                 out.openapi = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("schemas") {
+                out.schemas = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("rest") {
                 let lit: syn::LitBool = meta.value()?.parse()?;
                 out.rest = lit.value;
@@ -74,7 +79,7 @@ impl ServiceArgs {
                 out.grpc_span = Some(lit.span());
             } else {
                 return Err(meta.error(
-                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST`, `rest = false` or `grpc = false`",
+                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST`, `schemas = CONST`, `rest = false` or `grpc = false`",
                 ));
             }
             Ok(())

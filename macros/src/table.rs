@@ -49,11 +49,15 @@ pub(crate) fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
         Some(expr) => quote!(::core::option::Option::Some(#expr)),
         None => quote!(::core::option::Option::None),
     };
+    let schemas = match &s.args.schemas {
+        Some(expr) => quote!(::core::option::Option::Some(#expr)),
+        None => quote!(::core::option::Option::None),
+    };
     let doc = format!("Static description of the `{full}` service, read by every transport.");
     quote! {
         #[doc = #doc]
         #vis static #ident: ::switchboard::ServiceDescriptor =
-            ::switchboard::ServiceDescriptor::new(#package, #name, #full, &[#(#methods),*]).openapi(#openapi);
+            ::switchboard::ServiceDescriptor::new(#package, #name, #full, &[#(#methods),*]).openapi(#openapi).schemas(#schemas);
     }
 }
 

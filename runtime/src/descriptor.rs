@@ -111,6 +111,11 @@ pub struct ServiceDescriptor {
     /// or the original document of an OpenAPI service. The REST server serves it at
     /// `/openapi.json`, and for OpenAPI services validates requests against its schemas.
     pub openapi: Option<&'static str>,
+    /// The schema bundle switchboard-codegen wrote for an OpenAPI service (JSON, see
+    /// `switchboard::api::__schema_bundle`): each parameter and request body schema, self-contained
+    /// and ready to compile, so the server does not parse the document for them. Without one
+    /// (hand-written traits) the server cuts the schemas out of [`Self::openapi`] at start-up.
+    pub schemas: Option<&'static str>,
 }
 
 impl HttpRule {
@@ -172,11 +177,16 @@ impl ServiceDescriptor {
         full_name: &'static str,
         methods: &'static [MethodDescriptor],
     ) -> Self {
-        ServiceDescriptor { package, name, full_name, methods, openapi: None }
+        ServiceDescriptor { package, name, full_name, methods, openapi: None, schemas: None }
     }
     /// Sets the service's OpenAPI document (JSON).
     pub const fn openapi(mut self, openapi: Option<&'static str>) -> Self {
         self.openapi = openapi;
+        self
+    }
+    /// Sets the service's schema bundle (JSON, written by switchboard-codegen).
+    pub const fn schemas(mut self, schemas: Option<&'static str>) -> Self {
+        self.schemas = schemas;
         self
     }
 

@@ -19,6 +19,12 @@ pub struct Models {
     /// The bundled document (external references pulled in), as compact JSON: what the server
     /// serves at `/openapi.json` and validates against.
     pub document: String,
+    /// The schema bundle of `document` (JSON; `switchboard::api::__schema_bundle`): every
+    /// parameter and request body schema cut out, transformed and checked, so the server compiles
+    /// them without parsing the document. Filled after lowering when codegen has the server's
+    /// validator (feature `check-schemas`); `None` otherwise, and the server then cuts the
+    /// schemas out of the document at start-up.
+    pub schemas: Option<String>,
     /// The document's title (`info.title`), for docs.
     pub title: String,
 }

@@ -105,6 +105,8 @@ struct OperationView {
 struct ServiceView {
     openapi_const: String,
     document_file: String,
+    /// The schema bundle's constant and file, when there is one.
+    schemas: Option<(String, String)>,
     docs: Vec<String>,
     package: String,
     name: String,
@@ -131,6 +133,11 @@ fn idents(models: &Models) -> BTreeMap<&str, String> {
 /// The name of the file holding the bundled document, beside the package's `.rs` file.
 pub fn document_file(package: &str) -> String {
     format!("{package}.openapi.json")
+}
+
+/// The name of the file holding the schema bundle, beside the package's `.rs` file.
+pub fn schemas_file(package: &str) -> String {
+    format!("{package}.schemas.json")
 }
 
 /// Renders the types, operation table and service trait of an OpenAPI package, in `pieces`
@@ -193,6 +200,10 @@ pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<S
         let view = ServiceView {
             openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
             document_file: format!("{:?}", document_file(&package.name)),
+            schemas: models
+                .schemas
+                .as_ref()
+                .map(|_| (format!("{}_SCHEMAS", ident::shouty(&trait_ident)), format!("{:?}", schemas_file(&package.name)))),
             docs: doc_lines(&service.docs),
             package: format!("{:?}", service.package),
             name: format!("{:?}", trait_ident),

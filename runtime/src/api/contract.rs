@@ -71,11 +71,18 @@ impl ApiService {
         if !descriptor.has_operations() {
             return Ok(None);
         }
-        let doc: Result<Value, String> = match descriptor.openapi {
-            Some(text) => serde_json::from_str(text).map_err(|e| format!("the service's OpenAPI document is not JSON: {e}")),
-            None => Err("the service has no OpenAPI document to validate requests against".to_owned()),
+        // The schema bundle switchboard-codegen wrote when there is one (each schema already
+        // cut out and transformed); else the document, cut here.
+        let source: Result<Source, String> = match (descriptor.schemas, descriptor.openapi) {
+            (Some(text), _) => serde_json::from_str(text)
+                .map_err(|e| format!("the service's schema bundle is not JSON: {e}"))
+                .and_then(Source::bundle),
+            (None, Some(text)) => serde_json::from_str(text)
+                .map(Source::Document)
+                .map_err(|e| format!("the service's OpenAPI document is not JSON: {e}")),
+            (None, None) => Err("the service has no OpenAPI document to validate requests against".to_owned()),
         };
-        let base_path = doc.as_ref().map(base_path).unwrap_or_default();
+        let base_path = source.as_ref().map(Source::base_path).unwrap_or_default();
         let mut ops = Vec::with_capacity(descriptor.methods.len());
         for method in descriptor.methods {
             let Some(op) = method.operation else {
@@ -83,7 +90,7 @@ impl ApiService {
                 continue;
             };
             let template = Template::parse_openapi(&base_path, op.path)?;
-            let (unavailable, (params, bodies)) = match doc.as_ref().map_err(Clone::clone).and_then(|doc| compile(doc, op)) {
+            let (unavailable, (params, bodies)) = match source.as_ref().map_err(Clone::clone).and_then(|source| source.compile(op)) {
                 Ok(schemas) => (None, schemas),
                 Err(reason) => (Some(format!("`{}` is not served: {reason}", op.id).into_boxed_str()), (Vec::new(), Vec::new())),
             };
@@ -108,7 +115,7 @@ impl ApiService {
                     .collect(),
             })));
         }
-        // `doc` (the parsed document) is dropped here: only the compiled schemas stay.
+        // The parsed document or bundle is dropped here: only the compiled schemas stay.
         Ok(Some(ApiService { ops }))
     }
 }
@@ -237,6 +244,188 @@ impl OpState {
             (body, Some((media, ct))) => (status, Some(ct), bytes::Bytes::from(response::body_bytes(body, *media))),
         })
     }
+}
+
+/// Where an operation's schemas come from.
+enum Source {
+    /// The OpenAPI document: each schema is cut out of it and transformed here.
+    Document(Value),
+    /// A schema bundle ([`schema_bundle`]): each schema ready to compile.
+    Bundle { dialect: Dialect, bundle: Value },
+}
+
+impl Source {
+    fn bundle(bundle: Value) -> Result<Self, String> {
+        if bundle.get("format").and_then(Value::as_u64) != Some(BUNDLE_FORMAT) {
+            return Err(format!("the service's schema bundle is not in format {BUNDLE_FORMAT}: regenerate the code with this switchboard"));
+        }
+        let dialect = match bundle.get("dialect").and_then(Value::as_str) {
+            Some("3.0") => Dialect::V30,
+            _ => Dialect::V31,
+        };
+        Ok(Source::Bundle { dialect, bundle })
+    }
+
+    fn base_path(&self) -> String {
+        match self {
+            Source::Document(doc) => base_path(doc),
+            Source::Bundle { bundle, .. } => bundle.get("base_path").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        }
+    }
+
+    fn compile(&self, op: &'static Operation) -> Result<Schemas, String> {
+        match self {
+            Source::Document(doc) => compile(doc, op),
+            Source::Bundle { dialect, bundle } => compile_bundled(bundle, *dialect, op),
+        }
+    }
+}
+
+/// Version of the schema bundle's format.
+const BUNDLE_FORMAT: u64 = 1;
+
+/// The HTTP methods of a path item.
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// A bundle's key for a parameter: `"<in> <name>"`, header names in lower case.
+fn param_key(location: &str, name: &str) -> String {
+    if location == "header" {
+        format!("header {}", name.to_ascii_lowercase())
+    } else {
+        format!("{location} {name}")
+    }
+}
+
+fn location_name(location: Location) -> &'static str {
+    match location {
+        Location::Path => "path",
+        Location::Query => "query",
+        Location::Header => "header",
+        Location::Cookie => "cookie",
+    }
+}
+
+/// The schema bundle of an OpenAPI document (as JSON text), which switchboard-codegen writes
+/// beside the generated code so that a server compiles each parameter and request body schema
+/// without parsing the document: for every operation (`"GET /pets/{petId}"`), each parameter's
+/// and each request body media type's schema, cut out of the document with every `$ref` it
+/// reaches, transformed for the validator and checked to compile (or the reason it does not).
+/// Also returns the operations with a schema that cannot be compiled, `(METHOD, path,
+/// reason)`: the server answers those with 501 `UNIMPLEMENTED`.
+pub fn schema_bundle(document: &str) -> Result<(String, Vec<(String, String, String)>), String> {
+    let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not JSON: {e}"))?;
+    let dialect = Dialect::of(&doc);
+    let mut operations = serde_json::Map::new();
+    let mut unservable = Vec::new();
+    if let Some(Value::Object(paths)) = doc.get("paths") {
+        for (path, item) in paths {
+            let item_pointer = format!("/paths/{}", escape(path));
+            for method in METHODS {
+                if item.get(method).is_none() {
+                    continue;
+                }
+                let (entry, error) = bundle_operation(&doc, dialect, &item_pointer, &format!("{item_pointer}/{method}"));
+                if let Some(reason) = error {
+                    unservable.push((method.to_ascii_uppercase(), path.clone(), reason));
+                }
+                operations.insert(format!("{} {path}", method.to_ascii_uppercase()), entry);
+            }
+        }
+    }
+    let bundle = serde_json::json!({
+        "format": BUNDLE_FORMAT,
+        "dialect": if dialect == Dialect::V30 { "3.0" } else { "3.1" },
+        "base_path": base_path(&doc),
+        "operations": operations,
+    });
+    let text = serde_json::to_string(&bundle).map_err(|e| format!("writing the bundle: {e}"))?;
+    Ok((text, unservable))
+}
+
+/// One operation's bundle entry, `{"params": {key: entry}, "bodies": {media type: entry or
+/// null}}` (an entry that cannot be compiled is `{"error": reason}`), and the first such reason.
+fn bundle_operation(doc: &Value, dialect: Dialect, item: &str, operation: &str) -> (Value, Option<String>) {
+    let mut first_error = None;
+    let mut entry = |pointer: &str, what: &dyn Fn() -> String| match validate::bundle_entry(doc, dialect, pointer) {
+        Ok(entry) => entry,
+        Err(e) => {
+            let reason = format!("{} cannot be compiled: {e}", what());
+            first_error.get_or_insert_with(|| reason.clone());
+            serde_json::json!({ "error": reason })
+        }
+    };
+    let mut params = serde_json::Map::new();
+    // Operation-level parameters first: they override the path item's.
+    for base in [operation, item] {
+        let list = format!("{base}/parameters");
+        let count = doc.pointer(&list).and_then(Value::as_array).map_or(0, Vec::len);
+        for i in 0..count {
+            let Some((pointer, param)) = resolve(doc, format!("{list}/{i}")) else { continue };
+            let (Some(name), Some(location)) = (param.get("name").and_then(Value::as_str), param.get("in").and_then(Value::as_str)) else {
+                continue;
+            };
+            let key = param_key(location, name);
+            if params.contains_key(&key) {
+                continue;
+            }
+            let schema = if param.get("schema").is_some() {
+                format!("{pointer}/schema")
+            } else {
+                match param.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
+                    Some((mt, media)) if media.get("schema").is_some() => format!("{pointer}/content/{}/schema", escape(mt)),
+                    _ => continue,
+                }
+            };
+            let compiled = entry(&schema, &|| format!("the schema of {location} parameter `{name}`"));
+            params.insert(key, compiled);
+        }
+    }
+    let mut bodies = serde_json::Map::new();
+    if let Some((pointer, body)) = resolve(doc, format!("{operation}/requestBody")) {
+        for (mt, media) in body.get("content").and_then(Value::as_object).into_iter().flatten() {
+            let compiled = if media.get("schema").is_some() {
+                entry(&format!("{pointer}/content/{}/schema", escape(mt)), &|| format!("the `{mt}` request body schema"))
+            } else {
+                Value::Null // no schema: any content of this type
+            };
+            bodies.insert(mt.clone(), compiled);
+        }
+    }
+    (serde_json::json!({ "params": params, "bodies": bodies }), first_error)
+}
+
+/// Compiles the parameter and body schemas of `op` from a schema bundle; the reason when one
+/// cannot be.
+fn compile_bundled(bundle: &Value, dialect: Dialect, op: &'static Operation) -> Result<Schemas, String> {
+    let entry = bundle
+        .get("operations")
+        .and_then(|ops| ops.get(format!("{} {}", op.method, op.path)))
+        .ok_or_else(|| format!("the document has no `{} {}` operation", op.method, op.path))?;
+    let compile = |entry: &Value| -> Result<Compiled, String> {
+        if let Some(reason) = entry.get("error").and_then(Value::as_str) {
+            return Err(reason.to_owned());
+        }
+        validate::compile_entry(entry, dialect).map_err(|e| e.to_string())
+    };
+    let mut params = Vec::with_capacity(op.params.len());
+    for param in op.params {
+        let found = entry
+            .get("params")
+            .and_then(|p| p.get(param_key(location_name(param.location), param.name)))
+            .ok_or_else(|| format!("the document has no schema for {} `{}`", noun(param.location), param.name))?;
+        params.push(Some(compile(found)?));
+    }
+    let mut bodies = Vec::new();
+    if let Some(body) = op.body {
+        for mt in body.content {
+            match entry.get("bodies").and_then(|b| b.get(*mt)) {
+                None => return Err(format!("the document's request body has no `{mt}` content")),
+                Some(Value::Null) => bodies.push(None),
+                Some(found) => bodies.push(Some(compile(found)?)),
+            }
+        }
+    }
+    Ok((params, bodies))
 }
 
 fn noun(location: Location) -> &'static str {
@@ -371,6 +560,67 @@ mod tests {
         assert_eq!(base_path(&doc("/api/{v}")), "/api/v2");
         assert_eq!(base_path(&doc("http://x/{other}")), "");
         assert_eq!(base_path(&json!({})), "");
+    }
+
+    #[test]
+    fn a_schema_bundle_validates_as_the_document_does() {
+        use crate::api::{Param, ParamShape, RequestBody};
+        let doc = json!({
+            "openapi": "3.0.3",
+            "servers": [{"url": "https://example.com/api/"}],
+            "paths": {"/pets/{id}": {
+                "parameters": [{"$ref": "#/components/parameters/Id"}],
+                "put": {
+                    "parameters": [{"name": "X-Trace", "in": "header", "schema": {"type": "string", "pattern": "^t-[0-9]+$"}}],
+                    "requestBody": {"content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}},
+                        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Pet"}},
+                        "text/plain": {}
+                    }},
+                    "responses": {"204": {"description": "done"}}
+                },
+                "post": {"parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "pattern": "(unclosed"}}], "responses": {}}
+            }},
+            "components": {
+                "parameters": {"Id": {"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int32", "minimum": 1}}},
+                "schemas": {"Pet": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "minLength": 1, "nullable": true},
+                    "age": {"type": "integer"},
+                    "tags": {"type": "array", "items": {"type": "string"}}
+                }}}
+            }
+        });
+        const PARAMS: &[Param] = &[Param::path("id", ParamShape::INTEGER), Param::header("X-Trace", ParamShape::STRING)];
+        const CONTENT: &[&str] = &["application/json", "application/x-www-form-urlencoded", "text/plain"];
+        static OP: Operation = Operation::new("putPet", "PUT", "/pets/{id}").params(PARAMS).body(RequestBody::new("body", true, CONTENT));
+        static BAD: Operation = Operation::new("postPet", "POST", "/pets/{id}").params(&[Param::query("q", ParamShape::STRING)]);
+        let (text, unservable) = schema_bundle(&doc.to_string()).unwrap();
+        assert_eq!(unservable.len(), 1, "{unservable:?}");
+        assert_eq!((unservable[0].0.as_str(), unservable[0].1.as_str()), ("POST", "/pets/{id}"));
+        let bundled = Source::bundle(serde_json::from_str(&text).unwrap()).unwrap();
+        let document = Source::Document(doc);
+        assert_eq!(bundled.base_path(), "/api");
+        assert_eq!(document.base_path(), "/api");
+        let (bp, bb) = bundled.compile(&OP).unwrap();
+        let (dp, db) = document.compile(&OP).unwrap();
+        assert_eq!((bp.len(), bb.len(), bb[2].is_none()), (2, 3, true));
+        for value in [json!(0), json!(1), json!(2147483648_i64), json!("1")] {
+            let (b, d) = (bp[0].as_ref().unwrap().validate(&value), dp[0].as_ref().unwrap().validate(&value));
+            assert_eq!(b, d, "id = {value}");
+        }
+        for value in [json!("t-1"), json!("x")] {
+            assert_eq!(bp[1].as_ref().unwrap().validate(&value), dp[1].as_ref().unwrap().validate(&value), "trace = {value}");
+        }
+        for value in [json!({"name": "a"}), json!({"name": null}), json!({"name": ""}), json!({"age": 1}), json!({"name": "a", "tags": [1]})] {
+            let (b, d) = (bb[0].as_ref().unwrap().validate(&value), db[0].as_ref().unwrap().validate(&value));
+            assert_eq!(b, d, "body = {value}");
+        }
+        assert!(bb[0].as_ref().unwrap().validate(&json!({"name": "a"})).is_ok());
+        assert_eq!(bb[1].as_ref().unwrap().property_shape("tags"), Some((Scalar::String, true)));
+        assert_eq!(bb[1].as_ref().unwrap().property_shape("age"), db[1].as_ref().unwrap().property_shape("age"));
+        // The operation whose schema does not compile is not served, by either source.
+        assert!(bundled.compile(&BAD).unwrap_err().contains("query parameter `q`"));
+        assert!(document.compile(&BAD).is_err());
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub(crate) mod validate;
 #[doc(hidden)]
 pub use validate::unservable_operations as __unservable_operations;
 
+/// What switchboard-codegen calls to write the schema bundle of an OpenAPI service (and to
+/// find the operations the server will answer 501 for). Not a public API.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+pub use contract::schema_bundle as __schema_bundle;
+
 #[cfg(feature = "rest")]
 pub(crate) mod body;
 #[cfg(feature = "openapi")]

@@ -782,6 +782,70 @@ pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Co
     Ok(Compiled { validator, shapes })
 }
 
+/// The schema at `pointer` as one entry of a schema bundle (what switchboard-codegen writes
+/// beside generated code, so that servers compile each schema without the document): the
+/// self-contained, transformed schema [`compile`] would build, checked to compile, and the
+/// property shapes of an object schema: `{"schema": …, "shapes": [["name", "integer", false], …]}`.
+pub(crate) fn bundle_entry(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Value, SchemaError> {
+    let bundler = Bundler {
+        doc,
+        dialect,
+        defs: Vec::new(),
+        by_pointer: HashMap::new(),
+        queue: Vec::new(),
+        acyclic: std::collections::HashSet::new(),
+    };
+    let schema = bundler.run(pointer)?;
+    build(&schema, dialect).map_err(|e| SchemaError(format!("`{pointer}`: {e}")))?;
+    let shapes: Vec<Value> = match resolve(doc, pointer, &mut 0) {
+        Ok((_, root)) => property_shapes(doc, root)
+            .iter()
+            .map(|(name, scalar, array)| json!([&**name, scalar_name(*scalar), array]))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    // Shapes matter only for object schemas (form bodies, object parameters).
+    Ok(if shapes.is_empty() { json!({ "schema": schema }) } else { json!({ "schema": schema, "shapes": shapes }) })
+}
+
+/// Compiles an entry of a schema bundle ([`bundle_entry`]).
+pub(crate) fn compile_entry(entry: &Value, dialect: Dialect) -> Result<Compiled, SchemaError> {
+    let schema = entry.get("schema").ok_or_else(|| SchemaError("the bundle entry has no schema".into()))?;
+    let validator = build(schema, dialect).map_err(SchemaError)?;
+    let mut shapes: Vec<(Box<str>, Scalar, bool)> = Vec::new();
+    for shape in entry.get("shapes").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(name), Some(scalar), Some(array)) = (
+            shape.get(0).and_then(Value::as_str),
+            shape.get(1).and_then(Value::as_str).and_then(scalar_of_name),
+            shape.get(2).and_then(Value::as_bool),
+        ) else {
+            return Err(SchemaError(format!("malformed property shape {shape} in the bundle")));
+        };
+        shapes.push((name.into(), scalar, array));
+    }
+    shapes.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Compiled { validator, shapes: shapes.into() })
+}
+
+fn scalar_name(scalar: Scalar) -> &'static str {
+    match scalar {
+        Scalar::String => "string",
+        Scalar::Integer => "integer",
+        Scalar::Number => "number",
+        Scalar::Boolean => "boolean",
+    }
+}
+
+fn scalar_of_name(name: &str) -> Option<Scalar> {
+    Some(match name {
+        "string" => Scalar::String,
+        "integer" => Scalar::Integer,
+        "number" => Scalar::Number,
+        "boolean" => Scalar::Boolean,
+        _ => return None,
+    })
+}
+
 /// Compiles an already self-contained, transformed schema.
 fn build(schema: &Value, dialect: Dialect) -> Result<jsonschema::Validator, String> {
     let draft = match dialect {

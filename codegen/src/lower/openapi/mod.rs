@@ -142,6 +142,7 @@ pub fn lower(
             operations: operations.operations,
             security_schemes: operations.schemes,
             document,
+            schemas: None,
             title,
         }),
     };
