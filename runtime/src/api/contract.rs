@@ -281,6 +281,9 @@ impl Source {
     }
 }
 
+/// An operation the server will not serve: `(METHOD, path, reason)`.
+pub type Unservable = (String, String, String);
+
 /// Version of the schema bundle's format.
 const BUNDLE_FORMAT: u64 = 1;
 
@@ -312,7 +315,7 @@ fn location_name(location: Location) -> &'static str {
 /// reaches, transformed for the validator and checked to compile (or the reason it does not).
 /// Also returns the operations with a schema that cannot be compiled, `(METHOD, path,
 /// reason)`: the server answers those with 501 `UNIMPLEMENTED`.
-pub fn schema_bundle(document: &str) -> Result<(String, Vec<(String, String, String)>), String> {
+pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), String> {
     let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not JSON: {e}"))?;
     let dialect = Dialect::of(&doc);
     let mut operations = serde_json::Map::new();
