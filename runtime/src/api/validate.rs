@@ -765,6 +765,13 @@ fn tags_of(value: &Value) -> Option<(String, Vec<String>)> {
 /// Compiles the schema at `pointer` in `doc` (e.g. `/paths/~1pets/post/requestBody/content/
 /// application~1json/schema`; `$ref`s on the way are followed) for validating requests.
 pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Compiled, SchemaError> {
+    let (schema, validator, shapes) = cut(doc, dialect, pointer)?;
+    drop(schema);
+    Ok(Compiled { validator, shapes })
+}
+
+/// The schema at `pointer`: self-contained and transformed, compiled, and its property shapes.
+fn cut(doc: &Value, dialect: Dialect, pointer: &str) -> Result<(Value, jsonschema::Validator, Box<[(Box<str>, Scalar, bool)]>), SchemaError> {
     let bundler = Bundler {
         doc,
         dialect,
@@ -779,7 +786,7 @@ pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Co
         Ok((_, root)) => property_shapes(doc, root),
         Err(_) => Box::default(),
     };
-    Ok(Compiled { validator, shapes })
+    Ok((schema, validator, shapes))
 }
 
 /// The schema at `pointer` as one entry of a schema bundle (what switchboard-codegen writes
@@ -787,23 +794,8 @@ pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Co
 /// self-contained, transformed schema [`compile`] would build, checked to compile, and the
 /// property shapes of an object schema: `{"schema": …, "shapes": [["name", "integer", false], …]}`.
 pub(crate) fn bundle_entry(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Value, SchemaError> {
-    let bundler = Bundler {
-        doc,
-        dialect,
-        defs: Vec::new(),
-        by_pointer: HashMap::new(),
-        queue: Vec::new(),
-        acyclic: std::collections::HashSet::new(),
-    };
-    let schema = bundler.run(pointer)?;
-    build(&schema, dialect).map_err(|e| SchemaError(format!("`{pointer}`: {e}")))?;
-    let shapes: Vec<Value> = match resolve(doc, pointer, &mut 0) {
-        Ok((_, root)) => property_shapes(doc, root)
-            .iter()
-            .map(|(name, scalar, array)| json!([&**name, scalar_name(*scalar), array]))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let (schema, _, shapes) = cut(doc, dialect, pointer)?;
+    let shapes: Vec<Value> = shapes.iter().map(|(name, scalar, array)| json!([&**name, scalar_name(*scalar), array])).collect();
     // Shapes matter only for object schemas (form bodies, object parameters).
     Ok(if shapes.is_empty() { json!({ "schema": schema }) } else { json!({ "schema": schema, "shapes": shapes }) })
 }

@@ -116,7 +116,6 @@ impl QueueClient {
         Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
     }
 
-    /// Request, then a stream of reply frames. (Used by generated clients.)
     /// Calls the OpenAPI operation of method `index`: the request struct as JSON, the reply's
     /// `sb-http-status` and body read into the response enum (docs/queue-protocol.md).
     #[doc(hidden)]
@@ -139,6 +138,7 @@ impl QueueClient {
         operation_reply(op, frame)
     }
 
+    /// Request, then a stream of reply frames. (Used by generated clients.)
     #[doc(hidden)]
     pub async fn server_streaming<C, Req, Resp>(
         &self,
