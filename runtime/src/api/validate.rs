@@ -87,6 +87,9 @@ impl Dialect {
     }
 }
 
+/// Property name, scalar type and whether it is an array of it, sorted by name.
+type Shapes = Box<[(Box<str>, Scalar, bool)]>;
+
 /// One compiled parameter or body schema.
 pub(crate) struct Compiled {
     validator: jsonschema::Validator,
@@ -771,7 +774,7 @@ pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Co
 }
 
 /// The schema at `pointer`: self-contained and transformed, compiled, and its property shapes.
-fn cut(doc: &Value, dialect: Dialect, pointer: &str) -> Result<(Value, jsonschema::Validator, Box<[(Box<str>, Scalar, bool)]>), SchemaError> {
+fn cut(doc: &Value, dialect: Dialect, pointer: &str) -> Result<(Value, jsonschema::Validator, Shapes), SchemaError> {
     let bundler = Bundler {
         doc,
         dialect,
