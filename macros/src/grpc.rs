@@ -6,7 +6,7 @@ use quote::{format_ident, quote};
 use syn::ItemTrait;
 
 use crate::model::{Method, Service, Shape};
-use crate::names::{client_ident, marker_ident};
+use crate::names::{client_ident, descriptor_ident, marker_ident};
 
 pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
     let vis = &item.vis;
@@ -17,7 +17,8 @@ pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
     let client = format_ident!("{}Client", trait_ident);
     let p = quote!(::switchboard::__private);
 
-    let client_methods = s.methods.iter().map(|m| client_method(&full, m));
+    let desc = descriptor_ident(item);
+    let client_methods = s.methods.iter().enumerate().map(|(i, m)| client_method(&full, &desc, i, m));
     let server_doc = format!("Serves any [`{trait_ident}`] implementation over gRPC as `{full}`.");
     let client_doc = format!("Calls `{full}` over gRPC. `C` is any HTTP/2 tower service, e.g. a `Channel` wrapped in layers.");
 
@@ -72,12 +73,24 @@ pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
                 self.inner = self.inner.max_encoding_message_size(limit);
                 self
             }
+            /// Fails calls that take longer than `timeout` with DEADLINE_EXCEEDED (a request's
+            /// own `set_timeout` wins when shorter) and sends the deadline with every call.
+            pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.inner = self.inner.timeout(timeout);
+                self
+            }
+            /// Runs every call through `layer` (inside the layers added before it):
+            /// see [`switchboard::client::Layer`](::switchboard::client::Layer).
+            pub fn layer(mut self, layer: impl ::switchboard::client::Layer) -> Self {
+                self.inner = self.inner.layer(layer);
+                self
+            }
             #(#client_methods)*
         }
     }
 }
 
-fn client_method(full: &str, m: &Method) -> TokenStream {
+fn client_method(full: &str, desc: &syn::Ident, index: usize, m: &Method) -> TokenStream {
     let path = format!("/{full}/{}", m.wire_name);
     let ident = client_ident(&m.ident);
     let input = &m.input;
@@ -87,22 +100,22 @@ fn client_method(full: &str, m: &Method) -> TokenStream {
     let (param, call, ret) = match m.shape {
         Shape::Unary => (
             quote!(request: impl ::switchboard::IntoRequest<#input>),
-            quote!(self.inner.unary(::switchboard::IntoRequest::into_request(request), #path)),
+            quote!(self.inner.unary(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
             quote!(::switchboard::Response<#output>),
         ),
         Shape::ServerStreaming => (
             quote!(request: impl ::switchboard::IntoRequest<#input>),
-            quote!(self.inner.server_streaming(::switchboard::IntoRequest::into_request(request), #path)),
+            quote!(self.inner.server_streaming(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
             quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
         ),
         Shape::ClientStreaming => (
             quote!(request: impl ::switchboard::IntoStreamingRequest<Message = #input>),
-            quote!(self.inner.client_streaming(::switchboard::IntoStreamingRequest::into_streaming_request(request), #path)),
+            quote!(self.inner.client_streaming(&#desc, #index, ::switchboard::IntoStreamingRequest::into_streaming_request(request))),
             quote!(::switchboard::Response<#output>),
         ),
         Shape::Bidi => (
             quote!(request: impl ::switchboard::IntoStreamingRequest<Message = #input>),
-            quote!(self.inner.streaming(::switchboard::IntoStreamingRequest::into_streaming_request(request), #path)),
+            quote!(self.inner.streaming(&#desc, #index, ::switchboard::IntoStreamingRequest::into_streaming_request(request))),
             quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
         ),
     };

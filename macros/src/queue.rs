@@ -54,6 +54,12 @@ pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
                 self.inner = self.inner.timeout(timeout);
                 self
             }
+            /// Runs every call through `layer` (inside the layers added before it):
+            /// see [`switchboard::client::Layer`](::switchboard::client::Layer).
+            pub fn layer(mut self, layer: impl ::switchboard::client::Layer) -> Self {
+                self.inner = self.inner.layer(layer);
+                self
+            }
             #(#methods)*
         }
     }
@@ -81,6 +87,7 @@ fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Metho
             quote!(#inner.server_streaming::<#codec, _, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
         ),
         Shape::ClientStreaming | Shape::Bidi => {
+            let glue = if m.shape == Shape::Bidi { quote!(streaming) } else { quote!(client_streaming) };
             let ret = if m.shape == Shape::Bidi {
                 quote!(::switchboard::Response<::switchboard::Streaming<#output>>)
             } else {
@@ -98,8 +105,7 @@ fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Metho
                     &self,
                     request: impl ::switchboard::IntoStreamingRequest<Message = #input>,
                 ) -> impl ::core::future::Future<Output = ::core::result::Result<#ret, ::switchboard::Status>> + '_ {
-                    let _ = request;
-                    #inner.unsupported(&#desc, #index)
+                    #inner.#glue(&#desc, #index, ::switchboard::IntoStreamingRequest::into_streaming_request(request))
                 }
             };
         }

@@ -82,6 +82,12 @@ pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
                 self.inner = self.inner.with_api_key(key);
                 self
             }
+            /// Runs every call through `layer` (inside the layers added before it):
+            /// see [`switchboard::client::Layer`](::switchboard::client::Layer).
+            pub fn layer(mut self, layer: impl ::switchboard::client::Layer) -> Self {
+                self.inner = self.inner.layer(layer);
+                self
+            }
             #(#client_methods)*
         }
     }
@@ -115,7 +121,7 @@ fn rest_client_method(desc: &syn::Ident, index: usize, m: &Method) -> TokenStrea
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<::switchboard::Response<#output>, ::switchboard::Status>,
             > + '_ {
-                ::switchboard::__private::api::call(&self.inner, &#desc.methods[#index], ::switchboard::IntoRequest::into_request(request))
+                ::switchboard::__private::api::call(&self.inner, &#desc, #index, ::switchboard::IntoRequest::into_request(request))
             }
         };
     }
@@ -145,7 +151,7 @@ fn rest_client_method(desc: &syn::Ident, index: usize, m: &Method) -> TokenStrea
         #[doc = #doc]
         #deprecated
         pub async fn #ident(&mut self, #param) -> ::core::result::Result<#ret, ::switchboard::Status> {
-            self.inner.#glue(&#desc.methods[#index], #convert).await
+            self.inner.#glue(&#desc, #index, #convert).await
         }
     }
 }

@@ -24,6 +24,8 @@ pub const CLIENT_METHODS: &[&str] = &[
     "max_decoding_message_size", "max_encoding_message_size",
     // REST and queue clients
     "timeout", "with_client", "with_bearer", "with_basic", "with_api_key", "broker",
+    // every client
+    "layer",
     // traits the clients implement (Clone, Debug, PartialEq)
     "clone", "fmt", "eq", "ne",
 ];

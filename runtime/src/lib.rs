@@ -49,6 +49,7 @@
 
 pub mod api;
 mod call;
+pub mod client;
 mod context;
 pub mod descriptor;
 pub mod dispatch;

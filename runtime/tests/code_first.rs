@@ -305,11 +305,22 @@ async fn cancellation_is_observable_by_the_handler() {
 #[tokio::test]
 async fn unknown_methods_and_services_are_unimplemented() {
     let ch = serve(Arc::default()).await;
-    // Same message types, wrong method / wrong service: use the generic client directly.
+    // Same message types, wrong method / wrong service: the generic client with a descriptor of
+    // methods the server does not have.
+    use switchboard::{CallShape, MethodDescriptor, ServiceDescriptor};
+    static WRONG: ServiceDescriptor = ServiceDescriptor::new(
+        "test.notes.v1",
+        "Notebook",
+        "test.notes.v1.Notebook",
+        &[
+            MethodDescriptor::new("Nope", "nope", "/test.notes.v1.Notebook/Nope", CallShape::Unary),
+            MethodDescriptor::new("Echo", "echo", "/test.notes.v1.Nobody/Echo", CallShape::Unary),
+        ],
+    );
     let mut raw = switchboard::grpc::GrpcClient::new(ch);
-    let err = raw.unary::<Note, Note>(Request::new(note("?")), "/test.notes.v1.Notebook/Nope").await.unwrap_err();
+    let err = raw.unary::<Note, Note>(&WRONG, 0, Request::new(note("?"))).await.unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    let err = raw.unary::<Note, Note>(Request::new(note("?")), "/test.notes.v1.Nobody/Echo").await.unwrap_err();
+    let err = raw.unary::<Note, Note>(&WRONG, 1, Request::new(note("?"))).await.unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
 }
 

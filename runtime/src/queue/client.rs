@@ -1,8 +1,11 @@
 //! [`QueueClient`]: calls a service through a [`Broker`]. Generated `<Trait>QueueClient`s wrap
 //! one and call the generic functions here with the method's descriptor.
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -11,7 +14,8 @@ use super::codec::Codec;
 use super::backend::{next_id, Registered};
 use super::wire::{self, Envelope};
 use super::Broker;
-use crate::{ServiceDescriptor, Streaming};
+use crate::client::{self, Call, DefaultTimeout, Exchange, Layer, Layers, TransportKind};
+use crate::{MethodDescriptor, ServiceDescriptor, Streaming};
 
 /// Calls services through a broker. Cheap to clone; clones share the connection.
 ///
@@ -19,18 +23,23 @@ use crate::{ServiceDescriptor, Streaming};
 /// [`timeout`](QueueClient::timeout) (30 s unless set), so no caller waits forever on a server
 /// that went away. The deadline travels in `sb-deadline`; a server drops requests that arrive
 /// after it.
+///
+/// Every call goes through [`client::run`](crate::client): the request message is encoded once,
+/// the [`Layer`]s added with [`layer`](QueueClient::layer) see the call and may send it more than
+/// once (the same body and the same message id — the idempotency key — each time).
 #[derive(Clone, Debug)]
 pub struct QueueClient {
     broker: Broker,
     timeout: Duration,
     /// Whether `timeout` was set (then it travels as the deadline of every call).
     timeout_set: bool,
+    layers: Layers,
 }
 
 impl QueueClient {
     /// A client on `broker`.
     pub fn new(broker: &Broker) -> Self {
-        QueueClient { broker: broker.clone(), timeout: Duration::from_secs(30), timeout_set: false }
+        QueueClient { broker: broker.clone(), timeout: Duration::from_secs(30), timeout_set: false, layers: Layers::default() }
     }
 
     /// Deadline for calls whose request sets none. Once set, it travels with every call
@@ -47,36 +56,99 @@ impl QueueClient {
         &self.broker
     }
 
-    /// Request envelope: method, content type (events only), message id (the caller's idempotency key; always
-    /// one for events), deadline (when the request or the client asks for one), metadata.
-    fn envelope<C: Codec<Req>, Req>(
+    /// Runs every call through `layer` (inside the layers added before it). See
+    /// [`client::Layer`](crate::client::Layer).
+    pub fn layer(mut self, layer: impl Layer) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// The call state of `request` for method `index` of `service`, and its message encoded
+    /// once (the body and the headers the codec adds).
+    fn prepare<C: Codec<Req>, Req>(
         &self,
-        method: &'static str,
+        service: &'static ServiceDescriptor,
+        index: usize,
         request: Request<Req>,
-        event: bool,
-    ) -> Result<(Envelope, Instant), Status> {
-        let (metadata, _, message) = request.into_parts();
-        let asked = metadata.get("grpc-timeout").and_then(|v| crate::context::parse_grpc_timeout(v.as_bytes()));
-        let timeout = asked.map_or(self.timeout, |t| t.min(self.timeout));
-        let mut env = Envelope::default();
-        env.headers.reserve(4 + metadata.len());
-        env.push(wire::METHOD, method);
-        // A service has one encoding, so a call leaves `content-type` out (and its replies then
-        // do too: they copy the request's). Events carry it: they are stored, and other programs
-        // may read them off the queue.
-        if event {
-            env.push(wire::CONTENT_TYPE, C::CONTENT_TYPE);
+    ) -> Result<(Call, Encoded), Status> {
+        let (metadata, extensions, message) = request.into_parts();
+        let mut headers = Vec::new();
+        let body = C::encode(&message, &mut headers)?;
+        let default = DefaultTimeout { timeout: Some(self.timeout), travels: self.timeout_set };
+        let call = Call::new(service, index, TransportKind::Queue, metadata, extensions, default);
+        Ok((call, Encoded { body, headers }))
+    }
+
+    /// Request-reply. (Used by generated clients.)
+    #[doc(hidden)]
+    pub async fn unary<C, Req, Resp>(
+        &self,
+        desc: &'static ServiceDescriptor,
+        index: usize,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        C: Codec<Req> + Codec<Resp>,
+        Resp: Send + 'static,
+    {
+        let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
+        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
+        client::run(&self.layers, call, exchange).await
+    }
+
+    /// Request, then a stream of reply frames. (Used by generated clients.)
+    #[doc(hidden)]
+    pub async fn server_streaming<C, Req, Resp>(
+        &self,
+        desc: &'static ServiceDescriptor,
+        index: usize,
+        request: Request<Req>,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        C: Codec<Req> + Codec<Resp>,
+        Resp: Send + 'static,
+    {
+        let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
+        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, StreamAnswer<Resp>)> };
+        client::run(&self.layers, call, exchange).await
+    }
+
+    /// Calls the OpenAPI operation of method `index`: the request struct as JSON, the reply's
+    /// `sb-http-status` and body read into the response enum (docs/queue-protocol.md). (Used by
+    /// generated clients.)
+    #[doc(hidden)]
+    pub async fn operation<Req, Resp>(
+        &self,
+        desc: &'static ServiceDescriptor,
+        index: usize,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: serde::Serialize + serde::de::DeserializeOwned + 'static,
+        Resp: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let method = &desc.methods[index];
+        if method.operation.is_none() {
+            return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
         }
-        let key = metadata.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(id) = key.or_else(|| event.then(next_id)) {
-            env.push(wire::MESSAGE_ID, id);
-        }
-        if !event && (asked.is_some() || self.timeout_set) {
-            env.push(wire::DEADLINE, wire::encode_deadline(SystemTime::now() + timeout));
-        }
-        wire::push_metadata(&mut env, &metadata);
-        env.body = C::encode(&message, &mut env.headers)?;
-        Ok((env, Instant::now() + timeout))
+        let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
+        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
+        client::run(&self.layers, call, exchange).await
+    }
+
+    /// Publishes an event: returns once the broker holds it. (Used by generated clients.)
+    #[doc(hidden)]
+    pub async fn publish<C, Req>(&self, desc: &'static ServiceDescriptor, index: usize, request: Request<Req>) -> Result<(), Status>
+    where
+        C: Codec<Req>,
+    {
+        let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
+        // Every event has a message id (the dedupe key of at-least-once delivery): the caller's
+        // idempotency key, or one made here, once, for all attempts.
+        let id = if call.idempotency_key().is_some() { String::new() } else { next_id() };
+        let event = Some(Event { content_type: <C as Codec<Req>>::CONTENT_TYPE, id });
+        let exchange = Attempt { client: self, encoded, event, answer: PhantomData::<fn() -> (C, PublishAnswer)> };
+        client::run(&self.layers, call, exchange).await.map(Response::into_inner)
     }
 
     async fn send(
@@ -93,133 +165,31 @@ impl QueueClient {
         Ok((slot, rx))
     }
 
-    /// Request-reply. (Used by generated clients.)
+    /// A client-streaming call, which queues do not carry: UNIMPLEMENTED, through the layers
+    /// like every call. (Used by generated clients.)
     #[doc(hidden)]
-    pub async fn unary<C, Req, Resp>(
+    pub async fn client_streaming<S: Send + 'static, Resp: Send + 'static>(
         &self,
         desc: &'static ServiceDescriptor,
         index: usize,
-        request: Request<Req>,
-    ) -> Result<Response<Resp>, Status>
-    where
-        C: Codec<Req> + Codec<Resp>,
-    {
-        let method = desc.methods[index].name;
-        let (env, deadline) = self.envelope::<C, Req>(method, request, false)?;
-        let frame = self.broker.call(desc.full_name, method, env, deadline).await?;
-        if let Some(status) = wire::status_of(&frame) {
-            if status.code() != Code::Ok {
-                return Err(status);
-            }
-        }
-        let message = <C as Codec<Resp>>::decode(&frame.body, &frame).map_err(reply_decode_error)?;
-        Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
+        request: Request<S>,
+    ) -> Result<Response<Resp>, Status> {
+        let (metadata, extensions, _stream) = request.into_parts();
+        let default = DefaultTimeout { timeout: Some(self.timeout), travels: self.timeout_set };
+        let call = Call::new(desc, index, TransportKind::Queue, metadata, extensions, default);
+        client::run(&self.layers, call, Unsupported::<Resp>(PhantomData)).await
     }
 
-    /// Calls the OpenAPI operation of method `index`: the request struct as JSON, the reply's
-    /// `sb-http-status` and body read into the response enum (docs/queue-protocol.md).
+    /// A bidi-streaming call, which queues do not carry: UNIMPLEMENTED, through the layers like
+    /// every call. (Used by generated clients.)
     #[doc(hidden)]
-    pub async fn operation<Req, Resp>(
+    pub async fn streaming<S: Send + 'static, Resp: Send + 'static>(
         &self,
         desc: &'static ServiceDescriptor,
         index: usize,
-        request: Request<Req>,
-    ) -> Result<Response<Resp>, Status>
-    where
-        Req: serde::Serialize + serde::de::DeserializeOwned + 'static,
-        Resp: serde::de::DeserializeOwned,
-    {
-        let method = &desc.methods[index];
-        let Some(op) = method.operation else {
-            return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
-        };
-        let (env, deadline) = self.envelope::<super::Json, Req>(method.name, request, false)?;
-        let frame = self.broker.call(desc.full_name, method.name, env, deadline).await?;
-        operation_reply(op, frame)
-    }
-
-    /// Request, then a stream of reply frames. (Used by generated clients.)
-    #[doc(hidden)]
-    pub async fn server_streaming<C, Req, Resp>(
-        &self,
-        desc: &'static ServiceDescriptor,
-        index: usize,
-        request: Request<Req>,
-    ) -> Result<Response<Streaming<Resp>>, Status>
-    where
-        C: Codec<Req> + Codec<Resp>,
-        Resp: Send + 'static,
-    {
-        let method = desc.methods[index].name;
-        let (env, deadline) = self.envelope::<C, Req>(method, request, false)?;
-        let (slot, mut rx) = self.send(desc, method, env).await?;
-        let first = next_frame(&mut rx, deadline).await?;
-        let metadata: MetadataMap = wire::metadata_of(&first);
-        if let Some(status) = wire::status_of(&first) {
-            // Ended at once: an error, or an empty stream.
-            return if status.code() == Code::Ok {
-                Ok(Response::from_parts(metadata, Streaming::empty(), Default::default()))
-            } else {
-                Err(status)
-            };
-        }
-        let replies = self.broker.clone();
-        let id = slot.id.clone();
-        std::mem::forget(slot); // the stream owns the reply slot from here
-        let state = StreamState { rx, deadline, expected: 0, pending: Some(first), done: false, broker: replies, id };
-        let stream = futures_util::stream::unfold(state, |mut st| async move {
-            if st.done {
-                return None;
-            }
-            let frame = match st.pending.take() {
-                Some(f) => Ok(f),
-                None => next_frame(&mut st.rx, st.deadline).await,
-            };
-            let item = match frame {
-                Err(status) => Some(Err(status)),
-                Ok(frame) => {
-                    let seq: Option<u64> = frame.header(wire::SEQ).and_then(|s| s.parse().ok());
-                    if seq.is_some_and(|s| s != st.expected) {
-                        Some(Err(Status::data_loss(format!(
-                            "reply frame {} arrived where frame {} was expected",
-                            seq.unwrap_or_default(),
-                            st.expected
-                        ))))
-                    } else {
-                        st.expected += 1;
-                        match wire::status_of(&frame) {
-                            Some(status) if status.code() == Code::Ok => None,
-                            Some(status) => Some(Err(status)),
-                            None => Some(<C as Codec<Resp>>::decode(&frame.body, &frame).map_err(reply_decode_error)),
-                        }
-                    }
-                }
-            };
-            match item {
-                Some(Ok(m)) => Some((Ok(m), st)),
-                Some(Err(e)) => {
-                    st.done = true;
-                    Some((Err(e), st))
-                }
-                None => None,
-            }
-        });
-        Ok(Response::from_parts(metadata, Streaming::new(stream), Default::default()))
-    }
-
-    /// Publishes an event: returns once the broker holds it. (Used by generated clients.)
-    #[doc(hidden)]
-    pub async fn publish<C, Req>(&self, desc: &'static ServiceDescriptor, index: usize, request: Request<Req>) -> Result<(), Status>
-    where
-        C: Codec<Req>,
-    {
-        let method = desc.methods[index].name;
-        // Events outlive their publisher: no deadline on the message itself.
-        let (env, deadline) = self.envelope::<C, Req>(method, request, true)?;
-        match tokio::time::timeout_at(deadline.into(), self.broker.backend().publish(desc.full_name, method, env)).await {
-            Ok(r) => r,
-            Err(_) => Err(Status::deadline_exceeded("the broker did not confirm the event in time")),
-        }
+        request: Request<S>,
+    ) -> Result<Response<Streaming<Resp>>, Status> {
+        self.client_streaming(desc, index, request).await
     }
 
     /// Client and bidi streaming calls, which queues do not carry. (Used by generated clients.)
@@ -230,6 +200,285 @@ impl QueueClient {
             desc.methods[index].name
         )))
     }
+}
+
+/// A request message encoded once: what every attempt sends.
+struct Encoded {
+    body: Bytes,
+    /// Headers the codec added, after the metadata.
+    headers: Vec<(wire::Str, wire::Str)>,
+}
+
+/// What makes a request an event: its stored content type and the message id made for it.
+struct Event {
+    content_type: &'static str,
+    /// Used when the call has no idempotency key.
+    id: String,
+}
+
+/// One queue call's attempts: the encoded request, and how its answer is read (`A`, with the
+/// codec `C`).
+struct Attempt<'c, A> {
+    client: &'c QueueClient,
+    encoded: Encoded,
+    event: Option<Event>,
+    answer: PhantomData<fn() -> A>,
+}
+
+impl<A> Attempt<'_, A> {
+    /// The envelope of one attempt of `call`: method, content type (events only), message id
+    /// (the call's idempotency key; always one for events), deadline (when the call sends one;
+    /// never on events, which outlive their publisher), metadata, then the codec's headers.
+    fn envelope(&self, mut call: Call, body: Bytes) -> (Envelope, Instant) {
+        let deadline = call.deadline().unwrap_or_else(|| Instant::now() + self.client.timeout);
+        let method = call.method().name;
+        let mut env = Envelope::default();
+        let metadata = std::mem::take(call.metadata_mut());
+        env.headers.reserve(4 + metadata.len() + self.encoded.headers.len());
+        env.push(wire::METHOD, method);
+        // A service has one encoding, so a call leaves `content-type` out (and its replies then
+        // do too: they copy the request's). Events carry it: they are stored, and other programs
+        // may read them off the queue.
+        if let Some(event) = &self.event {
+            env.push(wire::CONTENT_TYPE, event.content_type);
+        }
+        let key = metadata.get(client::IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok());
+        match (key, &self.event) {
+            (Some(key), _) => env.push(wire::MESSAGE_ID, key.to_owned()),
+            (None, Some(event)) if !event.id.is_empty() => env.push(wire::MESSAGE_ID, event.id.clone()),
+            (None, Some(_)) => env.push(wire::MESSAGE_ID, next_id()),
+            (None, None) => {}
+        }
+        if self.event.is_none() && call.sends_deadline() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            env.push(wire::DEADLINE, wire::encode_deadline(SystemTime::now() + left));
+        }
+        wire::push_metadata(&mut env, &metadata);
+        env.headers.extend(self.encoded.headers.iter().cloned());
+        env.body = body;
+        (env, deadline)
+    }
+}
+
+/// How a queue call reads its answer.
+trait ReadAnswer: 'static {
+    type Message: Send + 'static;
+    fn read<'a>(
+        client: &'a QueueClient,
+        service: &'static ServiceDescriptor,
+        method: &'static MethodDescriptor,
+        env: Envelope,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Response<Self::Message>, Status>>;
+    fn expired() -> Status {
+        Status::deadline_exceeded("deadline exceeded waiting for the reply")
+    }
+}
+
+impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
+    type Message = A::Message;
+
+    fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<A::Message>, Status>> {
+        let (service, method) = (call.service(), call.method());
+        let (env, deadline) = self.envelope(call, self.encoded.body.clone());
+        A::read(self.client, service, method, env, deadline)
+    }
+
+    fn send_once<'a>(mut self, call: Call) -> BoxFuture<'a, Result<Response<A::Message>, Status>>
+    where
+        Self: 'a,
+    {
+        let (service, method) = (call.service(), call.method());
+        let body = std::mem::take(&mut self.encoded.body);
+        let (env, deadline) = self.envelope(call, body);
+        A::read(self.client, service, method, env, deadline)
+    }
+
+    fn expired(&self) -> Status {
+        A::expired()
+    }
+}
+
+/// A unary call: the one reply frame.
+struct UnaryAnswer<Resp>(PhantomData<fn() -> Resp>);
+
+/// A server-streaming call: the first frame, then a stream of the others.
+struct StreamAnswer<Resp>(PhantomData<fn() -> Resp>);
+
+/// An event: the broker's confirmation.
+struct PublishAnswer;
+
+/// An OpenAPI operation: the one reply frame, read into the response enum.
+struct OperationAnswer<Resp>(PhantomData<fn() -> Resp>);
+
+impl<Resp> ReadAnswer for OperationAnswer<Resp>
+where
+    Resp: serde::de::DeserializeOwned + Send + 'static,
+{
+    type Message = Resp;
+    fn read<'a>(
+        client: &'a QueueClient,
+        service: &'static ServiceDescriptor,
+        method: &'static MethodDescriptor,
+        env: Envelope,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
+        Box::pin(async move {
+            let Some(op) = method.operation else {
+                return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
+            };
+            let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
+            operation_reply(op, frame)
+        })
+    }
+}
+
+impl<C, Resp> ReadAnswer for (C, UnaryAnswer<Resp>)
+where
+    C: Codec<Resp>,
+    Resp: Send + 'static,
+{
+    type Message = Resp;
+    fn read<'a>(
+        client: &'a QueueClient,
+        service: &'static ServiceDescriptor,
+        method: &'static MethodDescriptor,
+        env: Envelope,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
+        Box::pin(async move {
+            let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
+            if let Some(status) = wire::status_of(&frame) {
+                if status.code() != Code::Ok {
+                    return Err(status);
+                }
+            }
+            let message = C::decode(&frame.body, &frame).map_err(reply_decode_error)?;
+            Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
+        })
+    }
+}
+
+impl<C, Resp> ReadAnswer for (C, StreamAnswer<Resp>)
+where
+    C: Codec<Resp>,
+    Resp: Send + 'static,
+{
+    type Message = Streaming<Resp>;
+    fn read<'a>(
+        client: &'a QueueClient,
+        service: &'static ServiceDescriptor,
+        method: &'static MethodDescriptor,
+        env: Envelope,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Response<Streaming<Resp>>, Status>> {
+        Box::pin(async move {
+            let (slot, mut rx) = client.send(service, method.name, env).await?;
+            let first = next_frame(&mut rx, deadline).await?;
+            let metadata: MetadataMap = wire::metadata_of(&first);
+            if let Some(status) = wire::status_of(&first) {
+                // Ended at once: an error, or an empty stream.
+                return if status.code() == Code::Ok {
+                    Ok(Response::from_parts(metadata, Streaming::empty(), Default::default()))
+                } else {
+                    Err(status)
+                };
+            }
+            let replies = client.broker.clone();
+            let id = slot.id.clone();
+            std::mem::forget(slot); // the stream owns the reply slot from here
+            let state = StreamState { rx, deadline, expected: 0, pending: Some(first), done: false, broker: replies, id };
+            Ok(Response::from_parts(metadata, reply_stream::<C, Resp>(state), Default::default()))
+        })
+    }
+}
+
+impl<C> ReadAnswer for (C, PublishAnswer)
+where
+    C: 'static,
+{
+    type Message = ();
+    fn read<'a>(
+        client: &'a QueueClient,
+        service: &'static ServiceDescriptor,
+        method: &'static MethodDescriptor,
+        env: Envelope,
+        _: Instant,
+    ) -> BoxFuture<'a, Result<Response<()>, Status>> {
+        Box::pin(async move {
+            client.broker.backend().publish(service.full_name, method.name, env).await.map(Response::new)
+        })
+    }
+    fn expired() -> Status {
+        Status::deadline_exceeded("the broker did not confirm the event in time")
+    }
+}
+
+/// A client- or bidi-streaming call on a queue: UNIMPLEMENTED, whichever attempt.
+struct Unsupported<T>(PhantomData<fn() -> T>);
+
+impl<T: Send + 'static> Exchange for Unsupported<T> {
+    type Message = T;
+
+    fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<T>, Status>> {
+        Box::pin(std::future::ready(Err(unsupported(&call))))
+    }
+
+    fn send_once<'a>(self, call: Call) -> BoxFuture<'a, Result<Response<T>, Status>>
+    where
+        Self: 'a,
+    {
+        Box::pin(std::future::ready(Err(unsupported(&call))))
+    }
+}
+
+fn unsupported(call: &Call) -> Status {
+    Status::unimplemented(format!(
+        "`{}` streams requests, which queues do not carry; call it over gRPC or REST",
+        call.method().name
+    ))
+}
+
+/// The messages of a server-streaming call after its first frame.
+fn reply_stream<C: Codec<Resp>, Resp: Send + 'static>(state: StreamState) -> Streaming<Resp> {
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let frame = match st.pending.take() {
+            Some(f) => Ok(f),
+            None => next_frame(&mut st.rx, st.deadline).await,
+        };
+        let item = match frame {
+            Err(status) => Some(Err(status)),
+            Ok(frame) => {
+                let seq: Option<u64> = frame.header(wire::SEQ).and_then(|s| s.parse().ok());
+                if seq.is_some_and(|s| s != st.expected) {
+                    Some(Err(Status::data_loss(format!(
+                        "reply frame {} arrived where frame {} was expected",
+                        seq.unwrap_or_default(),
+                        st.expected
+                    ))))
+                } else {
+                    st.expected += 1;
+                    match wire::status_of(&frame) {
+                        Some(status) if status.code() == Code::Ok => None,
+                        Some(status) => Some(Err(status)),
+                        None => Some(C::decode(&frame.body, &frame).map_err(reply_decode_error)),
+                    }
+                }
+            }
+        };
+        match item {
+            Some(Ok(m)) => Some((Ok(m), st)),
+            Some(Err(e)) => {
+                st.done = true;
+                Some((Err(e), st))
+            }
+            None => None,
+        }
+    });
+    Streaming::new(stream)
 }
 
 struct StreamState {

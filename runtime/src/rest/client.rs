@@ -1,11 +1,13 @@
 //! The REST client: the same calls as the gRPC client, sent as HTTP/1.1 + JSON along the
 //! method's first binding.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -20,8 +22,8 @@ use super::decode::{self, lower_camel};
 use super::routes::default_rule;
 use super::status::{code_from_http, status_from_json, status_from_value};
 use super::template::{expand, Template};
-use crate::context::parse_grpc_timeout;
-use crate::{HttpRule, MethodDescriptor, Streaming};
+use crate::client::{self, Call, DefaultTimeout, Exchange, Layer, Layers, Once, TransportKind};
+use crate::{HttpRule, MethodDescriptor, ServiceDescriptor, Streaming};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type ReqBody = BoxBody<Bytes, BoxError>;
@@ -40,6 +42,11 @@ impl std::error::Error for InvalidBaseUrl {}
 
 /// Calls services over REST. The macro's `<Trait>RestClient` wraps one; clone it freely (the
 /// connection pool is shared).
+///
+/// Every call goes through [`client::run`](crate::client): the request is encoded once (request
+/// line, headers, JSON body), the [`Layer`]s added with [`layer`](RestClient::layer) see the
+/// call and may send it more than once (the same bytes each time), and the whole call runs under
+/// its deadline.
 #[derive(Clone, Debug)]
 pub struct RestClient {
     pub(crate) base: String,
@@ -47,6 +54,7 @@ pub struct RestClient {
     timeout: Option<Duration>,
     /// Credentials for OpenAPI operations' security schemes.
     pub(crate) credentials: ClientCredentials,
+    layers: Layers,
 }
 
 /// What the client sends to operations that ask for credentials.
@@ -83,6 +91,7 @@ impl RestClient {
             client,
             timeout: None,
             credentials: ClientCredentials::default(),
+            layers: Layers::default(),
         })
     }
 
@@ -113,83 +122,88 @@ impl RestClient {
         self
     }
 
-    /// One request, one response.
-    pub async fn unary<Req: Serialize + 'static, Resp: DeserializeOwned + 'static>(
-        &self,
-        method: &'static MethodDescriptor,
-        request: Request<Req>,
-    ) -> Result<Response<Resp>, Status> {
-        let (rule, http_request, timeout) = self.build(method, request)?;
-        self.one_answer(rule, http_request, timeout).await
+    /// Runs every call through `layer` (inside the layers added before it). See
+    /// [`client::Layer`](crate::client::Layer).
+    pub fn layer(mut self, layer: impl Layer) -> Self {
+        self.layers.push(layer);
+        self
     }
 
-    /// One request, a stream of responses (NDJSON).
+    /// The call state of a request to method `index` of `service`: its deadline from the
+    /// request's `grpc-timeout` and this client's timeout (which is enforced, not sent).
+    pub(crate) fn call_of(
+        &self,
+        service: &'static ServiceDescriptor,
+        index: usize,
+        metadata: MetadataMap,
+        extensions: http::Extensions,
+    ) -> Call {
+        let default = DefaultTimeout { timeout: self.timeout, travels: false };
+        Call::new(service, index, TransportKind::Rest, metadata, extensions, default)
+    }
+
+    /// Runs `call` through this client's layers to `exchange`.
+    pub(crate) async fn run<E: Exchange>(&self, call: Call, exchange: E) -> Result<Response<E::Message>, Status> {
+        client::run(&self.layers, call, exchange).await
+    }
+
+    /// One request, one response: method `index` of `service`.
+    pub async fn unary<Req: Serialize + 'static, Resp: DeserializeOwned + Send + 'static>(
+        &self,
+        service: &'static ServiceDescriptor,
+        index: usize,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status> {
+        let method = &service.methods[index];
+        let (metadata, extensions, message) = request.into_parts();
+        let (rule, prepared, body) = self.build(method, &message)?;
+        drop(message);
+        let call = self.call_of(service, index, metadata, extensions);
+        self.run(call, Attempt { client: self, prepared, body, answer: One::<Resp>::new(rule.response_body) }).await
+    }
+
+    /// One request, a stream of responses (NDJSON): method `index` of `service`.
     pub async fn server_streaming<Req: Serialize + 'static, Resp: DeserializeOwned + Send + 'static>(
         &self,
-        method: &'static MethodDescriptor,
+        service: &'static ServiceDescriptor,
+        index: usize,
         request: Request<Req>,
     ) -> Result<Response<Streaming<Resp>>, Status> {
-        let (rule, http_request, timeout) = self.build(method, request)?;
-        self.streamed_answer(rule, http_request, timeout).await
+        let method = &service.methods[index];
+        let (metadata, extensions, message) = request.into_parts();
+        let (rule, prepared, body) = self.build(method, &message)?;
+        drop(message);
+        let call = self.call_of(service, index, metadata, extensions);
+        self.run(call, Attempt { client: self, prepared, body, answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
-    /// A stream of requests (sent as an NDJSON body), one response.
-    pub async fn client_streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + 'static>(
+    /// A stream of requests (sent as an NDJSON body), one response: method `index` of
+    /// `service`. The stream is sent once; a layer that runs the call again gets
+    /// FAILED_PRECONDITION.
+    pub async fn client_streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + Send + 'static>(
         &self,
-        method: &'static MethodDescriptor,
+        service: &'static ServiceDescriptor,
+        index: usize,
         request: Request<Streaming<Req>>,
     ) -> Result<Response<Resp>, Status> {
-        let (rule, http_request, timeout) = self.build_streaming(method, request)?;
-        self.one_answer(rule, http_request, timeout).await
+        let (metadata, extensions, stream) = request.into_parts();
+        let (rule, prepared, body) = self.build_streaming(&service.methods[index], stream)?;
+        let call = self.call_of(service, index, metadata, extensions);
+        self.run(call, Attempt { client: self, prepared, body: Once::new(body), answer: One::<Resp>::new(rule.response_body) }).await
     }
 
     /// Streams both ways (NDJSON both ways; over HTTP/1.1 the request is sent before the answer
-    /// is read).
+    /// is read): method `index` of `service`. The request stream is sent once.
     pub async fn streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + Send + 'static>(
         &self,
-        method: &'static MethodDescriptor,
+        service: &'static ServiceDescriptor,
+        index: usize,
         request: Request<Streaming<Req>>,
     ) -> Result<Response<Streaming<Resp>>, Status> {
-        let (rule, http_request, timeout) = self.build_streaming(method, request)?;
-        self.streamed_answer(rule, http_request, timeout).await
-    }
-
-    async fn one_answer<Resp: DeserializeOwned + 'static>(
-        &self,
-        rule: HttpRule,
-        request: http::Request<ReqBody>,
-        timeout: Option<Duration>,
-    ) -> Result<Response<Resp>, Status> {
-        with_timeout(timeout, async {
-            let response = self.send(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
-            if !parts.status.is_success() {
-                return Err(error_from(parts.status, &parts.headers, &body));
-            }
-            let message = decode_response::<Resp>(&body, rule.response_body)?;
-            Ok(Response::from_parts(MetadataMap::from_headers(parts.headers), message, http::Extensions::new()))
-        })
-        .await
-    }
-
-    async fn streamed_answer<Resp: DeserializeOwned + Send + 'static>(
-        &self,
-        rule: HttpRule,
-        request: http::Request<ReqBody>,
-        timeout: Option<Duration>,
-    ) -> Result<Response<Streaming<Resp>>, Status> {
-        let response = with_timeout(timeout, self.send(request)).await?;
-        let (parts, body) = response.into_parts();
-        if !parts.status.is_success() {
-            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            return Err(error_from(parts.status, &parts.headers, &body));
-        }
-        Ok(Response::from_parts(
-            MetadataMap::from_headers(parts.headers),
-            ndjson_stream(body, rule.response_body, timeout),
-            http::Extensions::new(),
-        ))
+        let (metadata, extensions, stream) = request.into_parts();
+        let (rule, prepared, body) = self.build_streaming(&service.methods[index], stream)?;
+        let call = self.call_of(service, index, metadata, extensions);
+        self.run(call, Attempt { client: self, prepared, body: Once::new(body), answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
     pub(crate) async fn send(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
@@ -207,23 +221,15 @@ impl RestClient {
         })
     }
 
-    pub(crate) fn timeout_of(&self, metadata: &MetadataMap) -> Option<Duration> {
-        let own = metadata.get("grpc-timeout").and_then(|v| parse_grpc_timeout(v.as_bytes()));
-        match (own, self.timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
+    /// The request line, headers and body of `message` along `method`'s first binding,
+    /// encoded once.
     fn build<Req: Serialize + 'static>(
         &self,
         method: &'static MethodDescriptor,
-        request: Request<Req>,
-    ) -> Result<(HttpRule, http::Request<ReqBody>, Option<Duration>), Status> {
+        message: &Req,
+    ) -> Result<(HttpRule, Prepared, Bytes), Status> {
         let rule = method.http.first().copied().unwrap_or_else(|| default_rule(method));
-        let (metadata, _, message) = request.into_parts();
-        let timeout = self.timeout_of(&metadata);
-        let mut value = decode::to_value(&message)
+        let mut value = decode::to_value(message)
             .map_err(|e| Status::invalid_argument(format!("encoding the request as JSON: {e}")))?;
         let template = Template::parse_http(rule.path).map_err(|e| Status::internal(e.to_string()))?;
         let mut missing = None;
@@ -251,25 +257,27 @@ impl RestClient {
             }
         }
         let body = match body {
-            Some(v) => Full::new(Bytes::from(serde_json::to_vec(&v).unwrap_or_default())).map_err(|e| match e {}).boxed(),
-            None => Full::new(Bytes::new()).map_err(|e| match e {}).boxed(),
+            Some(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            None => Bytes::new(),
         };
-        let mut req = http::Request::new(body);
-        *req.method_mut() = http::Method::from_bytes(rule.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?;
-        *req.uri_mut() = uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?;
-        *req.headers_mut() = metadata.into_headers();
-        if !rule.body.is_empty() {
-            req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        req.headers_mut().insert(ACCEPT, HeaderValue::from_static("application/json, application/x-ndjson"));
-        Ok((rule, req, timeout))
+        let prepared = Prepared {
+            method: http::Method::from_bytes(rule.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?,
+            uri: uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?,
+            headers: Vec::new(),
+            content_type: (!rule.body.is_empty()).then(|| HeaderValue::from_static("application/json")),
+            accept: HeaderValue::from_static("application/json, application/x-ndjson"),
+            accept_if_absent: false,
+        };
+        Ok((rule, prepared, body))
     }
 
+    /// The request line and headers of a request stream along `method`'s first binding, and
+    /// its NDJSON body (sent once).
     fn build_streaming<Req: Serialize + Send + 'static>(
         &self,
         method: &'static MethodDescriptor,
-        request: Request<Streaming<Req>>,
-    ) -> Result<(HttpRule, http::Request<ReqBody>, Option<Duration>), Status> {
+        stream: Streaming<Req>,
+    ) -> Result<(HttpRule, Prepared, ReqBody), Status> {
         let rule = method.http.first().copied().unwrap_or_else(|| default_rule(method));
         let template = Template::parse_http(rule.path).map_err(|e| Status::internal(e.to_string()))?;
         if !template.variables.is_empty() {
@@ -279,32 +287,234 @@ impl RestClient {
             )));
         }
         let path = expand(&template, |_| None).map_err(Status::internal)?;
-        let (metadata, _, stream) = request.into_parts();
-        let timeout = self.timeout_of(&metadata);
         let frames = stream.map(|item| -> Result<http_body::Frame<Bytes>, BoxError> {
             let message = item.map_err(|s| Box::new(s) as BoxError)?;
             let mut line = decode::to_json(&message)?;
             line.push(b'\n');
             Ok(http_body::Frame::data(Bytes::from(line)))
         });
-        let mut req = http::Request::new(BodyExt::boxed(StreamBody::new(frames)));
-        *req.method_mut() = http::Method::from_bytes(rule.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?;
+        let body = BodyExt::boxed(StreamBody::new(frames));
         let uri = format!("{}{}", self.base, path);
-        *req.uri_mut() = uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?;
-        *req.headers_mut() = metadata.into_headers();
-        req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-        req.headers_mut().insert(ACCEPT, HeaderValue::from_static("application/json, application/x-ndjson"));
-        Ok((rule, req, timeout))
+        let prepared = Prepared {
+            method: http::Method::from_bytes(rule.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?,
+            uri: uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?,
+            headers: Vec::new(),
+            content_type: Some(HeaderValue::from_static("application/x-ndjson")),
+            accept: HeaderValue::from_static("application/json, application/x-ndjson"),
+            accept_if_absent: false,
+        };
+        Ok((rule, prepared, body))
     }
 }
 
-pub(crate) async fn with_timeout<T>(
-    timeout: Option<Duration>,
-    fut: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match timeout {
-        Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded"))),
-        None => fut.await,
+/// Whether a header of a [`Prepared`] request is added next to the metadata's (`append`) or
+/// replaces it (`insert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Put {
+    Append,
+    Insert,
+}
+
+/// A request encoded once, before its first attempt: request line and the headers that go after
+/// the call's metadata (in order). Each attempt sends it with the attempt's metadata.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
+    /// Parameter and credential headers, in order.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue, Put)>,
+    /// `Content-Type`, replacing any in the metadata.
+    pub(crate) content_type: Option<HeaderValue>,
+    /// `Accept`: replacing any in the metadata, or only where the metadata has none.
+    pub(crate) accept: HeaderValue,
+    pub(crate) accept_if_absent: bool,
+}
+
+impl Prepared {
+    /// The HTTP request of one attempt of `call` (by reference: the request line is copied).
+    fn request(&self, call: Call, body: ReqBody) -> http::Request<ReqBody> {
+        self.finish(call, self.method.clone(), self.uri.clone(), body)
+    }
+
+    /// The HTTP request of the only attempt of `call`.
+    fn into_request(self, call: Call, body: ReqBody) -> http::Request<ReqBody> {
+        let (method, uri) = (self.method.clone(), self.uri.clone());
+        self.finish(call, method, uri, body)
+    }
+
+    fn finish(&self, mut call: Call, method: http::Method, uri: http::Uri, body: ReqBody) -> http::Request<ReqBody> {
+        let mut req = http::Request::new(body);
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        *headers = call.header_metadata().into_headers();
+        for (name, value, put) in &self.headers {
+            match put {
+                Put::Append => headers.append(name.clone(), value.clone()),
+                Put::Insert => headers.insert(name.clone(), value.clone()).is_some(),
+            };
+        }
+        if let Some(ct) = &self.content_type {
+            headers.insert(CONTENT_TYPE, ct.clone());
+        }
+        if !self.accept_if_absent || !headers.contains_key(ACCEPT) {
+            headers.insert(ACCEPT, self.accept.clone());
+        }
+        req
+    }
+}
+
+/// Where an attempt's body comes from: bytes encoded once (sent again as they are), or a
+/// request stream (sent once).
+pub(crate) trait Source: Send + Sync {
+    fn again(&self, call: &Call) -> Result<ReqBody, Status>;
+    fn once(self) -> Result<ReqBody, Status>;
+}
+
+fn full(bytes: Bytes) -> ReqBody {
+    Full::new(bytes).map_err(|e| match e {}).boxed()
+}
+
+impl Source for Bytes {
+    fn again(&self, _: &Call) -> Result<ReqBody, Status> {
+        Ok(full(self.clone()))
+    }
+    fn once(self) -> Result<ReqBody, Status> {
+        Ok(full(self))
+    }
+}
+
+impl Source for Once<ReqBody> {
+    fn again(&self, call: &Call) -> Result<ReqBody, Status> {
+        self.take(call)
+    }
+    fn once(self) -> Result<ReqBody, Status> {
+        self.into_inner()
+    }
+}
+
+/// How an attempt reads its answer into `Message`.
+pub(crate) trait Answer: Copy + Send + Sync {
+    type Message: Send + 'static;
+    fn read<'a>(
+        self,
+        client: &'a RestClient,
+        request: http::Request<ReqBody>,
+        deadline: Option<std::time::Instant>,
+    ) -> BoxFuture<'a, Result<Response<Self::Message>, Status>>;
+}
+
+/// One REST call's attempts: the encoded request, its body source and how to read the answer.
+pub(crate) struct Attempt<'c, B, A> {
+    pub(crate) client: &'c RestClient,
+    pub(crate) prepared: Prepared,
+    pub(crate) body: B,
+    pub(crate) answer: A,
+}
+
+impl<B: Source, A: Answer> Exchange for Attempt<'_, B, A> {
+    type Message = A::Message;
+
+    fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<A::Message>, Status>> {
+        let deadline = call.deadline();
+        match self.body.again(&call) {
+            Ok(body) => self.answer.read(self.client, self.prepared.request(call, body), deadline),
+            Err(status) => Box::pin(std::future::ready(Err(status))),
+        }
+    }
+
+    fn send_once<'a>(self, call: Call) -> BoxFuture<'a, Result<Response<A::Message>, Status>>
+    where
+        Self: 'a,
+    {
+        let deadline = call.deadline();
+        match self.body.once() {
+            Ok(body) => self.answer.read(self.client, self.prepared.into_request(call, body), deadline),
+            Err(status) => Box::pin(std::future::ready(Err(status))),
+        }
+    }
+}
+
+/// A whole JSON answer, decoded into `Resp` (its `response_body` field, if the binding names one).
+pub(crate) struct One<Resp> {
+    response_body: &'static str,
+    resp: PhantomData<fn() -> Resp>,
+}
+
+impl<Resp> Clone for One<Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Resp> Copy for One<Resp> {}
+
+impl<Resp> One<Resp> {
+    fn new(response_body: &'static str) -> Self {
+        One { response_body, resp: PhantomData }
+    }
+}
+
+impl<Resp: DeserializeOwned + Send + 'static> Answer for One<Resp> {
+    type Message = Resp;
+    fn read<'a>(
+        self,
+        client: &'a RestClient,
+        request: http::Request<ReqBody>,
+        _: Option<std::time::Instant>,
+    ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
+        Box::pin(async move {
+            let response = client.send(request).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
+            if !parts.status.is_success() {
+                return Err(error_from(parts.status, &parts.headers, &body));
+            }
+            let message = decode_response::<Resp>(&body, self.response_body)?;
+            Ok(Response::from_parts(MetadataMap::from_headers(parts.headers), message, http::Extensions::new()))
+        })
+    }
+}
+
+/// An NDJSON answer, read as a stream of `Resp` under the call's deadline.
+pub(crate) struct Many<Resp> {
+    response_body: &'static str,
+    resp: PhantomData<fn() -> Resp>,
+}
+
+impl<Resp> Clone for Many<Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Resp> Copy for Many<Resp> {}
+
+impl<Resp> Many<Resp> {
+    fn new(response_body: &'static str) -> Self {
+        Many { response_body, resp: PhantomData }
+    }
+}
+
+impl<Resp: DeserializeOwned + Send + 'static> Answer for Many<Resp> {
+    type Message = Streaming<Resp>;
+    fn read<'a>(
+        self,
+        client: &'a RestClient,
+        request: http::Request<ReqBody>,
+        deadline: Option<std::time::Instant>,
+    ) -> BoxFuture<'a, Result<Response<Streaming<Resp>>, Status>> {
+        Box::pin(async move {
+            let response = client.send(request).await?;
+            let (parts, body) = response.into_parts();
+            if !parts.status.is_success() {
+                let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                return Err(error_from(parts.status, &parts.headers, &body));
+            }
+            Ok(Response::from_parts(
+                MetadataMap::from_headers(parts.headers),
+                ndjson_stream(body, self.response_body, deadline),
+                http::Extensions::new(),
+            ))
+        })
     }
 }
 
@@ -405,13 +615,15 @@ pub(crate) fn error_from(status: http::StatusCode, headers: &http::HeaderMap, bo
     result
 }
 
+/// The messages of an NDJSON answer; past `deadline` (the call's) the stream ends with
+/// DEADLINE_EXCEEDED.
 fn ndjson_stream<Resp: DeserializeOwned + Send + 'static>(
     body: hyper::body::Incoming,
     response_body: &'static str,
-    timeout: Option<Duration>,
+    deadline: Option<std::time::Instant>,
 ) -> Streaming<Resp> {
     let data = body.into_data_stream().map(|r| r.map_err(|e| Status::unavailable(format!("reading the response: {e}"))));
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let deadline = deadline.map(tokio::time::Instant::from_std);
     let lines = Box::pin(lines(data, super::call::DEFAULT_MAX_BODY));
     let stream = futures_util::stream::unfold((lines, false), move |(mut lines, done)| async move {
         if done {

@@ -9,9 +9,12 @@
 //! The base URL of the client is the server URL including any base path
 //! (`http://host:8080/v1`): operation paths are appended to it as OpenAPI's `servers[].url` says.
 
+use std::marker::PhantomData;
+
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE};
-use http_body_util::{BodyExt, Full};
+use futures_util::future::BoxFuture;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -22,24 +25,24 @@ use crate::api::media::{classify, Media};
 use crate::api::params::encode_params;
 use crate::api::response::{received, variant_for, ResponseDe};
 use crate::api::{Location, Operation, SchemeKind};
-use super::client::{error_from, with_timeout, ClientCredentials, ReqBody};
+use super::client::{error_from, Answer, Attempt, ClientCredentials, Prepared, Put, ReqBody};
 use super::RestClient;
-use crate::MethodDescriptor;
-
-/// A received response, before the enum is built.
-struct Raw {
-    parts: http::response::Parts,
-    body: Bytes,
-}
+use crate::ServiceDescriptor;
 
 impl RestClient {
-    /// Calls the OpenAPI operation `op`: `Req` is its request struct, `Resp` its response enum.
-    pub async fn api_unary<Req: Serialize, Resp: DeserializeOwned>(
+    /// Calls the OpenAPI operation of method `index` of `service`: `Req` is its request struct,
+    /// `Resp` its response enum. The request is encoded once; the client's layers may send it
+    /// more than once.
+    pub async fn api_unary<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
         &self,
-        op: &'static Operation,
+        service: &'static ServiceDescriptor,
+        index: usize,
         request: Request<Req>,
     ) -> Result<Response<Resp>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let Some(op) = service.methods[index].operation else {
+            return Err(Status::internal(format!("`{}` has no OpenAPI operation", service.methods[index].name)));
+        };
+        let (metadata, extensions, message) = request.into_parts();
         let fields = match serde_json::to_value(&message) {
             Ok(Value::Object(fields)) => fields,
             Ok(Value::Null) => Map::new(),
@@ -47,34 +50,18 @@ impl RestClient {
             Err(e) => return Err(Status::invalid_argument(format!("encoding the request as JSON: {e}"))),
         };
         drop(message);
-        let timeout = self.timeout_of(&metadata);
-        let raw = with_timeout(timeout, self.api_exchange(op, metadata, fields)).await?;
-        let (index, received) = match variant_for(op.responses, raw.parts.status.as_u16()) {
-            Some(index) => (index, received(op, index, &raw.body)),
-            None => return Err(error_from(raw.parts.status, &raw.parts.headers, &raw.body)),
-        };
-        let status = raw.parts.status.as_u16();
-        let de = ResponseDe { index, spec: &op.responses[index], status, body: received };
-        match Resp::deserialize(de) {
-            Ok(message) => Ok(Response::from_parts(MetadataMap::from_headers(raw.parts.headers), message, http::Extensions::new())),
-            // An error the server's own layers produced (401, 400 for a bad parameter, …) in a
-            // shape the documented error type does not have.
-            Err(_) if status >= 400 => Err(error_from(raw.parts.status, &raw.parts.headers, &raw.body)),
-            Err(e) => Err(Status::internal(format!("`{}`: unexpected {status} response: {e}", op.id))),
-        }
+        let (prepared, body) = self.api_prepare(op, fields)?;
+        let call = self.call_of(service, index, metadata, extensions);
+        self.run(call, Attempt { client: self, prepared, body, answer: Variant::<Resp> { op, resp: PhantomData } }).await
     }
 
-    /// Builds the request, sends it and reads the whole answer.
-    async fn api_exchange(
-        &self,
-        op: &'static Operation,
-        metadata: MetadataMap,
-        mut fields: Map<String, Value>,
-    ) -> Result<Raw, Status> {
+    /// The request line, parameter and credential headers and body of one call of `op`,
+    /// encoded once.
+    fn api_prepare(&self, op: &'static Operation, mut fields: Map<String, Value>) -> Result<(Prepared, Bytes), Status> {
         let encoded = encode_params(op.path, op.params, &fields).map_err(|e| Status::invalid_argument(format!("`{}`: {e}", op.id)))?;
         let mut uri = format!("{}{}", self.base, encoded.path);
         let mut query = encoded.query;
-        let mut headers = metadata.into_headers();
+        let mut headers = Vec::new();
         let mut cookies: Vec<String> = Vec::new();
         for (name, value) in encoded.headers {
             if name.eq_ignore_ascii_case("cookie") {
@@ -83,12 +70,12 @@ impl RestClient {
             }
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Status::invalid_argument(format!("header name `{name}`")))?;
             let value = HeaderValue::from_str(&value).map_err(|_| Status::invalid_argument(format!("header `{name}`: value is not valid in a header")))?;
-            headers.append(name, value);
+            headers.push((name, value, Put::Append));
         }
         add_credentials(op, &self.credentials, &mut headers, &mut query, &mut cookies)?;
         if !cookies.is_empty() {
             let value = HeaderValue::from_str(&cookies.join("; ")).map_err(|_| Status::invalid_argument("cookie value"))?;
-            headers.insert(COOKIE, value);
+            headers.push((COOKIE, value, Put::Insert));
         }
         if !query.is_empty() {
             uri.push('?');
@@ -96,10 +83,11 @@ impl RestClient {
         }
 
         let mut body = Bytes::new();
+        let mut content_type = None;
         if let Some(spec) = op.body {
             match fields.remove(spec.field).filter(|v| !v.is_null()) {
                 Some(value) => {
-                    let Some((bytes, content_type)) = spec.content.iter().find_map(|mt| crate::api::body::encode(mt, &value)) else {
+                    let Some((bytes, ct)) = spec.content.iter().find_map(|mt| crate::api::body::encode(mt, &value)) else {
                         return Err(Status::invalid_argument(format!(
                             "`{}`: the body cannot be sent as any of {}",
                             op.id,
@@ -107,8 +95,7 @@ impl RestClient {
                         )));
                     };
                     body = bytes;
-                    let ct = HeaderValue::from_str(&content_type).map_err(|_| Status::internal("content type"))?;
-                    headers.insert(CONTENT_TYPE, ct);
+                    content_type = Some(HeaderValue::from_str(&ct).map_err(|_| Status::internal("content type"))?);
                 }
                 None if spec.required => {
                     return Err(Status::invalid_argument(format!("`{}`: the request body `{}` is required", op.id, spec.field)));
@@ -116,19 +103,58 @@ impl RestClient {
                 None => {}
             }
         }
-        if !headers.contains_key(ACCEPT) {
-            headers.insert(ACCEPT, accept(op));
-        }
+        let prepared = Prepared {
+            method: http::Method::from_bytes(op.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?,
+            uri: uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?,
+            headers,
+            content_type,
+            accept: accept(op),
+            accept_if_absent: true,
+        };
+        Ok((prepared, body))
+    }
+}
 
-        let body: ReqBody = Full::new(body).map_err(|e| match e {}).boxed();
-        let mut req = http::Request::new(body);
-        *req.method_mut() = http::Method::from_bytes(op.method.as_bytes()).map_err(|e| Status::internal(e.to_string()))?;
-        *req.uri_mut() = uri.parse().map_err(|e| Status::invalid_argument(format!("request URL `{uri}`: {e}")))?;
-        *req.headers_mut() = headers;
-        let response = self.send(req).await?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
-        Ok(Raw { parts, body })
+/// An operation's answer: the response enum's variant for the status, or an error.
+struct Variant<Resp> {
+    op: &'static Operation,
+    resp: PhantomData<fn() -> Resp>,
+}
+
+impl<Resp> Clone for Variant<Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Resp> Copy for Variant<Resp> {}
+
+impl<Resp: DeserializeOwned + Send + 'static> Answer for Variant<Resp> {
+    type Message = Resp;
+    fn read<'a>(
+        self,
+        client: &'a RestClient,
+        request: http::Request<ReqBody>,
+        _: Option<std::time::Instant>,
+    ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
+        Box::pin(async move {
+            let op = self.op;
+            let response = client.send(request).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
+            let (index, received) = match variant_for(op.responses, parts.status.as_u16()) {
+                Some(index) => (index, received(op, index, &body)),
+                None => return Err(error_from(parts.status, &parts.headers, &body)),
+            };
+            let status = parts.status.as_u16();
+            let de = ResponseDe { index, spec: &op.responses[index], status, body: received };
+            match Resp::deserialize(de) {
+                Ok(message) => Ok(Response::from_parts(MetadataMap::from_headers(parts.headers), message, http::Extensions::new())),
+                // An error the server's own layers produced (401, 400 for a bad parameter, …) in a
+                // shape the documented error type does not have.
+                Err(_) if status >= 400 => Err(error_from(parts.status, &parts.headers, &body)),
+                Err(e) => Err(Status::internal(format!("`{}`: unexpected {status} response: {e}", op.id))),
+            }
+        })
     }
 }
 
@@ -155,7 +181,7 @@ fn accept(op: &Operation) -> HeaderValue {
 fn add_credentials(
     op: &Operation,
     creds: &ClientCredentials,
-    headers: &mut http::HeaderMap,
+    headers: &mut Vec<(HeaderName, HeaderValue, Put)>,
     query: &mut String,
     cookies: &mut Vec<String>,
 ) -> Result<(), Status> {
@@ -170,18 +196,18 @@ fn add_credentials(
         match (scheme.kind, creds) {
             (SchemeKind::Bearer, ClientCredentials { bearer: Some(token), .. }) => {
                 let v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| invalid("bearer token"))?;
-                headers.insert(AUTHORIZATION, v);
+                headers.push((AUTHORIZATION, v, Put::Insert));
             }
             (SchemeKind::Basic, ClientCredentials { basic: Some((user, password)), .. }) => {
                 use base64::Engine as _;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 let v = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| invalid("Basic credentials"))?;
-                headers.insert(AUTHORIZATION, v);
+                headers.push((AUTHORIZATION, v, Put::Insert));
             }
             (SchemeKind::ApiKey { location, name }, ClientCredentials { api_key: Some(key), .. }) => match location {
                 Location::Header => {
                     let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("API key header name"))?;
-                    headers.insert(name, HeaderValue::from_str(key).map_err(|_| invalid("API key"))?);
+                    headers.push((name, HeaderValue::from_str(key).map_err(|_| invalid("API key"))?, Put::Insert));
                 }
                 Location::Query => {
                     if !query.is_empty() {
@@ -208,13 +234,11 @@ const COOKIE_VALUE: &percent_encoding::AsciiSet =
     &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\').add(b'%').add(b'=');
 
 /// What `<Trait>RestClient` methods for operations call.
-pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
-    client: &RestClient,
-    method: &'static MethodDescriptor,
+pub fn call<'a, Req: Serialize + 'a, Resp: DeserializeOwned + Send + 'static>(
+    client: &'a RestClient,
+    service: &'static ServiceDescriptor,
+    index: usize,
     request: Request<Req>,
-) -> Result<Response<Resp>, Status> {
-    match method.operation {
-        Some(op) => client.api_unary(op, request).await,
-        None => Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name))),
-    }
+) -> impl std::future::Future<Output = Result<Response<Resp>, Status>> + 'a {
+    client.api_unary(service, index, request)
 }
