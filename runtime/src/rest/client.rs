@@ -159,7 +159,7 @@ impl RestClient {
         let (rule, prepared, body) = self.build(method, &message)?;
         drop(message);
         let call = self.call_of(service, index, metadata, extensions);
-        self.run(call, Attempt { client: self, prepared, body, answer: One::<Resp>::new(rule.response_body) }).await
+        self.run(call, Attempt { client: self, prepared, body: Source::Bytes(body), answer: One::<Resp>::new(rule.response_body) }).await
     }
 
     /// One request, a stream of responses (NDJSON): method `index` of `service`.
@@ -174,7 +174,7 @@ impl RestClient {
         let (rule, prepared, body) = self.build(method, &message)?;
         drop(message);
         let call = self.call_of(service, index, metadata, extensions);
-        self.run(call, Attempt { client: self, prepared, body, answer: Many::<Resp>::new(rule.response_body) }).await
+        self.run(call, Attempt { client: self, prepared, body: Source::Bytes(body), answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
     /// A stream of requests (sent as an NDJSON body), one response: method `index` of
@@ -189,7 +189,7 @@ impl RestClient {
         let (metadata, extensions, stream) = request.into_parts();
         let (rule, prepared, body) = self.build_streaming(&service.methods[index], stream)?;
         let call = self.call_of(service, index, metadata, extensions);
-        self.run(call, Attempt { client: self, prepared, body: Once::new(body), answer: One::<Resp>::new(rule.response_body) }).await
+        self.run(call, Attempt { client: self, prepared, body: Source::Stream(Once::new(body)), answer: One::<Resp>::new(rule.response_body) }).await
     }
 
     /// Streams both ways (NDJSON both ways; over HTTP/1.1 the request is sent before the answer
@@ -203,7 +203,7 @@ impl RestClient {
         let (metadata, extensions, stream) = request.into_parts();
         let (rule, prepared, body) = self.build_streaming(&service.methods[index], stream)?;
         let call = self.call_of(service, index, metadata, extensions);
-        self.run(call, Attempt { client: self, prepared, body: Once::new(body), answer: Many::<Resp>::new(rule.response_body) }).await
+        self.run(call, Attempt { client: self, prepared, body: Source::Stream(Once::new(body)), answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
     pub(crate) async fn send(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
@@ -366,30 +366,27 @@ impl Prepared {
 
 /// Where an attempt's body comes from: bytes encoded once (sent again as they are), or a
 /// request stream (sent once).
-pub(crate) trait Source: Send + Sync {
-    fn again(&self, call: &Call) -> Result<ReqBody, Status>;
-    fn once(self) -> Result<ReqBody, Status>;
+pub(crate) enum Source {
+    Bytes(Bytes),
+    Stream(Once<ReqBody>),
 }
 
 fn full(bytes: Bytes) -> ReqBody {
     Full::new(bytes).map_err(|e| match e {}).boxed()
 }
 
-impl Source for Bytes {
-    fn again(&self, _: &Call) -> Result<ReqBody, Status> {
-        Ok(full(self.clone()))
-    }
-    fn once(self) -> Result<ReqBody, Status> {
-        Ok(full(self))
-    }
-}
-
-impl Source for Once<ReqBody> {
+impl Source {
     fn again(&self, call: &Call) -> Result<ReqBody, Status> {
-        self.take(call)
+        match self {
+            Source::Bytes(b) => Ok(full(b.clone())),
+            Source::Stream(s) => s.take(call),
+        }
     }
     fn once(self) -> Result<ReqBody, Status> {
-        self.into_inner()
+        match self {
+            Source::Bytes(b) => Ok(full(b)),
+            Source::Stream(s) => s.into_inner(),
+        }
     }
 }
 
@@ -405,14 +402,14 @@ pub(crate) trait Answer: Copy + Send + Sync {
 }
 
 /// One REST call's attempts: the encoded request, its body source and how to read the answer.
-pub(crate) struct Attempt<'c, B, A> {
+pub(crate) struct Attempt<'c, A> {
     pub(crate) client: &'c RestClient,
     pub(crate) prepared: Prepared,
-    pub(crate) body: B,
+    pub(crate) body: Source,
     pub(crate) answer: A,
 }
 
-impl<B: Source, A: Answer> Exchange for Attempt<'_, B, A> {
+impl<A: Answer> Exchange for Attempt<'_, A> {
     type Message = A::Message;
 
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<A::Message>, Status>> {

@@ -25,7 +25,7 @@ use crate::api::media::{classify, Media};
 use crate::api::params::encode_params;
 use crate::api::response::{received, variant_for, ResponseDe};
 use crate::api::{Location, Operation, SchemeKind};
-use super::client::{error_from, Answer, Attempt, ClientCredentials, Prepared, Put, ReqBody};
+use super::client::{error_from, Answer, Attempt, ClientCredentials, Prepared, Put, ReqBody, Source};
 use super::RestClient;
 use crate::ServiceDescriptor;
 
@@ -52,7 +52,7 @@ impl RestClient {
         drop(message);
         let (prepared, body) = self.api_prepare(op, fields)?;
         let call = self.call_of(service, index, metadata, extensions);
-        self.run(call, Attempt { client: self, prepared, body, answer: Variant::<Resp> { op, resp: PhantomData } }).await
+        self.run(call, Attempt { client: self, prepared, body: Source::Bytes(body), answer: Variant::<Resp> { op, resp: PhantomData } }).await
     }
 
     /// The request line, parameter and credential headers and body of one call of `op`,
