@@ -386,9 +386,9 @@ impl Call {
         self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// Sets the call's deadline, which then goes to the server (`grpc-timeout`, `sb-deadline`)
-    /// on the attempts sent from here on. The runner enforces the deadline the call started
-    /// with; a later one set here does not extend it.
+    /// Sets the deadline of the attempts sent from this `Call` on: each goes to the server with
+    /// it (`grpc-timeout`, `sb-deadline`) and fails with DEADLINE_EXCEEDED at it. The call as a
+    /// whole still ends at the deadline it started with: a later one set here does not extend it.
     pub fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
         self.sends_deadline = true;
@@ -418,12 +418,6 @@ impl Call {
     /// streaming) cannot: a second [`Next::run`] fails with FAILED_PRECONDITION.
     pub fn can_resend(&self) -> bool {
         self.replayable
-    }
-
-    /// Which attempt the transport is sending, from 1. (Layers see 1: the runner numbers an
-    /// attempt just before the transport sends it.)
-    pub fn attempt(&self) -> u32 {
-        self.attempt
     }
 
     /// Whether the deadline travels to the server.
@@ -605,7 +599,10 @@ pub(crate) trait Exchange: Send + Sync {
 
     /// The status of a call whose deadline passed (each transport keeps the message it always
     /// had).
-    fn expired(&self) -> Status {
+    fn expired() -> Status
+    where
+        Self: Sized,
+    {
         Status::deadline_exceeded("deadline exceeded")
     }
 }
@@ -616,10 +613,9 @@ pub(crate) trait Exchange: Send + Sync {
 pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -> Result<Response<E::Message>, Status> {
     let deadline = call.deadline;
     let Some(stack) = &layers.0 else {
-        let expired = deadline.map(|_| exchange.expired());
         let attempt = exchange.send_once(call);
         return match deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(expired.expect("set with the deadline"))),
+            Some(d) => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
             None => attempt.await,
         };
     };
@@ -627,15 +623,23 @@ pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -
     let exchange = &exchange;
     let send = |mut call: Call| -> BoxFuture<'_, Outcome> {
         call.attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        // A layer may have shortened this attempt's deadline (`Call::set_deadline`).
+        let cut_off = call.deadline.filter(|d| deadline.is_none_or(|whole| *d < whole));
         let attempt = exchange.send(call);
-        Box::pin(async move { attempt.await.map(Reply::erase) })
+        Box::pin(async move {
+            let outcome = match cut_off {
+                Some(d) => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
+                None => attempt.await,
+            };
+            outcome.map(Reply::erase)
+        })
     };
     let layered = async {
         let next = Next { rest: stack.as_slice(), send: &send };
         next.run(call).await?.downcast::<E::Message>()
     };
     match deadline {
-        Some(d) => tokio::time::timeout_at(d.into(), layered).await.unwrap_or_else(|_| Err(exchange.expired())),
+        Some(d) => tokio::time::timeout_at(d.into(), layered).await.unwrap_or_else(|_| Err(E::expired())),
         None => layered.await,
     }
 }

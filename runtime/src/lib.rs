@@ -14,6 +14,8 @@
 //!      grpc::GrpcServer<D>  (tonic / tower)      grpc::GrpcClient<C>
 //!      rest::RestServer<D>  (axum)               rest::RestClient (hyper)
 //!      queue::QueueServer<D> (memory / RabbitMQ / NATS brokers)   queue::QueueClient
+//!   and the clients all through one client call path ([`client`]: the request encoded once,
+//!   per-call options, layers that may send it again, the deadline over all of it)
 //! ```
 //!
 //! A service is a trait whose methods take a [`Request`] and return a [`Response`] or a

@@ -286,7 +286,7 @@ where
         Box::pin(async move { unary_attempt(self.grpc.0.into_inner(), call, self.body, self.path).await })
     }
 
-    fn expired(&self) -> Status {
+    fn expired() -> Status {
         client_deadline()
     }
 }
@@ -320,7 +320,7 @@ where
         Box::pin(async move { server_streaming_attempt(self.grpc.0.into_inner(), call, self.body, self.path).await })
     }
 
-    fn expired(&self) -> Status {
+    fn expired() -> Status {
         client_deadline()
     }
 }
@@ -404,7 +404,7 @@ where
         })
     }
 
-    fn expired(&self) -> Status {
+    fn expired() -> Status {
         client_deadline()
     }
 }

@@ -294,7 +294,7 @@ impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
         A::read(self.client, service, method, env, deadline)
     }
 
-    fn expired(&self) -> Status {
+    fn expired() -> Status {
         A::expired()
     }
 }
