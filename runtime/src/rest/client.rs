@@ -337,8 +337,9 @@ impl Prepared {
     }
 
     /// The HTTP request of the only attempt of `call`.
-    fn into_request(self, call: Call, body: ReqBody) -> http::Request<ReqBody> {
-        let (method, uri) = (self.method.clone(), self.uri.clone());
+    fn into_request(mut self, call: Call, body: ReqBody) -> http::Request<ReqBody> {
+        let method = std::mem::take(&mut self.method);
+        let uri = std::mem::take(&mut self.uri);
         self.finish(call, method, uri, body)
     }
 
