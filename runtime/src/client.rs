@@ -673,6 +673,7 @@ fn resent_stream(call: &Call) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn grpc_timeout_matches_tonic() {
@@ -681,6 +682,147 @@ mod tests {
             r.set_timeout(d);
             assert_eq!(r.metadata().get(GRPC_TIMEOUT).unwrap().to_str().unwrap(), grpc_timeout(d), "{d:?}");
         }
+    }
+
+    use crate::{CallShape, MethodDescriptor};
+
+    static SERVICE: ServiceDescriptor = ServiceDescriptor::new(
+        "t",
+        "S",
+        "t.S",
+        &[
+            MethodDescriptor::new("Get", "get", "/t.S/Get", CallShape::Unary),
+            MethodDescriptor::new("Up", "up", "/t.S/Up", CallShape::ClientStreaming),
+        ],
+    );
+
+    fn call(timeout: Option<Duration>, default: DefaultTimeout) -> Call {
+        let mut r = Request::new(());
+        if let Some(t) = timeout {
+            r.set_timeout(t);
+        }
+        let (metadata, extensions, ()) = r.into_parts();
+        Call::new(&SERVICE, 0, TransportKind::Grpc, metadata, extensions, default)
+    }
+
+    #[test]
+    fn the_request_timeout_goes_out_as_it_is_on_a_first_attempt_and_as_time_left_after() {
+        let no_default = DefaultTimeout::default();
+        let mut c = call(Some(Duration::from_millis(300)), no_default);
+        assert!(c.deadline().is_some_and(|d| d <= Instant::now() + Duration::from_millis(300)));
+        assert_eq!(c.clone().header_metadata().get(GRPC_TIMEOUT).unwrap(), "300000u");
+        c.attempt = 2;
+        let left = c.header_metadata().get(GRPC_TIMEOUT).unwrap().to_str().unwrap().to_owned();
+        assert_ne!(left, "300000u", "a second attempt sends the time left");
+        assert!(parse_grpc_timeout(left.as_bytes()).unwrap() <= Duration::from_millis(300));
+
+        // A default that does not travel (REST's) is enforced, not sent; the request's own is sent.
+        let quiet = DefaultTimeout { timeout: Some(Duration::from_millis(100)), travels: false };
+        let mut c = call(None, quiet);
+        assert!(c.deadline().is_some() && !c.sends_deadline());
+        assert!(c.header_metadata().get(GRPC_TIMEOUT).is_none());
+        let c = call(Some(Duration::from_secs(5)), quiet);
+        assert!(c.deadline().unwrap() <= Instant::now() + Duration::from_millis(100));
+        assert_eq!(c.clone().header_metadata().get(GRPC_TIMEOUT).unwrap(), "5000000u");
+
+        // A default that travels (gRPC's) and is shorter replaces the request's.
+        let loud = DefaultTimeout { timeout: Some(Duration::from_millis(100)), travels: true };
+        let mut c = call(Some(Duration::from_secs(5)), loud);
+        let sent = c.header_metadata().get(GRPC_TIMEOUT).unwrap().to_str().unwrap().to_owned();
+        assert!(parse_grpc_timeout(sent.as_bytes()).unwrap() <= Duration::from_millis(100), "{sent}");
+        let mut c = call(None, loud);
+        assert!(c.header_metadata().get(GRPC_TIMEOUT).is_some());
+    }
+
+    /// An exchange that counts its attempts and answers each with its number as metadata.
+    struct Counting(AtomicU32);
+
+    impl Exchange for Counting {
+        type Message = u32;
+        fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<u32>, Status>> {
+            assert_eq!(call.metadata().get("x-layer").unwrap(), "yes");
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            Box::pin(async move { Ok(Response::new(n)) })
+        }
+        fn send_once<'a>(self, _: Call) -> BoxFuture<'a, Result<Response<u32>, Status>> {
+            Box::pin(async { Ok(Response::new(0)) })
+        }
+    }
+
+    struct Twice;
+    impl Layer for Twice {
+        fn call<'a>(&'a self, mut call: Call, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+            call.metadata_mut().insert("x-layer", "yes".parse().unwrap());
+            Box::pin(async move {
+                next.run(call.clone()).await?;
+                next.run(call).await
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn layers_run_in_order_and_can_send_again() {
+        let none = Layers::default();
+        let r = run(&none, call(None, DefaultTimeout::default()), Counting(AtomicU32::new(0))).await.unwrap();
+        assert_eq!(r.into_inner(), 0, "without layers the only attempt is send_once");
+
+        let mut layers = Layers::default();
+        layers.push(Twice);
+        let r = run(&layers, call(None, DefaultTimeout::default()), Counting(AtomicU32::new(0))).await.unwrap();
+        assert_eq!(r.into_inner(), 2, "the second attempt's reply");
+    }
+
+    /// A layer that keeps the first reply it ever saw and answers it to every later call.
+    #[derive(Default)]
+    struct Stale(Mutex<Option<Reply>>);
+    impl Layer for Stale {
+        fn call<'a>(&'a self, call: Call, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+            Box::pin(async move {
+                let kept = self.0.lock().unwrap().take();
+                match kept {
+                    Some(reply) => Ok(reply),
+                    None => {
+                        let mut call = call;
+                        call.metadata_mut().insert("x-layer", "yes".parse().unwrap());
+                        let reply = next.run(call).await?;
+                        *self.0.lock().unwrap() = Some(reply);
+                        Err(Status::unavailable("kept"))
+                    }
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_of_another_type_is_internal_not_a_panic() {
+        let stale = Arc::new(Stale::default());
+        let mut layers = Layers::default();
+        layers.push(stale.clone());
+        let _ = run(&layers, call(None, DefaultTimeout::default()), Counting(AtomicU32::new(0))).await;
+        struct Other;
+        impl Exchange for Other {
+            type Message = String;
+            fn send(&self, _: Call) -> BoxFuture<'_, Result<Response<String>, Status>> {
+                Box::pin(async { Ok(Response::new(String::new())) })
+            }
+            fn send_once<'a>(self, _: Call) -> BoxFuture<'a, Result<Response<String>, Status>> {
+                Box::pin(async { Ok(Response::new(String::new())) })
+            }
+        }
+        let err = run(&layers, call(None, DefaultTimeout::default()), Other).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Internal);
+    }
+
+    #[test]
+    fn a_request_stream_is_taken_once() {
+        let (metadata, extensions, ()) = Request::new(()).into_parts();
+        let c = Call::new(&SERVICE, 1, TransportKind::Rest, metadata, extensions, DefaultTimeout::default());
+        assert!(!c.can_resend());
+        let once = Once::new(7);
+        assert_eq!(once.take(&c).unwrap(), 7);
+        let err = once.take(&c).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        assert!(err.message().contains("`Up` streams its requests, which cannot be sent again"), "{err:?}");
     }
 
     #[test]
