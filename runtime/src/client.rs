@@ -67,6 +67,9 @@
 //! }
 //! ```
 //!
+//! Install it with `.layer(RetryOnce)` (or `.layer(Arc::new(layer))` to share one instance
+//! between clients); the first layer added is the outermost. A request that cannot be encoded
+//! (a REST path field missing, say) fails before the layers run: there is nothing to send.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU32, Ordering};
