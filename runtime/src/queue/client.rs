@@ -191,15 +191,6 @@ impl QueueClient {
     ) -> Result<Response<Streaming<Resp>>, Status> {
         self.client_streaming(desc, index, request).await
     }
-
-    /// Client and bidi streaming calls, which queues do not carry. (Used by generated clients.)
-    #[doc(hidden)]
-    pub async fn unsupported<T>(&self, desc: &'static ServiceDescriptor, index: usize) -> Result<T, Status> {
-        Err(Status::unimplemented(format!(
-            "`{}` streams requests, which queues do not carry; call it over gRPC or REST",
-            desc.methods[index].name
-        )))
-    }
 }
 
 /// A request message encoded once: what every attempt sends.
