@@ -49,6 +49,25 @@ pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
             pub fn with_client(inner: ::switchboard::queue::QueueClient) -> Self {
                 Self { inner }
             }
+            /// Sends `authorization: Bearer <token>` to operations whose security asks for it.
+            pub fn with_bearer(mut self, token: impl ::core::convert::Into<::std::string::String>) -> Self {
+                self.inner = self.inner.with_bearer(token);
+                self
+            }
+            /// Sends HTTP Basic credentials to operations whose security asks for them.
+            pub fn with_basic(
+                mut self,
+                user: impl ::core::convert::Into<::std::string::String>,
+                password: impl ::core::convert::Into<::std::string::String>,
+            ) -> Self {
+                self.inner = self.inner.with_basic(user, password);
+                self
+            }
+            /// Sends `key` wherever an operation's API key scheme wants it (as metadata).
+            pub fn with_api_key(mut self, key: impl ::core::convert::Into<::std::string::String>) -> Self {
+                self.inner = self.inner.with_api_key(key);
+                self
+            }
             /// Deadline for calls whose request sets none (default 30 s).
             pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
                 self.inner = self.inner.timeout(timeout);

@@ -70,8 +70,10 @@ async fn the_operation_contract_holds(url: &str) {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("`page_size` at /page_size"), "{}", err.message());
 
-    // Valid: the typed response the handler chose.
-    let created = match client.create_pet(keyed(CreatePetRequest { body: pet("Luna") }, KEY)).await.unwrap().into_inner() {
+    // Valid: the typed response the handler chose. (This client puts its key where the
+    // operation's scheme wants it, as a REST client would.)
+    let with_key = PetstoreQueueClient::new(&broker).timeout(Duration::from_secs(10)).with_api_key(KEY);
+    let created = match with_key.create_pet(CreatePetRequest { body: pet("Luna") }).await.unwrap().into_inner() {
         CreatePetResponse::Created(p) => p,
         other => panic!("expected 201 Created, got {other:?}"),
     };

@@ -112,6 +112,40 @@ impl Credentials {
 }
 
 
+/// What a client (REST or queue) sends to operations that ask for credentials: each goes where
+/// the first security alternative it can satisfy wants it.
+#[derive(Clone, Default)]
+#[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
+pub(crate) struct ClientCredentials {
+    pub(crate) bearer: Option<String>,
+    pub(crate) basic: Option<(String, String)>,
+    pub(crate) api_key: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("bearer", &self.bearer.as_ref().map(|_| ".."))
+            .field("basic", &self.basic.as_ref().map(|(u, _)| u))
+            .field("api_key", &self.api_key.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+impl ClientCredentials {
+    /// The first alternative of `op.security` these credentials satisfy.
+    #[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
+    pub(crate) fn alternative(&self, op: &crate::api::Operation) -> Option<&'static [crate::api::SecurityScheme]> {
+        use crate::api::{Location, SchemeKind};
+        let has = |kind: &SchemeKind| match kind {
+            SchemeKind::Bearer => self.bearer.is_some(),
+            SchemeKind::Basic => self.basic.is_some(),
+            SchemeKind::ApiKey { location, .. } => self.api_key.is_some() && *location != Location::Path,
+        };
+        op.security.iter().copied().find(|alt| alt.iter().all(|s| has(&s.kind)))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checking an operation's security requirement (every transport)
 // ---------------------------------------------------------------------------------------------

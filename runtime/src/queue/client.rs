@@ -34,12 +34,20 @@ pub struct QueueClient {
     /// Whether `timeout` was set (then it travels as the deadline of every call).
     timeout_set: bool,
     layers: Layers,
+    /// What OpenAPI operations that ask for credentials get (`with_bearer`, …).
+    credentials: crate::api::security::ClientCredentials,
 }
 
 impl QueueClient {
     /// A client on `broker`.
     pub fn new(broker: &Broker) -> Self {
-        QueueClient { broker: broker.clone(), timeout: Duration::from_secs(30), timeout_set: false, layers: Layers::default() }
+        QueueClient {
+            broker: broker.clone(),
+            timeout: Duration::from_secs(30),
+            timeout_set: false,
+            layers: Layers::default(),
+            credentials: Default::default(),
+        }
     }
 
     /// Deadline for calls whose request sets none. Once set, it travels with every call
@@ -48,6 +56,48 @@ impl QueueClient {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self.timeout_set = true;
+        self
+    }
+
+    /// Sends `authorization: Bearer <token>` to OpenAPI operations whose security asks for it
+    /// (a request that already carries `authorization` keeps its own).
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// let client = switchboard::queue::QueueClient::new(&broker).with_bearer("t0k3n");
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.credentials.bearer = Some(token.into());
+        self
+    }
+
+    /// Sends HTTP Basic credentials (`authorization: Basic …`) to OpenAPI operations whose
+    /// security asks for them.
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// let client = switchboard::queue::QueueClient::new(&broker).with_basic("ada", "s3cret");
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn with_basic(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials.basic = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Sends `key` to OpenAPI operations whose API key scheme asks for it: as the metadata entry
+    /// named after its header or query parameter, or in `cookie` (docs/queue-protocol.md).
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// let client = switchboard::queue::QueueClient::new(&broker).with_api_key("k-123");
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.credentials.api_key = Some(key.into());
         self
     }
 
@@ -128,9 +178,14 @@ impl QueueClient {
         Resp: serde::de::DeserializeOwned + Send + 'static,
     {
         let method = &desc.methods[index];
-        if method.operation.is_none() {
+        let Some(op) = method.operation else {
             return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
-        }
+        };
+        let mut request = request;
+        #[cfg(feature = "openapi")]
+        super::operation::put_credentials(op, &self.credentials, request.metadata_mut())?;
+        #[cfg(not(feature = "openapi"))]
+        let _ = op;
         let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
         client::run(&self.layers, call, exchange).await

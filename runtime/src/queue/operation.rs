@@ -14,7 +14,7 @@
 #[cfg(feature = "openapi")]
 pub(crate) use served::{prepare, unary};
 #[cfg(feature = "openapi")]
-pub(crate) use client::call;
+pub(crate) use client::{call, put_credentials};
 
 #[cfg(not(feature = "openapi"))]
 pub(crate) use unserved::{prepare, unary};
@@ -137,7 +137,48 @@ mod client {
     use tonic::{Code, Response, Status};
 
     use crate::api::response::{received, variant_for, ResponseDe};
-    use crate::api::Operation;
+    use crate::api::security::ClientCredentials;
+    use crate::api::{Location, Operation, SchemeKind};
+    use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+
+    /// Puts the client's credentials in `metadata` where docs/queue-protocol.md says the first
+    /// security alternative of `op` they satisfy wants them (`authorization`, the API key's
+    /// header, the query parameter's name, `cookie`). An entry the request already has is kept.
+    pub(crate) fn put_credentials(op: &Operation, creds: &ClientCredentials, metadata: &mut MetadataMap) -> Result<(), Status> {
+        let Some(alternative) = creds.alternative(op) else { return Ok(()) };
+        let invalid = |what: &str| Status::invalid_argument(format!("the client's {what} cannot be sent as metadata"));
+        let mut put = |name: &str, value: String| -> Result<(), Status> {
+            let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| invalid("credential name"))?;
+            if !metadata.contains_key(&key) {
+                metadata.insert(key, MetadataValue::try_from(value.as_str()).map_err(|_| invalid("credential"))?);
+            }
+            Ok(())
+        };
+        for scheme in alternative {
+            match (scheme.kind, creds) {
+                (SchemeKind::Bearer, ClientCredentials { bearer: Some(token), .. }) => put("authorization", format!("Bearer {token}"))?,
+                (SchemeKind::Basic, ClientCredentials { basic: Some((user, password)), .. }) => {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                    put("authorization", format!("Basic {encoded}"))?
+                }
+                (SchemeKind::ApiKey { location, name }, ClientCredentials { api_key: Some(key), .. }) => match location {
+                    Location::Header | Location::Query => put(name, key.clone())?,
+                    Location::Cookie => {
+                        let value: String = percent_encoding::utf8_percent_encode(key, COOKIE_VALUE).collect();
+                        put("cookie", format!("{name}={value}"))?
+                    }
+                    Location::Path => {}
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Characters escaped in a cookie value.
+    const COOKIE_VALUE: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\').add(b'%').add(b'=');
     use crate::queue::wire::{self, Envelope};
 
     /// The response enum from an operation's reply frame: `sb-http-status` picks the variant

@@ -22,6 +22,7 @@ use super::decode::{self, lower_camel};
 use super::routes::default_rule;
 use super::status::{code_from_http, status_from_json, status_from_value};
 use super::template::{expand, Template};
+pub(crate) use crate::api::security::ClientCredentials;
 use crate::client::{self, Call, DefaultTimeout, Exchange, Layer, Layers, Once, TransportKind};
 use crate::{HttpRule, MethodDescriptor, ServiceDescriptor, Streaming};
 
@@ -57,23 +58,6 @@ pub struct RestClient {
     layers: Layers,
 }
 
-/// What the client sends to operations that ask for credentials.
-#[derive(Clone, Default)]
-pub(crate) struct ClientCredentials {
-    pub(crate) bearer: Option<String>,
-    pub(crate) basic: Option<(String, String)>,
-    pub(crate) api_key: Option<String>,
-}
-
-impl std::fmt::Debug for ClientCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentials")
-            .field("bearer", &self.bearer.as_ref().map(|_| ".."))
-            .field("basic", &self.basic.as_ref().map(|(u, _)| u))
-            .field("api_key", &self.api_key.as_ref().map(|_| ".."))
-            .finish()
-    }
-}
 
 impl RestClient {
     /// A client for the server at `base_url`, e.g. `http://127.0.0.1:8080` (a path prefix is

@@ -185,14 +185,9 @@ fn add_credentials(
     query: &mut String,
     cookies: &mut Vec<String>,
 ) -> Result<(), Status> {
-    let has = |kind: &SchemeKind| match kind {
-        SchemeKind::Bearer => creds.bearer.is_some(),
-        SchemeKind::Basic => creds.basic.is_some(),
-        SchemeKind::ApiKey { location, .. } => creds.api_key.is_some() && *location != Location::Path,
-    };
-    let Some(alternative) = op.security.iter().find(|alt| alt.iter().all(|s| has(&s.kind))) else { return Ok(()) };
+    let Some(alternative) = creds.alternative(op) else { return Ok(()) };
     let invalid = |what: &str| Status::invalid_argument(format!("the client's {what} cannot be sent in a header"));
-    for scheme in *alternative {
+    for scheme in alternative {
         match (scheme.kind, creds) {
             (SchemeKind::Bearer, ClientCredentials { bearer: Some(token), .. }) => {
                 let v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| invalid("bearer token"))?;
