@@ -600,6 +600,15 @@ pub(crate) trait Exchange: Send + Sync {
     where
         Self: 'a;
 
+    /// Whether the transport's own attempt already ends at the call's deadline: then a call
+    /// without layers gets no second timer from the runner.
+    fn enforces_deadline() -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
+
     /// The status of a call whose deadline passed (each transport keeps the message it always
     /// had).
     fn expired() -> Status
@@ -618,8 +627,8 @@ pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -
     let Some(stack) = &layers.0 else {
         let attempt = exchange.send_once(call);
         return match deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
-            None => attempt.await,
+            Some(d) if !E::enforces_deadline() => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
+            _ => attempt.await,
         };
     };
     let attempts = AtomicU32::new(0);

@@ -316,6 +316,8 @@ trait ReadAnswer: 'static {
         env: Envelope,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Response<Self::Message>, Status>>;
+    /// Whether `read` ends at the deadline itself (waiting for reply frames does).
+    const ENFORCES_DEADLINE: bool = true;
     fn expired() -> Status {
         Status::deadline_exceeded("deadline exceeded waiting for the reply")
     }
@@ -338,6 +340,10 @@ impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
         let body = std::mem::take(&mut self.encoded.body);
         let (env, deadline) = self.envelope(call, body);
         A::read(self.client, service, method, env, deadline)
+    }
+
+    fn enforces_deadline() -> bool {
+        A::ENFORCES_DEADLINE
     }
 
     fn expired() -> Status {
@@ -455,6 +461,8 @@ where
             client.broker.backend().publish(service.full_name, method.name, env).await.map(Response::new)
         })
     }
+    // The broker's confirmation has no deadline of its own: the runner's timer ends it.
+    const ENFORCES_DEADLINE: bool = false;
     fn expired() -> Status {
         Status::deadline_exceeded("the broker did not confirm the event in time")
     }
