@@ -579,6 +579,12 @@ impl std::fmt::Debug for Layers {
 }
 
 impl Layers {
+    /// Whether none are installed: a client may then await its only attempt itself, unboxed
+    /// (what [`run`] would do, minus the box).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Adds `layer` inside the ones already installed.
     pub(crate) fn push(&mut self, layer: impl Layer) {
         let layers = self.0.get_or_insert_with(Default::default);

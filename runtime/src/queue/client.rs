@@ -143,6 +143,12 @@ impl QueueClient {
     {
         let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
+        if self.layers.is_empty() {
+            // The runner's work without layers, unboxed: the one attempt, whose wait for the
+            // reply ends at the deadline.
+            let (env, deadline) = exchange.envelope_once(call);
+            return unary_reply::<C, Resp>(self, desc, &desc.methods[index], env, deadline).await;
+        }
         client::run(&self.layers, call, exchange).await
     }
 
@@ -188,6 +194,11 @@ impl QueueClient {
         let _ = op;
         let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
+        if self.layers.is_empty() {
+            // As in `unary`: the one attempt, unboxed.
+            let (env, deadline) = exchange.envelope_once(call);
+            return operation_answer::<Resp>(self, desc, method, env, deadline).await;
+        }
         client::run(&self.layers, call, exchange).await
     }
 
@@ -275,6 +286,12 @@ impl<A> Attempt<'_, A> {
     /// The envelope of one attempt of `call`: method, content type (events only), message id
     /// (the call's idempotency key; always one for events), deadline (when the call sends one;
     /// never on events, which outlive their publisher), metadata, then the codec's headers.
+    /// The envelope of the only attempt: the encoded body moved, not copied.
+    fn envelope_once(mut self, call: Call) -> (Envelope, Instant) {
+        let body = std::mem::take(&mut self.encoded.body);
+        self.envelope(call, body)
+    }
+
     fn envelope(&self, mut call: Call, body: Bytes) -> (Envelope, Instant) {
         let deadline = call.deadline().unwrap_or_else(|| Instant::now() + self.client.timeout);
         let method = call.method().name;
@@ -351,6 +368,40 @@ impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
     }
 }
 
+/// Sends a unary request and reads its one reply frame (ends at `deadline`).
+async fn unary_reply<C: Codec<Resp>, Resp>(
+    client: &QueueClient,
+    service: &'static ServiceDescriptor,
+    method: &'static MethodDescriptor,
+    env: Envelope,
+    deadline: Instant,
+) -> Result<Response<Resp>, Status> {
+    let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
+    if let Some(status) = wire::status_of(&frame) {
+        if status.code() != Code::Ok {
+            return Err(status);
+        }
+    }
+    let message = C::decode(&frame.body, &frame).map_err(reply_decode_error)?;
+    Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
+}
+
+/// Sends an OpenAPI operation's request and reads its reply into the response enum (ends at
+/// `deadline`).
+async fn operation_answer<Resp: serde::de::DeserializeOwned>(
+    client: &QueueClient,
+    service: &'static ServiceDescriptor,
+    method: &'static MethodDescriptor,
+    env: Envelope,
+    deadline: Instant,
+) -> Result<Response<Resp>, Status> {
+    let Some(op) = method.operation else {
+        return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
+    };
+    let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
+    operation_reply(op, frame)
+}
+
 /// A unary call: the one reply frame.
 struct UnaryAnswer<Resp>(PhantomData<fn() -> Resp>);
 
@@ -375,13 +426,7 @@ where
         env: Envelope,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
-        Box::pin(async move {
-            let Some(op) = method.operation else {
-                return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
-            };
-            let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
-            operation_reply(op, frame)
-        })
+        Box::pin(operation_answer(client, service, method, env, deadline))
     }
 }
 
@@ -398,16 +443,7 @@ where
         env: Envelope,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
-        Box::pin(async move {
-            let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
-            if let Some(status) = wire::status_of(&frame) {
-                if status.code() != Code::Ok {
-                    return Err(status);
-                }
-            }
-            let message = C::decode(&frame.body, &frame).map_err(reply_decode_error)?;
-            Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
-        })
+        Box::pin(unary_reply::<C, Resp>(client, service, method, env, deadline))
     }
 }
 
