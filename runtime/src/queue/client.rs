@@ -149,7 +149,8 @@ impl QueueClient {
             let (env, deadline) = exchange.envelope_once(call);
             return unary_reply::<C, Resp>(self, desc, &desc.methods[index], env, deadline).await;
         }
-        client::run(&self.layers, call, exchange).await
+        // Boxed: the layered path's state does not widen every call's future.
+        Box::pin(client::run(&self.layers, call, exchange)).await
     }
 
     /// Request, then a stream of reply frames. (Used by generated clients.)
@@ -199,7 +200,7 @@ impl QueueClient {
             let (env, deadline) = exchange.envelope_once(call);
             return operation_answer::<Resp>(self, desc, method, env, deadline).await;
         }
-        client::run(&self.layers, call, exchange).await
+        Box::pin(client::run(&self.layers, call, exchange)).await
     }
 
     /// Publishes an event: returns once the broker holds it. (Used by generated clients.)
@@ -283,15 +284,15 @@ struct Attempt<'c, A> {
 }
 
 impl<A> Attempt<'_, A> {
-    /// The envelope of one attempt of `call`: method, content type (events only), message id
-    /// (the call's idempotency key; always one for events), deadline (when the call sends one;
-    /// never on events, which outlive their publisher), metadata, then the codec's headers.
     /// The envelope of the only attempt: the encoded body moved, not copied.
     fn envelope_once(mut self, call: Call) -> (Envelope, Instant) {
         let body = std::mem::take(&mut self.encoded.body);
         self.envelope(call, body)
     }
 
+    /// The envelope of one attempt of `call`: method, content type (events only), message id
+    /// (the call's idempotency key; always one for events), deadline (when the call sends one;
+    /// never on events, which outlive their publisher), metadata, then the codec's headers.
     fn envelope(&self, mut call: Call, body: Bytes) -> (Envelope, Instant) {
         let deadline = call.deadline().unwrap_or_else(|| Instant::now() + self.client.timeout);
         let method = call.method().name;
