@@ -371,14 +371,7 @@ fn bundle_operation(doc: &Value, dialect: Dialect, item: &str, operation: &str) 
             if params.contains_key(&key) {
                 continue;
             }
-            let schema = if param.get("schema").is_some() {
-                format!("{pointer}/schema")
-            } else {
-                match param.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
-                    Some((mt, media)) if media.get("schema").is_some() => format!("{pointer}/content/{}/schema", escape(mt)),
-                    _ => continue,
-                }
-            };
+            let Some(schema) = schema_of(&pointer, param) else { continue };
             let compiled = entry(&schema, &|| format!("the schema of {location} parameter `{name}`"));
             params.insert(key, compiled);
         }
@@ -540,14 +533,20 @@ fn param_schema(doc: &Value, base: &str, name: &str, location: Location) -> Opti
         if !same_name || param.get("in").and_then(Value::as_str) != Some(wanted) {
             continue;
         }
-        if param.get("schema").is_some() {
-            return Some(format!("{pointer}/schema"));
-        }
-        let (mt, media) = param.get("content")?.as_object()?.iter().next()?;
-        media.get("schema")?;
-        return Some(format!("{pointer}/content/{}/schema", escape(mt)));
+        return schema_of(&pointer, param);
     }
     None
+}
+
+/// The pointer to the schema of the parameter object at `pointer`: its `schema`, else the
+/// schema of its (first) `content` media type.
+fn schema_of(pointer: &str, param: &Value) -> Option<String> {
+    if param.get("schema").is_some() {
+        return Some(format!("{pointer}/schema"));
+    }
+    let (mt, media) = param.get("content")?.as_object()?.iter().next()?;
+    media.get("schema")?;
+    Some(format!("{pointer}/content/{}/schema", escape(mt)))
 }
 
 #[cfg(test)]

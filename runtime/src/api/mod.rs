@@ -41,12 +41,6 @@ mod types;
 #[cfg(feature = "openapi")]
 pub(crate) mod validate;
 
-/// What switchboard-codegen calls to find, at generation time, the operations the server will
-/// answer 501 for. Not a public API.
-#[cfg(feature = "openapi")]
-#[doc(hidden)]
-pub use validate::unservable_operations as __unservable_operations;
-
 /// What switchboard-codegen calls to write the schema bundle of an OpenAPI service (and to
 /// find the operations the server will answer 501 for). Not a public API.
 #[cfg(feature = "openapi")]

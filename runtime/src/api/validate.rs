@@ -902,67 +902,6 @@ fn is_uuid(s: &str) -> bool {
             .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
-/// The operations of an OpenAPI document (as JSON text) whose parameter or request body
-/// schemas cannot be compiled: `(METHOD, path, reason)` each. The server answers these with 501
-/// `UNIMPLEMENTED`; switchboard-codegen warns about them (or fails, when strict).
-pub fn unservable_operations(document: &str) -> Result<Vec<(String, String, String)>, String> {
-    let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not JSON: {e}"))?;
-    let dialect = Dialect::of(&doc);
-    let mut found = Vec::new();
-    let Some(Value::Object(paths)) = doc.get("paths") else { return Ok(found) };
-    for (path, item) in paths {
-        let item_pointer = format!("/paths/{}", escape_token(path));
-        for method in ["get", "put", "post", "delete", "options", "head", "patch", "trace"] {
-            if follow(&doc, item).get(method).is_none() {
-                continue;
-            }
-            let operation = format!("{item_pointer}/{method}");
-            if let Err(reason) = check_operation(&doc, dialect, &item_pointer, &operation) {
-                found.push((method.to_ascii_uppercase(), path.clone(), reason));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// Compiles every parameter and request body schema of the operation at `operation`.
-fn check_operation(doc: &Value, dialect: Dialect, item: &str, operation: &str) -> Result<(), String> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for base in [operation, item] {
-        let count = resolve(doc, &format!("{base}/parameters"), &mut 0).ok().and_then(|(_, v)| v.as_array().map(Vec::len));
-        for i in 0..count.unwrap_or(0) {
-            let Ok((pointer, param)) = resolve(doc, &format!("{base}/parameters/{i}"), &mut 0) else {
-                return Err(format!("parameter {i} of `{base}` cannot be resolved"));
-            };
-            let param = follow(doc, param);
-            let name = param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let location = param.get("in").and_then(Value::as_str).unwrap_or_default().to_owned();
-            if seen.contains(&(name.clone(), location.clone())) {
-                continue; // overridden at the operation level
-            }
-            seen.push((name.clone(), location.clone()));
-            let schema = if param.get("schema").is_some() {
-                format!("{pointer}/schema")
-            } else if let Some((mt, _)) = param.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
-                format!("{pointer}/content/{}/schema", escape_token(mt))
-            } else {
-                continue;
-            };
-            compile(doc, dialect, &schema)
-                .map_err(|e| format!("the schema of {location} parameter `{name}` cannot be compiled: {e}"))?;
-        }
-    }
-    let Ok((pointer, body)) = resolve(doc, &format!("{operation}/requestBody"), &mut 0) else { return Ok(()) };
-    let body = follow(doc, body);
-    for (mt, media) in body.get("content").and_then(Value::as_object).into_iter().flatten() {
-        if media.get("schema").is_some() {
-            compile(doc, dialect, &format!("{pointer}/content/{}/schema", escape_token(mt)))
-                .map_err(|e| format!("the `{mt}` request body schema cannot be compiled: {e}"))?;
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Property shapes (form and multipart bodies, object parameters)
 // ---------------------------------------------------------------------------------------------
