@@ -190,6 +190,13 @@ impl RestClient {
         self.run(call, Attempt { client: self, prepared, body: Source::Stream(Once::new(body)), answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
+    /// Sends `request` and reads the whole answer.
+    pub(crate) async fn exchange(&self, request: http::Request<ReqBody>) -> Result<(http::response::Parts, Bytes), Status> {
+        let (parts, body) = self.send(request).await?.into_parts();
+        let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
+        Ok((parts, body))
+    }
+
     pub(crate) async fn send(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
         self.client.request(request).await.map_err(|e| {
             let mut source: Option<&dyn std::error::Error> = Some(&e);
@@ -445,9 +452,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Answer for One<Resp> {
         _: Option<std::time::Instant>,
     ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
         Box::pin(async move {
-            let response = client.send(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
+            let (parts, body) = client.exchange(request).await?;
             if !parts.status.is_success() {
                 return Err(error_from(parts.status, &parts.headers, &body));
             }

@@ -14,7 +14,6 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
-use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -138,9 +137,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Answer for Variant<Resp> {
     ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
         Box::pin(async move {
             let op = self.op;
-            let response = client.send(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
+            let (parts, body) = client.exchange(request).await?;
             let (index, received) = match variant_for(op.responses, parts.status.as_u16()) {
                 Some(index) => (index, received(op, index, &body)),
                 None => return Err(error_from(parts.status, &parts.headers, &body)),
