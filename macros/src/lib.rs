@@ -10,6 +10,7 @@
 //! and the user sees only the real mistakes.
 #![deny(missing_docs)]
 
+mod credentials;
 mod expand;
 mod grpc;
 mod json_model;

@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::ItemTrait;
 
+use crate::credentials::credential_setters;
 use crate::names::{client_ident, descriptor_ident, marker_ident};
 use crate::model::{Method, Service, Shape};
 
@@ -29,6 +30,7 @@ pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
         "Calls `{full}` through a message broker, with the same methods as the other clients \
          (plus `publish_<method>` for event methods)."
     );
+    let credentials = credential_setters("authorization", "as metadata");
     quote! {
         #[doc = #server_doc]
         #vis type #server<H> = ::switchboard::queue::QueueServer<#marker<H>, #codec>;
@@ -49,25 +51,7 @@ pub fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
             pub fn with_client(inner: ::switchboard::queue::QueueClient) -> Self {
                 Self { inner }
             }
-            /// Sends `authorization: Bearer <token>` to operations whose security asks for it.
-            pub fn with_bearer(mut self, token: impl ::core::convert::Into<::std::string::String>) -> Self {
-                self.inner = self.inner.with_bearer(token);
-                self
-            }
-            /// Sends HTTP Basic credentials to operations whose security asks for them.
-            pub fn with_basic(
-                mut self,
-                user: impl ::core::convert::Into<::std::string::String>,
-                password: impl ::core::convert::Into<::std::string::String>,
-            ) -> Self {
-                self.inner = self.inner.with_basic(user, password);
-                self
-            }
-            /// Sends `key` wherever an operation's API key scheme wants it (as metadata).
-            pub fn with_api_key(mut self, key: impl ::core::convert::Into<::std::string::String>) -> Self {
-                self.inner = self.inner.with_api_key(key);
-                self
-            }
+            #credentials
             /// Deadline for calls whose request sets none (default 30 s).
             pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
                 self.inner = self.inner.timeout(timeout);

@@ -6,6 +6,7 @@ use quote::{format_ident, quote};
 use syn::ItemTrait;
 
 use crate::model::{Method, Service, Shape};
+use crate::credentials::credential_setters;
 use crate::names::{client_ident, descriptor_ident, marker_ident};
 
 pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
@@ -38,6 +39,7 @@ pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
              (`http://host:8080/v1`), as OpenAPI's `servers[].url` does."
         )
     };
+    let credentials = credential_setters("Authorization", "header, query, cookie");
     quote! {
         #[doc = #server_doc]
         #vis type #server<H> = ::switchboard::rest::RestServer<#marker<H>>;
@@ -63,25 +65,7 @@ pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
                 self.inner = self.inner.timeout(timeout);
                 self
             }
-            /// Sends `Authorization: Bearer <token>` to operations whose security asks for it.
-            pub fn with_bearer(mut self, token: impl ::core::convert::Into<::std::string::String>) -> Self {
-                self.inner = self.inner.with_bearer(token);
-                self
-            }
-            /// Sends HTTP Basic credentials to operations whose security asks for them.
-            pub fn with_basic(
-                mut self,
-                user: impl ::core::convert::Into<::std::string::String>,
-                password: impl ::core::convert::Into<::std::string::String>,
-            ) -> Self {
-                self.inner = self.inner.with_basic(user, password);
-                self
-            }
-            /// Sends `key` wherever an operation's API key scheme wants it (header, query, cookie).
-            pub fn with_api_key(mut self, key: impl ::core::convert::Into<::std::string::String>) -> Self {
-                self.inner = self.inner.with_api_key(key);
-                self
-            }
+            #credentials
             /// Runs every call through `layer` (inside the layers added before it):
             /// see [`switchboard::client::Layer`](::switchboard::client::Layer).
             pub fn layer(mut self, layer: impl ::switchboard::client::Layer) -> Self {
