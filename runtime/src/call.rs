@@ -62,7 +62,9 @@ impl CallContext {
     }
 
     /// Runs `handler` on `message` (with this call's metadata and extensions) under the call's
-    /// rules: [`run`] with this call's deadline and cancellation.
+    /// rules: [`run`] with this call's deadline and cancellation. (The dispatch table calls the
+    /// handler's method inside the future `handler` returns, so a method that panics before it
+    /// returns its own future panics in [`run`]'s poll too.)
     pub(crate) fn run<M, T, Fut>(
         &mut self,
         message: M,
@@ -74,6 +76,14 @@ impl CallContext {
         let fut = handler(self.request(message));
         run(self.deadline, &self.cancellation, fut)
     }
+}
+
+/// Runs codec code outside the handler (the decoding of a request, the encoding of an answer:
+/// a service's own types' serde impls run there): a panic fails the call with INTERNAL, as the
+/// handler's own does, and the server goes on. A plain call, not a future: nothing to wrap.
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
+pub(crate) fn caught<T>(f: impl FnOnce() -> Result<T, Status>) -> Result<T, Status> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(panicked()))
 }
 
 /// The status a call gets when its handler panics. The panic itself goes to the panic hook

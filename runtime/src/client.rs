@@ -301,6 +301,40 @@ pub(crate) struct DefaultTimeout {
     pub(crate) travels: bool,
 }
 
+impl DefaultTimeout {
+    /// When a call with request `metadata` ends, and what the server hears of it: the shorter
+    /// of the request's `grpc-timeout` and this default, from now.
+    #[inline]
+    pub(crate) fn timing(self, metadata: &MetadataMap) -> Timing {
+        // `get` parses its key before it looks: most calls send no metadata at all.
+        let asked = if metadata.is_empty() {
+            None
+        } else {
+            metadata.get(GRPC_TIMEOUT).and_then(|v| parse_grpc_timeout(v.as_bytes()))
+        };
+        let timeout = match (asked, self.timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Timing {
+            deadline: timeout.map(|t| Instant::now() + t),
+            sends_deadline: asked.is_some() || (self.timeout.is_some() && self.travels),
+            // The request's own header goes out as it is, unless a shorter default of the
+            // client's travels instead.
+            timeout_as_asked: asked.is_some() && (timeout == asked || !self.travels),
+        }
+    }
+}
+
+/// A call's deadline as [`DefaultTimeout::timing`] computes it (see [`Call`]'s fields of the same
+/// names). Transports that send a call without layers read it instead of building a [`Call`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) sends_deadline: bool,
+    pub(crate) timeout_as_asked: bool,
+}
+
 impl Call {
     /// A call of method `method` (an index into `service.methods`), from its request's metadata
     /// and extensions. The deadline is computed here, once: the shorter of the request's
@@ -313,22 +347,14 @@ impl Call {
         extensions: http::Extensions,
         default: DefaultTimeout,
     ) -> Self {
-        let asked = metadata.get(GRPC_TIMEOUT).and_then(|v| parse_grpc_timeout(v.as_bytes()));
-        let timeout = match (asked, default.timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let sends_deadline = asked.is_some() || (default.timeout.is_some() && default.travels);
-        // The request's own header goes out as it is, unless a shorter default of the client's
-        // travels instead.
-        let timeout_as_asked = asked.is_some() && (timeout == asked || !default.travels);
+        let Timing { deadline, sends_deadline, timeout_as_asked } = default.timing(&metadata);
         Call {
             service,
             method,
             transport,
             metadata,
             extensions,
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline,
             sends_deadline,
             timeout_as_asked,
             replayable: !service.methods[method].shape.client_streams(),

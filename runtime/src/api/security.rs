@@ -122,6 +122,12 @@ pub(crate) struct ClientCredentials {
     pub(crate) api_key: Option<String>,
 }
 
+impl ClientCredentials {
+    /// No credentials (what a client without any sends).
+    #[cfg_attr(not(feature = "openapi"), allow(dead_code))]
+    pub(crate) const NONE: ClientCredentials = ClientCredentials { bearer: None, basic: None, api_key: None };
+}
+
 impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCredentials")

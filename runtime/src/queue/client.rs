@@ -1,11 +1,14 @@
 //! [`QueueClient`]: calls a service through a [`Broker`]. Generated `<Trait>QueueClient`s wrap
 //! one and call the generic functions here with the method's descriptor.
 
+use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -14,6 +17,7 @@ use super::codec::Codec;
 use super::backend::{next_id, Registered};
 use super::wire::{self, Envelope};
 use super::Broker;
+use crate::api::security::ClientCredentials;
 use crate::client::{self, Call, DefaultTimeout, Exchange, Layer, Layers, TransportKind};
 use crate::{MethodDescriptor, ServiceDescriptor, Streaming};
 
@@ -34,8 +38,9 @@ pub struct QueueClient {
     /// Whether `timeout` was set (then it travels as the deadline of every call).
     timeout_set: bool,
     layers: Layers,
-    /// What OpenAPI operations that ask for credentials get (`with_bearer`, …).
-    credentials: crate::api::security::ClientCredentials,
+    /// What OpenAPI operations that ask for credentials get (`with_bearer`, …); shared, so that
+    /// a clone (one per call is common) costs one count.
+    credentials: Option<Arc<ClientCredentials>>,
 }
 
 impl QueueClient {
@@ -46,7 +51,7 @@ impl QueueClient {
             timeout: Duration::from_secs(30),
             timeout_set: false,
             layers: Layers::default(),
-            credentials: Default::default(),
+            credentials: None,
         }
     }
 
@@ -69,7 +74,7 @@ impl QueueClient {
     /// # let _ = client; Ok(()) }
     /// ```
     pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
-        self.credentials.bearer = Some(token.into());
+        self.credentials_mut().bearer = Some(token.into());
         self
     }
 
@@ -83,7 +88,7 @@ impl QueueClient {
     /// # let _ = client; Ok(()) }
     /// ```
     pub fn with_basic(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.credentials.basic = Some((user.into(), password.into()));
+        self.credentials_mut().basic = Some((user.into(), password.into()));
         self
     }
 
@@ -97,8 +102,12 @@ impl QueueClient {
     /// # let _ = client; Ok(()) }
     /// ```
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
-        self.credentials.api_key = Some(key.into());
+        self.credentials_mut().api_key = Some(key.into());
         self
+    }
+
+    fn credentials_mut(&mut self) -> &mut ClientCredentials {
+        Arc::make_mut(self.credentials.get_or_insert_with(Default::default))
     }
 
     /// The broker this client calls through.
@@ -124,9 +133,24 @@ impl QueueClient {
         let (metadata, extensions, message) = request.into_parts();
         let mut headers = Vec::new();
         let body = C::encode(&message, &mut headers)?;
-        let default = DefaultTimeout { timeout: Some(self.timeout), travels: self.timeout_set };
-        let call = Call::new(service, index, TransportKind::Queue, metadata, extensions, default);
+        let call = Call::new(service, index, TransportKind::Queue, metadata, extensions, self.default_timeout());
         Ok((call, Encoded { body, headers }))
+    }
+
+    /// The envelope and deadline of a call sent without layers: what [`Attempt::envelope`] makes
+    /// of a [`Call`], made straight from the request (no `Call` built, the message encoded into
+    /// the envelope).
+    fn direct<C: Codec<Req>, Req>(&self, method: &'static str, request: Request<Req>) -> Result<(Envelope, Instant), Status> {
+        let (metadata, _, message) = request.into_parts();
+        let timing = self.default_timeout().timing(&metadata);
+        let deadline = timing.deadline.unwrap_or_else(|| Instant::now() + self.timeout);
+        let mut env = head(method, &metadata, None, timing.sends_deadline.then_some(deadline), 0);
+        env.body = C::encode(&message, &mut env.headers)?;
+        Ok((env, deadline))
+    }
+
+    fn default_timeout(&self) -> DefaultTimeout {
+        DefaultTimeout { timeout: Some(self.timeout), travels: self.timeout_set }
     }
 
     /// Request-reply. (Used by generated clients.)
@@ -141,14 +165,15 @@ impl QueueClient {
         C: Codec<Req> + Codec<Resp>,
         Resp: Send + 'static,
     {
-        let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
-        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
         if self.layers.is_empty() {
             // The runner's work without layers, unboxed: the one attempt, whose wait for the
             // reply ends at the deadline.
-            let (env, deadline) = exchange.envelope_once(call);
-            return unary_reply::<C, Resp>(self, desc, &desc.methods[index], env, deadline).await;
+            let method = &desc.methods[index];
+            let (env, deadline) = self.direct::<C, Req>(method.name, request)?;
+            return unary_reply::<C, Resp>(self, desc, method, env, deadline).await;
         }
+        let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
+        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
         // Boxed: the layered path's state does not widen every call's future.
         Box::pin(client::run(&self.layers, call, exchange)).await
     }
@@ -190,16 +215,16 @@ impl QueueClient {
         };
         let mut request = request;
         #[cfg(feature = "openapi")]
-        super::operation::put_credentials(op, &self.credentials, request.metadata_mut())?;
+        super::operation::put_credentials(op, self.credentials.as_deref().unwrap_or(&ClientCredentials::NONE), request.metadata_mut())?;
         #[cfg(not(feature = "openapi"))]
         let _ = op;
-        let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
-        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
         if self.layers.is_empty() {
             // As in `unary`: the one attempt, unboxed.
-            let (env, deadline) = exchange.envelope_once(call);
+            let (env, deadline) = self.direct::<super::Json, Req>(method.name, request)?;
             return operation_answer::<Resp>(self, desc, method, env, deadline).await;
         }
+        let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
+        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
         Box::pin(client::run(&self.layers, call, exchange)).await
     }
 
@@ -242,8 +267,7 @@ impl QueueClient {
         request: Request<S>,
     ) -> Result<Response<Resp>, Status> {
         let (metadata, extensions, _stream) = request.into_parts();
-        let default = DefaultTimeout { timeout: Some(self.timeout), travels: self.timeout_set };
-        let call = Call::new(desc, index, TransportKind::Queue, metadata, extensions, default);
+        let call = Call::new(desc, index, TransportKind::Queue, metadata, extensions, self.default_timeout());
         client::run(&self.layers, call, Unsupported::<Resp>(PhantomData)).await
     }
 
@@ -284,44 +308,47 @@ struct Attempt<'c, A> {
 }
 
 impl<A> Attempt<'_, A> {
-    /// The envelope of the only attempt: the encoded body moved, not copied.
-    fn envelope_once(mut self, call: Call) -> (Envelope, Instant) {
-        let body = std::mem::take(&mut self.encoded.body);
-        self.envelope(call, body)
-    }
-
-    /// The envelope of one attempt of `call`: method, content type (events only), message id
-    /// (the call's idempotency key; always one for events), deadline (when the call sends one;
-    /// never on events, which outlive their publisher), metadata, then the codec's headers.
+    /// The envelope of one attempt of `call`, and its deadline: [`head`] (the deadline sent when
+    /// the call sends one; never on events, which outlive their publisher), then the codec's
+    /// headers and `body`.
     fn envelope(&self, mut call: Call, body: Bytes) -> (Envelope, Instant) {
         let deadline = call.deadline().unwrap_or_else(|| Instant::now() + self.client.timeout);
-        let method = call.method().name;
-        let mut env = Envelope::default();
+        let sent = (self.event.is_none() && call.sends_deadline()).then_some(deadline);
         let metadata = std::mem::take(call.metadata_mut());
-        env.headers.reserve(4 + metadata.len() + self.encoded.headers.len());
-        env.push(wire::METHOD, method);
-        // A service has one encoding, so a call leaves `content-type` out (and its replies then
-        // do too: they copy the request's). Events carry it: they are stored, and other programs
-        // may read them off the queue.
-        if let Some(event) = &self.event {
-            env.push(wire::CONTENT_TYPE, event.content_type);
-        }
-        let key = metadata.get(client::IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok());
-        match (key, &self.event) {
-            (Some(key), _) => env.push(wire::MESSAGE_ID, key.to_owned()),
-            (None, Some(event)) if !event.id.is_empty() => env.push(wire::MESSAGE_ID, event.id.clone()),
-            (None, Some(_)) => env.push(wire::MESSAGE_ID, next_id()),
-            (None, None) => {}
-        }
-        if self.event.is_none() && call.sends_deadline() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            env.push(wire::DEADLINE, wire::encode_deadline(SystemTime::now() + left));
-        }
-        wire::push_metadata(&mut env, &metadata);
+        let mut env = head(call.method().name, &metadata, self.event.as_ref(), sent, self.encoded.headers.len());
         env.headers.extend(self.encoded.headers.iter().cloned());
         env.body = body;
         (env, deadline)
     }
+}
+
+/// A request envelope's headers: method, content type (events only), message id (the
+/// `idempotency-key` metadata entry; always one for events), `deadline` (when given), then the
+/// metadata. Room is left for `extra` more headers.
+fn head(method: &'static str, metadata: &MetadataMap, event: Option<&Event>, deadline: Option<Instant>, extra: usize) -> Envelope {
+    let mut env = Envelope::default();
+    env.headers.reserve(4 + metadata.len() + extra);
+    env.push(wire::METHOD, method);
+    // A service has one encoding, so a call leaves `content-type` out (and its replies then do
+    // too: they copy the request's). Events carry it: they are stored, and other programs may
+    // read them off the queue.
+    if let Some(event) = event {
+        env.push(wire::CONTENT_TYPE, event.content_type);
+    }
+    // (`get` parses its key before it looks: most calls send no metadata at all.)
+    let key = if metadata.is_empty() { None } else { metadata.get(client::IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()) };
+    match (key, event) {
+        (Some(key), _) => env.push(wire::MESSAGE_ID, key.to_owned()),
+        (None, Some(event)) if !event.id.is_empty() => env.push(wire::MESSAGE_ID, event.id.clone()),
+        (None, Some(_)) => env.push(wire::MESSAGE_ID, next_id()),
+        (None, None) => {}
+    }
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        env.push(wire::DEADLINE, wire::encode_deadline(SystemTime::now() + left));
+    }
+    wire::push_metadata(&mut env, metadata);
+    env
 }
 
 /// How a queue call reads its answer.
@@ -369,22 +396,26 @@ impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
     }
 }
 
-/// Sends a unary request and reads its one reply frame (ends at `deadline`).
-async fn unary_reply<C: Codec<Resp>, Resp>(
-    client: &QueueClient,
+/// Sends a unary request and reads its one reply frame (ends at `deadline`). The broker's
+/// future with the reading mapped onto it, not an `async fn` around it: one state machine less
+/// on every call.
+fn unary_reply<'a, C: Codec<Resp>, Resp>(
+    client: &'a QueueClient,
     service: &'static ServiceDescriptor,
     method: &'static MethodDescriptor,
     env: Envelope,
     deadline: Instant,
-) -> Result<Response<Resp>, Status> {
-    let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
-    if let Some(status) = wire::status_of(&frame) {
-        if status.code() != Code::Ok {
-            return Err(status);
+) -> impl Future<Output = Result<Response<Resp>, Status>> + 'a {
+    client.broker.call(service.full_name, method.name, env, deadline).map(|frame| {
+        let frame = frame?;
+        if let Some(status) = wire::status_of(&frame) {
+            if status.code() != Code::Ok {
+                return Err(status);
+            }
         }
-    }
-    let message = C::decode(&frame.body, &frame).map_err(reply_decode_error)?;
-    Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
+        let message = C::decode(&frame.body, &frame).map_err(reply_decode_error)?;
+        Ok(Response::from_parts(wire::metadata_of(&frame), message, Default::default()))
+    })
 }
 
 /// Sends an OpenAPI operation's request and reads its reply into the response enum (ends at

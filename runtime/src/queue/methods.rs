@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::call::{append, Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder};
 use super::wire;
-use crate::call::{self, CallContext};
+use crate::call::{self, caught, CallContext};
 use crate::dispatch::{Carry, Transport};
 use crate::Streaming;
 
@@ -34,13 +34,13 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
             return super::operation::unary::<C, Req, Resp, F, Fut>(call, op, handler);
         }
         Box::pin(async move {
-            let message = match <Self as Carry<Req>>::decode(QueueDecoder::Frame(&call.env)) {
+            let message = match caught(|| <Self as Carry<Req>>::decode(QueueDecoder::Frame(&call.env))) {
                 Ok(m) => m,
                 Err(status) => return Outcome::Unary(Err(status)),
             };
             let mut ctx = context(&call);
             let result = ctx.run(message, handler).await;
-            Outcome::Unary(result.and_then(|mut response| {
+            Outcome::Unary(caught(|| result.and_then(|mut response| {
                 let trailers = call::take_trailers(&mut response);
                 let (mut metadata, message, _) = response.into_parts();
                 // Trailers travel with the one reply frame.
@@ -51,7 +51,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
                 let mut headers = Vec::new();
                 <Self as Carry<Resp>>::encode(&message, QueueEncoder::new(&mut body, &mut headers))?;
                 Ok((metadata, body, headers))
-            }))
+            })))
         })
     }
 
@@ -64,7 +64,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
         Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
     {
         Box::pin(async move {
-            let message = match <Self as Carry<Req>>::decode(QueueDecoder::Frame(&call.env)) {
+            let message = match caught(|| <Self as Carry<Req>>::decode(QueueDecoder::Frame(&call.env))) {
                 Ok(m) => m,
                 Err(status) => return Outcome::Unary(Err(status)),
             };

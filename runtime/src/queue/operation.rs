@@ -70,9 +70,10 @@ mod served {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        let prepared = check(&call, &op).and_then(|(ctx, message)| {
-            let message = <Queue<C> as Carry<Req>>::decode(QueueDecoder::Json(message))?;
-            Ok((ctx, message))
+        // The authorization hook is the user's code too.
+        let prepared = call::caught(|| {
+            let (ctx, message) = check(&call, &op)?;
+            Ok((ctx, <Queue<C> as Carry<Req>>::decode(QueueDecoder::Json(message))?))
         });
         let (mut ctx, message) = match prepared {
             Ok(p) => p,
@@ -80,7 +81,8 @@ mod served {
         };
         drop(call);
         Box::pin(async move {
-            let result = ctx.run(message, handler).await.and_then(|mut response| {
+            let result = ctx.run(message, handler).await;
+            let result = call::caught(|| result.and_then(|mut response| {
                 let trailers = call::take_trailers(&mut response);
                 let (mut metadata, message, _) = response.into_parts();
                 if let Some(trailers) = trailers {
@@ -100,7 +102,7 @@ mod served {
                     headers.push((wire::CONTENT_TYPE.into(), ct.to_owned().into()));
                 }
                 Ok((metadata, body, headers))
-            });
+            }));
             Outcome::Unary(result)
         })
     }

@@ -6,7 +6,6 @@
 //! retry after a backoff, and after `max_attempts` (or at once for a message that cannot be
 //! decoded) move it to the dead-letter queue.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -14,7 +13,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
@@ -258,7 +257,11 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         let shared = Arc::new(Shared {
             handler: self.handler,
             broker: broker.clone(),
-            methods: desc.methods.iter().enumerate().map(|(i, m)| (m.name, i)).collect(),
+            methods: {
+                let mut names: Vec<_> = desc.methods.iter().enumerate().map(|(i, m)| (m.name, i)).collect();
+                names.sort_unstable();
+                names
+            },
             operations,
             dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
             options: self.options,
@@ -277,9 +280,12 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                         // The box of a call that finished is reused for the next one: these
                         // futures are often over 1 KiB, past malloc's per-thread cache, and a
                         // fresh one per request makes the worker threads fight over its lock.
-                        // A panic is caught around each call (see `isolated`): it never unwinds
-                        // into this loop, which serves every other call.
-                        let call = isolated(handle_request::<D, C>(shared.clone(), d));
+                        // A panic that escapes a call (the handler's own are answered inside, by
+                        // the shared call path; this is the last line for the server's code) ends
+                        // that call only: caught around this first poll, and by the task after
+                        // it. Its unsettled message goes back to the broker when its acker is
+                        // dropped.
+                        let call = handle_request::<D, C>(shared.clone(), d);
                         let mut fut = match spare.take() {
                             Some(mut boxed) => {
                                 std::pin::Pin::set(&mut boxed, call);
@@ -287,17 +293,23 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                             }
                             None => Box::pin(call),
                         };
-                        let done = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
-                        if done {
-                            spare = Some(fut);
-                        } else {
-                            tasks.spawn(fut);
+                        let polled = std::future::poll_fn(|cx| {
+                            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx).is_ready())))
+                        })
+                        .await;
+                        match polled {
+                            Ok(true) => spare = Some(fut),
+                            Ok(false) => {
+                                tasks.spawn(fut);
+                            }
+                            Err(_) => drop(fut),
                         }
                     }
                     None => requests = None,
                 },
                 d = next(&mut event_rx) => match d {
-                    Some(d) => { tasks.spawn(isolated(handle_event::<D, C>(shared.clone(), d))); }
+                    // A panic ends the task, not this loop.
+                    Some(d) => { tasks.spawn(handle_event::<D, C>(shared.clone(), d)); }
                     None => event_rx = None,
                 },
                 _ = &mut signal => break,
@@ -315,24 +327,10 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     }
 }
 
-/// One call as the server loop drives it: a panic that escapes it (the handler's own panics are
-/// answered inside, see [`guarded`]; this is the last line for the server's code) ends that call
-/// only. Its unsettled message goes back to the broker when its acker is dropped.
-fn isolated<F: Future<Output = ()>>(call: F) -> impl Future<Output = ()> {
-    AssertUnwindSafe(call).catch_unwind().map(|_| ())
-}
-
 /// The status a caller gets when the handler (or the code that encodes its messages) panicked:
 /// the shared call path's.
 fn panic_status() -> Status {
     crate::call::panicked()
-}
-
-/// Runs `dispatch` (decode, handler, encode) and its future; a panic in either becomes
-/// INTERNAL, and `Err(outcome)` says it was one. `AssertUnwindSafe`: after a panic nothing of
-/// the call's state is used again.
-async fn guarded<F: Future<Output = Outcome>>(dispatch: impl FnOnce() -> F) -> Result<Outcome, Outcome> {
-    AssertUnwindSafe(async move { dispatch().await }).catch_unwind().await.map_err(|_| Outcome::Unary(Err(panic_status())))
 }
 
 async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
@@ -349,7 +347,9 @@ struct Shared<H> {
     options: Options,
     /// Method name (the `sb-method` header, the RabbitMQ type property, the NATS subject's last
     /// token) → index in the descriptor, built once when serving starts.
-    methods: HashMap<&'static str, usize>,
+    /// Method names and their indexes, sorted by name: a binary search finds a frame's method
+    /// with a few comparisons and no hashing (most services have a handful of methods).
+    methods: Vec<(&'static str, usize)>,
     /// Per method index: its OpenAPI operation contract, prepared once when serving starts.
     operations: Vec<Option<OpCall>>,
 }
@@ -363,10 +363,10 @@ fn prepare<D: ServiceTable, H>(
 ) -> Result<QueueCall, Status> {
     let desc = D::descriptor();
     let name = env.header(wire::METHOD).ok_or_else(|| Status::invalid_argument(format!("missing `{}` header", wire::METHOD)))?;
-    let index = *shared
-        .methods
-        .get(name)
-        .ok_or_else(|| Status::unimplemented(format!("`{}` has no method `{name}`", desc.full_name)))?;
+    let index = match shared.methods.binary_search_by(|(n, _)| (*n).cmp(name)) {
+        Ok(found) => shared.methods[found].1,
+        Err(_) => return Err(Status::unimplemented(format!("`{}` has no method `{name}`", desc.full_name))),
+    };
     let method = &desc.methods[index];
     if events && !method.event {
         return Err(Status::unimplemented(format!("`{name}` is not an event method")));
@@ -437,14 +437,13 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
         }
     }
     let (outcome, mut panicked) = match prepare::<D, _>(&shared, env, false, deadline) {
-        Ok(call) => match guarded(|| D::dispatch(&shared.handler, call.method, call)).await {
-            // The shared call path answers a handler's panic INTERNAL; it is still a panic here.
-            Ok(outcome) => {
-                let panicked = matches!(&outcome, Outcome::Unary(Err(s)) if crate::call::is_panicked(s));
-                (outcome, panicked)
-            }
-            Err(outcome) => (outcome, true),
-        },
+        Ok(call) => {
+            // The shared call path answers a handler's panic (and the codec's, see
+            // `methods::caught`) INTERNAL; it is still a panic here.
+            let outcome = D::dispatch(&shared.handler, call.method, call).await;
+            let panicked = matches!(&outcome, Outcome::Unary(Err(s)) if crate::call::is_panicked(s));
+            (outcome, panicked)
+        }
         Err(status) => (Outcome::Unary(Err(status)), false),
     };
     // Replies are kept for the dedupe window only when a message id can ask for them again.
@@ -578,7 +577,7 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
     }
     // Events have no caller waiting: no deadline. A panic is a failed attempt like an error.
     let outcome = match prepare::<D, _>(&shared, env, true, None) {
-        Ok(call) => guarded(|| D::dispatch(&shared.handler, call.method, call)).await.unwrap_or_else(|panicked| panicked),
+        Ok(call) => D::dispatch(&shared.handler, call.method, call).await,
         Err(status) => Outcome::Unary(Err(status)),
     };
     let result = match outcome {

@@ -140,10 +140,11 @@ pub async fn metadata_trailers_and_errors_round_trip(t: Transport) {
 }
 
 /// A method whose handler panics answers INTERNAL (REST: a 500 the client reads as INTERNAL),
-/// every time, and the server goes on serving: 1,000 calls to another method all succeed.
+/// every time, whether it panics in its future or before returning one (`n: 1`), and the server
+/// goes on serving: 1,000 calls to another method all succeed.
 pub async fn a_panic_answers_internal_and_the_server_keeps_serving(t: Transport) {
-    for _ in 0..2 {
-        let mut req = Request::new(msg(&call_id("boom", &t)));
+    for n in 0..2 {
+        let mut req = Request::new(Msg { n, ..msg(&call_id("boom", &t)) });
         // A server that dies instead of answering must not hang the test.
         req.set_timeout(Duration::from_secs(10));
         let err = t.caller.boom(req).await.expect_err("a panicking handler succeeded");

@@ -2,6 +2,7 @@
 //! types, and a handler that reports what it saw (started, cancelled, attempts) to [`PROBE`],
 //! keyed by the call's `id`, so a case can check the handler's side from the caller's.
 
+use std::future::Future;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -47,7 +48,8 @@ pub trait Conformance {
     /// Reports its start (with its cancellation) and then sleeps for a minute: callers give up
     /// first.
     async fn slow(&self, req: Request<Msg>) -> Result<Response<Msg>, Status>;
-    /// Counts the run (under the call's id) and panics.
+    /// Counts the run (under the call's id) and panics: in its future, or (with `n: 1`) before
+    /// it returns one.
     async fn boom(&self, req: Request<Msg>) -> Result<Response<Msg>, Status>;
     /// Reports its start (like `slow`), then streams a message every 20 ms, forever.
     async fn ticks(&self, req: Request<Msg>) -> Result<Response<Streaming<Msg>>, Status>;
@@ -91,9 +93,15 @@ impl Conformance for Impl {
         Ok(Response::new(req.into_inner()))
     }
 
-    async fn boom(&self, req: Request<Msg>) -> Result<Response<Msg>, Status> {
+    // A plain `fn`: with `n: 1` it panics before it returns a future, which the server catches
+    // as it catches a panic inside the future.
+    #[allow(refining_impl_trait)]
+    fn boom(&self, req: Request<Msg>) -> impl Future<Output = Result<Response<Msg>, Status>> + Send {
         let run = PROBE.attempt(&req.get_ref().id);
-        panic!("boom (call {}, run {run})", req.get_ref().id)
+        if req.get_ref().n == 1 {
+            panic!("boom before the future (call {}, run {run})", req.get_ref().id)
+        }
+        async move { panic!("boom (call {}, run {run})", req.get_ref().id) }
     }
 
     async fn ticks(&self, req: Request<Msg>) -> Result<Response<Streaming<Msg>>, Status> {
