@@ -71,6 +71,9 @@
 //! between clients); the first layer added is the outermost. A request that cannot be encoded
 //! (a REST path field missing, say) fails before the layers run: there is nothing to send.
 
+// Without a transport nothing makes calls: the runner and its call state are unused then.
+#![cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
+
 use std::any::Any;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
