@@ -41,10 +41,11 @@ pub fn document(api: &Api, services: &[&Service]) -> Value {
     let tags = tag_names(services);
     for (service, tag) in services.iter().zip(&tags) {
         for method in &service.methods {
-            paths.add_method(&mut schemas, service, tag, method);
+            let docs = api.openapiv2.methods.get(&format!("{}.{}", full_name(service), method.name));
+            paths.add_method(&mut schemas, service, tag, method, docs);
         }
     }
-    let tag_objects: Vec<Value> = services
+    let mut tag_objects: Vec<Value> = services
         .iter()
         .zip(&tags)
         .map(|(s, tag)| {
@@ -53,9 +54,19 @@ pub fn document(api: &Api, services: &[&Service]) -> Value {
             t
         })
         .collect();
+    // Tags that only `openapiv2_operation` annotations name, in the order first used.
+    for item in paths.items.values() {
+        for op in item.values() {
+            for t in op.get("tags").and_then(Value::as_array).into_iter().flatten() {
+                if !tag_objects.iter().any(|o| o["name"] == *t) {
+                    tag_objects.push(json!({"name": t}));
+                }
+            }
+        }
+    }
     let mut doc = Map::new();
     doc.insert("openapi".into(), json!(OPENAPI_VERSION));
-    doc.insert("info".into(), info(services));
+    doc.insert("info".into(), info(api, services));
     doc.insert("tags".into(), Value::Array(tag_objects));
     let path_items: Map<String, Value> = paths.items.into_iter().map(|(k, v)| (k, Value::Object(v))).collect();
     doc.insert("paths".into(), Value::Object(path_items));
@@ -83,8 +94,9 @@ fn full_name(s: &Service) -> String {
 }
 
 /// Title: the service's full name, or the packages of several; version: the package's version
-/// segment (`v1`, `v2beta1`) when there is exactly one, else `0.0.0`.
-fn info(services: &[&Service]) -> Value {
+/// segment (`v1`, `v2beta1`) when there is exactly one, else `0.0.0`. What the services' files
+/// say in grpc-gateway's `openapiv2_swagger` `info` replaces these (when they all say the same).
+fn info(api: &Api, services: &[&Service]) -> Value {
     let mut packages: Vec<&str> = services.iter().map(|s| s.package.as_str()).collect();
     packages.dedup();
     packages.sort_unstable();
@@ -102,6 +114,16 @@ fn info(services: &[&Service]) -> Value {
     let mut info = json!({"title": title, "version": version});
     if let [one] = services {
         schemas::describe(&mut info, &one.docs.join("\n"), false);
+    }
+    let mut given = services.iter().filter_map(|s| api.openapiv2.files.get(&s.file));
+    if let Some(first) = given.next() {
+        if given.all(|other| other == first) {
+            for (key, value) in [("title", &first.title), ("version", &first.version), ("description", &first.description)] {
+                if !value.is_empty() {
+                    info[key] = Value::String(value.clone());
+                }
+            }
+        }
     }
     info
 }
