@@ -205,6 +205,13 @@ async fn rest_client_sends_nested_bodies_and_reads_nested_responses() {
         .unwrap()
         .into_inner();
     assert_eq!((found.id.as_str(), found.labels.clone()), ("x1", vec!["deleted included".to_owned()]));
+    // The other member of the oneof: the client takes the binding whose path it can fill.
+    let found = client
+        .find_note(FindNoteRequest { key: Some(find_note_request::Key::Slug("my-note".into())), include_deleted: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.id, "slug:my-note");
 }
 
 #[tokio::test]
