@@ -127,10 +127,10 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
     }
     let template = switchboard_path::Template::parse_http(&rule.path).map_err(|e| e.to_string())?;
     for variable in &template.variables {
-        let field = field_path(input, variable.name).map_err(|e| format!("path variable `{}`: {e}", variable.name))?;
+        let field = field_path(input, variable.name, "path variable")?;
         if field.is_list() || field.is_map() || matches!(field.kind(), Kind::Message(_)) && !is_scalar_message(&field) {
             return Err(format!(
-                "path variable `{}`: field `{}` of {} is not a single scalar value",
+                "path variable {:?}: field `{}` of {} is not a single scalar value",
                 variable.name,
                 field.name(),
                 field.parent_message().full_name()
@@ -138,10 +138,10 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
         }
     }
     if !rule.body.is_empty() && rule.body != "*" {
-        field_path(input, &rule.body).map_err(|e| format!("body {:?}: {e}", rule.body))?;
+        field_path(input, &rule.body, "body")?;
     }
     if !rule.response_body.is_empty() {
-        field_path(output, &rule.response_body).map_err(|e| format!("response_body {:?}: {e}", rule.response_body))?;
+        field_path(output, &rule.response_body, "response_body")?;
     }
     Ok(())
 }
@@ -156,27 +156,30 @@ fn is_scalar_message(field: &FieldDescriptor) -> bool {
     })
 }
 
-/// The field at a dotted path of field names, starting at `message`; the error names the
-/// segment that is wrong.
-fn field_path(message: &MessageDescriptor, path: &str) -> Result<FieldDescriptor, String> {
+/// The field at a dotted path of field names, starting at `message`; the error (about the `what`
+/// of the binding) names the segment that is wrong.
+fn field_path(message: &MessageDescriptor, path: &str, what: &str) -> Result<FieldDescriptor, String> {
     let mut current = message.clone();
     let mut segments = path.split('.').peekable();
     while let Some(segment) = segments.next() {
         let Some(field) = current.get_field_by_name(segment) else {
-            return Err(format!("`{segment}` is not a field of {}", current.full_name()));
+            if segment == path {
+                return Err(format!("{what} {path:?} is not a field of {}", current.full_name()));
+            }
+            return Err(format!("{what} {path:?}: `{segment}` is not a field of {}", current.full_name()));
         };
         let Some(next) = segments.peek() else { return Ok(field) };
         match field.kind() {
             Kind::Message(m) if !field.is_list() && !field.is_map() => current = m,
             _ => {
                 return Err(format!(
-                    "`{segment}` (field of {}) is not a singular message field, so it has no field `{next}`",
+                    "{what} {path:?}: `{segment}` (field of {}) is not a singular message field, so it has no field `{next}`",
                     current.full_name()
                 ))
             }
         }
     }
-    Err("empty field path".into())
+    Err(format!("{what} {path:?} is empty"))
 }
 
 /// Whether two (checked) bindings match the same requests with the same HTTP method, as the
