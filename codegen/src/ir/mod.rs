@@ -34,6 +34,8 @@ pub struct Api {
 pub struct OpenApiV2 {
     /// By proto file name (as [`Service::file`]): `openapiv2_swagger`'s `info`.
     pub files: std::collections::BTreeMap<String, ApiDocs>,
+    /// By service full name (`package.Service`): `openapiv2_tag` (`title` holds the tag's name).
+    pub services: std::collections::BTreeMap<String, ApiDocs>,
     /// By method full name (`package.Service.Method`): `openapiv2_operation`.
     pub methods: std::collections::BTreeMap<String, ApiDocs>,
     /// By message full name (as [`TypeRef::full_name`]): `openapiv2_schema`.
@@ -45,7 +47,7 @@ pub struct OpenApiV2 {
 /// The describing parts of one `protoc_gen_openapiv2` annotation; empty means not given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiDocs {
-    /// `info.title`, `json_schema.title` or a field's `title`.
+    /// `info.title`, `json_schema.title`, a field's `title` or a service tag's `name`.
     pub title: String,
     /// `info.version`.
     pub version: String,

@@ -221,6 +221,8 @@ async fn served_openapi_document_carries_the_openapiv2_options() {
     assert_eq!(status, 200);
     assert_eq!(doc["info"]["title"], "Notes API");
     assert_eq!(doc["info"]["version"], "1.2.0");
+    assert_eq!(doc["tags"][0], json!({"name": "Notebook", "description": "Notes and the notebooks they are filed in."}));
+    assert_eq!(doc["paths"]["/v1/notes/{id}/text"]["get"]["tags"], json!(["Notebook"]));
     let create = &doc["paths"]["/v1/notebooks/{notebook}/notes"]["post"];
     assert_eq!(create["operationId"], "createNote");
     assert_eq!(create["summary"], "Create a note");

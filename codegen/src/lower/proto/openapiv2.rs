@@ -25,6 +25,9 @@ const OPERATION_SUMMARY: u32 = 2;
 const OPERATION_DESCRIPTION: u32 = 3;
 const OPERATION_ID: u32 = 5;
 const OPERATION_DEPRECATED: u32 = 11;
+/// `Tag.name`, `Tag.description`.
+const TAG_NAME: u32 = 1;
+const TAG_DESCRIPTION: u32 = 2;
 /// `Schema.json_schema`, `Schema.example`.
 const SCHEMA_JSON_SCHEMA: u32 = 1;
 const SCHEMA_EXAMPLE: u32 = 6;
@@ -84,10 +87,11 @@ fn json_schema(m: &DynamicMessage) -> ApiDocs {
 pub(super) fn read(pool: &DescriptorPool) -> OpenApiV2 {
     let swagger = extension(pool, "openapiv2_swagger", "google.protobuf.FileOptions");
     let operation = extension(pool, "openapiv2_operation", "google.protobuf.MethodOptions");
+    let tag = extension(pool, "openapiv2_tag", "google.protobuf.ServiceOptions");
     let schema = extension(pool, "openapiv2_schema", "google.protobuf.MessageOptions");
     let field = extension(pool, "openapiv2_field", "google.protobuf.FieldOptions");
     let mut out = OpenApiV2::default();
-    if swagger.is_none() && operation.is_none() && schema.is_none() && field.is_none() {
+    if swagger.is_none() && operation.is_none() && tag.is_none() && schema.is_none() && field.is_none() {
         return out;
     }
     for file in pool.files() {
@@ -102,6 +106,11 @@ pub(super) fn read(pool: &DescriptorPool) -> OpenApiV2 {
         }
     }
     for service in pool.services() {
+        if let Some(t) = annotation(&service.options(), tag.as_ref()) {
+            let docs =
+                ApiDocs { title: string(&t, TAG_NAME), description: string(&t, TAG_DESCRIPTION), ..ApiDocs::default() };
+            out.services.insert(service.full_name().to_owned(), docs);
+        }
         for method in service.methods() {
             if let Some(op) = annotation(&method.options(), operation.as_ref()) {
                 let docs = ApiDocs {

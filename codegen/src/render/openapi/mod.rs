@@ -38,7 +38,7 @@ pub fn service_document(api: &Api, service: &Service) -> Value {
 pub fn document(api: &Api, services: &[&Service]) -> Value {
     let mut schemas = schemas::Schemas::new(api);
     let mut paths = paths::Paths::default();
-    let tags = tag_names(services);
+    let tags = tag_names(api, services);
     for (service, tag) in services.iter().zip(&tags) {
         for method in &service.methods {
             let docs = api.openapiv2.methods.get(&format!("{}.{}", full_name(service), method.name));
@@ -50,7 +50,9 @@ pub fn document(api: &Api, services: &[&Service]) -> Value {
         .zip(&tags)
         .map(|(s, tag)| {
             let mut t = json!({"name": tag});
-            schemas::describe(&mut t, &s.docs.join("\n"), false);
+            let given = api.openapiv2.services.get(&full_name(s)).map_or("", |d| d.description.as_str());
+            let docs = if given.is_empty() { s.docs.join("\n") } else { given.to_owned() };
+            schemas::describe(&mut t, &docs, false);
             t
         })
         .collect();
@@ -77,15 +79,20 @@ pub fn document(api: &Api, services: &[&Service]) -> Value {
     Value::Object(doc)
 }
 
-/// Tag per service: its name, or its full name where two services share a name.
-fn tag_names(services: &[&Service]) -> Vec<String> {
+/// Tag per service: the name its `openapiv2_tag` gives, else its name, or its full name where two
+/// services share a name.
+fn tag_names(api: &Api, services: &[&Service]) -> Vec<String> {
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for s in services {
         *count.entry(s.name.as_str()).or_default() += 1;
     }
     services
         .iter()
-        .map(|s| if count[s.name.as_str()] > 1 && !s.package.is_empty() { format!("{}.{}", s.package, s.name) } else { s.name.clone() })
+        .map(|s| match api.openapiv2.services.get(&full_name(s)).filter(|d| !d.title.is_empty()) {
+            Some(given) => given.title.clone(),
+            None if count[s.name.as_str()] > 1 && !s.package.is_empty() => format!("{}.{}", s.package, s.name),
+            None => s.name.clone(),
+        })
         .collect()
 }
 
