@@ -2,8 +2,9 @@
 # Run: bash scripts/check-openapi.sh   (needs npm, network access to the npm registry, and
 # python3 with openapi-spec-validator: python3 -m pip install openapi-spec-validator)
 #
-# Acceptance check: `switchboard openapi` on real annotated googleapis services (from npm
-# google-proto-files) writes documents that openapi-spec-validator accepts as OpenAPI 3.1.
+# Acceptance check: `switchboard openapi` on the grpc-gateway-style fixtures of tests/fixtures and
+# on real annotated googleapis services (from npm google-proto-files) writes documents that
+# openapi-spec-validator accepts as OpenAPI 3.1.
 # Set WORK to a directory to reuse the downloaded protos between runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,22 @@ GOOGLE_PROTO_FILES_VERSION=${GOOGLE_PROTO_FILES_VERSION:-5.0.3}
 python3 -c "import openapi_spec_validator" || { echo "FAIL: python3 cannot import openapi_spec_validator"; exit 1; }
 cargo build -q -p switchboard-codegen --bin switchboard --manifest-path "$root/Cargo.toml"
 sb="$CARGO_TARGET_DIR/debug/switchboard"
+
+# Protos in grpc-gateway's style, from this repository (no download): nested `body` and
+# `response_body` paths, path variables into nested and oneof fields, additional bindings and the
+# protoc-gen-openapiv2 options (tests/fixtures/notes), and every google.api.http rule shape
+# (tests/fixtures/gateway).
+fixtures="$root/tests/fixtures"
+mkdir -p "$work/fixtures"
+for case in "notes notes/v1/notes.proto" "gateway shop/v1/shop.proto"; do
+  read -r name spec <<<"$case"
+  doc="$work/fixtures/$name.json"
+  "$sb" openapi -I "$fixtures/$name/proto" -I "$fixtures/gateway/proto" "$spec" > "$doc"
+  if ! python3 -m openapi_spec_validator "$doc" >"$doc.log" 2>&1; then
+    cat "$doc.log"; echo "FAIL tests/fixtures/$name: openapi-spec-validator rejects $doc"; exit 1
+  fi
+  echo "PASS tests/fixtures/$name ($spec)"
+done
 
 if [ ! -d "$work/package/google" ]; then
   echo "== fetching googleapis protos (npm google-proto-files@$GOOGLE_PROTO_FILES_VERSION)"

@@ -61,4 +61,9 @@ mkdir -p "$work/gateway"
 cp -r "$protos/google" "$work/gateway/"
 cp -r "$root/tests/fixtures/gateway/proto/shop" "$work/gateway/"
 check gateway "$work/gateway" shop/v1/shop.proto
+# grpc-gateway's documented extras (nested body/response_body paths, path variables into nested
+# and oneof fields, additional bindings, protoc-gen-openapiv2 options; the options protos are the
+# fixture's own wire-compatible declarations) against the real google/api annotations.
+cp -r "$root/tests/fixtures/notes/proto/notes" "$root/tests/fixtures/notes/proto/protoc-gen-openapiv2" "$work/gateway/"
+check gateway-notes "$work/gateway" notes/v1/notes.proto
 echo "all real-world proto sets compile"

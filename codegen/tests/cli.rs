@@ -115,6 +115,14 @@ fn unusable_http_bindings_are_file_line_col() {
     assert_eq!(generate(&clash), ":9:3: method x.S.Put: google.api.http: `PUT /v1/{name}` matches the same requests as `PUT /v1/{name}` of x.S.Get");
     let fixed = source.replace("v1/{name}\" }", "/v1/{name}\" }");
     assert_eq!(generate(&fixed), ":9:3: method x.S.Put: google.api.http: body \"nope\" is not a field of x.M");
+    // Nested field paths (as grpc-gateway accepts them) name the segment that is wrong.
+    let nested = fixed.replace("body: \"nope\"", "body: \"name.first\"");
+    assert_eq!(
+        generate(&nested),
+        ":9:3: method x.S.Put: google.api.http: body \"name.first\": `name` (field of x.M) is not a singular message field, so it has no field `first`"
+    );
+    let variable = fixed.replace("body: \"nope\"", "body: \"*\"").replace("put: \"/v1/{name}\"", "put: \"/v1/{id}\"");
+    assert_eq!(generate(&variable), ":9:3: method x.S.Put: google.api.http: path variable \"id\" is not a field of x.M");
 }
 
 #[test]

@@ -94,3 +94,8 @@ fn openapi() {
 fn library() {
     check("library");
 }
+
+#[test]
+fn notes() {
+    check("notes");
+}

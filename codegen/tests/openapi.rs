@@ -519,3 +519,66 @@ fn cli_errors_are_file_line_col() {
     let prefix = dir.path().join("bad.proto").display().to_string();
     assert_eq!(stderr.trim().strip_prefix(&prefix), Some(":4:1: expected ';' or '[', but found '}'"), "{stderr}");
 }
+
+#[test]
+fn grpc_gateway_nested_paths_and_openapiv2_options() {
+    let doc = document("notes");
+    assert_eq!(doc["info"], serde_json::json!({"title": "Notes API", "version": "1.2.0", "description": "Notes kept in notebooks."}));
+    // body: "payload.note": the body is the nested field's type; nothing under it, nor the
+    // path's `parent.name`, is a query parameter.
+    let create = op(&doc, "post", "/v1/notebooks/{notebook}/notes");
+    assert_eq!(body_schema(create, "application/json"), &reference("notes.v1.Note"));
+    assert_eq!(param_names(create, "query"), ["payload.comment", "request_id"]);
+    assert_eq!(create["operationId"], "createNote");
+    assert_eq!(create["summary"], "Create a note");
+    assert_eq!(create["description"], "The body is the note; the notebook comes from the path.");
+    assert_eq!(create["tags"], serde_json::json!(["notes"]));
+    // body: "change.title": a string body.
+    let rename = op(&doc, "post", "/v1/notes/{id}:rename");
+    assert_eq!(body_schema(rename, "application/json"), &serde_json::json!({"type": "string"}));
+    assert_eq!(param_names(rename, "query"), ["change.reason"]);
+    // response_body: "content.text".
+    let text = op(&doc, "get", "/v1/notes/{id}/text");
+    assert_eq!(ok_schema(text, "application/json"), &serde_json::json!({"type": "string"}));
+    // A path variable into a oneof member: the other member is not a query parameter.
+    let by_id = op(&doc, "get", "/v1/notes/by-id/{note_id}");
+    assert_eq!(param_names(by_id, "query"), ["include_deleted"]);
+    let by_slug = op(&doc, "get", "/v1/notes/by-slug/{slug}");
+    assert_eq!(param_names(by_slug, "query"), ["include_deleted"]);
+    for (find, id) in [(by_id, "NoteService_FindNote"), (by_slug, "NoteService_FindNote_2")] {
+        assert_eq!((find["operationId"].as_str(), find["deprecated"].as_bool()), (Some(id), Some(true)));
+        assert_eq!(find["tags"], serde_json::json!(["search", "notes"]));
+    }
+    // openapiv2_tag names the service's tag; tags only operations name are listed too.
+    let tags: Vec<&str> = doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(tags, ["Notebook", "notes", "search"]);
+    let note = schema(&doc, "notes.v1.Note");
+    assert_eq!((note["title"].as_str(), note["description"].as_str()), (Some("Note"), Some("A note in a notebook.")));
+    assert_eq!(note["examples"], serde_json::json!([{"id": "n1", "text": "Buy milk"}]));
+    assert_eq!(note["properties"]["id"]["examples"], serde_json::json!(["n1"]));
+    assert_eq!(note["properties"]["text"]["title"], "Text");
+}
+
+#[test]
+fn openapiv2_options_are_recognised_by_package_and_number_only() {
+    // A declaration with grpc-gateway's names but another extension number is someone else's
+    // option: it must not be read as grpc-gateway's.
+    let dir = tempfile::tempdir().unwrap();
+    let options = dir.path().join("protoc-gen-openapiv2/options");
+    std::fs::create_dir_all(&options).unwrap();
+    std::fs::write(
+        options.join("annotations.proto"),
+        "syntax = \"proto3\";\npackage grpc.gateway.protoc_gen_openapiv2.options;\nimport \"google/protobuf/descriptor.proto\";\n\
+         message Operation { string summary = 2; }\nextend google.protobuf.MethodOptions { Operation openapiv2_operation = 50001; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("x.proto"),
+        "syntax = \"proto3\";\npackage x;\nimport \"protoc-gen-openapiv2/options/annotations.proto\";\nmessage M {}\n\
+         service S {\n  // From the comment.\n  rpc Get(M) returns (M) {\n    option (grpc.gateway.protoc_gen_openapiv2.options.openapiv2_operation) = { summary: \"From the option\" };\n  }\n}\n",
+    )
+    .unwrap();
+    let text = switchboard_codegen::Config::new().openapi(&["x.proto".to_owned()], &[dir.path().to_path_buf()]).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(op(&doc, "post", "/x.S/Get")["summary"], "From the comment.");
+}

@@ -23,6 +23,46 @@ pub struct Api {
     pub messages: Vec<Message>,
     /// Every enum read, imports and well-known types included, in the same order.
     pub enums: Vec<Enum>,
+    /// grpc-gateway's `protoc_gen_openapiv2` annotations, for the OpenAPI export.
+    pub openapiv2: OpenApiV2,
+}
+
+/// grpc-gateway's `grpc.gateway.protoc_gen_openapiv2.options` annotations that describe an API,
+/// by the element they annotate (empty for specs without them). Only what the OpenAPI export
+/// uses is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenApiV2 {
+    /// By proto file name (as [`Service::file`]): `openapiv2_swagger`'s `info`.
+    pub files: std::collections::BTreeMap<String, ApiDocs>,
+    /// By service full name (`package.Service`): `openapiv2_tag` (`title` holds the tag's name).
+    pub services: std::collections::BTreeMap<String, ApiDocs>,
+    /// By method full name (`package.Service.Method`): `openapiv2_operation`.
+    pub methods: std::collections::BTreeMap<String, ApiDocs>,
+    /// By message full name (as [`TypeRef::full_name`]): `openapiv2_schema`.
+    pub messages: std::collections::BTreeMap<String, ApiDocs>,
+    /// By message full name, `.`, field name: `openapiv2_field`.
+    pub fields: std::collections::BTreeMap<String, ApiDocs>,
+}
+
+/// The describing parts of one `protoc_gen_openapiv2` annotation; empty means not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiDocs {
+    /// `info.title`, `json_schema.title`, a field's `title` or a service tag's `name`.
+    pub title: String,
+    /// `info.version`.
+    pub version: String,
+    /// An operation's `summary`.
+    pub summary: String,
+    /// `description` of any of them.
+    pub description: String,
+    /// An operation's `tags`.
+    pub tags: Vec<String>,
+    /// An operation's `operation_id`.
+    pub operation_id: String,
+    /// An operation's `deprecated`.
+    pub deprecated: bool,
+    /// A JSON example, as written in the annotation (grpc-gateway copies it verbatim).
+    pub example: String,
 }
 
 impl Api {

@@ -212,16 +212,37 @@ impl RestClient {
         })
     }
 
-    /// The request line, headers and body of `message` along `method`'s first binding,
-    /// encoded once.
+    /// The request line, headers and body of `message` along `method`'s first binding whose
+    /// path the message can fill (a oneof member bound in one of several bindings, say), encoded
+    /// once. When none can, the first binding's error.
     fn build<Req: Serialize + 'static>(
         &self,
         method: &'static MethodDescriptor,
         message: &Req,
     ) -> Result<(HttpRule, Prepared, Bytes), Status> {
-        let rule = method.http.first().copied().unwrap_or_else(|| default_rule(method));
-        let mut value = decode::to_value(message)
+        let value = decode::to_value(message)
             .map_err(|e| Status::invalid_argument(format!("encoding the request as JSON: {e}")))?;
+        let Some((first, others)) = method.http.split_first() else {
+            let rule = default_rule(method);
+            return self.build_along(rule, value).map(|(prepared, body)| (rule, prepared, body));
+        };
+        if others.is_empty() {
+            return self.build_along(*first, value).map(|(prepared, body)| (*first, prepared, body));
+        }
+        let mut first_error = None;
+        for rule in method.http {
+            match self.build_along(*rule, value.clone()) {
+                Ok((prepared, body)) => return Ok((*rule, prepared, body)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Status::internal("no binding")))
+    }
+
+    /// [`build`](Self::build) along one binding.
+    fn build_along(&self, rule: HttpRule, mut value: Value) -> Result<(Prepared, Bytes), Status> {
         let template = Template::parse_http(rule.path).map_err(|e| Status::internal(e.to_string()))?;
         let mut missing = None;
         let path = expand(&template, |field| match take_field(&mut value, field) {
@@ -259,7 +280,7 @@ impl RestClient {
             accept: HeaderValue::from_static("application/json, application/x-ndjson"),
             accept_if_absent: false,
         };
-        Ok((rule, prepared, body))
+        Ok((prepared, body))
     }
 
     /// The request line and headers of a request stream along `method`'s first binding, and

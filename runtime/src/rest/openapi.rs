@@ -35,7 +35,8 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 /// operations only: when every document has the same ones they stay at the top level,
 /// otherwise each path item gets its document's `servers` and each operation its document's
 /// `security` (unless it has its own), so that no base path or requirement is lost or lent to
-/// another service's operations.
+/// another service's operations. The documents' `info`, when they all have the same, is the
+/// merged document's.
 fn combine(title: &str, parts: Vec<Value>) -> Value {
     let mut doc = json!({
         "openapi": "3.1.0",
@@ -47,7 +48,7 @@ fn combine(title: &str, parts: Vec<Value>) -> Value {
         let first = parts.first()?.get(key)?;
         parts.iter().all(|p| p.get(key) == Some(first)).then(|| first.clone())
     };
-    let (servers, security) = (shared("servers"), shared("security"));
+    let (servers, security, info) = (shared("servers"), shared("security"), shared("info"));
     for mut part in parts {
         if servers.is_none() {
             push_down(&mut part, "servers", false);
@@ -57,7 +58,9 @@ fn combine(title: &str, parts: Vec<Value>) -> Value {
         }
         merge(&mut doc, part);
     }
-    for (key, value) in [("servers", servers), ("security", security)] {
+    // One `info` for all (one service, or services whose proto file describes the API, as
+    // grpc-gateway's `openapiv2_swagger` does): kept.
+    for (key, value) in [("servers", servers), ("security", security), ("info", info)] {
         if let (Some(value), Some(obj)) = (value, doc.as_object_mut()) {
             obj.insert(key.to_owned(), value);
         }

@@ -16,3 +16,6 @@ pub mod library;
 
 #[path = "../../fixtures/openapi/expected/mod.rs"]
 pub mod openapi;
+
+#[path = "../../fixtures/notes/expected/mod.rs"]
+pub mod notes;

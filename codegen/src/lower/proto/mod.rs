@@ -1,12 +1,13 @@
 //! Protobuf descriptors → IR: services and their bindings here, message and enum definitions in
 //! `types`, comments and positions in `source`.
 
+mod openapiv2;
 mod source;
 mod types;
 
 use std::collections::BTreeMap;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use prost_types::method_options::IdempotencyLevel;
 
 use crate::error::Error;
@@ -109,11 +110,14 @@ pub fn lower(pool: &DescriptorPool) -> Result<Api, Error> {
     for p in packages.values_mut() {
         p.type_names.sort();
     }
-    Ok(Api { packages: packages.into_values().collect(), proto_files, messages, enums })
+    let openapiv2 = openapiv2::read(pool);
+    Ok(Api { packages: packages.into_values().collect(), proto_files, messages, enums, openapiv2 })
 }
 
 /// The checks a REST transport relies on: a verb, a path template the runtime's parser (crate
-/// `switchboard-path`) accepts, and body fields that exist.
+/// `switchboard-path`) accepts, path variables and body fields that exist. Field paths may be
+/// dotted (`payload.input_value`), as grpc-gateway accepts: every segment but the last must be
+/// a singular message field.
 fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageDescriptor) -> Result<(), String> {
     if rule.method.is_empty() {
         return Err("custom binding without a `kind` (HTTP method)".into());
@@ -121,14 +125,61 @@ fn check_http_rule(rule: &HttpRule, input: &MessageDescriptor, output: &MessageD
     if !rule.path.starts_with('/') {
         return Err(format!("path template {:?} must start with `/`", rule.path));
     }
-    switchboard_path::Template::parse_http(&rule.path).map_err(|e| e.to_string())?;
-    if !rule.body.is_empty() && rule.body != "*" && input.get_field_by_name(&rule.body).is_none() {
-        return Err(format!("body {:?} is not a field of {}", rule.body, input.full_name()));
+    let template = switchboard_path::Template::parse_http(&rule.path).map_err(|e| e.to_string())?;
+    for variable in &template.variables {
+        let field = field_path(input, variable.name, "path variable")?;
+        if field.is_list() || field.is_map() || matches!(field.kind(), Kind::Message(_)) && !is_scalar_message(&field) {
+            return Err(format!(
+                "path variable {:?}: field `{}` of {} is not a single scalar value",
+                variable.name,
+                field.name(),
+                field.parent_message().full_name()
+            ));
+        }
     }
-    if !rule.response_body.is_empty() && output.get_field_by_name(&rule.response_body).is_none() {
-        return Err(format!("response_body {:?} is not a field of {}", rule.response_body, output.full_name()));
+    if !rule.body.is_empty() && rule.body != "*" {
+        field_path(input, &rule.body, "body")?;
+    }
+    if !rule.response_body.is_empty() {
+        field_path(output, &rule.response_body, "response_body")?;
     }
     Ok(())
+}
+
+/// Well-known message types whose JSON form is one string or number (a path variable can set
+/// them): wrappers, `Timestamp`, `Duration`, `FieldMask`.
+fn is_scalar_message(field: &FieldDescriptor) -> bool {
+    let Kind::Message(m) = field.kind() else { return false };
+    let name = m.full_name();
+    name.strip_prefix("google.protobuf.").is_some_and(|n| {
+        n.ends_with("Value") && n != "Value" && n != "ListValue" || matches!(n, "Timestamp" | "Duration" | "FieldMask")
+    })
+}
+
+/// The field at a dotted path of field names, starting at `message`; the error (about the `what`
+/// of the binding) names the segment that is wrong.
+fn field_path(message: &MessageDescriptor, path: &str, what: &str) -> Result<FieldDescriptor, String> {
+    let mut current = message.clone();
+    let mut segments = path.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let Some(field) = current.get_field_by_name(segment) else {
+            if segment == path {
+                return Err(format!("{what} {path:?} is not a field of {}", current.full_name()));
+            }
+            return Err(format!("{what} {path:?}: `{segment}` is not a field of {}", current.full_name()));
+        };
+        let Some(next) = segments.peek() else { return Ok(field) };
+        match field.kind() {
+            Kind::Message(m) if !field.is_list() && !field.is_map() => current = m,
+            _ => {
+                return Err(format!(
+                    "{what} {path:?}: `{segment}` (field of {}) is not a singular message field, so it has no field `{next}`",
+                    current.full_name()
+                ))
+            }
+        }
+    }
+    Err(format!("{what} {path:?} is empty"))
 }
 
 /// Whether two (checked) bindings match the same requests with the same HTTP method, as the

@@ -38,24 +38,37 @@ pub fn service_document(api: &Api, service: &Service) -> Value {
 pub fn document(api: &Api, services: &[&Service]) -> Value {
     let mut schemas = schemas::Schemas::new(api);
     let mut paths = paths::Paths::default();
-    let tags = tag_names(services);
+    let tags = tag_names(api, services);
     for (service, tag) in services.iter().zip(&tags) {
         for method in &service.methods {
-            paths.add_method(&mut schemas, service, tag, method);
+            let docs = api.openapiv2.methods.get(&format!("{}.{}", full_name(service), method.name));
+            paths.add_method(&mut schemas, service, tag, method, docs);
         }
     }
-    let tag_objects: Vec<Value> = services
+    let mut tag_objects: Vec<Value> = services
         .iter()
         .zip(&tags)
         .map(|(s, tag)| {
             let mut t = json!({"name": tag});
-            schemas::describe(&mut t, &s.docs.join("\n"), false);
+            let given = api.openapiv2.services.get(&full_name(s)).map_or("", |d| d.description.as_str());
+            let docs = if given.is_empty() { s.docs.join("\n") } else { given.to_owned() };
+            schemas::describe(&mut t, &docs, false);
             t
         })
         .collect();
+    // Tags that only `openapiv2_operation` annotations name, in the order first used.
+    for item in paths.items.values() {
+        for op in item.values() {
+            for t in op.get("tags").and_then(Value::as_array).into_iter().flatten() {
+                if !tag_objects.iter().any(|o| o["name"] == *t) {
+                    tag_objects.push(json!({"name": t}));
+                }
+            }
+        }
+    }
     let mut doc = Map::new();
     doc.insert("openapi".into(), json!(OPENAPI_VERSION));
-    doc.insert("info".into(), info(services));
+    doc.insert("info".into(), info(api, services));
     doc.insert("tags".into(), Value::Array(tag_objects));
     let path_items: Map<String, Value> = paths.items.into_iter().map(|(k, v)| (k, Value::Object(v))).collect();
     doc.insert("paths".into(), Value::Object(path_items));
@@ -66,15 +79,20 @@ pub fn document(api: &Api, services: &[&Service]) -> Value {
     Value::Object(doc)
 }
 
-/// Tag per service: its name, or its full name where two services share a name.
-fn tag_names(services: &[&Service]) -> Vec<String> {
+/// Tag per service: the name its `openapiv2_tag` gives, else its name, or its full name where two
+/// services share a name.
+fn tag_names(api: &Api, services: &[&Service]) -> Vec<String> {
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for s in services {
         *count.entry(s.name.as_str()).or_default() += 1;
     }
     services
         .iter()
-        .map(|s| if count[s.name.as_str()] > 1 && !s.package.is_empty() { format!("{}.{}", s.package, s.name) } else { s.name.clone() })
+        .map(|s| match api.openapiv2.services.get(&full_name(s)).filter(|d| !d.title.is_empty()) {
+            Some(given) => given.title.clone(),
+            None if count[s.name.as_str()] > 1 && !s.package.is_empty() => format!("{}.{}", s.package, s.name),
+            None => s.name.clone(),
+        })
         .collect()
 }
 
@@ -83,8 +101,9 @@ fn full_name(s: &Service) -> String {
 }
 
 /// Title: the service's full name, or the packages of several; version: the package's version
-/// segment (`v1`, `v2beta1`) when there is exactly one, else `0.0.0`.
-fn info(services: &[&Service]) -> Value {
+/// segment (`v1`, `v2beta1`) when there is exactly one, else `0.0.0`. What the services' files
+/// say in grpc-gateway's `openapiv2_swagger` `info` replaces these (when they all say the same).
+fn info(api: &Api, services: &[&Service]) -> Value {
     let mut packages: Vec<&str> = services.iter().map(|s| s.package.as_str()).collect();
     packages.dedup();
     packages.sort_unstable();
@@ -102,6 +121,16 @@ fn info(services: &[&Service]) -> Value {
     let mut info = json!({"title": title, "version": version});
     if let [one] = services {
         schemas::describe(&mut info, &one.docs.join("\n"), false);
+    }
+    let mut given = services.iter().filter_map(|s| api.openapiv2.files.get(&s.file));
+    if let Some(first) = given.next() {
+        if given.all(|other| other == first) {
+            for (key, value) in [("title", &first.title), ("version", &first.version), ("description", &first.description)] {
+                if !value.is_empty() {
+                    info[key] = Value::String(value.clone());
+                }
+            }
+        }
     }
     info
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::schemas::{self, Schemas};
 use super::template::{self, Expanded};
-use crate::ir::{CallShape, Field, FieldKind, HttpRule, Message, Method, Service};
+use crate::ir::{ApiDocs, CallShape, Field, FieldKind, HttpRule, Message, Method, Service};
 
 /// How deep nested message fields are flattened into query parameters (`a.b.c`).
 const QUERY_DEPTH: usize = 3;
@@ -44,8 +44,17 @@ pub fn default_binding(service: &Service, method: &Method) -> HttpRule {
 }
 
 impl Paths {
-    /// Adds the operations of every binding of `method`.
-    pub fn add_method(&mut self, schemas: &mut Schemas<'_>, service: &Service, tag: &str, method: &Method) {
+    /// Adds the operations of every binding of `method`; `docs` is its grpc-gateway
+    /// `openapiv2_operation` annotation, if any (summary, description, tags, operation id,
+    /// deprecation; each replaces what the proto comments and names give).
+    pub fn add_method(
+        &mut self,
+        schemas: &mut Schemas<'_>,
+        service: &Service,
+        tag: &str,
+        method: &Method,
+        docs: Option<&ApiDocs>,
+    ) {
         let rules = if method.bindings.http.is_empty() {
             vec![default_binding(service, method)]
         } else {
@@ -74,8 +83,11 @@ impl Paths {
                     .unwrap_or_default();
                 shared = Some(owner);
             }
-            let id = self.operation_id(service, method, i);
+            let id = self.operation_id(service, method, i, docs.map_or("", |d| d.operation_id.as_str()));
             let mut operation = operation(schemas, service, tag, method, rule, &expanded, id);
+            if let Some(docs) = docs {
+                annotate(&mut operation, docs);
+            }
             if let Some(owner) = shared {
                 let suffix = &path[expanded.path.len()..];
                 let note = format!(
@@ -108,10 +120,15 @@ impl Paths {
         }
     }
 
-    /// `<Service>_<Method>`, `_<n>` for the n-th binding (n ≥ 2), made unique.
-    fn operation_id(&mut self, service: &Service, method: &Method, binding: usize) -> String {
+    /// `<Service>_<Method>` (or the annotation's `operation_id`), `_<n>` for the n-th binding
+    /// (n ≥ 2), made unique.
+    fn operation_id(&mut self, service: &Service, method: &Method, binding: usize, given: &str) -> String {
         let suffix = if binding == 0 { String::new() } else { format!("_{}", binding + 1) };
-        let plain = format!("{}_{}{suffix}", service.name, method.name);
+        let plain = if given.is_empty() {
+            format!("{}_{}{suffix}", service.name, method.name)
+        } else {
+            format!("{given}{suffix}")
+        };
         let qualified = format!("{}_{}", service.package.replace('.', "_"), plain);
         let mut id = if self.operation_ids.contains(&plain) && !service.package.is_empty() { qualified } else { plain };
         let base = id.clone();
@@ -128,6 +145,22 @@ impl Paths {
 /// The `{names}` of an OpenAPI path, in order.
 fn parameter_names(path: &str) -> Vec<String> {
     path.split('{').skip(1).filter_map(|s| s.split_once('}').map(|(n, _)| n.to_owned())).collect()
+}
+
+/// What an `openapiv2_operation` annotation says replaces what comments and names gave.
+fn annotate(operation: &mut Map<String, Value>, docs: &ApiDocs) {
+    if !docs.summary.is_empty() {
+        operation.insert("summary".into(), Value::String(docs.summary.clone()));
+    }
+    if !docs.description.is_empty() {
+        operation.insert("description".into(), Value::String(docs.description.clone()));
+    }
+    if !docs.tags.is_empty() {
+        operation.insert("tags".into(), json!(docs.tags));
+    }
+    if docs.deprecated {
+        operation.insert("deprecated".into(), Value::Bool(true));
+    }
 }
 
 fn append_description(operation: &mut Map<String, Value>, text: &str) {
@@ -172,9 +205,13 @@ fn operation(
     let mut parameters: Vec<Value> = expanded.params.iter().map(|p| path_parameter(schemas, input, p)).collect();
     if rule.body != "*" {
         if let Some(input) = input {
-            let mut query = Query { schemas: &mut *schemas, bound: expanded.bound.clone(), out: Vec::new() };
-            let skip = (!rule.body.is_empty()).then_some(rule.body.as_str());
-            query.collect(input, "", skip, &mut vec![input.type_ref().full_name()]);
+            // Fields the path or the body set are not query parameters (nor is anything under them).
+            let mut bound = expanded.bound.clone();
+            if !rule.body.is_empty() {
+                bound.insert(rule.body.clone());
+            }
+            let mut query = Query { schemas: &mut *schemas, bound, out: Vec::new() };
+            query.collect(input, "", &mut vec![input.type_ref().full_name()]);
             parameters.extend(query.out);
         }
     }
@@ -245,10 +282,15 @@ struct Query<'s, 'a> {
 }
 
 impl Query<'_, '_> {
-    fn collect(&mut self, message: &Message, prefix: &str, skip: Option<&str>, stack: &mut Vec<String>) {
+    fn collect(&mut self, message: &Message, prefix: &str, stack: &mut Vec<String>) {
         for f in &message.fields {
             let name = format!("{prefix}{}", f.name);
-            if Some(f.name.as_str()) == skip || self.bound.contains(&name) {
+            if self.bound.contains(&name) {
+                continue;
+            }
+            // A member of a oneof whose other member the path or body sets cannot be sent too.
+            let sibling_bound = |g: &Field| g.oneof == f.oneof && g.name != f.name && self.bound.contains(&format!("{prefix}{}", g.name));
+            if f.oneof.is_some() && message.fields.iter().any(sibling_bound) {
                 continue;
             }
             match &f.kind {
@@ -264,7 +306,7 @@ impl Query<'_, '_> {
                         continue;
                     }
                     stack.push(full);
-                    self.collect(nested, &format!("{name}."), None, stack);
+                    self.collect(nested, &format!("{name}."), stack);
                     stack.pop();
                 }
                 FieldKind::Scalar(_) | FieldKind::Enum(_) => self.push(&name, f),
@@ -299,7 +341,7 @@ fn request_body(
                 .unwrap_or_default();
             schemas.body_without(&method.input, &removed)
         }
-        field => match input.and_then(|m| m.field(field)) {
+        field => match resolve(schemas, input, field) {
             Some(f) => schemas.field_type(f),
             None => json!({}),
         },
@@ -317,7 +359,7 @@ fn responses(schemas: &mut Schemas<'_>, method: &Method, rule: &HttpRule) -> Val
     let output = schemas.message(&method.output);
     let schema = match (rule.response_body.as_str(), output) {
         ("", _) => schemas.message_schema(&method.output),
-        (field, Some(m)) => match m.field(field) {
+        (field, Some(m)) => match resolve(schemas, Some(m), field) {
             Some(f) => schemas.field_type(f),
             None => json!({}),
         },

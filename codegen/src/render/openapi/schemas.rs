@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use crate::ir::{Api, Enum, Field, FieldKind, Message, Scalar, TypeRef};
+use crate::ir::{Api, ApiDocs, Enum, Field, FieldKind, Message, OpenApiV2, Scalar, TypeRef};
 
 /// The component name of the error model (`default` responses, stream errors).
 pub const STATUS: &str = "google.rpc.Status";
@@ -23,6 +23,8 @@ pub struct Schemas<'a> {
     extra: BTreeMap<String, Value>,
     /// (message, fields removed) → component name of the body schema.
     bodies: BTreeMap<(String, Vec<String>), String>,
+    /// grpc-gateway's `openapiv2_schema` / `openapiv2_field` annotations.
+    openapiv2: &'a OpenApiV2,
 }
 
 impl<'a> Schemas<'a> {
@@ -35,6 +37,7 @@ impl<'a> Schemas<'a> {
             referenced: BTreeSet::new(),
             extra: BTreeMap::new(),
             bodies: BTreeMap::new(),
+            openapiv2: &api.openapiv2,
         }
     }
 
@@ -174,10 +177,16 @@ impl<'a> Schemas<'a> {
                 docs = if docs.is_empty() { note } else { format!("{docs}\n\n{note}") };
             }
             describe(&mut schema, &docs, f.deprecated);
+            if let Some(given) = self.openapiv2.fields.get(&format!("{}.{}", m.type_ref().full_name(), f.name)) {
+                annotate(&mut schema, given);
+            }
             properties.insert(f.json_name.clone(), schema);
         }
         let mut schema = json!({"type": "object", "properties": properties});
         describe(&mut schema, &m.docs.join("\n"), m.deprecated);
+        if let Some(given) = self.openapiv2.messages.get(&m.type_ref().full_name()) {
+            annotate(&mut schema, given);
+        }
         schema
     }
 
@@ -210,6 +219,22 @@ pub fn describe(schema: &mut Value, docs: &str, deprecated: bool) {
         if deprecated {
             map.insert("deprecated".into(), Value::Bool(true));
         }
+    }
+}
+
+/// What an `openapiv2_schema` / `openapiv2_field` annotation says: its title and description
+/// replace the comments', its example (JSON text, kept as a string when it is not JSON) is added.
+fn annotate(schema: &mut Value, docs: &ApiDocs) {
+    let Value::Object(map) = schema else { return };
+    if !docs.title.is_empty() {
+        map.insert("title".into(), Value::String(docs.title.clone()));
+    }
+    if !docs.description.is_empty() {
+        map.insert("description".into(), Value::String(docs.description.clone()));
+    }
+    if !docs.example.is_empty() {
+        let example = serde_json::from_str(&docs.example).unwrap_or_else(|_| Value::String(docs.example.clone()));
+        map.insert("examples".into(), json!([example]));
     }
 }
 
