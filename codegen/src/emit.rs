@@ -75,17 +75,26 @@ fn package_files(
         }
         return Ok(out);
     }
-    let mut code = String::new();
-    if let Some(messages) = messages {
-        code.push_str(messages);
-        code.push_str(&json.package(&package.name)?);
-    }
     let (services, documents) = render::services(index, package)?;
-    code.push_str(&services);
-    if code.trim().is_empty() {
-        return Ok(Vec::new());
+    let subject = format!("package `{}`", package.name);
+    let mut contents = match messages {
+        None if services.trim().is_empty() => return Ok(Vec::new()),
+        None => format(&header, &services, &subject)?,
+        Some(messages) => {
+            // The proto3 JSON impls go in as pbjson-build writes them (indented, one statement
+            // a line): they are most of the code, and parsing and re-printing them with syn
+            // and prettyplease was most of the generation time.
+            let mut contents = format(&header, messages, &subject)?;
+            contents.push_str(&json.package(&package.name)?);
+            if !services.trim().is_empty() {
+                contents.push_str(format("", &services, &subject)?.trim_start_matches('\n'));
+            }
+            contents
+        }
+    };
+    if contents.ends_with("\n\n") {
+        contents.truncate(contents.trim_end_matches('\n').len() + 1);
     }
-    let contents = format(&header, &code, &format!("package `{}`", package.name))?;
     let mut out = vec![GeneratedFile { name: ident::package_file(&package.name), contents }];
     out.extend(documents.into_iter().map(|(name, contents)| GeneratedFile { name, contents }));
     Ok(out)
