@@ -77,6 +77,8 @@ fn package_files(
     }
     let (services, documents) = render::services(index, package)?;
     let subject = format!("package `{}`", package.name);
+    // A package whose files declare no types (only extensions or options) has empty prost code.
+    let messages = messages.filter(|m| !m.trim().is_empty());
     let mut contents = match messages {
         None if services.trim().is_empty() => return Ok(Vec::new()),
         None => format(&header, &services, &subject)?,
