@@ -11,9 +11,9 @@ use askama::Template;
 
 use crate::error::Error;
 use crate::ident;
-use crate::ir::{Api, CallShape, Idempotency, Method, Package, Service};
+use crate::ir::{CallShape, Idempotency, Method, Package, Service};
 
-pub use messages::messages;
+pub use messages::{messages, JsonImpls};
 pub use tree::module_tree;
 
 #[derive(Template)]
@@ -28,8 +28,9 @@ struct ServiceView {
     trait_ident: String,
     /// Name of the constant holding the service's OpenAPI document.
     openapi_const: String,
-    /// The document as a Rust string literal (compact JSON).
-    openapi_literal: String,
+    /// The file holding the document (compact JSON, beside the package's `.rs` file), as a Rust
+    /// string literal.
+    document_file: String,
     methods: Vec<MethodView>,
 }
 
@@ -43,16 +44,20 @@ struct MethodView {
 }
 
 /// Renders every service of `package` as declarative `#[switchboard::service]` traits, each with
-/// its OpenAPI document (derived from `api`) for the REST server to serve.
-pub fn services(api: &Api, package: &Package) -> Result<String, Error> {
+/// its OpenAPI document (types looked up in `index`, the run's [`openapi::Index`]) for the REST
+/// server to serve. Returns the code and the documents, as `(file name, compact JSON)`: the code
+/// reads each from its file beside the package's `.rs` file with `include_str!`.
+pub fn services(index: &openapi::Index<'_>, package: &Package) -> Result<(String, Vec<(String, String)>), Error> {
     let mut out = String::new();
+    let mut documents = Vec::new();
     for (service, trait_ident) in package.services.iter().zip(trait_idents(package)) {
-        let document = serde_json::to_string(&openapi::service_document(api, service)).map_err(|e| Error::Render {
+        let document = serde_json::to_string(&openapi::indexed_document(index, &[service])).map_err(|e| Error::Render {
             template: "service.rs.txt",
             subject: format!("service {}", service.name),
             message: format!("OpenAPI document: {e}"),
         })?;
-        let view = service_view(package, service, trait_ident, &document);
+        let file = service_document_file(&package.name, &trait_ident);
+        let view = service_view(package, service, trait_ident, &file);
         let text = view.render().map_err(|e| Error::Render {
             template: "service.rs.txt",
             subject: format!("service {}", service.name),
@@ -61,8 +66,18 @@ pub fn services(api: &Api, package: &Package) -> Result<String, Error> {
         check_parses("service.rs.txt", &service.name, &text)?;
         out.push_str(&text);
         out.push('\n');
+        documents.push((file, document));
     }
-    Ok(out)
+    Ok((out, documents))
+}
+
+/// The file holding the OpenAPI document of the service whose trait is `trait_ident`, beside
+/// the package's `.rs` file: `<package>.<Trait>.openapi.json` (`_.<Trait>.openapi.json` without
+/// a package). Trait names are unique within a package, and an OpenAPI module's own
+/// `<module>.openapi.json` never has a second dot.
+pub fn service_document_file(package: &str, trait_ident: &str) -> String {
+    let package = if package.is_empty() { "_" } else { package };
+    format!("{package}.{trait_ident}.openapi.json")
 }
 
 /// Parses rendered code so that a bad template is named in the error.
@@ -91,11 +106,11 @@ fn trait_idents(package: &Package) -> Vec<String> {
     out
 }
 
-fn service_view(package: &Package, service: &Service, trait_ident: String, openapi: &str) -> ServiceView {
+fn service_view(package: &Package, service: &Service, trait_ident: String, document_file: &str) -> ServiceView {
     let mut used = Vec::new();
     ServiceView {
         openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
-        openapi_literal: format!("{openapi:?}"),
+        document_file: format!("{document_file:?}"),
         docs: doc_lines(&service.docs),
         deprecated: service.deprecated,
         package: format!("{:?}", service.package),

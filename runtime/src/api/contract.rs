@@ -318,22 +318,36 @@ fn location_name(location: Location) -> &'static str {
 pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), String> {
     let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not JSON: {e}"))?;
     let dialect = Dialect::of(&doc);
-    let mut operations = serde_json::Map::new();
-    let mut unservable = Vec::new();
+    let mut found: Vec<(&str, &str)> = Vec::new();
     if let Some(Value::Object(paths)) = doc.get("paths") {
         for (path, item) in paths {
-            let item_pointer = format!("/paths/{}", escape(path));
-            for method in METHODS {
-                if item.get(method).is_none() {
-                    continue;
-                }
-                let (entry, error) = bundle_operation(&doc, dialect, &item_pointer, &format!("{item_pointer}/{method}"));
-                if let Some(reason) = error {
-                    unservable.push((method.to_ascii_uppercase(), path.clone(), reason));
-                }
-                operations.insert(format!("{} {path}", method.to_ascii_uppercase()), entry);
-            }
+            found.extend(METHODS.iter().filter(|m| item.get(**m).is_some()).map(|m| (path.as_str(), *m)));
         }
+    }
+    // Operations are independent: compiled on all available cores (large documents have
+    // thousands), in document order in the bundle.
+    let bundle_one = |&(path, method): &(&str, &str)| {
+        let item_pointer = format!("/paths/{}", escape(path));
+        bundle_operation(&doc, dialect, &item_pointer, &format!("{item_pointer}/{method}"))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len() / 64 + 1);
+    let chunk = found.len().div_ceil(threads).max(1);
+    let bundled: Vec<(Value, Option<String>)> = if threads <= 1 {
+        found.iter().map(bundle_one).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                found.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(bundle_one).collect::<Vec<_>>())).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        })
+    };
+    let mut operations = serde_json::Map::new();
+    let mut unservable = Vec::new();
+    for ((path, method), (entry, error)) in found.iter().zip(bundled) {
+        if let Some(reason) = error {
+            unservable.push((method.to_ascii_uppercase(), (*path).to_owned(), reason));
+        }
+        operations.insert(format!("{} {path}", method.to_ascii_uppercase()), entry);
     }
     let bundle = serde_json::json!({
         "format": BUNDLE_FORMAT,

@@ -24,6 +24,8 @@ use serde_json::{json, Map, Value};
 
 use crate::ir::{Api, Service};
 
+pub use schemas::Index;
+
 /// The OpenAPI version written.
 pub const OPENAPI_VERSION: &str = "3.1.0";
 
@@ -36,7 +38,12 @@ pub fn service_document(api: &Api, service: &Service) -> Value {
 /// The OpenAPI document of several services (in the order given; tags in that order too).
 /// Types come from `api`, which must be the IR the services were lowered into.
 pub fn document(api: &Api, services: &[&Service]) -> Value {
-    let mut schemas = schemas::Schemas::new(api);
+    indexed_document(&Index::new(api), services)
+}
+
+/// [`document`] with the types looked up in `index` (built once for many documents).
+pub fn indexed_document(index: &Index<'_>, services: &[&Service]) -> Value {
+    let mut schemas = schemas::Schemas::new(index);
     let mut paths = paths::Paths::default();
     let tags = tag_names(api, services);
     for (service, tag) in services.iter().zip(&tags) {

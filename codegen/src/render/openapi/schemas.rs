@@ -10,11 +10,28 @@ use crate::ir::{Api, ApiDocs, Enum, Field, FieldKind, Message, OpenApiV2, Scalar
 /// The component name of the error model (`default` responses, stream errors).
 pub const STATUS: &str = "google.rpc.Status";
 
+/// Every message and enum of an [`Api`] by full name: built once per run and shared by the
+/// documents of all its services (building it per document made generation cost grow with
+/// services × messages).
+pub struct Index<'a> {
+    messages: HashMap<String, &'a Message>,
+    enums: HashMap<String, &'a Enum>,
+}
+
+impl<'a> Index<'a> {
+    /// Indexes the types of `api`.
+    pub fn new(api: &'a Api) -> Self {
+        Index {
+            messages: api.messages.iter().map(|m| (m.type_ref().full_name(), m)).collect(),
+            enums: api.enums.iter().map(|e| (e.type_ref().full_name(), e)).collect(),
+        }
+    }
+}
+
 /// The schemas of one document: types are added as operations reference them, and rendered (with
 /// everything they reference in turn) by [`Schemas::finish`].
 pub struct Schemas<'a> {
-    messages: HashMap<String, &'a Message>,
-    enums: HashMap<String, &'a Enum>,
+    index: &'a Index<'a>,
     /// Referenced by name and not rendered yet.
     pending: Vec<String>,
     /// Every name referenced so far.
@@ -28,11 +45,10 @@ pub struct Schemas<'a> {
 }
 
 impl<'a> Schemas<'a> {
-    /// No schemas yet; types are looked up in `api`.
-    pub fn new(api: &'a Api) -> Self {
+    /// No schemas yet; types are looked up in `index`.
+    pub fn new(index: &'a Index<'a>) -> Self {
         Schemas {
-            messages: api.messages.iter().map(|m| (m.type_ref().full_name(), m)).collect(),
-            enums: api.enums.iter().map(|e| (e.type_ref().full_name(), e)).collect(),
+            index,
             pending: Vec::new(),
             referenced: BTreeSet::new(),
             extra: BTreeMap::new(),
@@ -43,7 +59,7 @@ impl<'a> Schemas<'a> {
 
     /// The definition of a message, if it was read.
     pub fn message(&self, ty: &TypeRef) -> Option<&'a Message> {
-        self.messages.get(&ty.full_name()).copied()
+        self.index.messages.get(&ty.full_name()).copied()
     }
 
     /// The schema of a value of message type `ty`: inline for well-known types with a special
@@ -71,7 +87,7 @@ impl<'a> Schemas<'a> {
     /// The schema of a query or path parameter of this field type: scalars and enums inline.
     pub fn parameter(&mut self, field: &Field) -> Value {
         let item = match &field.kind {
-            FieldKind::Enum(ty) => match self.enums.get(&ty.full_name()) {
+            FieldKind::Enum(ty) => match self.index.enums.get(&ty.full_name()) {
                 Some(e) if ty.full_name() != NULL_VALUE => {
                     json!({"type": "string", "enum": e.values.iter().map(|v| v.name.clone()).collect::<Vec<_>>()})
                 }
@@ -98,7 +114,7 @@ impl<'a> Schemas<'a> {
             return reference_to(name);
         }
         let taken = |n: &String, s: &Self| {
-            s.messages.contains_key(n) || s.enums.contains_key(n) || s.bodies.values().any(|b| b == n)
+            s.index.messages.contains_key(n) || s.index.enums.contains_key(n) || s.bodies.values().any(|b| b == n)
         };
         let mut name = format!("{full}_Body");
         let mut n = 1;
@@ -123,9 +139,9 @@ impl<'a> Schemas<'a> {
     pub fn finish(mut self) -> Map<String, Value> {
         let mut out: Map<String, Value> = std::mem::take(&mut self.extra).into_iter().collect();
         while let Some(name) = self.pending.pop() {
-            let schema = if let Some(m) = self.messages.get(&name).copied() {
+            let schema = if let Some(m) = self.index.messages.get(&name).copied() {
                 self.render_message(m, &[])
-            } else if let Some(e) = self.enums.get(&name).copied() {
+            } else if let Some(e) = self.index.enums.get(&name).copied() {
                 render_enum(e)
             } else if name == STATUS {
                 self.synthetic_status()

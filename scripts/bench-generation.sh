@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Run: bash scripts/bench-generation.sh   (needs npm and network access to the npm registry)
+#
+# Generation at scale (issue 14): `switchboard generate` over all of googleapis (npm
+# google-proto-files) against the anchor, protox + tonic-prost-build over the same files
+# (scripts/anchor), measured alternately in the same run. Prints wall/user seconds, peak RSS and
+# the bytes of generated Rust of each side. ROUNDS (default 2) pairs; WORK keeps downloads.
+#
+# The file list is every .proto of the package except google/protobuf/** (protox brings the
+# well-known types; the package's descriptor.proto uses syntax protox 0.10 does not parse) and
+# EXCLUDE (files switchboard rejects today; see BENCHMARKS.md "Generation at scale").
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${WORK:-$(mktemp -d)}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+GOOGLE_PROTO_FILES_VERSION=${GOOGLE_PROTO_FILES_VERSION:-5.0.3}
+ROUNDS=${ROUNDS:-2}
+EXCLUDE=${EXCLUDE:-google/cloud/bigquery/storage/v1/storage.proto google/cloud/bigquery/storage/v1beta1/storage.proto google/cloud/bigquery/storage/v1beta2/storage.proto}
+
+cargo build -q --release -p switchboard-codegen --bin switchboard --manifest-path "$root/Cargo.toml"
+cargo build -q --release --manifest-path "$root/scripts/anchor/Cargo.toml"
+sb="$CARGO_TARGET_DIR/release/switchboard"
+anchor="$CARGO_TARGET_DIR/release/anchor"
+
+if [ ! -d "$work/inc" ]; then
+  (cd "$work" && npm pack --silent "google-proto-files@$GOOGLE_PROTO_FILES_VERSION" >/dev/null && tar xzf google-proto-files-*.tgz)
+  cp -r "$work/package" "$work/inc" && rm -rf "$work/inc/google/protobuf"
+fi
+cd "$work/inc"
+find . -name '*.proto' | sed 's|^\./||' | sort > "$work/all.txt"
+printf '%s\n' $EXCLUDE > "$work/exclude.txt"
+grep -vxF -f "$work/exclude.txt" "$work/all.txt" > "$work/files.txt"
+echo "== $(wc -l < "$work/files.txt") files; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq 1 "$ROUNDS"); do
+  rm -rf "$work/out-anchor" "$work/out-sb"
+  /usr/bin/time -o "$work/t" -f "%e s wall, %U s user, %M KB peak" "$anchor" "$work/out-anchor" . "$work/files.txt"
+  echo "round $round anchor:      $(cat "$work/t") (load $(cut -d' ' -f1 /proc/loadavg))"
+  /usr/bin/time -o "$work/t" -f "%e s wall, %U s user, %M KB peak" "$sb" generate -I . -o "$work/out-sb" $(cat "$work/files.txt") 2>/dev/null
+  echo "round $round switchboard: $(cat "$work/t") (load $(cut -d' ' -f1 /proc/loadavg))"
+done
+rs() { cat "$1"/*.rs | wc -c; }
+echo "bytes of Rust: anchor $(rs "$work/out-anchor"), switchboard $(rs "$work/out-sb") (+ $(cat "$work"/out-sb/*.json | wc -c) of OpenAPI documents)"
