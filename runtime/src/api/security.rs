@@ -124,7 +124,7 @@ pub(crate) struct ClientCredentials {
 
 impl ClientCredentials {
     /// No credentials (what a client without any sends).
-    #[cfg_attr(not(feature = "openapi"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "openapi", feature = "queue")), allow(dead_code))]
     pub(crate) const NONE: ClientCredentials = ClientCredentials { bearer: None, basic: None, api_key: None };
 }
 

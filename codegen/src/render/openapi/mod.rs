@@ -43,6 +43,7 @@ pub fn document(api: &Api, services: &[&Service]) -> Value {
 
 /// [`document`] with the types looked up in `index` (built once for many documents).
 pub fn indexed_document(index: &Index<'_>, services: &[&Service]) -> Value {
+    let api = index.api;
     let mut schemas = schemas::Schemas::new(index);
     let mut paths = paths::Paths::default();
     let tags = tag_names(api, services);

@@ -14,6 +14,8 @@ pub const STATUS: &str = "google.rpc.Status";
 /// documents of all its services (building it per document made generation cost grow with
 /// services × messages).
 pub struct Index<'a> {
+    /// The IR indexed (its grpc-gateway annotations describe the documents too).
+    pub(super) api: &'a Api,
     messages: HashMap<String, &'a Message>,
     enums: HashMap<String, &'a Enum>,
 }
@@ -22,6 +24,7 @@ impl<'a> Index<'a> {
     /// Indexes the types of `api`.
     pub fn new(api: &'a Api) -> Self {
         Index {
+            api,
             messages: api.messages.iter().map(|m| (m.type_ref().full_name(), m)).collect(),
             enums: api.enums.iter().map(|e| (e.type_ref().full_name(), e)).collect(),
         }
@@ -53,7 +56,7 @@ impl<'a> Schemas<'a> {
             referenced: BTreeSet::new(),
             extra: BTreeMap::new(),
             bodies: BTreeMap::new(),
-            openapiv2: &api.openapiv2,
+            openapiv2: &index.api.openapiv2,
         }
     }
 
