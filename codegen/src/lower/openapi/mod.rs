@@ -68,6 +68,14 @@ pub fn lower(
     let mut parsed: Vec<(usize, switchboard_path::Template<'_>)> = Vec::new();
     let mut skipped: Vec<usize> = Vec::new();
     for (i, op) in operations.operations.iter().enumerate() {
+        if op.path.chars().any(char::is_control) {
+            operations.warnings.push(Warning {
+                pointer: op.pointer.clone(),
+                message: format!("path {:?} contains control characters ({}); operation `{}` skipped", op.path, locate(&op.path), op.id),
+            });
+            skipped.push(i);
+            continue;
+        }
         let template = match switchboard_path::Template::parse_openapi("", &op.path) {
             Ok(t) => t,
             Err(e) => {
@@ -241,6 +249,11 @@ pub(crate) fn doc_lines(text: &str) -> Vec<String> {
         lines.pop();
     }
     lines
+}
+
+/// A name (an operation id, say) on one doc comment line.
+pub(crate) fn one_line(text: &str) -> String {
+    doc_lines(text).join(" ")
 }
 
 /// Escapes a JSON pointer segment.

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::schema::{percent_decode, Lowerer};
-use super::{doc_lines, escape, follow_refs, Selection, Warning};
+use super::{doc_lines, escape, follow_refs, one_line, Selection, Warning};
 use crate::ident;
 use crate::ir::model::{Body, Field, Model, ModelKind, Operation, Param, ResponseVariant, SecurityScheme, Type};
 
@@ -54,14 +54,16 @@ pub(crate) fn lower_all<'a>(doc: &'a Value, schemas: &mut Lowerer<'a>, selection
             if !selection.keeps(&id, &tags) {
                 continue;
             }
-            // Unique ids (a document may repeat one): suffix.
+            // Unique ids (a document may repeat one, or spell two alike): suffix, until both
+            // Rust names made from it (the trait method, the operation constant) are new.
             let mut unique = id.clone();
             let mut n = 2;
-            while ids.contains(&ident::snake(&unique)) {
+            while ids.contains(&ident::snake(&unique)) || ids.contains(&ident::constant(&unique)) {
                 unique = format!("{id}{n}");
                 n += 1;
             }
             ids.insert(ident::snake(&unique));
+            ids.insert(ident::constant(&unique));
             let mut ctx = OpContext { doc, schemas, warnings: &mut out.warnings, pointer: &pointer, id: &unique };
             let operation = ctx.operation(path, method, item, op, &tags, &schemes);
             out.operations.push(operation);
@@ -184,7 +186,7 @@ impl<'a> OpContext<'a, '_, '_> {
         self.schemas.push_model(Model {
             name: request.clone(),
             pointer: pointer.clone(),
-            docs: vec![format!("Parameters and body of `{}`.", id)],
+            docs: vec![format!("Parameters and body of `{}`.", one_line(&id))],
             deprecated: false,
             kind: ModelKind::Request { fields },
         });
@@ -193,7 +195,7 @@ impl<'a> OpContext<'a, '_, '_> {
         self.schemas.push_model(Model {
             name: response.clone(),
             pointer: format!("{pointer}/responses"),
-            docs: vec![format!("Responses of `{}`.", id)],
+            docs: vec![format!("Responses of `{}`.", one_line(&id))],
             deprecated: false,
             kind: ModelKind::Response { variants },
         });
