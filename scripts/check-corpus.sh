@@ -120,11 +120,17 @@ done
 # -- 2. validate what the generator rejected
 if [ "${VALIDATE:-1}" != 0 ] && [ -n "${count[rejected]:-}" ]; then
   venv="$work/venv"
-  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
-    echo "== installing openapi-spec-validator (pip, in $venv)"
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q openapi-spec-validator || echo "(could not install openapi-spec-validator; skipping)"
+  validator=()
+  if python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+    validator=(python3 -m openapi_spec_validator)
+  else
+    if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+      echo "== installing openapi-spec-validator (pip, in $venv)"
+      python3 -m venv "$venv" && "$venv/bin/pip" install -q openapi-spec-validator || echo "(could not install openapi-spec-validator; skipping)"
+    fi
+    [ -x "$venv/bin/openapi-spec-validator" ] && validator=("$venv/bin/openapi-spec-validator")
   fi
-  if [ -x "$venv/bin/openapi-spec-validator" ]; then
+  if [ ${#validator[@]} -gt 0 ]; then
     echo "== openapi-spec-validator on the ${count[rejected]} rejected documents"
     valid_but_rejected=0
     while IFS= read -r -d '' doc; do
@@ -132,7 +138,7 @@ if [ "${VALIDATE:-1}" != 0 ] && [ -n "${count[rejected]:-}" ]; then
       id=${doc//\//__}
       [ "$(cat "$results/gen/$id.outcome")" = rejected ] || continue
       if [ ! -f "$results/gen/$id.validator" ]; then
-        if timeout 300 "$venv/bin/openapi-spec-validator" "$corpus/$doc" >"$results/gen/$id.validator.log" 2>&1; then
+        if timeout 300 "${validator[@]}" "$corpus/$doc" >"$results/gen/$id.validator.log" 2>&1; then
           echo valid >"$results/gen/$id.validator"
         else
           echo invalid >"$results/gen/$id.validator"
