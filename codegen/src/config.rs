@@ -107,10 +107,14 @@ impl Config {
         self
     }
 
-    /// Fails generation when an OpenAPI operation's parameter or request body schemas cannot be
-    /// compiled by the server's validator (default: a warning, and the generated server answers
-    /// that operation with 501 `UNIMPLEMENTED` naming the reason, rather than serve it
-    /// unvalidated). The CLI's `--strict`. The check needs the `check-schemas` feature (on by
+    /// Turns every warning into an error: generation fails, listing them with their JSON
+    /// pointers, instead of generating a fallback (default: a warning each, and a working
+    /// fallback). Warnings are what the generator could not handle in one item of a document:
+    /// a schema typed as `serde_json::Value`, an operation skipped (a path the router cannot
+    /// serve, or one matching the same requests as another), an operation whose parameter or
+    /// request body schemas the server's validator cannot compile (its generated server answers
+    /// 501 `UNIMPLEMENTED` naming the reason), a reference inside an `x-` extension that does not
+    /// resolve. The CLI's `--strict`. The validator check needs the `check-schemas` feature (on by
     /// default); without it, `strict(true)` makes generation fail saying so.
     ///
     /// ```no_run
@@ -253,18 +257,27 @@ impl Config {
             // checkout lives).
             let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or(&file).to_owned();
             let locate = |key: &str| crate::spec::openapi::locate_key(path, key);
-            let (package, found) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection, &locate)?;
+            let (package, found_in_lowering) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection, &locate)?;
             if api.packages.iter().any(|p| p.name == module) {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }
-            warnings.extend(found.into_iter().map(|w| format!("{file}#{}: {}", w.pointer, w.message)));
+            let mut found: Vec<(String, String)> = spec.warnings.clone();
+            found.extend(found_in_lowering.into_iter().map(|w| (w.pointer, w.message)));
             let mut package = package;
-            for (pointer, message) in unservable(&mut package, self.strict)? {
-                if self.strict {
-                    return Err(Error::SpecFile { file, message: format!("{pointer}: {message} (--strict)") });
-                }
-                warnings.push(format!("{file}#{pointer}: {message}"));
+            found.extend(unservable(&mut package, self.strict)?);
+            if self.strict && !found.is_empty() {
+                let list: Vec<String> = found.iter().map(|(pointer, message)| format!("  #{pointer}: {message}")).collect();
+                return Err(Error::SpecFile {
+                    file,
+                    message: format!(
+                        "{} warning{} (errors with --strict / `Config::strict`):\n{}",
+                        found.len(),
+                        if found.len() == 1 { "" } else { "s" },
+                        list.join("\n")
+                    ),
+                });
             }
+            warnings.extend(found.into_iter().map(|(pointer, message)| format!("{file}#{pointer}: {message}")));
             api.packages.push(package);
             inputs.extend(spec.inputs);
         }

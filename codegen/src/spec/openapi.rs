@@ -22,6 +22,9 @@ pub struct OpenApiSpec {
     pub document: Value,
     /// Every file read (the root and the files it references), for `rerun-if-changed`.
     pub inputs: Vec<PathBuf>,
+    /// What was read but left as it is: `(JSON pointer, message)` each (references inside
+    /// specification extensions that do not resolve: `x-` values carry no OpenAPI meaning).
+    pub warnings: Vec<(String, String)>,
 }
 
 /// Whether `path` names an OpenAPI document (`.yaml`, `.yml`, `.json`).
@@ -34,10 +37,11 @@ pub fn load(path: &Path) -> Result<OpenApiSpec, Error> {
     let mut loader = Loader { files: BTreeMap::new(), inputs: Vec::new() };
     let mut document = loader.read_root(path)?;
     check_version(path, &document)?;
-    let mut bundled = Bundle { loader: &mut loader, added: BTreeMap::new(), schemas: Map::new() };
+    let mut bundled = Bundle { loader: &mut loader, added: BTreeMap::new(), schemas: Map::new(), warnings: Vec::new() };
     let base = path.to_path_buf();
-    bundled.rewrite(&base, &mut document, 0)?;
+    bundled.rewrite(&base, &mut document, 0, 0, &At::Root)?;
     let added = std::mem::take(&mut bundled.schemas);
+    let warnings = std::mem::take(&mut bundled.warnings);
     if !added.is_empty() {
         let root = document.as_object_mut().expect("checked to be an object");
         let components = root.entry("components").or_insert_with(|| Value::Object(Map::new()));
@@ -50,7 +54,8 @@ pub fn load(path: &Path) -> Result<OpenApiSpec, Error> {
             }
         }
     }
-    Ok(OpenApiSpec { file: path.to_path_buf(), document, inputs: loader.inputs })
+    check_depth(path, &document)?;
+    Ok(OpenApiSpec { file: path.to_path_buf(), document, inputs: loader.inputs, warnings })
 }
 
 fn check_version(path: &Path, document: &Value) -> Result<(), Error> {
@@ -145,35 +150,159 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// How deeply values may nest in the bundled document (references to other files inlined):
+/// every later stage walks it, some recursively.
+const MAX_NESTING: usize = 512;
+
+/// Errors (naming the JSON pointer) when the bundled document nests deeper than
+/// [`MAX_NESTING`]; checked with a loop.
+fn check_depth(path: &Path, document: &Value) -> Result<(), Error> {
+    let mut stack: Vec<(&Value, usize)> = vec![(document, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        if depth > MAX_NESTING {
+            // Found: walk again to name where (the first value that deep).
+            let mut pointer = String::new();
+            let mut at = document;
+            for _ in 0..MAX_NESTING {
+                let next = match at {
+                    Value::Object(m) => m.iter().find(|(_, v)| deeper_than(v, MAX_NESTING / 2)).map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v)),
+                    Value::Array(a) => a.iter().enumerate().find(|(_, v)| deeper_than(v, MAX_NESTING / 2)).map(|(i, v)| (i.to_string(), v)),
+                    _ => None,
+                };
+                let Some((segment, v)) = next else { break };
+                pointer.push('/');
+                pointer.push_str(&segment);
+                at = v;
+                if pointer.matches('/').count() >= 8 {
+                    break;
+                }
+            }
+            return Err(Error::SpecFile {
+                file: path.display().to_string(),
+                message: format!("#{pointer}: values nest more than {MAX_NESTING} levels deep (with referenced files inlined)"),
+            });
+        }
+        match value {
+            Value::Object(m) => stack.extend(m.values().map(|v| (v, depth + 1))),
+            Value::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether `value` nests more than `levels` deep (a loop).
+fn deeper_than(value: &Value, levels: usize) -> bool {
+    let mut stack = vec![(value, 0)];
+    while let Some((v, d)) = stack.pop() {
+        if d > levels {
+            return true;
+        }
+        match v {
+            Value::Object(m) => stack.extend(m.values().map(|v| (v, d + 1))),
+            Value::Array(a) => stack.extend(a.iter().map(|v| (v, d + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Where a value is in the document, as a chain of parents (a pointer is only spelled out for
+/// a warning).
+enum At<'p> {
+    Root,
+    Key(&'p At<'p>, &'p str),
+    Index(&'p At<'p>, usize),
+}
+
+impl At<'_> {
+    fn pointer(&self) -> String {
+        let mut segments = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                At::Root => break,
+                At::Key(parent, k) => {
+                    segments.push(k.replace('~', "~0").replace('/', "~1"));
+                    at = parent;
+                }
+                At::Index(parent, i) => {
+                    segments.push(i.to_string());
+                    at = parent;
+                }
+            }
+        }
+        segments.iter().rev().map(|s| format!("/{s}")).collect()
+    }
+
+    /// The specification extension (`x-...` key) this value is inside, if any.
+    fn extension(&self) -> Option<&str> {
+        let mut at = self;
+        let mut found = None;
+        loop {
+            match at {
+                At::Root => return found,
+                At::Key(parent, k) => {
+                    if k.starts_with("x-") {
+                        found = Some(*k);
+                    }
+                    at = parent;
+                }
+                At::Index(parent, _) => at = parent,
+            }
+        }
+    }
+}
+
 struct Bundle<'a> {
     loader: &'a mut Loader,
     /// (file, fragment) → component name already given.
     added: BTreeMap<(PathBuf, String), String>,
     schemas: Map<String, Value>,
+    /// References left as they are: (pointer, message).
+    warnings: Vec<(String, String)>,
 }
 
 impl Bundle<'_> {
-    /// Rewrites every reference under `value` (read from `file`) to a local one.
-    fn rewrite(&mut self, file: &Path, value: &mut Value, depth: usize) -> Result<(), Error> {
-        if depth > 64 {
+    /// Rewrites every reference under `value` (read from `file`) to a local one. A reference
+    /// inside a specification extension that cannot be resolved is left as it is, with a
+    /// warning: extensions carry no OpenAPI meaning.
+    /// `depth` counts files inlined one inside the other, `level` how deeply values nest.
+    fn rewrite(&mut self, file: &Path, value: &mut Value, depth: usize, level: usize, at: &At<'_>) -> Result<(), Error> {
+        if depth > 32 {
             return Err(Error::SpecFile { file: file.display().to_string(), message: "references nest too deeply (a cycle of inlined files?)".into() });
+        }
+        if level > MAX_NESTING {
+            return Err(Error::SpecFile {
+                file: file.display().to_string(),
+                message: format!("#{}: values nest more than {MAX_NESTING} levels deep (with referenced files inlined)", at.pointer()),
+            });
         }
         match value {
             Value::Object(map) => {
                 if let Some(Value::String(r)) = map.get("$ref") {
                     let r = r.clone();
                     if !r.starts_with('#') {
-                        *value = self.external(file, &r, depth)?;
+                        match self.external(file, &r, depth, level) {
+                            Ok(v) => *value = v,
+                            Err(e) => match at.extension() {
+                                Some(ext) => self.warnings.push((
+                                    at.pointer(),
+                                    format!("$ref {r:?} inside the specification extension `{ext}` left as it is: {e}"),
+                                )),
+                                None => return Err(e),
+                            },
+                        }
                         return Ok(());
                     }
                 }
-                for v in map.values_mut() {
-                    self.rewrite(file, v, depth)?;
+                for (k, v) in map.iter_mut() {
+                    self.rewrite(file, v, depth, level + 1, &At::Key(at, k))?;
                 }
             }
             Value::Array(items) => {
-                for v in items {
-                    self.rewrite(file, v, depth)?;
+                for (i, v) in items.iter_mut().enumerate() {
+                    self.rewrite(file, v, depth, level + 1, &At::Index(at, i))?;
                 }
             }
             _ => {}
@@ -183,7 +312,7 @@ impl Bundle<'_> {
 
     /// Resolves an external reference: a schema becomes a component (the reference is rewritten),
     /// anything else is inlined.
-    fn external(&mut self, from: &Path, reference: &str, depth: usize) -> Result<Value, Error> {
+    fn external(&mut self, from: &Path, reference: &str, depth: usize, level: usize) -> Result<Value, Error> {
         let (file_part, fragment) = reference.split_once('#').unwrap_or((reference, ""));
         if file_part.starts_with("http://") || file_part.starts_with("https://") {
             return Err(Error::SpecFile {
@@ -222,12 +351,12 @@ impl Bundle<'_> {
             // Local references inside the other file point into that file: rewrite them as
             // external ones first.
             relativize(&mut found, file_part);
-            self.rewrite(&target, &mut found, depth + 1)?;
+            self.rewrite(&target, &mut found, depth + 1, level, &At::Root)?;
             self.schemas.insert(name.clone(), found);
             return Ok(local_ref(&name));
         }
         relativize(&mut found, file_part);
-        self.rewrite(&target, &mut found, depth + 1)?;
+        self.rewrite(&target, &mut found, depth + 1, level, &At::Root)?;
         Ok(found)
     }
 }

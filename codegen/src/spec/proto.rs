@@ -56,6 +56,13 @@ fn convert(err: protox::Error, includes: &[PathBuf], opened: &str) -> Error {
         return Error::SpecFile { file: opened.to_owned(), message };
     };
     let on_disk = includes.iter().map(|i| i.join(&file)).find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(&file));
+    // The parser knows `syntax` only; a file declaring an edition gets one plain sentence.
+    if let Some((line, column, edition)) = std::fs::read_to_string(&on_disk).ok().and_then(|text| edition_declaration(&text)) {
+        return Error::Spec {
+            location: Location { file: on_disk, line, column },
+            message: format!("Protobuf Editions (`edition = {edition}`) are not supported yet; switchboard reads `syntax = \"proto2\"` and `syntax = \"proto3\"` files"),
+        };
+    }
     let position = err.labels().and_then(|mut labels| labels.next()).and_then(|label| {
         let source = err.source_code()?;
         let contents = source.read_span(label.inner(), 0, 0).ok()?;
@@ -64,5 +71,49 @@ fn convert(err: protox::Error, includes: &[PathBuf], opened: &str) -> Error {
     match position {
         Some((line, column)) => Error::Spec { location: Location { file: on_disk, line, column }, message },
         None => Error::SpecFile { file: on_disk.display().to_string(), message },
+    }
+}
+
+/// Where the file's first statement is an `edition = "..."` declaration: its 1-based line and
+/// column, and the quoted edition.
+fn edition_declaration(text: &str) -> Option<(usize, usize, String)> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    // Skip whitespace and comments before the first statement.
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes[i..].starts_with(b"//") {
+            i += bytes[i..].iter().position(|&b| b == b'\n').unwrap_or(bytes.len() - i);
+        } else if bytes[i..].starts_with(b"/*") {
+            i += 2 + text[i + 2..].find("*/").map_or(bytes.len() - i - 2, |end| end + 2);
+        } else {
+            break;
+        }
+    }
+    let rest = text.get(i..)?;
+    let after = rest.strip_prefix("edition")?;
+    if !after.starts_with(|c: char| c.is_whitespace() || c == '=') {
+        return None;
+    }
+    let value = after.trim_start().strip_prefix('=')?.trim_start();
+    let edition: String = value.chars().take_while(|c| *c != ';' && *c != '\n').collect();
+    let line = text[..i].matches('\n').count() + 1;
+    let column = text[..i].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column, edition.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn edition_declarations_are_found_after_comments() {
+        assert_eq!(super::edition_declaration("edition = \"2023\";\n"), Some((1, 1, "\"2023\"".into())));
+        let text = "// Copyright\n/* block\n */\n  edition=\"2024\";\npackage a;";
+        assert_eq!(super::edition_declaration(text), Some((4, 3, "\"2024\"".into())));
+        assert_eq!(super::edition_declaration("syntax = \"proto3\";\n"), None);
+        assert_eq!(super::edition_declaration("editions_are_not_a_keyword"), None);
+        assert_eq!(super::edition_declaration("/* unterminated"), None);
+        assert_eq!(super::edition_declaration(""), None);
     }
 }

@@ -60,26 +60,66 @@ pub fn lower(
     }
     let mut schemas = schema::Lowerer::new(document);
     schemas.components(selection.all_schemas && selection.is_all());
+    schemas.lower_pending();
     let mut operations = operation::lower_all(document, &mut schemas, selection);
-    // The runtime's parser (crate `switchboard-path`): a path it cannot serve is an error here,
-    // and so are two operations the router could not tell apart (same method, segments, verb).
-    let mut parsed: Vec<(&crate::ir::model::Operation, switchboard_path::Template<'_>)> = Vec::new();
-    for op in &operations.operations {
-        let template = switchboard_path::Template::parse_openapi("", &op.path)
-            .map_err(|e| Error::Spec { location: locate(&op.path), message: format!("{}: {e}", op.pointer) })?;
-        if let Some((other, _)) =
-            parsed.iter().find(|(o, t)| o.method == op.method && t.segments == template.segments && t.verb == template.verb)
-        {
-            return Err(Error::Spec {
-                location: locate(&op.path),
+    // The runtime's parser (crate `switchboard-path`): an operation whose path it cannot serve
+    // is skipped (with a warning), and so is the second of two operations the router could not
+    // tell apart (same method, segments, verb).
+    let mut parsed: Vec<(usize, switchboard_path::Template<'_>)> = Vec::new();
+    let mut skipped: Vec<usize> = Vec::new();
+    for (i, op) in operations.operations.iter().enumerate() {
+        if op.path.chars().any(char::is_control) {
+            operations.warnings.push(Warning {
+                pointer: op.pointer.clone(),
+                message: format!("path {:?} contains control characters ({}); operation `{}` skipped", op.path, locate(&op.path), op.id),
+            });
+            skipped.push(i);
+            continue;
+        }
+        let template = match switchboard_path::Template::parse_openapi("", &op.path) {
+            Ok(t) => t,
+            Err(e) => {
+                operations.warnings.push(Warning {
+                    pointer: op.pointer.clone(),
+                    message: format!("{e} ({}); operation `{}` skipped", locate(&op.path), op.id),
+                });
+                skipped.push(i);
+                continue;
+            }
+        };
+        let same = |(_, t): &&(usize, switchboard_path::Template<'_>)| {
+            t.segments == template.segments && t.verb == template.verb
+        };
+        if let Some((j, _)) = parsed.iter().filter(|(j, _)| operations.operations[*j].method == op.method).find(same) {
+            let other = &operations.operations[*j];
+            operations.warnings.push(Warning {
+                pointer: op.pointer.clone(),
                 message: format!(
-                    "{}: `{} {}` matches the same requests as `{} {}` ({})",
-                    op.pointer, op.method, op.path, other.method, other.path, other.pointer
+                    "`{} {}` matches the same requests as `{} {}` ({}; {}); operation `{}` skipped",
+                    op.method,
+                    op.path,
+                    other.method,
+                    other.path,
+                    other.pointer,
+                    locate(&op.path),
+                    op.id
                 ),
             });
+            skipped.push(i);
+            continue;
         }
-        parsed.push((op, template));
+        parsed.push((i, template));
     }
+    drop(parsed);
+    let any_skipped = !skipped.is_empty();
+    if any_skipped {
+        let mut i = 0;
+        operations.operations.retain(|_| {
+            i += 1;
+            !skipped.contains(&(i - 1))
+        });
+    }
+    schemas.lower_pending();
     schemas.mark_boxes();
     let (types, mut warnings) = schemas.finish();
     warnings.append(&mut operations.warnings);
@@ -87,7 +127,7 @@ pub fn lower(
     let title = info.and_then(|i| i.get("title")).and_then(Value::as_str).unwrap_or("Api").to_owned();
     let mut docs = Vec::new();
     if let Some(d) = info.and_then(|i| i.get("description")).and_then(Value::as_str) {
-        docs.extend(d.lines().map(str::to_owned));
+        docs.extend(doc_lines(d));
     }
     let methods = operations
         .operations
@@ -125,8 +165,9 @@ pub fn lower(
             ),
         });
     }
-    // With a selection, the served (and validated) document lists only the generated operations.
-    let document = if selection.is_all() {
+    // With a selection (or operations skipped), the served (and validated) document lists only
+    // the generated operations.
+    let document = if selection.is_all() && !any_skipped {
         serde_json::to_string(document)
     } else {
         serde_json::to_string(&selected(document, &operations.operations))
@@ -176,6 +217,43 @@ pub(crate) fn follow_refs<'v>(doc: &'v Value, value: &'v Value) -> Option<&'v Va
         }
     }
     None
+}
+
+/// Like [`follow_refs`], also giving the pointer of what `value` stands for (`at` when it is not
+/// a reference).
+pub(crate) fn follow_refs_at<'v>(doc: &'v Value, value: &'v Value, at: &str) -> Option<(&'v Value, String)> {
+    let mut current = value;
+    let mut pointer = at.to_owned();
+    for _ in 0..16 {
+        match current.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                pointer = schema::percent_decode(r.strip_prefix('#')?);
+                current = doc.pointer(&pointer)?;
+            }
+            None => return Some((current, pointer)),
+        }
+    }
+    None
+}
+
+/// Description text as doc comment lines: split at every kind of line break (a lone `\r`
+/// included, which Rust does not allow inside a comment), other control characters dropped.
+pub(crate) fn doc_lines(text: &str) -> Vec<String> {
+    let text = text.replace("\r\n", "\n");
+    let mut lines: Vec<String> = text
+        .split(['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}'])
+        .map(|line| line.chars().filter(|c| *c == '\t' || !c.is_control()).collect())
+        .collect();
+    // As `str::lines`: a final line break ends the last line, it does not start another.
+    if lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+/// A name (an operation id, say) on one doc comment line.
+pub(crate) fn one_line(text: &str) -> String {
+    doc_lines(text).join(" ")
 }
 
 /// Escapes a JSON pointer segment.

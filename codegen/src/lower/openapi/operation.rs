@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::schema::{percent_decode, Lowerer};
-use super::{escape, follow_refs, Selection, Warning};
+use super::{doc_lines, escape, follow_refs, one_line, Selection, Warning};
 use crate::ident;
 use crate::ir::model::{Body, Field, Model, ModelKind, Operation, Param, ResponseVariant, SecurityScheme, Type};
 
@@ -54,14 +54,16 @@ pub(crate) fn lower_all<'a>(doc: &'a Value, schemas: &mut Lowerer<'a>, selection
             if !selection.keeps(&id, &tags) {
                 continue;
             }
-            // Unique ids (a document may repeat one): suffix.
+            // Unique ids (a document may repeat one, or spell two alike): suffix, until both
+            // Rust names made from it (the trait method, the operation constant) are new.
             let mut unique = id.clone();
             let mut n = 2;
-            while ids.contains(&ident::snake(&unique)) {
+            while ids.contains(&ident::snake(&unique)) || ids.contains(&ident::constant(&unique)) {
                 unique = format!("{id}{n}");
                 n += 1;
             }
             ids.insert(ident::snake(&unique));
+            ids.insert(ident::constant(&unique));
             let mut ctx = OpContext { doc, schemas, warnings: &mut out.warnings, pointer: &pointer, id: &unique };
             let operation = ctx.operation(path, method, item, op, &tags, &schemes);
             out.operations.push(operation);
@@ -120,13 +122,13 @@ impl<'a> OpContext<'a, '_, '_> {
         let id = self.id.to_owned();
         let mut docs = Vec::new();
         if let Some(s) = op.get("summary").and_then(Value::as_str) {
-            docs.extend(s.lines().map(str::to_owned));
+            docs.extend(doc_lines(s));
         }
         if let Some(d) = op.get("description").and_then(Value::as_str) {
             if !docs.is_empty() {
                 docs.push(String::new());
             }
-            docs.extend(d.lines().map(str::to_owned));
+            docs.extend(doc_lines(d));
         }
         // Path-item parameters, overridden by operation parameters with the same name and place.
         let mut raw: Vec<(&'a Value, String)> = Vec::new();
@@ -173,7 +175,7 @@ impl<'a> OpContext<'a, '_, '_> {
                 field_key = format!("{name}_{location}");
             }
             let mut field = self.schemas.field(&field_key, &schema, &schema_at, &format!("{id}_{name}"), required);
-            field.docs = p.get("description").and_then(Value::as_str).map(|d| d.lines().map(str::to_owned).collect()).unwrap_or_default();
+            field.docs = p.get("description").and_then(Value::as_str).map(doc_lines).unwrap_or_default();
             field.deprecated = p.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
             let shape = self.param_shape(&schema);
             params.push(Param { name: name.to_owned(), field: field_key, location: location.into(), style: style.into(), explode, required, shape });
@@ -184,7 +186,7 @@ impl<'a> OpContext<'a, '_, '_> {
         self.schemas.push_model(Model {
             name: request.clone(),
             pointer: pointer.clone(),
-            docs: vec![format!("Parameters and body of `{}`.", id)],
+            docs: vec![format!("Parameters and body of `{}`.", one_line(&id))],
             deprecated: false,
             kind: ModelKind::Request { fields },
         });
@@ -193,7 +195,7 @@ impl<'a> OpContext<'a, '_, '_> {
         self.schemas.push_model(Model {
             name: response.clone(),
             pointer: format!("{pointer}/responses"),
-            docs: vec![format!("Responses of `{}`.", id)],
+            docs: vec![format!("Responses of `{}`.", one_line(&id))],
             deprecated: false,
             kind: ModelKind::Response { variants },
         });
@@ -259,16 +261,23 @@ impl<'a> OpContext<'a, '_, '_> {
     where
         'a: 'v,
     {
-        let Some(current) = follow_refs(self.doc, schema) else { return &Value::Null };
-        for key in ["allOf", "oneOf", "anyOf"] {
-            if let Some(Value::Array(parts)) = current.get(key) {
-                let live: Vec<&Value> = parts.iter().filter(|p| p.get("type").and_then(Value::as_str) != Some("null")).collect();
-                if live.len() == 1 {
-                    return self.resolve(live[0]);
+        let mut current = schema;
+        // A loop with a bound: `allOf: [{$ref: itself}]` must not spin.
+        'outer: for _ in 0..16 {
+            let Some(next) = follow_refs(self.doc, current) else { return &Value::Null };
+            current = next;
+            for key in ["allOf", "oneOf", "anyOf"] {
+                if let Some(Value::Array(parts)) = current.get(key) {
+                    let live: Vec<&Value> = parts.iter().filter(|p| p.get("type").and_then(Value::as_str) != Some("null")).collect();
+                    if live.len() == 1 {
+                        current = live[0];
+                        continue 'outer;
+                    }
                 }
             }
+            return current;
         }
-        current
+        &Value::Null
     }
 
     fn body(&mut self, op: &'a Value, pointer: &str, id: &str, fields: &mut Vec<Field>) -> Option<Body> {
@@ -295,7 +304,7 @@ impl<'a> OpContext<'a, '_, '_> {
             MediaKind::Binary => plain_field(&field_key, Type::Binary, required),
             MediaKind::Text => plain_field(&field_key, Type::String, required),
         };
-        field.docs = rb.get("description").and_then(Value::as_str).map(|d| d.lines().map(str::to_owned).collect()).unwrap_or_default();
+        field.docs = rb.get("description").and_then(Value::as_str).map(doc_lines).unwrap_or_default();
         // Other media types are accepted when they carry the same kind of value.
         let content: Vec<String> = medias
             .iter()
@@ -322,7 +331,7 @@ impl<'a> OpContext<'a, '_, '_> {
                 continue;
             }
             let Some((response, rat)) = self.deref(response, &at) else { continue };
-            let docs: Vec<String> = response.get("description").and_then(Value::as_str).map(|d| d.lines().map(str::to_owned).collect()).unwrap_or_default();
+            let docs: Vec<String> = response.get("description").and_then(Value::as_str).map(doc_lines).unwrap_or_default();
             let (body, content) = match response.get("content").and_then(Value::as_object) {
                 Some(c) if !c.is_empty() => {
                     let mut medias: Vec<(usize, &String)> = c.keys().map(|m| (response_rank(m), m)).collect();

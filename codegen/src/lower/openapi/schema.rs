@@ -8,9 +8,18 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::{escape, follow_refs, Warning};
+use super::{doc_lines, escape, follow_refs_at, Warning};
 use crate::ident;
 use crate::ir::model::{Discriminator, Field, Model, ModelKind, Type};
+
+/// How deeply schemas may nest in place (properties, items, combinators, references followed
+/// before a component is reached) before the rest is typed as any JSON value, with a warning:
+/// deeper than real APIs go, shallow enough for any thread's stack. Component schemas reached
+/// deeper than [`DEFER_DEPTH`] are lowered later, from the top, so chains of components never
+/// count.
+const MAX_DEPTH: usize = 48;
+/// Components first reached below this depth are queued instead of lowered in place.
+const DEFER_DEPTH: usize = 16;
 
 /// Walks schemas, collecting named models.
 pub(crate) struct Lowerer<'a> {
@@ -27,6 +36,10 @@ pub(crate) struct Lowerer<'a> {
     done: std::collections::HashSet<String>,
     /// Inline schemas lowered into models, by their JSON text.
     inline_by_text: HashMap<String, String>,
+    /// How many schemas are being lowered one inside the other right now.
+    depth: usize,
+    /// Component schemas named but not lowered yet (reached too deep to lower in place).
+    pending: Vec<String>,
 }
 
 /// A lowered schema: its type and whether `null` is allowed.
@@ -40,22 +53,35 @@ impl<'a> Lowerer<'a> {
         let mut taken = BTreeSet::new();
         // Names the generated module itself uses.
         taken.extend(["Operations".to_owned()]);
-        Lowerer { doc, models: Vec::new(), by_pointer: HashMap::new(), taken, warnings: Vec::new(), active: BTreeSet::new(), done: Default::default(), inline_by_text: HashMap::new() }
+        Lowerer {
+            doc,
+            models: Vec::new(),
+            by_pointer: HashMap::new(),
+            taken,
+            warnings: Vec::new(),
+            active: BTreeSet::new(),
+            done: Default::default(),
+            inline_by_text: HashMap::new(),
+            depth: 0,
+            pending: Vec::new(),
+        }
     }
 
     pub(crate) fn warn(&mut self, pointer: &str, message: impl Into<String>) {
         self.warnings.push(Warning { pointer: pointer.to_owned(), message: message.into() });
     }
 
-    /// Claims a unique name for a model built from `base`.
+    /// Claims a unique name for a model built from `base`: unique as the Rust type name
+    /// rendering gives it ([`ident::type_name`]), so names that differ only by case,
+    /// separators or characters Rust does not allow stay apart.
     pub(crate) fn claim(&mut self, base: &str) -> String {
         let mut name = base.to_owned();
         let mut n = 2;
-        while self.taken.contains(&ident::upper_camel(&name)) {
+        while self.taken.contains(&ident::type_name(&name)) {
             name = format!("{base}{n}");
             n += 1;
         }
-        self.taken.insert(ident::upper_camel(&name));
+        self.taken.insert(ident::type_name(&name));
         name
     }
 
@@ -78,7 +104,8 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// The model for the schema at `pointer` (lowering it on first use).
+    /// The model for the schema at `pointer` (lowering it on first use; when reached deep
+    /// inside other schemas, queued for [`Lowerer::lower_pending`] instead).
     fn named(&mut self, pointer: &str) -> Option<String> {
         let name = self.by_pointer.get(pointer).cloned()?;
         if self.done.contains(pointer) || self.active.contains(pointer) {
@@ -86,12 +113,29 @@ impl<'a> Lowerer<'a> {
         }
         let doc = self.doc;
         let schema = doc.pointer(pointer)?;
+        if self.depth > DEFER_DEPTH {
+            if !self.pending.iter().any(|p| p == pointer) {
+                self.pending.push(pointer.to_owned());
+            }
+            return Some(name);
+        }
         self.active.insert(pointer.to_owned());
         let (kind, docs, deprecated) = self.model_kind(schema, pointer, &name);
         self.active.remove(pointer);
         self.done.insert(pointer.to_owned());
+        self.pending.retain(|p| p != pointer);
         self.models.push(Model { name: name.clone(), pointer: pointer.to_owned(), docs, deprecated, kind });
         Some(name)
+    }
+
+    /// Lowers the component schemas queued by [`Lowerer::named`] (and those they reach), from
+    /// the top: a loop, not recursion, however long the chain of references.
+    pub(crate) fn lower_pending(&mut self) {
+        while let Some(pointer) = self.pending.pop() {
+            let depth = std::mem::replace(&mut self.depth, 0);
+            self.named(&pointer);
+            self.depth = depth;
+        }
     }
 
     /// The model kind of a named schema: structs, enums and unions keep their shape; anything
@@ -119,14 +163,25 @@ impl<'a> Lowerer<'a> {
         if let Some(name) = key.as_ref().and_then(|k| self.inline_by_text.get(k)) {
             return Lowered { ty: Type::Named(name.clone()), nullable };
         }
-        let ty = match self.shape(schema, pointer, hint) {
+        if self.active.contains(pointer) {
+            // The same schema again inside itself: only through `allOf` merging, which copies
+            // the parts' properties into the merged type.
+            self.warn(pointer, "schema contains itself (through allOf); typed as any JSON value here");
+            return Lowered { ty: Type::Json, nullable };
+        }
+        self.active.insert(pointer.to_owned());
+        let shape = self.shape(schema, pointer, hint);
+        self.active.remove(pointer);
+        let ty = match shape {
             Shape::Type(ty) => ty,
             Shape::Model(kind) => {
                 let name = self.claim(hint);
                 if let Some(k) = key {
                     self.inline_by_text.insert(k, name.clone());
                 }
+                // A `$ref` to this inline schema (from another operation, say) finds the model.
                 self.by_pointer.insert(pointer.to_owned(), name.clone());
+                self.done.insert(pointer.to_owned());
                 let docs = docs_of(schema);
                 let deprecated = schema.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
                 self.models.push(Model { name: name.clone(), pointer: pointer.to_owned(), docs, deprecated, kind });
@@ -155,12 +210,9 @@ impl<'a> Lowerer<'a> {
             return Type::Json;
         }
         // A schema somewhere else in the document (under paths, say): lower it once, named by
-        // its last segments.
-        self.active.insert(local.clone());
+        // its last segments (`lower` marks it active).
         let hint: String = local.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("_");
-        let lowered = self.lower(schema, &local, &hint);
-        self.active.remove(&local);
-        lowered.ty
+        self.lower(schema, &local, &hint).ty
     }
 
     fn nullable(&self, schema: &Value) -> bool {
@@ -182,7 +234,20 @@ impl<'a> Lowerer<'a> {
         false
     }
 
+    /// The shape of `schema`, depth-limited: past [`MAX_DEPTH`] schemas in place, any JSON value
+    /// (with a warning naming the pointer).
     fn shape(&mut self, schema: &Value, pointer: &str, hint: &str) -> Shape {
+        if self.depth >= MAX_DEPTH {
+            self.warn(pointer, format!("schemas nest more than {MAX_DEPTH} levels deep here; typed as any JSON value"));
+            return Shape::Type(Type::Json);
+        }
+        self.depth += 1;
+        let shape = self.shape_at_depth(schema, pointer, hint);
+        self.depth -= 1;
+        shape
+    }
+
+    fn shape_at_depth(&mut self, schema: &Value, pointer: &str, hint: &str) -> Shape {
         let Some(obj) = schema.as_object() else {
             // `true` / `{}`-like schemas.
             return Shape::Type(Type::Json);
@@ -252,17 +317,24 @@ impl<'a> Lowerer<'a> {
     fn structure(&mut self, obj: &Map<String, Value>, pointer: &str, hint: &str) -> ModelKind {
         let required: Vec<&str> =
             obj.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let props: Vec<(String, Value, String)> = match obj.get("properties") {
+            Some(Value::Object(props)) => {
+                props.iter().map(|(name, prop)| (name.clone(), prop.clone(), format!("{pointer}/properties/{}", escape(name)))).collect()
+            }
+            _ => Vec::new(),
+        };
+        let additional = obj.get("additionalProperties").map(|ap| (ap.clone(), format!("{pointer}/additionalProperties")));
+        self.build_struct(&props, &required, additional.as_ref(), hint)
+    }
+
+    /// A struct of these properties (name, schema, where the schema is in the document).
+    fn build_struct(&mut self, props: &[(String, Value, String)], required: &[&str], additional: Option<&(Value, String)>, hint: &str) -> ModelKind {
         let mut fields = Vec::new();
-        if let Some(Value::Object(props)) = obj.get("properties") {
-            for (name, prop) in props {
-                let prop_pointer = format!("{pointer}/properties/{}", escape(name));
-                fields.push(self.field(name, prop, &prop_pointer, &format!("{hint}_{name}"), required.contains(&name.as_str())));
-            }
+        for (name, prop, prop_pointer) in props {
+            fields.push(self.field(name, prop, prop_pointer, &format!("{hint}_{name}"), required.contains(&name.as_str())));
         }
-        let additional = match obj.get("additionalProperties") {
-            Some(Value::Object(ap)) if !ap.is_empty() => {
-                Some(self.lower(&Value::Object(ap.clone()), &format!("{pointer}/additionalProperties"), &format!("{hint}_value")).ty)
-            }
+        let additional = match additional {
+            Some((ap @ Value::Object(m), at)) if !m.is_empty() => Some(self.lower(ap, at, &format!("{hint}_value")).ty),
             _ => None,
         };
         ModelKind::Struct { fields, additional }
@@ -291,32 +363,43 @@ impl<'a> Lowerer<'a> {
         let mut others: Map<String, Value> = obj.clone();
         others.remove("allOf");
         let has_own = others.contains_key("properties");
-        if parts.len() == 1 && !has_own {
-            return self.shape(&parts[0], &format!("{pointer}/allOf/0"), hint);
+        // Parts that only annotate (`{description: ...}` beside a `$ref`, as many generators
+        // write) do not change the type.
+        let typed: Vec<(usize, &Value)> = parts.iter().enumerate().filter(|(_, p)| !is_annotation(p)).collect();
+        if let ([(i, only)], false) = (typed.as_slice(), has_own) {
+            return self.shape(only, &format!("{pointer}/allOf/{i}"), hint);
         }
-        let mut merged_props = Map::new();
-        let mut required: Vec<Value> = Vec::new();
-        let mut additional: Option<Value> = None;
+        // Each property keeps the pointer of the schema it comes from, so that a part reached
+        // again inside itself is seen as the same schema (and not copied forever).
+        let mut merged_props: Vec<(String, Value, String)> = Vec::new();
+        let mut required: Vec<String> = Vec::new();
+        let mut additional: Option<(Value, String)> = None;
         let mut mergeable = true;
-        let mut stack: Vec<(Value, usize)> = parts.iter().cloned().map(|p| (p, 0)).collect();
-        stack.push((Value::Object(others), 0));
+        // Parts reached through references: each merged once (`allOf` of the same part twice, or
+        // of itself, adds nothing).
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        seen.insert(pointer.to_owned());
+        let mut stack: Vec<(Value, String, usize)> =
+            parts.iter().enumerate().map(|(i, p)| (p.clone(), format!("{pointer}/allOf/{i}"), 0)).collect();
+        stack.push((Value::Object(others), pointer.to_owned(), 0));
         stack.reverse();
-        while let Some((part, depth)) = stack.pop() {
-            let part = match follow_refs(self.doc, &part) {
-                Some(p) => p.clone(),
-                None => {
-                    mergeable = false;
-                    break;
-                }
+        while let Some((part, from, depth)) = stack.pop() {
+            let Some((part, at)) = follow_refs_at(self.doc, &part, &from) else {
+                mergeable = false;
+                break;
             };
+            if at != from && !seen.insert(at.clone()) {
+                continue;
+            }
+            let part = part.clone();
             let Some(p) = part.as_object() else { continue };
             if let Some(Value::Array(inner)) = p.get("allOf") {
                 if depth > 16 {
                     mergeable = false;
                     break;
                 }
-                for i in inner.iter().rev() {
-                    stack.push((i.clone(), depth + 1));
+                for (i, v) in inner.iter().enumerate().rev() {
+                    stack.push((v.clone(), format!("{at}/allOf/{i}"), depth + 1));
                 }
             }
             if p.contains_key("oneOf") || p.contains_key("anyOf") || p.contains_key("enum") {
@@ -332,14 +415,18 @@ impl<'a> Lowerer<'a> {
             }
             if let Some(Value::Object(props)) = p.get("properties") {
                 for (k, v) in props {
-                    merged_props.insert(k.clone(), v.clone());
+                    let from = format!("{at}/properties/{}", escape(k));
+                    match merged_props.iter_mut().find(|(name, _, _)| name == k) {
+                        Some(slot) => *slot = (k.clone(), v.clone(), from),
+                        None => merged_props.push((k.clone(), v.clone(), from)),
+                    }
                 }
             }
             if let Some(Value::Array(r)) = p.get("required") {
-                required.extend(r.iter().cloned());
+                required.extend(r.iter().filter_map(Value::as_str).map(str::to_owned));
             }
             if let Some(ap @ Value::Object(_)) = p.get("additionalProperties") {
-                additional = Some(ap.clone());
+                additional = Some((ap.clone(), format!("{at}/additionalProperties")));
             }
         }
         if !mergeable {
@@ -347,14 +434,8 @@ impl<'a> Lowerer<'a> {
             self.warn(pointer, "allOf of parts that are not all objects (a union, an enum, a scalar) cannot be merged into one type; typed as any JSON value");
             return Shape::Type(Type::Json);
         }
-        let mut merged = Map::new();
-        merged.insert("type".into(), Value::String("object".into()));
-        merged.insert("properties".into(), Value::Object(merged_props));
-        merged.insert("required".into(), Value::Array(required));
-        if let Some(ap) = additional {
-            merged.insert("additionalProperties".into(), ap);
-        }
-        Shape::Model(self.structure(&merged, pointer, hint))
+        let required: Vec<&str> = required.iter().map(String::as_str).collect();
+        Shape::Model(self.build_struct(&merged_props, &required, additional.as_ref(), hint))
     }
 
     fn one_of(&mut self, obj: &Map<String, Value>, parts: &[Value], pointer: &str, hint: &str) -> Shape {
@@ -582,6 +663,15 @@ fn is_inline_model(v: &Value) -> bool {
     v.as_object().is_some_and(|m| ["properties", "enum", "oneOf", "anyOf", "allOf"].iter().any(|k| m.contains_key(*k)))
 }
 
+/// Whether a schema only annotates (description, examples, flags) and accepts any value.
+fn is_annotation(v: &Value) -> bool {
+    const KEYS: [&str; 13] = [
+        "title", "description", "example", "examples", "default", "deprecated", "readOnly", "writeOnly", "externalDocs",
+        "xml", "nullable", "$comment", "discriminator",
+    ];
+    v.as_object().is_some_and(|m| m.keys().all(|k| k.starts_with("x-") || KEYS.contains(&k.as_str())))
+}
+
 fn is_null_schema(v: &Value) -> bool {
     v.get("type").and_then(Value::as_str) == Some("null")
         || v.get("enum").and_then(Value::as_array).is_some_and(|e| e.len() == 1 && e[0].is_null())
@@ -609,13 +699,13 @@ fn variant_name(part: &Value, i: usize) -> String {
 pub(crate) fn docs_of(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(t) = schema.get("title").and_then(Value::as_str) {
-        out.extend(t.lines().map(str::to_owned));
+        out.extend(doc_lines(t));
     }
     if let Some(d) = schema.get("description").and_then(Value::as_str) {
         if !out.is_empty() {
             out.push(String::new());
         }
-        out.extend(d.lines().map(str::to_owned));
+        out.extend(doc_lines(d));
     }
     out
 }
