@@ -222,15 +222,13 @@ impl RestClient {
     ) -> Result<(HttpRule, Prepared, Bytes), Status> {
         let value = decode::to_value(message)
             .map_err(|e| Status::invalid_argument(format!("encoding the request as JSON: {e}")))?;
-        let Some((first, others)) = method.http.split_first() else {
-            let rule = default_rule(method);
-            return self.build_along(rule, value).map(|(prepared, body)| (rule, prepared, body));
-        };
-        if others.is_empty() {
-            return self.build_along(*first, value).map(|(prepared, body)| (*first, prepared, body));
-        }
+        let default = [default_rule(method)];
+        let rules = if method.http.is_empty() { &default[..] } else { method.http };
+        // Every binding but the last gets a copy of the message; the last (the only one, as a
+        // rule) takes it.
+        let (last, earlier) = rules.split_last().expect("at least the default binding");
         let mut first_error = None;
-        for rule in method.http {
+        for rule in earlier {
             match self.build_along(*rule, value.clone()) {
                 Ok((prepared, body)) => return Ok((*rule, prepared, body)),
                 Err(e) => {
@@ -238,7 +236,10 @@ impl RestClient {
                 }
             }
         }
-        Err(first_error.unwrap_or_else(|| Status::internal("no binding")))
+        match self.build_along(*last, value) {
+            Ok((prepared, body)) => Ok((*last, prepared, body)),
+            Err(e) => Err(first_error.unwrap_or(e)),
+        }
     }
 
     /// [`build`](Self::build) along one binding.
