@@ -130,7 +130,7 @@ pub mod __private {
     pub use crate::__proto_json as proto_json;
     /// proto3 JSON of generated messages (the codec behind `proto_json!`; see the module).
     pub mod proto_json {
-        pub use crate::proto_json::{deserialize, serialize, Descriptors};
+        pub use crate::proto_json::{deserialize, serialize, Descriptor, Descriptors};
     }
     pub use core::future::Future;
     pub use std::sync::Arc;

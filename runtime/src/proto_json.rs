@@ -49,16 +49,19 @@ macro_rules! __proto_json {
             $crate::__private::proto_json::Descriptors($descriptors)
         }
         $(
-            impl $crate::__private::serde::Serialize for $ty {
-                fn serialize<S: $crate::__private::serde::Serializer>(&self, s: S) -> ::core::result::Result<S::Ok, S::Error> {
-                    $crate::__private::proto_json::serialize(self, $name, s)
+            const _: () = {
+                static DESCRIPTOR: $crate::__private::proto_json::Descriptor = $crate::__private::proto_json::Descriptor::new($name);
+                impl $crate::__private::serde::Serialize for $ty {
+                    fn serialize<S: $crate::__private::serde::Serializer>(&self, s: S) -> ::core::result::Result<S::Ok, S::Error> {
+                        $crate::__private::proto_json::serialize(self, &DESCRIPTOR, s)
+                    }
                 }
-            }
-            impl<'de> $crate::__private::serde::Deserialize<'de> for $ty {
-                fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {
-                    $crate::__private::proto_json::deserialize($name, d)
+                impl<'de> $crate::__private::serde::Deserialize<'de> for $ty {
+                    fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {
+                        $crate::__private::proto_json::deserialize(&DESCRIPTOR, d)
+                    }
                 }
-            }
+            };
         )*
     };
 }
@@ -119,7 +122,27 @@ fn add_each(pool: &mut DescriptorPool, mut files: Vec<FileDescriptorProto>, erro
     }
 }
 
-fn descriptor(name: &str) -> Result<MessageDescriptor, String> {
+/// A message's descriptor, looked up in the pool on first use (one per generated message).
+pub struct Descriptor {
+    name: &'static str,
+    found: OnceLock<Result<MessageDescriptor, String>>,
+}
+
+impl Descriptor {
+    /// The descriptor of the message named `name` (full name, no leading dot).
+    pub const fn new(name: &'static str) -> Self {
+        Descriptor { name, found: OnceLock::new() }
+    }
+
+    fn get(&self) -> Result<MessageDescriptor, &str> {
+        match self.found.get_or_init(|| lookup(self.name)) {
+            Ok(descriptor) => Ok(descriptor.clone()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn lookup(name: &str) -> Result<MessageDescriptor, String> {
     let pool = pool();
     pool.pool.get_message_by_name(name).ok_or_else(|| {
         let mut message = format!("no descriptor for message `{name}` is registered");
@@ -133,17 +156,17 @@ fn descriptor(name: &str) -> Result<MessageDescriptor, String> {
 const SERIALIZE: SerializeOptions = SerializeOptions::new();
 const DESERIALIZE: DeserializeOptions = DeserializeOptions::new();
 
-/// Writes `message` (the generated message named `name`) as proto3 JSON.
-pub fn serialize<T: prost::Message, S: serde::Serializer>(message: &T, name: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    let descriptor = descriptor(name).map_err(<S::Error as ser::Error>::custom)?;
+/// Writes `message` (the generated message `descriptor` describes) as proto3 JSON.
+pub fn serialize<T: prost::Message, S: serde::Serializer>(message: &T, descriptor: &Descriptor, serializer: S) -> Result<S::Ok, S::Error> {
+    let descriptor = descriptor.get().map_err(<S::Error as ser::Error>::custom)?;
     let bytes = message.encode_to_vec();
     let dynamic = DynamicMessage::decode(descriptor, bytes.as_slice()).map_err(<S::Error as ser::Error>::custom)?;
     dynamic.serialize_with_options(serializer, &SERIALIZE)
 }
 
-/// Reads the generated message named `name` from proto3 JSON.
-pub fn deserialize<'de, T: prost::Message + Default, D: serde::Deserializer<'de>>(name: &str, deserializer: D) -> Result<T, D::Error> {
-    let descriptor = descriptor(name).map_err(<D::Error as de::Error>::custom)?;
+/// Reads the generated message `descriptor` describes from proto3 JSON.
+pub fn deserialize<'de, T: prost::Message + Default, D: serde::Deserializer<'de>>(descriptor: &Descriptor, deserializer: D) -> Result<T, D::Error> {
+    let descriptor = descriptor.get().map_err(<D::Error as de::Error>::custom)?;
     let dynamic = DynamicMessage::deserialize_with_options(descriptor, deserializer, &DESERIALIZE)?;
     dynamic.transcode_to::<T>().map_err(<D::Error as de::Error>::custom)
 }
