@@ -299,13 +299,7 @@ impl Config {
             }
         }
         let spec = spec::proto::load(protos, includes)?;
-        let (api, found) = lower::proto::lower(&spec.pool).map_err(|e| match e {
-            Error::Spec { mut location, message } => {
-                location.file = spec.disk_path(&location.file);
-                Error::Spec { location, message }
-            }
-            other => other,
-        })?;
+        let (api, found) = lower::proto::lower(&spec.pool);
         let found: Vec<(Location, String)> = found
             .into_iter()
             .map(|mut w| {

@@ -16,7 +16,7 @@ use prost_reflect::{
 use prost_types::method_options::IdempotencyLevel;
 use switchboard_path::{Segment, Template};
 
-use crate::error::{Error, Location};
+use crate::error::Location;
 use source::SourceInfo;
 
 use crate::ir::{Api, Bindings, CallShape, HttpRule, Idempotency, Method, Package, Service, TypeRef};
@@ -44,7 +44,7 @@ const ADDITIONAL_BINDINGS: i32 = 11;
 /// could not serve (a template it cannot parse, a field that does not exist, a route another
 /// binding of the service already matches) is left out with a [`Warning`]; the method keeps its
 /// other bindings (or, with none left, the default `POST /<package>.<Service>/<Method>`).
-pub fn lower(pool: &DescriptorPool) -> Result<(Api, Vec<Warning>), Error> {
+pub fn lower(pool: &DescriptorPool) -> (Api, Vec<Warning>) {
     let http_ext = pool.get_extension_by_name("google.api.http");
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     let mut proto_files = Vec::new();
@@ -67,7 +67,7 @@ pub fn lower(pool: &DescriptorPool) -> Result<(Api, Vec<Warning>), Error> {
         for (service_index, service) in file.services().enumerate() {
             let service_index = service_index as i32;
             let sdp = service.service_descriptor_proto();
-            let mut bindings = service_bindings(&service, service_index, http_ext.as_ref(), &comments, &mut warnings)?;
+            let mut bindings = service_bindings(&service, service_index, http_ext.as_ref(), &comments, &mut warnings);
             let mut methods = Vec::new();
             for (method_index, m) in service.methods().enumerate() {
                 let source_path = [6, service_index, 2, method_index as i32];
@@ -115,7 +115,7 @@ pub fn lower(pool: &DescriptorPool) -> Result<(Api, Vec<Warning>), Error> {
         p.type_names.sort();
     }
     let openapiv2 = openapiv2::read(pool);
-    Ok((Api { packages: packages.into_values().collect(), proto_files, messages, enums, openapiv2 }, warnings))
+    (Api { packages: packages.into_values().collect(), proto_files, messages, enums, openapiv2 }, warnings)
 }
 
 /// The route the REST router files a binding under (`Routes::insert` in the runtime): the HTTP
@@ -138,6 +138,8 @@ struct Binding {
     rule: HttpRule,
     location: Location,
     key: RouteKey,
+    /// `additional_bindings[i]: ` for an additional binding, else empty.
+    which: String,
 }
 
 /// Every method's HTTP bindings as the generated service serves them, by method index. The
@@ -145,16 +147,14 @@ struct Binding {
 /// with none, the default `POST /<package>.<Service>/<Method>`), and refuses the service if one
 /// does not parse or two would match the same requests with the same HTTP method. So that the
 /// generated service always registers, a binding it would refuse is left out here with a warning
-/// (the later of two clashing ones; a default route is never the one left out). Only a method
-/// whose bindings are all left out, and whose default route another method binds explicitly,
-/// cannot be served and is an error.
+/// (the later of two clashing ones; a default route is never the one left out).
 fn service_bindings(
     service: &ServiceDescriptor,
     service_index: i32,
     http_ext: Option<&ExtensionDescriptor>,
     comments: &SourceInfo,
     warnings: &mut Vec<Warning>,
-) -> Result<Vec<Vec<HttpRule>>, Error> {
+) -> Vec<Vec<HttpRule>> {
     let file = service.parent_file();
     let file = file.name();
     let methods: Vec<MethodDescriptor> = service.methods().collect();
@@ -170,17 +170,21 @@ fn service_bindings(
             .unwrap_or_default();
         let mut kept = Vec::new();
         for (i, rule) in rules.into_iter().enumerate() {
+            // Parsers record where the option is, not where each binding inside it is: an
+            // additional binding is named by its index.
             let mut path = option_path.to_vec();
+            let mut which = String::new();
             if i > 0 {
                 path.extend([ADDITIONAL_BINDINGS, i as i32 - 1]);
+                which = format!("additional_bindings[{}]: ", i - 1);
             }
             let location = comments
                 .find(file, &path)
                 .or_else(|| comments.find(file, &option_path))
                 .unwrap_or_else(|| comments.location(file, &method_path));
             match check_http_rule(&rule, &m.input(), &m.output()) {
-                Ok(key) => kept.push(Binding { rule, location, key }),
-                Err(problem) => skipped.push((method_index, location, problem)),
+                Ok(key) => kept.push(Binding { rule, location, key, which }),
+                Err(problem) => skipped.push((method_index, location, format!("{which}{problem}"))),
             }
         }
         checked.push(kept);
@@ -193,46 +197,42 @@ fn service_bindings(
         response_body: String::new(),
     };
     let route = |rule: &HttpRule| format!("`{} {}`", served_method(rule), rule.path);
-    // Routes taken so far: default routes first (they cannot be left out), then each binding
-    // in the router's order; the value names the method and route taking it.
-    let mut taken: HashMap<RouteKey, String> = HashMap::new();
-    for (m, kept) in methods.iter().zip(&checked) {
-        if kept.is_empty() {
+    // Methods served at their default route: those without a valid binding, and those whose
+    // bindings all clash (found below; their default route may clash with a binding of an
+    // earlier method, which is then left out in the next round: at most one round per method).
+    let mut defaulted: Vec<bool> = checked.iter().map(Vec::is_empty).collect();
+    let (out, clashes) = loop {
+        // Routes taken so far: default routes first (they cannot be left out), then each
+        // binding in the router's order; the value names the route and the method taking it.
+        let mut taken: HashMap<RouteKey, String> = HashMap::new();
+        for (m, _) in methods.iter().zip(&defaulted).filter(|(_, d)| **d) {
             let rule = default_rule(m);
             taken.extend(route_key(&rule).map(|key| (key, format!("{} (its default route) of {}", route(&rule), m.full_name()))));
         }
-    }
-    let mut out = Vec::new();
-    for ((method_index, m), kept) in methods.iter().enumerate().zip(checked) {
-        let had_some = !kept.is_empty();
-        let mut served = Vec::new();
-        for binding in kept {
-            if let Some(owner) = taken.get(&binding.key) {
-                let problem = format!("{} matches the same requests as {owner}", route(&binding.rule));
-                skipped.push((method_index, binding.location, problem));
-                continue;
-            }
-            taken.insert(binding.key, format!("{} of {}", route(&binding.rule), m.full_name()));
-            served.push(binding.rule);
-        }
-        if had_some && served.is_empty() {
-            let rule = default_rule(m);
-            if let Some(key) = route_key(&rule) {
-                if let Some(owner) = taken.get(&key) {
-                    return Err(Error::Spec {
-                        location: comments.location(file, &[6, service_index, 2, method_index as i32]),
-                        message: format!(
-                            "method {}: google.api.http: every binding is left out (see the warnings), and its default route {} is bound to {owner}; bind it to a route of its own",
-                            m.full_name(),
-                            route(&rule)
-                        ),
-                    });
+        let mut out: Vec<Vec<HttpRule>> = Vec::new();
+        let mut clashes: Vec<(usize, Location, String)> = Vec::new();
+        for ((method_index, m), kept) in methods.iter().enumerate().zip(&checked) {
+            let mut served = Vec::new();
+            for binding in kept {
+                if let Some(owner) = taken.get(&binding.key) {
+                    let problem = format!("{}{} matches the same requests as {owner}", binding.which, route(&binding.rule));
+                    clashes.push((method_index, binding.location.clone(), problem));
+                    continue;
                 }
-                taken.insert(key, format!("{} (its default route) of {}", route(&rule), m.full_name()));
+                taken.insert(binding.key.clone(), format!("{} of {}", route(&binding.rule), m.full_name()));
+                served.push(binding.rule.clone());
             }
+            out.push(served);
         }
-        out.push(served);
-    }
+        let newly: Vec<usize> = (0..methods.len()).filter(|&i| out[i].is_empty() && !defaulted[i]).collect();
+        if newly.is_empty() {
+            break (out, clashes);
+        }
+        for i in newly {
+            defaulted[i] = true;
+        }
+    };
+    skipped.extend(clashes);
     skipped.sort_by_key(|(_, location, _)| (location.line, location.column));
     for (method_index, location, problem) in skipped {
         let m = &methods[method_index];
@@ -249,7 +249,7 @@ fn service_bindings(
             ),
         });
     }
-    Ok(out)
+    out
 }
 
 /// The checks a REST transport relies on: an HTTP method, a path template the runtime's parser
