@@ -323,7 +323,8 @@ impl Config {
     }
 }
 
-/// The error `strict` makes of a file's warnings (`list`: one indented line each).
+/// The error `strict` makes of warnings (`list`: one indented line each) in `file` (for protobuf,
+/// every file they are in).
 fn strict_error(file: String, list: &[String]) -> Error {
     Error::SpecFile {
         file,
