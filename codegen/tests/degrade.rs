@@ -2,9 +2,10 @@
 //! refuse is left out with a warning naming `file:line:col` of its option, every other binding
 //! and every method is generated, and `strict` turns the warnings into an error.
 //!
-//! The fixture, `tests/degrade/clash/v1/clash.proto`, clashes in each way the router checks
-//! (same HTTP method, path segments and verb within one service), including with default
-//! routes, and has a binding naming a field that does not exist.
+//! The fixture, `tests/fixtures/degrade/proto/clash/v1/clash.proto`, clashes in each way the
+//! router checks (same HTTP method, path segments and verb within one service), including with
+//! default routes, and has a binding naming a field that does not exist. Its generated code is
+//! a golden tree too (`golden.rs`), served by `tests/golden/tests/degrade_rest.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ const SPEC: &str = "clash/v1/clash.proto";
 
 fn includes() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    vec![root.join("tests/degrade"), root.join("../tests/fixtures/gateway/proto")]
+    vec![root.join("../tests/fixtures/degrade/proto"), root.join("../tests/fixtures/gateway/proto")]
 }
 
 fn file() -> String {
@@ -26,12 +27,12 @@ fn expected() -> Vec<String> {
     let default = |m: &str| format!("with no binding left, REST serves it at its default route `POST /clash.v1.Library/{m}`");
     let others = "it keeps its other bindings".to_owned();
     [
-        ("23:5", "ReadBook", "`GET /v1/{book=shelves/*/books/*}` matches the same requests as `GET /v1/{name=shelves/*/books/*}` of clash.v1.Library.GetBook", default("ReadBook")),
-        ("27:5", "MoveBook", "additional_bindings[0]: `GET /v1/books/{name}` matches the same requests as `GET /v1/books/{name}` of clash.v1.Library.GetBook", others),
-        ("39:5", "Touch", "`POST /clash.v1.Library/Ping` matches the same requests as `POST /clash.v1.Library/Ping` (its default route) of clash.v1.Library.Ping", default("Touch")),
-        ("43:5", "Shelve", "path variable \"shelf\" is not a field of clash.v1.Book", default("Shelve")),
-        ("48:5", "Early", "`POST /clash.v1.Library/Late` matches the same requests as `POST /clash.v1.Library/Late` (its default route) of clash.v1.Library.Late", default("Early")),
-        ("51:5", "Late", "`GET /v1/books/{name}` matches the same requests as `GET /v1/books/{name}` of clash.v1.Library.GetBook", default("Late")),
+        ("24:5", "ReadBook", "`GET /v1/{book=shelves/*/books/*}` matches the same requests as `GET /v1/{name=shelves/*/books/*}` of clash.v1.Library.GetBook", default("ReadBook")),
+        ("28:5", "MoveBook", "additional_bindings[0]: `GET /v1/books/{name}` matches the same requests as `GET /v1/books/{name}` of clash.v1.Library.GetBook", others),
+        ("40:5", "Touch", "`POST /clash.v1.Library/Ping` matches the same requests as `POST /clash.v1.Library/Ping` (its default route) of clash.v1.Library.Ping", default("Touch")),
+        ("44:5", "Shelve", "path variable \"shelf\" is not a field of clash.v1.Book", default("Shelve")),
+        ("49:5", "Early", "`POST /clash.v1.Library/Late` matches the same requests as `POST /clash.v1.Library/Late` (its default route) of clash.v1.Library.Late", default("Early")),
+        ("52:5", "Late", "`GET /v1/books/{name}` matches the same requests as `GET /v1/books/{name}` of clash.v1.Library.GetBook", default("Late")),
     ]
     .into_iter()
     .map(|(at, method, problem, left)| {
