@@ -39,4 +39,4 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round switchboard: $(cat "$work/t") (load $(cut -d' ' -f1 /proc/loadavg)); $(grep -c '^warning: ' "$work/sb.stderr" || true) warnings in $work/sb.stderr"
 done
 rs() { cat "$1"/*.rs | wc -c; }
-echo "bytes of Rust: anchor $(rs "$work/out-anchor"), switchboard $(rs "$work/out-sb") (+ $(cat "$work"/out-sb/*.json | wc -c) of OpenAPI documents)"
+echo "bytes of Rust: anchor $(rs "$work/out-anchor"), switchboard $(rs "$work/out-sb") (+ $(cat "$work"/out-sb/*.descriptors.bin | wc -c) of descriptors for the JSON codec, + $(cat "$work"/out-sb/*.json | wc -c) of OpenAPI documents)"

@@ -13,12 +13,12 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-fn read_tree(dir: &Path) -> BTreeMap<String, String> {
+fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
     entries
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs" || e == "json"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .filter(|p| p.extension().is_some_and(|e| e == "rs" || e == "json" || e == "bin"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
         .collect()
 }
 
@@ -50,7 +50,7 @@ fn check(case: &str) {
     // without one).
     let prefix = format!("{}/", dir.display());
     let warnings: Vec<String> = config.warnings().iter().map(|w| w.replace(&prefix, "")).collect();
-    let got: BTreeMap<String, String> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
+    let got: BTreeMap<String, Vec<u8>> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
     let expected_dir = dir.join("expected");
     if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
         let _ = std::fs::remove_dir_all(&expected_dir);
@@ -69,9 +69,10 @@ fn check(case: &str) {
         expected.keys().collect::<Vec<_>>(),
         "{case}: generated file set differs (SWITCHBOARD_BLESS=1 to update)"
     );
-    for (name, text) in &got {
-        if text != &expected[name] {
-            let line = text.lines().zip(expected[name].lines()).position(|(a, b)| a != b).map_or(0, |i| i + 1);
+    for (name, bytes) in &got {
+        if bytes != &expected[name] {
+            let (text, expected) = (String::from_utf8_lossy(bytes), String::from_utf8_lossy(&expected[name]));
+            let line = text.lines().zip(expected.lines()).position(|(a, b)| a != b).map_or(0, |i| i + 1);
             panic!("{case}/{name} differs from expected at line {line} (SWITCHBOARD_BLESS=1 to update)");
         }
     }

@@ -93,7 +93,7 @@ paths:
     for p in ["mixed", "odd", "dangling", "merged"] {
         assert!(pointers.iter().any(|w| w.ends_with(&format!("#{base}/{p}"))), "no warning for {p}: {warnings:#?}");
     }
-    let code = &files.iter().find(|f| f.name == "api.rs").unwrap().contents;
+    let code = &files.iter().find(|f| f.name == "api.rs").unwrap().as_str().unwrap();
     assert!(code.contains("pub mixed: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
     assert!(code.contains("pub odd: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
     assert!(code.contains("pub merged: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
@@ -150,7 +150,7 @@ fn a_selection_keeps_its_operations_in_the_served_document_and_warns_when_empty(
     let mut config = switchboard_codegen::Config::new();
     config.tag("adoptions");
     let files = config.generate_checked(&[&spec], &[] as &[&str]).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&files.iter().find(|f| f.name == "petstore.openapi.json").unwrap().contents).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&files.iter().find(|f| f.name == "petstore.openapi.json").unwrap().as_str().unwrap()).unwrap();
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
     assert_eq!(paths, ["/pets/{petId}/adoptions"]);
     assert!(doc["paths"]["/pets/{petId}/adoptions"]["parameters"].is_array(), "path-item parameters stay");
@@ -258,7 +258,7 @@ fn schemas_that_merge_themselves_through_all_of_generate_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "cycle.yaml", ALLOF_CYCLE);
     let (files, warnings) = generate(&path).unwrap();
-    let code = &files.iter().find(|f| f.name == "cycle.rs").unwrap().contents;
+    let code = &files.iter().find(|f| f.name == "cycle.rs").unwrap().as_str().unwrap();
     assert!(code.contains("pub struct A {"), "{code}");
     // The property merged into itself is where the cycle is cut: any JSON value, with a warning
     // naming where the schema is in the document.
@@ -322,7 +322,7 @@ fn names_from_any_unicode_punctuation_or_case_become_distinct_ascii_identifiers(
     );
     let (files, warnings) = generate(&path).unwrap();
     assert!(warnings.is_empty(), "{warnings:#?}");
-    let code = &files.iter().find(|f| f.name == "names.rs").unwrap().contents;
+    let code = &files.iter().find(|f| f.name == "names.rs").unwrap().as_str().unwrap();
     // Identifiers (everything outside comments and string literals) are ASCII.
     for line in code.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
         let mut outside = String::new();
@@ -379,7 +379,7 @@ paths:
     );
     let (files, warnings) = generate(&path).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
-    let code = &files.iter().find(|f| f.name == "inline.rs").unwrap().contents;
+    let code = &files.iter().find(|f| f.name == "inline.rs").unwrap().as_str().unwrap();
     assert_eq!(code.matches("pub struct GetTokenBody {").count(), 1, "{code}");
     assert_eq!(code.matches("GetTokenBody,").count() + code.matches("GetTokenBody>").count(), 2, "{code}");
 }

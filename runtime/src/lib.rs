@@ -56,6 +56,7 @@ mod context;
 pub mod descriptor;
 pub mod dispatch;
 mod streaming;
+mod proto_json;
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
@@ -125,8 +126,12 @@ pub mod __private {
     pub use ::tower_service;
     pub use ::serde;
     pub use ::serde_json;
-    pub use ::pbjson;
-    pub use ::pbjson_types;
+    pub use ::inventory;
+    pub use crate::__proto_json as proto_json;
+    /// proto3 JSON of generated messages (the codec behind `proto_json!`; see the module).
+    pub mod proto_json {
+        pub use crate::proto_json::{deserialize, serialize, Descriptors};
+    }
     pub use core::future::Future;
     pub use std::sync::Arc;
     pub use ::futures_util::future::BoxFuture;

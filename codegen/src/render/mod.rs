@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::ident;
 use crate::ir::{CallShape, Idempotency, Method, Package, Service};
 
-pub use messages::{messages, JsonImpls};
+pub use messages::{descriptor_file, messages, ProtoJson};
 pub use tree::module_tree;
 
 #[derive(Template)]

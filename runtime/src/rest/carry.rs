@@ -37,7 +37,7 @@ pub(crate) enum EncodeTo<'a> {
     Capture { state: &'a crate::api::contract::OpState, out: &'a mut Option<crate::api::response::CaptureResult> },
 }
 
-/// REST carries serde types: proto3 JSON for generated messages (pbjson), plain serde for
+/// REST carries serde types: proto3 JSON for generated messages (`proto_json`), plain serde for
 /// code-first and OpenAPI types.
 impl<M: Serialize + DeserializeOwned + Send + 'static> Carry<M> for Rest {
     fn decode(from: RestDecoder<'_>) -> Result<M, Status>

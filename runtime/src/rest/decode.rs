@@ -230,6 +230,34 @@ pub fn json_value(body: &[u8]) -> Result<serde_json::Value, Status> {
     serde_json::from_slice(body).map_err(|e| Status::invalid_argument(format!("malformed JSON body: {e}")))
 }
 
+/// What a visitor says it expects (`"a boolean"`), to read URL text as that.
+fn expecting<'de, V: Visitor<'de>>(visitor: &V) -> String {
+    struct Expecting<'a, V>(&'a V);
+    impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+    }
+    Expecting(visitor).to_string()
+}
+
+/// `page_count,author.first_name` → `pageCount,author.firstName`.
+fn camel_mask(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut upper = false;
+    for c in text.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn invalid_field(path: String, inner: &dyn fmt::Display) -> Status {
     if path == "." || path.is_empty() {
         Status::invalid_argument(format!("invalid request: {inner}"))
@@ -250,7 +278,7 @@ macro_rules! json_or {
 }
 
 /// Numbers asked for by type: text from the URL is parsed (types that take numbers as strings,
-/// like pbjson's, ask for `any` and get the text).
+/// like the proto3 JSON codec's, ask for `any` and get the text).
 macro_rules! text_number {
     ($($method:ident $ty:ident $visit:ident),*) => {
         $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -272,7 +300,19 @@ impl<'de> de::Deserializer<'de> for Node {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self {
             Node::Json(v) => v.deserialize_any(visitor).map_err(de::Error::custom),
-            Node::Text(s) => visitor.visit_string(s),
+            // The proto3 JSON codec asks for `any` (numbers, which it also takes as strings,
+            // booleans, wrappers) or a string (field masks): what it expects tells text apart.
+            Node::Text(s) => match expecting(&visitor).as_str() {
+                "a boolean" => match s.as_str() {
+                    "true" => visitor.visit_bool(true),
+                    "false" => visitor.visit_bool(false),
+                    other => Err(de::Error::custom(format!("expected `true` or `false`, got `{other}`"))),
+                },
+                // URL text names fields as the proto does (`update_mask=page_count`, as
+                // grpc-gateway reads it); the JSON form is lowerCamelCase.
+                "a field mask string" => visitor.visit_string(camel_mask(&s)),
+                _ => visitor.visit_string(s),
+            },
             Node::Texts(_) => Err(de::Error::custom("given more than once, but it is not a repeated field")),
             Node::Map(entries) => visitor.visit_map(MapAccess { entries: entries.into_iter(), value: None }),
         }
