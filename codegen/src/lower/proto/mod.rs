@@ -5,9 +5,7 @@ mod openapiv2;
 mod source;
 mod types;
 
-use std::collections::BTreeMap;
-
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
@@ -24,9 +22,9 @@ use crate::ir::{Api, Bindings, CallShape, HttpRule, Idempotency, Method, Package
 /// Packages whose types come from `prost-types` instead of being generated.
 pub const WELL_KNOWN_PACKAGE: &str = "google.protobuf";
 
-/// A binding (or anything else of one method) the generated server could not serve as written:
-/// it is left out, the rest is generated. `location` is the method's `google.api.http` option
-/// (or the method) as the pool names the file (relative to its include directory).
+/// A `google.api.http` binding the generated server could not serve as written: it is left out,
+/// the rest is generated. `location` is the method's `google.api.http` option (or the method),
+/// in the file as the pool names it (relative to its include directory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// Where: the option, else the method.
