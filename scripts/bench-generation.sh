@@ -15,7 +15,7 @@ work=${WORK:-$(mktemp -d)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 GOOGLE_PROTO_FILES_VERSION=${GOOGLE_PROTO_FILES_VERSION:-5.0.3}
 ROUNDS=${ROUNDS:-2}
-EXCLUDE=${EXCLUDE:-google/cloud/bigquery/storage/v1/storage.proto google/cloud/bigquery/storage/v1beta1/storage.proto google/cloud/bigquery/storage/v1beta2/storage.proto}
+EXCLUDE=${EXCLUDE:-}
 
 cargo build -q --release -p switchboard-codegen --bin switchboard --manifest-path "$root/Cargo.toml"
 cargo build -q --release --manifest-path "$root/scripts/anchor/Cargo.toml"
@@ -35,8 +35,8 @@ for round in $(seq 1 "$ROUNDS"); do
   rm -rf "$work/out-anchor" "$work/out-sb"
   /usr/bin/time -o "$work/t" -f "%e s wall, %U s user, %M KB peak" "$anchor" "$work/out-anchor" . "$work/files.txt"
   echo "round $round anchor:      $(cat "$work/t") (load $(cut -d' ' -f1 /proc/loadavg))"
-  /usr/bin/time -o "$work/t" -f "%e s wall, %U s user, %M KB peak" "$sb" generate -I . -o "$work/out-sb" $(cat "$work/files.txt") 2>/dev/null
-  echo "round $round switchboard: $(cat "$work/t") (load $(cut -d' ' -f1 /proc/loadavg))"
+  /usr/bin/time -o "$work/t" -f "%e s wall, %U s user, %M KB peak" "$sb" generate -I . -o "$work/out-sb" $(cat "$work/files.txt") 2>"$work/sb.stderr"
+  echo "round $round switchboard: $(cat "$work/t") (load $(cut -d' ' -f1 /proc/loadavg)); $(grep -c '^warning: ' "$work/sb.stderr" || true) warnings in $work/sb.stderr"
 done
 rs() { cat "$1"/*.rs | wc -c; }
 echo "bytes of Rust: anchor $(rs "$work/out-anchor"), switchboard $(rs "$work/out-sb") (+ $(cat "$work"/out-sb/*.descriptors.bin | wc -c) of descriptors for the JSON codec, + $(cat "$work"/out-sb/*.json | wc -c) of OpenAPI documents)"

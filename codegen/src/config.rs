@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::emit::{self, GeneratedFile};
-use crate::error::Error;
+use crate::error::{Error, Location};
 use crate::ir::Api;
 use crate::spec::proto::ProtoSpec;
 use crate::{lower, spec};
@@ -108,13 +108,17 @@ impl Config {
     }
 
     /// Turns every warning into an error: generation fails, listing them with their JSON
-    /// pointers, instead of generating a fallback (default: a warning each, and a working
-    /// fallback). Warnings are what the generator could not handle in one item of a document:
-    /// a schema typed as `serde_json::Value`, an operation skipped (a path the router cannot
-    /// serve, or one matching the same requests as another), an operation whose parameter or
-    /// request body schemas the server's validator cannot compile (its generated server answers
-    /// 501 `UNIMPLEMENTED` naming the reason), a reference inside an `x-` extension that does not
-    /// resolve. The CLI's `--strict`. The validator check needs the `check-schemas` feature (on by
+    /// pointers (OpenAPI) or `file:line:col` (protobuf), instead of generating a fallback
+    /// (default: a warning each, and a working fallback). Warnings are what the generator could
+    /// not handle in one item of a document: a schema typed as `serde_json::Value`, an operation
+    /// skipped (a path the router cannot serve, or one matching the same requests as another),
+    /// an operation whose parameter or request body schemas the server's validator cannot
+    /// compile (its generated server answers 501 `UNIMPLEMENTED` naming the reason), a reference
+    /// inside an `x-` extension that does not resolve; in a `.proto`, a `google.api.http`
+    /// binding skipped (a template the router cannot parse, a field that does not exist, a
+    /// route another binding of the service already takes: the method is still generated and
+    /// served over gRPC and its other bindings, or with none left its default route). The CLI's
+    /// `--strict`. The validator check needs the `check-schemas` feature (on by
     /// default); without it, `strict(true)` makes generation fail saying so.
     ///
     /// ```no_run
@@ -129,7 +133,8 @@ impl Config {
     }
 
     /// Warnings of the last [`Config::compile`] or [`Config::generate_checked`]: constructs typed
-    /// with a fallback, each as `file#/json/pointer: message`.
+    /// with a fallback, each as `file#/json/pointer: message` (OpenAPI) or
+    /// `file:line:col: message` (protobuf).
     ///
     /// ```no_run
     /// let mut config = switchboard_codegen::Config::new();
@@ -213,7 +218,9 @@ impl Config {
     }
 
     /// The OpenAPI 3.1 document (pretty JSON) of every service declared in `protos` (services of
-    /// imported files are left out); the schemas of every type they use are included.
+    /// imported files are left out); the schemas of every type they use are included. Bindings
+    /// the generated server would leave out (see [`Config::strict`]) are left out here too, with
+    /// a warning each on stderr (an error with `strict`).
     ///
     /// ```no_run
     /// let json = switchboard_codegen::Config::new().openapi(&["library/v1/library.proto"], &["proto"])?;
@@ -221,7 +228,10 @@ impl Config {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn openapi(&self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<String, Error> {
-        let (api, spec) = self.lower(protos, includes)?;
+        let (api, spec, warnings) = self.lower(protos, includes)?;
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         let services: Vec<&crate::ir::Service> = api
             .packages
             .iter()
@@ -241,13 +251,12 @@ impl Config {
     ) -> Result<Generated, Error> {
         let (openapi, protos): (Vec<&Path>, Vec<&Path>) =
             protos.iter().map(AsRef::as_ref).partition(|p| spec::openapi::is_openapi(p));
-        let (mut api, mut inputs) = if protos.is_empty() {
-            (Api::default(), Vec::new())
+        let (mut api, mut inputs, mut warnings) = if protos.is_empty() {
+            (Api::default(), Vec::new(), Vec::new())
         } else {
-            let (api, spec) = self.lower(&protos, includes)?;
-            (api, spec.inputs)
+            let (api, spec, warnings) = self.lower(&protos, includes)?;
+            (api, spec.inputs, warnings)
         };
-        let mut warnings = Vec::new();
         for path in openapi {
             let spec = spec::openapi::load(path)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
@@ -267,15 +276,7 @@ impl Config {
             found.extend(unservable(&mut package, self.strict)?);
             if self.strict && !found.is_empty() {
                 let list: Vec<String> = found.iter().map(|(pointer, message)| format!("  #{pointer}: {message}")).collect();
-                return Err(Error::SpecFile {
-                    file,
-                    message: format!(
-                        "{} warning{} (errors with --strict / `Config::strict`):\n{}",
-                        found.len(),
-                        if found.len() == 1 { "" } else { "s" },
-                        list.join("\n")
-                    ),
-                });
+                return Err(strict_error(file, &list));
             }
             warnings.extend(found.into_iter().map(|(pointer, message)| format!("{file}#{pointer}: {message}")));
             api.packages.push(package);
@@ -285,8 +286,9 @@ impl Config {
         Ok((emit::files(&api)?, inputs, warnings))
     }
 
-    /// Reads and lowers `protos`; spec errors name files as they are on disk.
-    fn lower(&self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(Api, ProtoSpec), Error> {
+    /// Reads and lowers `protos`; spec errors and warnings (`file:line:col: message` each) name
+    /// files as they are on disk. With [`Config::strict`], warnings are an error listing them.
+    fn lower(&self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(Api, ProtoSpec, Vec<String>), Error> {
         for p in protos {
             let p = p.as_ref();
             if p.extension().and_then(|e| e.to_str()) != Some("proto") {
@@ -297,14 +299,41 @@ impl Config {
             }
         }
         let spec = spec::proto::load(protos, includes)?;
-        let api = lower::proto::lower(&spec.pool).map_err(|e| match e {
-            Error::Spec { mut location, message } => {
-                location.file = spec.disk_path(&location.file);
-                Error::Spec { location, message }
+        let (api, found) = lower::proto::lower(&spec.pool);
+        let found: Vec<(Location, String)> = found
+            .into_iter()
+            .map(|mut w| {
+                w.location.file = spec.disk_path(&w.location.file);
+                (w.location, w.message)
+            })
+            .collect();
+        if self.strict && !found.is_empty() {
+            let mut files: Vec<String> = Vec::new();
+            for (location, _) in &found {
+                let file = location.file.display().to_string();
+                if !files.contains(&file) {
+                    files.push(file);
+                }
             }
-            other => other,
-        })?;
-        Ok((api, spec))
+            let list: Vec<String> = found.iter().map(|(location, message)| format!("  {location}: {message}")).collect();
+            return Err(strict_error(files.join(", "), &list));
+        }
+        let warnings = found.into_iter().map(|(location, message)| format!("{location}: {message}")).collect();
+        Ok((api, spec, warnings))
+    }
+}
+
+/// The error `strict` makes of warnings (`list`: one indented line each) in `file` (for protobuf,
+/// every file they are in).
+fn strict_error(file: String, list: &[String]) -> Error {
+    Error::SpecFile {
+        file,
+        message: format!(
+            "{} warning{} (errors with --strict / `Config::strict`):\n{}",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" },
+            list.join("\n")
+        ),
     }
 }
 

@@ -35,7 +35,8 @@ enum Command {
         all_schemas: bool,
         /// Turn warnings into errors: fail, listing them, when something in a document cannot be
         /// generated as written (without it: a warning each, and a fallback such as a
-        /// `serde_json::Value` type, a skipped operation, or an operation answering 501).
+        /// `serde_json::Value` type, a skipped operation or `google.api.http` binding, or an
+        /// operation answering 501).
         #[arg(long = "strict")]
         strict: bool,
         /// Spec files: `.proto` (a path inside an include directory, as protoc accepts), or

@@ -93,36 +93,59 @@ fn files_outside_the_include_dirs_and_other_formats_are_rejected() {
 }
 
 #[test]
-fn unusable_http_bindings_are_file_line_col() {
+fn unusable_http_bindings_are_skipped_with_a_file_line_col_warning_and_fail_when_strict() {
     let dir = tempfile::tempdir().unwrap();
     let source = "syntax = \"proto3\";\npackage x;\nimport \"google/api/annotations.proto\";\nmessage M { string name = 1; }\nservice S {\n  rpc Get(M) returns (M) {\n    option (google.api.http) = { get: \"v1/{name}\" };\n  }\n  rpc Put(M) returns (M) {\n    option (google.api.http) = { put: \"/v1/{name}\" body: \"nope\" };\n  }\n}\n";
     let annotations = fixture("gateway").join("proto");
     let out = dir.path().join("out");
-    let prefix = dir.path().join("bad.proto").display().to_string();
-    let generate = |source: &str| {
+    let prefix = format!("warning: {}", dir.path().join("bad.proto").display());
+    let run_with = |source: &str, strict: bool| {
         std::fs::write(dir.path().join("bad.proto"), source).unwrap();
-        let args = ["generate", "-I", dir.path().to_str().unwrap(), "-I", annotations.to_str().unwrap(), "-o", out.to_str().unwrap(), "bad.proto"];
-        let (ok, stderr) = run(&args);
-        assert!(!ok, "must fail: {source}");
-        stderr.trim().strip_prefix(&prefix).map(str::to_owned).unwrap_or(stderr)
+        let mut args = vec!["generate", "-I", dir.path().to_str().unwrap(), "-I", annotations.to_str().unwrap(), "-o", out.to_str().unwrap(), "bad.proto"];
+        if strict {
+            args.insert(1, "--strict");
+        }
+        run(&args)
     };
-    assert_eq!(generate(source), ":6:3: method x.S.Get: google.api.http: path template \"v1/{name}\" must start with `/`");
-    let unclosed = source.replace("v1/{name}\" }", "/v1/{name=things/*\" }");
-    assert_eq!(generate(&unclosed), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=things/*`: unclosed `{`");
-    let two = source.replace("v1/{name}\" }", "/v1/{name=**}/x/**\" }");
-    assert_eq!(generate(&two), ":6:3: method x.S.Get: google.api.http: path template `/v1/{name=**}/x/**`: at most one `**`");
-    let clash = source.replace("get: \"v1/{name}\" }", "put: \"/v1/{name}\" body: \"*\" }").replace("body: \"nope\"", "body: \"*\"");
-    assert_eq!(generate(&clash), ":9:3: method x.S.Put: google.api.http: `PUT /v1/{name}` matches the same requests as `PUT /v1/{name}` of x.S.Get");
+    // The other method is generated; the warning names the option and what is left.
+    let generate = |source: &str| {
+        let (ok, stderr) = run_with(source, false);
+        assert!(ok, "must generate: {stderr}");
+        let code = std::fs::read_to_string(out.join("x.rs")).unwrap();
+        assert!(code.contains("async fn get(") && code.contains("async fn put("), "both methods stay in the trait");
+        let (warning, fallback) = stderr.trim().split_once("; binding skipped (the method is still generated and served over gRPC; ").unwrap_or_else(|| panic!("{stderr}"));
+        assert!(fallback.starts_with("with no binding left, REST serves it at its default route `POST /x.S/"), "{fallback}");
+        warning.strip_prefix(&prefix).map(str::to_owned).unwrap_or_else(|| panic!("{stderr}"))
+    };
     let fixed = source.replace("v1/{name}\" }", "/v1/{name}\" }");
-    assert_eq!(generate(&fixed), ":9:3: method x.S.Put: google.api.http: body \"nope\" is not a field of x.M");
+    assert_eq!(generate(source), ":7:5: method x.S.Get: google.api.http: path template \"v1/{name}\" must start with `/`");
+    let unclosed = fixed.replace("/v1/{name}\" }", "/v1/{name=things/*\" }").replace("body: \"nope\"", "body: \"*\"");
+    assert_eq!(generate(&unclosed), ":7:5: method x.S.Get: google.api.http: path template `/v1/{name=things/*`: unclosed `{`");
+    let two = unclosed.replace("/v1/{name=things/*\" }", "/v1/{name=**}/x/**\" }");
+    assert_eq!(generate(&two), ":7:5: method x.S.Get: google.api.http: path template `/v1/{name=**}/x/**`: at most one `**`");
+    let clash = source.replace("get: \"v1/{name}\" }", "put: \"/v1/{name}\" body: \"*\" }").replace("body: \"nope\"", "body: \"*\"");
+    assert_eq!(generate(&clash), ":10:5: method x.S.Put: google.api.http: `PUT /v1/{name}` matches the same requests as `PUT /v1/{name}` of x.S.Get");
+    assert_eq!(generate(&fixed), ":10:5: method x.S.Put: google.api.http: body \"nope\" is not a field of x.M");
     // Nested field paths (as grpc-gateway accepts them) name the segment that is wrong.
     let nested = fixed.replace("body: \"nope\"", "body: \"name.first\"");
     assert_eq!(
         generate(&nested),
-        ":9:3: method x.S.Put: google.api.http: body \"name.first\": `name` (field of x.M) is not a singular message field, so it has no field `first`"
+        ":10:5: method x.S.Put: google.api.http: body \"name.first\": `name` (field of x.M) is not a singular message field, so it has no field `first`"
     );
     let variable = fixed.replace("body: \"nope\"", "body: \"*\"").replace("put: \"/v1/{name}\"", "put: \"/v1/{id}\"");
-    assert_eq!(generate(&variable), ":9:3: method x.S.Put: google.api.http: path variable \"id\" is not a field of x.M");
+    assert_eq!(generate(&variable), ":10:5: method x.S.Put: google.api.http: path variable \"id\" is not a field of x.M");
+    let kind = fixed.replace("put: \"/v1/{name}\" body: \"nope\"", "custom { kind: \"TWO WORDS\" path: \"/v1/{name}\" }");
+    assert_eq!(
+        generate(&kind),
+        ":10:5: method x.S.Put: google.api.http: custom kind \"TWO WORDS\" is not an HTTP method (letters, digits and !#$%&'*+-.^_`|~ only)"
+    );
+    // --strict: the warning is an error, and nothing is written.
+    std::fs::remove_dir_all(&out).unwrap();
+    let (ok, stderr) = run_with(&fixed, true);
+    assert!(!ok, "must fail");
+    let file = dir.path().join("bad.proto").display().to_string();
+    assert!(stderr.starts_with(&format!("{file}: 1 warning (errors with --strict / `Config::strict`):\n  {file}:10:5: method x.S.Put: google.api.http: body \"nope\"")), "{stderr}");
+    assert!(!out.exists(), "nothing is written when strict fails");
 }
 
 #[test]

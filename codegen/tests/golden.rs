@@ -1,6 +1,7 @@
 //! Golden tests: each `tests/fixtures/<case>/` (include dirs: `proto/` when present, then each
 //! directory named in its `include` file, one per line, relative to the case; spec list `specs`)
-//! must generate exactly `tests/fixtures/<case>/expected/`. The expected trees are compiled and
+//! must generate exactly `tests/fixtures/<case>/expected/`, with the warnings listed in
+//! `tests/fixtures/<case>/warnings` (none when it is absent). The expected trees are compiled and
 //! used by the `golden` crate (tests/golden), so they are checked as Rust, not only diffed.
 //!
 //! After an intended change: `SWITCHBOARD_BLESS=1 cargo test -p switchboard-codegen --test golden`.
@@ -45,14 +46,23 @@ fn check(case: &str) {
     let include = includes(&dir);
     let mut config = switchboard_codegen::Config::new();
     let files = config.generate_checked(&specs, &include).unwrap();
-    assert!(config.warnings().is_empty(), "{case}: unexpected warnings {:?}", config.warnings());
+    // Warnings, with paths relative to the case, are the lines of its `warnings` file (none
+    // without one).
+    let prefix = format!("{}/", dir.display());
+    let warnings: Vec<String> = config.warnings().iter().map(|w| w.replace(&prefix, "")).collect();
     let got: BTreeMap<String, Vec<u8>> = files.iter().map(|f| (f.name.clone(), f.contents.clone())).collect();
     let expected_dir = dir.join("expected");
     if std::env::var_os("SWITCHBOARD_BLESS").is_some() {
         let _ = std::fs::remove_dir_all(&expected_dir);
         switchboard_codegen::write(&expected_dir, &files).unwrap();
+        let _ = std::fs::remove_file(dir.join("warnings"));
+        if !warnings.is_empty() {
+            std::fs::write(dir.join("warnings"), warnings.join("\n") + "\n").unwrap();
+        }
         return;
     }
+    let expected_warnings = std::fs::read_to_string(dir.join("warnings")).unwrap_or_default();
+    assert_eq!(warnings, expected_warnings.lines().collect::<Vec<_>>(), "{case}: warnings differ (SWITCHBOARD_BLESS=1 to update)");
     let expected = read_tree(&expected_dir);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -99,4 +109,9 @@ fn library() {
 #[test]
 fn notes() {
     check("notes");
+}
+
+#[test]
+fn degrade() {
+    check("degrade");
 }

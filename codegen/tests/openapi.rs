@@ -433,8 +433,9 @@ service C {
 }
 "#,
     );
-    // Within one service, two bindings of one route are an error (the router could not tell
-    // them apart); across services (which may be served apart) the document disambiguates.
+    // Within one service, the second of two bindings of one route is left out (the router could
+    // not tell them apart; an error with `strict`); across services (which may be served apart)
+    // the document disambiguates.
     let (_clash_dir, clash_includes) = scratch(
         r#"syntax = "proto3";
 package x.v1;
@@ -446,8 +447,14 @@ service A {
 }
 "#,
     );
-    let err = switchboard_codegen::Config::new().openapi(&["x/v1/x.proto"], &clash_includes).unwrap_err().to_string();
-    assert!(err.ends_with("method x.v1.A.GetById: google.api.http: `GET /v1/things/{id}` matches the same requests as `GET /v1/{name=things/*}` of x.v1.A.Get"), "{err}");
+    let err = switchboard_codegen::Config::new().strict(true).openapi(&["x/v1/x.proto"], &clash_includes).unwrap_err().to_string();
+    assert!(err.contains("method x.v1.A.GetById: google.api.http: `GET /v1/things/{id}` matches the same requests as `GET /v1/{name=things/*}` of x.v1.A.Get; binding skipped"), "{err}");
+    // Without `strict`, the second binding is left out (with a warning) and the method is
+    // reachable at its default route.
+    let text = switchboard_codegen::Config::new().openapi(&["x/v1/x.proto"], &clash_includes).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert!(doc["paths"].get("/v1/things/{id}").is_none(), "{text}");
+    assert_eq!(op(&doc, "post", "/x.v1.A/GetById")["operationId"], "A_GetById");
     let text = switchboard_codegen::Config::new().openapi(&["x/v1/x.proto"], &includes).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     check_consistent("collisions", &doc);
@@ -475,7 +482,8 @@ service A {
 fn one_service_document() {
     let (specs, includes) = fixture("gateway");
     let spec = switchboard_codegen::spec::proto::load(&specs, &includes).unwrap();
-    let api = switchboard_codegen::lower::proto::lower(&spec.pool).unwrap();
+    let (api, warnings) = switchboard_codegen::lower::proto::lower(&spec.pool);
+    assert_eq!(warnings, []);
     let service = api.packages.iter().flat_map(|p| &p.services).find(|s| s.name == "ShopService").unwrap();
     let doc = switchboard_codegen::openapi::service_document(&api, service);
     check_consistent("service_document", &doc);

@@ -19,3 +19,6 @@ pub mod openapi;
 
 #[path = "../../fixtures/notes/expected/mod.rs"]
 pub mod notes;
+
+#[path = "../../fixtures/degrade/expected/mod.rs"]
+pub mod degrade;

@@ -37,6 +37,11 @@ impl SourceInfo {
         Location { file: PathBuf::from(file), line: at(0), column: at(1) }
     }
 
+    /// Where the element at `path` starts (1-based), if the file records it.
+    pub(super) fn find(&self, file: &str, path: &[i32]) -> Option<Location> {
+        self.spans.contains_key(path).then(|| self.location(file, path))
+    }
+
     /// The leading comment's lines (see [`lines`]).
     pub(super) fn get(&self, path: &[i32]) -> Vec<String> {
         self.leading.get(path).map(|t| lines(t)).unwrap_or_default()
