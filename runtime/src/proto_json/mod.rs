@@ -8,7 +8,7 @@
 //!            comments, options or services) beside <package>.rs, which registers it
 //!            (`proto_json!` → an `inventory` entry) and lists its messages
 //! first JSON use ─▶ one DescriptorPool: the well-known types + every registered set
-//! Serialize:   message ─prost encode─▶ bytes ─▶ DynamicMessage ─prost-reflect─▶ proto3 JSON
+//! Serialize:   message ─prost encode─▶ bytes ─write.rs (records + descriptor)─▶ proto3 JSON
 //! Deserialize: proto3 JSON ─prost-reflect─▶ DynamicMessage ─transcode─▶ message
 //! ```
 //!
@@ -16,7 +16,8 @@
 //! accepted, 64-bit integers as strings, enums by name, bytes as base64, the well-known types'
 //! special forms, `Any` with the embedded message's fields); generated code is one line per
 //! message, which is what keeps large APIs (googleapis) small and quick to compile. The price
-//! is a protobuf encode and decode around each JSON conversion.
+//! is a protobuf encode before writing JSON (written straight from the records, `write.rs`) and
+//! a `DynamicMessage` plus an encode and decode after reading it.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -24,7 +25,9 @@ use std::sync::OnceLock;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
-use serde::{de, ser};
+use serde::{de, ser, Serialize as _};
+
+mod write;
 
 /// One package's descriptors (an encoded `FileDescriptorSet`), registered by generated code.
 pub struct Descriptors(pub &'static [u8]);
@@ -160,8 +163,7 @@ const DESERIALIZE: DeserializeOptions = DeserializeOptions::new();
 pub fn serialize<T: prost::Message, S: serde::Serializer>(message: &T, descriptor: &Descriptor, serializer: S) -> Result<S::Ok, S::Error> {
     let descriptor = descriptor.get().map_err(<S::Error as ser::Error>::custom)?;
     let bytes = message.encode_to_vec();
-    let dynamic = DynamicMessage::decode(descriptor, bytes.as_slice()).map_err(<S::Error as ser::Error>::custom)?;
-    dynamic.serialize_with_options(serializer, &SERIALIZE)
+    write::Wire { descriptor: &descriptor, bytes: &bytes }.serialize(serializer)
 }
 
 /// Reads the generated message `descriptor` describes from proto3 JSON.
