@@ -9,24 +9,27 @@
 //!            (`proto_json!` → an `inventory` entry) and lists its messages
 //! first JSON use ─▶ one DescriptorPool: the well-known types + every registered set
 //! Serialize:   message ─prost encode─▶ bytes ─write.rs (records + descriptor)─▶ proto3 JSON
-//! Deserialize: proto3 JSON ─prost-reflect─▶ DynamicMessage ─transcode─▶ message
+//! Deserialize: proto3 JSON ─read.rs (descriptor)─▶ bytes ─prost decode─▶ message
 //! ```
 //!
 //! prost-reflect implements the whole mapping (lowerCamelCase names with either spelling
 //! accepted, 64-bit integers as strings, enums by name, bytes as base64, the well-known types'
 //! special forms, `Any` with the embedded message's fields); generated code is one line per
 //! message, which is what keeps large APIs (googleapis) small and quick to compile. The price
-//! is a protobuf encode before writing JSON (written straight from the records, `write.rs`) and
-//! a `DynamicMessage` plus an encode and decode after reading it.
+//! is a protobuf encode before writing JSON and a decode after reading it: JSON is written from
+//! the protobuf records (`write.rs`) and read into them (`read.rs`), with prost-reflect's
+//! `DynamicMessage` (the reference both follow) handling the well-known types.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DescriptorPool, DeserializeOptions, MessageDescriptor, SerializeOptions};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use serde::de::DeserializeSeed as _;
 use serde::{de, ser, Serialize as _};
 
+mod read;
 mod write;
 
 /// One package's descriptors (an encoded `FileDescriptorSet`), registered by generated code.
@@ -169,6 +172,7 @@ pub fn serialize<T: prost::Message, S: serde::Serializer>(message: &T, descripto
 /// Reads the generated message `descriptor` describes from proto3 JSON.
 pub fn deserialize<'de, T: prost::Message + Default, D: serde::Deserializer<'de>>(descriptor: &Descriptor, deserializer: D) -> Result<T, D::Error> {
     let descriptor = descriptor.get().map_err(<D::Error as de::Error>::custom)?;
-    let dynamic = DynamicMessage::deserialize_with_options(descriptor, deserializer, &DESERIALIZE)?;
-    dynamic.transcode_to::<T>().map_err(<D::Error as de::Error>::custom)
+    let mut bytes = Vec::new();
+    read::Message { descriptor: &descriptor, out: &mut bytes }.deserialize(deserializer)?;
+    T::decode(bytes.as_slice()).map_err(<D::Error as de::Error>::custom)
 }

@@ -74,7 +74,7 @@ fn varint(bytes: &mut &[u8]) -> Option<u64> {
 }
 
 /// The well-known types with JSON forms of their own.
-fn special(name: &str) -> bool {
+pub(super) fn special(name: &str) -> bool {
     matches!(
         name,
         "google.protobuf.Any"
@@ -329,7 +329,7 @@ impl Serialize for Absent<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The writer against prost-reflect's own serializer (the reference), on a message with
     //! every kind of field, then on hand-made encodings prost-reflect reads the same way.
 
@@ -360,7 +360,7 @@ mod tests {
         }
     }
 
-    fn pool() -> DescriptorPool {
+    pub(in crate::proto_json) fn pool() -> DescriptorPool {
         use Label::{Optional as O, Repeated as R};
         let fields = vec![
             field("d", 1, Type::Double, O, None),
@@ -434,6 +434,23 @@ mod tests {
     fn every_kind_of_field_matches_prost_reflect() {
         let pool = pool();
         let all = pool.get_message_by_name("t.All").unwrap();
+        let m = every_kind(&pool);
+        let bytes = m.encode_to_vec();
+        let (ours, reference) = json_both(&all, &bytes);
+        assert_eq!(ours, reference);
+        assert_eq!(ours["i64"], "-9223372036854775808");
+        let text = serde_json::to_string(&Wire { descriptor: &all, bytes: &bytes }).unwrap();
+        assert!(text.contains(r#""f":0.1,"#), "floats print as floats: {text}");
+        assert_eq!(ours["child"]["repF"], serde_json::json!(["NaN", "Infinity", -1.5]));
+        assert_eq!(ours["wrapped"], "0");
+        assert_eq!(ours["at"], "2023-11-14T22:13:20.500Z");
+        assert_eq!(ours["color"], 7, "unknown enum numbers stay numbers");
+        assert_eq!(ours["byId"]["-3"]["color"], "GREEN");
+    }
+
+    /// A message with every kind of field set.
+    pub(in crate::proto_json) fn every_kind(pool: &DescriptorPool) -> DynamicMessage {
+        let all = pool.get_message_by_name("t.All").unwrap();
         let mut m = DynamicMessage::new(all.clone());
         let set = |m: &mut DynamicMessage, name: &str, v: Value| m.set_field_by_name(name, v);
         set(&mut m, "d", Value::F64(-2.5e-300));
@@ -473,17 +490,7 @@ mod tests {
         set(&mut m, "wrapped", Value::Message(wrapped));
         set(&mut m, "rep_color", Value::List(vec![Value::EnumNumber(1), Value::EnumNumber(0), Value::EnumNumber(9)]));
         set(&mut m, "rep_u64", Value::List(vec![Value::U64(u64::MAX), Value::U64(0)]));
-        let bytes = m.encode_to_vec();
-        let (ours, reference) = json_both(&all, &bytes);
-        assert_eq!(ours, reference);
-        assert_eq!(ours["i64"], "-9223372036854775808");
-        let text = serde_json::to_string(&Wire { descriptor: &all, bytes: &bytes }).unwrap();
-        assert!(text.contains(r#""f":0.1,"#), "floats print as floats: {text}");
-        assert_eq!(ours["child"]["repF"], serde_json::json!(["NaN", "Infinity", -1.5]));
-        assert_eq!(ours["wrapped"], "0");
-        assert_eq!(ours["at"], "2023-11-14T22:13:20.500Z");
-        assert_eq!(ours["color"], 7, "unknown enum numbers stay numbers");
-        assert_eq!(ours["byId"]["-3"]["color"], "GREEN");
+        m
     }
 
     #[test]
