@@ -45,12 +45,27 @@ impl<'de> Visitor<'de> for Message<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut set: Vec<(String, String)> = Vec::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let field = self.descriptor.get_field_by_json_name(&key).or_else(|| self.descriptor.get_field_by_name(&key));
             let Some(field) = field else {
                 return Err(A::Error::custom(format!("unknown field `{key}` in {}", self.descriptor.full_name())));
             };
+            let before = self.out.len();
             map.next_value_seed(Field { field: &field, out: self.out })?;
+            // At most one member of a oneof (proto3 `optional` fields are synthetic oneofs).
+            if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
+                if self.out.len() > before {
+                    if let Some((_, other)) = set.iter().find(|(o, _)| o == oneof.name()) {
+                        return Err(A::Error::custom(format!(
+                            "`{}` and `{other}` are both set, but they are members of oneof `{}`",
+                            field.name(),
+                            oneof.name()
+                        )));
+                    }
+                    set.push((oneof.name().to_owned(), field.name().to_owned()));
+                }
+            }
         }
         Ok(())
     }
