@@ -12,21 +12,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${WORK:-$(mktemp -d)}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-GOOGLE_PROTO_FILES_VERSION=${GOOGLE_PROTO_FILES_VERSION:-5.0.3}
 SLICE=${SLICE:-google/cloud/aiplatform/v1}
 ROUNDS=${ROUNDS:-3}
-
-cargo build -q --release -p switchboard-codegen --bin switchboard --manifest-path "$root/Cargo.toml"
-cargo build -q --release --manifest-path "$root/scripts/anchor/Cargo.toml"
-sb="$CARGO_TARGET_DIR/release/switchboard"
-anchor="$CARGO_TARGET_DIR/release/anchor"
-
-if [ ! -d "$work/inc" ]; then
-  (cd "$work" && npm pack --silent "google-proto-files@$GOOGLE_PROTO_FILES_VERSION" >/dev/null && tar xzf google-proto-files-*.tgz)
-  cp -r "$work/package" "$work/inc" && rm -rf "$work/inc/google/protobuf"
-fi
-cd "$work/inc"
+. "$root/scripts/googleapis.sh"
 find $SLICE -name '*.proto' | sort > "$work/slice.txt"
 echo "== $SLICE: $(wc -l < "$work/slice.txt") files; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -12,21 +12,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${WORK:-$(mktemp -d)}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-GOOGLE_PROTO_FILES_VERSION=${GOOGLE_PROTO_FILES_VERSION:-5.0.3}
 ROUNDS=${ROUNDS:-2}
 EXCLUDE=${EXCLUDE:-}
-
-cargo build -q --release -p switchboard-codegen --bin switchboard --manifest-path "$root/Cargo.toml"
-cargo build -q --release --manifest-path "$root/scripts/anchor/Cargo.toml"
-sb="$CARGO_TARGET_DIR/release/switchboard"
-anchor="$CARGO_TARGET_DIR/release/anchor"
-
-if [ ! -d "$work/inc" ]; then
-  (cd "$work" && npm pack --silent "google-proto-files@$GOOGLE_PROTO_FILES_VERSION" >/dev/null && tar xzf google-proto-files-*.tgz)
-  cp -r "$work/package" "$work/inc" && rm -rf "$work/inc/google/protobuf"
-fi
-cd "$work/inc"
+. "$root/scripts/googleapis.sh"
 find . -name '*.proto' | sed 's|^\./||' | sort > "$work/all.txt"
 printf '%s\n' $EXCLUDE > "$work/exclude.txt"
 grep -vxF -f "$work/exclude.txt" "$work/all.txt" > "$work/files.txt"

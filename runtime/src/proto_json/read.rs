@@ -46,11 +46,7 @@ impl<'de> Visitor<'de> for Message<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut set: Vec<(String, String)> = Vec::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let field = self.descriptor.get_field_by_json_name(&key).or_else(|| self.descriptor.get_field_by_name(&key));
-            let Some(field) = field else {
-                return Err(A::Error::custom(format!("unknown field `{key}` in {}", self.descriptor.full_name())));
-            };
+        while let Some(field) = map.next_key_seed(Key(self.descriptor))? {
             let before = self.out.len();
             map.next_value_seed(Field { field: &field, out: self.out })?;
             // At most one member of a oneof (proto3 `optional` fields are synthetic oneofs).
@@ -68,6 +64,30 @@ impl<'de> Visitor<'de> for Message<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A field's name (JSON or proto spelling), looked up without copying it.
+struct Key<'a>(&'a MessageDescriptor);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = FieldDescriptor;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<FieldDescriptor, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Key<'_> {
+    type Value = FieldDescriptor;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<FieldDescriptor, E> {
+        let field = self.0.get_field_by_json_name(key).or_else(|| self.0.get_field_by_name(key));
+        field.ok_or_else(|| E::custom(format!("unknown field `{key}` in {}", self.0.full_name())))
     }
 }
 
@@ -203,15 +223,8 @@ impl<'de> DeserializeSeed<'de> for Single<'_> {
                 Message { descriptor: m, out: &mut inner }.deserialize(deserializer)?;
                 length_delimited(number, &inner, out);
             }
-            Kind::String => {
-                let s = deserializer.deserialize_string(Text("a string"))?;
-                length_delimited(number, s.as_bytes(), out);
-            }
-            Kind::Bytes => {
-                let s = deserializer.deserialize_str(Text("a base64-encoded string"))?;
-                let bytes = base64(&s).map_err(D::Error::custom)?;
-                length_delimited(number, &bytes, out);
-            }
+            Kind::String => deserializer.deserialize_string(Text { number, base64: false, out })?,
+            Kind::Bytes => deserializer.deserialize_str(Text { number, base64: true, out })?,
             Kind::Bool => {
                 let b = deserializer.deserialize_any(Bool)?;
                 varint_record(number, u64::from(b), out);
@@ -342,22 +355,28 @@ fn base64(s: &str) -> Result<Vec<u8>, String> {
     STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).map_err(|e| format!("invalid base64: {e}"))
 }
 
-/// A string (`deserialize_string` / `deserialize_str`); the text says what for.
-struct Text(&'static str);
+/// A string field's text, or a bytes field's base64, written as a record from the borrowed
+/// input.
+struct Text<'a> {
+    number: u32,
+    base64: bool,
+    out: &'a mut Vec<u8>,
+}
 
-impl Visitor<'_> for Text {
-    type Value = String;
+impl Visitor<'_> for Text<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(if self.base64 { "a base64-encoded string" } else { "a string" })
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if self.base64 {
+            length_delimited(self.number, &base64(v).map_err(E::custom)?, self.out);
+        } else {
+            length_delimited(self.number, v.as_bytes(), self.out);
+        }
+        Ok(())
     }
 }
 
