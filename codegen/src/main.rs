@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Generation allocates and frees millions of small strings, syntax trees and JSON values on
+/// several threads; mimalloc spends a fraction of glibc's time on that (see BENCHMARKS.md,
+/// "Generation at scale").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// switchboard: interface definitions in, one Rust service trait (and its servers and clients) out;
 /// also exports the OpenAPI 3.1 document of their HTTP bindings.
 #[derive(Parser)]
