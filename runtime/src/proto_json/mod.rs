@@ -89,6 +89,18 @@ fn pool() -> &'static Pool {
 /// that one bad file costs only the messages that need it.
 fn build() -> Pool {
     let mut errors = Vec::new();
+    let mut pool = DescriptorPool::global();
+    if let Err(e) = pool.add_file_descriptor_protos(registered(&mut errors)) {
+        errors.push(e.to_string());
+        pool = DescriptorPool::global();
+        let files = registered(&mut Vec::new());
+        add_each(&mut pool, files, &mut errors);
+    }
+    Pool { pool, errors }
+}
+
+/// Every registered file, the first of each name; sets that do not decode go to `errors`.
+fn registered(errors: &mut Vec<String>) -> Vec<FileDescriptorProto> {
     let mut seen = HashSet::new();
     let mut files = Vec::new();
     for set in inventory::iter::<Descriptors> {
@@ -97,13 +109,7 @@ fn build() -> Pool {
             Err(e) => errors.push(format!("a registered descriptor set does not decode: {e}")),
         }
     }
-    let mut pool = DescriptorPool::global();
-    if let Err(e) = pool.add_file_descriptor_protos(files.clone()) {
-        errors.push(e.to_string());
-        pool = DescriptorPool::global();
-        add_each(&mut pool, files, &mut errors);
-    }
-    Pool { pool, errors }
+    files
 }
 
 fn add_each(pool: &mut DescriptorPool, mut files: Vec<FileDescriptorProto>, errors: &mut Vec<String>) {
@@ -114,8 +120,11 @@ fn add_each(pool: &mut DescriptorPool, mut files: Vec<FileDescriptorProto>, erro
             let ready = file.dependency.iter().all(|d| pool.get_file_by_name(d).is_some());
             if !ready {
                 left.push(file);
-            } else if let Err(e) = pool.add_file_descriptor_proto(file.clone()) {
-                errors.push(format!("{}: {e}", file.name()));
+            } else {
+                let name = file.name().to_owned();
+                if let Err(e) = pool.add_file_descriptor_proto(file) {
+                    errors.push(format!("{name}: {e}"));
+                }
             }
         }
         files = left;

@@ -207,12 +207,7 @@ struct MapKey<'a, 'b> {
 
 impl Serialize for MapKey<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let payload = self.payload.unwrap_or(match self.kind {
-            Kind::String => Payload::Bytes(&[]),
-            Kind::Fixed32 | Kind::Sfixed32 => Payload::Fixed32(0),
-            Kind::Fixed64 | Kind::Sfixed64 => Payload::Fixed64(0),
-            _ => Payload::Varint(0),
-        });
+        let payload = self.payload.unwrap_or_else(|| zero(self.kind));
         match (self.kind, payload) {
             (Kind::String, Payload::Bytes(b)) => serializer.serialize_str(std::str::from_utf8(b).map_err(S::Error::custom)?),
             (Kind::Bool, Payload::Varint(v)) => serializer.serialize_str(if v != 0 { "true" } else { "false" }),
@@ -318,13 +313,17 @@ struct Absent<'a> {
 
 impl Serialize for Absent<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let payload = match self.kind {
-            Kind::String | Kind::Bytes | Kind::Message(_) => Payload::Bytes(&[]),
-            Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => Payload::Fixed64(0),
-            Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => Payload::Fixed32(0),
-            _ => Payload::Varint(0),
-        };
-        Scalar { kind: self.kind, payload }.serialize(serializer)
+        Scalar { kind: self.kind, payload: zero(self.kind) }.serialize(serializer)
+    }
+}
+
+/// The encoding of a kind's default value (what a map entry leaves out).
+fn zero(kind: &Kind) -> Payload<'static> {
+    match kind {
+        Kind::String | Kind::Bytes | Kind::Message(_) => Payload::Bytes(&[]),
+        Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => Payload::Fixed64(0),
+        Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => Payload::Fixed32(0),
+        _ => Payload::Varint(0),
     }
 }
 
