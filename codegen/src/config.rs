@@ -257,6 +257,8 @@ impl Config {
             let (api, spec, warnings) = self.lower(&protos, includes)?;
             (api, spec.inputs, warnings)
         };
+        // Per OpenAPI document: its file, its module and what was found reading and lowering it.
+        let mut documents: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
         for path in openapi {
             let spec = spec::openapi::load(path)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
@@ -266,24 +268,48 @@ impl Config {
             // checkout lives).
             let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or(&file).to_owned();
             let locate = |key: &str| crate::spec::openapi::locate_key(path, key);
-            let (package, found_in_lowering) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection, &locate)?;
+            let (mut package, found_in_lowering) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection, &locate)?;
             if api.packages.iter().any(|p| p.name == module) {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }
             let mut found: Vec<(String, String)> = spec.warnings.clone();
             found.extend(found_in_lowering.into_iter().map(|w| (w.pointer, w.message)));
-            let mut package = package;
-            found.extend(unservable(&mut package, self.strict)?);
-            if self.strict && !found.is_empty() {
-                let list: Vec<String> = found.iter().map(|(pointer, message)| format!("  #{pointer}: {message}")).collect();
-                return Err(strict_error(file, &list));
+            check_strict(self.strict, &file, &found)?;
+            if let Some(models) = &mut package.models {
+                models.bundle = BUNDLES;
             }
-            warnings.extend(found.into_iter().map(|(pointer, message)| format!("{file}#{pointer}: {message}")));
+            documents.push((file, module, found));
             api.packages.push(package);
             inputs.extend(spec.inputs);
         }
         api.packages.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((emit::files(&api)?, inputs, warnings))
+        // The schema bundles are made while the code is rendered and formatted.
+        let with_bundle: Vec<&crate::ir::Package> = api.packages.iter().filter(|p| p.models.as_ref().is_some_and(|m| m.bundle)).collect();
+        let (files, bundles) = std::thread::scope(|scope| {
+            let handles: Vec<_> = with_bundle.iter().map(|p| scope.spawn(|| schema_bundle(p))).collect();
+            let files = emit::files(&api);
+            let bundles: Vec<_> =
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Config("the schema bundle's thread panicked".into())))).collect();
+            (files, bundles)
+        });
+        let mut files = files?;
+        // By module: the operations that will answer 501 (their schemas do not compile).
+        let mut unservable: std::collections::HashMap<&str, Vec<(String, String)>> = std::collections::HashMap::new();
+        for (package, bundle) in with_bundle.iter().zip(bundles) {
+            let (text, found) = bundle?;
+            unservable.insert(&package.name, found);
+            files.push(GeneratedFile::text(crate::render::models::schemas_file(&package.name), text));
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        if self.strict && !BUNDLES && !documents.is_empty() {
+            return Err(Error::Config("`strict` checks schemas with the server's validator: turn on the `check-schemas` feature".into()));
+        }
+        for (file, module, mut found) in documents {
+            found.extend(unservable.remove(module.as_str()).unwrap_or_default());
+            check_strict(self.strict, &file, &found)?;
+            warnings.extend(found.into_iter().map(|(pointer, message)| format!("{file}#{pointer}: {message}")));
+        }
+        Ok((files, inputs, warnings))
     }
 
     /// Reads and lowers `protos`; spec errors and warnings (`file:line:col: message` each) name
@@ -337,21 +363,33 @@ fn strict_error(file: String, list: &[String]) -> Error {
     }
 }
 
-/// Writes the package's schema bundle (each parameter and request body schema cut out of the
-/// document the generated code embeds, by the server's own validator) and returns the
+/// With `strict`, the error listing what was `found` (`(JSON pointer, message)` each) in the
+/// OpenAPI document `file`, if anything was.
+fn check_strict(strict: bool, file: &str, found: &[(String, String)]) -> Result<(), Error> {
+    if !strict || found.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = found.iter().map(|(pointer, message)| format!("  #{pointer}: {message}")).collect();
+    Err(strict_error(file.to_owned(), &list))
+}
+
+/// Whether codegen writes schema bundles: only with the server's own validator to make them.
+const BUNDLES: bool = cfg!(feature = "check-schemas");
+
+/// The package's schema bundle (each parameter and request body schema of the document the
+/// generated code embeds, transformed and checked by the server's own validator) and the
 /// generated operations it cannot compile schemas for: `(operation pointer, message)` each.
 #[cfg(feature = "check-schemas")]
-fn unservable(package: &mut crate::ir::Package, _strict: bool) -> Result<Vec<(String, String)>, Error> {
-    let Some(models) = &mut package.models else { return Ok(Vec::new()) };
-    let found = match switchboard::api::__schema_bundle(&models.document) {
-        Ok((bundle, found)) => {
-            models.schemas = Some(bundle);
-            found
+fn schema_bundle(package: &crate::ir::Package) -> Result<(String, Vec<(String, String)>), Error> {
+    let Some(models) = &package.models else { return Ok((String::new(), Vec::new())) };
+    let (bundle, found) = match switchboard::api::__schema_bundle(&models.document) {
+        Ok(made) => made,
+        // The bundle then says why: every operation answers 501 with the reason.
+        Err((reason, bundle)) => {
+            return Ok((bundle, vec![(String::new(), format!("the bundled document cannot be checked: {reason}"))]))
         }
-        Err(e) => return Ok(vec![(String::new(), format!("the bundled document cannot be checked: {e}"))]),
     };
-    Ok(
-    models
+    let unservable = models
         .operations
         .iter()
         .filter_map(|op| {
@@ -361,13 +399,11 @@ fn unservable(package: &mut crate::ir::Package, _strict: bool) -> Result<Vec<(St
                 format!("operation `{}` ({} {}) will answer 501 Unimplemented: {reason}", op.id, op.method, op.path),
             ))
         })
-        .collect())
+        .collect();
+    Ok((bundle, unservable))
 }
 
 #[cfg(not(feature = "check-schemas"))]
-fn unservable(_: &mut crate::ir::Package, strict: bool) -> Result<Vec<(String, String)>, Error> {
-    if strict {
-        return Err(Error::Config("`strict` checks schemas with the server's validator: turn on the `check-schemas` feature".into()));
-    }
-    Ok(Vec::new())
+fn schema_bundle(_: &crate::ir::Package) -> Result<(String, Vec<(String, String)>), Error> {
+    Err(Error::Config("schema bundles are made with the server's validator: turn on the `check-schemas` feature".into()))
 }

@@ -112,8 +112,9 @@ pub struct ServiceDescriptor {
     /// `/openapi.json`, and for OpenAPI services validates requests against its schemas.
     pub openapi: Option<&'static str>,
     /// The schema bundle switchboard-codegen wrote for an OpenAPI service (JSON, see
-    /// `switchboard::api::__schema_bundle`): each parameter and request body schema, self-contained
-    /// and ready to compile, so the server does not parse the document for them. Without one
+    /// `switchboard::api::__schema_bundle`): each parameter and request body schema, transformed
+    /// and ready to compile with the definitions it reaches (kept once each, shared), so the
+    /// server does not parse the document for them. Without one
     /// (hand-written traits) the server cuts the schemas out of [`Self::openapi`] at start-up.
     pub schemas: Option<&'static str>,
 }

@@ -19,12 +19,13 @@ pub struct Models {
     /// The bundled document (external references pulled in), as compact JSON: what the server
     /// serves at `/openapi.json` and validates against.
     pub document: String,
-    /// The schema bundle of `document` (JSON; `switchboard::api::__schema_bundle`): every
-    /// parameter and request body schema cut out, transformed and checked, so the server compiles
-    /// them without parsing the document. Filled after lowering when codegen has the server's
-    /// validator (feature `check-schemas`); `None` otherwise, and the server then cuts the
-    /// schemas out of the document at start-up.
-    pub schemas: Option<String>,
+    /// Whether a schema bundle of `document` is written beside the code
+    /// (`<module>.schemas.json`, made by `switchboard::api::__schema_bundle`: every parameter
+    /// and request body schema transformed and checked, each definition they reach once, so the
+    /// server compiles them without parsing the document). Set after lowering when codegen has
+    /// the server's validator (feature `check-schemas`), which makes the bundle while the code
+    /// is rendered; without one the server cuts the schemas out of the document at start-up.
+    pub bundle: bool,
     /// The document's title (`info.title`), for docs.
     pub title: String,
 }

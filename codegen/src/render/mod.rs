@@ -7,6 +7,8 @@ pub mod models;
 pub mod openapi;
 mod tree;
 
+use std::collections::HashSet;
+
 use askama::Template;
 
 use crate::error::Error;
@@ -107,7 +109,7 @@ fn trait_idents(package: &Package) -> Vec<String> {
 }
 
 fn service_view(package: &Package, service: &Service, trait_ident: String, document_file: &str) -> ServiceView {
-    let mut used = Vec::new();
+    let mut used = HashSet::new();
     ServiceView {
         openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
         document_file: format!("{document_file:?}"),
@@ -122,18 +124,18 @@ fn service_view(package: &Package, service: &Service, trait_ident: String, docum
 
 /// A method's Rust name, unique within its trait and on the client (`GetFoo` and `getFoo` both
 /// snake-case to `get_foo`; the second becomes `get_foo_`).
-fn method_ident(name: &str, used: &mut Vec<String>) -> String {
+fn method_ident(name: &str, used: &mut HashSet<String>) -> String {
     let client = |i: &str| switchboard_names::client_method(i).into_owned();
     let mut candidate = ident::snake(name);
     while used.contains(&candidate) || used.contains(&client(&candidate)) {
         candidate.push('_');
     }
-    used.push(client(&candidate));
-    used.push(candidate.clone());
+    used.insert(client(&candidate));
+    used.insert(candidate.clone());
     candidate
 }
 
-fn method_view(package: &str, m: &Method, used: &mut Vec<String>) -> MethodView {
+fn method_view(package: &str, m: &Method, used: &mut HashSet<String>) -> MethodView {
     let input = ident::type_path(package, &m.input);
     let output = ident::type_path(package, &m.output);
     let (request, response) = match m.shape {
@@ -233,7 +235,7 @@ mod tests {
             models: None,
         };
         assert_eq!(trait_idents(&package), ["StoreService", "StoreServiceService", "Foo", "FooClientService"]);
-        let mut used = Vec::new();
+        let mut used = HashSet::new();
         let names: Vec<String> = ["GetFoo", "getFoo", "New", "NewRpc"].iter().map(|n| method_ident(n, &mut used)).collect();
         assert_eq!(names, ["get_foo", "get_foo_", "new", "new_rpc_"]);
     }

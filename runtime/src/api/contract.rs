@@ -259,6 +259,9 @@ impl Source {
         if bundle.get("format").and_then(Value::as_u64) != Some(BUNDLE_FORMAT) {
             return Err(format!("the service's schema bundle is not in format {BUNDLE_FORMAT}: regenerate the code with this switchboard"));
         }
+        if let Some(reason) = bundle.get("error").and_then(Value::as_str) {
+            return Err(reason.to_owned());
+        }
         let dialect = match bundle.get("dialect").and_then(Value::as_str) {
             Some("3.0") => Dialect::V30,
             _ => Dialect::V31,
@@ -285,7 +288,7 @@ impl Source {
 pub type Unservable = (String, String, String);
 
 /// Version of the schema bundle's format.
-const BUNDLE_FORMAT: u64 = 1;
+const BUNDLE_FORMAT: u64 = 2;
 
 /// The HTTP methods of a path item.
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -311,12 +314,23 @@ fn location_name(location: Location) -> &'static str {
 /// The schema bundle of an OpenAPI document (as JSON text), which switchboard-codegen writes
 /// beside the generated code so that a server compiles each parameter and request body schema
 /// without parsing the document: for every operation (`"GET /pets/{petId}"`), each parameter's
-/// and each request body media type's schema, cut out of the document with every `$ref` it
-/// reaches, transformed for the validator and checked to compile (or the reason it does not).
+/// and each request body media type's schema, transformed for the validator and checked to
+/// compile (or the reason it does not), and the definitions they reach through `$ref`, once
+/// each under `defs` (a document's schemas refer to the same components again and again).
 /// Also returns the operations with a schema that cannot be compiled, `(METHOD, path,
 /// reason)`: the server answers those with 501 `UNIMPLEMENTED`.
-pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), String> {
-    let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not JSON: {e}"))?;
+///
+/// A document that cannot be read (nested deeper than the JSON parser goes) still gets a
+/// bundle, saying why: every operation then answers 501 with that reason. The error is the
+/// reason, with that bundle's text.
+pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), (String, String)> {
+    let doc: Value = match serde_json::from_str(document) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let reason = format!("the document is not JSON: {e}");
+            return Err((reason.clone(), serde_json::json!({ "format": BUNDLE_FORMAT, "error": reason }).to_string()));
+        }
+    };
     let dialect = Dialect::of(&doc);
     let mut found: Vec<(&str, &str)> = Vec::new();
     if let Some(Value::Object(paths)) = doc.get("paths") {
@@ -324,54 +338,69 @@ pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), String
             found.extend(METHODS.iter().filter(|m| item.get(**m).is_some()).map(|m| (path.as_str(), *m)));
         }
     }
-    // Operations are independent: compiled on all available cores (large documents have
-    // thousands), in document order in the bundle.
-    let bundle_one = |&(path, method): &(&str, &str)| {
-        let item_pointer = format!("/paths/{}", escape(path));
-        bundle_operation(&doc, dialect, &item_pointer, &format!("{item_pointer}/{method}"))
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(found.len() / 64 + 1);
-    let chunk = found.len().div_ceil(threads).max(1);
-    let bundled: Vec<(Value, Option<String>)> = if threads <= 1 {
-        found.iter().map(bundle_one).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                found.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(bundle_one).collect::<Vec<_>>())).collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    let mut builder = validate::BundleBuilder::new(&doc, dialect);
+    let planned: Vec<Vec<Slot>> = found
+        .iter()
+        .map(|(path, method)| {
+            let item_pointer = format!("/paths/{}", escape(path));
+            plan_operation(&doc, &mut builder, &item_pointer, &format!("{item_pointer}/{method}"))
         })
-    };
+        .collect();
+    let (defs, mut entries) = builder.finish();
     let mut operations = serde_json::Map::new();
     let mut unservable = Vec::new();
-    for ((path, method), (entry, error)) in found.iter().zip(bundled) {
-        if let Some(reason) = error {
+    for ((path, method), slots) in found.iter().zip(planned) {
+        let mut first_error = None;
+        let (mut params, mut bodies) = (serde_json::Map::new(), serde_json::Map::new());
+        for slot in slots {
+            let failed = |e: &dyn std::fmt::Display| format!("{} cannot be compiled: {e}", slot.what);
+            let value = match slot.entry {
+                Ok(Some(i)) => match std::mem::replace(&mut entries[i], Ok(Value::Null)) {
+                    Ok(entry) => Ok(entry),
+                    Err(e) => Err(failed(&e)),
+                },
+                Ok(None) => Ok(Value::Null), // a media type without a schema: any content
+                Err(e) => Err(failed(&e)),
+            };
+            let value = value.unwrap_or_else(|reason| {
+                first_error.get_or_insert_with(|| reason.clone());
+                serde_json::json!({ "error": reason })
+            });
+            if slot.body { bodies.insert(slot.key, value) } else { params.insert(slot.key, value) };
+        }
+        if let Some(reason) = first_error {
             unservable.push((method.to_ascii_uppercase(), (*path).to_owned(), reason));
         }
-        operations.insert(format!("{} {path}", method.to_ascii_uppercase()), entry);
+        operations.insert(format!("{} {path}", method.to_ascii_uppercase()), serde_json::json!({ "params": params, "bodies": bodies }));
     }
     let bundle = serde_json::json!({
         "format": BUNDLE_FORMAT,
         "dialect": if dialect == Dialect::V30 { "3.0" } else { "3.1" },
         "base_path": base_path(&doc),
+        "defs": defs,
         "operations": operations,
     });
-    let text = serde_json::to_string(&bundle).map_err(|e| format!("writing the bundle: {e}"))?;
+    // Plain JSON values with string keys: writing them cannot fail.
+    let text = serde_json::to_string(&bundle).unwrap_or_default();
     Ok((text, unservable))
 }
 
-/// One operation's bundle entry, `{"params": {key: entry}, "bodies": {media type: entry or
-/// null}}` (an entry that cannot be compiled is `{"error": reason}`), and the first such reason.
-fn bundle_operation(doc: &Value, dialect: Dialect, item: &str, operation: &str) -> (Value, Option<String>) {
-    let mut first_error = None;
-    let mut entry = |pointer: &str, what: &dyn Fn() -> String| match validate::bundle_entry(doc, dialect, pointer) {
-        Ok(entry) => entry,
-        Err(e) => {
-            let reason = format!("{} cannot be compiled: {e}", what());
-            first_error.get_or_insert_with(|| reason.clone());
-            serde_json::json!({ "error": reason })
-        }
-    };
-    let mut params = serde_json::Map::new();
+/// One parameter or body media type of an operation, planned into a bundle.
+struct Slot {
+    /// A body media type (else a parameter).
+    body: bool,
+    /// The parameter's key ([`param_key`]) or the media type.
+    key: String,
+    /// Its entry in the bundle builder (`None`: a media type without a schema), or why it
+    /// cannot be transformed.
+    entry: Result<Option<usize>, validate::SchemaError>,
+    /// What it is, for messages: ``the schema of query parameter `q` ``.
+    what: String,
+}
+
+/// The schemas of one operation (`operation`, in path item `item`), added to `builder`.
+fn plan_operation(doc: &Value, builder: &mut validate::BundleBuilder<'_>, item: &str, operation: &str) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = Vec::new();
     // Operation-level parameters first: they override the path item's.
     for base in [operation, item] {
         let list = format!("{base}/parameters");
@@ -382,26 +411,25 @@ fn bundle_operation(doc: &Value, dialect: Dialect, item: &str, operation: &str) 
                 continue;
             };
             let key = param_key(location, name);
-            if params.contains_key(&key) {
+            if slots.iter().any(|s| !s.body && s.key == key) {
                 continue;
             }
             let Some(schema) = schema_of(&pointer, param) else { continue };
-            let compiled = entry(&schema, &|| format!("the schema of {location} parameter `{name}`"));
-            params.insert(key, compiled);
+            let entry = builder.add(&schema).map(Some);
+            slots.push(Slot { body: false, key, entry, what: format!("the schema of {location} parameter `{name}`") });
         }
     }
-    let mut bodies = serde_json::Map::new();
     if let Some((pointer, body)) = resolve(doc, format!("{operation}/requestBody")) {
         for (mt, media) in body.get("content").and_then(Value::as_object).into_iter().flatten() {
-            let compiled = if media.get("schema").is_some() {
-                entry(&format!("{pointer}/content/{}/schema", escape(mt)), &|| format!("the `{mt}` request body schema"))
+            let entry = if media.get("schema").is_some() {
+                builder.add(&format!("{pointer}/content/{}/schema", escape(mt))).map(Some)
             } else {
-                Value::Null // no schema: any content of this type
+                Ok(None)
             };
-            bodies.insert(mt.clone(), compiled);
+            slots.push(Slot { body: true, key: mt.clone(), entry, what: format!("the `{mt}` request body schema") });
         }
     }
-    (serde_json::json!({ "params": params, "bodies": bodies }), first_error)
+    slots
 }
 
 /// Compiles the parameter and body schemas of `op` from a schema bundle; the reason when one
@@ -411,11 +439,12 @@ fn compile_bundled(bundle: &Value, dialect: Dialect, op: &'static Operation) -> 
         .get("operations")
         .and_then(|ops| ops.get(format!("{} {}", op.method, op.path)))
         .ok_or_else(|| format!("the document has no `{} {}` operation", op.method, op.path))?;
+    let defs: &[Value] = bundle.get("defs").and_then(Value::as_array).map_or(&[], Vec::as_slice);
     let compile = |entry: &Value| -> Result<Compiled, String> {
         if let Some(reason) = entry.get("error").and_then(Value::as_str) {
             return Err(reason.to_owned());
         }
-        validate::compile_entry(entry, dialect).map_err(|e| e.to_string())
+        validate::compile_entry(entry, defs, dialect).map_err(|e| e.to_string())
     };
     let mut params = Vec::with_capacity(op.params.len());
     for param in op.params {
@@ -637,6 +666,54 @@ mod tests {
         // The operation whose schema does not compile is not served, by either source.
         assert!(bundled.compile(&BAD).unwrap_err().contains("query parameter `q`"));
         assert!(document.compile(&BAD).is_err());
+    }
+
+    #[test]
+    fn a_bundle_holds_each_definition_once_and_a_broken_one_fails_every_schema_reaching_it() {
+        let body = |name: &str| json!({"requestBody": {"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}, "responses": {}});
+        let doc = json!({
+            "openapi": "3.1.0",
+            "paths": {
+                "/a": {"post": body("Pet"), "put": body("Pet")},
+                "/b": {"post": body("Owner"), "put": body("Broken")},
+                "/c": {"post": body("Tag")}
+            },
+            "components": {"schemas": {
+                "Tag": {"type": "object", "properties": {"name": {"type": "string"}}},
+                "Pet": {"type": "object", "properties": {"tag": {"$ref": "#/components/schemas/Tag"}, "owner": {"$ref": "#/components/schemas/Owner"}}},
+                "Owner": {"type": "object", "properties": {"pets": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}}},
+                "Broken": {"type": "object", "properties": {"tag": {"$ref": "#/components/schemas/Tag"}, "x": {"$ref": "#/components/schemas/Missing"}}}
+            }}
+        });
+        let (text, unservable) = schema_bundle(&doc.to_string()).unwrap();
+        let bundle: Value = serde_json::from_str(&text).unwrap();
+        // Tag, Pet, Owner and Broken: once each, however many operations reach them.
+        assert_eq!(bundle["defs"].as_array().unwrap().len(), 4, "{text}");
+        assert_eq!(unservable.len(), 1, "{unservable:?}");
+        assert_eq!((unservable[0].0.as_str(), unservable[0].1.as_str()), ("PUT", "/b"));
+        assert!(unservable[0].2.contains("Missing"), "{unservable:?}");
+        let bundled = Source::bundle(bundle).unwrap();
+        const JSON: &[&str] = &["application/json"];
+        static PET: Operation = Operation::new("putPet", "PUT", "/a").body(crate::api::RequestBody::new("body", true, JSON));
+        static OWNER: Operation = Operation::new("postOwner", "POST", "/b").body(crate::api::RequestBody::new("body", true, JSON));
+        static BROKEN: Operation = Operation::new("putBroken", "PUT", "/b").body(crate::api::RequestBody::new("body", true, JSON));
+        let (_, pet) = bundled.compile(&PET).unwrap();
+        let pet = pet[0].as_ref().unwrap();
+        assert!(pet.validate(&json!({"tag": {"name": "a"}, "owner": {"pets": [{"tag": {"name": "b"}}]}})).is_ok());
+        // The recursion through Owner reaches the nested Tag: a number there is refused.
+        assert!(pet.validate(&json!({"owner": {"pets": [{"tag": {"name": 1}}]}})).is_err());
+        let (_, owner) = bundled.compile(&OWNER).unwrap();
+        assert!(owner[0].as_ref().unwrap().validate(&json!({"pets": [{"tag": {"name": 2}}]})).is_err());
+        assert!(bundled.compile(&BROKEN).unwrap_err().contains("Missing"));
+    }
+
+    #[test]
+    fn a_document_too_deep_to_read_gets_a_bundle_saying_so() {
+        let deep = format!("{{\"openapi\": \"3.1.0\", \"x-deep\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        let (reason, text) = schema_bundle(&deep).unwrap_err();
+        assert!(reason.contains("recursion limit"), "{reason}");
+        let error = Source::bundle(serde_json::from_str(&text).unwrap()).err().unwrap();
+        assert_eq!(error, reason);
     }
 
     #[test]

@@ -228,14 +228,23 @@ fn follow<'d>(doc: &'d Value, mut value: &'d Value) -> &'d Value {
 // Bundling and transforming
 // ---------------------------------------------------------------------------------------------
 
-/// Builds one self-contained schema from a place in the document.
+/// Transforms schemas of the document: each root (a parameter or body schema) on its own, and
+/// each definition it reaches through `$ref` once, however many roots reach it. Definitions are
+/// numbered in the order they are first met (`d0`, `d1`, …); a self-contained schema is a root
+/// with the definitions it reaches ([`Bundler::closure`]).
 struct Bundler<'d> {
     doc: &'d Value,
     dialect: Dialect,
     /// Per definition: its transformed schema (filled as the queue drains).
     defs: Vec<Value>,
+    /// Per definition: the definitions its transformed schema refers to directly.
+    def_refs: Vec<Vec<usize>>,
+    /// Per definition: why it cannot be transformed (a schema reaching it cannot be compiled).
+    def_errors: Vec<Option<String>>,
     by_pointer: HashMap<String, usize>,
     queue: Vec<(usize, String)>,
+    /// The definitions referred to by the schema being transformed.
+    emitted: Vec<usize>,
     /// Schemas known not to reach themselves without looking inside the value.
     acyclic: std::collections::HashSet<String>,
 }
@@ -287,6 +296,20 @@ const DROPPED: &[&str] = &[
 ];
 
 impl<'d> Bundler<'d> {
+    fn new(doc: &'d Value, dialect: Dialect) -> Self {
+        Bundler {
+            doc,
+            dialect,
+            defs: Vec::new(),
+            def_refs: Vec::new(),
+            def_errors: Vec::new(),
+            by_pointer: HashMap::new(),
+            queue: Vec::new(),
+            emitted: Vec::new(),
+            acyclic: std::collections::HashSet::new(),
+        }
+    }
+
     /// `#/definitions/d3` (3.0) or `#/$defs/d3` (3.1) for a `$ref` met in the document.
     fn reference(&mut self, reference: &str) -> Result<String, String> {
         let pointer = ref_to_pointer(reference)?;
@@ -294,7 +317,17 @@ impl<'d> Bundler<'d> {
         Ok(format!("#/{}/d{id}", self.dialect.defs()))
     }
 
+    /// The id of the definition at `pointer` (interned and queued when new), noted as referred
+    /// to by the schema being transformed.
     fn intern(&mut self, pointer: &str) -> Result<usize, String> {
+        let id = self.intern_new(pointer)?;
+        if !self.emitted.contains(&id) {
+            self.emitted.push(id);
+        }
+        Ok(id)
+    }
+
+    fn intern_new(&mut self, pointer: &str) -> Result<usize, String> {
         if let Some(&id) = self.by_pointer.get(pointer) {
             return Ok(id);
         }
@@ -305,6 +338,8 @@ impl<'d> Bundler<'d> {
             None => {
                 let id = self.defs.len();
                 self.defs.push(Value::Bool(true));
+                self.def_refs.push(Vec::new());
+                self.def_errors.push(None);
                 self.by_pointer.insert(canonical.clone(), id);
                 self.queue.push((id, canonical.clone()));
                 id
@@ -366,31 +401,56 @@ impl<'d> Bundler<'d> {
         Ok(())
     }
 
+    /// The self-contained schema at `pointer`: its root with every definition it reaches.
     fn run(mut self, pointer: &str) -> Result<Value, String> {
+        let (root, refs) = self.root(pointer)?;
+        let reached = self.closure(&refs)?;
+        let defs = reached.into_iter().map(|id| (id, std::mem::take(&mut self.defs[id])));
+        Ok(assemble(self.dialect, root, defs))
+    }
+
+    /// Transforms the schema at `pointer` and then every definition it reaches that is not
+    /// transformed yet: the root's transformed schema and the definitions it refers to directly.
+    fn root(&mut self, pointer: &str) -> Result<(Value, Vec<usize>), String> {
         let (canonical, root) = resolve(self.doc, pointer, &mut 0)?;
-        self.no_ref_cycle(&canonical, root)?;
-        let mut out = self.transform(root).map_err(|e| format!("`{canonical}`: {e}"))?;
-        while let Some((id, pointer)) = self.queue.pop() {
-            let (_, value) = resolve(self.doc, &pointer, &mut 0)?;
-            let schema = self.transform(value).map_err(|e| format!("`{pointer}`: {e}"))?;
-            self.defs[id] = schema;
-        }
-        if self.defs.is_empty() {
-            return Ok(out);
-        }
-        let defs: Map<String, Value> =
-            std::mem::take(&mut self.defs).into_iter().enumerate().map(|(i, s)| (format!("d{i}"), s)).collect();
-        let wrap = match &out {
-            Value::Object(map) => self.dialect == Dialect::V30 && map.contains_key("$ref"),
-            _ => true,
+        self.emitted.clear();
+        let out = match self.no_ref_cycle(&canonical, root) {
+            Ok(()) => self.transform(root).map_err(|e| format!("`{canonical}`: {e}")),
+            Err(e) => Err(e),
         };
-        if wrap {
-            out = json!({ "allOf": [out] });
+        let refs = std::mem::take(&mut self.emitted);
+        while let Some((id, pointer)) = self.queue.pop() {
+            self.emitted.clear();
+            let schema = resolve(self.doc, &pointer, &mut 0)
+                .and_then(|(_, value)| self.transform(value))
+                .map_err(|e| format!("`{pointer}`: {e}"));
+            match schema {
+                Ok(schema) => self.defs[id] = schema,
+                Err(e) => self.def_errors[id] = Some(e),
+            }
+            self.def_refs[id] = std::mem::take(&mut self.emitted);
         }
-        if let Value::Object(map) = &mut out {
-            map.insert(self.dialect.defs().to_owned(), Value::Object(defs));
+        Ok((out?, refs))
+    }
+
+    /// Every definition reachable from `refs`, in ascending order; the first reason one of
+    /// them cannot be transformed, if any.
+    fn closure(&self, refs: &[usize]) -> Result<Vec<usize>, String> {
+        let mut seen = vec![false; self.defs.len()];
+        let mut stack: Vec<usize> = refs.to_vec();
+        let mut reached = Vec::new();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut seen[id], true) {
+                continue;
+            }
+            reached.push(id);
+            stack.extend(self.def_refs[id].iter().copied().filter(|&next| !seen[next]));
         }
-        Ok(out)
+        reached.sort_unstable();
+        match reached.iter().find_map(|&id| self.def_errors[id].as_ref()) {
+            Some(e) => Err(e.clone()),
+            None => Ok(reached),
+        }
     }
 
     /// One schema of the document, for the request direction and the target draft.
@@ -634,6 +694,27 @@ impl<'d> Bundler<'d> {
     }
 }
 
+/// A self-contained schema: `root` with `defs` (`(id, transformed schema)`, the definitions it
+/// reaches) under `definitions` / `$defs` as `d<id>`.
+fn assemble(dialect: Dialect, mut root: Value, defs: impl Iterator<Item = (usize, Value)>) -> Value {
+    let defs: Map<String, Value> = defs.map(|(id, schema)| (format!("d{id}"), schema)).collect();
+    if defs.is_empty() {
+        return root;
+    }
+    // Beside a 3.0 `$ref` (Draft 4) the definitions would not be read; a boolean has no room.
+    let wrap = match &root {
+        Value::Object(map) => dialect == Dialect::V30 && map.contains_key("$ref"),
+        _ => true,
+    };
+    if wrap {
+        root = json!({ "allOf": [root] });
+    }
+    if let Value::Object(map) = &mut root {
+        map.insert(dialect.defs().to_owned(), Value::Object(defs));
+    }
+    root
+}
+
 /// A 3.0 `nullable: true` schema: `null` is valid, whatever else the schema says.
 fn with_null(mut out: Map<String, Value>) -> Value {
     let composite = ["allOf", "anyOf", "oneOf", "not", "const", "$ref", KW_DISCRIMINATOR].iter().any(|k| out.contains_key(*k));
@@ -775,15 +856,7 @@ pub(crate) fn compile(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Co
 
 /// The schema at `pointer`: self-contained and transformed, compiled, and its property shapes.
 fn cut(doc: &Value, dialect: Dialect, pointer: &str) -> Result<(Value, jsonschema::Validator, Shapes), SchemaError> {
-    let bundler = Bundler {
-        doc,
-        dialect,
-        defs: Vec::new(),
-        by_pointer: HashMap::new(),
-        queue: Vec::new(),
-        acyclic: std::collections::HashSet::new(),
-    };
-    let schema = bundler.run(pointer)?;
+    let schema = Bundler::new(doc, dialect).run(pointer)?;
     let validator = build(&schema, dialect).map_err(|e| SchemaError(format!("`{pointer}`: {e}")))?;
     let shapes = match resolve(doc, pointer, &mut 0) {
         Ok((_, root)) => property_shapes(doc, root),
@@ -792,21 +865,132 @@ fn cut(doc: &Value, dialect: Dialect, pointer: &str) -> Result<(Value, jsonschem
     Ok((schema, validator, shapes))
 }
 
-/// The schema at `pointer` as one entry of a schema bundle (what switchboard-codegen writes
-/// beside generated code, so that servers compile each schema without the document): the
-/// self-contained, transformed schema [`compile`] would build, checked to compile, and the
-/// property shapes of an object schema: `{"schema": …, "shapes": [["name", "integer", false], …]}`.
-pub(crate) fn bundle_entry(doc: &Value, dialect: Dialect, pointer: &str) -> Result<Value, SchemaError> {
-    let (schema, _, shapes) = cut(doc, dialect, pointer)?;
-    let shapes: Vec<Value> = shapes.iter().map(|(name, scalar, array)| json!([&**name, scalar_name(*scalar), array])).collect();
-    // Shapes matter only for object schemas (form bodies, object parameters).
-    Ok(if shapes.is_empty() { json!({ "schema": schema }) } else { json!({ "schema": schema, "shapes": shapes }) })
+/// Builds the schema parts of a schema bundle (what switchboard-codegen writes beside generated
+/// code, so that servers compile each schema without the document): every definition the
+/// document's parameter and body schemas reach, transformed once and shared, and per schema
+/// (an entry) its transformed root, the definitions it refers to directly and the property
+/// shapes of an object schema. Each entry is checked to compile as [`compile`] would.
+pub(crate) struct BundleBuilder<'d> {
+    bundler: Bundler<'d>,
+    entries: Vec<Pending>,
 }
 
-/// Compiles an entry of a schema bundle ([`bundle_entry`]).
-pub(crate) fn compile_entry(entry: &Value, dialect: Dialect) -> Result<Compiled, SchemaError> {
+/// An entry of a bundle being built.
+struct Pending {
+    pointer: String,
+    schema: Value,
+    refs: Vec<usize>,
+    shapes: Shapes,
+}
+
+impl<'d> BundleBuilder<'d> {
+    pub(crate) fn new(doc: &'d Value, dialect: Dialect) -> Self {
+        BundleBuilder { bundler: Bundler::new(doc, dialect), entries: Vec::new() }
+    }
+
+    /// Adds the schema at `pointer` (e.g. `/paths/~1pets/post/requestBody/content/
+    /// application~1json/schema`): the index of its entry in [`BundleBuilder::finish`]'s list,
+    /// or why it cannot be transformed.
+    pub(crate) fn add(&mut self, pointer: &str) -> Result<usize, SchemaError> {
+        let (schema, refs) = self.bundler.root(pointer)?;
+        let shapes = match resolve(self.bundler.doc, pointer, &mut 0) {
+            Ok((_, root)) => property_shapes(self.bundler.doc, root),
+            Err(_) => Box::default(),
+        };
+        self.entries.push(Pending { pointer: pointer.to_owned(), schema, refs, shapes });
+        Ok(self.entries.len() - 1)
+    }
+
+    /// The shared definitions (`{"schema": …, "refs": [ids]}` each, by id) and per added
+    /// schema its entry, `{"schema": …, "refs": [ids], "shapes": [["name", "integer", false],
+    /// …]}` (shapes only for object schemas), or why it cannot be compiled.
+    pub(crate) fn finish(self) -> (Vec<Value>, Vec<Result<Value, SchemaError>>) {
+        let BundleBuilder { bundler, entries } = self;
+        let dialect = bundler.dialect;
+        let mut checked: Vec<Result<(), SchemaError>> =
+            entries.iter().map(|e| bundler.closure(&e.refs).map(drop).map_err(SchemaError)).collect();
+        // One compile of every definition and every root that reaches no broken definition (a
+        // document's schemas nearly always all compile); only when that fails is each entry
+        // compiled on its own, to tell which cannot be.
+        let roots: Vec<Value> =
+            entries.iter().zip(&checked).filter(|(_, ok)| ok.is_ok()).map(|(e, _)| e.schema.clone()).collect();
+        if !roots.is_empty() {
+            let defs = bundler.defs.iter().cloned().enumerate();
+            let all = assemble(dialect, json!({ "anyOf": roots }), defs);
+            if build(&all, dialect).is_err() {
+                let one = |(entry, ok): (&Pending, &mut Result<(), SchemaError>)| {
+                    if ok.is_err() {
+                        return;
+                    }
+                    let Ok(reached) = bundler.closure(&entry.refs) else { return };
+                    let defs = reached.into_iter().map(|id| (id, bundler.defs[id].clone()));
+                    let schema = assemble(dialect, entry.schema.clone(), defs);
+                    if let Err(e) = build(&schema, dialect) {
+                        *ok = Err(SchemaError(format!("`{}`: {e}", entry.pointer)));
+                    }
+                };
+                let one = &one;
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(entries.len() / 64 + 1);
+                let chunk = entries.len().div_ceil(threads).max(1);
+                std::thread::scope(|scope| {
+                    for (part, oks) in entries.chunks(chunk).zip(checked.chunks_mut(chunk)) {
+                        scope.spawn(move || part.iter().zip(oks.iter_mut()).for_each(one));
+                    }
+                });
+            }
+        }
+        let defs = bundler
+            .defs
+            .into_iter()
+            .zip(bundler.def_refs)
+            .map(|(schema, refs)| json!({ "schema": schema, "refs": refs }))
+            .collect();
+        let entries = entries
+            .into_iter()
+            .zip(checked)
+            .map(|(entry, ok)| {
+                ok?;
+                let mut out = json!({ "schema": entry.schema, "refs": entry.refs });
+                // Shapes matter only for object schemas (form bodies, object parameters).
+                if !entry.shapes.is_empty() {
+                    let shapes: Vec<Value> =
+                        entry.shapes.iter().map(|(name, scalar, array)| json!([&**name, scalar_name(*scalar), array])).collect();
+                    out["shapes"] = Value::Array(shapes);
+                }
+                Ok(out)
+            })
+            .collect();
+        (defs, entries)
+    }
+}
+
+/// Compiles an entry of a schema bundle ([`BundleBuilder::finish`]) with the bundle's shared
+/// definitions, `defs`.
+pub(crate) fn compile_entry(entry: &Value, defs: &[Value], dialect: Dialect) -> Result<Compiled, SchemaError> {
+    let malformed = || SchemaError("malformed schema bundle: regenerate the code".to_owned());
     let schema = entry.get("schema").ok_or_else(|| SchemaError("the bundle entry has no schema".into()))?;
-    let validator = build(schema, dialect).map_err(SchemaError)?;
+    let refs_of = |value: &Value| -> Result<Vec<usize>, SchemaError> {
+        let Some(list) = value.get("refs") else { return Ok(Vec::new()) };
+        let list = list.as_array().ok_or_else(malformed)?;
+        list.iter().map(|id| id.as_u64().map(|id| id as usize).filter(|&id| id < defs.len()).ok_or_else(malformed)).collect()
+    };
+    let mut seen = vec![false; defs.len()];
+    let mut stack = refs_of(entry)?;
+    let mut reached = Vec::new();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut seen[id], true) {
+            continue;
+        }
+        reached.push(id);
+        stack.extend(refs_of(&defs[id])?);
+    }
+    reached.sort_unstable();
+    let reached: Vec<(usize, Value)> = reached
+        .into_iter()
+        .map(|id| defs[id].get("schema").cloned().map(|s| (id, s)).ok_or_else(malformed))
+        .collect::<Result<_, _>>()?;
+    let schema = assemble(dialect, schema.clone(), reached.into_iter());
+    let validator = build(&schema, dialect).map_err(SchemaError)?;
     let mut shapes: Vec<(Box<str>, Scalar, bool)> = Vec::new();
     for shape in entry.get("shapes").and_then(Value::as_array).into_iter().flatten() {
         let (Some(name), Some(scalar), Some(array)) = (

@@ -183,7 +183,7 @@ pub fn lower(
             operations: operations.operations,
             security_schemes: operations.schemes,
             document,
-            schemas: None,
+            bundle: false,
             title,
         }),
     };
