@@ -13,12 +13,22 @@ use crate::ir::Package;
 
 #[derive(Template)]
 #[template(path = "models.rs.txt", escape = "none")]
-struct ModelsView {
-    /// Whether this piece carries the `operations` module (the last piece does).
+struct ModelsView<'a> {
+    /// Whether this piece carries the `operations` module.
     with_operations: bool,
     items: Vec<Item>,
     schemes: Vec<SchemeView>,
-    operations: Vec<OperationView>,
+    operations: &'a [OperationView],
+    /// The shared lists (the piece that holds them: `__operation_lists`).
+    lists: &'a [ListView],
+    /// Whether the operations here read shared lists.
+    uses_lists: bool,
+    /// The parts of the operation table `operations` re-exports (`__operations_<k>`).
+    reexports: Vec<usize>,
+    /// This piece is part `k` of the operation table (`operations` holds the rest).
+    chunk: Option<usize>,
+    /// The security schemes' constants, which a part of the table imports from `operations`.
+    scheme_idents: Vec<String>,
 }
 
 enum Item {
@@ -97,7 +107,55 @@ struct OperationView {
     ident: String,
     method: String,
     path_doc: String,
+    /// `Operation::new(..)`.
     expr: String,
+    /// The parameter list: `&[Param::..]`, or the shared list's constant.
+    params: Option<String>,
+    /// `.body(..)`, or empty.
+    body: String,
+    /// The response list: `&[ResponseSpec::..]`, or the shared list's constant.
+    responses: Option<String>,
+    /// `.security(..)`, or empty.
+    security: String,
+}
+
+/// A parameter or response list several operations share: `pub const <ident>: &[<ty>] = <expr>;`.
+struct ListView {
+    ident: String,
+    ty: &'static str,
+    expr: String,
+}
+
+/// Makes every parameter and response list that more than one of `operations` has a shared
+/// constant (`__P0`, `__R0`, … in order of first use: names no operation or scheme constant can
+/// have), which the operations then name; returns the constants.
+fn share_lists(operations: &mut [OperationView]) -> Vec<ListView> {
+    let mut uses: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for op in operations.iter() {
+        for list in [&op.params, &op.responses].into_iter().flatten() {
+            *uses.entry(list.clone()).or_default() += 1;
+        }
+    }
+    let mut named: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut lists = Vec::new();
+    let (mut p, mut r) = (0, 0);
+    for op in operations.iter_mut() {
+        for (list, prefix, ty) in [(&mut op.params, "__P", "Param"), (&mut op.responses, "__R", "ResponseSpec")] {
+            let Some(text) = list.as_mut() else { continue };
+            if uses[text.as_str()] < 2 {
+                continue;
+            }
+            let ident = named.entry(text.clone()).or_insert_with(|| {
+                let n = if prefix == "__P" { &mut p } else { &mut r };
+                let ident = format!("{prefix}{n}");
+                *n += 1;
+                lists.push(ListView { ident: ident.clone(), ty, expr: text.clone() });
+                ident
+            });
+            *text = ident.clone();
+        }
+    }
+    lists
 }
 
 #[derive(Template)]
@@ -140,84 +198,151 @@ pub fn schemas_file(package: &str) -> String {
     format!("{package}.schemas.json")
 }
 
-/// Renders the types, operation table and service trait of an OpenAPI package, in consecutive
-/// pieces of whole items (so that `emit` can parse and format them in parallel; the
-/// concatenation is the module): the types in `pieces` pieces, then the operation table, then
-/// the service trait.
-pub fn render(package: &Package, models: &Models, pieces: usize) -> Result<Vec<String>, Error> {
-    let names = idents(models);
-    let ty = |t: &Type| rust_type(t, &names);
-    let mut items = Vec::new();
-    for m in &models.types {
-        items.push(item(m, &names, &ty));
+/// Types per piece of a module (about 0.8 MB of code for Microsoft Graph's).
+const TYPES_PER_PIECE: usize = 1000;
+
+/// Operations per part of the operation table, when it has more than this: large tables are
+/// split into modules that `operations` re-exports, so that they are parsed in parallel.
+const OPERATIONS_PER_PART: usize = 1000;
+
+/// The module of an OpenAPI package (its types, operation table and service trait) in
+/// consecutive pieces of whole items, each rendered on its own ([`Pieces::render`]), so that
+/// `emit` renders, parses and formats them in parallel; the concatenation is the module. How
+/// many pieces there are depends on the document only.
+pub struct Pieces<'a> {
+    package: &'a Package,
+    models: &'a Models,
+    names: BTreeMap<&'a str, String>,
+    type_pieces: usize,
+    /// Every operation of the table, in order.
+    operations: Vec<OperationView>,
+    /// The lists operations share (one piece, `__operation_lists`, when there are any).
+    lists: Vec<ListView>,
+    /// Parts of the operation table (0: it is one module).
+    parts: usize,
+}
+
+impl<'a> Pieces<'a> {
+    /// Prepares the pieces of `package`'s module.
+    pub fn new(package: &'a Package, models: &'a Models) -> Self {
+        let parts = if models.operations.len() > OPERATIONS_PER_PART { models.operations.len().div_ceil(OPERATIONS_PER_PART) } else { 0 };
+        let responses: BTreeMap<&str, &Model> = models.types.iter().map(|m| (m.name.as_str(), m)).collect();
+        let mut operations: Vec<OperationView> = models.operations.iter().map(|op| operation_view(op, &responses)).collect();
+        let lists = share_lists(&mut operations);
+        Pieces { package, models, names: idents(models), type_pieces: models.types.len().div_ceil(TYPES_PER_PIECE), operations, lists, parts }
     }
-    let schemes: Vec<SchemeView> = models
-        .security_schemes
-        .iter()
-        .map(|s| SchemeView { ident: scheme_ident(&s.name), expr: scheme_expr(s) })
-        .collect();
-    let responses: BTreeMap<&str, &Model> = models.types.iter().map(|m| (m.name.as_str(), m)).collect();
-    let operations = models.operations.iter().map(|op| operation_view(op, &responses)).collect();
-    let render_err = |e: askama::Error| Error::Render { template: "models.rs.txt", subject: package.name.clone(), message: e.to_string() };
-    let per_piece = items.len().div_ceil(pieces.max(1)).max(1);
-    let mut out = Vec::new();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let tail = rest.split_off(per_piece.min(rest.len()));
-        let view = ModelsView { with_operations: false, items: rest, schemes: Vec::new(), operations: Vec::new() };
-        out.push(view.render().map_err(render_err)?);
-        rest = tail;
+
+    /// How many pieces: the types', the shared lists (if any), the parts of the operation
+    /// table, `operations`, the trait.
+    pub fn len(&self) -> usize {
+        self.type_pieces + usize::from(!self.lists.is_empty()) + self.parts + 2
     }
-    let view = ModelsView { with_operations: true, items: Vec::new(), schemes, operations };
-    out.push(view.render().map_err(render_err)?);
-    // Parsed once, as a piece of the file, in `emit` (a failure there names this template too).
-    let mut text = String::new();
-    for service in &package.services {
-        let trait_ident = {
-            let base = ident::type_name(&service.name);
-            let mut t = base.clone();
-            let taken: Vec<String> = names.values().cloned().collect();
-            while switchboard_names::trait_clashes(&t, &taken) {
-                t.push_str("Service");
+
+    /// Piece `i` (of [`Pieces::len`]), unformatted.
+    pub fn render(&self, i: usize) -> Result<String, Error> {
+        let models = self.models;
+        let render_err =
+            |e: askama::Error| Error::Render { template: "models.rs.txt", subject: self.package.name.clone(), message: e.to_string() };
+        let uses_lists = !self.lists.is_empty();
+        let view = |items, operations, chunk| ModelsView {
+            with_operations: false,
+            items,
+            schemes: Vec::new(),
+            operations,
+            lists: &[],
+            uses_lists,
+            reexports: Vec::new(),
+            chunk,
+            scheme_idents: Vec::new(),
+        };
+        if i < self.type_pieces {
+            let ty = |t: &Type| rust_type(t, &self.names);
+            let end = models.types.len().min((i + 1) * TYPES_PER_PIECE);
+            let items = models.types[i * TYPES_PER_PIECE..end].iter().map(|m| item(m, &self.names, &ty)).collect();
+            return view(items, &[], None).render().map_err(render_err);
+        }
+        let mut i = i - self.type_pieces;
+        if uses_lists {
+            if i == 0 {
+                let mut lists = view(Vec::new(), &[], None);
+                lists.lists = &self.lists;
+                return lists.render().map_err(render_err);
             }
-            t
-        };
-        let mut used = std::collections::HashSet::new();
-        let methods = service
-            .methods
-            .iter()
-            .filter_map(|m| {
-                let op = &models.operations[m.bindings.operation?];
-                Some(MethodView {
-                    docs: doc_lines(&m.docs),
-                    deprecated: m.deprecated,
-                    operation: operation_ident(op),
-                    event: if m.bindings.event { ", event" } else { "" },
-                    ident: method_ident(&m.name, &mut used),
-                    request: names[op.request.as_str()].clone(),
-                    response: names[op.response.as_str()].clone(),
-                })
-            })
-            .collect();
-        let view = ServiceView {
-            openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
-            document_file: format!("{:?}", document_file(&package.name)),
-            schemas: models
-                .bundle
-                .then(|| (format!("{}_SCHEMAS", ident::shouty(&trait_ident)), format!("{:?}", schemas_file(&package.name)))),
-            docs: doc_lines(&service.docs),
-            package: format!("{:?}", service.package),
-            name: format!("{:?}", trait_ident),
-            trait_ident,
-            methods,
-        };
-        let service_text =
-            view.render().map_err(|e| Error::Render { template: "api_service.rs.txt", subject: service.name.clone(), message: e.to_string() })?;
-        text.push('\n');
-        text.push_str(&service_text);
+            i -= 1;
+        }
+        let schemes = || models.security_schemes.iter().map(|s| SchemeView { ident: scheme_ident(&s.name), expr: scheme_expr(s) });
+        if i < self.parts {
+            let end = self.operations.len().min((i + 1) * OPERATIONS_PER_PART);
+            let mut part = view(Vec::new(), &self.operations[i * OPERATIONS_PER_PART..end], Some(i));
+            part.scheme_idents = schemes().map(|s| s.ident).collect();
+            return part.render().map_err(render_err);
+        }
+        if i == self.parts {
+            let mut table = view(Vec::new(), &[], None);
+            table.with_operations = true;
+            table.schemes = schemes().collect();
+            if self.parts == 0 {
+                table.operations = &self.operations;
+            } else {
+                table.reexports = (0..self.parts).collect();
+                table.uses_lists = false;
+            }
+            return table.render().map_err(render_err);
+        }
+        self.service_trait()
     }
-    out.push(text);
-    Ok(out)
+
+    /// The service trait (the last piece).
+    fn service_trait(&self) -> Result<String, Error> {
+        let (package, models, names) = (self.package, self.models, &self.names);
+        // Parsed once, as a piece of the file, in `emit` (a failure there names this template too).
+        let mut text = String::new();
+        for service in &package.services {
+            let trait_ident = {
+                let base = ident::type_name(&service.name);
+                let mut t = base.clone();
+                let taken: Vec<String> = names.values().cloned().collect();
+                while switchboard_names::trait_clashes(&t, &taken) {
+                    t.push_str("Service");
+                }
+                t
+            };
+            let mut used = std::collections::HashSet::new();
+            let methods = service
+                .methods
+                .iter()
+                .filter_map(|m| {
+                    let op = &models.operations[m.bindings.operation?];
+                    Some(MethodView {
+                        docs: doc_lines(&m.docs),
+                        deprecated: m.deprecated,
+                        operation: operation_ident(op),
+                        event: if m.bindings.event { ", event" } else { "" },
+                        ident: method_ident(&m.name, &mut used),
+                        request: names[op.request.as_str()].clone(),
+                        response: names[op.response.as_str()].clone(),
+                    })
+                })
+                .collect();
+            let view = ServiceView {
+                openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
+                document_file: format!("{:?}", document_file(&package.name)),
+                schemas: models
+                    .bundle
+                    .then(|| (format!("{}_SCHEMAS", ident::shouty(&trait_ident)), format!("{:?}", schemas_file(&package.name)))),
+                docs: doc_lines(&service.docs),
+                package: format!("{:?}", service.package),
+                name: format!("{:?}", trait_ident),
+                trait_ident,
+                methods,
+            };
+            let service_text =
+                view.render().map_err(|e| Error::Render { template: "api_service.rs.txt", subject: service.name.clone(), message: e.to_string() })?;
+            text.push('\n');
+            text.push_str(&service_text);
+        }
+        Ok(text)
+    }
 }
 
 fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String) -> Item {
@@ -476,12 +601,11 @@ fn operation_view(op: &Operation, models: &BTreeMap<&str, &Model>) -> OperationV
             expr
         })
         .collect();
-    let mut expr = format!("Operation::new({:?}, {:?}, {:?})", op.id, op.method, op.path);
-    if !params.is_empty() {
-        expr.push_str(&format!(".params(&[{}])", params.join(", ")));
-    }
+    let expr = format!("Operation::new({:?}, {:?}, {:?})", op.id, op.method, op.path);
+    let params = (!params.is_empty()).then(|| format!("&[{}]", params.join(", ")));
+    let mut rest = String::new();
     if let Some(b) = &op.body {
-        expr.push_str(&format!(
+        rest.push_str(&format!(
             ".body(RequestBody::new({:?}, {}, &[{}]))",
             b.field,
             b.required,
@@ -504,12 +628,13 @@ fn operation_view(op: &Operation, models: &BTreeMap<&str, &Model>) -> OperationV
                 .collect()
         })
         .unwrap_or_default();
-    if !responses.is_empty() {
-        expr.push_str(&format!(".responses(&[{}])", responses.join(", ")));
-    }
+    let responses = (!responses.is_empty()).then(|| format!("&[{}]", responses.join(", ")));
+    let mut security = String::new();
     if !op.security.is_empty() {
         let alts: Vec<String> = op.security.iter().map(|alt| format!("&[{}]", alt.iter().map(|s| scheme_ident(s)).collect::<Vec<_>>().join(", "))).collect();
-        expr.push_str(&format!(".security(&[{}])", alts.join(", ")));
+        security = format!(".security(&[{}])", alts.join(", "));
     }
-    OperationView { ident: operation_ident(op), method: op.method.clone(), path_doc: op.path.replace('`', "'"), expr }
+    // `.params(..)`, then the body, `.responses(..)` and `.security(..)`: lists several
+    // operations share become constants ([`share_lists`]).
+    OperationView { ident: operation_ident(op), method: op.method.clone(), path_doc: op.path.replace('`', "'"), expr, params, body: rest, responses, security }
 }

@@ -65,7 +65,9 @@ pub fn lower(
     // The runtime's parser (crate `switchboard-path`): an operation whose path it cannot serve
     // is skipped (with a warning), and so is the second of two operations the router could not
     // tell apart (same method, segments, verb).
-    let mut parsed: Vec<(usize, switchboard_path::Template<'_>)> = Vec::new();
+    // What the router tells requests apart by (method, segments, verb) → the first operation.
+    type RouteKey<'p> = (&'p str, Vec<switchboard_path::Segment>, Option<&'p str>);
+    let mut parsed: std::collections::HashMap<RouteKey<'_>, usize> = std::collections::HashMap::new();
     let mut skipped: Vec<usize> = Vec::new();
     for (i, op) in operations.operations.iter().enumerate() {
         if op.path.chars().any(char::is_control) {
@@ -87,11 +89,9 @@ pub fn lower(
                 continue;
             }
         };
-        let same = |(_, t): &&(usize, switchboard_path::Template<'_>)| {
-            t.segments == template.segments && t.verb == template.verb
-        };
-        if let Some((j, _)) = parsed.iter().filter(|(j, _)| operations.operations[*j].method == op.method).find(same) {
-            let other = &operations.operations[*j];
+        let key = (op.method.as_str(), template.segments, template.verb);
+        if let Some(&j) = parsed.get(&key) {
+            let other = &operations.operations[j];
             operations.warnings.push(Warning {
                 pointer: op.pointer.clone(),
                 message: format!(
@@ -108,11 +108,12 @@ pub fn lower(
             skipped.push(i);
             continue;
         }
-        parsed.push((i, template));
+        parsed.insert(key, i);
     }
     drop(parsed);
     let any_skipped = !skipped.is_empty();
     if any_skipped {
+        let skipped: std::collections::HashSet<usize> = skipped.into_iter().collect();
         let mut i = 0;
         operations.operations.retain(|_| {
             i += 1;
@@ -192,15 +193,16 @@ pub fn lower(
 
 /// The document with only these operations under `paths` (components stay whole).
 fn selected(document: &Value, operations: &[crate::ir::model::Operation]) -> Value {
+    let kept: std::collections::HashSet<(&str, String)> =
+        operations.iter().map(|o| (o.path.as_str(), o.method.to_ascii_lowercase())).collect();
+    let paths: std::collections::HashSet<&str> = operations.iter().map(|o| o.path.as_str()).collect();
     let mut out = document.clone();
-    if let Some(Value::Object(paths)) = out.get_mut("paths") {
-        paths.retain(|path, item| {
+    if let Some(Value::Object(items)) = out.get_mut("paths") {
+        items.retain(|path, item| {
             if let Value::Object(item) = item {
-                item.retain(|method, _| {
-                    !operation::is_method(method) || operations.iter().any(|o| &o.path == path && o.method.eq_ignore_ascii_case(method))
-                });
+                item.retain(|method, _| !operation::is_method(method) || kept.contains(&(path.as_str(), method.to_ascii_lowercase())));
             }
-            operations.iter().any(|o| &o.path == path)
+            paths.contains(path.as_str())
         });
     }
     out
