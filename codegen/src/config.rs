@@ -259,8 +259,11 @@ impl Config {
         };
         // Per OpenAPI document: its file, its module and what was found reading and lowering it.
         let mut documents: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+        // By module: the bundle of a document generated whole, made while it is lowered.
+        let mut early: std::collections::HashMap<String, EarlyBundle> = std::collections::HashMap::new();
         for path in openapi {
-            let spec = spec::openapi::load(path)?;
+            let mut spec = spec::openapi::load(path)?;
+            let document = std::sync::Arc::new(std::mem::take(&mut spec.document));
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("api");
             let module = crate::ident::field(stem).trim_start_matches("r#").to_owned();
             let file = path.display().to_string();
@@ -268,7 +271,10 @@ impl Config {
             // checkout lives).
             let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or(&file).to_owned();
             let locate = |key: &str| crate::spec::openapi::locate_key(path, key);
-            let (mut package, found_in_lowering) = lower::openapi::lower(&spec.document, &module, &file_name, &self.selection, &locate)?;
+            if BUNDLES && self.selection.is_all() {
+                early.insert(module.clone(), EarlyBundle::start(&document));
+            }
+            let (mut package, found_in_lowering) = lower::openapi::lower(&document, &module, &file_name, &self.selection, &locate)?;
             if api.packages.iter().any(|p| p.name == module) {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }
@@ -286,7 +292,8 @@ impl Config {
         // The schema bundles are made while the code is rendered and formatted.
         let with_bundle: Vec<&crate::ir::Package> = api.packages.iter().filter(|p| p.models.as_ref().is_some_and(|m| m.bundle)).collect();
         let (files, bundles) = std::thread::scope(|scope| {
-            let handles: Vec<_> = with_bundle.iter().map(|p| scope.spawn(|| schema_bundle(p))).collect();
+            let handles: Vec<_> =
+                with_bundle.iter().map(|p| { let early = early.remove(&p.name); scope.spawn(move || schema_bundle(p, early)) }).collect();
             let files = emit::files(&api);
             let bundles: Vec<_> =
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Config("the schema bundle's thread panicked".into())))).collect();
@@ -376,18 +383,53 @@ fn check_strict(strict: bool, file: &str, found: &[(String, String)]) -> Result<
 /// Whether codegen writes schema bundles: only with the server's own validator to make them.
 const BUNDLES: bool = cfg!(feature = "check-schemas");
 
+/// A schema bundle being made from the input document, on its own thread, while the document
+/// is lowered: used when every operation of the document is generated.
+struct EarlyBundle {
+    document: std::sync::Arc<serde_json::Value>,
+    #[cfg(feature = "check-schemas")]
+    made: std::thread::JoinHandle<(String, Vec<(String, String, String)>)>,
+}
+
+impl EarlyBundle {
+    #[cfg(feature = "check-schemas")]
+    fn start(document: &std::sync::Arc<serde_json::Value>) -> Self {
+        let doc = std::sync::Arc::clone(document);
+        EarlyBundle { document: std::sync::Arc::clone(document), made: std::thread::spawn(move || switchboard::api::__schema_bundle_of(&doc)) }
+    }
+
+    #[cfg(not(feature = "check-schemas"))]
+    fn start(document: &std::sync::Arc<serde_json::Value>) -> Self {
+        EarlyBundle { document: std::sync::Arc::clone(document) }
+    }
+
+    /// How many operations the document has (as the bundle counts them: path items' methods).
+    fn operations(&self) -> usize {
+        const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+        let paths = self.document.get("paths").and_then(serde_json::Value::as_object);
+        paths.into_iter().flat_map(|p| p.values()).map(|item| METHODS.iter().filter(|m| item.get(**m).is_some()).count()).sum()
+    }
+}
+
 /// The package's schema bundle (each parameter and request body schema of the document the
 /// generated code embeds, transformed and checked by the server's own validator) and the
 /// generated operations it cannot compile schemas for: `(operation pointer, message)` each.
+/// `early` is the bundle of the input document: it is the one wanted when the package has
+/// every operation of it (none was skipped), else it is made again from the package's document.
 #[cfg(feature = "check-schemas")]
-fn schema_bundle(package: &crate::ir::Package) -> Result<(String, Vec<(String, String)>), Error> {
+fn schema_bundle(package: &crate::ir::Package, early: Option<EarlyBundle>) -> Result<(String, Vec<(String, String)>), Error> {
     let Some(models) = &package.models else { return Ok((String::new(), Vec::new())) };
-    let (bundle, found) = match switchboard::api::__schema_bundle(&models.document) {
-        Ok(made) => made,
-        // The bundle then says why: every operation answers 501 with the reason.
-        Err((reason, bundle)) => {
-            return Ok((bundle, vec![(String::new(), format!("the bundled document cannot be checked: {reason}"))]))
-        }
+    let early = early.filter(|e| e.operations() == models.operations.len()).map(|e| e.made.join());
+    let (bundle, found) = match early {
+        Some(Ok(made)) => made,
+        Some(Err(_)) => return Err(Error::Config("the schema bundle's thread panicked".into())),
+        None => match switchboard::api::__schema_bundle(&models.document) {
+            Ok(made) => made,
+            // The bundle then says why: every operation answers 501 with the reason.
+            Err((reason, bundle)) => {
+                return Ok((bundle, vec![(String::new(), format!("the bundled document cannot be checked: {reason}"))]))
+            }
+        },
     };
     let unservable = models
         .operations
@@ -404,6 +446,6 @@ fn schema_bundle(package: &crate::ir::Package) -> Result<(String, Vec<(String, S
 }
 
 #[cfg(not(feature = "check-schemas"))]
-fn schema_bundle(_: &crate::ir::Package) -> Result<(String, Vec<(String, String)>), Error> {
+fn schema_bundle(_: &crate::ir::Package, _: Option<EarlyBundle>) -> Result<(String, Vec<(String, String)>), Error> {
     Err(Error::Config("schema bundles are made with the server's validator: turn on the `check-schemas` feature".into()))
 }

@@ -324,26 +324,30 @@ fn location_name(location: Location) -> &'static str {
 /// bundle, saying why: every operation then answers 501 with that reason. The error is the
 /// reason, with that bundle's text.
 pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), (String, String)> {
-    let doc: Value = match serde_json::from_str(document) {
-        Ok(doc) => doc,
+    match serde_json::from_str(document) {
+        Ok(doc) => Ok(schema_bundle_of(&doc)),
         Err(e) => {
             let reason = format!("the document is not JSON: {e}");
-            return Err((reason.clone(), serde_json::json!({ "format": BUNDLE_FORMAT, "error": reason }).to_string()));
+            Err((reason.clone(), serde_json::json!({ "format": BUNDLE_FORMAT, "error": reason }).to_string()))
         }
-    };
-    let dialect = Dialect::of(&doc);
+    }
+}
+
+/// [`schema_bundle`] of a document already parsed.
+pub fn schema_bundle_of(doc: &Value) -> (String, Vec<Unservable>) {
+    let dialect = Dialect::of(doc);
     let mut found: Vec<(&str, &str)> = Vec::new();
     if let Some(Value::Object(paths)) = doc.get("paths") {
         for (path, item) in paths {
             found.extend(METHODS.iter().filter(|m| item.get(**m).is_some()).map(|m| (path.as_str(), *m)));
         }
     }
-    let mut builder = validate::BundleBuilder::new(&doc, dialect);
+    let mut builder = validate::BundleBuilder::new(doc, dialect);
     let planned: Vec<Vec<Slot>> = found
         .iter()
         .map(|(path, method)| {
             let item_pointer = format!("/paths/{}", escape(path));
-            plan_operation(&doc, &mut builder, &item_pointer, &format!("{item_pointer}/{method}"))
+            plan_operation(doc, &mut builder, &item_pointer, &format!("{item_pointer}/{method}"))
         })
         .collect();
     let (defs, mut entries) = builder.finish();
@@ -376,13 +380,13 @@ pub fn schema_bundle(document: &str) -> Result<(String, Vec<Unservable>), (Strin
     let bundle = serde_json::json!({
         "format": BUNDLE_FORMAT,
         "dialect": if dialect == Dialect::V30 { "3.0" } else { "3.1" },
-        "base_path": base_path(&doc),
+        "base_path": base_path(doc),
         "defs": defs,
         "operations": operations,
     });
     // Plain JSON values with string keys: writing them cannot fail.
     let text = serde_json::to_string(&bundle).unwrap_or_default();
-    Ok((text, unservable))
+    (text, unservable)
 }
 
 /// One parameter or body media type of an operation, planned into a bundle.

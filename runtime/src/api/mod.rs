@@ -46,6 +46,10 @@ pub(crate) mod validate;
 #[cfg(feature = "openapi")]
 #[doc(hidden)]
 pub use contract::schema_bundle as __schema_bundle;
+/// [`__schema_bundle`] of a document already parsed. Not a public API.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+pub use contract::schema_bundle_of as __schema_bundle_of;
 
 #[cfg(feature = "rest")]
 pub(crate) mod body;

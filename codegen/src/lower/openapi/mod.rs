@@ -39,7 +39,7 @@ impl Selection {
         (self.tags.is_empty() || tags.iter().any(|t| self.tags.contains(t)))
             && (self.operations.is_empty() || self.operations.iter().any(|o| o == id))
     }
-    fn is_all(&self) -> bool {
+    pub(crate) fn is_all(&self) -> bool {
         self.tags.is_empty() && self.operations.is_empty()
     }
 }

@@ -58,12 +58,16 @@ pub(crate) fn lower_all<'a>(doc: &'a Value, schemas: &mut Lowerer<'a>, selection
             // Rust names made from it (the trait method, the operation constant) are new.
             let mut unique = id.clone();
             let mut n = 2;
-            while ids.contains(&ident::snake(&unique)) || ids.contains(&ident::constant(&unique)) {
+            loop {
+                let (snake, constant) = (ident::snake(&unique), ident::constant(&unique));
+                if !ids.contains(&snake) && !ids.contains(&constant) {
+                    ids.insert(snake);
+                    ids.insert(constant);
+                    break;
+                }
                 unique = format!("{id}{n}");
                 n += 1;
             }
-            ids.insert(ident::snake(&unique));
-            ids.insert(ident::constant(&unique));
             let mut ctx = OpContext { doc, schemas, warnings: &mut out.warnings, pointer: &pointer, id: &unique };
             let operation = ctx.operation(path, method, item, op, &tags, &schemes);
             out.operations.push(operation);

@@ -77,12 +77,15 @@ impl<'a> Lowerer<'a> {
     pub(crate) fn claim(&mut self, base: &str) -> String {
         let mut name = base.to_owned();
         let mut n = 2;
-        while self.taken.contains(&ident::type_name(&name)) {
+        loop {
+            let rust = ident::type_name(&name);
+            if !self.taken.contains(&rust) {
+                self.taken.insert(rust);
+                return name;
+            }
             name = format!("{base}{n}");
             n += 1;
         }
-        self.taken.insert(ident::type_name(&name));
-        name
     }
 
     /// Claims the names of every component schema (so that inline names never take them);
