@@ -368,22 +368,23 @@ pub fn schema_bundle_of(doc: &Value) -> (String, Vec<Unservable>) {
             };
             let value = value.unwrap_or_else(|reason| {
                 first_error.get_or_insert_with(|| reason.clone());
-                serde_json::json!({ "error": reason })
+                validate::object([("error", Value::String(reason))])
             });
             if slot.body { bodies.insert(slot.key, value) } else { params.insert(slot.key, value) };
         }
         if let Some(reason) = first_error {
             unservable.push((method.to_ascii_uppercase(), (*path).to_owned(), reason));
         }
-        operations.insert(format!("{} {path}", method.to_ascii_uppercase()), serde_json::json!({ "params": params, "bodies": bodies }));
+        let entry = validate::object([("params", Value::Object(params)), ("bodies", Value::Object(bodies))]);
+        operations.insert(format!("{} {path}", method.to_ascii_uppercase()), entry);
     }
-    let bundle = serde_json::json!({
-        "format": BUNDLE_FORMAT,
-        "dialect": if dialect == Dialect::V30 { "3.0" } else { "3.1" },
-        "base_path": base_path(doc),
-        "defs": defs,
-        "operations": operations,
-    });
+    let bundle = validate::object([
+        ("format", Value::from(BUNDLE_FORMAT)),
+        ("dialect", Value::from(if dialect == Dialect::V30 { "3.0" } else { "3.1" })),
+        ("base_path", Value::String(base_path(doc))),
+        ("defs", Value::Array(defs)),
+        ("operations", Value::Object(operations)),
+    ]);
     // Plain JSON values with string keys: writing them cannot fail.
     let text = serde_json::to_string(&bundle).unwrap_or_default();
     (text, unservable)

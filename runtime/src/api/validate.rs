@@ -471,7 +471,7 @@ impl<'d> Bundler<'d> {
                 // 3.0: a `$ref` replaces its siblings; `nullable` beside it is honoured anyway,
                 // since documents write it there to mean "this reference, or null".
                 let target = json!({ "$ref": self.reference(reference)? });
-                return Ok(if nullable { json!({ "anyOf": [{ "type": "null" }, target] }) } else { target });
+                return Ok(if nullable { object([("anyOf", Value::Array(vec![json!({ "type": "null" }), target]))]) } else { target });
             }
         }
         let mut out = Map::new();
@@ -694,6 +694,11 @@ impl<'d> Bundler<'d> {
     }
 }
 
+/// A JSON object of `pairs`, moving the values (`json!` would copy each value through serde).
+pub(crate) fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(key, value)| (key.to_owned(), value)).collect())
+}
+
 /// A self-contained schema: `root` with `defs` (`(id, transformed schema)`, the definitions it
 /// reaches) under `definitions` / `$defs` as `d<id>`.
 fn assemble(dialect: Dialect, mut root: Value, defs: impl Iterator<Item = (usize, Value)>) -> Value {
@@ -707,7 +712,7 @@ fn assemble(dialect: Dialect, mut root: Value, defs: impl Iterator<Item = (usize
         _ => true,
     };
     if wrap {
-        root = json!({ "allOf": [root] });
+        root = object([("allOf", Value::Array(vec![root]))]);
     }
     if let Value::Object(map) = &mut root {
         map.insert(dialect.defs().to_owned(), Value::Object(defs));
@@ -719,7 +724,7 @@ fn assemble(dialect: Dialect, mut root: Value, defs: impl Iterator<Item = (usize
 fn with_null(mut out: Map<String, Value>) -> Value {
     let composite = ["allOf", "anyOf", "oneOf", "not", "const", "$ref", KW_DISCRIMINATOR].iter().any(|k| out.contains_key(*k));
     if composite {
-        return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
+        return object([("anyOf", Value::Array(vec![json!({ "type": "null" }), Value::Object(out)]))]);
     }
     match out.get_mut("type") {
         Some(Value::String(t)) => {
@@ -916,7 +921,7 @@ impl<'d> BundleBuilder<'d> {
             entries.iter().zip(&checked).filter(|(_, ok)| ok.is_ok()).map(|(e, _)| e.schema.clone()).collect();
         if !roots.is_empty() {
             let defs = bundler.defs.iter().cloned().enumerate();
-            let all = assemble(dialect, json!({ "anyOf": roots }), defs);
+            let all = assemble(dialect, object([("anyOf", Value::Array(roots))]), defs);
             if build(&all, dialect).is_err() {
                 let one = |(entry, ok): (&Pending, &mut Result<(), SchemaError>)| {
                     if ok.is_err() {
@@ -943,14 +948,14 @@ impl<'d> BundleBuilder<'d> {
             .defs
             .into_iter()
             .zip(bundler.def_refs)
-            .map(|(schema, refs)| json!({ "schema": schema, "refs": refs }))
+            .map(|(schema, refs)| object([("schema", schema), ("refs", json!(refs))]))
             .collect();
         let entries = entries
             .into_iter()
             .zip(checked)
             .map(|(entry, ok)| {
                 ok?;
-                let mut out = json!({ "schema": entry.schema, "refs": entry.refs });
+                let mut out = object([("schema", entry.schema), ("refs", json!(entry.refs))]);
                 // Shapes matter only for object schemas (form bodies, object parameters).
                 if !entry.shapes.is_empty() {
                     let shapes: Vec<Value> =
