@@ -7,6 +7,9 @@ use super::{doc_lines, escape, follow_refs, one_line, Selection, Warning};
 use crate::ident;
 use crate::ir::model::{Body, Field, Model, ModelKind, Operation, Param, ResponseVariant, SecurityScheme, Type};
 
+/// The schema of content that gives none: anything.
+static ANY: Value = Value::Bool(true);
+
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// Whether a path item key is an operation (not `parameters`, `summary`, ...).
@@ -168,10 +171,10 @@ impl<'a> OpContext<'a, '_, '_> {
             });
             let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style == "form");
             let (schema, schema_at) = match p.get("schema") {
-                Some(s) => (s.clone(), format!("{at}/schema")),
+                Some(s) => (s, format!("{at}/schema")),
                 None => match p.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
-                    Some((media, c)) => (c.get("schema").cloned().unwrap_or(Value::Bool(true)), format!("{at}/content/{}/schema", escape(media))),
-                    None => (Value::Bool(true), at.clone()),
+                    Some((media, c)) => (c.get("schema").unwrap_or(&ANY), format!("{at}/content/{}/schema", escape(media))),
+                    None => (&ANY, at.clone()),
                 },
             };
             let mut field_key = name.to_owned();
@@ -296,7 +299,7 @@ impl<'a> OpContext<'a, '_, '_> {
         medias.sort_by_key(|(rank, _)| *rank);
         let (_, chosen) = medias[0];
         let chosen = chosen.clone();
-        let schema = content[&chosen].get("schema").cloned().unwrap_or(Value::Bool(true));
+        let schema = content[&chosen].get("schema").unwrap_or(&ANY);
         let schema_at = format!("{at}/content/{}/schema", escape(&chosen));
         let kind = media_kind(&chosen);
         let mut field_key = "body".to_owned();
@@ -343,7 +346,7 @@ impl<'a> OpContext<'a, '_, '_> {
                     let media = medias[0].1.clone();
                     let ty = match media_kind(&media) {
                         MediaKind::Structured if is_json(&media) || media == "*/*" => {
-                            let schema = c[&media].get("schema").cloned().unwrap_or(Value::Bool(true));
+                            let schema = c[&media].get("schema").unwrap_or(&ANY);
                             let status_name = status.to_ascii_uppercase();
                             self.schemas.lower(&schema, &format!("{rat}/content/{}/schema", escape(&media)), &format!("{id}_response_{status_name}")).ty
                         }
