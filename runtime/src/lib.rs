@@ -137,6 +137,15 @@ pub mod __private {
     pub use ::futures_util::future::BoxFuture;
     pub use crate::api::model as api_model;
     pub use switchboard_macros::DeserializeModel;
+    /// What a generated OpenAPI module imports with a glob (`use
+    /// ::switchboard::__private::models::*;`) so that its types name their derives without a
+    /// path. A type of the module with the same name shadows only the trait: the derive macros
+    /// stay in scope. (The module's types name `Option`, `String` and `Vec` from the standard
+    /// prelude too; codegen never gives a type one of those names.)
+    pub mod models {
+        pub use ::serde::Serialize;
+        pub use switchboard_macros::DeserializeModel;
+    }
 
     #[cfg(feature = "grpc")]
     pub use ::tonic_prost;

@@ -232,10 +232,10 @@ impl<'a> Pieces<'a> {
         Pieces { package, models, names: idents(models), type_pieces: models.types.len().div_ceil(TYPES_PER_PIECE), operations, lists, parts }
     }
 
-    /// How many pieces: the types', the shared lists (if any), the parts of the operation
-    /// table, `operations`, the trait.
+    /// How many pieces: the module's imports, the types', the shared lists (if any), the parts
+    /// of the operation table, `operations`, the trait.
     pub fn len(&self) -> usize {
-        self.type_pieces + usize::from(!self.lists.is_empty()) + self.parts + 2
+        1 + self.type_pieces + usize::from(!self.lists.is_empty()) + self.parts + 2
     }
 
     /// Piece `i` (of [`Pieces::len`]), unformatted.
@@ -254,6 +254,11 @@ impl<'a> Pieces<'a> {
             reexports: Vec::new(),
             chunk,
             scheme_idents: Vec::new(),
+        };
+        // The derives the types name without a path (a glob, so that a type of the same name
+        // does not clash with them).
+        let Some(i) = i.checked_sub(1) else {
+            return Ok("#[allow(unused_imports)]\nuse ::switchboard::__private::models::*;\n".to_owned());
         };
         if i < self.type_pieces {
             let ty = |t: &Type| rust_type(t, &self.names);
@@ -367,7 +372,7 @@ fn item(m: &Model, names: &BTreeMap<&str, String>, ty: &dyn Fn(&Type) -> String)
                     attrs: vec!["flatten".into()],
                     model_default: None,
                     ident: field_ident,
-                    ty: format!("::std::collections::BTreeMap<::std::string::String, {}>", ty(a)),
+                    ty: format!("::std::collections::BTreeMap<String, {}>", ty(a)),
                 });
             }
             Item::Struct(StructView { docs, ident, fields: views })
@@ -467,11 +472,11 @@ fn field_views(fields: &[Field], ty: &dyn Fn(&Type) -> String) -> Vec<FieldView>
             let optional = !f.required || f.nullable || f.read_only || f.write_only;
             let rust_ty = if optional {
                 if !f.required || f.read_only || f.write_only {
-                    attrs.push("default, skip_serializing_if = \"::std::option::Option::is_none\"".into());
+                    attrs.push("default, skip_serializing_if = \"Option::is_none\"".into());
                 } else {
                     attrs.push("default".into());
                 }
-                format!("::std::option::Option<{inner}>")
+                format!("Option<{inner}>")
             } else {
                 inner
             };
@@ -512,15 +517,15 @@ fn rust_type(t: &Type, names: &BTreeMap<&str, String>) -> String {
         Type::I64 => "i64".into(),
         Type::F32 => "f32".into(),
         Type::F64 => "f64".into(),
-        Type::String => "::std::string::String".into(),
+        Type::String => "String".into(),
         Type::DateTime => "::switchboard::chrono::DateTime<::switchboard::chrono::Utc>".into(),
         Type::Date => "::switchboard::chrono::NaiveDate".into(),
         Type::Uuid => "::switchboard::uuid::Uuid".into(),
         Type::Base64 => "::switchboard::api::Base64".into(),
         Type::Binary => "::switchboard::api::Binary".into(),
         Type::Json => "::switchboard::serde_json::Value".into(),
-        Type::Array(inner) => format!("::std::vec::Vec<{}>", rust_type(inner, names)),
-        Type::Map(inner) => format!("::std::collections::BTreeMap<::std::string::String, {}>", rust_type(inner, names)),
+        Type::Array(inner) => format!("Vec<{}>", rust_type(inner, names)),
+        Type::Map(inner) => format!("::std::collections::BTreeMap<String, {}>", rust_type(inner, names)),
         Type::Named(n) => names.get(n.as_str()).cloned().unwrap_or_else(|| "::switchboard::serde_json::Value".into()),
     }
 }

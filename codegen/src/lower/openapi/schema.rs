@@ -51,8 +51,9 @@ pub(crate) struct Lowered {
 impl<'a> Lowerer<'a> {
     pub(crate) fn new(doc: &'a Value) -> Self {
         let mut taken = BTreeSet::new();
-        // Names the generated module itself uses.
-        taken.extend(["Operations".to_owned()]);
+        // Names the generated module itself uses (its types name these standard prelude types
+        // without a path).
+        taken.extend(["Operations", "Option", "String", "Vec"].map(str::to_owned));
         Lowerer {
             doc,
             models: Vec::new(),
