@@ -94,9 +94,9 @@ paths:
         assert!(pointers.iter().any(|w| w.ends_with(&format!("#{base}/{p}"))), "no warning for {p}: {warnings:#?}");
     }
     let code = &files.iter().find(|f| f.name == "api.rs").unwrap().as_str().unwrap();
-    assert!(code.contains("pub mixed: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
-    assert!(code.contains("pub odd: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
-    assert!(code.contains("pub merged: ::std::option::Option<::switchboard::serde_json::Value>"), "{code}");
+    assert!(code.contains("pub mixed: Option<::switchboard::serde_json::Value>"), "{code}");
+    assert!(code.contains("pub odd: Option<::switchboard::serde_json::Value>"), "{code}");
+    assert!(code.contains("pub merged: Option<::switchboard::serde_json::Value>"), "{code}");
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn schemas_that_merge_themselves_through_all_of_generate_with_a_warning() {
         [format!("{}#/components/schemas/B/properties/child: schema contains itself (through allOf); typed as any JSON value here", path.display())]
     );
     // A reference with a description beside it keeps the referenced type.
-    assert!(code.contains("pub name: ::std::option::Option<Name>"), "{code}");
+    assert!(code.contains("pub name: Option<Name>"), "{code}");
 
     let mut config = switchboard_codegen::Config::new();
     config.strict(true);
