@@ -385,22 +385,28 @@ const BUNDLES: bool = cfg!(feature = "check-schemas");
 
 /// A schema bundle being made from the input document, on its own thread, while the document
 /// is lowered: used when every operation of the document is generated.
+#[cfg(feature = "check-schemas")]
 struct EarlyBundle {
     document: std::sync::Arc<serde_json::Value>,
-    #[cfg(feature = "check-schemas")]
     made: std::thread::JoinHandle<(String, Vec<(String, String, String)>)>,
 }
 
+/// Without the validator there are no bundles.
+#[cfg(not(feature = "check-schemas"))]
+struct EarlyBundle;
+
+#[cfg(not(feature = "check-schemas"))]
 impl EarlyBundle {
-    #[cfg(feature = "check-schemas")]
+    fn start(_: &std::sync::Arc<serde_json::Value>) -> Self {
+        EarlyBundle
+    }
+}
+
+#[cfg(feature = "check-schemas")]
+impl EarlyBundle {
     fn start(document: &std::sync::Arc<serde_json::Value>) -> Self {
         let doc = std::sync::Arc::clone(document);
         EarlyBundle { document: std::sync::Arc::clone(document), made: std::thread::spawn(move || switchboard::api::__schema_bundle_of(&doc)) }
-    }
-
-    #[cfg(not(feature = "check-schemas"))]
-    fn start(document: &std::sync::Arc<serde_json::Value>) -> Self {
-        EarlyBundle { document: std::sync::Arc::clone(document) }
     }
 
     /// How many operations the document has (as the bundle counts them: path items' methods).
