@@ -436,17 +436,7 @@ impl<'d> Bundler<'d> {
     /// Every definition reachable from `refs`, in ascending order; the first reason one of
     /// them cannot be transformed, if any.
     fn closure(&self, refs: &[usize]) -> Result<Vec<usize>, String> {
-        let mut seen = vec![false; self.defs.len()];
-        let mut stack: Vec<usize> = refs.to_vec();
-        let mut reached = Vec::new();
-        while let Some(id) = stack.pop() {
-            if std::mem::replace(&mut seen[id], true) {
-                continue;
-            }
-            reached.push(id);
-            stack.extend(self.def_refs[id].iter().copied().filter(|&next| !seen[next]));
-        }
-        reached.sort_unstable();
+        let reached = reachable(self.defs.len(), refs.to_vec(), |id| Ok::<_, String>(self.def_refs[id].clone()))?;
         match reached.iter().find_map(|&id| self.def_errors[id].as_ref()) {
             Some(e) => Err(e.clone()),
             None => Ok(reached),
@@ -694,6 +684,22 @@ impl<'d> Bundler<'d> {
     }
 }
 
+/// Every definition (of `count`) reachable from `start` through `refs_of`, in ascending order.
+fn reachable<E>(count: usize, start: Vec<usize>, mut refs_of: impl FnMut(usize) -> Result<Vec<usize>, E>) -> Result<Vec<usize>, E> {
+    let mut seen = vec![false; count];
+    let mut stack = start;
+    let mut reached = Vec::new();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut seen[id], true) {
+            continue;
+        }
+        reached.push(id);
+        stack.extend(refs_of(id)?.into_iter().filter(|&next| !seen[next]));
+    }
+    reached.sort_unstable();
+    Ok(reached)
+}
+
 /// A JSON object of `pairs`, moving the values (`json!` would copy each value through serde).
 pub(crate) fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::Object(pairs.into_iter().map(|(key, value)| (key.to_owned(), value)).collect())
@@ -912,8 +918,9 @@ impl<'d> BundleBuilder<'d> {
     pub(crate) fn finish(self) -> (Vec<Value>, Vec<Result<Value, SchemaError>>) {
         let BundleBuilder { bundler, entries } = self;
         let dialect = bundler.dialect;
-        let mut checked: Vec<Result<(), SchemaError>> =
-            entries.iter().map(|e| bundler.closure(&e.refs).map(drop).map_err(SchemaError)).collect();
+        // Per entry: the definitions it reaches, or why it cannot be compiled.
+        let mut checked: Vec<Result<Vec<usize>, SchemaError>> =
+            entries.iter().map(|e| bundler.closure(&e.refs).map_err(SchemaError)).collect();
         // One compile of every definition and every root that reaches no broken definition (a
         // document's schemas nearly always all compile); only when that fails is each entry
         // compiled on its own, to tell which cannot be.
@@ -923,12 +930,9 @@ impl<'d> BundleBuilder<'d> {
             let defs = bundler.defs.iter().cloned().enumerate();
             let all = assemble(dialect, object([("anyOf", Value::Array(roots))]), defs);
             if build(&all, dialect).is_err() {
-                let one = |(entry, ok): (&Pending, &mut Result<(), SchemaError>)| {
-                    if ok.is_err() {
-                        return;
-                    }
-                    let Ok(reached) = bundler.closure(&entry.refs) else { return };
-                    let defs = reached.into_iter().map(|id| (id, bundler.defs[id].clone()));
+                let one = |(entry, ok): (&Pending, &mut Result<Vec<usize>, SchemaError>)| {
+                    let Ok(reached) = ok else { return };
+                    let defs = reached.iter().map(|&id| (id, bundler.defs[id].clone()));
                     let schema = assemble(dialect, entry.schema.clone(), defs);
                     if let Err(e) = build(&schema, dialect) {
                         *ok = Err(SchemaError(format!("`{}`: {e}", entry.pointer)));
@@ -954,7 +958,7 @@ impl<'d> BundleBuilder<'d> {
             .into_iter()
             .zip(checked)
             .map(|(entry, ok)| {
-                ok?;
+                ok?; // the closure itself is not written: the server derives it from `refs`
                 let mut out = object([("schema", entry.schema), ("refs", json!(entry.refs))]);
                 // Shapes matter only for object schemas (form bodies, object parameters).
                 if !entry.shapes.is_empty() {
@@ -979,17 +983,7 @@ pub(crate) fn compile_entry(entry: &Value, defs: &[Value], dialect: Dialect) -> 
         let list = list.as_array().ok_or_else(malformed)?;
         list.iter().map(|id| id.as_u64().map(|id| id as usize).filter(|&id| id < defs.len()).ok_or_else(malformed)).collect()
     };
-    let mut seen = vec![false; defs.len()];
-    let mut stack = refs_of(entry)?;
-    let mut reached = Vec::new();
-    while let Some(id) = stack.pop() {
-        if std::mem::replace(&mut seen[id], true) {
-            continue;
-        }
-        reached.push(id);
-        stack.extend(refs_of(&defs[id])?);
-    }
-    reached.sort_unstable();
+    let reached = reachable(defs.len(), refs_of(entry)?, |id| refs_of(&defs[id]))?;
     let reached: Vec<(usize, Value)> = reached
         .into_iter()
         .map(|id| defs[id].get("schema").cloned().map(|s| (id, s)).ok_or_else(malformed))
