@@ -617,8 +617,12 @@ fn operation_view(op: &Operation, models: &BTreeMap<&str, &Model>) -> OperationV
             b.content.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let responses: Vec<String> = models
-        .get(op.response.as_str())
+    // The response model, or the earlier operation's it is an alias of.
+    let mut response = models.get(op.response.as_str());
+    if let Some(ModelKind::Alias(Type::Named(first))) = response.map(|m| &m.kind) {
+        response = models.get(first.as_str());
+    }
+    let responses: Vec<String> = response
         .and_then(|m| match &m.kind {
             ModelKind::Response { variants } => Some(variants),
             _ => None,

@@ -190,7 +190,7 @@ impl<'a> OpContext<'a, '_, '_> {
         }
         let body = self.body(op, &pointer, &id, &mut fields);
         let request = self.schemas.claim(&format!("{id}_request"));
-        self.schemas.push_model(Model {
+        self.schemas.push_operation_model(Model {
             name: request.clone(),
             pointer: pointer.clone(),
             docs: vec![format!("Parameters and body of `{}`.", one_line(&id))],
@@ -199,7 +199,7 @@ impl<'a> OpContext<'a, '_, '_> {
         });
         let variants = self.responses(op, &pointer, &id);
         let response = self.schemas.claim(&format!("{id}_response"));
-        self.schemas.push_model(Model {
+        self.schemas.push_operation_model(Model {
             name: response.clone(),
             pointer: format!("{pointer}/responses"),
             docs: vec![format!("Responses of `{}`.", one_line(&id))],

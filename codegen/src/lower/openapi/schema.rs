@@ -40,6 +40,9 @@ pub(crate) struct Lowerer<'a> {
     depth: usize,
     /// Component schemas named but not lowered yet (reached too deep to lower in place).
     pending: Vec<String>,
+    /// Operation request and response models by their shape (the `Debug` text of the kind) →
+    /// the name of the first model with that shape ([`Lowerer::push_operation_model`]).
+    operation_shapes: HashMap<String, String>,
 }
 
 /// A lowered schema: its type and whether `null` is allowed.
@@ -65,6 +68,7 @@ impl<'a> Lowerer<'a> {
             inline_by_text: HashMap::new(),
             depth: 0,
             pending: Vec::new(),
+            operation_shapes: HashMap::new(),
         }
     }
 
@@ -563,8 +567,23 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    pub(crate) fn push_model(&mut self, model: Model) {
-        self.models.push(model);
+    /// Pushes an operation's request or response model; when an earlier operation's has the
+    /// same shape (fields or variants, their types and docs alike), this one becomes an alias of
+    /// it. Large APIs repeat shapes a lot (Microsoft Graph: 11,424 response enums, 1,833
+    /// distinct; 11,415 request structs, 6,789 distinct), and every type costs generation and
+    /// `cargo check` time; the alias keeps each operation's own name for the trait.
+    pub(crate) fn push_operation_model(&mut self, model: Model) {
+        let shape = format!("{:?}", model.kind);
+        match self.operation_shapes.get(&shape) {
+            Some(first) => {
+                let kind = ModelKind::Alias(Type::Named(first.clone()));
+                self.models.push(Model { kind, ..model });
+            }
+            None => {
+                self.operation_shapes.insert(shape, model.name.clone());
+                self.models.push(model);
+            }
+        }
     }
 
     pub(crate) fn finish(self) -> (Vec<Model>, Vec<Warning>) {
