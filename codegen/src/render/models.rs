@@ -169,6 +169,8 @@ struct ServiceView {
     package: String,
     name: String,
     trait_ident: String,
+    /// The private module holding the trait (re-exported by the document's module).
+    module: String,
     methods: Vec<MethodView>,
 }
 
@@ -338,6 +340,7 @@ impl<'a> Pieces<'a> {
                 docs: doc_lines(&service.docs),
                 package: format!("{:?}", service.package),
                 name: format!("{:?}", trait_ident),
+                module: format!("__service_{}", ident::snake(&trait_ident).trim_start_matches("r#")),
                 trait_ident,
                 methods,
             };

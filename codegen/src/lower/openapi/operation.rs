@@ -189,7 +189,7 @@ impl<'a> OpContext<'a, '_, '_> {
             fields.push(field);
         }
         let body = self.body(op, &pointer, &id, &mut fields);
-        let request = self.schemas.claim(&format!("{id}_request"));
+        let request = self.schemas.claim_operation_type(&format!("{id}_request"));
         self.schemas.push_operation_model(Model {
             name: request.clone(),
             pointer: pointer.clone(),
@@ -198,7 +198,7 @@ impl<'a> OpContext<'a, '_, '_> {
             kind: ModelKind::Request { fields },
         });
         let variants = self.responses(op, &pointer, &id);
-        let response = self.schemas.claim(&format!("{id}_response"));
+        let response = self.schemas.claim_operation_type(&format!("{id}_response"));
         self.schemas.push_operation_model(Model {
             name: response.clone(),
             pointer: format!("{pointer}/responses"),

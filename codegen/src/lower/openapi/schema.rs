@@ -93,6 +93,17 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// [`Lowerer::claim`] for an operation's request or response type, which the service
+    /// trait names next to switchboard's `Request`, `Response`, `Status` and core's `Result`:
+    /// never one of those (an operation id such as `_` would give `Request`).
+    pub(crate) fn claim_operation_type(&mut self, base: &str) -> String {
+        let mut name = self.claim(base);
+        while matches!(ident::type_name(&name).as_str(), "Request" | "Response" | "Status" | "Result") {
+            name = self.claim(&format!("{base}_type"));
+        }
+        name
+    }
+
     /// Claims the names of every component schema (so that inline names never take them);
     /// with `all`, lowers them all too, otherwise only those an operation reaches become models.
     pub(crate) fn components(&mut self, all: bool) {
