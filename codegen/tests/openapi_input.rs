@@ -381,5 +381,8 @@ paths:
     assert!(warnings.is_empty(), "{warnings:?}");
     let code = &files.iter().find(|f| f.name == "inline.rs").unwrap().as_str().unwrap();
     assert_eq!(code.matches("pub struct GetTokenBody {").count(), 1, "{code}");
-    assert_eq!(code.matches("GetTokenBody,").count() + code.matches("GetTokenBody>").count(), 2, "{code}");
+    // Both requests are the same body, so the second operation's request is the first one's type.
+    assert_eq!(code.matches("GetTokenBody,").count() + code.matches("GetTokenBody>").count(), 1, "{code}");
+    assert!(code.contains("pub type GetTokenWithIdRequest = GetTokenRequest;"), "{code}");
+    assert!(!code.contains("struct GetTokenWithId"), "{code}");
 }
