@@ -68,7 +68,11 @@ pub(crate) fn table(item: &ItemTrait, s: &Service) -> TokenStream {
     let marker = marker_ident(item);
     let desc = descriptor_ident(item);
     let p = quote!(::switchboard::__private);
-    let arms = s.methods.iter().enumerate().map(|(i, m)| arm(i, trait_ident, m));
+    let arms = s.methods.iter().enumerate().map(|(i, m)| {
+        let call = call_ident(i);
+        quote_spanned!(m.ident.span()=> #i => Self::#call::<__SbTransport>(handler, call),)
+    });
+    let calls = s.methods.iter().enumerate().map(|(i, m)| call_fn(i, trait_ident, m));
     // Every message type once: the transport must carry each of them.
     let mut seen = std::collections::HashSet::new();
     let carried: Vec<&syn::Type> = s
@@ -84,6 +88,14 @@ pub(crate) fn table(item: &ItemTrait, s: &Service) -> TokenStream {
             type Handler = __SbHandler;
             const NAME: &'static str = #full;
             fn descriptor() -> &'static ::switchboard::ServiceDescriptor { &#desc }
+        }
+
+        // One function per method, each bounded by only its own message types: the compiler
+        // checks each handler call on its own (in `dispatch`, with every message type's bound in
+        // scope, checking thousands of them grew with the square of the method count).
+        #[allow(deprecated)]
+        impl<__SbHandler: #trait_ident> #marker<__SbHandler> {
+            #(#calls)*
         }
 
         #[allow(deprecated)]
@@ -105,10 +117,16 @@ pub(crate) fn table(item: &ItemTrait, s: &Service) -> TokenStream {
     }
 }
 
+fn call_ident(index: usize) -> syn::Ident {
+    format_ident!("__sb_call_{}", index)
+}
+
 /// One method: hand the transport a closure that calls the handler.
-fn arm(index: usize, trait_ident: &syn::Ident, m: &Method) -> TokenStream {
+fn call_fn(index: usize, trait_ident: &syn::Ident, m: &Method) -> TokenStream {
     let ident = &m.ident;
-    let req_ty = &m.request_ty;
+    let call = call_ident(index);
+    let (req_ty, input, output) = (&m.request_ty, &m.input, &m.output);
+    let p = quote!(::switchboard::__private);
     let shape = format_ident!("{}", match m.shape {
         Shape::Unary => "unary",
         Shape::ServerStreaming => "server_streaming",
@@ -116,9 +134,16 @@ fn arm(index: usize, trait_ident: &syn::Ident, m: &Method) -> TokenStream {
         Shape::Bidi => "streaming",
     });
     quote_spanned! {m.ident.span()=>
-        #index => {
+        #[doc(hidden)]
+        fn #call<__SbTransport>(
+            handler: &#p::Arc<__SbHandler>,
+            call: <__SbTransport as #p::Transport>::Call,
+        ) -> #p::BoxFuture<'static, <__SbTransport as #p::Transport>::Reply>
+        where
+            __SbTransport: #p::Transport + #p::Carry<#input> + #p::Carry<#output>,
+        {
             let handler = ::core::clone::Clone::clone(handler);
-            <__SbTransport as ::switchboard::__private::Transport>::#shape(call, move |r: #req_ty| async move {
+            <__SbTransport as #p::Transport>::#shape(call, move |r: #req_ty| async move {
                 <__SbHandler as #trait_ident>::#ident(&*handler, r).await
             })
         }
