@@ -1,6 +1,6 @@
 //! The descriptor and the ONE dispatch table every transport reads: `ServiceTable` (handler type,
 //! name, descriptor) and `Dispatch<T>` for every transport `T` that can carry the service's
-//! message types, with one match arm per method.
+//! message types, with one match arm per method calling that method's own function.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
