@@ -55,6 +55,7 @@ pub mod client;
 mod context;
 pub mod descriptor;
 pub mod dispatch;
+pub mod policy;
 mod streaming;
 mod proto_json;
 
