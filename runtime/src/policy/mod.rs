@@ -50,6 +50,7 @@
 mod code;
 mod config;
 mod json;
+mod retry;
 mod sources;
 
 pub use config::{
@@ -57,7 +58,10 @@ pub use config::{
     RetryPolicy, RetryThrottling, ServiceConfig, SlidingWindow,
 };
 pub use json::PolicyError;
+pub use retry::{PolicyLayer, PREVIOUS_ATTEMPTS_METADATA, PUSHBACK_METADATA};
 pub use sources::{Policies, ENV_CONFIG, ENV_CONFIG_FILE};
 
+#[cfg(test)]
+mod retry_tests;
 #[cfg(test)]
 mod tests;

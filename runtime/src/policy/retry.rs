@@ -1,0 +1,287 @@
+//! The policy layer: a method's `timeout` and `retryPolicy` (gRPC A6), retry throttling and the
+//! retry budget, as ONE [`Layer`] on the client call path, so they mean the same on gRPC, REST
+//! and queues.
+//!
+//! ```text
+//! call ─▶ method config (Policies: run-time config, then the spec's default)
+//!      ─▶ deadline = min(the call's, now + timeout)
+//!      ─▶ attempt 1 ─▶ failure with a retryable code? ─▶ pushback / throttling / budget /
+//!         attempts left? ─▶ wait (backoff with ±20 % jitter, or the server's pushback) ─▶
+//!         attempt 2 (`grpc-previous-rpc-attempts: 1`) ─▶ … until success, a final failure, or
+//!         the deadline (DEADLINE_EXCEEDED)
+//! ```
+//!
+//! Only calls that are safe to repeat are retried: methods declared idempotent (proto
+//! `idempotency_level`, HTTP GET/PUT/DELETE/... for OpenAPI operations) or calls that carry an
+//! idempotency key (the server runs a keyed call once). A request stream is never re-sent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::metadata::MetadataValue;
+use tonic::Status;
+
+use super::config::{MethodConfig, RetryBudget, RetryPolicy, RetryThrottling};
+use super::Policies;
+use crate::client::{BoxFuture, Call, Layer, Next, Outcome};
+use crate::descriptor::Idempotency;
+
+/// The trailer a gRPC server sets to tell the client when to retry (milliseconds; a negative or
+/// unreadable value: do not retry).
+pub const PUSHBACK_METADATA: &str = "grpc-retry-pushback-ms";
+/// The metadata a retry carries: how many attempts went before it.
+pub const PREVIOUS_ATTEMPTS_METADATA: &str = "grpc-previous-rpc-attempts";
+/// REST's pushback: `Retry-After` in seconds on the error response.
+const RETRY_AFTER: &str = "retry-after";
+
+/// Applies the [`Policies`] to every call of a client: install it with `.layer(...)` on any
+/// generated client (gRPC, REST or queue).
+///
+/// ```
+/// use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
+/// let config = ServiceConfig::from_json(r#"{"methodConfig": [{"name": [{"service": "demo.Echo"}],
+///     "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
+///                     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#).unwrap();
+/// let layer = PolicyLayer::new(Policies::new().runtime(config));
+/// // EchoClient::new(channel).layer(layer)
+/// # let _ = layer;
+/// ```
+#[derive(Debug)]
+pub struct PolicyLayer {
+    policies: Policies,
+    throttle: Option<Throttle>,
+    budget: Option<Budget>,
+}
+
+impl PolicyLayer {
+    /// A layer applying `policies` (its throttling and budget are this layer's own: share one
+    /// layer, e.g. in an `Arc`, between clients that should share them).
+    pub fn new(policies: Policies) -> Self {
+        let throttle = policies.retry_throttling().map(Throttle::new);
+        let budget = policies.retry_budget().map(Budget::new);
+        PolicyLayer { policies, throttle, budget }
+    }
+
+    /// How many retries the budget allows right now (`None` without a budget).
+    pub fn budget_left(&self) -> Option<u64> {
+        self.budget.as_ref().map(Budget::left)
+    }
+
+    /// The throttling tokens left (`None` without `retryThrottling`).
+    pub fn throttle_tokens(&self) -> Option<f64> {
+        self.throttle.as_ref().map(|t| t.tokens.load(Ordering::Relaxed) as f64 / 1000.0)
+    }
+}
+
+impl Layer for PolicyLayer {
+    fn call<'a>(&'a self, mut call: Call, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+        let method = call.method();
+        // A config given on the call (`CallOptions::extension(method_config)`) comes first.
+        let given = call.extensions().get::<MethodConfig>().cloned().map(std::sync::Arc::new);
+        let config = match &given {
+            Some(c) => Some(&**c),
+            None => self.policies.method_config(call.service().full_name, method.name),
+        };
+        let Some(config) = config else {
+            return next.run(call);
+        };
+        let safe = method.idempotency != Idempotency::Unknown || call.idempotency_key().is_some();
+        let retry = config.retry.as_ref().filter(|_| safe && call.can_resend()).cloned();
+        let mut own_deadline = None;
+        if let Some(timeout) = config.timeout {
+            let deadline = Instant::now() + timeout;
+            if call.deadline().is_none_or(|d| deadline < d) {
+                call.set_deadline(deadline);
+                own_deadline = Some(deadline);
+            }
+        }
+        if retry.is_none() && own_deadline.is_none() && self.throttle.is_none() {
+            return next.run(call);
+        }
+        let attempts = self.attempts(call, next, retry);
+        Box::pin(async move {
+            match own_deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), attempts).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (the method's timeout)"))),
+                None => attempts.await,
+            }
+        })
+    }
+}
+
+impl PolicyLayer {
+    async fn attempts(&self, call: Call, next: Next<'_>, retry: Option<RetryPolicy>) -> Outcome {
+        if let Some(budget) = &self.budget {
+            budget.deposit();
+        }
+        let mut attempt = 1u32;
+        let mut bound = retry.as_ref().map_or(Duration::ZERO, |r| r.initial_backoff);
+        loop {
+            let mut this = call.clone();
+            if attempt > 1 {
+                this.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(attempt - 1));
+            }
+            let status = match next.run(this).await {
+                Ok(reply) => {
+                    if let Some(t) = &self.throttle {
+                        t.success();
+                    }
+                    return Ok(reply);
+                }
+                Err(status) => status,
+            };
+            let Some(policy) = &retry else {
+                return Err(status);
+            };
+            if !policy.retryable_status_codes.contains(&status.code()) {
+                return Err(status);
+            }
+            if let Some(t) = &self.throttle {
+                t.failure();
+            }
+            let pushback = match pushback(&status) {
+                Pushback::Stop => return Err(status),
+                Pushback::After(d) => Some(d),
+                Pushback::None => None,
+            };
+            if attempt >= policy.max_attempts || self.throttle.as_ref().is_some_and(Throttle::blocks) {
+                return Err(status);
+            }
+            if self.budget.as_ref().is_some_and(|b| !b.withdraw()) {
+                return Err(status);
+            }
+            let wait = match pushback {
+                Some(d) => {
+                    bound = policy.initial_backoff;
+                    d
+                }
+                None => {
+                    let d = bound.mul_f64(0.8 + 0.4 * fastrand::f64());
+                    bound = bound.mul_f64(policy.backoff_multiplier).min(policy.max_backoff);
+                    d
+                }
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+enum Pushback {
+    None,
+    After(Duration),
+    Stop,
+}
+
+/// The server's word on when to retry: `grpc-retry-pushback-ms` (gRPC), else `Retry-After` in
+/// seconds (REST, e.g. with 503).
+fn pushback(status: &Status) -> Pushback {
+    if let Some(v) = status.metadata().get(PUSHBACK_METADATA) {
+        return match v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+            Some(ms) if ms >= 0 => Pushback::After(Duration::from_millis(ms as u64)),
+            _ => Pushback::Stop,
+        };
+    }
+    match status.metadata().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok()) {
+        Some(secs) => Pushback::After(Duration::from_secs(secs)),
+        None => Pushback::None,
+    }
+}
+
+/// `retryThrottling`: tokens in thousandths.
+#[derive(Debug)]
+struct Throttle {
+    tokens: AtomicU64,
+    max: u64,
+    ratio: u64,
+}
+
+impl Throttle {
+    fn new(t: &RetryThrottling) -> Self {
+        let max = u64::from(t.max_tokens) * 1000;
+        Throttle { tokens: AtomicU64::new(max), max, ratio: (t.token_ratio * 1000.0).round() as u64 }
+    }
+
+    fn failure(&self) {
+        let _ = self.tokens.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_sub(1000)));
+    }
+
+    fn success(&self) {
+        let _ = self.tokens.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some((t + self.ratio).min(self.max)));
+    }
+
+    /// At or below half the tokens, nothing is retried.
+    fn blocks(&self) -> bool {
+        self.tokens.load(Ordering::Relaxed) <= self.max / 2
+    }
+}
+
+/// Finagle's retry budget: over the last `ttl`, retries may be `percent` % of the calls plus
+/// `min_retries_per_second` × `ttl`. Counted in one-second slots.
+#[derive(Debug)]
+struct Budget {
+    percent: f64,
+    reserve: u64,
+    start: tokio::time::Instant,
+    slots: Mutex<Vec<Slot>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    second: u64,
+    calls: u64,
+    retries: u64,
+}
+
+impl Budget {
+    fn new(b: &RetryBudget) -> Self {
+        let seconds = b.ttl.as_secs().max(1);
+        Budget {
+            percent: b.percent,
+            reserve: u64::from(b.min_retries_per_second) * seconds,
+            start: tokio::time::Instant::now(),
+            slots: Mutex::new(vec![Slot { second: u64::MAX, ..Slot::default() }; seconds as usize]),
+        }
+    }
+
+    /// The current slot (cleared when it held an older second), and the window's totals.
+    fn with_window<T>(&self, f: impl FnOnce(&mut Slot, u64, u64) -> T) -> T {
+        let now = self.start.elapsed().as_secs();
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let len = slots.len() as u64;
+        let (calls, retries) = slots
+            .iter()
+            .filter(|s| s.second != u64::MAX && s.second + len > now)
+            .fold((0, 0), |(c, r), s| (c + s.calls, r + s.retries));
+        // The current second's slot; what it held is older than the window (counted above as
+        // nothing), so it starts again.
+        let slot = &mut slots[(now % len) as usize];
+        if slot.second != now {
+            *slot = Slot { second: now, calls: 0, retries: 0 };
+        }
+        f(slot, calls, retries)
+    }
+
+    fn allowed(&self, calls: u64) -> u64 {
+        self.reserve + (calls as f64 * self.percent / 100.0) as u64
+    }
+
+    fn deposit(&self) {
+        self.with_window(|slot, _, _| slot.calls += 1);
+    }
+
+    fn withdraw(&self) -> bool {
+        self.with_window(|slot, calls, retries| {
+            if retries < self.allowed(calls) {
+                slot.retries += 1;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    fn left(&self) -> u64 {
+        self.with_window(|_, calls, retries| self.allowed(calls).saturating_sub(retries))
+    }
+}
