@@ -10,8 +10,9 @@
 //! idempotency key) twice, for unary and server-streaming calls; per-call options (timeout,
 //! metadata, idempotency key) reach the server; a layer cannot re-send a request stream
 //! (FAILED_PRECONDITION; UNIMPLEMENTED on queues, which carry no request streams); the call's
-//! deadline holds across a layer's attempts; and on the embedded broker a re-sent request keeps
-//! its message id (the server's dedupe window answers it without running the handler again).
+//! deadline holds across a layer's attempts; the policy document (`switchboard::policy`) retries
+//! alike on every transport; and on the embedded broker a re-sent request keeps its message id
+//! (the server's dedupe window answers it without running the handler again).
 //!
 //! Test names read `<transport>::<case>`: `cargo test -p switchboard --test client_layers grpc::`.
 #![cfg(all(feature = "grpc", feature = "rest", feature = "queue"))]
@@ -65,6 +66,8 @@ pub struct Seen {
     pub tenant: Option<String>,
     pub idempotency_key: Option<String>,
     pub deadline: Option<Duration>,
+    /// `grpc-previous-rpc-attempts`, as a retry carries it.
+    pub previous_attempts: Option<String>,
 }
 
 static SEEN: LazyLock<Mutex<HashMap<String, Vec<Seen>>>> = LazyLock::new(Default::default);
@@ -82,6 +85,7 @@ fn note(req: &Request<Msg>) -> Result<usize, Status> {
         tenant: text("x-tenant"),
         idempotency_key: text("idempotency-key"),
         deadline: req.deadline().map(|d| d.remaining()),
+        previous_attempts: text("grpc-previous-rpc-attempts"),
     };
     let mut all = SEEN.lock().unwrap();
     let attempts = all.entry(req.get_ref().id.clone()).or_default();
@@ -604,6 +608,55 @@ pub async fn the_deadline_holds_across_attempts(t: Transport) {
     assert!(last < Duration::from_millis(400), "{}: the last attempt had {last:?} left", t.name);
 }
 
+/// The policy document drives the same retries on every transport (`switchboard::policy`):
+/// a keyed call the server fails twice with UNAVAILABLE is sent three times, each retry saying
+/// how many attempts went before it; without a key (the method declares no idempotency) it is
+/// sent once; and a `timeout` (here from a config given on the call) ends a call that keeps
+/// failing with DEADLINE_EXCEEDED, waits included.
+pub async fn the_policy_document_retries_alike_everywhere(t: Transport) {
+    use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "test.layers.v1.Layered", "method": "Record"}], "timeout": "5s",
+            "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.02s", "maxBackoff": "0.05s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let policy: Arc<dyn Layer> = Arc::new(PolicyLayer::new(Policies::new().runtime(config)));
+    let client = t.client(&[policy]);
+
+    let id = call_id("policy");
+    let sent = Msg { fail_times: 2, ..msg(&id) };
+    let resp = client.record(CallOptions::new().idempotency_key(format!("key-{id}")).request(sent.clone())).await;
+    let resp = resp.unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
+    assert_eq!(resp.metadata().get("x-attempt").unwrap(), "3", "{}", t.name);
+    let previous: Vec<Option<String>> = seen(&id).into_iter().map(|a| a.previous_attempts).collect();
+    assert_eq!(previous, [None, Some("1".into()), Some("2".into())], "{}", t.name);
+
+    let id = call_id("policy-unkeyed");
+    let err = client.record(Request::new(Msg { fail_times: 2, ..msg(&id) })).await.expect_err("a failing call succeeded");
+    assert_eq!(err.code(), Code::Unavailable, "{}: {err:?}", t.name);
+    assert_eq!(seen(&id).len(), 1, "{}: a call that is not safe to repeat is sent once", t.name);
+
+    // A config given on the call comes first: here one whose backoff outlasts its timeout.
+    let slow = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{}], "timeout": "0.6s",
+            "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.2s", "maxBackoff": "1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let slow = slow.method_config("any", "Any").unwrap().clone();
+    let id = call_id("policy-timeout");
+    let started = Instant::now();
+    let req = CallOptions::new().idempotency_key(format!("key-{id}")).extension(slow).request(Msg { fail_times: u32::MAX, ..msg(&id) });
+    let err = client.record(req).await.expect_err("a call that always fails succeeded");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{}: {err:?}", t.name);
+    assert!(started.elapsed() < Duration::from_secs(3), "{}: ended after {:?}", t.name, started.elapsed());
+    let attempts = seen(&id);
+    assert!((2..=3).contains(&attempts.len()), "{}: {} attempts", t.name, attempts.len());
+    let first = attempts[0].deadline.unwrap_or_else(|| panic!("{}: the method timeout did not travel", t.name));
+    assert!(first <= Duration::from_millis(600), "{}: the first attempt had {first:?} left", t.name);
+}
+
 /// One `#[tokio::test]` per case, for one transport.
 macro_rules! cases {
     ($kind:expr; $($case:ident),* $(,)?) => {$(
@@ -622,6 +675,7 @@ macro_rules! every_transport {
             per_call_options_reach_the_server,
             a_request_stream_cannot_be_resent,
             the_deadline_holds_across_attempts,
+            the_policy_document_retries_alike_everywhere,
         );
     };
 }
