@@ -145,7 +145,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        // Calls the handler makes while it is polled inherit its deadline.
+        let deadline = *this.deadline;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| crate::context::handling(deadline, || inner.poll(cx)))) {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(result)) => {
                 this.guard.disarm();
@@ -207,7 +209,8 @@ where
             return Poll::Ready(None);
         }
         let inner = this.inner;
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll_next(cx)));
+        let deadline = this.deadline.as_ref().map(|d| d.deadline().into_std());
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| crate::context::handling(deadline, || inner.poll_next(cx))));
         let item = match polled {
             Ok(Poll::Pending) => {
                 if let Some(d) = this.deadline {

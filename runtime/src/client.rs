@@ -319,8 +319,15 @@ impl DefaultTimeout {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let own = timeout.map(|t| Instant::now() + t);
+        // Inside a handler, the call being handled's deadline is the default: the shorter one
+        // wins, and an inherited one always travels (the next hop must know it too).
+        let inherited = crate::context::inherited_deadline().filter(|i| own.is_none_or(|o| *i < o));
+        if let Some(deadline) = inherited {
+            return Timing { deadline: Some(deadline), sends_deadline: true, timeout_as_asked: false };
+        }
         Timing {
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline: own,
             sends_deadline: asked.is_some() || (self.timeout.is_some() && self.travels),
             // The request's own header goes out as it is, unless a shorter default of the
             // client's travels instead.
@@ -659,6 +666,10 @@ pub(crate) trait Exchange: Send + Sync {
 /// the transport's attempt.
 pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -> Result<Response<E::Message>, Status> {
     let deadline = call.deadline;
+    // A deadline that has already passed (an inherited one, typically) sends nothing.
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return Err(E::expired());
+    }
     let Some(stack) = &layers.0 else {
         let attempt = exchange.send_once(call);
         return match deadline {
@@ -779,6 +790,69 @@ mod tests {
         assert!(parse_grpc_timeout(sent.as_bytes()).unwrap() <= Duration::from_millis(100), "{sent}");
         let mut c = call(None, loud);
         assert!(c.header_metadata().get(GRPC_TIMEOUT).is_some());
+    }
+
+    #[test]
+    fn inside_a_handler_its_deadline_is_the_default_and_travels() {
+        let handled = Instant::now() + Duration::from_secs(2);
+        let none = MetadataMap::new();
+        let t = crate::context::handling(Some(handled), || DefaultTimeout::default().timing(&none));
+        assert_eq!(t.deadline, Some(handled));
+        assert!(t.sends_deadline && !t.timeout_as_asked);
+        // A shorter timeout of the call's own wins (and goes out as it was asked).
+        let mut r = Request::new(());
+        r.set_timeout(Duration::from_millis(100));
+        let t = crate::context::handling(Some(handled), || DefaultTimeout::default().timing(r.metadata()));
+        assert!(t.deadline.unwrap() < handled && t.timeout_as_asked);
+        // A longer one loses to the inherited deadline, which is sent as the time left.
+        let mut r = Request::new(());
+        r.set_timeout(Duration::from_secs(30));
+        let mut c = crate::context::handling(Some(handled), || {
+            let (metadata, extensions, ()) = r.into_parts();
+            Call::new(&SERVICE, 0, TransportKind::Grpc, metadata, extensions, DefaultTimeout::default())
+        });
+        assert_eq!(c.deadline(), Some(handled));
+        let sent = c.header_metadata().get(GRPC_TIMEOUT).unwrap().to_str().unwrap().to_owned();
+        assert!(parse_grpc_timeout(sent.as_bytes()).unwrap() <= Duration::from_secs(2), "{sent}");
+        // Outside a handler nothing is inherited.
+        assert_eq!(DefaultTimeout::default().timing(&none).deadline, None);
+    }
+
+    /// An exchange that must not be asked to send anything.
+    struct NeverSend;
+
+    impl Exchange for NeverSend {
+        type Message = ();
+        fn send(&self, _: Call) -> BoxFuture<'_, Result<Response<()>, Status>> {
+            panic!("an attempt was sent")
+        }
+        fn send_once<'a>(self, _: Call) -> BoxFuture<'a, Result<Response<()>, Status>> {
+            panic!("an attempt was sent")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_inherited_deadline_sends_nothing() {
+        let passed = Instant::now() - Duration::from_millis(1);
+        let call = crate::context::handling(Some(passed), || call(None, DefaultTimeout::default()));
+        let err = run(&Layers::default(), call.clone(), NeverSend).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        let mut layers = Layers::default();
+        layers.push(Twice);
+        assert_eq!(run(&layers, call, NeverSend).await.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn a_handler_polled_by_the_call_path_lends_its_deadline() {
+        let handled = Instant::now() + Duration::from_secs(5);
+        let seen = crate::call::run(Some(handled), &crate::Cancellation::new(), async {
+            tokio::task::yield_now().await;
+            Ok::<_, Status>(crate::context::inherited_deadline())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, Some(handled));
+        assert_eq!(crate::context::inherited_deadline(), None, "restored after the poll");
     }
 
     /// An exchange that counts its attempts and answers each with its number as metadata.

@@ -21,6 +21,31 @@ impl Deadline {
     }
 }
 
+thread_local! {
+    /// The deadline of the call whose handler (or response stream) this thread is polling right
+    /// now: what calls the handler makes inherit ([`inherited_deadline`]).
+    static HANDLING: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The deadline of the call being handled on this thread, if any: the default deadline of
+/// every call a handler makes (the shorter of it and the call's own), on any transport.
+pub(crate) fn inherited_deadline() -> Option<Instant> {
+    HANDLING.with(std::cell::Cell::get)
+}
+
+/// Makes `deadline` the inherited one while `f` runs (a handler's poll), then restores the one
+/// before, also when `f` panics.
+pub(crate) fn handling<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HANDLING.with(|h| h.set(self.0));
+        }
+    }
+    let _restore = Restore(HANDLING.with(|h| h.replace(deadline)));
+    f()
+}
+
 /// Fires when the caller abandons the call: the client cancelled or reset the stream, the
 /// connection dropped, or the deadline passed.
 ///

@@ -102,6 +102,13 @@ pub struct Impl;
 impl Layered for Impl {
     async fn record(&self, req: Request<Msg>) -> Result<Response<Msg>, Status> {
         let n = note(&req)?;
+        // `relay:<transport>`: after 100 ms, call `record` over that transport (the next hop of
+        // a chain), with no timeout of its own.
+        if let Some(target) = req.get_ref().text.strip_prefix("relay:") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let hop = Msg { id: format!("{}-hop", req.get_ref().id), ..Default::default() };
+            relay_client(target).await.record(Request::new(hop)).await?;
+        }
         let mut resp = Response::new(req.into_inner());
         resp.metadata_mut().insert("x-attempt", n.to_string().parse().unwrap());
         Ok(resp)
@@ -352,6 +359,19 @@ async fn serve_queue(url: String, ready: std::sync::mpsc::Sender<Result<String, 
     }
     let _ = ready.send(outcome);
     let _ = serving.await;
+}
+
+/// A client of the named transport's server (started already), for a handler's next hop.
+async fn relay_client(target: &str) -> Box<dyn Caller> {
+    match target {
+        "grpc" => Box::new(LayeredClient::new(Channel::from_shared(server(Kind::Grpc, None)).unwrap().connect().await.expect("connect"))),
+        "rest" => Box::new(LayeredRestClient::new(&server(Kind::Rest, None)).expect("REST client")),
+        "memory" => {
+            let broker = Broker::connect(&server(Kind::Memory, Some("memory://client-layers".into()))).await.expect("broker");
+            Box::new(LayeredQueueClient::new(&broker))
+        }
+        other => panic!("no relay to {other}"),
+    }
 }
 
 /// An id unique to this call, in this process and across runs (brokers keep durable queues).
@@ -657,6 +677,30 @@ pub async fn the_policy_document_retries_alike_everywhere(t: Transport) {
     assert!(first <= Duration::from_millis(600), "{}: the first attempt had {first:?} left", t.name);
 }
 
+/// Deadlines travel down a chain: a call with 300 ms reaches a handler that works 100 ms and then
+/// calls the next hop (over gRPC, REST or the embedded broker) without a timeout of its own; the
+/// next hop's handler sees the deadline it inherited, at most 200 ms away.
+pub async fn the_deadline_travels_down_a_chain(t: Transport) {
+    let next_hops: &[(&str, Kind)] = match t.kind {
+        Kind::Grpc => &[("rest", Kind::Rest), ("memory", Kind::Memory)],
+        Kind::Rest => &[("grpc", Kind::Grpc), ("memory", Kind::Memory)],
+        _ => &[("grpc", Kind::Grpc), ("rest", Kind::Rest)],
+    };
+    for (name, kind) in next_hops {
+        // The next hop's server runs before the handler needs it.
+        let _ = server(*kind, (*kind == Kind::Memory).then(|| "memory://client-layers".to_owned()));
+        let client = t.client(&[]);
+        let id = call_id("chain");
+        let mut req = Request::new(Msg { text: format!("relay:{name}"), ..msg(&id) });
+        req.set_timeout(Duration::from_millis(300));
+        client.record(req).await.unwrap_or_else(|e| panic!("{} → {name}: {e:?}", t.name));
+        let hop = seen(&format!("{id}-hop"));
+        assert_eq!(hop.len(), 1, "{} → {name}", t.name);
+        let left = hop[0].deadline.unwrap_or_else(|| panic!("{} → {name}: the next hop saw no deadline", t.name));
+        assert!(left <= Duration::from_millis(200), "{} → {name}: the next hop had {left:?} left of 300 ms - 100 ms", t.name);
+    }
+}
+
 /// One `#[tokio::test]` per case, for one transport.
 macro_rules! cases {
     ($kind:expr; $($case:ident),* $(,)?) => {$(
@@ -676,6 +720,7 @@ macro_rules! every_transport {
             a_request_stream_cannot_be_resent,
             the_deadline_holds_across_attempts,
             the_policy_document_retries_alike_everywhere,
+            the_deadline_travels_down_a_chain,
         );
     };
 }

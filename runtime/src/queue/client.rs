@@ -144,6 +144,10 @@ impl QueueClient {
         let (metadata, _, message) = request.into_parts();
         let timing = self.default_timeout().timing(&metadata);
         let deadline = timing.deadline.unwrap_or_else(|| Instant::now() + self.timeout);
+        if deadline <= Instant::now() {
+            // Passed already (an inherited deadline): nothing is sent.
+            return Err(Status::deadline_exceeded("deadline exceeded before the request was sent"));
+        }
         let mut env = head(method, &metadata, None, timing.sends_deadline.then_some(deadline), 0);
         env.body = C::encode(&message, &mut env.headers)?;
         Ok((env, deadline))
