@@ -49,6 +49,7 @@
 
 mod code;
 mod config;
+mod guard;
 mod json;
 mod retry;
 mod sources;

@@ -1,10 +1,11 @@
 //! The policy layer: a method's `timeout` and `retryPolicy` (gRPC A6), retry throttling and the
-//! retry budget, as ONE [`Layer`] on the client call path, so they mean the same on gRPC, REST
-//! and queues.
+//! retry budget, the circuit breaker and the rate and concurrency limits, as ONE [`Layer`] on the
+//! client call path, so they mean the same on gRPC, REST and queues.
 //!
 //! ```text
 //! call ─▶ method config (Policies: run-time config, then the spec's default)
 //!      ─▶ deadline = min(the call's, now + timeout)
+//!      ─▶ breaker / rate / concurrency admit the attempt (or fail it at once, never retried)
 //!      ─▶ attempt 1 ─▶ failure with a retryable code? ─▶ pushback / throttling / budget /
 //!         attempts left? ─▶ wait (backoff with ±20 % jitter, or the server's pushback) ─▶
 //!         attempt 2 (`grpc-previous-rpc-attempts: 1`) ─▶ … until success, a final failure, or
@@ -15,6 +16,7 @@
 //! `idempotency_level`, HTTP GET/PUT/DELETE/... for OpenAPI operations) or calls that carry an
 //! idempotency key (the server runs a keyed call once). A request stream is never re-sent.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ use tonic::metadata::MetadataValue;
 use tonic::Status;
 
 use super::config::{MethodConfig, RetryBudget, RetryPolicy, RetryThrottling};
+use super::guard::Guards;
 use super::Policies;
 use crate::client::{BoxFuture, Call, Layer, Next, Outcome};
 use crate::descriptor::Idempotency;
@@ -52,6 +55,9 @@ pub struct PolicyLayer {
     policies: Policies,
     throttle: Option<Throttle>,
     budget: Option<Budget>,
+    /// Breaker and limits per `methodConfig` entry (by the entry's address, which the layer's
+    /// `Policies` keep in place).
+    guards: HashMap<usize, Guards>,
 }
 
 impl PolicyLayer {
@@ -60,7 +66,12 @@ impl PolicyLayer {
     pub fn new(policies: Policies) -> Self {
         let throttle = policies.retry_throttling().map(Throttle::new);
         let budget = policies.retry_budget().map(Budget::new);
-        PolicyLayer { policies, throttle, budget }
+        let guards = policies
+            .configs()
+            .flat_map(|c| c.method_configs())
+            .filter_map(|m| Guards::of(m).map(|g| (m as *const MethodConfig as usize, g)))
+            .collect();
+        PolicyLayer { policies, throttle, budget, guards }
     }
 
     /// How many retries the budget allows right now (`None` without a budget).
@@ -86,6 +97,8 @@ impl Layer for PolicyLayer {
         let Some(config) = config else {
             return next.run(call);
         };
+        // A config given on the call has no breaker or limits of its own (they are shared state).
+        let guards = if given.is_none() && !self.guards.is_empty() { self.guards.get(&(config as *const MethodConfig as usize)) } else { None };
         let safe = method.idempotency != Idempotency::Unknown || call.idempotency_key().is_some();
         let retry = config.retry.as_ref().filter(|_| safe && call.can_resend()).cloned();
         let mut own_deadline = None;
@@ -96,10 +109,10 @@ impl Layer for PolicyLayer {
                 own_deadline = Some(deadline);
             }
         }
-        if retry.is_none() && own_deadline.is_none() && self.throttle.is_none() {
+        if retry.is_none() && own_deadline.is_none() && self.throttle.is_none() && guards.is_none() {
             return next.run(call);
         }
-        let attempts = self.attempts(call, next, retry);
+        let attempts = self.attempts(call, next, retry, guards);
         Box::pin(async move {
             match own_deadline {
                 Some(d) => tokio::time::timeout_at(d.into(), attempts).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (the method's timeout)"))),
@@ -110,7 +123,7 @@ impl Layer for PolicyLayer {
 }
 
 impl PolicyLayer {
-    async fn attempts(&self, call: Call, next: Next<'_>, retry: Option<RetryPolicy>) -> Outcome {
+    async fn attempts(&self, call: Call, next: Next<'_>, retry: Option<RetryPolicy>, guards: Option<&Guards>) -> Outcome {
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
@@ -121,7 +134,16 @@ impl PolicyLayer {
             if attempt > 1 {
                 this.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(attempt - 1));
             }
-            let status = match next.run(this).await {
+            // The breaker and limits turn an attempt away before it is sent; that is final.
+            let admitted = match guards.map(Guards::admit).transpose() {
+                Ok(admitted) => admitted,
+                Err(status) => return Err(status),
+            };
+            let outcome = next.run(this).await;
+            if let Some(a) = admitted {
+                a.finish(outcome.as_ref().map(|_| ()).map_err(Status::code));
+            }
+            let status = match outcome {
                 Ok(reply) => {
                     if let Some(t) = &self.throttle {
                         t.success();

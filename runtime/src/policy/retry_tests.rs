@@ -32,6 +32,8 @@ struct Scripted(Arc<Inner>);
 struct Inner {
     script: Mutex<VecDeque<Result<u32, Status>>>,
     seen: Mutex<Vec<(Instant, MetadataMap)>>,
+    /// Answer OK once the script is done, instead of hanging.
+    ok_after: std::sync::atomic::AtomicBool,
 }
 
 impl Scripted {
@@ -43,6 +45,16 @@ impl Scripted {
 
     fn failing(code: Code, n: usize) -> Self {
         Self::new((0..n).map(|_| Err(Status::new(code, "scripted"))))
+    }
+
+    fn always_ok() -> Self {
+        let s = Scripted::default();
+        s.0.ok_after.store(true, std::sync::atomic::Ordering::SeqCst);
+        s
+    }
+
+    fn push(&self, outcome: Result<u32, Status>) {
+        self.0.script.lock().unwrap().push_back(outcome);
     }
 
     fn attempts(&self) -> usize {
@@ -66,9 +78,11 @@ impl Exchange for Scripted {
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<u32>, Status>> {
         self.0.seen.lock().unwrap().push((Instant::now(), call.metadata().clone()));
         let next = self.0.script.lock().unwrap().pop_front();
+        let ok = self.0.ok_after.load(std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             match next {
                 Some(outcome) => outcome.map(Response::new),
+                None if ok => Ok(Response::new(0)),
                 None => std::future::pending().await,
             }
         })
@@ -237,4 +251,165 @@ async fn a_config_on_the_call_comes_first() {
     let exchange = Scripted::failing(Code::Unavailable, 4);
     assert!(call_with(&layer, 0, request, &exchange).await.is_err());
     assert_eq!(exchange.attempts(), 1, "the call's own config has no retry policy");
+}
+
+const BREAKER: &str = r#"{"methodConfig": [{"name": [{}], "x-switchboard": {"circuitBreaker": {
+    "slidingWindowSize": 20, "minimumNumberOfCalls": 10, "failureRateThreshold": 50,
+    "waitDurationInOpenState": "2s", "permittedNumberOfCallsInHalfOpenState": 3}}}]}"#;
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_opens_fails_fast_probes_and_closes() {
+    let layer = Arc::new(config(BREAKER));
+    let exchange = Scripted::default();
+    for i in 1..=10 {
+        exchange.push(Err(Status::unavailable("down")));
+        let status = get(&layer, &exchange).await.unwrap_err();
+        assert_eq!(status.message(), "down", "call {i} reached the server");
+    }
+    // Open after the 10th failure: calls fail at once, and nothing is sent.
+    let started = Instant::now();
+    for _ in 0..50 {
+        let status = get(&layer, &exchange).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().starts_with("circuit breaker open"), "{status:?}");
+    }
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(exchange.attempts(), 10);
+
+    // After 2 s, exactly 3 probes go through (here they hang), the 4th call is turned away.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let probes: Vec<_> = (0..3)
+        .map(|_| {
+            let (layer, exchange) = (layer.clone(), exchange.clone());
+            tokio::spawn(async move { get(&layer, &exchange).await })
+        })
+        .collect();
+    while exchange.attempts() < 13 {
+        tokio::task::yield_now().await;
+    }
+    assert!(get(&layer, &exchange).await.unwrap_err().message().starts_with("circuit breaker open"));
+    assert_eq!(exchange.attempts(), 13);
+    // Probes that go away give their places back: three new ones succeed and close it.
+    probes.iter().for_each(|p| p.abort());
+    for p in probes {
+        let _ = p.await;
+    }
+    for _ in 0..3 {
+        exchange.push(Ok(1));
+        get(&layer, &exchange).await.unwrap();
+    }
+    exchange.push(Ok(2));
+    assert_eq!(get(&layer, &exchange).await.unwrap(), 2, "closed again");
+
+    // Open it again (the window now holds that success: the 9th failure makes 10 calls); after
+    // the wait one failed probe reopens it.
+    for _ in 0..9 {
+        exchange.push(Err(Status::internal("down")));
+        assert_eq!(get(&layer, &exchange).await.unwrap_err().message(), "down");
+    }
+    assert!(get(&layer, &exchange).await.unwrap_err().message().starts_with("circuit breaker open"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    exchange.push(Err(Status::unavailable("still down")));
+    assert_eq!(get(&layer, &exchange).await.unwrap_err().message(), "still down");
+    assert!(get(&layer, &exchange).await.unwrap_err().message().starts_with("circuit breaker open"), "reopened by one failed probe");
+
+    // The caller's own mistakes do not count: 20 INVALID_ARGUMENTs leave it closed.
+    let layer = Arc::new(config(BREAKER));
+    let exchange = Scripted::default();
+    for _ in 0..20 {
+        exchange.push(Err(Status::invalid_argument("bad")));
+        assert_eq!(get(&layer, &exchange).await.unwrap_err().message(), "bad");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_open_the_slow_call_breaker() {
+    let layer = Arc::new(config(
+        r#"{"methodConfig": [{"name": [{}], "x-switchboard": {"circuitBreaker": {
+            "slidingWindowType": "TIME_BASED", "slidingWindowSize": 10, "minimumNumberOfCalls": 4,
+            "slowCallRateThreshold": 50, "slowCallDurationThreshold": "0.5s", "waitDurationInOpenState": "1s"}}}]}"#,
+    ));
+    // Every attempt takes 600 ms, and succeeds.
+    let exchange = Scripted::always_ok();
+    for _ in 0..4 {
+        let layer = layer.clone();
+        let exchange = exchange.clone();
+        let slow = async move {
+            let mut layers = Layers::default();
+            layers.push(layer);
+            let (metadata, extensions, ()) = Request::new(()).into_parts();
+            let call = Call::new(&SERVICE, 0, TransportKind::Grpc, metadata, extensions, DefaultTimeout::default());
+            run(&layers, call, Delayed(exchange, Duration::from_millis(600))).await
+        };
+        slow.await.unwrap();
+    }
+    assert!(get(&layer, &exchange).await.unwrap_err().message().starts_with("circuit breaker open"));
+}
+
+/// An exchange whose attempts take `.1` before the scripted answer.
+struct Delayed(Scripted, Duration);
+
+impl Exchange for Delayed {
+    type Message = u32;
+    fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<u32>, Status>> {
+        let answer = self.0.send(call);
+        let wait = self.1;
+        Box::pin(async move {
+            tokio::time::sleep(wait).await;
+            answer.await
+        })
+    }
+    fn send_once<'a>(self, _: Call) -> BoxFuture<'a, Result<Response<u32>, Status>> {
+        unreachable!("the policy layer is installed")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_admits_its_rate_and_burst_and_never_retries_the_rest() {
+    let layer = Arc::new(config(
+        r#"{"methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.01s",
+            "maxBackoff": "0.01s", "backoffMultiplier": 1, "retryableStatusCodes": ["RESOURCE_EXHAUSTED"]},
+            "x-switchboard": {"rateLimit": {"perSecond": 100, "burst": 10}}}]}"#,
+    ));
+    let exchange = Scripted::always_ok();
+    let (mut accepted, mut rejected) = (0, 0);
+    // 1,000 calls a second for 5 s.
+    for _ in 0..5000 {
+        match get(&layer, &exchange).await {
+            Ok(_) => accepted += 1,
+            Err(s) => {
+                assert_eq!(s.code(), Code::ResourceExhausted);
+                assert!(s.message().starts_with("rate limit reached"), "{s:?}");
+                rejected += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!((505..=515).contains(&accepted), "{accepted} accepted");
+    assert_eq!(accepted + rejected, 5000);
+    assert_eq!(exchange.attempts(), accepted, "rejections are not sent, nor retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_concurrency_limit_keeps_calls_in_flight_at_most_at_it() {
+    let layer = Arc::new(config(r#"{"methodConfig": [{"name": [{}], "x-switchboard": {"concurrencyLimit": {"maxInFlight": 8}}}]}"#));
+    let exchange = Scripted::default(); // every attempt hangs
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (layer, exchange) = (layer.clone(), exchange.clone());
+            tokio::spawn(async move { get(&layer, &exchange).await })
+        })
+        .collect();
+    let mut rejected = 0;
+    for c in calls {
+        match tokio::time::timeout(Duration::from_secs(1), c).await {
+            Ok(result) => {
+                assert_eq!(result.unwrap().unwrap_err().code(), Code::ResourceExhausted);
+                rejected += 1;
+            }
+            Err(_) => {} // in flight
+        }
+    }
+    assert_eq!(exchange.attempts(), 8);
+    assert_eq!(rejected, 12);
 }

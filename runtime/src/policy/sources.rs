@@ -73,7 +73,8 @@ impl Policies {
         self
     }
 
-    fn configs(&self) -> impl Iterator<Item = &ServiceConfig> {
+    /// The configs, most specific first.
+    pub(crate) fn configs(&self) -> impl Iterator<Item = &ServiceConfig> {
         self.runtime.iter().chain(self.spec.iter()).map(|c| &**c)
     }
 
