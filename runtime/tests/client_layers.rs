@@ -701,6 +701,31 @@ pub async fn the_deadline_travels_down_a_chain(t: Transport) {
     }
 }
 
+/// The circuit breaker of the policy document trips alike on every transport: after 4 failures
+/// in a window of 4, a call fails at once with UNAVAILABLE and the server never sees it.
+pub async fn the_breaker_trips_alike_everywhere(t: Transport) {
+    use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "test.layers.v1.Layered"}], "x-switchboard": {"circuitBreaker": {
+            "slidingWindowSize": 4, "minimumNumberOfCalls": 4, "failureRateThreshold": 50, "waitDurationInOpenState": "30s"}}}]}"#,
+    )
+    .unwrap();
+    let client = t.client(&[Arc::new(PolicyLayer::new(Policies::new().runtime(config)))]);
+    for _ in 0..4 {
+        let id = call_id("breaker");
+        let err = client.record(Request::new(Msg { fail_times: u32::MAX, ..msg(&id) })).await.expect_err("failed on purpose");
+        assert!(err.message().contains("fails on purpose"), "{}: {err:?}", t.name);
+        assert_eq!(seen(&id).len(), 1, "{}", t.name);
+    }
+    let id = call_id("breaker-open");
+    let started = Instant::now();
+    let err = client.record(Request::new(msg(&id))).await.expect_err("the breaker let a call through");
+    assert_eq!(err.code(), Code::Unavailable, "{}: {err:?}", t.name);
+    assert!(err.message().starts_with("circuit breaker open"), "{}: {err:?}", t.name);
+    assert!(started.elapsed() < Duration::from_millis(50), "{}: took {:?}", t.name, started.elapsed());
+    assert!(seen(&id).is_empty(), "{}: the server saw a call the breaker turned away", t.name);
+}
+
 /// One `#[tokio::test]` per case, for one transport.
 macro_rules! cases {
     ($kind:expr; $($case:ident),* $(,)?) => {$(
@@ -721,6 +746,7 @@ macro_rules! every_transport {
             the_deadline_holds_across_attempts,
             the_policy_document_retries_alike_everywhere,
             the_deadline_travels_down_a_chain,
+            the_breaker_trips_alike_everywhere,
         );
     };
 }
