@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tonic::metadata::MetadataValue;
 use tonic::Status;
 
-use super::config::{MethodConfig, RetryBudget, RetryPolicy, RetryThrottling};
+use super::config::{HedgingPolicy, MethodConfig, RetryBudget, RetryPolicy, RetryThrottling};
 use super::guard::Guards;
 use super::Policies;
 use crate::client::{BoxFuture, Call, Layer, Next, Outcome};
@@ -101,6 +101,7 @@ impl Layer for PolicyLayer {
         let guards = if given.is_none() && !self.guards.is_empty() { self.guards.get(&(config as *const MethodConfig as usize)) } else { None };
         let safe = method.idempotency != Idempotency::Unknown || call.idempotency_key().is_some();
         let retry = config.retry.as_ref().filter(|_| safe && call.can_resend()).cloned();
+        let hedging = config.hedging.as_ref().filter(|_| safe && call.can_resend()).cloned();
         let mut own_deadline = None;
         if let Some(timeout) = config.timeout {
             let deadline = Instant::now() + timeout;
@@ -109,10 +110,13 @@ impl Layer for PolicyLayer {
                 own_deadline = Some(deadline);
             }
         }
-        if retry.is_none() && own_deadline.is_none() && self.throttle.is_none() && guards.is_none() {
+        if retry.is_none() && hedging.is_none() && own_deadline.is_none() && self.throttle.is_none() && guards.is_none() {
             return next.run(call);
         }
-        let attempts = self.attempts(call, next, retry, guards);
+        let attempts: BoxFuture<'a, Outcome> = match hedging {
+            Some(h) => Box::pin(self.hedged(call, next, h, guards)),
+            None => Box::pin(self.attempts(call, next, retry, guards)),
+        };
         Box::pin(async move {
             match own_deadline {
                 Some(d) => tokio::time::timeout_at(d.into(), attempts).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (the method's timeout)"))),
@@ -185,6 +189,74 @@ impl PolicyLayer {
             };
             tokio::time::sleep(wait).await;
             attempt += 1;
+        }
+    }
+}
+
+impl PolicyLayer {
+    /// One attempt, admitted by the guards (whose refusal is final) and recorded with them and
+    /// the throttle.
+    async fn attempt(&self, mut call: Call, next: Next<'_>, number: u32, guards: Option<&Guards>) -> Outcome {
+        if number > 1 {
+            call.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(number - 1));
+        }
+        let admitted = guards.map(Guards::admit).transpose()?;
+        let outcome = next.run(call).await;
+        if let Some(a) = admitted {
+            a.finish(outcome.as_ref().map(|_| ()).map_err(Status::code));
+        }
+        outcome
+    }
+
+    /// `hedgingPolicy`: the first copy at once, another every `hedgingDelay` (or at once after a
+    /// non-fatal failure) up to `maxAttempts`; the first success wins and the copies still in
+    /// flight are dropped (cancelled: gRPC and REST reset their requests, a queue reply that
+    /// comes later is discarded); a fatal failure ends the call.
+    async fn hedged(&self, call: Call, next: Next<'_>, policy: HedgingPolicy, guards: Option<&Guards>) -> Outcome {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        if let Some(budget) = &self.budget {
+            budget.deposit();
+        }
+        let mut in_flight = FuturesUnordered::new();
+        let mut sent = 0u32;
+        let mut last = None;
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        // Each turn sends the next copy: first, after the delay, or after a non-fatal failure.
+        let mut hedging = true;
+        loop {
+            if hedging && sent < policy.max_attempts {
+                let allowed = sent == 0
+                    || (!self.throttle.as_ref().is_some_and(Throttle::blocks) && !self.budget.as_ref().is_some_and(|b| !b.withdraw()));
+                if allowed {
+                    sent += 1;
+                    in_flight.push(self.attempt(call.clone(), next, sent, guards));
+                    timer.as_mut().reset(tokio::time::Instant::now() + policy.hedging_delay);
+                } else {
+                    hedging = false;
+                }
+            }
+            if in_flight.is_empty() {
+                return Err(last.unwrap_or_else(|| Status::unavailable("no hedged attempt could be sent")));
+            }
+            tokio::select! {
+                Some(outcome) = in_flight.next() => match outcome {
+                    Ok(reply) => {
+                        if let Some(t) = &self.throttle {
+                            t.success();
+                        }
+                        return Ok(reply);
+                    }
+                    Err(status) if policy.non_fatal_status_codes.contains(&status.code()) => {
+                        if let Some(t) = &self.throttle {
+                            t.failure();
+                        }
+                        last = Some(status);
+                    }
+                    Err(status) => return Err(status),
+                },
+                () = &mut timer, if hedging && sent < policy.max_attempts => {}
+            }
         }
     }
 }

@@ -34,6 +34,17 @@ struct Inner {
     seen: Mutex<Vec<(Instant, MetadataMap)>>,
     /// Answer OK once the script is done, instead of hanging.
     ok_after: std::sync::atomic::AtomicBool,
+    /// Hanging attempts dropped before they ended (cancelled).
+    cancelled: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a hanging attempt as cancelled when it is dropped.
+struct CountDrop(Arc<Inner>);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Scripted {
@@ -79,11 +90,15 @@ impl Exchange for Scripted {
         self.0.seen.lock().unwrap().push((Instant::now(), call.metadata().clone()));
         let next = self.0.script.lock().unwrap().pop_front();
         let ok = self.0.ok_after.load(std::sync::atomic::Ordering::SeqCst);
+        let inner = self.0.clone();
         Box::pin(async move {
             match next {
                 Some(outcome) => outcome.map(Response::new),
                 None if ok => Ok(Response::new(0)),
-                None => std::future::pending().await,
+                None => {
+                    let _count = CountDrop(inner);
+                    std::future::pending().await
+                }
             }
         })
     }
@@ -412,4 +427,52 @@ async fn the_concurrency_limit_keeps_calls_in_flight_at_most_at_it() {
     }
     assert_eq!(exchange.attempts(), 8);
     assert_eq!(rejected, 12);
+}
+
+const HEDGE_20MS: &str = r#"{"methodConfig": [{"name": [{}], "hedgingPolicy": {"maxAttempts": 3, "hedgingDelay": "0.02s",
+    "nonFatalStatusCodes": ["UNAVAILABLE"]}}]}"#;
+
+#[tokio::test(start_paused = true)]
+async fn hedging_sends_copies_and_the_first_success_wins() {
+    let layer = Arc::new(config(HEDGE_20MS));
+    // The first copy hangs; the second, 20 ms later, answers; the first is cancelled.
+    let exchange = Scripted::default();
+    let hang = exchange.clone();
+    let start = Instant::now();
+    let answer = {
+        let exchange = exchange.clone();
+        tokio::spawn(async move {
+            // The second copy's answer: a copy that hangs first, then one that answers.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            exchange.push(Ok(2));
+        })
+    };
+    // Attempt 1 finds an empty script (it hangs); attempt 2 finds `Ok(2)`.
+    let got = get(&layer, &hang).await.unwrap();
+    answer.await.unwrap();
+    assert_eq!(got, 2);
+    assert_eq!(start.elapsed(), Duration::from_millis(20));
+    assert_eq!(exchange.attempts(), 2);
+    assert_eq!(exchange.previous_attempts(), [None, Some("1".into())]);
+    assert_eq!(exchange.0.cancelled.load(std::sync::atomic::Ordering::SeqCst), 1, "the losing copy was cancelled");
+
+    // A non-fatal failure sends the next copy at once; a fatal one ends the call.
+    let exchange = Scripted::new([Err(Status::unavailable("a")), Ok(5)]);
+    let start = Instant::now();
+    assert_eq!(get(&layer, &exchange).await.unwrap(), 5);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let exchange = Scripted::new([Err(Status::invalid_argument("bad"))]);
+    assert_eq!(get(&layer, &exchange).await.unwrap_err().message(), "bad");
+    assert_eq!(exchange.attempts(), 1);
+
+    // All copies fail non-fatally: the last failure is the answer, after maxAttempts copies.
+    let exchange = Scripted::failing(Code::Unavailable, 3);
+    assert_eq!(get(&layer, &exchange).await.unwrap_err().code(), Code::Unavailable);
+    assert_eq!(exchange.attempts(), 3);
+
+    // A method that is not safe to repeat is not hedged.
+    let exchange = Scripted::default();
+    let call = call_with(&layer, 1, Request::new(()), &exchange);
+    assert!(tokio::time::timeout(Duration::from_secs(1), call).await.is_err());
+    assert_eq!(exchange.attempts(), 1);
 }

@@ -78,6 +78,38 @@ impl Policies {
         self.runtime.iter().chain(self.spec.iter()).map(|c| &**c)
     }
 
+    /// Checks the policies against a service: a `hedgingPolicy` that would apply to a method not
+    /// declared idempotent is an error (its copies could run the method twice; retries are
+    /// gated per call instead, by an idempotency key).
+    ///
+    /// ```
+    /// use switchboard::policy::{Policies, ServiceConfig};
+    /// use switchboard::{CallShape, MethodDescriptor, ServiceDescriptor};
+    /// static ECHO: ServiceDescriptor = ServiceDescriptor::new("demo", "Echo", "demo.Echo",
+    ///     &[MethodDescriptor::new("Create", "create", "/demo.Echo/Create", CallShape::Unary)]);
+    /// let config = ServiceConfig::from_json(r#"{"methodConfig": [{"name": [{"service": "demo.Echo"}],
+    ///     "hedgingPolicy": {"maxAttempts": 2}}]}"#).unwrap();
+    /// let err = Policies::new().runtime(config).check(&ECHO).unwrap_err();
+    /// assert_eq!(err.path(), "$.methodConfig[0].hedgingPolicy");
+    /// ```
+    pub fn check(&self, service: &crate::ServiceDescriptor) -> Result<(), PolicyError> {
+        for method in service.methods {
+            let Some(config) = self.method_config(service.full_name, method.name) else { continue };
+            if config.hedging.is_none() || method.idempotency != crate::Idempotency::Unknown {
+                continue;
+            }
+            let index = self.configs().find_map(|c| c.method_configs().iter().position(|m| std::ptr::eq(m, config))).unwrap_or(0);
+            return Err(PolicyError::new(
+                format!("$.methodConfig[{index}].hedgingPolicy"),
+                format!(
+                    "hedges `{}/{}`, which is not declared idempotent: its copies could run it twice (declare it idempotent, or retry it instead: retries of calls with an idempotency key run once)",
+                    service.full_name, method.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The entry that applies to `service`'s `method` (wire names), if any config has one.
     pub fn method_config(&self, service: &str, method: &str) -> Option<&MethodConfig> {
         self.configs().find_map(|c| c.method_config(service, method))
