@@ -136,6 +136,9 @@ pub trait RequestExt {
     fn deadline(&self) -> Option<Deadline>;
     /// The call's cancellation signal (a never-firing one if no transport set it).
     fn cancellation(&self) -> Cancellation;
+    /// Which attempt of the caller's this is, from 1: a retry or hedged copy carries
+    /// `grpc-previous-rpc-attempts` (the policy layer sends it on every transport).
+    fn attempt(&self) -> u32;
 }
 
 impl<T> RequestExt for tonic::Request<T> {
@@ -144,6 +147,10 @@ impl<T> RequestExt for tonic::Request<T> {
     }
     fn cancellation(&self) -> Cancellation {
         self.extensions().get::<Cancellation>().cloned().unwrap_or_default()
+    }
+    fn attempt(&self) -> u32 {
+        let previous = self.metadata().get("grpc-previous-rpc-attempts").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok());
+        previous.unwrap_or(0).saturating_add(1)
     }
 }
 

@@ -87,6 +87,7 @@ fn note(req: &Request<Msg>) -> Result<usize, Status> {
         deadline: req.deadline().map(|d| d.remaining()),
         previous_attempts: text("grpc-previous-rpc-attempts"),
     };
+    assert_eq!(req.attempt() as usize, 1 + entry.previous_attempts.as_deref().map_or(0, |p| p.parse().unwrap()));
     let mut all = SEEN.lock().unwrap();
     let attempts = all.entry(req.get_ref().id.clone()).or_default();
     attempts.push(entry);
