@@ -134,19 +134,8 @@ impl PolicyLayer {
         let mut attempt = 1u32;
         let mut bound = retry.as_ref().map_or(Duration::ZERO, |r| r.initial_backoff);
         loop {
-            let mut this = call.clone();
-            if attempt > 1 {
-                this.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(attempt - 1));
-            }
-            // The breaker and limits turn an attempt away before it is sent; that is final.
-            let admitted = match guards.map(Guards::admit).transpose() {
-                Ok(admitted) => admitted,
-                Err(status) => return Err(status),
-            };
-            let outcome = next.run(this).await;
-            if let Some(a) = admitted {
-                a.finish(outcome.as_ref().map(|_| ()).map_err(Status::code));
-            }
+            // The breaker and limits may turn an attempt away before it is sent; that is final.
+            let outcome = self.attempt(call.clone(), next, attempt, guards).await?;
             let status = match outcome {
                 Ok(reply) => {
                     if let Some(t) = &self.throttle {
@@ -194,9 +183,9 @@ impl PolicyLayer {
 }
 
 impl PolicyLayer {
-    /// One attempt, admitted by the guards (whose refusal is final) and recorded with them and
-    /// the throttle.
-    async fn attempt(&self, mut call: Call, next: Next<'_>, number: u32, guards: Option<&Guards>) -> Outcome {
+    /// One attempt: `Err` when the guards turned it away (nothing was sent), else its outcome,
+    /// recorded with the guards.
+    async fn attempt(&self, mut call: Call, next: Next<'_>, number: u32, guards: Option<&Guards>) -> Result<Outcome, Status> {
         if number > 1 {
             call.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(number - 1));
         }
@@ -205,7 +194,7 @@ impl PolicyLayer {
         if let Some(a) = admitted {
             a.finish(outcome.as_ref().map(|_| ()).map_err(Status::code));
         }
-        outcome
+        Ok(outcome)
     }
 
     /// `hedgingPolicy`: the first copy at once, another every `hedgingDelay` (or at once after a
@@ -241,19 +230,24 @@ impl PolicyLayer {
             }
             tokio::select! {
                 Some(outcome) = in_flight.next() => match outcome {
-                    Ok(reply) => {
+                    // Turned away by the breaker or a limit: no more copies; those in flight go on.
+                    Err(turned_away) => {
+                        hedging = false;
+                        last = Some(turned_away);
+                    }
+                    Ok(Ok(reply)) => {
                         if let Some(t) = &self.throttle {
                             t.success();
                         }
                         return Ok(reply);
                     }
-                    Err(status) if policy.non_fatal_status_codes.contains(&status.code()) => {
+                    Ok(Err(status)) if policy.non_fatal_status_codes.contains(&status.code()) => {
                         if let Some(t) = &self.throttle {
                             t.failure();
                         }
                         last = Some(status);
                     }
-                    Err(status) => return Err(status),
+                    Ok(Err(status)) => return Err(status),
                 },
                 () = &mut timer, if hedging && sent < policy.max_attempts => {}
             }
