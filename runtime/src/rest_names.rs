@@ -16,3 +16,18 @@ pub fn lower_camel(name: &str) -> String {
     }
     out
 }
+
+/// `lowerCamel` → `snake_case` (the proto field name of a JSON name): an underscore before each
+/// upper-case ASCII letter, which becomes lower case.
+pub fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -116,16 +116,7 @@ mod field_mask {
     }
 
     fn to_snake(s: &str) -> String {
-        let mut out = String::with_capacity(s.len() + 4);
-        for c in s.chars() {
-            if c.is_ascii_uppercase() {
-                out.push('_');
-                out.push(c.to_ascii_lowercase());
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        crate::rest_names::snake(s)
     }
 }
 

@@ -60,7 +60,7 @@ impl<E: Error> Object<E> {
     pub fn read<'de, D: serde::Deserializer<'de, Error = E>>(d: D, ty: &'static str) -> Result<Self, E> {
         match <Value as serde::Deserialize>::deserialize(d)? {
             Value::Object(map) => Ok(Object { map, ty, _error: std::marker::PhantomData }),
-            other => Err(E::custom(format!("{ty}: expected an object, found {}", kind(&other)))),
+            other => Err(E::custom(format!("{ty}: expected an object, found {}", crate::policy::json_kind(&other)))),
         }
     }
 
@@ -95,16 +95,6 @@ impl<E: Error> Object<E> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 /// Reads any JSON value (untagged unions).
 pub fn value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
@@ -123,7 +113,7 @@ pub fn attempt<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
 
 /// The error when no alternative of a union reads the value.
 pub fn no_variant<E: Error>(ty: &str, v: &Value) -> E {
-    E::custom(format!("{ty}: {} matches none of the alternatives", kind(v)))
+    E::custom(format!("{ty}: {} matches none of the alternatives", crate::policy::json_kind(v)))
 }
 
 /// The error for a string outside a closed enum.

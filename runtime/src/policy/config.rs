@@ -469,6 +469,17 @@ fn retry_budget(value: &Value, path: &str) -> Result<RetryBudget> {
     Ok(RetryBudget { percent, min_retries_per_second, ttl })
 }
 
+/// An optional count of at least 1, `default` when absent.
+fn at_least_one(o: &mut Obj<'_>, name: &'static str, default: u32) -> Result<u32> {
+    match o.field(name)? {
+        Some((v, p)) => match uint32(v, &p)? {
+            0 => Err(PolicyError::new(p, "must be at least 1")),
+            n => Ok(n),
+        },
+        None => Ok(default),
+    }
+}
+
 fn percentage(o: &mut Obj<'_>, name: &'static str, default: Option<f64>) -> Result<f64> {
     let path = format!("{}.{name}", o.path);
     let value = match (o.field(name)?, default) {
@@ -496,16 +507,7 @@ fn circuit_breaker(value: &Value, path: &str) -> Result<CircuitBreaker> {
     if sliding_window_size == 0 {
         return Err(PolicyError::new(format!("{path}.slidingWindowSize"), "must be at least 1"));
     }
-    let minimum_number_of_calls = match o.field("minimumNumberOfCalls")? {
-        Some((v, p)) => {
-            let n = uint32(v, &p)?;
-            if n == 0 {
-                return Err(PolicyError::new(p, "must be at least 1"));
-            }
-            n
-        }
-        None => sliding_window_size,
-    };
+    let minimum_number_of_calls = at_least_one(&mut o, "minimumNumberOfCalls", sliding_window_size)?;
     if sliding_window == SlidingWindow::CountBased && minimum_number_of_calls > sliding_window_size {
         return Err(PolicyError::new(
             format!("{path}.minimumNumberOfCalls"),
@@ -519,16 +521,7 @@ fn circuit_breaker(value: &Value, path: &str) -> Result<CircuitBreaker> {
         None => Duration::from_secs(60),
     };
     let wait_duration_in_open_state = positive(required(&mut o, "waitDurationInOpenState", duration)?, format!("{path}.waitDurationInOpenState"))?;
-    let permitted_number_of_calls_in_half_open_state = match o.field("permittedNumberOfCallsInHalfOpenState")? {
-        Some((v, p)) => {
-            let n = uint32(v, &p)?;
-            if n == 0 {
-                return Err(PolicyError::new(p, "must be at least 1"));
-            }
-            n
-        }
-        None => 10,
-    };
+    let permitted_number_of_calls_in_half_open_state = at_least_one(&mut o, "permittedNumberOfCallsInHalfOpenState", 10)?;
     o.finish()?;
     Ok(CircuitBreaker {
         sliding_window,
@@ -548,16 +541,7 @@ fn rate_limit(value: &Value, path: &str) -> Result<RateLimit> {
     if per_second <= 0.0 {
         return Err(PolicyError::new(format!("{path}.perSecond"), "must be greater than zero"));
     }
-    let burst = match o.field("burst")? {
-        Some((v, p)) => {
-            let n = uint32(v, &p)?;
-            if n == 0 {
-                return Err(PolicyError::new(p, "must be at least 1"));
-            }
-            n
-        }
-        None => 1,
-    };
+    let burst = at_least_one(&mut o, "burst", 1)?;
     o.finish()?;
     Ok(RateLimit { per_second, burst })
 }

@@ -63,7 +63,7 @@ impl<'a> Obj<'a> {
     /// The field `camel` (or its snake_case spelling), with its path; JSON `null` counts as absent.
     pub fn field(&mut self, camel: &'static str) -> Result<Option<(&'a Value, String)>> {
         self.known.push(camel);
-        let snake = snake_case(camel);
+        let snake = crate::rest_names::snake(camel);
         let mut found = None;
         for (key, value) in self.map {
             if key == camel || key == &snake {
@@ -91,19 +91,6 @@ impl<'a> Obj<'a> {
         }
         Ok(())
     }
-}
-
-fn snake_case(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {

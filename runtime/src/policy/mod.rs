@@ -59,6 +59,8 @@ pub use config::{
     RetryPolicy, RetryThrottling, ServiceConfig, SlidingWindow,
 };
 pub use json::PolicyError;
+/// "a string", "an object", ...: a JSON value's kind, as error messages name it.
+pub(crate) use json::kind as json_kind;
 pub use retry::{PolicyLayer, PREVIOUS_ATTEMPTS_METADATA, PUSHBACK_METADATA};
 pub use sources::{Policies, ENV_CONFIG, ENV_CONFIG_FILE};
 
