@@ -35,8 +35,11 @@ use proc_macro::TokenStream;
 /// Service arguments: `package = "a.b"` (default none), `name = "Wire"` (default: the trait name),
 /// `openapi = CONST` (the service's OpenAPI document as a `&'static str`, served at
 /// `/openapi.json`), `schemas = CONST` (the schema bundle switchboard-codegen writes beside it,
-/// so the server compiles request schemas without parsing the document), `rest = false` (gRPC only) and `grpc = false` (REST only; required by
-/// OpenAPI operations, whose types are not protobuf messages).
+/// so the server compiles request schemas without parsing the document), `policy = CONST` (the
+/// spec's default call policy: a gRPC service config as JSON text in a `&'static str`, read by
+/// `switchboard::policy::Policies::for_service` under the run-time config), `rest = false` (gRPC
+/// only) and `grpc = false` (REST only; required by OpenAPI operations, whose types are not
+/// protobuf messages).
 /// Method arguments in `#[rpc(...)]`: `name = "Wire"` (default: the method name in
 /// UpperCamelCase), `idempotent` or `no_side_effects`, and any number of
 /// `http(get|put|post|delete|patch = "/path", body = "*", response_body = "field")` or

@@ -40,6 +40,9 @@ pub struct ServiceArgs {
     /// `schemas = CONST`: a `&'static str` constant holding the service's schema bundle (written
     /// by switchboard-codegen beside the document).
     pub schemas: Option<syn::Expr>,
+    /// `policy = CONST`: a `&'static str` constant holding the spec's default call policy (a gRPC
+    /// service config as JSON, written by switchboard-codegen beside the trait).
+    pub policy: Option<syn::Expr>,
     /// `rest = false` turns the REST server and client off (message types without serde impls).
     pub rest: bool,
     /// `grpc = false` turns the gRPC server and client off (OpenAPI services, whose types are not
@@ -51,7 +54,7 @@ pub struct ServiceArgs {
 
 impl ServiceArgs {
     pub fn parse(args: proc_macro2::TokenStream, errors: &mut Errors) -> Self {
-        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, schemas: None, rest: true, grpc: true, grpc_span: None };
+        let mut out = ServiceArgs { package: String::new(), name: None, openapi: None, schemas: None, policy: None, rest: true, grpc: true, grpc_span: None };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("package") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -70,6 +73,12 @@ impl ServiceArgs {
                 out.openapi = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("schemas") {
                 out.schemas = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("policy") {
+                let expr: syn::Expr = meta.value()?.parse()?;
+                if out.policy.is_some() {
+                    return Err(syn::Error::new_spanned(&expr, "a service has one default policy; `policy` is given twice"));
+                }
+                out.policy = Some(expr);
             } else if meta.path.is_ident("rest") {
                 let lit: syn::LitBool = meta.value()?.parse()?;
                 out.rest = lit.value;
@@ -79,7 +88,7 @@ impl ServiceArgs {
                 out.grpc_span = Some(lit.span());
             } else {
                 return Err(meta.error(
-                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST`, `schemas = CONST`, `rest = false` or `grpc = false`",
+                    "unknown service argument; expected `package = \"...\"`, `name = \"...\"`, `openapi = CONST`, `schemas = CONST`, `policy = CONST`, `rest = false` or `grpc = false`",
                 ));
             }
             Ok(())

@@ -53,11 +53,13 @@ pub(crate) fn descriptor(item: &ItemTrait, s: &Service) -> TokenStream {
         Some(expr) => quote!(::core::option::Option::Some(#expr)),
         None => quote!(::core::option::Option::None),
     };
+    // `.policy(..)` only when given: descriptors of services without one stay as they were.
+    let policy = s.args.policy.as_ref().map(|expr| quote!(.policy(#expr)));
     let doc = format!("Static description of the `{full}` service, read by every transport.");
     quote! {
         #[doc = #doc]
         #vis static #ident: ::switchboard::ServiceDescriptor =
-            ::switchboard::ServiceDescriptor::new(#package, #name, #full, &[#(#methods),*]).openapi(#openapi).schemas(#schemas);
+            ::switchboard::ServiceDescriptor::new(#package, #name, #full, &[#(#methods),*]).openapi(#openapi).schemas(#schemas)#policy;
     }
 }
 

@@ -117,6 +117,12 @@ pub struct ServiceDescriptor {
     /// server does not parse the document for them. Without one
     /// (hand-written traits) the server cuts the schemas out of [`Self::openapi`] at start-up.
     pub schemas: Option<&'static str>,
+    /// The spec's default call policy (`#[service(policy = CONST)]`): a gRPC service config as
+    /// JSON text, which switchboard-codegen embeds from a `.proto` directory's
+    /// `*_grpc_service_config.json` or an OpenAPI document's `x-switchboard-policy`. It is read
+    /// by [`Policies::for_service`](crate::policy::Policies::for_service), under the run-time
+    /// config.
+    pub policy: Option<&'static str>,
 }
 
 impl HttpRule {
@@ -178,7 +184,7 @@ impl ServiceDescriptor {
         full_name: &'static str,
         methods: &'static [MethodDescriptor],
     ) -> Self {
-        ServiceDescriptor { package, name, full_name, methods, openapi: None, schemas: None }
+        ServiceDescriptor { package, name, full_name, methods, openapi: None, schemas: None, policy: None }
     }
     /// Sets the service's OpenAPI document (JSON).
     pub const fn openapi(mut self, openapi: Option<&'static str>) -> Self {
@@ -188,6 +194,20 @@ impl ServiceDescriptor {
     /// Sets the service's schema bundle (JSON, written by switchboard-codegen).
     pub const fn schemas(mut self, schemas: Option<&'static str>) -> Self {
         self.schemas = schemas;
+        self
+    }
+    /// Sets the spec's default call policy: a gRPC service config as JSON text (checked when
+    /// [`Policies::for_service`](crate::policy::Policies::for_service) reads it).
+    ///
+    /// ```
+    /// use switchboard::{CallShape, MethodDescriptor, ServiceDescriptor};
+    /// static ECHO: ServiceDescriptor = ServiceDescriptor::new("demo", "Echo", "demo.Echo",
+    ///     &[MethodDescriptor::new("Say", "say", "/demo.Echo/Say", CallShape::Unary)])
+    ///     .policy(r#"{"methodConfig": [{"name": [{"service": "demo.Echo"}], "timeout": "2s"}]}"#);
+    /// assert!(ECHO.policy.is_some());
+    /// ```
+    pub const fn policy(mut self, json: &'static str) -> Self {
+        self.policy = Some(json);
         self
     }
 

@@ -506,7 +506,7 @@ mod scale {
             }
         }
         let service: &'static ServiceDescriptor = Box::leak(Box::new(ServiceDescriptor {
-            package: "", name: "GitHub", full_name: "GitHub", methods: leak(methods), openapi: Some(text), schemas: None,
+            package: "", name: "GitHub", full_name: "GitHub", methods: leak(methods), openapi: Some(text), schemas: None, policy: None,
         }));
         let start = std::time::Instant::now();
         let api = ApiService::build(service).unwrap().unwrap();
@@ -573,7 +573,7 @@ mod tests_support {
     pub(super) fn service(name: &'static str, routes: &[(&'static str, (&'static str, &'static str))]) -> &'static ServiceDescriptor {
         let methods: Vec<_> = routes.iter().map(|(n, r)| method(n, *r)).collect();
         Box::leak(Box::new(ServiceDescriptor {
-            package: "t", name, full_name: name, methods: Box::leak(methods.into_boxed_slice()), openapi: None, schemas: None,
+            package: "t", name, full_name: name, methods: Box::leak(methods.into_boxed_slice()), openapi: None, schemas: None, policy: None,
         }))
     }
 

@@ -1,0 +1,7 @@
+use switchboard::{Request, Response, Status};
+
+#[switchboard::service(policy = 5)]
+trait Svc {
+    async fn get(&self, req: Request<String>) -> Result<Response<String>, Status>;
+}
+fn main() {}
