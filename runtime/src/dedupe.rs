@@ -1,6 +1,12 @@
-//! The idempotency window: message ids seen recently, so a redelivered request or event (same
-//! message id) is not executed twice. A duplicate of a finished request gets the first reply
-//! again; a duplicate of one still running waits for it.
+//! The idempotency window: keys seen recently, so a redelivered or retried call with the same
+//! key is not executed twice. A duplicate of a finished call gets the first reply again; a
+//! duplicate of one still running waits for it.
+//!
+//! ONE window for every transport: the queue server keys it by message id (the caller's
+//! idempotency key, or one the client made for the call's attempts), the gRPC and REST servers by
+//! the method and the caller's `idempotency-key` ([`http`]). What a transport keeps of a reply is
+//! its own (`R`: queue frames, an HTTP response); how long and how much is kept, who waits and
+//! what is forgotten are decided here.
 //!
 //! A run holds its id through a [`Running`] guard. The guard is released by dropping it, so a
 //! handler that panics, a call future that is dropped (server shutdown, an aborted task) and an
@@ -18,7 +24,30 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::wire::Envelope;
+use tonic::{Code, Status};
+
+#[cfg(any(feature = "grpc", feature = "rest"))]
+pub(crate) mod http;
+
+/// A reply a transport keeps for duplicates: its approximate size in memory, which the window's
+/// byte budget counts.
+pub(crate) trait Kept: Send + Sync + 'static {
+    /// Bytes held (bodies, headers, bookkeeping), an estimate.
+    fn kept_size(&self) -> usize;
+}
+
+/// Whether a call that ended with `status` is remembered for its key, so that duplicates get the
+/// same answer without running again. Not remembered: answers that say the work was not done
+/// and a retry may succeed — the handler went away (CANCELLED, DEADLINE_EXCEEDED), the server
+/// was busy or down (RESOURCE_EXHAUSTED, UNAVAILABLE), or the handler panicked. A retry of those
+/// runs the handler again. Every other answer, successes and failures alike, is final for the
+/// key.
+pub(crate) fn remembered(status: &Status) -> bool {
+    match status.code() {
+        Code::Cancelled | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unavailable => false,
+        _ => !crate::call::is_panicked(status),
+    }
+}
 
 /// Bytes a finished entry costs besides its id and its kept frames (map slot, queue slot,
 /// allocation headers): an estimate, so that ids without kept frames still count.
@@ -29,41 +58,41 @@ const ENTRY_OVERHEAD: usize = 96;
 pub(crate) const MAX_KEPT_REPLY: usize = 256 * 1024;
 
 /// What [`Dedupe::begin`] found.
-pub(crate) enum Begin<'a> {
+pub(crate) enum Begin<'a, R: Kept> {
     /// First time (or the earlier run was released): run it, holding the guard.
-    Fresh(Running<'a>),
-    /// Already done; the reply frames, if they were kept.
-    Done(Option<Arc<Vec<Envelope>>>),
+    Fresh(Running<'a, R>),
+    /// Already done; the reply, if it was kept.
+    Done(Option<Arc<R>>),
     /// Running right now: wait for [`Dedupe::wait_while_running`], then ask again.
     Busy,
 }
 
 /// What [`Dedupe::claim`] found.
-pub(crate) enum Claim<'a> {
+pub(crate) enum Claim<'a, R: Kept> {
     /// Run it; the guard releases the id when dropped unless [`Running::finish`] is called.
-    Fresh(Running<'a>),
-    /// Already done; the reply frames, if they were kept.
-    Done(Option<Arc<Vec<Envelope>>>),
+    Fresh(Running<'a, R>),
+    /// Already done; the reply, if it was kept.
+    Done(Option<Arc<R>>),
 }
 
-enum Entry {
+enum Entry<R> {
     Running,
-    Done { frames: Option<Arc<Vec<Envelope>>>, cost: usize },
+    Done { frames: Option<Arc<R>>, cost: usize },
 }
 
-pub(crate) struct Dedupe {
+/// The window (see the module's documentation), keeping replies of type `R`.
+pub(crate) struct Dedupe<R> {
     window: Duration,
     capacity: usize,
     max_bytes: usize,
-    state: Mutex<State>,
+    state: Mutex<State<R>>,
     /// Wakes duplicates waiting for a running id (any id: duplicates are rare, so a spurious
     /// wake-up costs less than a channel per message).
     changed: Notify,
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<String, Entry>,
+struct State<R> {
+    entries: HashMap<String, Entry<R>>,
     /// Finished ids, oldest first, with the time they finished. Every `Entry::Done` is here
     /// exactly once; running ids are not.
     done: VecDeque<(Instant, String)>,
@@ -71,7 +100,13 @@ struct State {
     bytes: usize,
 }
 
-impl Dedupe {
+impl<R> Default for State<R> {
+    fn default() -> Self {
+        State { entries: HashMap::new(), done: VecDeque::new(), bytes: 0 }
+    }
+}
+
+impl<R: Kept> Dedupe<R> {
     pub fn new(window: Duration, capacity: usize, max_bytes: usize) -> Self {
         Dedupe { window, capacity, max_bytes, state: Mutex::default(), changed: Notify::new() }
     }
@@ -87,13 +122,13 @@ impl Dedupe {
 
     /// The state, even after a panic elsewhere while it was locked (the guard's `Drop` runs
     /// during unwinding and must not panic again).
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State<R>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Claims `id` for a run, or returns the kept reply frames of a finished run. Waits while
     /// another run of `id` is in progress.
-    pub async fn claim(&self, id: &str) -> Claim<'_> {
+    pub async fn claim(&self, id: &str) -> Claim<'_, R> {
         loop {
             match self.begin(id) {
                 Begin::Fresh(running) => return Claim::Fresh(running),
@@ -117,7 +152,7 @@ impl Dedupe {
         }
     }
 
-    pub fn begin(&self, id: &str) -> Begin<'_> {
+    pub fn begin(&self, id: &str) -> Begin<'_, R> {
         let mut state = self.state();
         self.evict(&mut state, Instant::now());
         match state.entries.get(id) {
@@ -132,7 +167,7 @@ impl Dedupe {
 
     /// Drops finished entries past the window, over the capacity or over the byte budget,
     /// oldest first.
-    fn evict(&self, state: &mut State, now: Instant) {
+    fn evict(&self, state: &mut State<R>, now: Instant) {
         while let Some((at, _)) = state.done.front() {
             let expired = now.duration_since(*at) >= self.window;
             if !expired && state.done.len() <= self.capacity && state.bytes <= self.max_bytes {
@@ -147,9 +182,9 @@ impl Dedupe {
     }
 
     /// Records `id` as done with `frames` (a guard's `finish`).
-    fn finish(&self, id: String, frames: Option<Arc<Vec<Envelope>>>) {
-        let kept = frames.filter(|f| frames_size(f) <= self.max_reply_bytes());
-        let cost = ENTRY_OVERHEAD + id.len() + kept.as_deref().map_or(0, |f| frames_size(f));
+    fn finish(&self, id: String, frames: Option<Arc<R>>) {
+        let kept = frames.filter(|f| f.kept_size() <= self.max_reply_bytes());
+        let cost = ENTRY_OVERHEAD + id.len() + kept.as_deref().map_or(0, Kept::kept_size);
         let now = Instant::now();
         let mut state = self.state();
         state.done.push_back((now, id.clone()));
@@ -182,21 +217,21 @@ impl Dedupe {
 
 /// Holds a message id while its handler runs. Dropping it releases the id (a redelivery will
 /// run again); [`Running::finish`] records the outcome for duplicates instead.
-pub(crate) struct Running<'a> {
-    dedupe: &'a Dedupe,
+pub(crate) struct Running<'a, R: Kept> {
+    dedupe: &'a Dedupe<R>,
     id: Option<String>,
 }
 
-impl Running<'_> {
+impl<R: Kept> Running<'_, R> {
     /// The run finished: duplicates get `frames` (when kept) for the rest of the window.
-    pub fn finish(mut self, frames: Option<Arc<Vec<Envelope>>>) {
+    pub fn finish(mut self, frames: Option<Arc<R>>) {
         if let Some(id) = self.id.take() {
             self.dedupe.finish(id, frames);
         }
     }
 }
 
-impl Drop for Running<'_> {
+impl<R: Kept> Drop for Running<'_, R> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.dedupe.release(&id);
@@ -204,22 +239,25 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Approximate memory held by kept reply frames: bodies, headers and routing properties.
-pub(crate) fn frames_size(frames: &[Envelope]) -> usize {
-    frames.iter().map(envelope_size).sum()
-}
-
-pub(crate) fn envelope_size(env: &Envelope) -> usize {
-    std::mem::size_of::<Envelope>()
-        + env.body.len()
-        + env.headers.iter().map(|(k, v)| k.len() + v.len() + std::mem::size_of::<(super::wire::Str, super::wire::Str)>()).sum::<usize>()
-        + env.reply_to.as_ref().map_or(0, String::len)
-        + env.correlation_id.as_ref().map_or(0, String::len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept reply of `len` bytes.
+    struct Frames(usize);
+
+    impl Kept for Frames {
+        fn kept_size(&self) -> usize {
+            self.0
+        }
+    }
+
+    type Dedupe = super::Dedupe<Frames>;
+    type Running<'a> = super::Running<'a, Frames>;
+
+    fn frames_size(f: &Frames) -> usize {
+        f.0
+    }
 
     fn fresh<'a>(d: &'a Dedupe, id: &str) -> Running<'a> {
         match d.begin(id) {
@@ -229,8 +267,8 @@ mod tests {
         }
     }
 
-    fn frames(body: usize) -> Option<Arc<Vec<Envelope>>> {
-        Some(Arc::new(vec![Envelope { body: vec![0u8; body].into(), ..Envelope::default() }]))
+    fn frames(body: usize) -> Option<Arc<Frames>> {
+        Some(Arc::new(Frames(body + 64)))
     }
 
     #[tokio::test]
@@ -240,12 +278,12 @@ mod tests {
         assert!(matches!(d.begin("a"), Begin::Busy));
         let waiter = tokio::spawn({
             let d = d.clone();
-            async move { matches!(d.claim("a").await, Claim::Done(Some(f)) if f.len() == 1) }
+            async move { matches!(d.claim("a").await, Claim::Done(Some(f)) if f.0 > 64) }
         });
         tokio::task::yield_now().await;
         run.finish(frames(3));
         assert!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap());
-        assert!(matches!(d.begin("a"), Begin::Done(Some(f)) if f.len() == 1));
+        assert!(matches!(d.begin("a"), Begin::Done(Some(f)) if f.0 > 64));
     }
 
     #[tokio::test]

@@ -53,6 +53,8 @@ pub mod api;
 mod call;
 pub mod client;
 mod context;
+#[cfg(any(feature = "grpc", feature = "rest", feature = "queue"))]
+mod dedupe;
 pub mod descriptor;
 pub mod dispatch;
 pub mod policy;

@@ -286,9 +286,10 @@ async fn connect(kind: Kind) -> Option<Transport> {
     Some(t)
 }
 
-/// The address of `kind`'s server, started on first use on a thread of its own. The queue
-/// servers keep no dedupe window, so that every attempt reaches the handler (with one, a
-/// re-sent request is answered from the first run: see `a_resent_queue_request_keeps_its_message_id`).
+/// The address of `kind`'s server, started on first use on a thread of its own. Every server
+/// keeps its default dedupe window (the queue servers one of 60 s): a keyed call that was answered
+/// is answered again from its first run, while attempts the server failed with UNAVAILABLE reach
+/// the handler again.
 fn server(kind: Kind, broker_url: Option<String>) -> String {
     static SERVERS: [OnceLock<Result<String, String>>; 5] = [const { OnceLock::new() }; 5];
     let ready = SERVERS[kind as usize].get_or_init(move || match kind {
@@ -305,7 +306,7 @@ fn server(kind: Kind, broker_url: Option<String>) -> String {
         }),
         _ => {
             let url = broker_url.expect("a broker URL");
-            in_background("layers-queue", |ready| serve_queue(url, ready, Duration::ZERO))
+            in_background("layers-queue", |ready| serve_queue(url, ready, Duration::from_secs(60)))
         }
     });
     ready.clone().unwrap_or_else(|e| panic!("the {kind:?} server did not start: {e}"))
@@ -727,6 +728,60 @@ pub async fn the_breaker_trips_alike_everywhere(t: Transport) {
     assert!(seen(&id).is_empty(), "{}: the server saw a call the breaker turned away", t.name);
 }
 
+/// Fails the first reply it sees with UNAVAILABLE, as if the answer had been lost on the way
+/// back after the server ran the call.
+#[derive(Default)]
+pub struct LoseFirstReply {
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Layer for LoseFirstReply {
+    fn call<'a>(&'a self, call: Call, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let outcome = next.run(call).await;
+            if outcome.is_ok() && !self.lost.swap(true, Ordering::SeqCst) {
+                return Err(Status::unavailable("the reply was lost"));
+            }
+            outcome
+        })
+    }
+}
+
+/// A keyed call runs once on every transport, however often it is sent: the server keeps the
+/// answer for the key (one dedupe window on the call path of the gRPC, REST and queue servers).
+/// - sent twice in a row, the second attempt gets the first run's answer;
+/// - a non-idempotent method whose reply is lost: with a key the policy retries it and the
+///   handler still runs once; without one it is never sent again.
+pub async fn a_keyed_call_runs_once(t: Transport) {
+    use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
+    let client = t.client(&[Arc::new(SendTwice)]);
+    let id = call_id("keyed");
+    let resp = client.record(CallOptions::new().idempotency_key(format!("key-{id}")).request(msg(&id))).await;
+    let resp = resp.unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
+    assert_eq!(resp.metadata().get("x-attempt").unwrap(), "1", "{}: the second attempt got the first run's answer", t.name);
+    assert_eq!(seen(&id).len(), 1, "{}: the handler ran once for two attempts with one key", t.name);
+
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "test.layers.v1.Layered"}],
+            "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.02s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let policy: Arc<dyn Layer> = Arc::new(PolicyLayer::new(Policies::new().runtime(config)));
+    let client = t.client(&[policy.clone(), Arc::new(LoseFirstReply::default())]);
+    let id = call_id("keyed-lost");
+    let resp = client.record(CallOptions::new().idempotency_key(format!("key-{id}")).request(msg(&id))).await;
+    let resp = resp.unwrap_or_else(|e| panic!("{}: the keyed retry failed: {e:?}", t.name));
+    assert_eq!(resp.metadata().get("x-attempt").unwrap(), "1", "{}: the retry was answered from the first run", t.name);
+    assert_eq!(seen(&id).len(), 1, "{}: a keyed, retried call ran once", t.name);
+
+    let client = t.client(&[policy, Arc::new(LoseFirstReply::default())]);
+    let id = call_id("unkeyed-lost");
+    let err = client.record(Request::new(msg(&id))).await.expect_err("the lost reply came back");
+    assert_eq!(err.message(), "the reply was lost", "{}: {err:?}", t.name);
+    assert_eq!(seen(&id).len(), 1, "{}: a non-idempotent call without a key is never sent again", t.name);
+}
+
 /// One `#[tokio::test]` per case, for one transport.
 macro_rules! cases {
     ($kind:expr; $($case:ident),* $(,)?) => {$(
@@ -748,6 +803,7 @@ macro_rules! every_transport {
             the_policy_document_retries_alike_everywhere,
             the_deadline_travels_down_a_chain,
             the_breaker_trips_alike_everywhere,
+            a_keyed_call_runs_once,
         );
     };
 }
@@ -762,27 +818,6 @@ mod rest {
 
 mod memory {
     every_transport!(crate::Kind::Memory);
-
-    /// On a queue, the idempotency key is the request's message id, and a re-sent request keeps
-    /// it: with the server's dedupe window on, the second attempt is answered from the first run
-    /// (the handler runs once), which it could only be if the message id was the same.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_resent_queue_request_keeps_its_message_id() {
-        use super::*;
-        static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
-        let url = SERVER
-            .get_or_init(|| {
-                in_background("layers-dedupe", |ready| serve_queue("memory://client-layers-dedupe".into(), ready, Duration::from_secs(60)))
-            })
-            .clone()
-            .expect("the dedupe server started");
-        let broker = Broker::connect(&url).await.unwrap();
-        let client = LayeredQueueClient::new(&broker).layer(SendTwice);
-        let id = call_id("dedupe");
-        let resp = client.record(CallOptions::new().idempotency_key(format!("key-{id}")).request(msg(&id))).await.unwrap();
-        assert_eq!(resp.metadata().get("x-attempt").unwrap(), "1", "the second attempt got the first run's answer");
-        assert_eq!(seen(&id).len(), 1, "the handler ran once for two attempts with one message id");
-    }
 }
 
 mod amqp {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
@@ -23,7 +23,8 @@ use super::methods::{Grpc, GrpcCall};
 use super::status::fix_size_limit_status;
 use crate::context::{parse_grpc_timeout, CancelOnDrop};
 use crate::dispatch::Dispatch;
-use crate::{Cancellation, Deadline, ServiceDescriptor};
+use crate::dedupe::http::{Framing, Window};
+use crate::{CallShape, Cancellation, Deadline, ServiceDescriptor};
 
 /// Serves a `#[service]` trait implementation over gRPC.
 ///
@@ -40,6 +41,8 @@ pub struct GrpcServer<D: Dispatch<Grpc>> {
     config: Arc<ServerConfig>,
     /// gRPC path → method index, built once per service.
     methods: Arc<HashMap<&'static str, usize>>,
+    /// Unary calls with an `idempotency-key` run once per key (shared by clones).
+    dedupe: Window,
 }
 
 impl<D: Dispatch<Grpc>> GrpcServer<D> {
@@ -51,7 +54,7 @@ impl<D: Dispatch<Grpc>> GrpcServer<D> {
     /// Serves a handler that is shared with other code.
     pub fn from_arc(handler: Arc<D::Handler>) -> Self {
         let methods = D::descriptor().methods.iter().enumerate().map(|(i, m)| (m.grpc_path, i)).collect();
-        GrpcServer { handler, config: Arc::default(), methods: Arc::new(methods) }
+        GrpcServer { handler, config: Arc::default(), methods: Arc::new(methods), dedupe: Window::default() }
     }
 
     /// The shared handler (to serve the same one over another transport).
@@ -83,6 +86,31 @@ impl<D: Dispatch<Grpc>> GrpcServer<D> {
         self
     }
 
+    /// How long a unary call's `idempotency-key` is remembered (default 5 minutes; zero turns
+    /// keyed dedupe off). Within it a call with the same method, key and `authorization` as an
+    /// earlier one does not run again: it gets the earlier answer, or waits for it while the
+    /// first still runs. Answers that say "try again" (UNAVAILABLE, RESOURCE_EXHAUSTED,
+    /// CANCELLED, DEADLINE_EXCEEDED, a panic) are not remembered, so a retry runs again. Up to
+    /// `max_bytes` of answers are kept (default 64 MiB; the oldest go first, and a duplicate of
+    /// an answer that was not kept gets ABORTED).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[switchboard::service(package = "demo")] pub trait Echo {
+    /// #     async fn echo(&self, req: switchboard::Request<String>) -> Result<switchboard::Response<String>, switchboard::Status>;
+    /// # }
+    /// # struct Impl;
+    /// # impl Echo for Impl {
+    /// #     async fn echo(&self, req: switchboard::Request<String>) -> Result<switchboard::Response<String>, switchboard::Status> { Ok(switchboard::Response::new(req.into_inner())) }
+    /// # }
+    /// let server = EchoServer::new(Impl).dedupe(Duration::from_secs(60), 16 * 1024 * 1024);
+    /// # let _ = server;
+    /// ```
+    pub fn dedupe(mut self, window: Duration, max_bytes: usize) -> Self {
+        self.dedupe = Window::new(window, 100_000, max_bytes);
+        self
+    }
+
     /// Largest response message sent (default unlimited); a larger one fails the call (tonic
     /// reports `OUT_OF_RANGE` in the trailers; switchboard clients see `RESOURCE_EXHAUSTED`).
     pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
@@ -93,7 +121,7 @@ impl<D: Dispatch<Grpc>> GrpcServer<D> {
 
 impl<D: Dispatch<Grpc>> Clone for GrpcServer<D> {
     fn clone(&self) -> Self {
-        GrpcServer { handler: self.handler.clone(), config: self.config.clone(), methods: self.methods.clone() }
+        GrpcServer { handler: self.handler.clone(), config: self.config.clone(), methods: self.methods.clone(), dedupe: self.dedupe.clone() }
     }
 }
 
@@ -136,7 +164,15 @@ where
         req.extensions_mut().insert(cancellation);
         ResponseFuture {
             inner: match self.methods.get(req.uri().path()) {
-                Some(&index) => D::dispatch(&self.handler, index, GrpcCall { config: (*self.config).clone(), request: req }),
+                Some(&index) => {
+                    let method = &D::descriptor().methods[index];
+                    let key = if method.shape == CallShape::Unary { self.dedupe.key(method.grpc_path, req.headers()) } else { None };
+                    let call = D::dispatch(&self.handler, index, GrpcCall { config: (*self.config).clone(), request: req });
+                    match key {
+                        None => call,
+                        Some(key) => Box::pin(self.dedupe.clone().once(key, call, GRPC_FRAMING)),
+                    }
+                }
                 None => <Grpc as crate::dispatch::Transport>::unimplemented(GrpcCall { config: ServerConfig::default(), request: req }),
             },
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into()))),
@@ -144,6 +180,20 @@ where
         }
     }
 }
+
+/// How gRPC answers read for the dedupe window: the status in the trailers (or, trailers-only,
+/// in the headers).
+const GRPC_FRAMING: Framing<Body> = Framing {
+    status_of: |reply| {
+        let (_, headers, trailers) = reply.parts();
+        trailers
+            .and_then(Status::from_header_map)
+            .or_else(|| Status::from_header_map(headers))
+            .unwrap_or_else(|| Status::unknown("no grpc-status in the answer"))
+    },
+    wrap: Body::new,
+    error: |status| status.clone().into_http(),
+};
 
 /// The future of a [`GrpcServer`] response: the method's future, bounded by the call's deadline.
 /// Dropping it before it completes fires the call's [`Cancellation`].

@@ -26,7 +26,6 @@ mod backend;
 mod call;
 mod client;
 mod codec;
-mod dedupe;
 mod ids;
 mod memory;
 mod methods;

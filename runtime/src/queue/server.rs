@@ -21,7 +21,7 @@ use super::codec::Proto;
 use super::call::{OpCall, Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
-use super::dedupe::{envelope_size, Claim, Dedupe};
+use crate::dedupe::{self, Claim, Dedupe, Kept};
 use super::wire::{self, Envelope};
 use super::{Broker, DEFAULT_DEDUPE_MAX_BYTES};
 use crate::CallShape;
@@ -343,7 +343,7 @@ async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
 struct Shared<H> {
     handler: Arc<H>,
     broker: Broker,
-    dedupe: Dedupe,
+    dedupe: Dedupe<Vec<Envelope>>,
     options: Options,
     /// Method name (the `sb-method` header, the RabbitMQ type property, the NATS subject's last
     /// token) → index in the descriptor, built once when serving starts.
@@ -436,13 +436,15 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
             }
         }
     }
-    let (outcome, mut panicked) = match prepare::<D, _>(&shared, env, false, deadline) {
+    // `forget`: the answer is not final for the id (a panic, a busy or unavailable handler: see
+    // `dedupe::remembered`), so a retry runs again.
+    let (outcome, mut forget) = match prepare::<D, _>(&shared, env, false, deadline) {
         Ok(call) => {
             // The shared call path answers a handler's panic (and the codec's, see
             // `methods::caught`) INTERNAL; it is still a panic here.
             let outcome = D::dispatch(&shared.handler, call.method, call).await;
-            let panicked = matches!(&outcome, Outcome::Unary(Err(s)) if crate::call::is_panicked(s));
-            (outcome, panicked)
+            let forget = matches!(&outcome, Outcome::Unary(Err(s)) if !dedupe::remembered(s));
+            (outcome, forget)
         }
         Err(status) => (Outcome::Unary(Err(status)), false),
     };
@@ -490,11 +492,11 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
                         seq += 1;
                     }
                     Some(Ok(Err(status))) => {
-                        panicked |= crate::call::is_panicked(&status);
+                        forget |= !dedupe::remembered(&status);
                         break Some(status);
                     }
                     Some(Err(_)) => {
-                        panicked = true;
+                        forget = true;
                         break Some(panic_status());
                     }
                     None => break Some(Status::new(Code::Ok, "")),
@@ -513,12 +515,28 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
         }
     }
     match running {
-        // A panic releases the id (as a failure to run, not an answer): a retry runs again.
-        Some(running) if panicked => drop(running),
+        // A panic (or a "try again" answer) releases the id: a retry runs again.
+        Some(running) if forget => drop(running),
         Some(running) => running.finish(kept.map(Arc::new)),
         None => {}
     }
     let _ = acker.ack().await;
+}
+
+/// Reply frames kept for duplicates: their bodies, headers and routing properties.
+impl Kept for Vec<Envelope> {
+    fn kept_size(&self) -> usize {
+        self.iter().map(envelope_size).sum()
+    }
+}
+
+/// Approximate memory one kept frame holds.
+fn envelope_size(env: &Envelope) -> usize {
+    std::mem::size_of::<Envelope>()
+        + env.body.len()
+        + env.headers.iter().map(|(k, v)| k.len() + v.len() + std::mem::size_of::<(wire::Str, wire::Str)>()).sum::<usize>()
+        + env.reply_to.as_ref().map_or(0, String::len)
+        + env.correlation_id.as_ref().map_or(0, String::len)
 }
 
 fn reply_frame(seq: u64, request: &ReplyTo) -> Envelope {

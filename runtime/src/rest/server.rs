@@ -22,6 +22,7 @@ use super::routes::{Lookup, RouteError, Routes, Target};
 use super::template::decode_variable;
 use super::{openapi, Body};
 use crate::ServiceDescriptor;
+use crate::dedupe::http::{Framing, Window};
 
 type DispatchFn = Arc<dyn Fn(Call) -> BoxFuture<'static, HttpResponse> + Send + Sync>;
 type AuthorizeFn = super::security::Authorize;
@@ -66,6 +67,8 @@ struct Inner {
     openapi: std::sync::OnceLock<Bytes>,
     /// The router's authorization hook, for services without their own.
     authorize: Option<AuthorizeFn>,
+    /// Unary calls with an `idempotency-key` run once per key.
+    dedupe: Window,
 }
 
 struct ServiceEntry {
@@ -203,6 +206,36 @@ impl RestRouter {
         self
     }
 
+    /// How long a unary call's `idempotency-key` is remembered (default 5 minutes; zero turns
+    /// keyed dedupe off). Within it a call with the same method, key and `Authorization` as an
+    /// earlier one does not run again: it gets the earlier answer (status, headers and body), or
+    /// waits for it while the first still runs. Answers that say "try again" (503, 429, 504, 499,
+    /// a panic's 500) are not remembered, so a retry runs again. Up to `max_bytes` of answers are
+    /// kept (default 64 MiB; the oldest go first, and a duplicate of an answer that was not kept
+    /// gets 409 ABORTED). The same rules as the gRPC and queue servers'.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let router = switchboard::rest::RestRouter::new().dedupe(Duration::from_secs(60), 16 * 1024 * 1024);
+    /// # let _ = router;
+    /// ```
+    pub fn dedupe(mut self, window: std::time::Duration, max_bytes: usize) -> Self {
+        Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned").dedupe =
+            Window::new(window, 100_000, max_bytes);
+        self
+    }
+
+    /// Runs a call through its service's dispatch table; a unary call with an idempotency key
+    /// through the dedupe window.
+    fn dispatch(&self, service: usize, call: Call) -> BoxFuture<'static, HttpResponse> {
+        let entry = &self.inner.services[service];
+        let key = if call.method.shape == crate::CallShape::Unary { self.inner.dedupe.key(call.method.grpc_path, &call.parts.headers) } else { None };
+        match key {
+            None => (entry.dispatch)(call),
+            Some(key) => Box::pin(self.inner.dedupe.clone().once(key, (entry.dispatch)(call), REST_FRAMING)),
+        }
+    }
+
     /// The descriptors of the services added.
     pub fn services(&self) -> impl Iterator<Item = &'static ServiceDescriptor> + '_ {
         self.inner.services.iter().map(|e| e.descriptor)
@@ -282,7 +315,7 @@ impl RestRouter {
                     body: Body::new(body),
                     api: Some(ApiCall { state: state.clone(), vars, authorize }),
                 };
-                return (entry.dispatch)(call);
+                return self.dispatch(route.service, call);
                 }
             },
             Lookup::MethodNotAllowed(allowed) => return ready(method_not_allowed(&parts, &allowed)),
@@ -305,7 +338,7 @@ impl RestRouter {
             body: Body::new(body),
             api: None,
         };
-        (self.inner.services[route.service].dispatch)(call)
+        self.dispatch(route.service, call)
     }
 
     fn openapi_response(&self) -> HttpResponse {
@@ -318,6 +351,19 @@ impl RestRouter {
         resp
     }
 }
+
+/// How REST answers read for the dedupe window: an error's code is in its JSON body.
+const REST_FRAMING: Framing<Body> = Framing {
+    status_of: |reply| {
+        let (status, _, _) = reply.parts();
+        if status.is_success() {
+            return Status::ok("");
+        }
+        super::status::status_from_json(&reply.body()).unwrap_or_else(|| Status::new(super::status::code_from_http(status), ""))
+    },
+    wrap: Body::new,
+    error: error_response,
+};
 
 /// A [`RestRouter`] as a service that makes one service per connection (a clone of the router),
 /// as `axum::serve` takes it. From [`RestRouter::into_make_service`].
