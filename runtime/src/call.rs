@@ -47,6 +47,15 @@ impl CallContext {
         CallContext { metadata, extensions, deadline, cancellation }
     }
 
+    /// Observes the call as one of `method` (`package.Service/Method`) on `transport`: a server
+    /// span, a [`TraceContext`](crate::observe::TraceContext) from the metadata's `traceparent`
+    /// in the handler's extensions, and the server metrics ([`crate::observe`]).
+    #[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
+    pub(crate) fn served(mut self, method: &str, transport: crate::client::TransportKind) -> Self {
+        crate::observe::server::serve_metadata(&self.cancellation, &self.metadata, &mut self.extensions, method, transport);
+        self
+    }
+
     /// The state a transport already put into a request's extensions (gRPC's server does, for
     /// the whole HTTP/2 exchange).
     #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
@@ -120,7 +129,13 @@ pub(crate) fn run<T>(
     cancellation: &Cancellation,
     fut: impl Future<Output = Result<T, Status>>,
 ) -> impl Future<Output = Result<T, Status>> {
-    Run { inner: fut, deadline, timer: None, guard: cancellation.guard() }
+    let served = cancellation.served().is_some().then(|| cancellation.clone());
+    Run { inner: fut, deadline, timer: None, guard: cancellation.guard(), served }
+}
+
+/// The status code of a handler's result (for the call's metrics and span).
+fn code_of<T>(result: &Result<T, Status>) -> tonic::Code {
+    result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok)
 }
 
 pin_project_lite::pin_project! {
@@ -133,6 +148,8 @@ pin_project_lite::pin_project! {
         // is large and deadlines are the exception.
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
         guard: CancelOnDrop,
+        // The call's state when a server observes it (crate::observe): polled in its span.
+        served: Option<Cancellation>,
     }
 }
 
@@ -147,14 +164,26 @@ where
         let inner = this.inner;
         // Calls the handler makes while it is polled inherit its deadline.
         let deadline = *this.deadline;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| crate::context::handling(deadline, || inner.poll(cx)))) {
+        let served = this.served.as_ref().and_then(Cancellation::served);
+        let poll = || crate::context::handling(deadline, || inner.poll(cx));
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| match served {
+            Some(s) => s.polling(poll),
+            None => poll(),
+        }));
+        match polled {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(result)) => {
                 this.guard.disarm();
+                if let Some(s) = served {
+                    s.ended(code_of(&result));
+                }
                 return Poll::Ready(result);
             }
             Err(_) => {
                 this.guard.disarm();
+                if let Some(s) = served {
+                    s.ended(tonic::Code::Internal);
+                }
                 return Poll::Ready(Err(panicked()));
             }
         }
@@ -164,6 +193,9 @@ where
                 // The call is over for the handler: anything it spawned should stop too. (The
                 // handler's future is dropped with this one, right after.)
                 drop(std::mem::replace(this.guard, CancelOnDrop::disarmed()));
+                if let Some(s) = served {
+                    s.ended(tonic::Code::DeadlineExceeded);
+                }
                 return Poll::Ready(Err(deadline_exceeded()));
             }
         }
@@ -178,11 +210,17 @@ pub(crate) fn guard_stream<S, T>(stream: S, deadline: Option<Instant>, cancellat
 where
     S: Stream<Item = Result<T, Status>>,
 {
+    let served = cancellation.served().map(|s| {
+        // The call now ends with the stream.
+        s.streams();
+        cancellation.clone()
+    });
     Guarded {
         inner: stream,
         deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
         guard: cancellation.guard(),
         done: false,
+        served,
     }
 }
 
@@ -194,6 +232,7 @@ pin_project_lite::pin_project! {
         deadline: Option<Pin<Box<tokio::time::Sleep>>>,
         guard: CancelOnDrop,
         done: bool,
+        served: Option<Cancellation>,
     }
 }
 
@@ -210,7 +249,12 @@ where
         }
         let inner = this.inner;
         let deadline = this.deadline.as_ref().map(|d| d.deadline().into_std());
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| crate::context::handling(deadline, || inner.poll_next(cx))));
+        let served = this.served.as_ref().and_then(Cancellation::served);
+        let poll = || crate::context::handling(deadline, || inner.poll_next(cx));
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| match served {
+            Some(s) => s.polling(poll),
+            None => poll(),
+        }));
         let item = match polled {
             Ok(Poll::Pending) => {
                 if let Some(d) = this.deadline {
@@ -218,6 +262,9 @@ where
                         *this.done = true;
                         // Over for the producer too: fire the cancellation.
                         drop(std::mem::replace(this.guard, CancelOnDrop::disarmed()));
+                        if let Some(s) = served {
+                            s.ended(tonic::Code::DeadlineExceeded);
+                        }
                         return Poll::Ready(Some(Err(deadline_exceeded())));
                     }
                 }
@@ -230,6 +277,13 @@ where
             // The end, or an error (which ends the call): the handler finished normally.
             *this.done = true;
             this.guard.disarm();
+            if let Some(s) = served {
+                // An OK status carrying trailers ends a stream as OK.
+                s.ended(match &item {
+                    Some(Err(status)) => status.code(),
+                    _ => tonic::Code::Ok,
+                });
+            }
         }
         Poll::Ready(item)
     }

@@ -663,32 +663,57 @@ pub(crate) trait Exchange: Send + Sync {
 
 /// Runs one call: through `layers` (if any) to `exchange`, all of it under the call's deadline.
 /// Every client of every transport calls this; without layers it costs the one boxed future of
-/// the transport's attempt.
+/// the transport's attempt. The call and each attempt are observed ([`crate::observe`]: spans,
+/// `traceparent`, metrics).
 pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -> Result<Response<E::Message>, Status> {
+    let observed = crate::observe::client::ClientCall::start(call.service, call.method, call.transport, &call.metadata);
+    let outcome = observed.within(attempts(layers, call, exchange, &observed)).await;
+    observed.finish(&outcome);
+    outcome
+}
+
+/// [`run`]'s work: the attempts, each observed by `observed`.
+async fn attempts<E: Exchange>(
+    layers: &Layers,
+    call: Call,
+    exchange: E,
+    observed: &crate::observe::client::ClientCall,
+) -> Result<Response<E::Message>, Status> {
     let deadline = call.deadline;
     // A deadline that has already passed (an inherited one, typically) sends nothing.
     if deadline.is_some_and(|d| d <= Instant::now()) {
         return Err(E::expired());
     }
     let Some(stack) = &layers.0 else {
+        let mut call = call;
+        let observe = observed.attempt(&mut call.metadata, &call.extensions);
         let attempt = exchange.send_once(call);
-        return match deadline {
-            Some(d) if !E::enforces_deadline() => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
-            _ => attempt.await,
-        };
+        return observe
+            .run(async move {
+                match deadline {
+                    Some(d) if !E::enforces_deadline() => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
+                    _ => attempt.await,
+                }
+            })
+            .await;
     };
     let attempts = AtomicU32::new(0);
     let exchange = &exchange;
     let send = |mut call: Call| -> BoxFuture<'_, Outcome> {
         call.attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        let observe = observed.attempt(&mut call.metadata, &call.extensions);
         // A layer may have shortened this attempt's deadline (`Call::set_deadline`).
         let cut_off = call.deadline.filter(|d| deadline.is_none_or(|whole| *d < whole));
         let attempt = exchange.send(call);
         Box::pin(async move {
-            let outcome = match cut_off {
-                Some(d) => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
-                None => attempt.await,
-            };
+            let outcome = observe
+                .run(async move {
+                    match cut_off {
+                        Some(d) => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
+                        None => attempt.await,
+                    }
+                })
+                .await;
             outcome.map(Reply::erase)
         })
     };

@@ -59,6 +59,9 @@ pub struct Cancellation(Arc<CancelState>);
 struct CancelState {
     cancelled: AtomicBool,
     notify: Notify,
+    /// The call's span, trace context and metrics, when a server observes it (set once, by the
+    /// transport, before the handler runs; recorded when the last clone is dropped).
+    served: std::sync::OnceLock<crate::observe::server::ServerCall>,
 }
 
 impl Cancellation {
@@ -85,6 +88,14 @@ impl Cancellation {
         if !self.0.cancelled.swap(true, Ordering::AcqRel) {
             self.0.notify.notify_waiters();
         }
+    }
+    /// The observed server call this cancellation belongs to, if any.
+    pub(crate) fn served(&self) -> Option<&crate::observe::server::ServerCall> {
+        self.0.served.get()
+    }
+    /// Makes `call` the observed server call (once: a second is dropped).
+    pub(crate) fn serve(&self, call: crate::observe::server::ServerCall) {
+        let _ = self.0.served.set(call);
     }
     /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`] is called first.
     pub(crate) fn guard(&self) -> CancelOnDrop {
@@ -130,7 +141,7 @@ impl Drop for CancelOnDrop {
 #[derive(Debug, Clone, Default)]
 pub struct Trailers(pub tonic::metadata::MetadataMap);
 
-/// Call state on a [`Request`](crate::Request): deadline and cancellation.
+/// Call state on a [`Request`](crate::Request): deadline, cancellation, attempt, trace context.
 pub trait RequestExt {
     /// The caller's deadline, if it sent one.
     fn deadline(&self) -> Option<Deadline>;
@@ -139,6 +150,20 @@ pub trait RequestExt {
     /// Which attempt of the caller's this is, from 1: a retry or hedged copy carries
     /// `grpc-previous-rpc-attempts` (the policy layer sends it on every transport).
     fn attempt(&self) -> u32;
+    /// The trace context of the server span handling this call: the caller's trace id and, as
+    /// parent, the caller's attempt span (from `traceparent`); a new trace when the caller sent
+    /// none and a `tracing` subscriber records the span; `None` otherwise (and on a request no
+    /// server handed over). Calls the handler makes continue this trace.
+    ///
+    /// ```
+    /// use switchboard::{observe::TraceContext, Request, RequestExt};
+    /// let mut request = Request::new(());
+    /// assert!(request.trace_context().is_none());
+    /// let t = TraceContext::new_root();
+    /// request.extensions_mut().insert(t.clone());
+    /// assert_eq!(request.trace_context(), Some(&t));
+    /// ```
+    fn trace_context(&self) -> Option<&crate::observe::TraceContext>;
 }
 
 impl<T> RequestExt for tonic::Request<T> {
@@ -151,6 +176,9 @@ impl<T> RequestExt for tonic::Request<T> {
     fn attempt(&self) -> u32 {
         let previous = self.metadata().get("grpc-previous-rpc-attempts").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok());
         previous.unwrap_or(0).saturating_add(1)
+    }
+    fn trace_context(&self) -> Option<&crate::observe::TraceContext> {
+        self.extensions().get::<crate::observe::TraceContext>()
     }
 }
 

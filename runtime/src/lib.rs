@@ -46,7 +46,9 @@
 //! ```
 //!
 //! Cross-cutting call state travels in request extensions: [`Deadline`] (from `grpc-timeout`)
-//! and [`Cancellation`] (fires when the caller goes away); [`RequestExt`] reads both.
+//! and [`Cancellation`] (fires when the caller goes away); [`RequestExt`] reads both, and the
+//! call's [`observe::TraceContext`] (every call is traced and measured alike on every transport:
+//! [`observe`]).
 #![deny(missing_docs)]
 
 pub mod api;
@@ -57,6 +59,7 @@ mod context;
 mod dedupe;
 pub mod descriptor;
 pub mod dispatch;
+pub mod observe;
 pub mod policy;
 mod streaming;
 mod proto_json;

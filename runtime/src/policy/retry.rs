@@ -113,6 +113,10 @@ impl Layer for PolicyLayer {
         if retry.is_none() && hedging.is_none() && own_deadline.is_none() && self.throttle.is_none() && guards.is_none() {
             return next.run(call);
         }
+        if retry.is_some() || hedging.is_some() {
+            // Later attempts count as retries or hedges in the call's metrics (observe, A96).
+            crate::observe::client::resending(call.extensions_mut(), hedging.is_some());
+        }
         let attempts: BoxFuture<'a, Outcome> = match hedging {
             Some(h) => Box::pin(self.hedged(call, next, h, guards)),
             None => Box::pin(self.attempts(call, next, retry, guards)),

@@ -54,6 +54,12 @@ impl QueueCall {
     pub fn method_index(&self) -> usize {
         self.method
     }
+
+    /// The method's name in its metrics and server span ([`crate::observe`]): the frame's
+    /// `sb-method` (the service's name is not part of a frame).
+    pub(crate) fn observed_name(&self) -> &str {
+        self.env.header(super::wire::METHOD).unwrap_or("")
+    }
 }
 
 /// A unary handler's encoded reply: metadata, body and extra headers (such as

@@ -19,6 +19,7 @@ use super::wire::{self, Envelope};
 use super::Broker;
 use crate::api::security::ClientCredentials;
 use crate::client::{self, Call, DefaultTimeout, Exchange, Layer, Layers, TransportKind};
+use crate::observe::client::ClientCall;
 use crate::{MethodDescriptor, ServiceDescriptor, Streaming};
 
 /// Calls services through a broker. Cheap to clone; clones share the connection.
@@ -171,10 +172,19 @@ impl QueueClient {
     {
         if self.layers.is_empty() {
             // The runner's work without layers, unboxed: the one attempt, whose wait for the
-            // reply ends at the deadline.
+            // reply ends at the deadline (observed as the runner observes it).
             let method = &desc.methods[index];
-            let (env, deadline) = self.direct::<C, Req>(method.name, request)?;
-            return unary_reply::<C, Resp>(self, desc, method, env, deadline).await;
+            let mut request = request;
+            let observed = ClientCall::start(desc, index, TransportKind::Queue, request.metadata());
+            let attempt = observed.attempt(request.metadata_mut(), &http::Extensions::new());
+            let outcome = observed
+                .within(attempt.run(async {
+                    let (env, deadline) = self.direct::<C, Req>(method.name, request)?;
+                    unary_reply::<C, Resp>(self, desc, method, env, deadline).await
+                }))
+                .await;
+            observed.finish(&outcome);
+            return outcome;
         }
         let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
@@ -223,9 +233,17 @@ impl QueueClient {
         #[cfg(not(feature = "openapi"))]
         let _ = op;
         if self.layers.is_empty() {
-            // As in `unary`: the one attempt, unboxed.
-            let (env, deadline) = self.direct::<super::Json, Req>(method.name, request)?;
-            return operation_answer::<Resp>(self, desc, method, env, deadline).await;
+            // As in `unary`: the one attempt, unboxed (and observed).
+            let observed = ClientCall::start(desc, index, TransportKind::Queue, request.metadata());
+            let attempt = observed.attempt(request.metadata_mut(), &http::Extensions::new());
+            let outcome = observed
+                .within(attempt.run(async {
+                    let (env, deadline) = self.direct::<super::Json, Req>(method.name, request)?;
+                    operation_answer::<Resp>(self, desc, method, env, deadline).await
+                }))
+                .await;
+            observed.finish(&outcome);
+            return outcome;
         }
         let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };

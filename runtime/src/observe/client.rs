@@ -1,0 +1,202 @@
+//! The client's side: a span and metrics per call, a span, metrics and a `traceparent` per
+//! attempt (what `client::run` and the queue client's direct path call).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::time::Instant;
+
+use metrics::Key;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+use tracing::{Instrument, Span};
+
+use super::labels::{self, MethodLabels};
+use super::names;
+use super::trace::{self, TraceContext, TRACEPARENT, TRACESTATE};
+use crate::client::TransportKind;
+use crate::ServiceDescriptor;
+
+/// What sent a call's later attempts: the policy layer marks its calls ([`resending`]) so that
+/// they count as retries or as hedges (A96). A call some other layer sends again counts as
+/// retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resending {
+    Retries = 1,
+    Hedges = 2,
+}
+
+/// Marks a call's later attempts as retries (`hedging: false`) or hedged copies (`true`): the
+/// policy layer calls this before it sends anything.
+pub(crate) fn resending(extensions: &mut http::Extensions, hedging: bool) {
+    extensions.insert(if hedging { Resending::Hedges } else { Resending::Retries });
+}
+
+/// One client call being observed.
+pub(crate) struct ClientCall {
+    start: Instant,
+    labels: &'static MethodLabels,
+    span: Span,
+    /// The call span's place in the trace, when the trace is propagated: inside a handler that
+    /// has one, when the request carries a `traceparent` of the caller's own, or when a
+    /// subscriber records the call span.
+    trace: Option<TraceContext>,
+    attempts: AtomicU32,
+    resending: AtomicU8,
+}
+
+impl ClientCall {
+    /// Starts observing a call of method `index` of `service` with request `metadata`.
+    pub(crate) fn start(service: &'static ServiceDescriptor, index: usize, transport: TransportKind, metadata: &MetadataMap) -> Self {
+        let method = &service.methods[index];
+        let full = method.grpc_path.strip_prefix('/').unwrap_or(method.grpc_path);
+        let labels = labels::of(full, transport);
+        // A `traceparent` the caller set itself (its own tracer's span) is the parent; else the
+        // handler's span this call is made in.
+        let given = if metadata.is_empty() {
+            None
+        } else {
+            metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(|tp| {
+                TraceContext::parse(tp, metadata.get(TRACESTATE).and_then(|v| v.to_str().ok())).ok()
+            })
+        };
+        let parent = given.or_else(trace::current);
+        let span = tracing::info_span!(
+            target: "switchboard",
+            "rpc.client.call",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = service.full_name,
+            rpc.method = method.name,
+            transport = labels::transport_name(transport),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        let trace = match parent {
+            Some(p) => Some(p.child()),
+            None if !span.is_disabled() => Some(TraceContext::new_root()),
+            None => None,
+        };
+        if let Some(t) = &trace {
+            if !span.is_disabled() {
+                span.record("trace_id", tracing::field::display(t.hex_trace_id()));
+                span.record("span_id", tracing::field::display(t.hex_span_id()));
+                if let Some(p) = t.hex_parent_span_id() {
+                    span.record("parent_span_id", tracing::field::display(p));
+                }
+            }
+        }
+        ClientCall { start: Instant::now(), labels, span, trace, attempts: AtomicU32::new(0), resending: AtomicU8::new(0) }
+    }
+
+    /// Runs `fut` (the call's attempts) inside the call span.
+    pub(crate) fn within<F: Future>(&self, fut: F) -> tracing::instrument::Instrumented<F> {
+        fut.instrument(self.span.clone())
+    }
+
+    /// Starts an attempt that is about to go out with `metadata`: counts it, opens its span and,
+    /// when the trace is propagated, writes its `traceparent` (and `tracestate`) into `metadata`.
+    pub(crate) fn attempt(&self, metadata: &mut MetadataMap, extensions: &http::Extensions) -> Attempt {
+        let number = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        if number > 1 {
+            if let Some(r) = extensions.get::<Resending>() {
+                self.resending.store(*r as u8, Ordering::Relaxed);
+            }
+        }
+        metrics::with_recorder(|r| {
+            r.register_counter(&Key::from_static_parts(names::CLIENT_ATTEMPT_STARTED, &self.labels.plain), &METADATA).increment(1)
+        });
+        let span = tracing::info_span!(
+            target: "switchboard",
+            parent: &self.span,
+            "rpc.client.attempt",
+            otel.kind = "client",
+            attempt = number,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        if let Some(call) = &self.trace {
+            let own = call.child();
+            if !span.is_disabled() {
+                span.record("trace_id", tracing::field::display(own.hex_trace_id()));
+                span.record("span_id", tracing::field::display(own.hex_span_id()));
+                span.record("parent_span_id", tracing::field::display(call.hex_span_id()));
+            }
+            if let Ok(v) = MetadataValue::try_from(own.traceparent()) {
+                metadata.insert(TRACEPARENT, v);
+            }
+            match MetadataValue::try_from(own.tracestate()) {
+                Ok(v) if !own.tracestate().is_empty() => {
+                    metadata.insert(TRACESTATE, v);
+                }
+                _ => {
+                    metadata.remove(TRACESTATE);
+                }
+            }
+        }
+        Attempt { start: Instant::now(), labels: self.labels, span }
+    }
+
+    /// Ends the call with `outcome`: its duration, status and the retries or hedges it made.
+    pub(crate) fn finish<T>(self, outcome: &Result<T, Status>) {
+        let code = code_of(outcome);
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let attempts = self.attempts.load(Ordering::Relaxed);
+        let resent = attempts.saturating_sub(1);
+        metrics::with_recorder(|r| {
+            r.register_histogram(&Key::from_static_parts(names::CLIENT_CALL_DURATION, self.labels.status(code)), &METADATA)
+                .record(elapsed);
+            if resent > 0 {
+                let name = if self.resending.load(Ordering::Relaxed) == Resending::Hedges as u8 {
+                    names::CLIENT_CALL_HEDGES
+                } else {
+                    names::CLIENT_CALL_RETRIES
+                };
+                r.register_histogram(&Key::from_static_parts(name, &self.labels.plain), &METADATA).record(f64::from(resent));
+            }
+        });
+        if !self.span.is_disabled() {
+            self.span.record("rpc.grpc.status_code", code as i32);
+            self.span.record("attempts", attempts);
+        }
+    }
+}
+
+/// One attempt being observed.
+pub(crate) struct Attempt {
+    start: Instant,
+    labels: &'static MethodLabels,
+    span: Span,
+}
+
+impl Attempt {
+    /// Runs the attempt's future inside its span, then records its duration and status.
+    pub(crate) async fn run<T>(self, fut: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+        let outcome = fut.instrument(self.span.clone()).await;
+        self.finish(&outcome);
+        outcome
+    }
+
+    fn finish<T>(self, outcome: &Result<T, Status>) {
+        let code = code_of(outcome);
+        let elapsed = self.start.elapsed().as_secs_f64();
+        metrics::with_recorder(|r| {
+            r.register_histogram(&Key::from_static_parts(names::CLIENT_ATTEMPT_DURATION, self.labels.status(code)), &METADATA)
+                .record(elapsed);
+        });
+        if !self.span.is_disabled() {
+            self.span.record("rpc.grpc.status_code", code as i32);
+        }
+    }
+}
+
+fn code_of<T>(outcome: &Result<T, Status>) -> Code {
+    outcome.as_ref().map_or_else(Status::code, |_| Code::Ok)
+}
+
+/// Where switchboard's metrics come from (the `metrics` facade's call-site metadata).
+pub(crate) static METADATA: metrics::Metadata<'static> = metrics::Metadata::new("switchboard", metrics::Level::INFO, Some(module_path!()));

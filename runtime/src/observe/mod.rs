@@ -1,0 +1,51 @@
+//! Observability of every call on every transport: W3C trace context, `tracing` spans and
+//! metrics through the `metrics` facade, recorded in the two call paths (the client's
+//! [`client`](crate::client) runner and the server's call path), so gRPC, REST and queues are
+//! observed alike.
+//!
+//! ```text
+//! client call ── span rpc.client.call (rpc.service, rpc.method, transport, trace ids, status)
+//!   └ each attempt that reaches the transport (retries and hedged copies too)
+//!       ── span rpc.client.attempt: its own span id; sends traceparent = (trace id, that span id)
+//!          and tracestate, as gRPC metadata, HTTP headers or queue message headers
+//! server ── span rpc.server.call: same trace id, parent = the attempt's span id; the handler
+//!          reads it with RequestExt::trace_context(); calls it makes continue the trace
+//! ```
+//!
+//! **Traces.** A call continues the trace of the handler it is made in (the server span is its
+//! parent), or of a `traceparent` the caller put on the request itself (its own tracer's span);
+//! otherwise it starts a new trace when a `tracing` subscriber records its span. Without any of
+//! these nothing is propagated (and nothing is allocated for it). A server reads `traceparent`
+//! on every call; a malformed one starts a new trace. Span fields carry the W3C ids as lowercase
+//! hex (`trace_id`, `span_id`, `parent_span_id`), so a subscriber can join spans across
+//! processes; OpenTelemetry field conventions are used where they exist (`otel.kind`,
+//! `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`).
+//!
+//! **Metrics** ([`names`]) follow gRPC's OpenTelemetry metrics, A66 (per attempt, per call, per
+//! server call) and A96 (retries and hedges per call), with the labels `grpc.method`
+//! (`package.Service/Method`), `grpc.status` (`OK`, `UNAVAILABLE`, …) and `transport` (`grpc`,
+//! `rest`, `queue`). A66's `grpc.target` is not recorded (a client here has no target URI on
+//! every transport). Install any `metrics` recorder (the Prometheus exporter, say) to collect
+//! them; with none installed, each record is a call into the facade's no-op recorder, and label
+//! sets are made once per method, not per call.
+//!
+//! **OpenTelemetry.** No OpenTelemetry crate is a dependency. With `tracing-opentelemetry`, the
+//! spans above become OpenTelemetry spans; to give a server span its remote parent, set it from
+//! the handler's [`TraceContext`] (`Span::current().set_parent(...)` with a `SpanContext` built
+//! from [`TraceContext::trace_id`], [`TraceContext::span_id`] (the remote one is
+//! [`TraceContext::parent_span_id`]) and [`TraceContext::flags`]).
+//!
+//! ```
+//! use switchboard::observe::{names, TraceContext};
+//! assert_eq!(names::CLIENT_ATTEMPT_STARTED, "grpc.client.attempt.started");
+//! let t = TraceContext::new_root();
+//! assert_eq!(t.traceparent().len(), 55);
+//! ```
+
+pub(crate) mod client;
+mod labels;
+pub mod names;
+pub(crate) mod server;
+mod trace;
+
+pub use trace::{TraceContext, TraceparentError, MAX_TRACESTATE, TRACEPARENT, TRACESTATE};

@@ -1,0 +1,164 @@
+//! The server's side: a span, a [`TraceContext`] and metrics per call, kept with the call's
+//! shared state (its [`Cancellation`]) so that the call path (`call::run`, `guard_stream`) finds
+//! them on every transport.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+use metrics::Key;
+use tonic::metadata::MetadataMap;
+use tonic::Code;
+use tracing::Span;
+
+use super::client::METADATA;
+use super::labels::{self, MethodLabels};
+use super::names;
+use super::trace::{self, TraceContext, TRACEPARENT, TRACESTATE};
+use crate::client::TransportKind;
+use crate::Cancellation;
+
+/// One call a server handles, observed from its arrival until the end of its answer.
+pub(crate) struct ServerCall {
+    start: Instant,
+    labels: &'static MethodLabels,
+    span: Span,
+    trace: Option<TraceContext>,
+    /// When the answer ended, in nanoseconds after `start`, plus one (0: not yet).
+    ended: AtomicU64,
+    code: AtomicU8,
+}
+
+impl std::fmt::Debug for ServerCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCall").field("method", &self.labels.plain[0].value()).field("trace", &self.trace).finish_non_exhaustive()
+    }
+}
+
+impl ServerCall {
+    /// A call of `method` (`package.Service/Method`) on `transport` that arrived with these
+    /// `traceparent` / `tracestate` values (a malformed `traceparent` starts a new trace, as the
+    /// spec says).
+    pub(crate) fn new(method: &str, transport: TransportKind, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
+        let labels = labels::of(method, transport);
+        metrics::with_recorder(|r| {
+            r.register_counter(&Key::from_static_parts(names::SERVER_CALL_STARTED, &labels.plain), &METADATA).increment(1)
+        });
+        let full = labels.plain[0].value();
+        let (service, name) = full.split_once('/').unwrap_or(("", full));
+        let span = tracing::info_span!(
+            target: "switchboard",
+            parent: None,
+            "rpc.server.call",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = name,
+            transport = labels::transport_name(transport),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let remote = traceparent.and_then(|tp| TraceContext::parse(tp, tracestate).ok());
+        let trace = match remote {
+            Some(remote) => Some(remote.child()),
+            None if !span.is_disabled() => Some(TraceContext::new_root()),
+            None => None,
+        };
+        if let (Some(t), false) = (&trace, span.is_disabled()) {
+            span.record("trace_id", tracing::field::display(t.hex_trace_id()));
+            span.record("span_id", tracing::field::display(t.hex_span_id()));
+            if let Some(p) = t.hex_parent_span_id() {
+                span.record("parent_span_id", tracing::field::display(p));
+            }
+        }
+        ServerCall { start: Instant::now(), labels, span, trace, ended: AtomicU64::new(0), code: AtomicU8::new(0) }
+    }
+
+    /// The server span's trace context.
+    pub(crate) fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
+    }
+
+    /// Runs `f` (one poll of the handler or of its response stream) inside the server span, with
+    /// the call's trace as the one outgoing calls continue.
+    pub(crate) fn polling<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        trace::with_current(self.trace.as_ref(), f)
+    }
+
+    /// The handler's answer ended (or, for a response stream, its last message) with `code`.
+    pub(crate) fn ended(&self, code: Code) {
+        let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.code.store(code as i32 as u8, Ordering::Relaxed);
+        self.ended.store(nanos + 1, Ordering::Release);
+    }
+
+    /// A response stream follows the handler's answer: the call ends with the stream.
+    pub(crate) fn streams(&self) {
+        self.ended.store(0, Ordering::Release);
+    }
+}
+
+impl Drop for ServerCall {
+    /// Records the call once everything that shared its state has let go of it: a call whose
+    /// answer never ended (dropped by a caller who went away) ends now, CANCELLED.
+    fn drop(&mut self) {
+        let (nanos, code) = match self.ended.load(Ordering::Acquire) {
+            0 => (self.start.elapsed().as_nanos() as u64, Code::Cancelled),
+            n => (n - 1, Code::from_i32(i32::from(self.code.load(Ordering::Relaxed)))),
+        };
+        let seconds = nanos as f64 / 1e9;
+        metrics::with_recorder(|r| {
+            r.register_histogram(&Key::from_static_parts(names::SERVER_CALL_DURATION, self.labels.status(code)), &METADATA).record(seconds)
+        });
+        if !self.span.is_disabled() {
+            self.span.record("rpc.grpc.status_code", code as i32);
+        }
+    }
+}
+
+/// Starts observing a call: its [`ServerCall`] goes into `cancellation` (where the call path
+/// finds it) and its [`TraceContext`] into `extensions` (where the handler does). A call that is
+/// already observed is left as it is.
+fn install(cancellation: &Cancellation, extensions: &mut http::Extensions, call: ServerCall) {
+    if let Some(t) = call.trace() {
+        extensions.insert(t.clone());
+    }
+    cancellation.serve(call);
+}
+
+/// Starts observing a call whose state is its request `metadata` (see [`install`]).
+pub(crate) fn serve_metadata(
+    cancellation: &Cancellation,
+    metadata: &MetadataMap,
+    extensions: &mut http::Extensions,
+    method: &str,
+    transport: TransportKind,
+) {
+    if cancellation.served().is_some() {
+        return;
+    }
+    let (tp, ts) = if metadata.is_empty() {
+        (None, None)
+    } else {
+        (metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()), metadata.get(TRACESTATE).and_then(|v| v.to_str().ok()))
+    };
+    install(cancellation, extensions, ServerCall::new(method, transport, tp, ts));
+}
+
+/// Starts observing an HTTP request (gRPC) that carries its call's [`Cancellation`] in its
+/// extensions; the method is the request path (`/package.Service/Method`). See [`install`].
+#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+pub(crate) fn serve_http<B>(request: &mut http::Request<B>, transport: TransportKind) {
+    let Some(cancellation) = request.extensions().get::<Cancellation>().cloned() else { return };
+    if cancellation.served().is_some() {
+        return;
+    }
+    let call = {
+        let path = request.uri().path();
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        ServerCall::new(path.strip_prefix('/').unwrap_or(path), transport, header(TRACEPARENT), header(TRACESTATE))
+    };
+    install(&cancellation, request.extensions_mut(), call);
+}
