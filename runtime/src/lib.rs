@@ -96,6 +96,8 @@ pub use prost;
 /// the hidden `__private` module.)
 pub mod wkt;
 mod rest_names;
+#[cfg(any(feature = "grpc", feature = "rest", feature = "queue"))]
+mod shed;
 
 /// serde, for the JSON mapping of hand-written (code-first) message types, which the REST
 /// transport needs: `#[derive(switchboard::serde::Serialize, switchboard::serde::Deserialize)]

@@ -24,6 +24,7 @@ use super::status::fix_size_limit_status;
 use crate::context::{parse_grpc_timeout, CancelOnDrop};
 use crate::dispatch::Dispatch;
 use crate::dedupe::http::{Framing, Window};
+use crate::shed::{self, InFlight, Limit};
 use crate::{CallShape, Cancellation, Deadline, ServiceDescriptor};
 
 /// Serves a `#[service]` trait implementation over gRPC.
@@ -43,6 +44,8 @@ pub struct GrpcServer<D: Dispatch<Grpc>> {
     methods: Arc<HashMap<&'static str, usize>>,
     /// Unary calls with an `idempotency-key` run once per key (shared by clones).
     dedupe: Window,
+    /// The limit on calls in flight, if one is set (shared by clones).
+    shed: Option<Arc<Limit>>,
 }
 
 impl<D: Dispatch<Grpc>> GrpcServer<D> {
@@ -54,7 +57,7 @@ impl<D: Dispatch<Grpc>> GrpcServer<D> {
     /// Serves a handler that is shared with other code.
     pub fn from_arc(handler: Arc<D::Handler>) -> Self {
         let methods = D::descriptor().methods.iter().enumerate().map(|(i, m)| (m.grpc_path, i)).collect();
-        GrpcServer { handler, config: Arc::default(), methods: Arc::new(methods), dedupe: Window::default() }
+        GrpcServer { handler, config: Arc::default(), methods: Arc::new(methods), dedupe: Window::default(), shed: None }
     }
 
     /// The shared handler (to serve the same one over another transport).
@@ -111,6 +114,28 @@ impl<D: Dispatch<Grpc>> GrpcServer<D> {
         self
     }
 
+    /// Sheds load: past `max_in_flight` calls running at once (this server and its clones), a new
+    /// call is answered RESOURCE_EXHAUSTED at once with `grpc-retry-pushback-ms: <pushback>`, which
+    /// switchboard's and gRPC's retrying clients wait for before they try again. A call counts until
+    /// its whole response (a stream to its end) has been sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[switchboard::service(package = "demo")] pub trait Echo {
+    /// #     async fn echo(&self, req: switchboard::Request<String>) -> Result<switchboard::Response<String>, switchboard::Status>;
+    /// # }
+    /// # struct Impl;
+    /// # impl Echo for Impl {
+    /// #     async fn echo(&self, req: switchboard::Request<String>) -> Result<switchboard::Response<String>, switchboard::Status> { Ok(switchboard::Response::new(req.into_inner())) }
+    /// # }
+    /// let server = EchoServer::new(Impl).shed_load(64, Duration::from_millis(200));
+    /// # let _ = server;
+    /// ```
+    pub fn shed_load(mut self, max_in_flight: usize, pushback: Duration) -> Self {
+        self.shed = Some(Limit::new(max_in_flight, pushback));
+        self
+    }
+
     /// Largest response message sent (default unlimited); a larger one fails the call (tonic
     /// reports `OUT_OF_RANGE` in the trailers; switchboard clients see `RESOURCE_EXHAUSTED`).
     pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
@@ -121,7 +146,7 @@ impl<D: Dispatch<Grpc>> GrpcServer<D> {
 
 impl<D: Dispatch<Grpc>> Clone for GrpcServer<D> {
     fn clone(&self) -> Self {
-        GrpcServer { handler: self.handler.clone(), config: self.config.clone(), methods: self.methods.clone(), dedupe: self.dedupe.clone() }
+        GrpcServer { handler: self.handler.clone(), config: self.config.clone(), methods: self.methods.clone(), dedupe: self.dedupe.clone(), shed: self.shed.clone() }
     }
 }
 
@@ -162,6 +187,15 @@ where
         let cancellation = Cancellation::new();
         let guard = cancellation.guard();
         req.extensions_mut().insert(cancellation);
+        let permit = match shed::admit(self.shed.as_ref()) {
+            Ok(permit) => permit,
+            Err(status) => {
+                let mut guard = guard;
+                guard.disarm();
+                let inner = Box::pin(std::future::ready(status.into_http()));
+                return ResponseFuture { inner, deadline: None, guard: Some(guard), permit: None };
+            }
+        };
         ResponseFuture {
             inner: match self.methods.get(req.uri().path()) {
                 Some(&index) => {
@@ -177,6 +211,7 @@ where
             },
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into()))),
             guard: Some(guard),
+            permit,
         }
     }
 }
@@ -201,6 +236,8 @@ pub struct ResponseFuture {
     inner: BoxFuture<'static, http::Response<Body>>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     guard: Option<CancelOnDrop>,
+    /// The call's place under the server's load limit, freed with the response body.
+    permit: Option<InFlight>,
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -239,7 +276,8 @@ impl Future for ResponseFuture {
             guard = CancelOnDrop::disarmed();
         }
         let deadline = this.deadline.take();
-        Poll::Ready(Ok(response.map(|inner| GrpcResponseBody { inner, guard, deadline, ended: false })))
+        let permit = this.permit.take();
+        Poll::Ready(Ok(response.map(|inner| GrpcResponseBody { inner, guard, deadline, ended: false, permit })))
     }
 }
 
@@ -253,6 +291,7 @@ pin_project_lite::pin_project! {
         guard: CancelOnDrop,
         deadline: Option<Pin<Box<tokio::time::Sleep>>>,
         ended: bool,
+        permit: Option<InFlight>,
     }
 }
 
@@ -295,6 +334,8 @@ impl HttpBody for GrpcResponseBody {
         if complete {
             *this.ended = matches!(polled, Poll::Ready(None));
             this.guard.disarm();
+            // Its place under the load limit is free once the answer is out.
+            *this.permit = None;
         }
         polled
     }

@@ -22,6 +22,7 @@ use super::call::{OpCall, Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{ConsumerSpec, Deliveries, Delivery};
 use crate::dedupe::{self, Claim, Dedupe, Kept};
+use crate::shed::{self, Limit};
 use super::wire::{self, Envelope};
 use super::{Broker, DEFAULT_DEDUPE_MAX_BYTES};
 use crate::CallShape;
@@ -58,6 +59,8 @@ struct Options {
     dedupe_capacity: usize,
     dedupe_max_bytes: usize,
     ack_wait: Duration,
+    /// The limit on requests in flight, if one is set.
+    shed: Option<Arc<Limit>>,
     requests: bool,
     events: bool,
     /// The hook that checks credentials of secured OpenAPI operations.
@@ -87,6 +90,7 @@ impl Default for Options {
             dedupe_capacity: 100_000,
             dedupe_max_bytes: DEFAULT_DEDUPE_MAX_BYTES,
             ack_wait: Duration::from_secs(30),
+            shed: None,
             requests: true,
             events: true,
             #[cfg(feature = "openapi")]
@@ -162,6 +166,30 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     /// ```
     pub fn dedupe_max_bytes(mut self, bytes: usize) -> Self {
         self.options.dedupe_max_bytes = bytes;
+        self
+    }
+
+    /// Sheds load: past `max_in_flight` requests running at once, a new request is answered
+    /// RESOURCE_EXHAUSTED at once with `grpc-retry-pushback-ms: <pushback>` in the reply's
+    /// metadata (docs/queue-protocol.md), which switchboard's retrying clients wait for before
+    /// they try again; without it requests past the prefetch wait in the broker. Events are never
+    /// shed (the broker keeps them until a consumer has room). The same limiter as the gRPC and
+    /// REST servers'.
+    ///
+    /// ```no_run
+    /// # use switchboard::{Request, Response, Status};
+    /// # #[switchboard::service(package = "hello.v1")]
+    /// # pub trait Greeter { async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>; }
+    /// # struct Impl;
+    /// # impl Greeter for Impl { async fn say_hello(&self, r: Request<String>) -> Result<Response<String>, Status> { Ok(Response::new(r.into_inner())) } }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// use std::time::Duration;
+    /// GreeterQueueServer::new(Impl).prefetch(256).shed_load(64, Duration::from_millis(200)).serve(&broker).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn shed_load(mut self, max_in_flight: usize, pushback: Duration) -> Self {
+        self.options.shed = Some(Limit::new(max_in_flight, pushback));
         self
     }
 
@@ -413,6 +441,17 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
     }
     let reply = ReplyTo::take(&mut env);
     let reply_to = &reply.address;
+    // Held until the reply is out: the request's place under the load limit.
+    let _permit = match shed::admit(shared.options.shed.as_ref()) {
+        Ok(permit) => permit,
+        Err(status) => {
+            if let Some(to) = reply_to {
+                let _ = shared.broker.reply(to, final_frame(0, &status, &reply)).await;
+            }
+            let _ = acker.ack().await;
+            return;
+        }
+    };
     let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     // Held while the handler runs: dropped unfinished (a panic, this future dropped, an early
     // return), it releases the id so that a redelivery runs again instead of waiting for it.

@@ -168,5 +168,11 @@ pub fn error_response(status: &Status) -> HttpResponse {
     *headers = status.metadata().clone().into_headers();
     headers.remove(HTTP_STATUS_HINT);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // A pushback hint (a shed call, a handler's own) is also HTTP's `Retry-After`, in whole
+    // seconds rounded up, for clients that know only that.
+    let pushback = headers.get(crate::policy::PUSHBACK_METADATA).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = pushback {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+    }
     resp
 }

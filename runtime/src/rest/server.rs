@@ -23,6 +23,7 @@ use super::template::decode_variable;
 use super::{openapi, Body};
 use crate::ServiceDescriptor;
 use crate::dedupe::http::{Framing, Window};
+use crate::shed::{self, Limit};
 
 type DispatchFn = Arc<dyn Fn(Call) -> BoxFuture<'static, HttpResponse> + Send + Sync>;
 type AuthorizeFn = super::security::Authorize;
@@ -69,6 +70,8 @@ struct Inner {
     authorize: Option<AuthorizeFn>,
     /// Unary calls with an `idempotency-key` run once per key.
     dedupe: Window,
+    /// The limit on calls in flight, if one is set.
+    shed: Option<Arc<Limit>>,
 }
 
 struct ServiceEntry {
@@ -225,14 +228,42 @@ impl RestRouter {
         self
     }
 
-    /// Runs a call through its service's dispatch table; a unary call with an idempotency key
-    /// through the dedupe window.
+    /// Sheds load: past `max_in_flight` calls running at once, a new call is answered 429
+    /// (RESOURCE_EXHAUSTED) at once with `Retry-After` (whole seconds, rounded up) and
+    /// `grpc-retry-pushback-ms: <pushback>`, which switchboard's retrying clients wait for before
+    /// they try again. The same limiter as the gRPC and queue servers'.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let router = switchboard::rest::RestRouter::new().shed_load(64, Duration::from_millis(200));
+    /// # let _ = router;
+    /// ```
+    pub fn shed_load(mut self, max_in_flight: usize, pushback: std::time::Duration) -> Self {
+        Arc::get_mut(&mut self.inner).expect("RestRouter is being built; it has not been cloned").shed =
+            Some(Limit::new(max_in_flight, pushback));
+        self
+    }
+
+    /// Runs a call through its service's dispatch table (a unary call with an idempotency key
+    /// through the dedupe window), under the load limit.
     fn dispatch(&self, service: usize, call: Call) -> BoxFuture<'static, HttpResponse> {
+        let permit = match shed::admit(self.inner.shed.as_ref()) {
+            Ok(permit) => permit,
+            Err(status) => return ready(error_response(&status)),
+        };
         let entry = &self.inner.services[service];
         let key = if call.method.shape == crate::CallShape::Unary { self.inner.dedupe.key(call.method.grpc_path, &call.parts.headers) } else { None };
-        match key {
+        let answer = match key {
             None => (entry.dispatch)(call),
             Some(key) => Box::pin(self.inner.dedupe.clone().once(key, (entry.dispatch)(call), REST_FRAMING)),
+        };
+        match permit {
+            None => answer,
+            Some(permit) => Box::pin(async move {
+                let answer = answer.await;
+                drop(permit);
+                answer
+            }),
         }
     }
 
