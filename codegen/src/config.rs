@@ -331,8 +331,10 @@ impl Config {
                 });
             }
         }
-        let spec = spec::proto::load(protos, includes)?;
-        let (api, found) = lower::proto::lower(&spec.pool);
+        let mut spec = spec::proto::load(protos, includes)?;
+        let (mut api, found) = lower::proto::lower(&spec.pool);
+        let policies = lower::proto::policy::attach(&mut api, &spec)?;
+        spec.inputs.extend(policies);
         let found: Vec<(Location, String)> = found
             .into_iter()
             .map(|mut w| {

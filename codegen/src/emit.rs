@@ -57,7 +57,7 @@ pub fn files(api: &Api) -> Result<Vec<GeneratedFile>, Error> {
 
 /// The files of one package (none when it has no code): its Rust source, and for an OpenAPI
 /// spec the document and schema bundle beside it, for a proto package the OpenAPI documents of
-/// its services. `messages` is its prost code, if it has any.
+/// its services; and the default policy of each service whose spec gives one. `messages` is its prost code, if it has any.
 fn package_files(
     index: &render::openapi::Index<'_>,
     json: &render::ProtoJson,
@@ -78,10 +78,12 @@ fn package_files(
             contents.push_str(piece?.trim_start_matches('\n'));
         }
         // The schema bundle, if any, is made beside this (`Config`) and added to the files then.
-        return Ok(vec![
+        let mut out = vec![
             GeneratedFile::text(ident::package_file(&package.name), contents),
             GeneratedFile::text(render::models::document_file(&package.name), models.document.clone()),
-        ]);
+        ];
+        out.extend(pieces.policy()?.map(|(name, json)| GeneratedFile::text(name, json)));
+        return Ok(out);
     }
     let (services, documents) = render::services(index, package)?;
     let subject = format!("package `{}`", package.name);

@@ -115,3 +115,8 @@ fn notes() {
 fn degrade() {
     check("degrade");
 }
+
+#[test]
+fn policy() {
+    check("policy");
+}

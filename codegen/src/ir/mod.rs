@@ -107,6 +107,42 @@ pub struct Service {
     pub deprecated: bool,
     /// Methods in declaration order.
     pub methods: Vec<Method>,
+    /// The spec's default call policy, when the spec gives one.
+    pub policy: Option<Policy>,
+}
+
+/// A service's default call policy from its spec: a gRPC service config, which the generated
+/// trait embeds (`#[switchboard::service(policy = CONST)]`, the JSON in a file beside the
+/// package's `.rs` file) for `switchboard::policy::Policies::for_service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// A gRPC service config file in the directory of the `.proto` declaring the service
+    /// (`*_grpc_service_config.json`, googleapis' convention), embedded as written.
+    File {
+        /// The file's name as the generated code's docs give it: relative to its include
+        /// directory, e.g. `google/cloud/tasks/v2/cloudtasks_grpc_service_config.json`.
+        name: String,
+        /// The config, checked.
+        config: serde_json::Value,
+    },
+    /// Made from an OpenAPI document's `x-switchboard-policy` extensions: the renderer names
+    /// the service and the methods by their wire names.
+    Entries {
+        /// The config's top-level fields other than `methodConfig` (`retryThrottling`,
+        /// `x-switchboard.retryBudget`), from the document root's extension.
+        top: serde_json::Map<String, serde_json::Value>,
+        /// The `methodConfig` entries, least specific first (the names never overlap).
+        entries: Vec<PolicyEntry>,
+    },
+}
+
+/// One `methodConfig` entry of a [`Policy::Entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyEntry {
+    /// The methods it names (indices into [`Service::methods`]); `None` names the whole service.
+    pub methods: Option<Vec<usize>>,
+    /// The entry's fields, `name` aside.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Who streams in a call.

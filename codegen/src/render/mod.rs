@@ -13,7 +13,7 @@ use askama::Template;
 
 use crate::error::Error;
 use crate::ident;
-use crate::ir::{CallShape, Idempotency, Method, Package, Service};
+use crate::ir::{CallShape, Idempotency, Method, Package, Policy, Service};
 
 pub use messages::{descriptor_file, messages, ProtoJson};
 pub use tree::module_tree;
@@ -33,6 +33,8 @@ struct ServiceView {
     /// The file holding the document (compact JSON, beside the package's `.rs` file), as a Rust
     /// string literal.
     document_file: String,
+    /// The default policy's constant, file (a Rust string literal) and where it comes from.
+    policy: Option<(String, String, String)>,
     methods: Vec<MethodView>,
 }
 
@@ -47,8 +49,9 @@ struct MethodView {
 
 /// Renders every service of `package` as declarative `#[switchboard::service]` traits, each with
 /// its OpenAPI document (types looked up in `index`, the run's [`openapi::Index`]) for the REST
-/// server to serve. Returns the code and the documents, as `(file name, compact JSON)`: the code
-/// reads each from its file beside the package's `.rs` file with `include_str!`.
+/// server to serve, and its default policy if its spec gives one. Returns the code and the
+/// documents and policies, as `(file name, compact JSON)`: the code reads each from its file
+/// beside the package's `.rs` file with `include_str!`.
 pub fn services(index: &openapi::Index<'_>, package: &Package) -> Result<(String, Vec<(String, String)>), Error> {
     let mut out = String::new();
     let mut documents = Vec::new();
@@ -59,7 +62,22 @@ pub fn services(index: &openapi::Index<'_>, package: &Package) -> Result<(String
             message: format!("OpenAPI document: {e}"),
         })?;
         let file = service_document_file(&package.name, &trait_ident);
-        let view = service_view(package, service, trait_ident, &file);
+        let policy = match &service.policy {
+            None => None,
+            Some(policy) => {
+                let full = if service.package.is_empty() { service.name.clone() } else { format!("{}.{}", service.package, service.name) };
+                let json = policy_json(policy, &full, &|i| service.methods[i].name.clone()).map_err(|e| Error::Render {
+                    template: "service.rs.txt",
+                    subject: format!("service {}", service.name),
+                    message: format!("default policy: {e}"),
+                })?;
+                Some((service_policy_file(&package.name, &trait_ident), json))
+            }
+        };
+        let mut view = service_view(package, service, trait_ident, &file);
+        if let (Some((file, _)), Some(policy)) = (&policy, &service.policy) {
+            view.policy = Some((format!("{}_POLICY", ident::shouty(&view.trait_ident)), format!("{file:?}"), policy_source(policy)));
+        }
         let text = view.render().map_err(|e| Error::Render {
             template: "service.rs.txt",
             subject: format!("service {}", service.name),
@@ -69,8 +87,63 @@ pub fn services(index: &openapi::Index<'_>, package: &Package) -> Result<(String
         out.push_str(&text);
         out.push('\n');
         documents.push((file, document));
+        documents.extend(policy);
     }
     Ok((out, documents))
+}
+
+/// The file holding the default policy of the service whose trait is `trait_ident`, beside the
+/// package's `.rs` file: `<package>.<Trait>.policy.json` (`_.<Trait>.policy.json` without a
+/// package).
+pub fn service_policy_file(package: &str, trait_ident: &str) -> String {
+    let package = if package.is_empty() { "_" } else { package };
+    format!("{package}.{trait_ident}.policy.json")
+}
+
+/// A service's default policy as gRPC service config JSON (compact): a file's config as
+/// written, or entries naming the service `full` and its methods (by index) by `wire` name.
+pub(crate) fn policy_json(policy: &Policy, full: &str, wire: &dyn Fn(usize) -> String) -> Result<String, serde_json::Error> {
+    use serde_json::{Map, Value};
+    match policy {
+        Policy::File { config, .. } => serde_json::to_string(config),
+        Policy::Entries { top, entries } => {
+            let name = |method: Option<String>| {
+                let mut n = Map::new();
+                n.insert("service".into(), Value::String(full.to_owned()));
+                if let Some(method) = method {
+                    n.insert("method".into(), Value::String(method));
+                }
+                Value::Object(n)
+            };
+            let method_config: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    let names = match &e.methods {
+                        None => vec![name(None)],
+                        Some(methods) => methods.iter().map(|&i| name(Some(wire(i)))).collect(),
+                    };
+                    let mut entry = Map::new();
+                    entry.insert("name".into(), Value::Array(names));
+                    entry.extend(e.fields.clone());
+                    Value::Object(entry)
+                })
+                .collect();
+            let mut config = Map::new();
+            if !method_config.is_empty() {
+                config.insert("methodConfig".into(), Value::Array(method_config));
+            }
+            config.extend(top.clone());
+            serde_json::to_string(&Value::Object(config))
+        }
+    }
+}
+
+/// Where a default policy comes from, as the generated docs say it.
+pub(crate) fn policy_source(policy: &Policy) -> String {
+    match policy {
+        Policy::File { name, .. } => format!("`{name}`"),
+        Policy::Entries { .. } => "its document's `x-switchboard-policy`".into(),
+    }
 }
 
 /// The file holding the OpenAPI document of the service whose trait is `trait_ident`, beside
@@ -113,6 +186,7 @@ fn service_view(package: &Package, service: &Service, trait_ident: String, docum
     ServiceView {
         openapi_const: format!("{}_OPENAPI", ident::shouty(&trait_ident)),
         document_file: format!("{document_file:?}"),
+        policy: None,
         docs: doc_lines(&service.docs),
         deprecated: service.deprecated,
         package: format!("{:?}", service.package),
@@ -226,7 +300,7 @@ mod tests {
     #[test]
     fn colliding_names_get_suffixes() {
         use crate::ir::{Package, Service};
-        let service = |name: &str| Service { package: "p".into(), file: "p.proto".into(), name: name.into(), docs: vec![], deprecated: false, methods: vec![] };
+        let service = |name: &str| Service { package: "p".into(), file: "p.proto".into(), name: name.into(), docs: vec![], deprecated: false, methods: vec![], policy: None };
         let package = Package {
             name: "p".into(),
             files: vec![],

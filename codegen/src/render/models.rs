@@ -165,6 +165,8 @@ struct ServiceView {
     document_file: String,
     /// The schema bundle's constant and file, when there is one.
     schemas: Option<(String, String)>,
+    /// The default policy's constant and file, when the document gives one.
+    policy: Option<(String, String)>,
     docs: Vec<String>,
     package: String,
     name: String,
@@ -180,6 +182,9 @@ struct MethodView {
     operation: String,
     /// `, event` when the operation is marked `x-switchboard-event: true`.
     event: &'static str,
+    /// `, idempotent` or `, no_side_effects` as the method is declared (its HTTP method, or
+    /// `x-switchboard-idempotent`): what retries and hedging go by.
+    idempotency: &'static str,
     ident: String,
     request: String,
     response: String,
@@ -198,6 +203,12 @@ pub fn document_file(package: &str) -> String {
 /// The name of the file holding the schema bundle, beside the package's `.rs` file.
 pub fn schemas_file(package: &str) -> String {
     format!("{package}.schemas.json")
+}
+
+/// The name of the file holding the service's default policy (`x-switchboard-policy`, as a gRPC
+/// service config), beside the package's `.rs` file.
+pub fn policy_file(package: &str) -> String {
+    format!("{package}.policy.json")
 }
 
 /// Types per piece of a module (about 0.8 MB of code for Microsoft Graph's).
@@ -299,33 +310,67 @@ impl<'a> Pieces<'a> {
         self.service_trait()
     }
 
+    /// The Rust names of `service`'s trait and of its methods (by method index; `None` for a
+    /// method without an operation, which is not generated).
+    fn service_idents(&self, service: &crate::ir::Service) -> (String, Vec<Option<String>>) {
+        let trait_ident = {
+            let base = ident::type_name(&service.name);
+            let mut t = base.clone();
+            let taken: Vec<String> = self.names.values().cloned().collect();
+            while switchboard_names::trait_clashes(&t, &taken) {
+                t.push_str("Service");
+            }
+            t
+        };
+        let mut used = std::collections::HashSet::new();
+        let methods = service.methods.iter().map(|m| m.bindings.operation.map(|_| method_ident(&m.name, &mut used))).collect();
+        (trait_ident, methods)
+    }
+
+    /// The default policy of the package's service, if its document gives one: the file beside
+    /// the package's `.rs` file and its JSON (a gRPC service config naming the service and its
+    /// methods by their wire names, as `#[switchboard::service]` makes them).
+    pub fn policy(&self) -> Result<Option<(String, String)>, Error> {
+        let Some(service) = self.package.services.iter().find(|s| s.policy.is_some()) else { return Ok(None) };
+        let Some(policy) = &service.policy else { return Ok(None) };
+        let (trait_ident, methods) = self.service_idents(service);
+        // The macro's wire name of a method without `name = ...`: its Rust name in UpperCamelCase.
+        let wire = |i: usize| {
+            let ident = methods.get(i).cloned().flatten().unwrap_or_default();
+            heck::ToUpperCamelCase::to_upper_camel_case(ident.trim_start_matches("r#"))
+        };
+        let json = super::policy_json(policy, &format!("{}.{trait_ident}", service.package), &wire).map_err(|e| Error::Render {
+            template: "api_service.rs.txt",
+            subject: service.name.clone(),
+            message: format!("default policy: {e}"),
+        })?;
+        Ok(Some((policy_file(&self.package.name), json)))
+    }
+
     /// The service trait (the last piece).
     fn service_trait(&self) -> Result<String, Error> {
         let (package, models, names) = (self.package, self.models, &self.names);
         // Parsed once, as a piece of the file, in `emit` (a failure there names this template too).
         let mut text = String::new();
         for service in &package.services {
-            let trait_ident = {
-                let base = ident::type_name(&service.name);
-                let mut t = base.clone();
-                let taken: Vec<String> = names.values().cloned().collect();
-                while switchboard_names::trait_clashes(&t, &taken) {
-                    t.push_str("Service");
-                }
-                t
-            };
-            let mut used = std::collections::HashSet::new();
+            let (trait_ident, idents) = self.service_idents(service);
             let methods = service
                 .methods
                 .iter()
-                .filter_map(|m| {
+                .zip(idents)
+                .filter_map(|(m, ident)| {
                     let op = &models.operations[m.bindings.operation?];
                     Some(MethodView {
                         docs: doc_lines(&m.docs),
                         deprecated: m.deprecated,
                         operation: operation_ident(op),
                         event: if m.bindings.event { ", event" } else { "" },
-                        ident: method_ident(&m.name, &mut used),
+                        idempotency: match m.idempotency {
+                            crate::ir::Idempotency::Unknown => "",
+                            crate::ir::Idempotency::Idempotent => ", idempotent",
+                            crate::ir::Idempotency::NoSideEffects => ", no_side_effects",
+                        },
+                        ident: ident?,
                         request: names[op.request.as_str()].clone(),
                         response: names[op.response.as_str()].clone(),
                     })
@@ -337,6 +382,7 @@ impl<'a> Pieces<'a> {
                 schemas: models
                     .bundle
                     .then(|| (format!("{}_SCHEMAS", ident::shouty(&trait_ident)), format!("{:?}", schemas_file(&package.name)))),
+                policy: service.policy.as_ref().map(|_| (format!("{}_POLICY", ident::shouty(&trait_ident)), format!("{:?}", policy_file(&package.name)))),
                 docs: doc_lines(&service.docs),
                 package: format!("{:?}", service.package),
                 name: format!("{:?}", trait_ident),

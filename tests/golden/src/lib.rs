@@ -22,3 +22,6 @@ pub mod notes;
 
 #[path = "../../fixtures/degrade/expected/mod.rs"]
 pub mod degrade;
+
+#[path = "../../fixtures/policy/expected/mod.rs"]
+pub mod policy;

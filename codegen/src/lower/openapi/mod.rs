@@ -6,6 +6,7 @@
 //! naming its JSON pointer; only a document that is not OpenAPI at all is an error.
 
 mod operation;
+pub mod policy;
 mod schema;
 
 use serde_json::Value;
@@ -130,6 +131,7 @@ pub fn lower(
     if let Some(d) = info.and_then(|i| i.get("description")).and_then(Value::as_str) {
         docs.extend(doc_lines(d));
     }
+    let declared = policy::lower(document, &operations.operations, file)?;
     let methods = operations
         .operations
         .iter()
@@ -141,9 +143,11 @@ pub fn lower(
             input: TypeRef { package: module.into(), parents: vec![], name: op.request.clone() },
             output: TypeRef { package: module.into(), parents: vec![], name: op.response.clone() },
             deprecated: op.deprecated,
-            idempotency: match op.method.as_str() {
-                "GET" | "HEAD" | "OPTIONS" => Idempotency::NoSideEffects,
-                "PUT" | "DELETE" => Idempotency::Idempotent,
+            // HTTP's semantics, unless `x-switchboard-idempotent` says otherwise.
+            idempotency: match (op.method.as_str(), declared.idempotent[i]) {
+                (_, Some(false)) => Idempotency::Unknown,
+                ("GET" | "HEAD" | "OPTIONS", _) => Idempotency::NoSideEffects,
+                ("PUT" | "DELETE", _) | (_, Some(true)) => Idempotency::Idempotent,
                 _ => Idempotency::Unknown,
             },
             bindings: Bindings { http: vec![], queue: None, operation: Some(i), event: op.event },
@@ -156,6 +160,7 @@ pub fn lower(
         docs,
         deprecated: false,
         methods,
+        policy: declared.policy,
     };
     if !selection.is_all() && operations.operations.is_empty() {
         warnings.push(Warning {

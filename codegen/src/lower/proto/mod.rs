@@ -2,6 +2,7 @@
 //! `types`, comments and positions in `source`.
 
 mod openapiv2;
+pub mod policy;
 mod source;
 mod types;
 
@@ -106,6 +107,7 @@ pub fn lower(pool: &DescriptorPool) -> (Api, Vec<Warning>) {
                 docs: comments.get(&[6, service_index]),
                 deprecated: sdp.options.as_ref().is_some_and(|o| o.deprecated()),
                 methods,
+                policy: None,
             });
         }
     }
