@@ -94,6 +94,66 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The gRPC deadline header (`Request::set_timeout` writes it).
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
+/// Whether a call that failed with `status` never reached the server's application, so sending
+/// it again cannot run anything twice, whatever the method (gRPC A6's transparent retries): the
+/// connection was refused or could not be made; the server refused the HTTP/2 stream
+/// (`REFUSED_STREAM`) or had announced GOAWAY before it; NATS had no responders; RabbitMQ returned
+/// the message (no queue); the embedded broker had no consumer.
+///
+/// [`PolicyLayer`](crate::policy::PolicyLayer) sends such a call again at once, once, without
+/// counting it as an attempt of the retry policy.
+///
+/// ```
+/// use switchboard::{client, Status};
+/// assert!(!client::never_reached(&Status::unavailable("the server is draining")));
+/// ```
+pub fn never_reached(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.is::<NeverReached>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::ConnectionRefused) {
+                return true;
+            }
+        }
+        #[cfg(feature = "grpc")]
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            if h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote()) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// In a call's extensions: this attempt is a transparent retry of one that never reached a
+/// server (counted apart from retries and hedges).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransparentRetry;
+
+/// The mark [`never_reached`] finds on a status a transport made for a call it could not hand
+/// to any server.
+#[derive(Debug)]
+struct NeverReached;
+
+impl std::fmt::Display for NeverReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the call never reached a server")
+    }
+}
+
+impl std::error::Error for NeverReached {}
+
+/// Marks `status` (an UNAVAILABLE a transport made because no server took the call) for
+/// [`never_reached`].
+pub(crate) fn not_delivered(mut status: Status) -> Status {
+    status.set_source(Arc::new(NeverReached));
+    status
+}
+
 /// Which transport a call goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

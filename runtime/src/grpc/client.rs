@@ -65,7 +65,17 @@ pub struct GrpcClient<C> {
 }
 
 fn not_ready(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Status {
-    Status::unavailable(format!("transport not ready: {}", e.into()))
+    let e = e.into();
+    let status = Status::unavailable(format!("transport not ready: {e}"));
+    // A connection that could not be made: nothing was sent.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+    while let Some(err) = source {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return client::not_delivered(status);
+        }
+        source = err.source();
+    }
+    status
 }
 
 impl GrpcClient<Channel> {

@@ -12,6 +12,10 @@
 //!         the deadline (DEADLINE_EXCEEDED)
 //! ```
 //!
+//! A call that never reached a server's application (connection refused, REFUSED_STREAM, no
+//! consumer: [`client::never_reached`](crate::client::never_reached)) is sent again at once,
+//! once, whatever its method and policy (A6's transparent retry).
+//!
 //! Only calls that are safe to repeat are retried: methods declared idempotent (proto
 //! `idempotency_level`, HTTP GET/PUT/DELETE/... for OpenAPI operations) or calls that carry an
 //! idempotency key (the server runs a keyed call once). A request stream is never re-sent.
@@ -95,7 +99,7 @@ impl Layer for PolicyLayer {
             None => self.policies.method_config(call.service().full_name, method.name),
         };
         let Some(config) = config else {
-            return next.run(call);
+            return Box::pin(async move { self.attempt(call, next, 1, None).await.unwrap_or_else(Err) });
         };
         // A config given on the call has no breaker or limits of its own (they are shared state).
         let guards = if given.is_none() && !self.guards.is_empty() { self.guards.get(&(config as *const MethodConfig as usize)) } else { None };
@@ -111,7 +115,7 @@ impl Layer for PolicyLayer {
             }
         }
         if retry.is_none() && hedging.is_none() && own_deadline.is_none() && self.throttle.is_none() && guards.is_none() {
-            return next.run(call);
+            return Box::pin(async move { self.attempt(call, next, 1, None).await.unwrap_or_else(Err) });
         }
         if retry.is_some() || hedging.is_some() {
             // Later attempts count as retries or hedges in the call's metrics (observe, A96).
@@ -194,7 +198,15 @@ impl PolicyLayer {
             call.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(number - 1));
         }
         let admitted = guards.map(Guards::admit).transpose()?;
-        let outcome = next.run(call).await;
+        let spare = call.can_resend().then(|| call.clone());
+        let mut outcome = next.run(call).await;
+        // A call that never reached a server's application goes again at once, once, whatever
+        // its method (gRPC A6's transparent retry): not an attempt of the retry policy.
+        let transparent = matches!(&outcome, Err(status) if crate::client::never_reached(status));
+        if let Some(mut again) = spare.filter(|_| transparent) {
+            again.extensions_mut().insert(crate::client::TransparentRetry);
+            outcome = next.run(again).await;
+        }
         if let Some(a) = admitted {
             a.finish(outcome.as_ref().map(|_| ()).map_err(Status::code));
         }

@@ -476,3 +476,37 @@ async fn hedging_sends_copies_and_the_first_success_wins() {
     assert!(tokio::time::timeout(Duration::from_secs(1), call).await.is_err());
     assert_eq!(exchange.attempts(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_never_reached_a_server_goes_again_at_once_once() {
+    let never = || crate::client::not_delivered(Status::unavailable("no server consumes t.S"));
+    // `Create` declares no idempotency and has no retry policy here: the transparent retry
+    // still sends it again (no server saw it), at once, and it succeeds.
+    let layer = Arc::new(config(r#"{"methodConfig": [{"name": [{"service": "other.Svc"}], "timeout": "1s"}]}"#));
+    let exchange = Scripted::new([Err(never()), Ok(5)]);
+    assert_eq!(call_with(&layer, 1, Request::new(()), &exchange).await.unwrap(), 5);
+    assert_eq!(exchange.attempts(), 2);
+    assert_eq!(exchange.gaps(), [Duration::ZERO]);
+    assert_eq!(exchange.previous_attempts(), [None, None], "not an attempt of a retry policy");
+
+    // Once: a second refusal is the answer.
+    let exchange = Scripted::new([Err(never()), Err(never()), Ok(5)]);
+    let status = call_with(&layer, 1, Request::new(()), &exchange).await.unwrap_err();
+    assert!(crate::client::never_reached(&status), "{status:?}");
+    assert_eq!(exchange.attempts(), 2);
+
+    // A plain UNAVAILABLE (the server may have run it) is not sent again.
+    let exchange = Scripted::new([Err(Status::unavailable("the server is draining")), Ok(5)]);
+    assert_eq!(call_with(&layer, 1, Request::new(()), &exchange).await.unwrap_err().message(), "the server is draining");
+    assert_eq!(exchange.attempts(), 1);
+
+    // Under a retry policy it does not use up an attempt: 2 attempts + 1 transparent resend.
+    let layer = Arc::new(config(
+        r#"{"methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.1s",
+            "maxBackoff": "0.1s", "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    ));
+    let exchange = Scripted::new([Err(never()), Err(Status::unavailable("a")), Ok(9)]);
+    assert_eq!(get(&layer, &exchange).await.unwrap(), 9);
+    assert_eq!(exchange.attempts(), 3);
+    assert_eq!(exchange.previous_attempts(), [None, None, Some("1".into())]);
+}

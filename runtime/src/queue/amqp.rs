@@ -208,7 +208,7 @@ fn millis_since(start: Instant) -> u64 {
 /// message's own correlation id).
 fn unroutable(replies: &Replies, returned: &BasicReturnMessage) {
     if let Some(id) = returned.delivery.properties.correlation_id() {
-        let status = Status::unavailable(format!("no server consumes {}", returned.delivery.routing_key));
+        let status = crate::client::not_delivered(Status::unavailable(format!("no server consumes {}", returned.delivery.routing_key)));
         replies.fail(id.as_str(), status);
     }
 }

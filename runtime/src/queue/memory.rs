@@ -116,7 +116,7 @@ impl Backend for MemoryBackend {
                 q.push(Message { env, redelivered: false }, false);
                 Ok(())
             }
-            _ => Err(Status::unavailable(format!("no server consumes `{service}` on the embedded broker"))),
+            _ => Err(crate::client::not_delivered(Status::unavailable(format!("no server consumes `{service}` on the embedded broker")))),
         };
         Box::pin(std::future::ready(result))
     }

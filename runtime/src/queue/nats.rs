@@ -458,7 +458,7 @@ async fn route_replies(
         let Some(id) = message.subject.rsplit('.').next() else { continue };
         match message.status {
             Some(StatusCode::NO_RESPONDERS) => {
-                replies.fail(id, Status::unavailable(format!("no server subscribes to {subject}")));
+                replies.fail(id, crate::client::not_delivered(Status::unavailable(format!("no server subscribes to {subject}"))));
             }
             None | Some(StatusCode::OK) => {
                 let id = id.to_owned();
@@ -510,7 +510,7 @@ impl NatsBackend {
             Ok(message) => Ok(envelope_of(message.headers.as_ref(), message.payload)),
             Err(e) => Err(match e.kind() {
                 Kind::NoResponders => {
-                    Status::unavailable(format!("no server subscribes to {}", wire::request_subject(service, method)))
+                    crate::client::not_delivered(Status::unavailable(format!("no server subscribes to {}", wire::request_subject(service, method))))
                 }
                 Kind::TimedOut => Status::deadline_exceeded("deadline exceeded waiting for the reply"),
                 Kind::InvalidSubject => Status::invalid_argument(format!("sending the request: {e}")),

@@ -208,7 +208,12 @@ impl RestClient {
                 text.push_str(&err.to_string());
                 source = err.source();
             }
-            Status::unavailable(format!("REST call failed: {text}"))
+            let status = Status::unavailable(format!("REST call failed: {text}"));
+            // No connection could be made: nothing was sent.
+            if e.is_connect() {
+                return crate::client::not_delivered(status);
+            }
+            status
         })
     }
 
