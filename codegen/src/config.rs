@@ -274,7 +274,12 @@ impl Config {
             if BUNDLES && self.selection.is_all() {
                 early.insert(module.clone(), EarlyBundle::start(&document));
             }
-            let (mut package, found_in_lowering) = lower::openapi::lower(&document, &module, &file_name, &self.selection, &locate)?;
+            // Errors name the file as given (lowering knows its name only).
+            let (mut package, found_in_lowering) =
+                lower::openapi::lower(&document, &module, &file_name, &self.selection, &locate).map_err(|e| match e {
+                    Error::SpecFile { file: named, message } if named == file_name => Error::SpecFile { file: file.clone(), message },
+                    e => e,
+                })?;
             if api.packages.iter().any(|p| p.name == module) {
                 return Err(Error::SpecFile { file, message: format!("a second spec would also generate module `{module}`; rename one file") });
             }
