@@ -41,6 +41,8 @@ pub(crate) struct ClientCall {
     /// subscriber records the call span.
     trace: Option<TraceContext>,
     attempts: AtomicU32,
+    /// Attempts that were transparent retries (`client::TransparentRetry`).
+    transparent: AtomicU32,
     resending: AtomicU8,
 }
 
@@ -88,7 +90,7 @@ impl ClientCall {
                 }
             }
         }
-        ClientCall { start: Instant::now(), labels, span, trace, attempts: AtomicU32::new(0), resending: AtomicU8::new(0) }
+        ClientCall { start: Instant::now(), labels, span, trace, attempts: AtomicU32::new(0), transparent: AtomicU32::new(0), resending: AtomicU8::new(0) }
     }
 
     /// Runs `fut` (the call's attempts) inside the call span.
@@ -101,7 +103,9 @@ impl ClientCall {
     pub(crate) fn attempt(&self, metadata: &mut MetadataMap, extensions: &http::Extensions) -> Attempt {
         let number = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         if number > 1 {
-            if let Some(r) = extensions.get::<Resending>() {
+            if extensions.get::<crate::client::TransparentRetry>().is_some() {
+                self.transparent.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(r) = extensions.get::<Resending>() {
                 self.resending.store(*r as u8, Ordering::Relaxed);
             }
         }
@@ -146,7 +150,8 @@ impl ClientCall {
         let code = code_of(outcome);
         let elapsed = self.start.elapsed().as_secs_f64();
         let attempts = self.attempts.load(Ordering::Relaxed);
-        let resent = attempts.saturating_sub(1);
+        let transparent = self.transparent.load(Ordering::Relaxed);
+        let resent = attempts.saturating_sub(1).saturating_sub(transparent);
         metrics::with_recorder(|r| {
             r.register_histogram(&Key::from_static_parts(names::CLIENT_CALL_DURATION, self.labels.status(code)), &METADATA)
                 .record(elapsed);
@@ -157,6 +162,10 @@ impl ClientCall {
                     names::CLIENT_CALL_RETRIES
                 };
                 r.register_histogram(&Key::from_static_parts(name, &self.labels.plain), &METADATA).record(f64::from(resent));
+            }
+            if transparent > 0 {
+                r.register_histogram(&Key::from_static_parts(names::CLIENT_CALL_TRANSPARENT_RETRIES, &self.labels.plain), &METADATA)
+                    .record(f64::from(transparent));
             }
         });
         if !self.span.is_disabled() {

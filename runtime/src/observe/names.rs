@@ -14,8 +14,9 @@ pub const CLIENT_CALL_DURATION: &str = "grpc.client.call.duration";
 /// Histogram, `{retry}`: retries a call made (attempts after the first, under a `retryPolicy`);
 /// not recorded when there were none (A96). Labels: `grpc.method`, `transport`.
 pub const CLIENT_CALL_RETRIES: &str = "grpc.client.call.retries";
-/// Histogram, `{transparent_retry}` (A96). switchboard makes no transparent retries (a request
-/// that never left is not sent again behind the caller's back), so it records none.
+/// Histogram, `{transparent_retry}`: transparent retries a call made (the policy layer sends a
+/// call that never reached a server's application again at once, `client::never_reached`); not
+/// recorded when there were none (A96). Labels: `grpc.method`, `transport`.
 pub const CLIENT_CALL_TRANSPARENT_RETRIES: &str = "grpc.client.call.transparent_retries";
 /// Histogram, `{hedge}`: hedged copies a call sent after the first (`hedgingPolicy`); not
 /// recorded when there were none. Labels: `grpc.method`, `transport`.
