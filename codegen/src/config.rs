@@ -151,8 +151,11 @@ impl Config {
     /// Generates code for `protos` (paths inside one of `includes`, or names relative to one) and
     /// every file they import, and writes it to the output directory: `mod.rs` plus one file per
     /// package, and each service's OpenAPI document beside its package's file
-    /// (`<package>.<Service>.openapi.json`, read by the code with `include_str!`). Files whose
-    /// contents did not change are not rewritten.
+    /// (`<package>.<Service>.openapi.json`, read by the code with `include_str!`), and its
+    /// default call policy when its spec gives one (`<package>.<Service>.policy.json`: a
+    /// `*_grpc_service_config.json` in the `.proto`'s directory naming it; `<module>.policy.json`
+    /// from an OpenAPI document's `x-switchboard-policy`). Files whose contents did not change are
+    /// not rewritten.
     ///
     /// Specs ending in `.yaml`, `.yml` or `.json` are OpenAPI 3.0 / 3.1 documents (paths as on
     /// disk; `includes` do not apply): each becomes a module named after the file
