@@ -134,6 +134,13 @@ pub fn never_reached(status: &Status) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TransparentRetry;
 
+/// In a call's extensions: this attempt is copy `n` (from 1) of a hedged call, set by the policy
+/// layer. The queue client gives each copy its own message id (the call's, then `.h<n>` from the
+/// second copy on), so that a server's dedupe window runs them apart.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
+pub(crate) struct HedgedCopy(pub(crate) u32);
+
 /// The mark [`never_reached`] finds on a status a transport made for a call it could not hand
 /// to any server.
 #[derive(Debug)]

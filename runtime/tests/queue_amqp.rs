@@ -13,6 +13,8 @@
 
 #[path = "queue/suite.rs"]
 mod suite;
+#[path = "queue/cancel.rs"]
+mod cancel;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,6 +71,14 @@ async fn suite_on_rabbitmq() {
     purge(&url).await;
     suite::run_all(&url).await;
     suite::unserved_is_unavailable(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_calls_are_cancelled_on_rabbitmq() {
+    let Some(url) = amqp_url() else { return };
+    let _turn = BROKER.lock().await;
+    cancel::run_all(&url).await;
+    cancel::queued_and_cancelled_is_not_run(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 
 #[path = "queue/suite.rs"]
 mod suite;
+#[path = "queue/cancel.rs"]
+mod cancel;
 
 use std::time::Duration;
 
@@ -12,6 +14,12 @@ use switchboard::{Code, Request};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_on_the_embedded_broker() {
     run_all("memory://suite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_calls_are_cancelled_on_the_embedded_broker() {
+    cancel::run_all("memory://cancel").await;
+    cancel::queued_and_cancelled_is_not_run("memory://cancel-queued").await;
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@
 
 #[path = "queue/suite.rs"]
 mod suite;
+#[path = "queue/cancel.rs"]
+mod cancel;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -85,6 +87,14 @@ async fn suite_on_nats() {
     let Some(url) = nats_url() else { return };
     delete_stream(&url, "SB_test_queue_v1_Ledger");
     suite::run_all(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_calls_are_cancelled_on_nats() {
+    let _turn = BROKER.lock().await;
+    let Some(url) = nats_url() else { return };
+    cancel::run_all(&url).await;
+    cancel::queued_and_cancelled_is_not_run(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

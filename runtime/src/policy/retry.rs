@@ -235,7 +235,10 @@ impl PolicyLayer {
                     || (!self.throttle.as_ref().is_some_and(Throttle::blocks) && !self.budget.as_ref().is_some_and(|b| !b.withdraw()));
                 if allowed {
                     sent += 1;
-                    in_flight.push(self.attempt(call.clone(), next, sent, guards));
+                    // Each copy marked with its number: over queues it gets its own message id.
+                    let mut copy = call.clone();
+                    copy.extensions_mut().insert(crate::client::HedgedCopy(sent));
+                    in_flight.push(self.attempt(copy, next, sent, guards));
                     timer.as_mut().reset(tokio::time::Instant::now() + policy.hedging_delay);
                 } else {
                     hedging = false;

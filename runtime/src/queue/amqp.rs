@@ -1,12 +1,18 @@
 //! The RabbitMQ backend (`amqp://…`, feature `amqp`), on lapin.
 //!
-//! Topology: everything goes through the default exchange, so nothing is bound.
+//! Topology: everything goes through the default exchange, so nothing is bound, except the cancel
+//! frames, which every server must hear: they go through `amq.topic` (which every RabbitMQ vhost
+//! has, so a publisher needs to declare nothing, and a cancel nobody listens for is dropped).
 //!
 //! ```text
 //! client ── request channel: mandatory, reply_to = amq.rabbitmq.reply-to ──▶ sb.rpc.<service>
 //!   ▲  no-ack consumer of amq.rabbitmq.reply-to         (transient, auto-delete, declared by the
 //!   │  (RabbitMQ direct reply-to: no reply queue)        servers; competing consumers)
 //!   └── reply frames, routing key = the request's reply_to ◀── QueueServer (prefetch, manual ack)
+//!
+//! client ── cancel frame (sb-cancel: <correlation id>), not mandatory ──▶ amq.topic, routing key
+//!   sb.cancel.<service> ──▶ each server's own queue (server-named, exclusive, auto-delete, bound
+//!   with that key, consumed without acks): every server hears every cancel frame
 //!
 //! publisher ── confirm channel: persistent, mandatory ──▶ sb.event.<service>.<method> (durable)
 //!   retry:       a copy with sb-attempt = n+1 goes back to the same queue (confirmed), then the
@@ -58,7 +64,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use lapin::message::BasicReturnMessage;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -66,9 +72,11 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::sync::{watch, Notify};
 use tonic::Status;
 
-use super::backend::{Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
+use super::backend::{Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope};
 
+/// The exchange cancel frames go through (routing key `sb.cancel.<service>`).
+const CANCEL_EXCHANGE: &str = "amq.topic";
 /// RabbitMQ's pseudo-queue for direct reply-to.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// `delivery_mode` of a persistent message.
@@ -442,11 +450,29 @@ impl Backend for AmqpBackend {
     }
 
     fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
-        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: false })
+        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, kind: Kind::Requests })
     }
 
     fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>> {
-        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, events: true })
+        self.serve(Subscription { service: spec.service, methods: spec.methods, prefetch: spec.prefetch, kind: Kind::Events })
+    }
+
+    fn cancel<'a>(&'a self, service: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let conn = self.shared.live()?;
+            let properties = properties_of(&env)?;
+            let key = short(&wire::cancel_address(service), "routing key")?;
+            // On the reply channel (a channel error there costs a channel, not the connection's
+            // calls); not mandatory: a cancel nobody listens for is dropped.
+            let ch = conn.out.lock().unwrap().clone();
+            queue_now(ch.basic_publish(CANCEL_EXCHANGE.into(), key, BasicPublishOptions::default(), &env.body, properties))
+                .map_err(|e| broker_error("sending the cancel frame", &e))
+        })
+    }
+
+    fn serve_cancels(&self, service: &'static str) -> BoxFuture<'_, Result<Cancels, Status>> {
+        let subscribed = self.serve(Subscription { service, methods: Vec::new(), prefetch: 64, kind: Kind::Cancels });
+        Box::pin(async move { Ok(Box::pin(subscribed.await?.map(|d| d.env)) as Cancels) })
     }
 
     fn take_dead_letters<'a>(
@@ -499,21 +525,31 @@ impl Drop for AmqpBackend {
     }
 }
 
-/// What a server consumes: a service's request queue, or its event methods' queues.
+/// What a server consumes: a service's request queue, its event methods' queues, or its cancel
+/// frames.
 struct Subscription {
     service: &'static str,
     methods: Vec<&'static str>,
     prefetch: u16,
-    events: bool,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Requests,
+    Events,
+    /// A server-named queue of its own, bound to `amq.topic` with `sb.cancel.<service>`.
+    Cancels,
 }
 
 impl Subscription {
-    /// The queues consumed, with the event method each one carries.
+    /// The queues consumed, with the event method each one carries (cancels: none by name; the
+    /// broker names the server's own queue).
     fn queues(&self) -> Vec<(String, Option<&'static str>)> {
-        if self.events {
-            self.methods.iter().map(|m| (wire::event_address(self.service, m), Some(*m))).collect()
-        } else {
-            vec![(wire::request_queue(self.service), None)]
+        match self.kind {
+            Kind::Events => self.methods.iter().map(|m| (wire::event_address(self.service, m), Some(*m))).collect(),
+            Kind::Requests => vec![(wire::request_queue(self.service), None)],
+            Kind::Cancels => Vec::new(),
         }
     }
 }
@@ -568,6 +604,8 @@ struct Feed {
 struct Session {
     channel: Arc<Channel>,
     deliveries: stream::SelectAll<SessionStream>,
+    /// Whether its deliveries are settled (cancel frames are consumed without acks).
+    acks: bool,
 }
 
 /// A consumer's deliveries with the event method of its queue; `None` when the consumer ends.
@@ -586,7 +624,13 @@ impl Feed {
                     _ = self.closed.changed() => return None,
                 };
                 if let Some((method, Some(Ok(d)))) = item {
-                    let delivery = to_delivery(&self.shared, &session.channel, self.sub.service, method, d);
+                    let delivery = if session.acks {
+                        to_delivery(&self.shared, &session.channel, self.sub.service, method, d)
+                    } else {
+                        // Consumed without acks: nothing to settle.
+                        let env = envelope_of(&d.properties, Bytes::from(d.data));
+                        Delivery { env, attempt: 1, redelivered: false, acker: Box::new(AmqpAcker { pending: None }) }
+                    };
                     return Some((delivery, self));
                 }
                 // An error (the channel or connection failed), or a consumer ended (the broker
@@ -630,6 +674,22 @@ async fn open_session(conn: &Arc<Conn>, sub: &Subscription) -> Result<Session, S
         .await
         .map_err(|e| broker_error("setting the prefetch", &e))?;
     let mut streams: Vec<SessionStream> = Vec::new();
+    if sub.kind == Kind::Cancels {
+        let own = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+        let queue = ch.queue_declare("".into(), own, FieldTable::default()).await.map_err(|e| broker_error("declaring a cancel queue", &e))?;
+        let key = short(&wire::cancel_address(sub.service), "routing key")?;
+        ch.queue_bind(queue.name().clone(), CANCEL_EXCHANGE.into(), key, QueueBindOptions::default(), FieldTable::default())
+            .await
+            .map_err(|e| broker_error(&format!("binding a cancel queue to {CANCEL_EXCHANGE}"), &e))?;
+        let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+        let consumer = ch
+            .basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default())
+            .await
+            .map_err(|e| broker_error("consuming cancel frames", &e))?;
+        let end = stream::once(std::future::ready((None, None)));
+        streams.push(consumer.map(move |item| (None, Some(item))).chain(end).boxed());
+        return Ok(Session { channel: ch, deliveries: stream::select_all(streams), acks: false });
+    }
     for (queue, method) in sub.queues() {
         let key = short(&queue, "queue name")?;
         match method {
@@ -652,7 +712,7 @@ async fn open_session(conn: &Arc<Conn>, sub: &Subscription) -> Result<Session, S
         let end = stream::once(std::future::ready((method, None)));
         streams.push(consumer.map(move |item| (method, Some(item))).chain(end).boxed());
     }
-    Ok(Session { channel: ch, deliveries: stream::select_all(streams) })
+    Ok(Session { channel: ch, deliveries: stream::select_all(streams), acks: true })
 }
 
 fn to_delivery(

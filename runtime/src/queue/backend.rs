@@ -12,6 +12,9 @@
 //!   without an answer goes back to the queue.
 //! - When the connection drops, the backend calls [`Replies::fail_all`] so callers in flight
 //!   finish with UNAVAILABLE.
+//! - `cancel` publishes a cancel frame to every server of the service (nobody listening is not
+//!   an error); `serve_cancels` hands a server every cancel frame of its service, across
+//!   reconnects where the backend can.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +27,7 @@ use tonic::Status;
 
 pub(crate) use super::ids::next_id;
 use super::wire::Envelope;
+use super::Broker;
 
 /// One broker connection, as the rest of the queue transport sees it.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -40,6 +44,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn serve_requests(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>>;
     /// Starts consuming the events of `spec.methods` (durable, at-least-once).
     fn serve_events(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<Deliveries, Status>>;
+    /// Publishes a cancel frame (`sb-cancel`, see [`super::wire::cancel_address`]) to every server of
+    /// `service`. Best effort: returns once it is on its way; nobody listening is fine.
+    fn cancel<'a>(&'a self, service: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>>;
+    /// Starts receiving `service`'s cancel frames: every server hears every one.
+    fn serve_cancels(&self, service: &'static str) -> BoxFuture<'_, Result<Cancels, Status>>;
     /// Takes up to `max` messages off `service`/`method`'s dead-letter queue (they are removed).
     fn take_dead_letters<'a>(
         &'a self,
@@ -51,11 +60,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
-/// A unary call through the [`Replies`] table (`Broker::call` for the backends without a
-/// one-reply path of their own): registers a correlation id, sends the request
-/// with `send`, and waits until `deadline` for the one reply.
+/// A unary call through the [`Replies`] table: registers a correlation id, sends the request
+/// with `send`, and waits until `deadline` for the one reply. Given up on before the reply came
+/// (its deadline passed, or this future was dropped: a hedged copy that lost, a caller that went
+/// away), it tells the servers to stop running the request ([`Waiting`]).
 pub(crate) async fn one_reply<F>(
-    replies: &Replies,
+    broker: &Broker,
+    service: &'static str,
     mut env: Envelope,
     deadline: Instant,
     send: impl FnOnce(Envelope) -> F,
@@ -64,13 +75,22 @@ where
     F: std::future::Future<Output = Result<(), Status>>,
 {
     let id = next_id();
-    let rx = replies.register_once(id.clone());
-    let _slot = Registered { replies, id: id.clone() };
+    let rx = broker.replies().register_once(id.clone());
+    let mut waiting = Waiting::new(broker, service, id.clone());
     env.correlation_id = Some(id);
     send(env).await?;
-    match tokio::time::timeout_at(deadline.into(), rx).await {
-        Ok(Ok(frame)) => frame,
-        Ok(Err(_)) => Err(Status::unavailable("the broker connection was lost")),
+    waiting.sent();
+    let reply = tokio::time::timeout_at(deadline.into(), rx).await;
+    match reply {
+        Ok(Ok(frame)) => {
+            waiting.answered();
+            frame
+        }
+        Ok(Err(_)) => {
+            waiting.answered();
+            Err(Status::unavailable("the broker connection was lost"))
+        }
+        // Left armed: the servers are told to stop.
         Err(_) => Err(Status::deadline_exceeded("deadline exceeded waiting for the reply")),
     }
 }
@@ -83,15 +103,56 @@ pub(crate) fn deliveries(rx: mpsc::Receiver<Delivery>) -> Deliveries {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) }))
 }
 
-/// Removes a call's reply slot when the call ends or is dropped.
-pub(crate) struct Registered<'a> {
-    pub replies: &'a Replies,
+/// A server's cancel frames, in order; the stream ends when the broker is closed.
+pub(crate) type Cancels = BoxStream<'static, Envelope>;
+
+/// A call's reply slot while its request is out. Dropped, it forgets the slot; dropped after the
+/// request was sent and before the call was answered (the caller gave up at its deadline or went
+/// away: a hedged copy that lost, a dropped future), it also publishes a cancel frame for the
+/// request, from a spawned task, so that the server running it stops
+/// ([`Broker::cancel_soon`]). A reply that comes later finds no slot and is dropped.
+pub(crate) struct Waiting<'a> {
+    broker: &'a Broker,
+    service: &'static str,
+    /// The request's correlation id.
     pub id: String,
+    /// Sent and not answered yet.
+    armed: bool,
 }
 
-impl Drop for Registered<'_> {
+impl<'a> Waiting<'a> {
+    /// The slot of the request with correlation id `id` (registered by the caller), not sent yet.
+    pub fn new(broker: &'a Broker, service: &'static str, id: String) -> Self {
+        Waiting { broker, service, id, armed: false }
+    }
+
+    /// The request is on its way: from now on, giving up cancels it.
+    pub fn sent(&mut self) {
+        self.armed = true;
+    }
+
+    /// The call was answered (or failed for good): nothing to cancel.
+    pub fn answered(&mut self) {
+        self.armed = false;
+    }
+
+    /// Hands the slot over (a reply stream owns it from here): the correlation id, and whether
+    /// the request is still out. The slot is not forgotten.
+    pub fn hand_over(mut self) -> (String, bool) {
+        let armed = std::mem::replace(&mut self.armed, false);
+        (std::mem::take(&mut self.id), armed)
+    }
+}
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.replies.remove(&self.id);
+        if self.id.is_empty() {
+            return; // handed over
+        }
+        self.broker.replies().remove(&self.id);
+        if self.armed {
+            self.broker.cancel_soon(self.service, std::mem::take(&mut self.id));
+        }
     }
 }
 
@@ -180,7 +241,8 @@ impl Replies {
         self.pending.lock().unwrap().remove(correlation_id);
     }
 
-    /// Routes a reply to its call; replies for unknown calls (late, after a timeout) are dropped.
+    /// Routes a reply to its call. Replies for calls no longer waiting (late, after a deadline,
+    /// or for a hedged copy that lost) are dropped without a word: nothing to report, nothing kept.
     pub fn deliver(&self, env: Envelope) {
         let Some(id) = env.correlation_id.as_deref() else { return };
         let mut pending = self.pending.lock().unwrap();

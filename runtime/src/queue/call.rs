@@ -40,6 +40,18 @@ impl<C> std::fmt::Debug for Queue<C> {
     }
 }
 
+/// In a queue handler's request extensions: the frame's `message-id` (the dedupe key; a call's
+/// idempotency key, or for a hedged copy its own id, see docs/queue-protocol.md), when it has one.
+///
+/// ```
+/// # use switchboard::{Request, Status};
+/// fn id_of<T>(req: &Request<T>) -> Option<&str> {
+///     req.extensions().get::<switchboard::queue::MessageId>().map(|id| id.0.as_str())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageId(pub String);
+
 /// One request taken off the broker, on its way to a handler.
 pub struct QueueCall {
     pub(crate) method: usize,
@@ -53,6 +65,15 @@ impl QueueCall {
     /// Index of the method in the service descriptor.
     pub fn method_index(&self) -> usize {
         self.method
+    }
+
+    /// The extensions a handler's request starts with: the frame's [`MessageId`], if it has one.
+    pub(crate) fn extensions(&self) -> http::Extensions {
+        let mut extensions = http::Extensions::new();
+        if let Some(id) = self.env.header(wire::MESSAGE_ID) {
+            extensions.insert(MessageId(id.to_owned()));
+        }
+        extensions
     }
 
     /// The method's name in its metrics and server span ([`crate::observe`]): the frame's

@@ -14,7 +14,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::codec::Codec;
-use super::backend::{next_id, Registered};
+use super::backend::{next_id, Waiting};
 use super::wire::{self, Envelope};
 use super::Broker;
 use crate::api::security::ClientCredentials;
@@ -187,7 +187,7 @@ impl QueueClient {
             return outcome;
         }
         let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
-        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
+        let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
         // Boxed: the layered path's state does not widen every call's future.
         Box::pin(client::run(&self.layers, call, exchange)).await
     }
@@ -205,7 +205,7 @@ impl QueueClient {
         Resp: Send + 'static,
     {
         let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
-        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> (C, StreamAnswer<Resp>)> };
+        let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> (C, StreamAnswer<Resp>)> };
         client::run(&self.layers, call, exchange).await
     }
 
@@ -246,7 +246,7 @@ impl QueueClient {
             return outcome;
         }
         let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
-        let exchange = Attempt { client: self, encoded, event: None, answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
+        let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
         Box::pin(client::run(&self.layers, call, exchange)).await
     }
 
@@ -261,7 +261,7 @@ impl QueueClient {
         // idempotency key, or one made here, once, for all attempts.
         let id = if call.idempotency_key().is_some() { String::new() } else { next_id() };
         let event = Some(Event { content_type: <C as Codec<Req>>::CONTENT_TYPE, id });
-        let exchange = Attempt { client: self, encoded, event, answer: PhantomData::<fn() -> (C, PublishAnswer)> };
+        let exchange = Attempt { client: self, encoded, event, hedged_id: Default::default(), answer: PhantomData::<fn() -> (C, PublishAnswer)> };
         client::run(&self.layers, call, exchange).await.map(Response::into_inner)
     }
 
@@ -270,12 +270,13 @@ impl QueueClient {
         desc: &'static ServiceDescriptor,
         method: &'static str,
         mut env: Envelope,
-    ) -> Result<(Registered<'_>, mpsc::UnboundedReceiver<Result<Envelope, Status>>), Status> {
+    ) -> Result<(Waiting<'_>, mpsc::UnboundedReceiver<Result<Envelope, Status>>), Status> {
         let id = next_id();
         let rx = self.broker.replies().register(id.clone());
-        let slot = Registered { replies: self.broker.replies(), id: id.clone() };
+        let mut slot = Waiting::new(&self.broker, desc.full_name, id.clone());
         env.correlation_id = Some(id);
         self.broker.backend().request(desc.full_name, method, env).await?;
+        slot.sent();
         Ok((slot, rx))
     }
 
@@ -326,6 +327,9 @@ struct Attempt<'c, A> {
     client: &'c QueueClient,
     encoded: Encoded,
     event: Option<Event>,
+    /// The message id of a hedged call without an idempotency key: made for its first copy,
+    /// the base of the others' ([`Attempt::envelope`]).
+    hedged_id: std::sync::OnceLock<String>,
     answer: PhantomData<fn() -> A>,
 }
 
@@ -333,11 +337,25 @@ impl<A> Attempt<'_, A> {
     /// The envelope of one attempt of `call`, and its deadline: [`head`] (the deadline sent when
     /// the call sends one; never on events, which outlive their publisher), then the codec's
     /// headers and `body`.
+    ///
+    /// A hedged copy of a request (the policy layer marks them, [`client::HedgedCopy`]) carries
+    /// its own message id, so that a server's dedupe window runs the copies apart instead of
+    /// making the second wait for the first: the first copy the call's idempotency key (or, without
+    /// one, an id made for the call), copy `n` from the second on that id with `.h<n>` appended.
+    /// Retries keep their copy's id; an event keeps its one id whatever sent it.
     fn envelope(&self, mut call: Call, body: Bytes) -> (Envelope, Instant) {
         let deadline = call.deadline().unwrap_or_else(|| Instant::now() + self.client.timeout);
         let sent = (self.event.is_none() && call.sends_deadline()).then_some(deadline);
+        let hedge = call.extensions().get::<client::HedgedCopy>().map(|h| h.0).filter(|_| self.event.is_none());
         let metadata = std::mem::take(call.metadata_mut());
         let mut env = head(call.method().name, &metadata, self.event.as_ref(), sent, self.encoded.headers.len());
+        if let Some(copy) = hedge {
+            let base = match env.header(wire::MESSAGE_ID) {
+                Some(key) => key.to_owned(),
+                None => self.hedged_id.get_or_init(next_id).clone(),
+            };
+            env.set(wire::MESSAGE_ID, if copy <= 1 { base } else { format!("{base}.h{copy}") });
+        }
         env.headers.extend(self.encoded.headers.iter().cloned());
         env.body = body;
         (env, deadline)
@@ -515,10 +533,15 @@ where
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Response<Streaming<Resp>>, Status>> {
         Box::pin(async move {
-            let (slot, mut rx) = client.send(service, method.name, env).await?;
-            let first = next_frame(&mut rx, deadline).await?;
+            let (mut slot, mut rx) = client.send(service, method.name, env).await?;
+            let first = next_frame(&mut rx, deadline).await;
+            if first.as_ref().is_err_and(|s| s.code() != Code::DeadlineExceeded) {
+                slot.answered(); // the connection was lost: nobody to tell
+            }
+            let first = first?;
             let metadata: MetadataMap = wire::metadata_of(&first);
             if let Some(status) = wire::status_of(&first) {
+                slot.answered();
                 // Ended at once: an error, or an empty stream.
                 return if status.code() == Code::Ok {
                     Ok(Response::from_parts(metadata, Streaming::empty(), Default::default()))
@@ -526,10 +549,10 @@ where
                     Err(status)
                 };
             }
-            let replies = client.broker.clone();
-            let id = slot.id.clone();
-            std::mem::forget(slot); // the stream owns the reply slot from here
-            let state = StreamState { rx, deadline, expected: 0, pending: Some(first), done: false, broker: replies, id };
+            // The stream owns the reply slot from here.
+            let (id, armed) = slot.hand_over();
+            let broker = client.broker.clone();
+            let state = StreamState { rx, deadline, expected: 0, pending: Some(first), done: false, ended: !armed, broker, service: service.full_name, id };
             Ok(Response::from_parts(metadata, reply_stream::<C, Resp>(state), Default::default()))
         })
     }
@@ -605,6 +628,8 @@ fn reply_stream<C: Codec<Resp>, Resp: Send + 'static>(state: StreamState) -> Str
                     ))))
                 } else {
                     st.expected += 1;
+                    // The server's last frame: it has stopped by itself.
+                    st.ended |= frame.header(wire::STATUS).is_some();
                     match wire::status_of(&frame) {
                         Some(status) if status.code() == Code::Ok => None,
                         Some(status) => Some(Err(status)),
@@ -631,16 +656,26 @@ struct StreamState {
     expected: u64,
     pending: Option<Envelope>,
     done: bool,
+    /// The server sent its last frame (or the connection was lost): nothing to cancel.
+    ended: bool,
     broker: Broker,
+    service: &'static str,
     id: String,
 }
 
 impl Drop for StreamState {
     fn drop(&mut self) {
         self.broker.replies().remove(&self.id);
+        // Dropped before the server's last frame (the caller stopped reading, the deadline
+        // passed, a frame went missing): the server stops sending.
+        if !self.ended {
+            self.broker.cancel_soon(self.service, std::mem::take(&mut self.id));
+        }
     }
 }
 
+/// The next reply frame (UNAVAILABLE when the connection was lost, DEADLINE_EXCEEDED at
+/// `deadline`).
 async fn next_frame(rx: &mut mpsc::UnboundedReceiver<Result<Envelope, Status>>, deadline: Instant) -> Result<Envelope, Status> {
     match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
         Ok(Some(frame)) => frame,

@@ -1,6 +1,7 @@
 //! The embedded broker (`memory://`): queues inside this process with the semantics of the real
 //! brokers: competing consumers, prefetch, manual acks, redelivery of unsettled messages,
 //! retry with delay, dead-lettering. Zero setup; the demo and broker-less test runs use it.
+//! Cancel frames go to every server of the service (one channel each, like a fanout).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use super::backend::{deliveries, Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
+use super::backend::{deliveries, Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope};
 
 /// Brokers by name (`memory://<name>`), for the life of the process.
@@ -24,6 +25,8 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<MemBroker>>> {
 struct MemBroker {
     queues: Mutex<HashMap<String, Arc<Queue>>>,
     reply_addresses: Mutex<HashMap<String, Arc<Replies>>>,
+    /// Servers listening for cancel frames, by service.
+    cancels: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Envelope>>>>,
 }
 
 impl MemBroker {
@@ -150,6 +153,22 @@ impl Backend for MemoryBackend {
             consume(queue, Some(dlq), spec.prefetch, tx.clone());
         }
         Box::pin(std::future::ready(Ok(deliveries(rx))))
+    }
+
+    fn cancel<'a>(&'a self, service: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        let mut cancels = self.broker.cancels.lock().unwrap();
+        if let Some(servers) = cancels.get_mut(service) {
+            // Servers that stopped are forgotten here.
+            servers.retain(|server| server.send(env.clone()).is_ok());
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn serve_cancels(&self, service: &'static str) -> BoxFuture<'_, Result<Cancels, Status>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.broker.cancels.lock().unwrap().entry(service.to_owned()).or_default().push(tx);
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|env| (env, rx)) });
+        Box::pin(std::future::ready(Ok(Box::pin(frames) as Cancels)))
     }
 
     fn take_dead_letters<'a>(&'a self, service: &'a str, method: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Envelope>, Status>> {

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 pub use client::QueueClient;
 pub use codec::{Codec, Json, Proto};
-pub use call::{Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
+pub use call::{MessageId, Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
 pub use server::QueueServer;
 
 /// How many bytes a [`QueueServer`]'s dedupe window holds by default (64 MiB): the replies kept
@@ -173,26 +173,38 @@ impl Broker {
         self.inner.backend.get()
     }
 
-    /// A unary call's request, and its one reply frame (waited for until `deadline`).
+    /// A unary call's request, and its one reply frame (waited for until `deadline`; given up
+    /// on, the request is cancelled: [`backend::one_reply`]).
     pub(crate) async fn call(
         &self,
-        service: &str,
+        service: &'static str,
         method: &str,
         env: wire::Envelope,
         deadline: std::time::Instant,
     ) -> Result<wire::Envelope, Status> {
         match &self.inner.backend {
             #[cfg(feature = "nats")]
-            Backends::Nats(nats) => nats.unary(service, method, env, deadline).await,
+            Backends::Nats(nats) => backend::one_reply(self, service, env, deadline, |env| nats.send_request(service, method, env)).await,
             #[cfg(feature = "amqp")]
-            Backends::Amqp(amqp) => {
-                backend::one_reply(&self.inner.replies, env, deadline, |env| amqp.send_request(service, env)).await
-            }
+            Backends::Amqp(amqp) => backend::one_reply(self, service, env, deadline, |env| amqp.send_request(service, env)).await,
             other => {
                 let backend = other.get();
-                backend::one_reply(&self.inner.replies, env, deadline, |env| backend.request(service, method, env)).await
+                backend::one_reply(self, service, env, deadline, |env| backend.request(service, method, env)).await
             }
         }
+    }
+
+    /// Tells `service`'s servers to stop running the request with `correlation_id` (its caller
+    /// gave up on it): a cancel frame, published from a spawned task (best effort; outside a
+    /// Tokio runtime nothing is sent).
+    pub(crate) fn cancel_soon(&self, service: &'static str, correlation_id: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let broker = self.clone();
+        runtime.spawn(async move {
+            let mut env = wire::Envelope::default();
+            env.push(wire::CANCEL, correlation_id);
+            let _ = broker.backend().cancel(service, env).await;
+        });
     }
 
     /// Sends one reply frame to `reply_to` (statically dispatched, like [`Broker::call`]).

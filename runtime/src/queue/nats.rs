@@ -6,9 +6,11 @@
 //!           servers: queue_subscribe("sb.rpc.<service>.*", group "sb.rpc.<service>")   (one of them gets it)
 //! reply     server ──PUB <inbox>.<correlation id> (sb-seq, sb-status on the last frame)──▶ client
 //!           the correlation id is the reply subject's last token; a 503 "no responders" there
-//!           fails the call. Unary calls use async-nats's request multiplexer (one "<inbox>.*"
-//!           subscription per connection, replies handed to the caller by the connection task);
-//!           streaming calls one "<inbox>.*" subscription per (service, method) called
+//!           fails the call. One "<inbox>.*" subscription per (service, method) called. (Not
+//!           async-nats's request multiplexer: its reply tokens are its own, and a caller that
+//!           gives up must name its request in a cancel frame.)
+//! cancel    client ──PUB sb.cancel.<service> (sb-cancel: <correlation id>)──▶ every server
+//!           (plain subscription, no queue group); the one running that request stops it
 //! event     publisher ──JetStream publish sb.event.<service>.<method>, waits for the PubAck──▶
 //!           stream SB_<service> (subjects sb.event.<service>.* and sb.dlq.<service>.*, file
 //!           storage, work-queue retention, 2 min duplicate window on Nats-Msg-Id)
@@ -37,16 +39,13 @@
 //! consumer on create). Each server also pulls at most `prefetch` messages at a time.
 //!
 //! Reconnects: async-nats reconnects by itself and renews the core subscriptions; on each
-//! disconnect the calls in flight fail with UNAVAILABLE (streaming calls at once, unary calls,
-//! which wait in async-nats's multiplexer, within [`LOST_CHECK`]), and while disconnected a call
-//! fails at once instead of queueing. A unary call given up on (its deadline passed, or its
-//! caller dropped it) leaves its slot in async-nats's multiplexer until a late reply comes. The JetStream consumer loop re-creates its stream and consumer (with
-//! backoff) whenever its message stream fails, feeding the same server.
+//! disconnect the calls in flight fail with UNAVAILABLE at once, and while disconnected a call
+//! fails at once instead of queueing. The JetStream consumer loop re-creates its stream and
+//! consumer (with backoff) whenever its message stream fails, feeding the same server.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -59,7 +58,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use super::backend::{Acker, Backend, ConsumerSpec, Deliveries, Delivery, Replies};
+use super::backend::{Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope, Str};
 
 /// Name of each service's durable event consumer (shared by all its servers).
@@ -72,8 +71,6 @@ const JS_TIMEOUT: Duration = Duration::from_secs(5);
 const RECONNECT_WAIT: Duration = Duration::from_secs(5);
 /// JetStream's duplicate window on the streams we create.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How often a unary call waiting for its reply looks whether the connection was lost.
-const LOST_CHECK: Duration = Duration::from_millis(200);
 
 /// One connection to a NATS server (or cluster).
 pub(crate) struct NatsBackend {
@@ -87,11 +84,6 @@ struct Inner {
     routes: ByMethod<Arc<Route>>,
     /// Request subjects.
     subjects: ByMethod<Subject>,
-    /// Bumped whenever the connection drops or is closed: unary calls in flight (which wait in
-    /// async-nats's request multiplexer, not in `replies`) look at it every [`LOST_CHECK`] and
-    /// fail with UNAVAILABLE once it moved. (A waiter per call to wake them at once would cost
-    /// every call a contended lock.)
-    lost: Arc<AtomicU64>,
     /// Serializes route creation (one subscription per route).
     route_creation: tokio::sync::Mutex<()>,
     /// Services whose stream this connection has made sure of.
@@ -116,8 +108,6 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
         .map(|u| u.trim().parse::<ServerAddr>().map_err(|e| format!("invalid NATS URL: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let on_event = replies.clone();
-    let lost = Arc::new(AtomicU64::new(0));
-    let on_lost = lost.clone();
     let client = ConnectOptions::new()
         .name("switchboard")
         // Come back soon after a broker restart: at once, then 50 ms doubling up to 1 s.
@@ -127,10 +117,8 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
         })
         .event_callback(move |event| {
             let replies = on_event.clone();
-            let lost = on_lost.clone();
             async move {
                 if let Event::Disconnected = event {
-                    lost.fetch_add(1, Ordering::SeqCst);
                     replies.fail_all(&Status::unavailable("the broker connection was lost"));
                 }
             }
@@ -146,7 +134,6 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
             js,
             routes: ByMethod::default(),
             subjects: ByMethod::default(),
-            lost,
             route_creation: tokio::sync::Mutex::default(),
             streams: Mutex::default(),
             dead_letters: tokio::sync::Mutex::default(),
@@ -160,7 +147,6 @@ impl Drop for NatsBackend {
     fn drop(&mut self) {
         // Ends the reply routers and consumer loops, which hold clones of the client.
         self.inner.shutdown.send_replace(true);
-        self.inner.lost.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -473,51 +459,35 @@ async fn route_replies(
 }
 
 impl NatsBackend {
-    /// Unary calls go through async-nats's request multiplexer: one `<inbox>.*` subscription per
-    /// connection whose replies the connection task hands straight to the waiting call (no
-    /// routing task in between). On the wire it is the same: the reply subject's last token is
-    /// the call's correlation id.
-    pub(crate) async fn unary(&self, service: &str, method: &str, mut env: Envelope, deadline: Instant) -> Result<Envelope, Status> {
+    /// Sends a request (see [`Backend::request`]): to `sb.rpc.<service>.<method>`, with the reply
+    /// subject `<inbox>.<correlation id>` of the method's route.
+    pub(crate) async fn send_request(&self, service: &str, method: &str, mut env: Envelope) -> Result<(), Status> {
         let inner = &self.inner;
-        // A lost connection counts from before the request leaves.
-        let lost = inner.lost.load(Ordering::SeqCst);
+        // Fail fast rather than queue behind a reconnect.
         if inner.client.connection_state() != State::Connected {
             return Err(Status::unavailable("not connected to the NATS server"));
         }
-        let subject = inner.subject(service, method)?;
-        env.headers.retain(|(k, _)| k != wire::METHOD && k != wire::CONTENT_TYPE);
-        // Our own deadline below (async-nats's would only be a second clock).
-        let mut request = async_nats::Request::new().payload(env.body).timeout(None);
-        if !env.headers.is_empty() {
-            request = request.headers(to_headers(env.headers)?);
-        }
-        let mut reply = std::pin::pin!(inner.client.send_request(subject, request));
-        let reply = loop {
-            let check = deadline.min(Instant::now() + LOST_CHECK);
-            match tokio::time::timeout_at(check.into(), reply.as_mut()).await {
-                Ok(r) => break r,
-                Err(_) if inner.lost.load(Ordering::SeqCst) != lost => {
-                    return Err(Status::unavailable("the broker connection was lost"));
-                }
-                Err(_) if check >= deadline => {
-                    return Err(Status::deadline_exceeded("deadline exceeded waiting for the reply"));
-                }
-                Err(_) => {}
+        let route = inner.route(service, method).await?;
+        let reply = match env.correlation_id.as_deref() {
+            Some(id) if is_token(id) => {
+                let mut subject = String::with_capacity(route.inbox.len() + 1 + id.len());
+                subject.push_str(&route.inbox);
+                subject.push('.');
+                subject.push_str(id);
+                subject
             }
+            _ => return Err(Status::internal("a request needs a correlation id that is one subject token")),
         };
-        use async_nats::client::RequestErrorKind as Kind;
-        match reply {
-            Ok(message) => Ok(envelope_of(message.headers.as_ref(), message.payload)),
-            Err(e) => Err(match e.kind() {
-                Kind::NoResponders => {
-                    crate::client::not_delivered(Status::unavailable(format!("no server subscribes to {}", wire::request_subject(service, method))))
-                }
-                Kind::TimedOut => Status::deadline_exceeded("deadline exceeded waiting for the reply"),
-                Kind::InvalidSubject => Status::invalid_argument(format!("sending the request: {e}")),
-                Kind::MaxPayloadExceeded => Status::resource_exhausted(format!("sending the request: {e}")),
-                Kind::Other => unavailable("sending the request", e),
-            }),
-        }
+        // The subject names the method, and the service fixes the encoding: neither needs a
+        // header, and a request without headers skips NATS's header block entirely.
+        env.headers.retain(|(k, _)| k != wire::METHOD && k != wire::CONTENT_TYPE);
+        let sent = if env.headers.is_empty() {
+            inner.client.publish_with_reply(route.subject.clone(), reply, env.body).await
+        } else {
+            let headers = to_headers(std::mem::take(&mut env.headers))?;
+            inner.client.publish_with_reply_and_headers(route.subject.clone(), reply, headers, env.body).await
+        };
+        sent.map_err(|e| publish_error("sending the request", e))
     }
 
     /// Sends a reply frame (see [`Backend::reply`]).
@@ -543,35 +513,8 @@ impl NatsBackend {
 }
 
 impl Backend for NatsBackend {
-    fn request<'a>(&'a self, service: &'a str, method: &'a str, mut env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            // Fail fast rather than queue behind a reconnect.
-            if inner.client.connection_state() != State::Connected {
-                return Err(Status::unavailable("not connected to the NATS server"));
-            }
-            let route = inner.route(service, method).await?;
-            let reply = match env.correlation_id.as_deref() {
-                Some(id) if is_token(id) => {
-                    let mut subject = String::with_capacity(route.inbox.len() + 1 + id.len());
-                    subject.push_str(&route.inbox);
-                    subject.push('.');
-                    subject.push_str(id);
-                    subject
-                }
-                _ => return Err(Status::internal("a request needs a correlation id that is one subject token")),
-            };
-            // The subject names the method, and the service fixes the encoding: neither needs a
-            // header, and a request without headers skips NATS's header block entirely.
-            env.headers.retain(|(k, _)| k != wire::METHOD && k != wire::CONTENT_TYPE);
-            let sent = if env.headers.is_empty() {
-                inner.client.publish_with_reply(route.subject.clone(), reply, env.body).await
-            } else {
-                let headers = to_headers(std::mem::take(&mut env.headers))?;
-                inner.client.publish_with_reply_and_headers(route.subject.clone(), reply, headers, env.body).await
-            };
-            sent.map_err(|e| publish_error("sending the request", e))
-        })
+    fn request<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(self.send_request(service, method, env))
     }
 
     fn publish<'a>(&'a self, service: &'a str, method: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
@@ -615,6 +558,40 @@ impl Backend for NatsBackend {
         })
     }
 
+    fn cancel<'a>(&'a self, service: &'a str, env: Envelope) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let client = &self.inner.client;
+            if client.connection_state() != State::Connected {
+                return Err(Status::unavailable("not connected to the NATS server"));
+            }
+            let headers = to_headers(env.headers)?;
+            client
+                .publish_with_headers(wire::cancel_address(service), headers, env.body)
+                .await
+                .map_err(|e| publish_error("sending the cancel frame", e))
+        })
+    }
+
+    fn serve_cancels(&self, service: &'static str) -> BoxFuture<'_, Result<Cancels, Status>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            // No queue group: every server hears every cancel frame.
+            let subject = wire::cancel_address(service);
+            let subscriber = inner.client.subscribe(subject.clone()).await.map_err(|e| unavailable(&format!("subscribing to {subject}"), e))?;
+            let shutdown = inner.shutdown.subscribe();
+            let frames = futures_util::stream::unfold((subscriber, shutdown), |(mut subscriber, mut shutdown)| async move {
+                let message = tokio::select! {
+                    biased;
+                    m = subscriber.next() => m?,
+                    _ = shut_down(&mut shutdown) => return None,
+                };
+                let env = envelope_of(message.headers.as_ref(), message.payload);
+                Some((env, (subscriber, shutdown)))
+            });
+            Ok(Box::pin(frames) as Cancels)
+        })
+    }
+
     fn take_dead_letters<'a>(&'a self, service: &'a str, method: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Envelope>, Status>> {
         Box::pin(async move {
             if max == 0 {
@@ -649,7 +626,6 @@ impl Backend for NatsBackend {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.inner.shutdown.send_replace(true);
-            self.inner.lost.fetch_add(1, Ordering::SeqCst);
             let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.client.drain()).await;
         })
     }

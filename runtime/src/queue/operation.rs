@@ -126,7 +126,7 @@ mod served {
                 .map_err(|e| Status::invalid_argument(format!("decoding the JSON body: {e}")))?
         };
         state.validate_message(&message)?;
-        let mut ctx = CallContext::new(wire::metadata_of(&call.env), Default::default(), call.deadline)
+        let mut ctx = CallContext::new(wire::metadata_of(&call.env), call.extensions(), call.deadline)
             .served(call.observed_name(), crate::client::TransportKind::Queue);
         if let Some(creds) = credentials {
             ctx.extensions.insert(creds);

@@ -2,25 +2,30 @@
 //!
 //! Per request: drop it if its deadline has passed; look the message id up in the dedupe window
 //! (a duplicate gets the first reply again); run the handler under the deadline; send the reply
-//! frames; then ack. Per event: the same, but the outcome decides the ack: Ok → ack; an error →
+//! frames; then ack. A cancel frame naming the request's correlation id (its caller gave up)
+//! stops it on the way: the handler's future is dropped (its `Cancellation` fires), nothing is
+//! answered, the message id is released, and the request is acked. Per event: the same, but the outcome decides the ack: Ok → ack; an error →
 //! retry after a backoff, and after `max_attempts` (or at once for a message that cannot be
 //! decoded) move it to the dead-letter queue.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
 use super::codec::Proto;
 use super::call::{OpCall, Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
-use super::backend::{ConsumerSpec, Deliveries, Delivery};
+use super::backend::{Cancels, ConsumerSpec, Deliveries, Delivery};
 use crate::dedupe::{self, Claim, Dedupe, Kept};
 use crate::shed::{self, Limit};
 use super::wire::{self, Envelope};
@@ -278,6 +283,11 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         } else {
             None
         };
+        // Cancel frames for the requests this server runs (all servers of the service hear them).
+        let mut cancel_rx = match &requests {
+            Some(_) => Some(broker.backend().serve_cancels(desc.full_name).await?),
+            None => None,
+        };
         #[cfg(feature = "openapi")]
         let operations = super::operation::prepare(desc, self.options.authorize.as_ref().map(|h| &h.0))?;
         #[cfg(not(feature = "openapi"))]
@@ -292,6 +302,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
             },
             operations,
             dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
+            running: Running::default(),
             options: self.options,
         });
         let mut tasks = JoinSet::new();
@@ -340,6 +351,14 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                     Some(d) => { tasks.spawn(handle_event::<D, C>(shared.clone(), d)); }
                     None => event_rx = None,
                 },
+                c = next_cancel(&mut cancel_rx) => match c {
+                    Some(frame) => {
+                        if let Some(id) = frame.header(wire::CANCEL) {
+                            shared.running.cancel(id);
+                        }
+                    }
+                    None => cancel_rx = None,
+                },
                 _ = &mut signal => break,
             }
             // Finished calls are reaped here, without waiting: a `join_next` branch above would
@@ -349,7 +368,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                 break;
             }
         }
-        drop((requests, event_rx));
+        drop((requests, event_rx, cancel_rx));
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
@@ -368,10 +387,107 @@ async fn next(deliveries: &mut Option<Deliveries>) -> Option<Delivery> {
     }
 }
 
+async fn next_cancel(frames: &mut Option<Cancels>) -> Option<Envelope> {
+    match frames {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The requests a server is running that a cancel frame may stop, by correlation id; and the
+/// cancel frames that came before their request was taken off the queue, so that it is not run
+/// when it comes (kept [`EARLY_KEPT`] at most, and [`EARLY_MAX`] of them).
+#[derive(Default)]
+struct Running {
+    state: std::sync::Mutex<RunningState>,
+    /// Whether `early` holds anything: looked at without the lock by every request.
+    any_early: AtomicBool,
+}
+
+#[derive(Default)]
+struct RunningState {
+    running: HashMap<String, Arc<Notify>>,
+    /// Cancels no running request matched (it may be queued still, or another server's), oldest
+    /// first.
+    early: VecDeque<(String, Instant)>,
+}
+
+/// How long a cancel that matched no running request is remembered.
+const EARLY_KEPT: Duration = Duration::from_secs(30);
+/// Most such cancels remembered.
+const EARLY_MAX: usize = 4096;
+
+impl Running {
+    /// Stops the request with correlation id `id`, or remembers the cancel for a while.
+    fn cancel(&self, id: &str) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(stop) = state.running.get(id) {
+            // A permit: it holds even if the request's task has not polled its wait yet.
+            stop.notify_one();
+            return;
+        }
+        let now = Instant::now();
+        while state.early.front().is_some_and(|(_, at)| now.duration_since(*at) > EARLY_KEPT) || state.early.len() >= EARLY_MAX {
+            state.early.pop_front();
+        }
+        state.early.push_back((id.to_owned(), now));
+        self.any_early.store(true, Ordering::Release);
+    }
+
+    /// Whether a cancel for `id` came before its request did (it is forgotten then).
+    fn cancelled_early(&self, id: &str) -> bool {
+        if !self.any_early.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut state = self.state.lock().unwrap();
+        let found = state.early.iter().position(|(early, _)| early == id).and_then(|i| state.early.remove(i)).is_some();
+        if state.early.is_empty() {
+            self.any_early.store(false, Ordering::Release);
+        }
+        found
+    }
+
+    /// Makes the request with correlation id `id` cancellable until the guard is dropped; `None`
+    /// when it was cancelled already.
+    fn enter(&self, id: &str) -> Option<Stoppable<'_>> {
+        if self.cancelled_early(id) {
+            return None;
+        }
+        let stop = Arc::new(Notify::new());
+        self.state.lock().unwrap().running.insert(id.to_owned(), stop.clone());
+        Some(Stoppable { running: self, id: id.to_owned(), stop })
+    }
+}
+
+/// A running request a cancel frame may stop.
+struct Stoppable<'a> {
+    running: &'a Running,
+    id: String,
+    stop: Arc<Notify>,
+}
+
+impl Drop for Stoppable<'_> {
+    fn drop(&mut self) {
+        let mut state = self.running.state.lock().unwrap();
+        // Another request may have come with the same correlation id since: leave its entry.
+        if state.running.get(&self.id).is_some_and(|stop| Arc::ptr_eq(stop, &self.stop)) {
+            state.running.remove(&self.id);
+        }
+    }
+}
+
+/// The id a cancel frame names a request by: its correlation id (RabbitMQ's property, the
+/// embedded broker's), or on NATS the last token of its reply subject.
+fn cancel_key(reply: &ReplyTo) -> Option<&str> {
+    reply.correlation_id.as_deref().or_else(|| reply.address.as_deref().and_then(|a| a.rsplit('.').next())).filter(|id| !id.is_empty())
+}
+
 struct Shared<H> {
     handler: Arc<H>,
     broker: Broker,
     dedupe: Dedupe<Vec<Envelope>>,
+    /// The requests running, for cancel frames to find.
+    running: Running,
     options: Options,
     /// Method name (the `sb-method` header, the RabbitMQ type property, the NATS subject's last
     /// token) → index in the descriptor, built once when serving starts.
@@ -440,15 +556,51 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
         return;
     }
     let reply = ReplyTo::take(&mut env);
+    let key = cancel_key(&reply).filter(|_| reply.address.is_some());
+    if key.is_some_and(|id| shared.running.cancelled_early(id)) {
+        // Its caller gave up before it was taken: drop it without running it.
+        let _ = acker.ack().await;
+        return;
+    }
+    {
+        let answer = std::pin::pin!(answer::<D, C>(&shared, env, deadline, &reply));
+        let mut answer = answer;
+        // Most calls finish at their first poll: only one that waits is made cancellable.
+        if std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await.is_pending() {
+            match key.and_then(|id| shared.running.enter(id)) {
+                Some(stoppable) => {
+                    tokio::select! {
+                        biased;
+                        () = &mut answer => {}
+                        // Cancelled: the handler's future (and its dedupe claim) is dropped
+                        // below, unanswered: its caller is gone.
+                        () = stoppable.stop.notified() => {}
+                    }
+                }
+                // Cancelled between its first poll and now.
+                None if key.is_some() => {}
+                None => answer.await,
+            }
+        }
+    }
+    let _ = acker.ack().await;
+}
+
+/// Runs one request and sends its reply frames (everything but the ack).
+async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
+    shared: &Shared<D::Handler>,
+    env: Envelope,
+    deadline: Option<SystemTime>,
+    reply: &ReplyTo,
+) {
     let reply_to = &reply.address;
     // Held until the reply is out: the request's place under the load limit.
     let _permit = match shed::admit(shared.options.shed.as_ref()) {
         Ok(permit) => permit,
         Err(status) => {
             if let Some(to) = reply_to {
-                let _ = shared.broker.reply(to, final_frame(0, &status, &reply)).await;
+                let _ = shared.broker.reply(to, final_frame(0, &status, reply)).await;
             }
-            let _ = acker.ack().await;
             return;
         }
     };
@@ -463,21 +615,20 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
                 if let Some(to) = reply_to {
                     let frames = match frames {
                         Some(f) => f.to_vec(),
-                        None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), &reply)],
+                        None => vec![final_frame(0, &Status::aborted("a duplicate of a request already answered (its reply was too large to keep)"), reply)],
                     };
                     for mut frame in frames {
                         frame.correlation_id = reply.correlation_id.clone();
                         let _ = shared.broker.reply(to, frame).await;
                     }
                 }
-                let _ = acker.ack().await;
                 return;
             }
         }
     }
     // `forget`: the answer is not final for the id (a panic, a busy or unavailable handler: see
     // `dedupe::remembered`), so a retry runs again.
-    let (outcome, mut forget) = match prepare::<D, _>(&shared, env, false, deadline) {
+    let (outcome, mut forget) = match prepare::<D, _>(shared, env, false, deadline) {
         Ok(call) => {
             // The shared call path answers a handler's panic (and the codec's, see
             // `methods::caught`) INTERNAL; it is still a panic here.
@@ -504,7 +655,7 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
     };
     match outcome {
         Outcome::Unary(result) => {
-            let frame = send(unary_frame(result, &reply));
+            let frame = send(unary_frame(result, reply));
             if let Some(to) = reply_to {
                 let _ = shared.broker.reply(to, frame).await;
             }
@@ -517,7 +668,7 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
             let status = loop {
                 match stream.next().await {
                     Some(Ok(Ok(body))) => {
-                        let mut frame = reply_frame(seq, &reply);
+                        let mut frame = reply_frame(seq, reply);
                         if let Some(md) = metadata.take() {
                             wire::push_metadata(&mut frame, &md);
                         }
@@ -542,7 +693,7 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
                 }
             };
             if let Some(status) = status {
-                let mut frame = final_frame(seq, &status, &reply);
+                let mut frame = final_frame(seq, &status, reply);
                 if let Some(md) = metadata.take() {
                     wire::push_metadata(&mut frame, &md);
                 }
@@ -559,7 +710,6 @@ async fn handle_request<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared:
         Some(running) => running.finish(kept.map(Arc::new)),
         None => {}
     }
-    let _ = acker.ack().await;
 }
 
 /// Reply frames kept for duplicates: their bodies, headers and routing properties.

@@ -30,6 +30,8 @@ pub const STATUS_DETAILS: &str = "sb-status-details";
 pub const SEQ: &str = "sb-seq";
 /// On OpenAPI replies: the HTTP status of the response variant the handler chose.
 pub const HTTP_STATUS: &str = "sb-http-status";
+/// On a cancel frame: the correlation id of the request to stop (see [`cancel_address`]).
+pub const CANCEL: &str = "sb-cancel";
 
 /// `application/protobuf`: bodies of services generated from `.proto` files.
 pub const PROTOBUF: &str = "application/protobuf";
@@ -54,6 +56,13 @@ pub fn event_address(service: &str, method: &str) -> String {
 /// Dead-letter queue (AMQP) or subject (NATS) of one method's events: `sb.dlq.<service>.<method>`.
 pub fn dead_letter_address(service: &str, method: &str) -> String {
     format!("sb.dlq.{service}.{method}")
+}
+
+/// Where cancel frames for a service's requests go: `sb.cancel.<service>`. Every server of the
+/// service hears every one (RabbitMQ: routing key on `amq.topic`, each server binding a queue of
+/// its own; NATS: a subject each server subscribes to without a queue group).
+pub fn cancel_address(service: &str) -> String {
+    format!("sb.cancel.{service}")
 }
 
 /// JetStream stream holding a service's events and dead letters: `SB_` + the service name with
@@ -289,6 +298,7 @@ mod tests {
     fn names() {
         assert_eq!(stream_name("grpc.testing.TestService"), "SB_grpc_testing_TestService");
         assert_eq!(request_subject("a.B", "C"), "sb.rpc.a.B.C");
+        assert_eq!(cancel_address("a.B"), "sb.cancel.a.B");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         assert_eq!(percent_decode("%é%41"), "%éA");
         assert!(!is_metadata("x-death") && !is_metadata("sb-seq") && is_metadata("x-request-id"));
