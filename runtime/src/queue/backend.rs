@@ -273,3 +273,25 @@ impl Replies {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reply_for_a_call_given_up_on_is_dropped_and_leaves_nothing_behind() {
+        let broker = Broker::memory();
+        let replies = broker.replies();
+        let rx = replies.register_once("gone".into());
+        {
+            // Sent, then dropped unanswered (a losing hedged copy): the slot goes.
+            let mut waiting = Waiting::new(&broker, "test.Late", "gone".into());
+            waiting.sent();
+        }
+        assert!(rx.await.is_err(), "the slot was dropped");
+        let late = Envelope { correlation_id: Some("gone".into()), ..Envelope::default() };
+        replies.deliver(late);
+        replies.fail("gone", Status::unavailable("returned"));
+        assert!(replies.pending.lock().unwrap().is_empty(), "a late reply left an entry");
+    }
+}
