@@ -407,9 +407,12 @@ struct Running {
 #[derive(Default)]
 struct RunningState {
     running: HashMap<String, Arc<Notify>>,
-    /// Cancels no running request matched (it may be queued still, or another server's), oldest
-    /// first.
-    early: VecDeque<(String, Instant)>,
+    /// Cancels no running request matched (it may be queued still, or another server's): when
+    /// each came.
+    early: HashMap<String, Instant>,
+    /// The same, oldest first, to forget them in order (an entry already taken stays here until
+    /// its turn, and is skipped then).
+    early_order: VecDeque<(String, Instant)>,
 }
 
 /// How long a cancel that matched no running request is remembered.
@@ -427,10 +430,15 @@ impl Running {
             return;
         }
         let now = Instant::now();
-        while state.early.front().is_some_and(|(_, at)| now.duration_since(*at) > EARLY_KEPT) || state.early.len() >= EARLY_MAX {
-            state.early.pop_front();
+        while state.early_order.front().is_some_and(|(_, at)| now.duration_since(*at) > EARLY_KEPT) || state.early_order.len() >= EARLY_MAX {
+            if let Some((old, at)) = state.early_order.pop_front() {
+                if state.early.get(&old) == Some(&at) {
+                    state.early.remove(&old);
+                }
+            }
         }
-        state.early.push_back((id.to_owned(), now));
+        state.early.insert(id.to_owned(), now);
+        state.early_order.push_back((id.to_owned(), now));
         self.any_early.store(true, Ordering::Release);
     }
 
@@ -440,8 +448,9 @@ impl Running {
             return false;
         }
         let mut state = self.state.lock().unwrap();
-        let found = state.early.iter().position(|(early, _)| early == id).and_then(|i| state.early.remove(i)).is_some();
+        let found = state.early.remove(id).is_some();
         if state.early.is_empty() {
+            state.early_order.clear();
             self.any_early.store(false, Ordering::Release);
         }
         found
@@ -812,5 +821,32 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
                 let _ = acker.retry(delay, attempt + 1).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cancels_stop_running_requests_and_skip_queued_ones() {
+        let running = Running::default();
+        // Running: the cancel wakes it, even before it waits.
+        let stoppable = running.enter("c-1").expect("not cancelled yet");
+        running.cancel("c-1");
+        tokio::time::timeout(Duration::from_secs(1), stoppable.stop.notified()).await.expect("stopped");
+        drop(stoppable);
+        assert!(running.state.lock().unwrap().running.is_empty(), "a finished request stayed");
+        // Not running yet: remembered, once.
+        running.cancel("c-2");
+        assert!(running.enter("c-2").is_none(), "a request cancelled in the queue was run");
+        assert!(!running.cancelled_early("c-2"), "a cancel was used twice");
+        assert!(!running.any_early.load(Ordering::Acquire));
+        // Bounded.
+        for i in 0..EARLY_MAX + 10 {
+            running.cancel(&format!("x-{i}"));
+        }
+        assert!(running.state.lock().unwrap().early.len() <= EARLY_MAX);
+        assert!(!running.cancelled_early("x-0") && running.cancelled_early(&format!("x-{}", EARLY_MAX + 9)));
     }
 }
