@@ -100,6 +100,12 @@ fn note(req: &Request<Msg>) -> Result<usize, Status> {
 
 pub struct Impl;
 
+/// A `hang` request arrived.
+static HUNG: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// When each `hang` request saw its cancellation.
+static CANCELLED: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+static CANCELLED_NOTE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 impl Layered for Impl {
     async fn record(&self, req: Request<Msg>) -> Result<Response<Msg>, Status> {
         let n = note(&req)?;
@@ -109,6 +115,24 @@ impl Layered for Impl {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let hop = Msg { id: format!("{}-hop", req.get_ref().id), ..Default::default() };
             relay_client(target).await.record(Request::new(hop)).await?;
+        }
+        // `relay-hang:<transport>`: call the next hop with a request that hangs there.
+        if let Some(target) = req.get_ref().text.strip_prefix("relay-hang:") {
+            let hop = Msg { id: format!("{}-hop", req.get_ref().id), text: "hang".into(), ..Default::default() };
+            relay_client(target).await.record(Request::new(hop)).await?;
+        }
+        // `hang`: wait until the call is cancelled, and record when that was.
+        if req.get_ref().text == "hang" {
+            // The server drops a cancelled handler: a watcher sees its cancellation fire.
+            let cancellation = req.cancellation();
+            let id = req.get_ref().id.clone();
+            tokio::spawn(async move {
+                cancellation.cancelled().await;
+                CANCELLED.lock().unwrap().insert(id, Instant::now());
+                CANCELLED_NOTE.notify_waiters();
+            });
+            HUNG.notify_waiters();
+            std::future::pending::<()>().await;
         }
         let mut resp = Response::new(req.into_inner());
         resp.metadata_mut().insert("x-attempt", n.to_string().parse().unwrap());
@@ -703,6 +727,56 @@ pub async fn the_deadline_travels_down_a_chain(t: Transport) {
     }
 }
 
+/// Cancellation travels down a chain as deadlines do: the caller of a handler that is waiting on
+/// its own call to the next hop (gRPC, REST or the embedded broker) goes away, and the next hop's
+/// handler sees its call cancelled.
+pub async fn cancellation_travels_down_a_chain(t: Transport) {
+    let next_hops: &[(&str, Kind)] = match t.kind {
+        Kind::Grpc => &[("rest", Kind::Rest), ("memory", Kind::Memory)],
+        Kind::Rest => &[("grpc", Kind::Grpc), ("memory", Kind::Memory)],
+        _ => &[("grpc", Kind::Grpc), ("rest", Kind::Rest)],
+    };
+    for (name, kind) in next_hops {
+        let _ = server(*kind, (*kind == Kind::Memory).then(|| "memory://client-layers".to_owned()));
+        let id = call_id("cancel-chain");
+        let hop = format!("{id}-hop");
+        let hung = HUNG.notified();
+        let mut hung = std::pin::pin!(hung);
+        hung.as_mut().enable();
+        let client = t.client(&[]);
+        let call = tokio::spawn({
+            let msg = Msg { text: format!("relay-hang:{name}"), ..msg(&id) };
+            async move { client.record(Request::new(msg)).await }
+        });
+        // Wait (woken by the handler) until the next hop's handler is hanging.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while seen(&hop).is_empty() {
+                hung.as_mut().await;
+                hung.set(HUNG.notified());
+                hung.as_mut().enable();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} → {name}: the next hop never ran", t.name));
+        let cancelled = CANCELLED_NOTE.notified();
+        let mut cancelled = std::pin::pin!(cancelled);
+        cancelled.as_mut().enable();
+        call.abort();
+        let gone = Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !CANCELLED.lock().unwrap().contains_key(&hop) {
+                cancelled.as_mut().await;
+                cancelled.set(CANCELLED_NOTE.notified());
+                cancelled.as_mut().enable();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} → {name}: the next hop's handler was not cancelled when the caller went away", t.name));
+        let after = CANCELLED.lock().unwrap()[&hop].saturating_duration_since(gone);
+        assert!(after < Duration::from_millis(500), "{} → {name}: cancelled {after:?} after the caller went away", t.name);
+    }
+}
+
 /// The circuit breaker of the policy document trips alike on every transport: after 4 failures
 /// in a window of 4, a call fails at once with UNAVAILABLE and the server never sees it.
 pub async fn the_breaker_trips_alike_everywhere(t: Transport) {
@@ -804,6 +878,7 @@ macro_rules! every_transport {
             the_deadline_travels_down_a_chain,
             the_breaker_trips_alike_everywhere,
             a_keyed_call_runs_once,
+            cancellation_travels_down_a_chain,
         );
     };
 }

@@ -21,7 +21,9 @@ use crate::{ServiceDescriptor, Streaming};
 /// service; named so that client bounds stay readable.
 ///
 /// The service and its response futures are `Send`: calls run through the client call path,
-/// whose layers may send an attempt from another task's future.
+/// whose layers may send an attempt from another task's future. The service is `Clone` (a
+/// `Channel` is; tower's layers keep it so): attempts that run at once — hedged copies — each go
+/// through a clone.
 pub trait GrpcTransport:
     tonic::client::GrpcService<
         tonic::body::Body,
@@ -30,7 +32,8 @@ pub trait GrpcTransport:
                           + 'static,
         Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         Future: Send,
-    > + Send
+    > + Clone
+    + Send
 {
 }
 
@@ -42,7 +45,8 @@ impl<T> GrpcTransport for T where
                               + 'static,
             Error: Into<Box<dyn std::error::Error + Send + Sync>>,
             Future: Send,
-        > + Send
+        > + Clone
+        + Send
 {
 }
 
@@ -223,14 +227,20 @@ impl<C: GrpcTransport> GrpcClient<C> {
     }
 }
 
-/// tonic's client, shared by the attempts of one call: `&mut` is what its calls take, so
-/// attempts that run at once go through it one after another (the channel underneath is shared
-/// anyway); the only attempt of a call without layers takes it directly.
+/// tonic's client, shared by the attempts of one call: `&mut` is what its calls take, so each
+/// attempt a layer sends goes through a clone of it (the channel underneath is shared), and the
+/// only attempt of a call without layers takes it directly.
 struct Shared<'c, C>(tokio::sync::Mutex<&'c mut tonic::client::Grpc<C>>);
 
-impl<'c, C> Shared<'c, C> {
+impl<'c, C: Clone> Shared<'c, C> {
     fn new(grpc: &'c mut tonic::client::Grpc<C>) -> Self {
         Shared(tokio::sync::Mutex::new(grpc))
+    }
+
+    /// tonic's client for one attempt: a clone (a `Channel` clone shares its connection), so
+    /// attempts of one call run at once; the lock is held only to clone.
+    async fn attempt(&self) -> tonic::client::Grpc<C> {
+        (**self.0.lock().await).clone()
     }
 }
 
@@ -284,7 +294,8 @@ where
 
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<Resp>, Status>> {
         Box::pin(async move {
-            let mut grpc = self.grpc.0.lock().await;
+            // A clone of tonic's client per attempt, so attempts run at once (hedging).
+            let mut grpc = self.grpc.attempt().await;
             unary_attempt(&mut grpc, call, self.body.clone(), self.path.clone()).await
         })
     }
@@ -318,7 +329,8 @@ where
 
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<Streaming<Resp>>, Status>> {
         Box::pin(async move {
-            let mut grpc = self.grpc.0.lock().await;
+            // A clone of tonic's client per attempt, so attempts run at once (hedging).
+            let mut grpc = self.grpc.attempt().await;
             server_streaming_attempt(&mut grpc, call, self.body.clone(), self.path.clone()).await
         })
     }
@@ -399,7 +411,8 @@ where
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<Outgoing<Resp>>, Status>> {
         Box::pin(async move {
             let stream = self.stream.take(&call)?;
-            let mut grpc = self.grpc.0.lock().await;
+            // A clone of tonic's client per attempt, so attempts run at once (hedging).
+            let mut grpc = self.grpc.attempt().await;
             streams_attempt::<C, S, Req, Resp, BIDI>(&mut grpc, call, stream, self.path.clone()).await
         })
     }
