@@ -55,6 +55,8 @@ pub struct MessageId(pub String);
 /// One request taken off the broker, on its way to a handler.
 pub struct QueueCall {
     pub(crate) method: usize,
+    /// The method's `/package.Service/Method` path (its name in metrics and spans).
+    pub(crate) path: &'static str,
     pub(crate) env: Envelope,
     pub(crate) deadline: Option<Instant>,
     /// The method's OpenAPI operation contract, when it serves one.
@@ -76,10 +78,10 @@ impl QueueCall {
         extensions
     }
 
-    /// The method's name in its metrics and server span ([`crate::observe`]): the frame's
-    /// `sb-method` (the service's name is not part of a frame).
+    /// The method's name in its metrics and server span ([`crate::observe`]):
+    /// `package.Service/Method`, as on every transport.
     pub(crate) fn observed_name(&self) -> &str {
-        self.env.header(super::wire::METHOD).unwrap_or("")
+        self.path.strip_prefix('/').unwrap_or(self.path)
     }
 }
 

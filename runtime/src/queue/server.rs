@@ -535,7 +535,7 @@ fn prepare<D: ServiceTable, H>(
         Instant::now() + left
     });
     let operation = shared.operations.get(index).cloned().flatten();
-    Ok(QueueCall { method: index, env, deadline, operation })
+    Ok(QueueCall { method: index, path: method.grpc_path, env, deadline, operation })
 }
 
 /// Where a request's reply frames go, and what they copy from it.
