@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ use switchboard::grpc::transport::server::TcpIncoming;
 use switchboard::grpc::transport::{Channel, Server};
 use switchboard::queue::Broker;
 use switchboard::{Code, Request, RequestExt, Response, Status, Streaming};
+use switchboard_test_support::broker::url_for_feature;
+use switchboard_test_support::server::{in_background, unique_id as call_id};
 use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------------------------------------
@@ -273,25 +275,12 @@ where
     }
 }
 
-/// The broker URL in `var` by the project's rule (skip with a reason, fail under `CI=true`),
-/// if this build has `feature`.
-fn broker_url(var: &str, feature_on: bool, feature: &str) -> Option<String> {
-    let url = switchboard_test_support::broker::env_or_skip(var)?;
-    if !feature_on {
-        let why = format!("this build lacks the `{feature}` feature (cargo test -p switchboard --features {feature})");
-        assert!(!switchboard_test_support::ci::is_ci(), "CI=true, but the {feature} client-layer cases cannot run: {why}");
-        eprintln!("skipped: {why}");
-        return None;
-    }
-    Some(url)
-}
-
 async fn connect(kind: Kind) -> Option<Transport> {
     let url = match kind {
         Kind::Grpc | Kind::Rest => None,
         Kind::Memory => Some("memory://client-layers".to_owned()),
-        Kind::Amqp => Some(broker_url("SWITCHBOARD_AMQP_URL", cfg!(feature = "amqp"), "amqp")?),
-        Kind::Nats => Some(broker_url("SWITCHBOARD_NATS_URL", cfg!(feature = "nats"), "nats")?),
+        Kind::Amqp => Some(url_for_feature("SWITCHBOARD_AMQP_URL", cfg!(feature = "amqp"), "amqp")?),
+        Kind::Nats => Some(url_for_feature("SWITCHBOARD_NATS_URL", cfg!(feature = "nats"), "nats")?),
     };
     let address = server(kind, url);
     let name = match kind {
@@ -334,22 +323,6 @@ fn server(kind: Kind, broker_url: Option<String>) -> String {
         }
     });
     ready.clone().unwrap_or_else(|e| panic!("the {kind:?} server did not start: {e}"))
-}
-
-fn in_background<F, Fut>(name: &str, serve: F) -> Result<String, String>
-where
-    F: FnOnce(std::sync::mpsc::Sender<Result<String, String>>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let (ready, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            runtime.block_on(serve(ready));
-        })
-        .expect("spawn the server thread");
-    rx.recv().unwrap_or_else(|_| Err(format!("the {name} thread ended before it was ready")))
 }
 
 /// Serves `Impl` on the broker at `url` with the given dedupe window; ready once a call is
@@ -398,13 +371,6 @@ async fn relay_client(target: &str) -> Box<dyn Caller> {
         }
         other => panic!("no relay to {other}"),
     }
-}
-
-/// An id unique to this call, in this process and across runs (brokers keep durable queues).
-pub fn call_id(case: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{case}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 // ---------------------------------------------------------------------------------------------

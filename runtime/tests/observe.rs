@@ -10,7 +10,6 @@
 #![cfg(all(feature = "grpc", feature = "rest", feature = "queue"))]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
@@ -20,6 +19,7 @@ use switchboard::grpc::transport::{Channel, Server};
 use switchboard::observe::{names, TraceContext};
 use switchboard::queue::Broker;
 use switchboard::{Code, Request, RequestExt, Response, Status};
+use switchboard_test_support::server::{in_background, unique_id as id};
 use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------------------------------------
@@ -87,30 +87,15 @@ impl Traced for Impl {
 
 const BROKER: &str = "memory://observe";
 
-fn in_background<F, Fut>(name: &str, serve: F) -> String
-where
-    F: FnOnce(std::sync::mpsc::Sender<String>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let (ready, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            runtime.block_on(serve(ready));
-        })
-        .expect("spawn the server thread");
-    rx.recv().unwrap_or_else(|_| panic!("the {name} server did not start"))
-}
-
 fn grpc_address() -> &'static str {
     static ADDRESS: OnceLock<String> = OnceLock::new();
     ADDRESS.get_or_init(|| {
         in_background("observe-grpc", |ready| async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let _ = ready.send(format!("http://{}", listener.local_addr().unwrap()));
+            let _ = ready.send(Ok(format!("http://{}", listener.local_addr().unwrap())));
             Server::builder().add_service(TracedServer::new(Impl)).serve_with_incoming(TcpIncoming::from(listener)).await.expect("gRPC server");
         })
+        .expect("the gRPC server started")
     })
 }
 
@@ -119,9 +104,10 @@ fn rest_address() -> &'static str {
     ADDRESS.get_or_init(|| {
         in_background("observe-rest", |ready| async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let _ = ready.send(format!("http://{}", listener.local_addr().unwrap()));
+            let _ = ready.send(Ok(format!("http://{}", listener.local_addr().unwrap())));
             TracedRestServer::new(Impl).serve(listener).await.expect("REST server");
         })
+        .expect("the REST server started")
     })
 }
 
@@ -140,9 +126,10 @@ fn queue_started() {
                     _ => break,
                 }
             }
-            let _ = ready.send(String::new());
+            let _ = ready.send(Ok(String::new()));
             let _ = serving.await;
         })
+        .expect("the queue server started")
     });
 }
 
@@ -176,11 +163,6 @@ async fn call(transport: &str, policy: &[&str], req: Request<Hop>) -> Result<Res
         }
         other => panic!("no transport {other}"),
     }
-}
-
-fn id(case: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{case}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// One case at a time: the metric counts are process-wide.

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ use switchboard::grpc::transport::{Channel, Server};
 use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
 use switchboard::queue::Broker;
 use switchboard::{Code, Request, Response, Status};
+use switchboard_test_support::broker::url_for_feature;
+use switchboard_test_support::server::{in_background, unique_id as id};
 use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------------------------------------
@@ -232,22 +234,6 @@ impl Transport {
     }
 }
 
-fn in_background<F, Fut>(name: &str, serve: F) -> Result<String, String>
-where
-    F: FnOnce(std::sync::mpsc::Sender<Result<String, String>>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let (ready, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            runtime.block_on(serve(ready));
-        })
-        .expect("spawn the server thread");
-    rx.recv().unwrap_or_else(|_| Err(format!("the {name} thread ended before it was ready")))
-}
-
 /// Serves `Impl` on the broker at `url`; ready once a call is answered.
 async fn serve_queue(url: String, ready: std::sync::mpsc::Sender<Result<String, String>>) {
     let broker = match Broker::connect(&url).await {
@@ -303,22 +289,12 @@ fn server(kind: Kind, url: Option<String>) -> String {
     ready.clone().unwrap_or_else(|e| panic!("the {kind:?} server did not start: {e}"))
 }
 
-fn broker_url(var: &str, feature_on: bool, feature: &str) -> Option<String> {
-    let url = switchboard_test_support::broker::env_or_skip(var)?;
-    if !feature_on {
-        assert!(!switchboard_test_support::ci::is_ci(), "CI=true, but this build lacks the `{feature}` feature");
-        eprintln!("skipped: this build lacks the `{feature}` feature");
-        return None;
-    }
-    Some(url)
-}
-
 async fn connect(kind: Kind) -> Option<Transport> {
     let url = match kind {
         Kind::Grpc | Kind::Rest => None,
         Kind::Memory => Some("memory://resilience".to_owned()),
-        Kind::Amqp => Some(broker_url("SWITCHBOARD_AMQP_URL", cfg!(feature = "amqp"), "amqp")?),
-        Kind::Nats => Some(broker_url("SWITCHBOARD_NATS_URL", cfg!(feature = "nats"), "nats")?),
+        Kind::Amqp => Some(url_for_feature("SWITCHBOARD_AMQP_URL", cfg!(feature = "amqp"), "amqp")?),
+        Kind::Nats => Some(url_for_feature("SWITCHBOARD_NATS_URL", cfg!(feature = "nats"), "nats")?),
     };
     let address = server(kind, url);
     let mut t = Transport { kind, address: address.clone(), channel: None, broker: None };
@@ -342,13 +318,6 @@ where
     if let Some(t) = connect(kind).await {
         case(t).await;
     }
-}
-
-/// An id unique to this call, in this process and across runs (brokers keep durable queues).
-pub fn id(case: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{case}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn policy(json: &str) -> Arc<dyn Layer> {

@@ -7,7 +7,7 @@
 //! and a queue server reports ready once it has answered a call.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -146,23 +146,12 @@ where
 
 /// The broker URL in `var` by the project's one rule (`switchboard_test_support::broker`: skip
 /// with a printed reason on a bare machine, fail under `CI=true`), if this build has `feature`.
-fn broker_url(var: &str, feature_on: bool, feature: &str) -> Option<String> {
-    let url = switchboard_test_support::broker::env_or_skip(var)?;
-    if !feature_on {
-        let why = format!("this build lacks the `{feature}` feature (cargo test -p switchboard --features {feature})");
-        assert!(!switchboard_test_support::ci::is_ci(), "CI=true, but the {feature} conformance cases cannot run: {why}");
-        eprintln!("skipped: {why}");
-        return None;
-    }
-    Some(url)
-}
-
 async fn connect(kind: Kind) -> Option<Transport> {
     let url = match kind {
         Kind::Grpc | Kind::Rest => None,
         Kind::Memory => Some("memory://conformance".to_owned()),
-        Kind::Amqp => Some(broker_url("SWITCHBOARD_AMQP_URL", cfg!(feature = "amqp"), "amqp")?),
-        Kind::Nats => Some(broker_url("SWITCHBOARD_NATS_URL", cfg!(feature = "nats"), "nats")?),
+        Kind::Amqp => Some(switchboard_test_support::broker::url_for_feature("SWITCHBOARD_AMQP_URL", cfg!(feature = "amqp"), "amqp")?),
+        Kind::Nats => Some(switchboard_test_support::broker::url_for_feature("SWITCHBOARD_NATS_URL", cfg!(feature = "nats"), "nats")?),
     };
     let address = server(kind, url.clone());
     Some(match kind {
@@ -203,14 +192,14 @@ fn server(kind: Kind, broker_url: Option<String>) -> String {
     static SERVERS: [OnceLock<Result<String, String>>; 5] = [const { OnceLock::new() }; 5];
     let slot = &SERVERS[kind as usize];
     let ready = slot.get_or_init(move || match kind {
-        Kind::Grpc => in_background("conformance-grpc", |ready| async move {
+        Kind::Grpc => switchboard_test_support::server::in_background("conformance-grpc", |ready| async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().unwrap();
             let _ = ready.send(Ok(format!("http://{addr}")));
             let server = Server::builder().add_service(ConformanceServer::new(Impl));
             server.serve_with_incoming(TcpIncoming::from(listener)).await.expect("gRPC server");
         }),
-        Kind::Rest => in_background("conformance-rest", |ready| async move {
+        Kind::Rest => switchboard_test_support::server::in_background("conformance-rest", |ready| async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().unwrap();
             let _ = ready.send(Ok(format!("http://{addr}")));
@@ -218,27 +207,10 @@ fn server(kind: Kind, broker_url: Option<String>) -> String {
         }),
         Kind::Memory | Kind::Amqp | Kind::Nats => {
             let url = broker_url.expect("a broker URL");
-            in_background("conformance-queue", |ready| serve_queue(url, ready))
+            switchboard_test_support::server::in_background("conformance-queue", |ready| serve_queue(url, ready))
         }
     });
     ready.clone().unwrap_or_else(|e| panic!("the {kind:?} server did not start: {e}"))
-}
-
-/// Runs `serve` on a thread and runtime of its own; returns what it reports through `ready`.
-fn in_background<F, Fut>(name: &str, serve: F) -> Result<String, String>
-where
-    F: FnOnce(std::sync::mpsc::Sender<Result<String, String>>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let (ready, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            runtime.block_on(serve(ready));
-        })
-        .expect("spawn the server thread");
-    rx.recv().unwrap_or_else(|_| Err(format!("the {name} thread ended before it was ready")))
 }
 
 async fn serve_queue(url: String, ready: std::sync::mpsc::Sender<Result<String, String>>) {
@@ -280,7 +252,5 @@ async fn serve_queue(url: String, ready: std::sync::mpsc::Sender<Result<String, 
 
 /// An id unique to this call, in this process and across runs (brokers keep durable queues).
 pub fn call_id(case: &str, t: &Transport) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{case}-{}-{}-{nanos}-{}", t.name, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    switchboard_test_support::server::unique_id(&format!("{case}-{}", t.name))
 }

@@ -102,3 +102,17 @@ mod tests {
         assert!(matches!(decide(AMQP_URL, Some(""), Some("true")), Decision::Fail(_)));
     }
 }
+
+/// [`env_or_skip`] for a suite that also needs a cargo feature of the runtime for that broker:
+/// the URL, or `None` (printed) when the variable is unset or the build lacks `feature`
+/// (`feature_on` is the caller's `cfg!(feature = "...")`); under `CI=true` either is a failure.
+pub fn url_for_feature(var: &str, feature_on: bool, feature: &str) -> Option<String> {
+    let url = env_or_skip(var)?;
+    if !feature_on {
+        let why = format!("this build lacks the `{feature}` feature (cargo test -p switchboard --features {feature})");
+        assert!(!crate::ci::is_ci(), "CI=true, but the {feature} cases cannot run: {why}");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(url)
+}

@@ -8,6 +8,7 @@
 //!   for other missing requirements (python3, grpcio).
 //! - [`ready`]: readiness by signal, not by sleeping: retry until a deadline, wait for a condition
 //!   or a "ready" line.
+//! - [`server`]: a server on a thread and runtime of its own, and ids unique across runs.
 //!
 //! This crate does not depend on `switchboard`, so the runtime's own integration tests can use it
 //! without a second copy of the runtime's types. Every helper panics with a message naming what
@@ -17,3 +18,4 @@ pub mod broker;
 pub mod ci;
 pub mod http;
 pub mod ready;
+pub mod server;
