@@ -129,6 +129,27 @@ pub fn never_reached(status: &Status) -> bool {
     false
 }
 
+/// In a call's extensions: the largest response message the transport may accept for it
+/// (`maxResponseMessageBytes`, set by the policy layer); a larger one fails the attempt with
+/// RESOURCE_EXHAUSTED. gRPC applies it to each message, REST and queues to a unary answer's body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResponseLimit(pub(crate) usize);
+
+impl ResponseLimit {
+    /// The limit a call carries, if any.
+    pub(crate) fn of(call: &Call) -> Option<usize> {
+        call.extensions().get::<ResponseLimit>().map(|l| l.0)
+    }
+
+    /// The error for an answer over `limit` bytes (grpc-go's wording; `size` when it is known).
+    pub(crate) fn exceeded(size: Option<usize>, limit: usize) -> Status {
+        match size {
+            Some(size) => Status::resource_exhausted(format!("received message larger than max ({size} vs. {limit})")),
+            None => Status::resource_exhausted(format!("received message larger than max (more than {limit} bytes)")),
+        }
+    }
+}
+
 /// In a call's extensions: this attempt is a transparent retry of one that never reached a
 /// server (counted apart from retries and hedges).
 #[derive(Debug, Clone, Copy)]
@@ -362,6 +383,8 @@ pub struct Call {
     replayable: bool,
     /// Which attempt this is, from 1 (set by the runner just before the transport sends).
     attempt: u32,
+    /// The encoded request message's size, when the transport encoded one (not for streams).
+    request_size: Option<usize>,
 }
 
 /// A client's default timeout, and whether it travels to the server when a request sets none.
@@ -436,6 +459,7 @@ impl Call {
             timeout_as_asked,
             replayable: !service.methods[method].shape.client_streams(),
             attempt: 1,
+            request_size: None,
         }
     }
 
@@ -518,6 +542,18 @@ impl Call {
             key.parse().map_err(|_| Status::invalid_argument(format!("idempotency key {key:?} is not a valid header value")))?;
         self.metadata.insert(IDEMPOTENCY_KEY, value);
         Ok(())
+    }
+
+    /// The size in bytes of the request message as the transport encoded it (the gRPC message,
+    /// the REST body, the queue envelope's body); `None` for a request stream. Layers limit it
+    /// (`maxRequestMessageBytes`).
+    pub fn request_size(&self) -> Option<usize> {
+        self.request_size
+    }
+
+    /// Records the encoded request's size (the transport, once it has encoded it).
+    pub(crate) fn set_request_size(&mut self, size: usize) {
+        self.request_size = Some(size);
     }
 
     /// Whether the request can be sent more than once. A request stream (client and bidi

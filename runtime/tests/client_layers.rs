@@ -136,7 +136,12 @@ impl Layered for Impl {
             HUNG.notify_waiters();
             std::future::pending::<()>().await;
         }
-        let mut resp = Response::new(req.into_inner());
+        let mut answer = req.into_inner();
+        // `pad:<n>`: answer a text of n bytes.
+        if let Some(n) = answer.text.strip_prefix("pad:").and_then(|n| n.parse().ok()) {
+            answer.text = "x".repeat(n);
+        }
+        let mut resp = Response::new(answer);
         resp.metadata_mut().insert("x-attempt", n.to_string().parse().unwrap());
         Ok(resp)
     }
@@ -822,6 +827,32 @@ pub async fn a_keyed_call_runs_once(t: Transport) {
     assert_eq!(seen(&id).len(), 1, "{}: a non-idempotent call without a key is never sent again", t.name);
 }
 
+/// `maxRequestMessageBytes` and `maxResponseMessageBytes` hold alike everywhere: a request over
+/// the limit is not sent (RESOURCE_EXHAUSTED, the server sees nothing), an answer over it fails
+/// the call (RESOURCE_EXHAUSTED, after the server ran it), and calls within both go through.
+pub async fn message_size_limits_hold(t: Transport) {
+    use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{"service": "test.layers.v1.Layered"}], "maxRequestMessageBytes": 300, "maxResponseMessageBytes": 300}]}"#,
+    )
+    .unwrap();
+    let client = t.client(&[Arc::new(PolicyLayer::new(Policies::new().runtime(config)))]);
+    let id = call_id("too-big-request");
+    let err = client.record(Request::new(Msg { text: "y".repeat(1_000), ..msg(&id) })).await.expect_err("an oversized request went out");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}: {err:?}", t.name);
+    assert!(err.message().starts_with("trying to send message larger than max"), "{}: {err:?}", t.name);
+    assert!(seen(&id).is_empty(), "{}: the server saw an oversized request", t.name);
+
+    let id = call_id("too-big-answer");
+    let err = client.record(Request::new(Msg { text: "pad:1000".into(), ..msg(&id) })).await.expect_err("an oversized answer was taken");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}: {err:?}", t.name);
+    assert_eq!(seen(&id).len(), 1, "{}", t.name);
+
+    let id = call_id("small-answer");
+    let resp = client.record(Request::new(Msg { text: "pad:10".into(), ..msg(&id) })).await.unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
+    assert_eq!(resp.get_ref().text, "x".repeat(10), "{}", t.name);
+}
+
 /// One `#[tokio::test]` per case, for one transport.
 macro_rules! cases {
     ($kind:expr; $($case:ident),* $(,)?) => {$(
@@ -845,6 +876,7 @@ macro_rules! every_transport {
             the_breaker_trips_alike_everywhere,
             a_keyed_call_runs_once,
             cancellation_travels_down_a_chain,
+            message_size_limits_hold,
         );
     };
 }

@@ -161,8 +161,9 @@ impl<C: GrpcTransport> GrpcClient<C> {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let (call, message) = self.call_of(service, index, request);
+        let (mut call, message) = self.call_of(service, index, request);
         let body = Bytes::from(message.encode_to_vec());
+        call.set_request_size(body.len());
         drop(message);
         let path = PathAndQuery::from_static(service.methods[index].grpc_path);
         let exchange = Unary::<C, Resp> { grpc: Shared::new(&mut self.inner), body, path, resp: PhantomData };
@@ -180,8 +181,9 @@ impl<C: GrpcTransport> GrpcClient<C> {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let (call, message) = self.call_of(service, index, request);
+        let (mut call, message) = self.call_of(service, index, request);
         let body = Bytes::from(message.encode_to_vec());
+        call.set_request_size(body.len());
         drop(message);
         let path = PathAndQuery::from_static(service.methods[index].grpc_path);
         let exchange = ServerStreaming::<C, Resp> { grpc: Shared::new(&mut self.inner), body, path, resp: PhantomData };
@@ -296,6 +298,9 @@ where
         Box::pin(async move {
             // A clone of tonic's client per attempt, so attempts run at once (hedging).
             let mut grpc = self.grpc.attempt().await;
+            if let Some(limit) = client::ResponseLimit::of(&call) {
+                grpc = grpc.max_decoding_message_size(limit);
+            }
             unary_attempt(&mut grpc, call, self.body.clone(), self.path.clone()).await
         })
     }
@@ -331,6 +336,9 @@ where
         Box::pin(async move {
             // A clone of tonic's client per attempt, so attempts run at once (hedging).
             let mut grpc = self.grpc.attempt().await;
+            if let Some(limit) = client::ResponseLimit::of(&call) {
+                grpc = grpc.max_decoding_message_size(limit);
+            }
             server_streaming_attempt(&mut grpc, call, self.body.clone(), self.path.clone()).await
         })
     }
@@ -413,6 +421,9 @@ where
             let stream = self.stream.take(&call)?;
             // A clone of tonic's client per attempt, so attempts run at once (hedging).
             let mut grpc = self.grpc.attempt().await;
+            if let Some(limit) = client::ResponseLimit::of(&call) {
+                grpc = grpc.max_decoding_message_size(limit);
+            }
             streams_attempt::<C, S, Req, Resp, BIDI>(&mut grpc, call, stream, self.path.clone()).await
         })
     }

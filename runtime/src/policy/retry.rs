@@ -16,6 +16,11 @@
 //! consumer: [`client::never_reached`](crate::client::never_reached)) is sent again at once,
 //! once, whatever its method and policy (A6's transparent retry).
 //!
+//! Every attempt is its own `Next::run` of a copy of the call, marked in its extensions (a
+//! retry's `grpc-previous-rpc-attempts`, a hedged copy's number, a transparent retry): a layer
+//! below this one that picks an endpoint per attempt (the fleet's balancer) can see which
+//! attempt it routes and send a retry to another endpoint than the one that failed.
+//!
 //! Only calls that are safe to repeat are retried: methods declared idempotent (proto
 //! `idempotency_level`, HTTP GET/PUT/DELETE/... for OpenAPI operations) or calls that carry an
 //! idempotency key (the server runs a keyed call once). A request stream is never re-sent.
@@ -101,6 +106,19 @@ impl Layer for PolicyLayer {
         let Some(config) = config else {
             return Box::pin(async move { self.attempt(call, next, 1, None).await.unwrap_or_else(Err) });
         };
+        // `maxRequestMessageBytes`: a larger request is not sent (grpc-go's wording).
+        if let (Some(max), Some(size)) = (config.max_request_message_bytes, call.request_size()) {
+            if size > max as usize {
+                let status = Status::resource_exhausted(format!("trying to send message larger than max ({size} vs. {max})"));
+                return Box::pin(std::future::ready(Err(status)));
+            }
+        }
+        if let Some(max) = config.max_response_message_bytes {
+            call.extensions_mut().insert(crate::client::ResponseLimit(max as usize));
+        }
+        if config.wait_for_ready == Some(true) {
+            call.extensions_mut().insert(WaitForReady);
+        }
         // A config given on the call has no breaker or limits of its own (they are shared state).
         let guards = if given.is_none() && !self.guards.is_empty() { self.guards.get(&(config as *const MethodConfig as usize)) } else { None };
         let safe = method.idempotency != Idempotency::Unknown || call.idempotency_key().is_some();
@@ -198,12 +216,24 @@ impl PolicyLayer {
             call.metadata_mut().insert(PREVIOUS_ATTEMPTS_METADATA, MetadataValue::from(number - 1));
         }
         let admitted = guards.map(Guards::admit).transpose()?;
-        let spare = call.can_resend().then(|| call.clone());
+        let wait = call.extensions().get::<WaitForReady>().is_some();
+        let mut spare = call.can_resend().then(|| call.clone());
         let mut outcome = next.run(call).await;
         // A call that never reached a server's application goes again at once, once, whatever
-        // its method (gRPC A6's transparent retry): not an attempt of the retry policy.
-        let transparent = matches!(&outcome, Err(status) if crate::client::never_reached(status));
-        if let Some(mut again) = spare.filter(|_| transparent) {
+        // its method (gRPC A6's transparent retry): not an attempt of the retry policy. With
+        // `waitForReady` it keeps going (10 ms, doubling to 1 s between tries) until a server
+        // takes it or the deadline ends the call.
+        let mut pause = Duration::from_millis(10);
+        let mut first = true;
+        while let Some(mut again) = spare.take().filter(|_| matches!(&outcome, Err(status) if crate::client::never_reached(status))) {
+            if !first {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            if wait && again.can_resend() {
+                spare = Some(again.clone());
+            }
+            first = false;
             again.extensions_mut().insert(crate::client::TransparentRetry);
             outcome = next.run(again).await;
         }
@@ -273,6 +303,10 @@ impl PolicyLayer {
         }
     }
 }
+
+/// In a call's extensions: its method config says `waitForReady: true`.
+#[derive(Debug, Clone, Copy)]
+struct WaitForReady;
 
 enum Pushback {
     None,

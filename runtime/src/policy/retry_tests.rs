@@ -510,3 +510,47 @@ async fn a_call_that_never_reached_a_server_goes_again_at_once_once() {
     assert_eq!(exchange.attempts(), 3);
     assert_eq!(exchange.previous_attempts(), [None, None, Some("1".into())]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_for_ready_keeps_resending_until_a_server_takes_the_call() {
+    let never = || crate::client::not_delivered(Status::unavailable("no server consumes t.S"));
+    let layer = Arc::new(config(r#"{"methodConfig": [{"name": [{"service": "t.S"}], "waitForReady": true}]}"#));
+    let exchange = Scripted::new([Err(never()), Err(never()), Err(never()), Err(never()), Ok(4)]);
+    // `Create` is not idempotent: a call no server saw is safe to send again all the same.
+    assert_eq!(call_with(&layer, 1, Request::new(()), &exchange).await.unwrap(), 4);
+    assert_eq!(exchange.attempts(), 5);
+    let ms = |n| Duration::from_millis(n);
+    assert_eq!(exchange.gaps(), [ms(0), ms(10), ms(20), ms(40)], "at once, then 10 ms doubling");
+
+    // Bounded by the call's deadline.
+    let exchange = Scripted::new((0..1000).map(|_| Err(never())));
+    let req = crate::client::CallOptions::new().timeout(Duration::from_millis(500)).request(());
+    let started = Instant::now();
+    assert_eq!(call_with(&layer, 1, req, &exchange).await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert!(started.elapsed() <= Duration::from_millis(500), "{:?}", started.elapsed());
+
+    // Any other failure ends it.
+    let exchange = Scripted::new([Err(never()), Err(Status::unavailable("the server is draining")), Ok(4)]);
+    assert_eq!(call_with(&layer, 1, Request::new(()), &exchange).await.unwrap_err().message(), "the server is draining");
+    assert_eq!(exchange.attempts(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_over_max_request_message_bytes_is_not_sent() {
+    let layer = Arc::new(config(r#"{"methodConfig": [{"name": [{"service": "t.S"}], "maxRequestMessageBytes": 64}]}"#));
+    let exchange = Scripted::always_ok();
+    let mut layers = Layers::default();
+    layers.push(layer.clone());
+    let sized = |size| {
+        let (metadata, extensions, ()) = Request::new(()).into_parts();
+        let mut call = Call::new(&SERVICE, 0, TransportKind::Grpc, metadata, extensions, DefaultTimeout::default());
+        call.set_request_size(size);
+        call
+    };
+    let status = run(&layers, sized(65), exchange.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(status.message(), "trying to send message larger than max (65 vs. 64)");
+    assert_eq!(exchange.attempts(), 0);
+    assert!(run(&layers, sized(64), exchange.clone()).await.is_ok());
+    assert_eq!(exchange.attempts(), 1);
+}

@@ -134,7 +134,8 @@ impl QueueClient {
         let (metadata, extensions, message) = request.into_parts();
         let mut headers = Vec::new();
         let body = C::encode(&message, &mut headers)?;
-        let call = Call::new(service, index, TransportKind::Queue, metadata, extensions, self.default_timeout());
+        let mut call = Call::new(service, index, TransportKind::Queue, metadata, extensions, self.default_timeout());
+        call.set_request_size(body.len());
         Ok((call, Encoded { body, headers }))
     }
 
@@ -180,7 +181,7 @@ impl QueueClient {
             let outcome = observed
                 .within(attempt.run(async {
                     let (env, deadline) = self.direct::<C, Req>(method.name, request)?;
-                    unary_reply::<C, Resp>(self, desc, method, env, deadline).await
+                    unary_reply::<C, Resp>(self, desc, method, env, deadline, None).await
                 }))
                 .await;
             observed.finish(&outcome);
@@ -239,7 +240,7 @@ impl QueueClient {
             let outcome = observed
                 .within(attempt.run(async {
                     let (env, deadline) = self.direct::<super::Json, Req>(method.name, request)?;
-                    operation_answer::<Resp>(self, desc, method, env, deadline).await
+                    operation_answer::<Resp>(self, desc, method, env, deadline, None).await
                 }))
                 .await;
             observed.finish(&outcome);
@@ -400,6 +401,7 @@ trait ReadAnswer: 'static {
         method: &'static MethodDescriptor,
         env: Envelope,
         deadline: Instant,
+        limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Response<Self::Message>, Status>>;
     /// Whether `read` ends at the deadline itself (waiting for reply frames does).
     const ENFORCES_DEADLINE: bool = true;
@@ -413,8 +415,9 @@ impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
 
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<A::Message>, Status>> {
         let (service, method) = (call.service(), call.method());
+        let limit = client::ResponseLimit::of(&call);
         let (env, deadline) = self.envelope(call, self.encoded.body.clone());
-        A::read(self.client, service, method, env, deadline)
+        A::read(self.client, service, method, env, deadline, limit)
     }
 
     fn send_once<'a>(mut self, call: Call) -> BoxFuture<'a, Result<Response<A::Message>, Status>>
@@ -423,8 +426,9 @@ impl<A: ReadAnswer> Exchange for Attempt<'_, A> {
     {
         let (service, method) = (call.service(), call.method());
         let body = std::mem::take(&mut self.encoded.body);
+        let limit = client::ResponseLimit::of(&call);
         let (env, deadline) = self.envelope(call, body);
-        A::read(self.client, service, method, env, deadline)
+        A::read(self.client, service, method, env, deadline, limit)
     }
 
     fn enforces_deadline() -> bool {
@@ -445,9 +449,13 @@ fn unary_reply<'a, C: Codec<Resp>, Resp>(
     method: &'static MethodDescriptor,
     env: Envelope,
     deadline: Instant,
+    limit: Option<usize>,
 ) -> impl Future<Output = Result<Response<Resp>, Status>> + 'a {
-    client.broker.call(service.full_name, method.name, env, deadline).map(|frame| {
+    client.broker.call(service.full_name, method.name, env, deadline).map(move |frame| {
         let frame = frame?;
+        if let Some(limit) = limit.filter(|l| frame.body.len() > *l) {
+            return Err(client::ResponseLimit::exceeded(Some(frame.body.len()), limit));
+        }
         if let Some(status) = wire::status_of(&frame) {
             if status.code() != Code::Ok {
                 return Err(status);
@@ -466,11 +474,15 @@ async fn operation_answer<Resp: serde::de::DeserializeOwned>(
     method: &'static MethodDescriptor,
     env: Envelope,
     deadline: Instant,
+    limit: Option<usize>,
 ) -> Result<Response<Resp>, Status> {
     let Some(op) = method.operation else {
         return Err(Status::internal(format!("`{}` has no OpenAPI operation", method.name)));
     };
     let frame = client.broker.call(service.full_name, method.name, env, deadline).await?;
+    if let Some(limit) = limit.filter(|l| frame.body.len() > *l) {
+        return Err(client::ResponseLimit::exceeded(Some(frame.body.len()), limit));
+    }
     operation_reply(op, frame)
 }
 
@@ -497,8 +509,9 @@ where
         method: &'static MethodDescriptor,
         env: Envelope,
         deadline: Instant,
+        limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
-        Box::pin(operation_answer(client, service, method, env, deadline))
+        Box::pin(operation_answer(client, service, method, env, deadline, limit))
     }
 }
 
@@ -514,8 +527,9 @@ where
         method: &'static MethodDescriptor,
         env: Envelope,
         deadline: Instant,
+        limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Response<Resp>, Status>> {
-        Box::pin(unary_reply::<C, Resp>(client, service, method, env, deadline))
+        Box::pin(unary_reply::<C, Resp>(client, service, method, env, deadline, limit))
     }
 }
 
@@ -531,6 +545,7 @@ where
         method: &'static MethodDescriptor,
         env: Envelope,
         deadline: Instant,
+        _limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Response<Streaming<Resp>>, Status>> {
         Box::pin(async move {
             let (mut slot, mut rx) = client.send(service, method.name, env).await?;
@@ -569,6 +584,7 @@ where
         method: &'static MethodDescriptor,
         env: Envelope,
         _: Instant,
+        _: Option<usize>,
     ) -> BoxFuture<'a, Result<Response<()>, Status>> {
         Box::pin(async move {
             client.broker.backend().publish(service.full_name, method.name, env).await.map(Response::new)

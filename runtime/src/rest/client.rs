@@ -142,7 +142,8 @@ impl RestClient {
         let (metadata, extensions, message) = request.into_parts();
         let (rule, prepared, body) = self.build(method, &message)?;
         drop(message);
-        let call = self.call_of(service, index, metadata, extensions);
+        let mut call = self.call_of(service, index, metadata, extensions);
+        call.set_request_size(body.len());
         self.run(call, Attempt { client: self, prepared, body: Source::Bytes(body), answer: One::<Resp>::new(rule.response_body) }).await
     }
 
@@ -157,7 +158,8 @@ impl RestClient {
         let (metadata, extensions, message) = request.into_parts();
         let (rule, prepared, body) = self.build(method, &message)?;
         drop(message);
-        let call = self.call_of(service, index, metadata, extensions);
+        let mut call = self.call_of(service, index, metadata, extensions);
+        call.set_request_size(body.len());
         self.run(call, Attempt { client: self, prepared, body: Source::Bytes(body), answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
@@ -190,10 +192,22 @@ impl RestClient {
         self.run(call, Attempt { client: self, prepared, body: Source::Stream(Once::new(body)), answer: Many::<Resp>::new(rule.response_body) }).await
     }
 
-    /// Sends `request` and reads the whole answer.
+    /// Sends `request` and reads the whole answer (no larger than the request's
+    /// [`ResponseLimit`](crate::client::ResponseLimit), when it has one).
     pub(crate) async fn exchange(&self, request: http::Request<ReqBody>) -> Result<(http::response::Parts, Bytes), Status> {
+        let limit = request.extensions().get::<crate::client::ResponseLimit>().map(|l| l.0);
         let (parts, body) = self.send(request).await?.into_parts();
-        let body = body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes();
+        let body = match limit {
+            None => body.collect().await.map_err(|e| Status::unavailable(format!("reading the response: {e}")))?.to_bytes(),
+            Some(limit) => {
+                // Read no more than the limit (and one byte to tell it was passed).
+                let limited = http_body_util::Limited::new(body, limit);
+                limited.collect().await.map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+                    Ok(_) => crate::client::ResponseLimit::exceeded(None, limit),
+                    Err(e) => Status::unavailable(format!("reading the response: {e}")),
+                })?.to_bytes()
+            }
+        };
         Ok((parts, body))
     }
 
@@ -433,8 +447,15 @@ impl<A: Answer> Exchange for Attempt<'_, A> {
 
     fn send(&self, call: Call) -> BoxFuture<'_, Result<Response<A::Message>, Status>> {
         let deadline = call.deadline();
+        let limit = crate::client::ResponseLimit::of(&call);
         match self.body.again(&call) {
-            Ok(body) => self.answer.read(self.client, self.prepared.request(call, body), deadline),
+            Ok(body) => {
+                let mut request = self.prepared.request(call, body);
+                if let Some(limit) = limit {
+                    request.extensions_mut().insert(crate::client::ResponseLimit(limit));
+                }
+                self.answer.read(self.client, request, deadline)
+            }
             Err(status) => Box::pin(std::future::ready(Err(status))),
         }
     }

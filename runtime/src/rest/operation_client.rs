@@ -50,7 +50,8 @@ impl RestClient {
         };
         drop(message);
         let (prepared, body) = self.api_prepare(op, fields)?;
-        let call = self.call_of(service, index, metadata, extensions);
+        let mut call = self.call_of(service, index, metadata, extensions);
+        call.set_request_size(body.len());
         self.run(call, Attempt { client: self, prepared, body: Source::Bytes(body), answer: Variant::<Resp> { op, resp: PhantomData } }).await
     }
 
