@@ -125,7 +125,8 @@ impl Window {
         if !self.inner.enabled() {
             return None;
         }
-        let key = headers.get(IDEMPOTENCY_KEY)?.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)?;
+        static NAME: http::HeaderName = http::HeaderName::from_static(IDEMPOTENCY_KEY);
+        let key = headers.get(&NAME)?.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)?;
         let caller = headers.get(http::header::AUTHORIZATION).map_or(0, |v| self.hasher.hash_one(v.as_bytes()));
         Some(format!("{method}\n{caller:016x}\n{key}"))
     }

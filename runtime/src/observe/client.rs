@@ -5,14 +5,12 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::time::Instant;
 
-use metrics::Key;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 use tracing::{Instrument, Span};
 
 use super::labels::{self, MethodLabels};
-use super::names;
-use super::trace::{self, TraceContext, TRACEPARENT, TRACESTATE};
+use super::trace::{self, TraceContext, TRACEPARENT, TRACEPARENT_HEADER, TRACESTATE, TRACESTATE_HEADER};
 use crate::client::TransportKind;
 use crate::ServiceDescriptor;
 
@@ -54,12 +52,12 @@ impl ClientCall {
         let labels = labels::of(full, transport);
         // A `traceparent` the caller set itself (its own tracer's span) is the parent; else the
         // handler's span this call is made in.
-        let given = if metadata.is_empty() {
+        let headers: &http::HeaderMap = metadata.as_ref();
+        let given = if headers.is_empty() {
             None
         } else {
-            metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(|tp| {
-                TraceContext::parse(tp, metadata.get(TRACESTATE).and_then(|v| v.to_str().ok())).ok()
-            })
+            let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+            header(&TRACEPARENT_HEADER).and_then(|tp| TraceContext::parse(tp, header(&TRACESTATE_HEADER)).ok())
         };
         let parent = given.or_else(trace::current);
         let span = tracing::info_span!(
@@ -94,8 +92,12 @@ impl ClientCall {
     }
 
     /// Runs `fut` (the call's attempts) inside the call span.
-    pub(crate) fn within<F: Future>(&self, fut: F) -> tracing::instrument::Instrumented<F> {
-        fut.instrument(self.span.clone())
+    pub(crate) fn within<F: Future>(&self, fut: F) -> futures_util::future::Either<F, tracing::instrument::Instrumented<F>> {
+        // Without a subscriber that records the span, the future runs as it is.
+        match self.span.is_disabled() {
+            true => futures_util::future::Either::Left(fut),
+            false => futures_util::future::Either::Right(fut.instrument(self.span.clone())),
+        }
     }
 
     /// Starts an attempt that is about to go out with `metadata`: counts it, opens its span and,
@@ -110,7 +112,7 @@ impl ClientCall {
             }
         }
         metrics::with_recorder(|r| {
-            r.register_counter(&Key::from_static_parts(names::CLIENT_ATTEMPT_STARTED, &self.labels.plain), &METADATA).increment(1)
+            r.register_counter(&self.labels.client_attempt_started, &METADATA).increment(1)
         });
         let span = tracing::info_span!(
             target: "switchboard",
@@ -142,7 +144,9 @@ impl ClientCall {
                 }
             }
         }
-        Attempt { start: Instant::now(), labels: self.labels, span }
+        // The first attempt starts with the call.
+        let start = if number == 1 { self.start } else { Instant::now() };
+        Attempt { start, labels: self.labels, span }
     }
 
     /// Ends the call with `outcome`: its duration, status and the retries or hedges it made.
@@ -153,19 +157,17 @@ impl ClientCall {
         let transparent = self.transparent.load(Ordering::Relaxed);
         let resent = attempts.saturating_sub(1).saturating_sub(transparent);
         metrics::with_recorder(|r| {
-            r.register_histogram(&Key::from_static_parts(names::CLIENT_CALL_DURATION, self.labels.status(code)), &METADATA)
-                .record(elapsed);
+            r.register_histogram(self.labels.client_call_duration(code), &METADATA).record(elapsed);
             if resent > 0 {
-                let name = if self.resending.load(Ordering::Relaxed) == Resending::Hedges as u8 {
-                    names::CLIENT_CALL_HEDGES
+                let key = if self.resending.load(Ordering::Relaxed) == Resending::Hedges as u8 {
+                    &self.labels.client_call_hedges
                 } else {
-                    names::CLIENT_CALL_RETRIES
+                    &self.labels.client_call_retries
                 };
-                r.register_histogram(&Key::from_static_parts(name, &self.labels.plain), &METADATA).record(f64::from(resent));
+                r.register_histogram(key, &METADATA).record(f64::from(resent));
             }
             if transparent > 0 {
-                r.register_histogram(&Key::from_static_parts(names::CLIENT_CALL_TRANSPARENT_RETRIES, &self.labels.plain), &METADATA)
-                    .record(f64::from(transparent));
+                r.register_histogram(&self.labels.client_call_transparent_retries, &METADATA).record(f64::from(transparent));
             }
         });
         if !self.span.is_disabled() {
@@ -185,7 +187,10 @@ pub(crate) struct Attempt {
 impl Attempt {
     /// Runs the attempt's future inside its span, then records its duration and status.
     pub(crate) async fn run<T>(self, fut: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
-        let outcome = fut.instrument(self.span.clone()).await;
+        let outcome = match self.span.is_disabled() {
+            true => fut.await,
+            false => fut.instrument(self.span.clone()).await,
+        };
         self.finish(&outcome);
         outcome
     }
@@ -194,8 +199,7 @@ impl Attempt {
         let code = code_of(outcome);
         let elapsed = self.start.elapsed().as_secs_f64();
         metrics::with_recorder(|r| {
-            r.register_histogram(&Key::from_static_parts(names::CLIENT_ATTEMPT_DURATION, self.labels.status(code)), &METADATA)
-                .record(elapsed);
+            r.register_histogram(self.labels.client_attempt_duration(code), &METADATA).record(elapsed);
         });
         if !self.span.is_disabled() {
             self.span.record("rpc.grpc.status_code", code as i32);

@@ -5,15 +5,13 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
-use metrics::Key;
 use tonic::metadata::MetadataMap;
 use tonic::Code;
 use tracing::Span;
 
 use super::client::METADATA;
 use super::labels::{self, MethodLabels};
-use super::names;
-use super::trace::{self, TraceContext, TRACEPARENT, TRACESTATE};
+use super::trace::{self, TraceContext, TRACEPARENT_HEADER, TRACESTATE_HEADER};
 use crate::client::TransportKind;
 use crate::Cancellation;
 
@@ -41,7 +39,7 @@ impl ServerCall {
     pub(crate) fn new(method: &str, transport: TransportKind, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
         let labels = labels::of(method, transport);
         metrics::with_recorder(|r| {
-            r.register_counter(&Key::from_static_parts(names::SERVER_CALL_STARTED, &labels.plain), &METADATA).increment(1)
+            r.register_counter(&labels.server_call_started, &METADATA).increment(1)
         });
         let full = labels.plain[0].value();
         let (service, name) = full.split_once('/').unwrap_or(("", full));
@@ -110,7 +108,7 @@ impl Drop for ServerCall {
         };
         let seconds = nanos as f64 / 1e9;
         metrics::with_recorder(|r| {
-            r.register_histogram(&Key::from_static_parts(names::SERVER_CALL_DURATION, self.labels.status(code)), &METADATA).record(seconds)
+            r.register_histogram(self.labels.server_call_duration(code), &METADATA).record(seconds)
         });
         if !self.span.is_disabled() {
             self.span.record("rpc.grpc.status_code", code as i32);
@@ -139,10 +137,12 @@ pub(crate) fn serve_metadata(
     if cancellation.served().is_some() {
         return;
     }
-    let (tp, ts) = if metadata.is_empty() {
+    let headers: &http::HeaderMap = metadata.as_ref();
+    let (tp, ts) = if headers.is_empty() {
         (None, None)
     } else {
-        (metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()), metadata.get(TRACESTATE).and_then(|v| v.to_str().ok()))
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        (header(&TRACEPARENT_HEADER), header(&TRACESTATE_HEADER))
     };
     install(cancellation, extensions, ServerCall::new(method, transport, tp, ts));
 }
@@ -158,7 +158,7 @@ pub(crate) fn serve_http<B>(request: &mut http::Request<B>, transport: Transport
     let call = {
         let path = request.uri().path();
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        ServerCall::new(path.strip_prefix('/').unwrap_or(path), transport, header(TRACEPARENT), header(TRACESTATE))
+        ServerCall::new(path.strip_prefix('/').unwrap_or(path), transport, header(&TRACEPARENT_HEADER), header(&TRACESTATE_HEADER))
     };
     install(&cancellation, request.extensions_mut(), call);
 }

@@ -10,6 +10,11 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The `tracestate` header (W3C Trace Context), carried as it came.
 pub const TRACESTATE: &str = "tracestate";
 
+/// [`TRACEPARENT`] and [`TRACESTATE`] as header names made once (a lookup by name then skips
+/// parsing it, on every request).
+pub(crate) static TRACEPARENT_HEADER: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+pub(crate) static TRACESTATE_HEADER: http::HeaderName = http::HeaderName::from_static(TRACESTATE);
+
 /// The longest `tracestate` carried: the spec asks for at least 512 characters. A longer one is
 /// cut at the last list member that fits (members beyond it are dropped, as the spec allows).
 pub const MAX_TRACESTATE: usize = 512;
