@@ -41,8 +41,7 @@ impl ServerCall {
         metrics::with_recorder(|r| {
             r.register_counter(&labels.server_call_started, &METADATA).increment(1)
         });
-        let full = labels.plain[0].value();
-        let (service, name) = full.split_once('/').unwrap_or(("", full));
+        let (service, name) = (labels.service, labels.name);
         let span = tracing::info_span!(
             target: "switchboard",
             parent: None,

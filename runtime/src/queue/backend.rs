@@ -118,12 +118,14 @@ pub(crate) struct Waiting<'a> {
     pub id: String,
     /// Sent and not answered yet.
     armed: bool,
+    /// Answered: the reply took the slot with it (nothing to forget).
+    answered: bool,
 }
 
 impl<'a> Waiting<'a> {
     /// The slot of the request with correlation id `id` (registered by the caller), not sent yet.
     pub fn new(broker: &'a Broker, service: &'static str, id: String) -> Self {
-        Waiting { broker, service, id, armed: false }
+        Waiting { broker, service, id, armed: false, answered: false }
     }
 
     /// The request is on its way: from now on, giving up cancels it.
@@ -131,8 +133,16 @@ impl<'a> Waiting<'a> {
         self.armed = true;
     }
 
-    /// The call was answered (or failed for good): nothing to cancel.
+    /// The call was answered (its reply took the slot), or failed for good with every slot
+    /// (the connection was lost): nothing to cancel, nothing to forget.
     pub fn answered(&mut self) {
+        self.armed = false;
+        self.answered = true;
+    }
+
+    /// The server has stopped (a stream's last frame came): nothing to cancel, but the slot,
+    /// which a stream keeps for all its frames, is forgotten on drop.
+    pub fn finished(&mut self) {
         self.armed = false;
     }
 
@@ -146,8 +156,8 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if self.id.is_empty() {
-            return; // handed over
+        if self.id.is_empty() || self.answered {
+            return; // handed over, or answered
         }
         self.broker.replies().remove(&self.id);
         if self.armed {

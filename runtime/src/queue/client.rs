@@ -556,7 +556,7 @@ where
             let first = first?;
             let metadata: MetadataMap = wire::metadata_of(&first);
             if let Some(status) = wire::status_of(&first) {
-                slot.answered();
+                slot.finished();
                 // Ended at once: an error, or an empty stream.
                 return if status.code() == Code::Ok {
                     Ok(Response::from_parts(metadata, Streaming::empty(), Default::default()))
