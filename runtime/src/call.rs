@@ -36,24 +36,30 @@ pub(crate) struct CallContext {
 }
 
 impl CallContext {
-    /// Call state from the transport's metadata, extensions and deadline; the handler finds the
-    /// [`Deadline`] and a fresh [`Cancellation`] in its request's extensions.
-    pub(crate) fn new(metadata: MetadataMap, mut extensions: http::Extensions, deadline: Option<Instant>) -> Self {
-        let cancellation = Cancellation::new();
+    /// Call state from the transport's metadata, extensions and deadline (the handler finds the
+    /// [`Deadline`] and a fresh [`Cancellation`] in its request's extensions) for a call observed
+    /// as one of `method` (`package.Service/Method`) on `transport`: a server span, a
+    /// [`TraceContext`](crate::observe::TraceContext) from the metadata's `traceparent` in the
+    /// handler's extensions, and the server metrics ([`crate::observe`]), kept with the call's
+    /// [`Cancellation`].
+    #[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
+    pub(crate) fn served(
+        metadata: MetadataMap,
+        mut extensions: http::Extensions,
+        deadline: Option<Instant>,
+        method: &str,
+        transport: crate::client::TransportKind,
+    ) -> Self {
+        let observed = crate::observe::server::ServerCall::of_metadata(&metadata, method, transport);
+        if let Some(t) = observed.trace() {
+            extensions.insert(t.clone());
+        }
+        let cancellation = Cancellation::serving(observed);
         extensions.insert(cancellation.clone());
         if let Some(d) = deadline {
             extensions.insert(Deadline(d));
         }
         CallContext { metadata, extensions, deadline, cancellation }
-    }
-
-    /// Observes the call as one of `method` (`package.Service/Method`) on `transport`: a server
-    /// span, a [`TraceContext`](crate::observe::TraceContext) from the metadata's `traceparent`
-    /// in the handler's extensions, and the server metrics ([`crate::observe`]).
-    #[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
-    pub(crate) fn served(mut self, method: &str, transport: crate::client::TransportKind) -> Self {
-        crate::observe::server::serve_metadata(&self.cancellation, &self.metadata, &mut self.extensions, method, transport);
-        self
     }
 
     /// The state a transport already put into a request's extensions (gRPC's server does, for

@@ -69,6 +69,12 @@ impl Cancellation {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A token for a call a server observes ([`crate::observe`]): `call` is kept with it, and
+    /// recorded when the last clone is dropped.
+    pub(crate) fn serving(call: crate::observe::server::ServerCall) -> Self {
+        Cancellation(Arc::new(CancelState { cancelled: AtomicBool::new(false), notify: Notify::new(), served: call.into() }))
+    }
     /// Whether the call has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.0.cancelled.load(Ordering::Acquire)
@@ -92,10 +98,6 @@ impl Cancellation {
     /// The observed server call this cancellation belongs to, if any.
     pub(crate) fn served(&self) -> Option<&crate::observe::server::ServerCall> {
         self.0.served.get()
-    }
-    /// Makes `call` the observed server call (once: a second is dropped).
-    pub(crate) fn serve(&self, call: crate::observe::server::ServerCall) {
-        let _ = self.0.served.set(call);
     }
     /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`] is called first.
     pub(crate) fn guard(&self) -> CancelOnDrop {

@@ -78,6 +78,8 @@ pub struct Seen {
     arrivals: Vec<Instant>,
     /// When executions that did not finish were cancelled (their future dropped).
     cancelled: Vec<Instant>,
+    /// Executions that ran to their end.
+    finished: usize,
 }
 
 static SEEN: LazyLock<Mutex<HashMap<String, Seen>>> = LazyLock::new(Default::default);
@@ -107,8 +109,11 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        if !self.finished {
-            seen_map().entry(self.id.clone()).or_default().cancelled.push(Instant::now());
+        let mut all = seen_map();
+        let seen = all.entry(self.id.clone()).or_default();
+        match self.finished {
+            true => seen.finished += 1,
+            false => seen.cancelled.push(Instant::now()),
         }
     }
 }
@@ -632,9 +637,12 @@ pub async fn hedging_cuts_the_tail(t: Transport) {
     for (id, s) in all.iter().filter(|(k, _)| k.starts_with(&prefix)) {
         hedged_calls += usize::from(s.arrivals.len() > 1);
         delays.extend(s.cancelled.iter().map(|c| c.saturating_duration_since(answered[id])));
+        // Every copy ran to its end (both copies of a close race may) or was cancelled: none is
+        // left running.
+        assert_eq!(s.finished + s.cancelled.len(), s.arrivals.len(), "{kind:?}: {id}: a copy is still running: {s:?}");
     }
     assert!(hedged_calls > 0, "{kind:?}: no call was hedged (5 % of attempts are slow)");
-    assert_eq!(delays.len(), hedged_calls, "{kind:?}: every hedged call's losing copy is cancelled, not left to run");
+    assert!(delays.len() * 100 >= hedged_calls * 95, "{kind:?}: only {} of {hedged_calls} hedged calls had a copy cancelled", delays.len());
     delays.sort();
     let p99 = delays[(delays.len() * 99).div_ceil(100) - 1];
     let max = *delays.last().unwrap();

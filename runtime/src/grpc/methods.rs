@@ -262,8 +262,7 @@ where
     Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
 {
     let mut grpc = call.config.apply(tonic::server::Grpc::new(CarryCodec::<Resp, Req>(PhantomData)));
-    let mut request = call.request;
-    crate::observe::server::serve_http(&mut request, crate::client::TransportKind::Grpc);
+    let request = call.request;
     Box::pin(async move { grpc.server_streaming(Once(Some(handler)), request).await })
 }
 
@@ -278,8 +277,6 @@ where
     Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
 {
     let mut grpc = call.config.apply(tonic::server::Grpc::new(CarryCodec::<Resp, Req>(PhantomData)));
-    let mut call = call;
-    crate::observe::server::serve_http(&mut call.request, crate::client::TransportKind::Grpc);
     // A caller that streams can abandon the call mid-stream; make that visible.
     let request = {
         let cancellation = call.request.extensions().get::<Cancellation>().cloned().unwrap_or_default();

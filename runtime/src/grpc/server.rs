@@ -24,6 +24,8 @@ use super::status::fix_size_limit_status;
 use crate::context::{parse_grpc_timeout, CancelOnDrop};
 use crate::dispatch::Dispatch;
 use crate::dedupe::http::{Framing, Window};
+use crate::client::TransportKind;
+use crate::observe::server::ServerCall;
 use crate::shed::{self, InFlight, Limit};
 use crate::{CallShape, Cancellation, Deadline, ServiceDescriptor};
 
@@ -175,16 +177,30 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
         let mut req = req.map(Body::new);
         let deadline = req
             .headers()
-            .get("grpc-timeout")
+            .get(&GRPC_TIMEOUT)
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .and_then(|d| Instant::now().checked_add(d));
         if let Some(at) = deadline {
             req.extensions_mut().insert(Deadline(at));
         }
-        let cancellation = Cancellation::new();
+        let index = self.methods.get(req.uri().path()).copied();
+        // A method the service has is observed (crate::observe): its span, trace context and
+        // metrics live with the call's cancellation.
+        let cancellation = match index {
+            Some(index) => {
+                let path = D::descriptor().methods[index].grpc_path;
+                let observed = ServerCall::of_headers(req.headers(), path.strip_prefix('/').unwrap_or(path), TransportKind::Grpc);
+                if let Some(t) = observed.trace() {
+                    req.extensions_mut().insert(t.clone());
+                }
+                Cancellation::serving(observed)
+            }
+            None => Cancellation::new(),
+        };
         let guard = cancellation.guard();
         req.extensions_mut().insert(cancellation);
         let permit = match shed::admit(self.shed.as_ref()) {
@@ -197,8 +213,8 @@ where
             }
         };
         ResponseFuture {
-            inner: match self.methods.get(req.uri().path()) {
-                Some(&index) => {
+            inner: match index {
+                Some(index) => {
                     let method = &D::descriptor().methods[index];
                     let key = if method.shape == CallShape::Unary { self.dedupe.key(method.grpc_path, req.headers()) } else { None };
                     let call = D::dispatch(&self.handler, index, GrpcCall { config: (*self.config).clone(), request: req });

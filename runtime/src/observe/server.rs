@@ -13,7 +13,6 @@ use super::client::METADATA;
 use super::labels::{self, MethodLabels};
 use super::trace::{self, TraceContext, TRACEPARENT_HEADER, TRACESTATE_HEADER};
 use crate::client::TransportKind;
-use crate::Cancellation;
 
 /// One call a server handles, observed from its arrival until the end of its answer.
 pub(crate) struct ServerCall {
@@ -115,49 +114,20 @@ impl Drop for ServerCall {
     }
 }
 
-/// Starts observing a call: its [`ServerCall`] goes into `cancellation` (where the call path
-/// finds it) and its [`TraceContext`] into `extensions` (where the handler does). A call that is
-/// already observed is left as it is.
-fn install(cancellation: &Cancellation, extensions: &mut http::Extensions, call: ServerCall) {
-    if let Some(t) = call.trace() {
-        extensions.insert(t.clone());
+impl ServerCall {
+    /// A call whose request metadata is `metadata` (its `traceparent` and `tracestate`).
+    pub(crate) fn of_metadata(metadata: &MetadataMap, method: &str, transport: TransportKind) -> Self {
+        Self::of_headers(metadata.as_ref(), method, transport)
     }
-    cancellation.serve(call);
-}
 
-/// Starts observing a call whose state is its request `metadata` (see [`install`]).
-pub(crate) fn serve_metadata(
-    cancellation: &Cancellation,
-    metadata: &MetadataMap,
-    extensions: &mut http::Extensions,
-    method: &str,
-    transport: TransportKind,
-) {
-    if cancellation.served().is_some() {
-        return;
+    /// A call whose request headers are `headers` (its `traceparent` and `tracestate`).
+    pub(crate) fn of_headers(headers: &http::HeaderMap, method: &str, transport: TransportKind) -> Self {
+        let (tp, ts) = if headers.is_empty() {
+            (None, None)
+        } else {
+            let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+            (header(&TRACEPARENT_HEADER), header(&TRACESTATE_HEADER))
+        };
+        ServerCall::new(method, transport, tp, ts)
     }
-    let headers: &http::HeaderMap = metadata.as_ref();
-    let (tp, ts) = if headers.is_empty() {
-        (None, None)
-    } else {
-        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        (header(&TRACEPARENT_HEADER), header(&TRACESTATE_HEADER))
-    };
-    install(cancellation, extensions, ServerCall::new(method, transport, tp, ts));
-}
-
-/// Starts observing an HTTP request (gRPC) that carries its call's [`Cancellation`] in its
-/// extensions; the method is the request path (`/package.Service/Method`). See [`install`].
-#[cfg_attr(not(feature = "grpc"), allow(dead_code))]
-pub(crate) fn serve_http<B>(request: &mut http::Request<B>, transport: TransportKind) {
-    let Some(cancellation) = request.extensions().get::<Cancellation>().cloned() else { return };
-    if cancellation.served().is_some() {
-        return;
-    }
-    let call = {
-        let path = request.uri().path();
-        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        ServerCall::new(path.strip_prefix('/').unwrap_or(path), transport, header(&TRACEPARENT_HEADER), header(&TRACESTATE_HEADER))
-    };
-    install(&cancellation, request.extensions_mut(), call);
 }

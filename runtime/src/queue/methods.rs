@@ -121,7 +121,7 @@ impl<C: Send + Sync + 'static> Transport for Queue<C> {
 
 /// The call state of a frame: its metadata headers and deadline; observed ([`crate::observe`]).
 fn context(call: &QueueCall) -> CallContext {
-    CallContext::new(wire::metadata_of(&call.env), call.extensions(), call.deadline).served(call.observed_name(), crate::client::TransportKind::Queue)
+    CallContext::served(wire::metadata_of(&call.env), call.extensions(), call.deadline, call.observed_name(), crate::client::TransportKind::Queue)
 }
 
 /// Client and bidi streaming, which queues do not carry.

@@ -126,8 +126,8 @@ mod served {
                 .map_err(|e| Status::invalid_argument(format!("decoding the JSON body: {e}")))?
         };
         state.validate_message(&message)?;
-        let mut ctx = CallContext::new(wire::metadata_of(&call.env), call.extensions(), call.deadline)
-            .served(call.observed_name(), crate::client::TransportKind::Queue);
+        let mut ctx =
+            CallContext::served(wire::metadata_of(&call.env), call.extensions(), call.deadline, call.observed_name(), crate::client::TransportKind::Queue);
         if let Some(creds) = credentials {
             ctx.extensions.insert(creds);
         }

@@ -71,9 +71,8 @@ impl Call {
         let sse = self.method.shape.server_streams()
             && headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
         let extensions = std::mem::take(&mut self.parts.extensions);
-        let ctx = CallContext::new(MetadataMap::from_headers(headers), extensions, deadline);
         let method = self.method.grpc_path.strip_prefix('/').unwrap_or(self.method.grpc_path);
-        (ctx.served(method, crate::client::TransportKind::Rest), sse)
+        (CallContext::served(MetadataMap::from_headers(headers), extensions, deadline, method, crate::client::TransportKind::Rest), sse)
     }
 
     /// Reads the whole body (bounded).
