@@ -126,7 +126,11 @@ impl ServerCall {
             (None, None)
         } else {
             let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
-            (header(&TRACEPARENT_HEADER), header(&TRACESTATE_HEADER))
+            // `tracestate` means nothing without a `traceparent`.
+            match header(&TRACEPARENT_HEADER) {
+                Some(tp) => (Some(tp), header(&TRACESTATE_HEADER)),
+                None => (None, None),
+            }
         };
         ServerCall::new(method, transport, tp, ts)
     }
