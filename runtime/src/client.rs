@@ -770,14 +770,37 @@ pub(crate) trait Exchange: Send + Sync {
 /// `traceparent`, metrics).
 pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -> Result<Response<E::Message>, Status> {
     let observed = crate::observe::client::ClientCall::start(call.service, call.method, call.transport, &call.metadata);
-    let outcome = observed.within(attempts(layers, call, exchange, &observed)).await;
+    let Some(stack) = &layers.0 else {
+        return once(call, exchange, observed).await;
+    };
+    let outcome = observed.within(attempts(stack, call, exchange, &observed)).await;
     observed.finish(&outcome);
     outcome
 }
 
+/// [`run`] without layers: the one attempt, observed as the call and its attempt at once.
+fn once<'a, E: Exchange + 'a>(
+    mut call: Call,
+    exchange: E,
+    observed: crate::observe::client::ClientCall,
+) -> crate::observe::client::Single<impl std::future::Future<Output = Result<Response<E::Message>, Status>> + 'a> {
+    let deadline = call.deadline;
+    // A deadline that has already passed (an inherited one, typically) sends nothing.
+    let expired = deadline.is_some_and(|d| d <= Instant::now());
+    let attempt = (!expired).then(|| observed.attempt(&mut call.metadata, &call.extensions));
+    let sent = (!expired).then(|| exchange.send_once(call));
+    observed.single(attempt, async move {
+        let Some(sent) = sent else { return Err(E::expired()) };
+        match deadline {
+            Some(d) if !E::enforces_deadline() => tokio::time::timeout_at(d.into(), sent).await.unwrap_or_else(|_| Err(E::expired())),
+            _ => sent.await,
+        }
+    })
+}
+
 /// [`run`]'s work: the attempts, each observed by `observed`.
 async fn attempts<E: Exchange>(
-    layers: &Layers,
+    stack: &[Arc<dyn Layer>],
     call: Call,
     exchange: E,
     observed: &crate::observe::client::ClientCall,
@@ -787,19 +810,6 @@ async fn attempts<E: Exchange>(
     if deadline.is_some_and(|d| d <= Instant::now()) {
         return Err(E::expired());
     }
-    let Some(stack) = &layers.0 else {
-        let mut call = call;
-        let observe = observed.attempt(&mut call.metadata, &call.extensions);
-        let attempt = exchange.send_once(call);
-        return observe
-            .run(async move {
-                match deadline {
-                    Some(d) if !E::enforces_deadline() => tokio::time::timeout_at(d.into(), attempt).await.unwrap_or_else(|_| Err(E::expired())),
-                    _ => attempt.await,
-                }
-            })
-            .await;
-    };
     let attempts = AtomicU32::new(0);
     let exchange = &exchange;
     let send = |mut call: Call| -> BoxFuture<'_, Outcome> {
@@ -821,7 +831,7 @@ async fn attempts<E: Exchange>(
         })
     };
     let layered = async {
-        let next = Next { rest: stack.as_slice(), send: &send };
+        let next = Next { rest: stack, send: &send };
         next.run(call).await?.downcast::<E::Message>()
     };
     match deadline {

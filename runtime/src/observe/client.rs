@@ -149,10 +149,24 @@ impl ClientCall {
         Attempt { start, labels: self.labels, span }
     }
 
+    /// Runs a call sent once, without layers: `fut` is its one attempt (from [`Self::attempt`]),
+    /// observed as the call and the attempt with one clock reading at its end, inside their spans
+    /// only when a subscriber records them.
+    pub(crate) fn single<F, T>(self, attempt: Option<Attempt>, fut: F) -> Single<F>
+    where
+        F: Future<Output = Result<T, Status>>,
+    {
+        Single { inner: fut, observed: Some((self, attempt)) }
+    }
+
     /// Ends the call with `outcome`: its duration, status and the retries or hedges it made.
     pub(crate) fn finish<T>(self, outcome: &Result<T, Status>) {
-        let code = code_of(outcome);
         let elapsed = self.start.elapsed().as_secs_f64();
+        self.finish_after(outcome, elapsed);
+    }
+
+    fn finish_after<T>(self, outcome: &Result<T, Status>, elapsed: f64) {
+        let code = code_of(outcome);
         let attempts = self.attempts.load(Ordering::Relaxed);
         let transparent = self.transparent.load(Ordering::Relaxed);
         let resent = attempts.saturating_sub(1).saturating_sub(transparent);
@@ -196,14 +210,57 @@ impl Attempt {
     }
 
     fn finish<T>(self, outcome: &Result<T, Status>) {
-        let code = code_of(outcome);
         let elapsed = self.start.elapsed().as_secs_f64();
+        self.finish_after(outcome, elapsed);
+    }
+
+    fn finish_after<T>(self, outcome: &Result<T, Status>, elapsed: f64) {
+        let code = code_of(outcome);
         metrics::with_recorder(|r| {
             r.register_histogram(self.labels.client_attempt_duration(code), &METADATA).record(elapsed);
         });
         if !self.span.is_disabled() {
             self.span.record("rpc.grpc.status_code", code as i32);
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`ClientCall::single`]: a hand-written future, so the attempt's future is not moved
+    /// into (and copied through) another state machine.
+    pub(crate) struct Single<F> {
+        #[pin]
+        inner: F,
+        observed: Option<(ClientCall, Option<Attempt>)>,
+    }
+}
+
+impl<F, T> Future for Single<F>
+where
+    F: Future<Output = Result<T, Status>>,
+{
+    type Output = Result<T, Status>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let polled = match this.observed.as_ref().filter(|(call, _)| !call.span.is_disabled()) {
+            Some((call, attempt)) => {
+                let _call = call.span.enter();
+                let _attempt = attempt.as_ref().map(|a| a.span.enter());
+                this.inner.poll(cx)
+            }
+            None => this.inner.poll(cx),
+        };
+        let std::task::Poll::Ready(outcome) = polled else { return std::task::Poll::Pending };
+        if let Some((call, attempt)) = this.observed.take() {
+            // The one attempt started with the call: one clock reading serves both.
+            let elapsed = call.start.elapsed().as_secs_f64();
+            if let Some(attempt) = attempt {
+                attempt.finish_after(&outcome, elapsed);
+            }
+            call.finish_after(&outcome, elapsed);
+        }
+        std::task::Poll::Ready(outcome)
     }
 }
 

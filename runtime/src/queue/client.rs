@@ -178,14 +178,12 @@ impl QueueClient {
             let mut request = request;
             let observed = ClientCall::start(desc, index, TransportKind::Queue, request.metadata());
             let attempt = observed.attempt(request.metadata_mut(), &http::Extensions::new());
-            let outcome = observed
-                .within(attempt.run(async {
+            return observed
+                .single(Some(attempt), async {
                     let (env, deadline) = self.direct::<C, Req>(method.name, request)?;
                     unary_reply::<C, Resp>(self, desc, method, env, deadline, None).await
-                }))
+                })
                 .await;
-            observed.finish(&outcome);
-            return outcome;
         }
         let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
@@ -237,14 +235,12 @@ impl QueueClient {
             // As in `unary`: the one attempt, unboxed (and observed).
             let observed = ClientCall::start(desc, index, TransportKind::Queue, request.metadata());
             let attempt = observed.attempt(request.metadata_mut(), &http::Extensions::new());
-            let outcome = observed
-                .within(attempt.run(async {
+            return observed
+                .single(Some(attempt), async {
                     let (env, deadline) = self.direct::<super::Json, Req>(method.name, request)?;
                     operation_answer::<Resp>(self, desc, method, env, deadline, None).await
-                }))
+                })
                 .await;
-            observed.finish(&outcome);
-            return outcome;
         }
         let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> OperationAnswer<Resp>> };
