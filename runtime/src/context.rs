@@ -61,7 +61,7 @@ struct CancelState {
     notify: Notify,
     /// The call's span, trace context and metrics, when a server observes it (set once, by the
     /// transport, before the handler runs; recorded when the last clone is dropped).
-    served: std::sync::OnceLock<crate::observe::server::ServerCall>,
+    served: Option<crate::observe::server::ServerCall>,
 }
 
 impl Cancellation {
@@ -73,7 +73,7 @@ impl Cancellation {
     /// A token for a call a server observes ([`crate::observe`]): `call` is kept with it, and
     /// recorded when the last clone is dropped.
     pub(crate) fn serving(call: crate::observe::server::ServerCall) -> Self {
-        Cancellation(Arc::new(CancelState { cancelled: AtomicBool::new(false), notify: Notify::new(), served: call.into() }))
+        Cancellation(Arc::new(CancelState { cancelled: AtomicBool::new(false), notify: Notify::new(), served: Some(call) }))
     }
     /// Whether the call has been cancelled.
     pub fn is_cancelled(&self) -> bool {
@@ -97,7 +97,7 @@ impl Cancellation {
     }
     /// The observed server call this cancellation belongs to, if any.
     pub(crate) fn served(&self) -> Option<&crate::observe::server::ServerCall> {
-        self.0.served.get()
+        self.0.served.as_ref()
     }
     /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`] is called first.
     pub(crate) fn guard(&self) -> CancelOnDrop {
@@ -242,5 +242,53 @@ mod tests {
         g.disarm();
         drop(g);
         assert!(!c.is_cancelled());
+    }
+}
+
+/// The first values of the headers `names` in `headers`. A request has a handful of headers, so
+/// one pass comparing names (a standard header never equals these custom names, a custom one is
+/// compared by its bytes) costs less than hashing each name for a lookup; a long header list is
+/// looked up instead.
+#[cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
+pub(crate) fn find_headers<'h, const N: usize>(headers: &'h http::HeaderMap, names: [&http::HeaderName; N]) -> [Option<&'h http::HeaderValue>; N] {
+    let mut found = [None; N];
+    if headers.is_empty() {
+        return found;
+    }
+    if headers.keys_len() > 12 {
+        for (slot, name) in found.iter_mut().zip(names) {
+            *slot = headers.get(name);
+        }
+        return found;
+    }
+    for (name, value) in headers {
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            found[i].get_or_insert(value);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod find_headers_tests {
+    use super::find_headers;
+    use http::{HeaderMap, HeaderName, HeaderValue};
+
+    #[test]
+    fn finds_the_first_value_of_each_name_in_short_and_long_header_lists() {
+        static A: HeaderName = HeaderName::from_static("traceparent");
+        static B: HeaderName = HeaderName::from_static("idempotency-key");
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.append(&B, HeaderValue::from_static("k1"));
+        headers.append(&B, HeaderValue::from_static("k2"));
+        headers.insert("x-other", HeaderValue::from_static("o"));
+        assert_eq!(find_headers(&headers, [&A, &B]), [None, Some(&HeaderValue::from_static("k1"))]);
+        for i in 0..20 {
+            headers.insert(HeaderName::from_bytes(format!("x-pad-{i}").as_bytes()).unwrap(), HeaderValue::from_static("p"));
+        }
+        headers.insert(&A, HeaderValue::from_static("00-a-b-01"));
+        assert_eq!(find_headers(&headers, [&A, &B]), [Some(&HeaderValue::from_static("00-a-b-01")), Some(&HeaderValue::from_static("k1"))]);
+        assert_eq!(find_headers(&HeaderMap::new(), [&A]), [None]);
     }
 }

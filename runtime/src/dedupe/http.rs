@@ -126,7 +126,8 @@ impl Window {
             return None;
         }
         static NAME: http::HeaderName = http::HeaderName::from_static(IDEMPOTENCY_KEY);
-        let key = headers.get(&NAME)?.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)?;
+        let [key] = crate::context::find_headers(headers, [&NAME]);
+        let key = key?.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)?;
         let caller = headers.get(http::header::AUTHORIZATION).map_or(0, |v| self.hasher.hash_one(v.as_bytes()));
         Some(format!("{method}\n{caller:016x}\n{key}"))
     }

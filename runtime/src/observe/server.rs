@@ -122,16 +122,9 @@ impl ServerCall {
 
     /// A call whose request headers are `headers` (its `traceparent` and `tracestate`).
     pub(crate) fn of_headers(headers: &http::HeaderMap, method: &str, transport: TransportKind) -> Self {
-        let (tp, ts) = if headers.is_empty() {
-            (None, None)
-        } else {
-            let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
-            // `tracestate` means nothing without a `traceparent`.
-            match header(&TRACEPARENT_HEADER) {
-                Some(tp) => (Some(tp), header(&TRACESTATE_HEADER)),
-                None => (None, None),
-            }
-        };
+        let [tp, ts] = crate::context::find_headers(headers, [&TRACEPARENT_HEADER, &TRACESTATE_HEADER]).map(|v| v.and_then(|v| v.to_str().ok()));
+        // `tracestate` means nothing without a `traceparent`.
+        let ts = ts.filter(|_| tp.is_some());
         ServerCall::new(method, transport, tp, ts)
     }
 }
