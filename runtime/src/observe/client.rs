@@ -37,7 +37,7 @@ pub(crate) struct ClientCall {
     /// The call span's place in the trace, when the trace is propagated: inside a handler that
     /// has one, when the request carries a `traceparent` of the caller's own, or when a
     /// subscriber records the call span.
-    trace: Option<TraceContext>,
+    trace: Option<Box<TraceContext>>,
     attempts: AtomicU32,
     /// Attempts that were transparent retries (`client::TransparentRetry`).
     transparent: AtomicU32,
@@ -88,7 +88,7 @@ impl ClientCall {
                 }
             }
         }
-        ClientCall { start: Instant::now(), labels, span, trace, attempts: AtomicU32::new(0), transparent: AtomicU32::new(0), resending: AtomicU8::new(0) }
+        ClientCall { start: Instant::now(), labels, span, trace: trace.map(Box::new), attempts: AtomicU32::new(0), transparent: AtomicU32::new(0), resending: AtomicU8::new(0) }
     }
 
     /// Runs `fut` (the call's attempts) inside the call span.

@@ -19,7 +19,8 @@ pub(crate) struct ServerCall {
     start: Instant,
     labels: &'static MethodLabels,
     span: Span,
-    trace: Option<TraceContext>,
+    /// Boxed: most calls have none, and the call's state is moved into place on every call.
+    trace: Option<Box<TraceContext>>,
     /// When the answer ended, in nanoseconds after `start`, plus one (0: not yet).
     ended: AtomicU64,
     code: AtomicU8,
@@ -68,19 +69,19 @@ impl ServerCall {
                 span.record("parent_span_id", tracing::field::display(p));
             }
         }
-        ServerCall { start: Instant::now(), labels, span, trace, ended: AtomicU64::new(0), code: AtomicU8::new(0) }
+        ServerCall { start: Instant::now(), labels, span, trace: trace.map(Box::new), ended: AtomicU64::new(0), code: AtomicU8::new(0) }
     }
 
     /// The server span's trace context.
     pub(crate) fn trace(&self) -> Option<&TraceContext> {
-        self.trace.as_ref()
+        self.trace.as_deref()
     }
 
     /// Runs `f` (one poll of the handler or of its response stream) inside the server span, with
     /// the call's trace as the one outgoing calls continue.
     pub(crate) fn polling<R>(&self, f: impl FnOnce() -> R) -> R {
         let _entered = self.span.enter();
-        trace::with_current(self.trace.as_ref(), f)
+        trace::with_current(self.trace.as_deref(), f)
     }
 
     /// The handler's answer ended (or, for a response stream, its last message) with `code`.
