@@ -97,6 +97,7 @@ impl CallContext {
 /// a service's own types' serde impls run there): a panic fails the call with INTERNAL, as the
 /// handler's own does, and the server goes on. A plain call, not a future: nothing to wrap.
 #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+#[inline]
 pub(crate) fn caught<T>(f: impl FnOnce() -> Result<T, Status>) -> Result<T, Status> {
     std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(panicked()))
 }

@@ -35,6 +35,7 @@ pub(crate) fn inherited_deadline() -> Option<Instant> {
 
 /// Makes `deadline` the inherited one while `f` runs (a handler's poll), then restores the one
 /// before, also when `f` panics.
+#[inline]
 pub(crate) fn handling<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Instant>);
     impl Drop for Restore {
@@ -250,6 +251,7 @@ mod tests {
 /// compared by its bytes) costs less than hashing each name for a lookup; a long header list is
 /// looked up instead.
 #[cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
+#[inline]
 pub(crate) fn find_headers<'h, const N: usize>(headers: &'h http::HeaderMap, names: [&http::HeaderName; N]) -> [Option<&'h http::HeaderValue>; N] {
     let mut found = [None; N];
     if headers.is_empty() {

@@ -113,12 +113,19 @@ fn fast_slot(method: &str, transport: usize) -> usize {
 
 /// The labels of `method` (`package.Service/Method`) on `transport`. The number of label sets is
 /// bounded by the methods a process serves and calls (servers ask only for methods they route).
+#[inline]
 pub(crate) fn of(method: &str, transport: TransportKind) -> &'static MethodLabels {
     let i = slot(transport);
     let fast = &FAST[fast_slot(method, i)];
-    if let Some(found) = fast.get().filter(|l| l.method == method) {
-        return found;
+    match fast.get().filter(|l| l.method == method) {
+        Some(found) => found,
+        None => of_slow(method, transport, i, fast),
     }
+}
+
+/// [`of`] past the lock-free table: this thread's map, then the shared one.
+#[cold]
+fn of_slow(method: &str, transport: TransportKind, i: usize, fast: &OnceLock<&'static MethodLabels>) -> &'static MethodLabels {
     if let Some(found) = SEEN.with(|s| s.borrow().get(method).and_then(|e| e[i])) {
         return found;
     }

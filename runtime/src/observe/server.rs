@@ -117,11 +117,13 @@ impl Drop for ServerCall {
 
 impl ServerCall {
     /// A call whose request metadata is `metadata` (its `traceparent` and `tracestate`).
+    #[inline]
     pub(crate) fn of_metadata(metadata: &MetadataMap, method: &str, transport: TransportKind) -> Self {
         Self::of_headers(metadata.as_ref(), method, transport)
     }
 
     /// A call whose request headers are `headers` (its `traceparent` and `tracestate`).
+    #[inline]
     pub(crate) fn of_headers(headers: &http::HeaderMap, method: &str, transport: TransportKind) -> Self {
         let [tp, ts] = crate::context::find_headers(headers, [&TRACEPARENT_HEADER, &TRACESTATE_HEADER]).map(|v| v.and_then(|v| v.to_str().ok()));
         // `tracestate` means nothing without a `traceparent`.

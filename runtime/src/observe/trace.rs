@@ -297,6 +297,7 @@ pub(crate) fn current() -> Option<TraceContext> {
 
 /// Makes `trace` the current one while `f` runs (a handler's poll), then restores the one
 /// before, also when `f` panics.
+#[inline]
 pub(crate) fn with_current<R>(trace: Option<&TraceContext>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<TraceContext>);
     impl Drop for Restore {
