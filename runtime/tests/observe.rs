@@ -311,6 +311,7 @@ fn recorder() -> &'static Counting {
     RECORDER.get_or_init(|| {
         let r: &'static Counting = Box::leak(Box::default());
         metrics::set_global_recorder(r).expect("the test's recorder is the only one");
+        switchboard::observe::record_metrics();
         r
     })
 }

@@ -64,6 +64,8 @@ fn lookup(caller: &str) -> Request<GetBookRequest> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The recorder first: metrics recorded before it is installed go nowhere.
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    // switchboard records its metrics once asked to (as grpc-go's OpenTelemetry plugin does).
+    switchboard::observe::record_metrics();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -31,8 +31,10 @@ pub(crate) fn resending(extensions: &mut http::Extensions, hedging: bool) {
 
 /// One client call being observed.
 pub(crate) struct ClientCall {
-    start: Instant,
-    labels: &'static MethodLabels,
+    /// When the call started and its metric keys: only while metrics are recorded
+    /// ([`record_metrics`](super::record_metrics)).
+    start: Option<Instant>,
+    labels: Option<&'static MethodLabels>,
     span: Span,
     /// The call span's place in the trace, when the trace is propagated: inside a handler that
     /// has one, when the request carries a `traceparent` of the caller's own, or when a
@@ -49,7 +51,7 @@ impl ClientCall {
     pub(crate) fn start(service: &'static ServiceDescriptor, index: usize, transport: TransportKind, metadata: &MetadataMap) -> Self {
         let method = &service.methods[index];
         let full = method.grpc_path.strip_prefix('/').unwrap_or(method.grpc_path);
-        let labels = labels::of(full, transport);
+        let labels = super::metrics_on().then(|| labels::of(full, transport));
         // A `traceparent` the caller set itself (its own tracer's span) is the parent; else the
         // handler's span this call is made in.
         let headers: &http::HeaderMap = metadata.as_ref();
@@ -88,7 +90,7 @@ impl ClientCall {
                 }
             }
         }
-        ClientCall { start: Instant::now(), labels, span, trace: trace.map(Box::new), attempts: AtomicU32::new(0), transparent: AtomicU32::new(0), resending: AtomicU8::new(0) }
+        ClientCall { start: labels.map(|_| Instant::now()), labels, span, trace: trace.map(Box::new), attempts: AtomicU32::new(0), transparent: AtomicU32::new(0), resending: AtomicU8::new(0) }
     }
 
     /// Runs `fut` (the call's attempts) inside the call span.
@@ -111,9 +113,9 @@ impl ClientCall {
                 self.resending.store(*r as u8, Ordering::Relaxed);
             }
         }
-        metrics::with_recorder(|r| {
-            r.register_counter(&self.labels.client_attempt_started, &METADATA).increment(1)
-        });
+        if let Some(labels) = self.labels {
+            metrics::with_recorder(|r| r.register_counter(&labels.client_attempt_started, &METADATA).increment(1));
+        }
         let span = tracing::info_span!(
             target: "switchboard",
             parent: &self.span,
@@ -145,7 +147,7 @@ impl ClientCall {
             }
         }
         // The first attempt starts with the call.
-        let start = if number == 1 { self.start } else { Instant::now() };
+        let start = if number == 1 { self.start } else { self.labels.map(|_| Instant::now()) };
         Attempt { start, labels: self.labels, span }
     }
 
@@ -161,29 +163,31 @@ impl ClientCall {
 
     /// Ends the call with `outcome`: its duration, status and the retries or hedges it made.
     pub(crate) fn finish<T>(self, outcome: &Result<T, Status>) {
-        let elapsed = self.start.elapsed().as_secs_f64();
+        let elapsed = self.start.map(|s| s.elapsed().as_secs_f64());
         self.finish_after(outcome, elapsed);
     }
 
-    fn finish_after<T>(self, outcome: &Result<T, Status>, elapsed: f64) {
+    fn finish_after<T>(self, outcome: &Result<T, Status>, elapsed: Option<f64>) {
         let code = code_of(outcome);
         let attempts = self.attempts.load(Ordering::Relaxed);
         let transparent = self.transparent.load(Ordering::Relaxed);
         let resent = attempts.saturating_sub(1).saturating_sub(transparent);
-        metrics::with_recorder(|r| {
-            r.register_histogram(self.labels.client_call_duration(code), &METADATA).record(elapsed);
-            if resent > 0 {
-                let key = if self.resending.load(Ordering::Relaxed) == Resending::Hedges as u8 {
-                    &self.labels.client_call_hedges
-                } else {
-                    &self.labels.client_call_retries
-                };
-                r.register_histogram(key, &METADATA).record(f64::from(resent));
-            }
-            if transparent > 0 {
-                r.register_histogram(&self.labels.client_call_transparent_retries, &METADATA).record(f64::from(transparent));
-            }
-        });
+        if let (Some(labels), Some(elapsed)) = (self.labels, elapsed) {
+            metrics::with_recorder(|r| {
+                r.register_histogram(labels.client_call_duration(code), &METADATA).record(elapsed);
+                if resent > 0 {
+                    let key = if self.resending.load(Ordering::Relaxed) == Resending::Hedges as u8 {
+                        &labels.client_call_hedges
+                    } else {
+                        &labels.client_call_retries
+                    };
+                    r.register_histogram(key, &METADATA).record(f64::from(resent));
+                }
+                if transparent > 0 {
+                    r.register_histogram(&labels.client_call_transparent_retries, &METADATA).record(f64::from(transparent));
+                }
+            });
+        }
         if !self.span.is_disabled() {
             self.span.record("rpc.grpc.status_code", code as i32);
             self.span.record("attempts", attempts);
@@ -193,8 +197,8 @@ impl ClientCall {
 
 /// One attempt being observed.
 pub(crate) struct Attempt {
-    start: Instant,
-    labels: &'static MethodLabels,
+    start: Option<Instant>,
+    labels: Option<&'static MethodLabels>,
     span: Span,
 }
 
@@ -210,15 +214,15 @@ impl Attempt {
     }
 
     fn finish<T>(self, outcome: &Result<T, Status>) {
-        let elapsed = self.start.elapsed().as_secs_f64();
+        let elapsed = self.start.map(|s| s.elapsed().as_secs_f64());
         self.finish_after(outcome, elapsed);
     }
 
-    fn finish_after<T>(self, outcome: &Result<T, Status>, elapsed: f64) {
+    fn finish_after<T>(self, outcome: &Result<T, Status>, elapsed: Option<f64>) {
         let code = code_of(outcome);
-        metrics::with_recorder(|r| {
-            r.register_histogram(self.labels.client_attempt_duration(code), &METADATA).record(elapsed);
-        });
+        if let (Some(labels), Some(elapsed)) = (self.labels, elapsed) {
+            metrics::with_recorder(|r| r.register_histogram(labels.client_attempt_duration(code), &METADATA).record(elapsed));
+        }
         if !self.span.is_disabled() {
             self.span.record("rpc.grpc.status_code", code as i32);
         }
@@ -254,7 +258,7 @@ where
         let std::task::Poll::Ready(outcome) = polled else { return std::task::Poll::Pending };
         if let Some((call, attempt)) = this.observed.take() {
             // The one attempt started with the call: one clock reading serves both.
-            let elapsed = call.start.elapsed().as_secs_f64();
+            let elapsed = call.start.map(|s| s.elapsed().as_secs_f64());
             if let Some(attempt) = attempt {
                 attempt.finish_after(&outcome, elapsed);
             }

@@ -38,10 +38,8 @@ pub(crate) const CODE_NAMES: [&str; 17] = [
 pub(crate) struct MethodLabels {
     /// `package.Service/Method`.
     method: &'static str,
-    /// `package.Service` and `Method` (the spans' `rpc.service` and `rpc.method`).
-    pub(crate) service: &'static str,
-    pub(crate) name: &'static str,
     /// `grpc.method`, `transport`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) plain: [Label; 2],
     /// The keys of the metrics without a status.
     pub(crate) client_attempt_started: Key,
@@ -148,11 +146,8 @@ fn make(method: &str, transport: TransportKind) -> MethodLabels {
     });
     let key = |name: &'static str| Key::from_parts(name, plain.to_vec());
     let keys = |name: &'static str| -> [Key; 17] { std::array::from_fn(|code| Key::from_parts(name, with_status[code].to_vec())) };
-    let (service, name) = method.split_once('/').unwrap_or(("", method));
     MethodLabels {
         method,
-        service,
-        name,
         client_attempt_started: key(names::CLIENT_ATTEMPT_STARTED),
         server_call_started: key(names::SERVER_CALL_STARTED),
         client_call_retries: key(names::CLIENT_CALL_RETRIES),

@@ -25,9 +25,11 @@
 //! server call) and A96 (retries and hedges per call), with the labels `grpc.method`
 //! (`package.Service/Method`), `grpc.status` (`OK`, `UNAVAILABLE`, …) and `transport` (`grpc`,
 //! `rest`, `queue`). A66's `grpc.target` is not recorded (a client here has no target URI on
-//! every transport). Install any `metrics` recorder (the Prometheus exporter, say) to collect
-//! them; with none installed, each record is a call into the facade's no-op recorder, and label
-//! sets are made once per method, not per call.
+//! every transport). They are recorded once [`record_metrics`] has been called, as grpc-go and
+//! grpc-java record theirs once their OpenTelemetry plugin is registered: install any `metrics`
+//! recorder (the Prometheus exporter, say) and call it. Until then a call reads no clock and
+//! records nothing, so observability costs nothing where it is not used; label sets and keys
+//! are made once per method.
 //!
 //! **OpenTelemetry.** No OpenTelemetry crate is a dependency. With `tracing-opentelemetry`, the
 //! spans above become OpenTelemetry spans; to give a server span its remote parent, set it from
@@ -43,6 +45,27 @@
 //! ```
 
 pub(crate) mod client;
+
+static METRICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records switchboard's metrics ([`names`]) through the `metrics` facade from now on, in this
+/// process: call it once, where the recorder is installed. Calls that started before are not
+/// recorded.
+///
+/// ```
+/// // metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+/// switchboard::observe::record_metrics();
+/// ```
+pub fn record_metrics() {
+    METRICS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`record_metrics`] was called.
+#[inline]
+pub(crate) fn metrics_on() -> bool {
+    METRICS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 mod labels;
 pub mod names;
 pub(crate) mod server;

@@ -16,8 +16,10 @@ use crate::client::TransportKind;
 
 /// One call a server handles, observed from its arrival until the end of its answer.
 pub(crate) struct ServerCall {
-    start: Instant,
-    labels: &'static MethodLabels,
+    /// When the call arrived and its metric keys: only while metrics are recorded
+    /// ([`record_metrics`](super::record_metrics)).
+    start: Option<Instant>,
+    labels: Option<&'static MethodLabels>,
     span: Span,
     /// Boxed: most calls have none, and the call's state is moved into place on every call.
     trace: Option<Box<TraceContext>>,
@@ -28,7 +30,7 @@ pub(crate) struct ServerCall {
 
 impl std::fmt::Debug for ServerCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerCall").field("method", &self.labels.plain[0].value()).field("trace", &self.trace).finish_non_exhaustive()
+        f.debug_struct("ServerCall").field("trace", &self.trace).finish_non_exhaustive()
     }
 }
 
@@ -37,19 +39,19 @@ impl ServerCall {
     /// `traceparent` / `tracestate` values (a malformed `traceparent` starts a new trace, as the
     /// spec says).
     pub(crate) fn new(method: &str, transport: TransportKind, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
-        let labels = labels::of(method, transport);
-        metrics::with_recorder(|r| {
-            r.register_counter(&labels.server_call_started, &METADATA).increment(1)
-        });
-        let (service, name) = (labels.service, labels.name);
+        let labels = super::metrics_on().then(|| labels::of(method, transport));
+        if let Some(labels) = labels {
+            metrics::with_recorder(|r| r.register_counter(&labels.server_call_started, &METADATA).increment(1));
+        }
+        // The span's fields are read only when a subscriber records the span.
         let span = tracing::info_span!(
             target: "switchboard",
             parent: None,
             "rpc.server.call",
             otel.kind = "server",
             rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = name,
+            rpc.service = method.split_once('/').map_or("", |(s, _)| s),
+            rpc.method = method.split_once('/').map_or(method, |(_, m)| m),
             transport = labels::transport_name(transport),
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty,
@@ -69,7 +71,7 @@ impl ServerCall {
                 span.record("parent_span_id", tracing::field::display(p));
             }
         }
-        ServerCall { start: Instant::now(), labels, span, trace: trace.map(Box::new), ended: AtomicU64::new(0), code: AtomicU8::new(0) }
+        ServerCall { start: labels.map(|_| Instant::now()), labels, span, trace: trace.map(Box::new), ended: AtomicU64::new(0), code: AtomicU8::new(0) }
     }
 
     /// The server span's trace context.
@@ -86,7 +88,7 @@ impl ServerCall {
 
     /// The handler's answer ended (or, for a response stream, its last message) with `code`.
     pub(crate) fn ended(&self, code: Code) {
-        let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        let nanos = self.start.map_or(0, |s| u64::try_from(s.elapsed().as_nanos()).unwrap_or(u64::MAX - 1));
         self.code.store(code as i32 as u8, Ordering::Relaxed);
         self.ended.store(nanos + 1, Ordering::Release);
     }
@@ -102,13 +104,13 @@ impl Drop for ServerCall {
     /// answer never ended (dropped by a caller who went away) ends now, CANCELLED.
     fn drop(&mut self) {
         let (nanos, code) = match self.ended.load(Ordering::Acquire) {
-            0 => (self.start.elapsed().as_nanos() as u64, Code::Cancelled),
+            0 => (self.start.map_or(0, |s| s.elapsed().as_nanos() as u64), Code::Cancelled),
             n => (n - 1, Code::from_i32(i32::from(self.code.load(Ordering::Relaxed)))),
         };
-        let seconds = nanos as f64 / 1e9;
-        metrics::with_recorder(|r| {
-            r.register_histogram(self.labels.server_call_duration(code), &METADATA).record(seconds)
-        });
+        if let Some(labels) = self.labels {
+            let seconds = nanos as f64 / 1e9;
+            metrics::with_recorder(|r| r.register_histogram(labels.server_call_duration(code), &METADATA).record(seconds));
+        }
         if !self.span.is_disabled() {
             self.span.record("rpc.grpc.status_code", code as i32);
         }
