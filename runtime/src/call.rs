@@ -51,7 +51,7 @@ impl CallContext {
         transport: crate::client::TransportKind,
     ) -> Self {
         let observed = crate::observe::server::ServerCall::of_metadata(&metadata, method, transport);
-        if let Some(t) = observed.trace() {
+        if let Some(t) = observed.as_ref().and_then(crate::observe::server::ServerCall::trace) {
             extensions.insert(t.clone());
         }
         let cancellation = Cancellation::serving(observed);

@@ -62,7 +62,9 @@ struct CancelState {
     notify: Notify,
     /// The call's span, trace context and metrics, when a server observes it (set once, by the
     /// transport, before the handler runs; recorded when the last clone is dropped).
-    served: Option<crate::observe::server::ServerCall>,
+    /// Boxed: most calls are not observed (no metrics recorded, no subscriber, no trace), and
+    /// this state is allocated for every call.
+    served: Option<Box<crate::observe::server::ServerCall>>,
 }
 
 impl Cancellation {
@@ -73,8 +75,8 @@ impl Cancellation {
 
     /// A token for a call a server observes ([`crate::observe`]): `call` is kept with it, and
     /// recorded when the last clone is dropped.
-    pub(crate) fn serving(call: crate::observe::server::ServerCall) -> Self {
-        Cancellation(Arc::new(CancelState { cancelled: AtomicBool::new(false), notify: Notify::new(), served: Some(call) }))
+    pub(crate) fn serving(call: Option<crate::observe::server::ServerCall>) -> Self {
+        Cancellation(Arc::new(CancelState { cancelled: AtomicBool::new(false), notify: Notify::new(), served: call.map(Box::new) }))
     }
     /// Whether the call has been cancelled.
     pub fn is_cancelled(&self) -> bool {
@@ -98,7 +100,7 @@ impl Cancellation {
     }
     /// The observed server call this cancellation belongs to, if any.
     pub(crate) fn served(&self) -> Option<&crate::observe::server::ServerCall> {
-        self.0.served.as_ref()
+        self.0.served.as_deref()
     }
     /// A guard that cancels when dropped unless [`CancelOnDrop::disarm`] is called first.
     pub(crate) fn guard(&self) -> CancelOnDrop {

@@ -194,7 +194,7 @@ where
             Some(index) => {
                 let path = D::descriptor().methods[index].grpc_path;
                 let observed = ServerCall::of_headers(req.headers(), path.strip_prefix('/').unwrap_or(path), TransportKind::Grpc);
-                if let Some(t) = observed.trace() {
+                if let Some(t) = observed.as_ref().and_then(ServerCall::trace) {
                     req.extensions_mut().insert(t.clone());
                 }
                 Cancellation::serving(observed)

@@ -38,7 +38,10 @@ impl ServerCall {
     /// A call of `method` (`package.Service/Method`) on `transport` that arrived with these
     /// `traceparent` / `tracestate` values (a malformed `traceparent` starts a new trace, as the
     /// spec says).
-    pub(crate) fn new(method: &str, transport: TransportKind, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
+    ///
+    /// `None` when nothing observes the call: no metrics are recorded, no subscriber records its
+    /// span and it came without a `traceparent`.
+    pub(crate) fn new(method: &str, transport: TransportKind, traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
         let labels = super::metrics_on().then(|| labels::of(method, transport));
         if let Some(labels) = labels {
             metrics::with_recorder(|r| r.register_counter(&labels.server_call_started, &METADATA).increment(1));
@@ -58,6 +61,9 @@ impl ServerCall {
             parent_span_id = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
+        if labels.is_none() && traceparent.is_none() && span.is_disabled() {
+            return None;
+        }
         let remote = traceparent.and_then(|tp| TraceContext::parse(tp, tracestate).ok());
         let trace = match remote {
             Some(remote) => Some(remote.child()),
@@ -71,7 +77,7 @@ impl ServerCall {
                 span.record("parent_span_id", tracing::field::display(p));
             }
         }
-        ServerCall { start: labels.map(|_| Instant::now()), labels, span, trace: trace.map(Box::new), ended: AtomicU64::new(0), code: AtomicU8::new(0) }
+        Some(ServerCall { start: labels.map(|_| Instant::now()), labels, span, trace: trace.map(Box::new), ended: AtomicU64::new(0), code: AtomicU8::new(0) })
     }
 
     /// The server span's trace context.
@@ -120,13 +126,13 @@ impl Drop for ServerCall {
 impl ServerCall {
     /// A call whose request metadata is `metadata` (its `traceparent` and `tracestate`).
     #[inline]
-    pub(crate) fn of_metadata(metadata: &MetadataMap, method: &str, transport: TransportKind) -> Self {
+    pub(crate) fn of_metadata(metadata: &MetadataMap, method: &str, transport: TransportKind) -> Option<Self> {
         Self::of_headers(metadata.as_ref(), method, transport)
     }
 
     /// A call whose request headers are `headers` (its `traceparent` and `tracestate`).
     #[inline]
-    pub(crate) fn of_headers(headers: &http::HeaderMap, method: &str, transport: TransportKind) -> Self {
+    pub(crate) fn of_headers(headers: &http::HeaderMap, method: &str, transport: TransportKind) -> Option<Self> {
         let [tp, ts] = crate::context::find_headers(headers, [&TRACEPARENT_HEADER, &TRACESTATE_HEADER]).map(|v| v.and_then(|v| v.to_str().ok()));
         // `tracestate` means nothing without a `traceparent`.
         let ts = ts.filter(|_| tp.is_some());
