@@ -769,10 +769,10 @@ pub(crate) trait Exchange: Send + Sync {
 /// the transport's attempt. The call and each attempt are observed ([`crate::observe`]: spans,
 /// `traceparent`, metrics).
 pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -> Result<Response<E::Message>, Status> {
-    let observed = crate::observe::client::ClientCall::start(call.service, call.method, call.transport, &call.metadata);
     let Some(stack) = &layers.0 else {
-        return once(call, exchange, observed).await;
+        return once(call, exchange).await;
     };
+    let observed = crate::observe::client::ClientCall::start(call.service, call.method, call.transport, &call.metadata);
     let outcome = observed.within(attempts(stack, call, exchange, &observed)).await;
     observed.finish(&outcome);
     outcome
@@ -782,20 +782,25 @@ pub(crate) async fn run<E: Exchange>(layers: &Layers, call: Call, exchange: E) -
 fn once<'a, E: Exchange + 'a>(
     mut call: Call,
     exchange: E,
-    observed: crate::observe::client::ClientCall,
 ) -> crate::observe::client::Single<impl std::future::Future<Output = Result<Response<E::Message>, Status>> + 'a> {
+    use crate::observe::client::{ClientCall, Single};
     let deadline = call.deadline;
     // A deadline that has already passed (an inherited one, typically) sends nothing.
     let expired = deadline.is_some_and(|d| d <= Instant::now());
-    let attempt = (!expired).then(|| observed.attempt(&mut call.metadata, &call.extensions));
+    let observed = ClientCall::observes(&call.metadata).then(|| ClientCall::start(call.service, call.method, call.transport, &call.metadata));
+    let attempt = observed.as_ref().filter(|_| !expired).map(|o| o.attempt(&mut call.metadata, &call.extensions));
     let sent = (!expired).then(|| exchange.send_once(call));
-    observed.single(attempt, async move {
+    let fut = async move {
         let Some(sent) = sent else { return Err(E::expired()) };
         match deadline {
             Some(d) if !E::enforces_deadline() => tokio::time::timeout_at(d.into(), sent).await.unwrap_or_else(|_| Err(E::expired())),
             _ => sent.await,
         }
-    })
+    };
+    match observed {
+        Some(observed) => observed.single(attempt, fut),
+        None => Single::unobserved(fut),
+    }
 }
 
 /// [`run`]'s work: the attempts, each observed by `observed`.

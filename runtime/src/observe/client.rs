@@ -151,6 +151,16 @@ impl ClientCall {
         Attempt { start, labels: self.labels, span }
     }
 
+    /// Whether anything would observe a call with request `metadata`: metrics are recorded, a
+    /// subscriber records switchboard's spans, a handler's trace is current, or the request
+    /// carries a `traceparent`. When nothing does, a call without layers skips [`Self::start`].
+    pub(crate) fn observes(metadata: &MetadataMap) -> bool {
+        super::metrics_on()
+            || tracing::enabled!(target: "switchboard", tracing::Level::INFO)
+            || trace::has_current()
+            || (!metadata.is_empty() && metadata.as_ref().contains_key(&TRACEPARENT_HEADER))
+    }
+
     /// Runs a call sent once, without layers: `fut` is its one attempt (from [`Self::attempt`]),
     /// observed as the call and the attempt with one clock reading at its end, inside their spans
     /// only when a subscriber records them.
@@ -236,6 +246,13 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         observed: Option<(ClientCall, Option<Attempt>)>,
+    }
+}
+
+impl<F> Single<F> {
+    /// A call nothing observes ([`ClientCall::observes`]): `fut` as it is.
+    pub(crate) fn unobserved(fut: F) -> Self {
+        Single { inner: fut, observed: None }
     }
 }
 

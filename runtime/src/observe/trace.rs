@@ -290,6 +290,11 @@ thread_local! {
     static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
 }
 
+/// Whether a server span is being handled on this thread with a trace context.
+pub(crate) fn has_current() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
 /// The trace context of the server span being handled on this thread, if any.
 pub(crate) fn current() -> Option<TraceContext> {
     CURRENT.with(|c| c.borrow().clone())

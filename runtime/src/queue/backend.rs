@@ -74,9 +74,13 @@ pub(crate) async fn one_reply<F>(
 where
     F: std::future::Future<Output = Result<(), Status>>,
 {
-    let id = next_id();
+    // The guard keeps the id's counter value, not a third copy of the id: it needs the id only
+    // when the call is given up on.
+    let seq = super::ids::next_seq();
+    let id = super::ids::id_of(seq);
     let rx = broker.replies().register_once(id.clone());
-    let mut waiting = Waiting::new(broker, service, id.clone());
+    let mut waiting = Waiting::new(broker, service, String::new());
+    waiting.seq = Some(seq);
     env.correlation_id = Some(id);
     send(env).await?;
     waiting.sent();
@@ -114,8 +118,10 @@ pub(crate) type Cancels = BoxStream<'static, Envelope>;
 pub(crate) struct Waiting<'a> {
     broker: &'a Broker,
     service: &'static str,
-    /// The request's correlation id.
+    /// The request's correlation id (empty when `seq` names it, or once handed over).
     pub id: String,
+    /// The counter value the correlation id was made from, when the guard keeps that instead.
+    pub seq: Option<u64>,
     /// Sent and not answered yet.
     armed: bool,
     /// Answered: the reply took the slot with it (nothing to forget).
@@ -125,7 +131,7 @@ pub(crate) struct Waiting<'a> {
 impl<'a> Waiting<'a> {
     /// The slot of the request with correlation id `id` (registered by the caller), not sent yet.
     pub fn new(broker: &'a Broker, service: &'static str, id: String) -> Self {
-        Waiting { broker, service, id, armed: false, answered: false }
+        Waiting { broker, service, id, seq: None, armed: false, answered: false }
     }
 
     /// The request is on its way: from now on, giving up cancels it.
@@ -150,18 +156,27 @@ impl<'a> Waiting<'a> {
     /// the request is still out. The slot is not forgotten.
     pub fn hand_over(mut self) -> (String, bool) {
         let armed = std::mem::replace(&mut self.armed, false);
-        (std::mem::take(&mut self.id), armed)
+        let id = match self.seq.take() {
+            Some(seq) => super::ids::id_of(seq),
+            None => std::mem::take(&mut self.id),
+        };
+        (id, armed)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if self.id.is_empty() || self.answered {
-            return; // handed over, or answered
+        if self.answered {
+            return;
         }
-        self.broker.replies().remove(&self.id);
+        let id = match self.seq.take() {
+            Some(seq) => super::ids::id_of(seq),
+            None if self.id.is_empty() => return, // handed over
+            None => std::mem::take(&mut self.id),
+        };
+        self.broker.replies().remove(&id);
         if self.armed {
-            self.broker.cancel_soon(self.service, std::mem::take(&mut self.id));
+            self.broker.cancel_soon(self.service, id);
         }
     }
 }

@@ -176,14 +176,17 @@ impl QueueClient {
             // reply ends at the deadline (observed as the runner observes it).
             let method = &desc.methods[index];
             let mut request = request;
-            let observed = ClientCall::start(desc, index, TransportKind::Queue, request.metadata());
-            let attempt = observed.attempt(request.metadata_mut(), &http::Extensions::new());
-            return observed
-                .single(Some(attempt), async {
+            // Observed only when something observes it (metrics, a subscriber, a trace).
+            let observed = ClientCall::observes(request.metadata()).then(|| ClientCall::start(desc, index, TransportKind::Queue, request.metadata()));
+            let attempt = observed.as_ref().map(|o| o.attempt(request.metadata_mut(), &http::Extensions::new()));
+            let fut = async {
                     let (env, deadline) = self.direct::<C, Req>(method.name, request)?;
                     unary_reply::<C, Resp>(self, desc, method, env, deadline, None).await
-                })
-                .await;
+            };
+            return match observed {
+                Some(observed) => observed.single(attempt, fut).await,
+                None => fut.await,
+            };
         }
         let (call, encoded) = self.prepare::<C, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> (C, UnaryAnswer<Resp>)> };
@@ -233,14 +236,17 @@ impl QueueClient {
         let _ = op;
         if self.layers.is_empty() {
             // As in `unary`: the one attempt, unboxed (and observed).
-            let observed = ClientCall::start(desc, index, TransportKind::Queue, request.metadata());
-            let attempt = observed.attempt(request.metadata_mut(), &http::Extensions::new());
-            return observed
-                .single(Some(attempt), async {
+            // Observed only when something observes it (metrics, a subscriber, a trace).
+            let observed = ClientCall::observes(request.metadata()).then(|| ClientCall::start(desc, index, TransportKind::Queue, request.metadata()));
+            let attempt = observed.as_ref().map(|o| o.attempt(request.metadata_mut(), &http::Extensions::new()));
+            let fut = async {
                     let (env, deadline) = self.direct::<super::Json, Req>(method.name, request)?;
                     operation_answer::<Resp>(self, desc, method, env, deadline, None).await
-                })
-                .await;
+            };
+            return match observed {
+                Some(observed) => observed.single(attempt, fut).await,
+                None => fut.await,
+            };
         }
         let (call, encoded) = self.prepare::<super::Json, Req>(desc, index, request)?;
         let exchange = Attempt { client: self, encoded, event: None, hedged_id: Default::default(), answer: PhantomData::<fn() -> OperationAnswer<Resp>> };

@@ -19,11 +19,21 @@ fn id_prefix() -> &'static str {
 
 /// A fresh message or correlation id: the process's prefix and a counter.
 pub(crate) fn next_id() -> String {
+    id_of(next_seq())
+}
+
+/// A fresh counter value, for an id made with [`id_of`] (as often as needed).
+pub(crate) fn next_seq() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The id of counter value `seq`.
+pub(crate) fn id_of(seq: u64) -> String {
     use std::fmt::Write as _;
     let prefix = id_prefix();
     let mut id = String::with_capacity(prefix.len() + 21);
     id.push_str(prefix);
     id.push('-');
-    let _ = write!(id, "{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    let _ = write!(id, "{seq}");
     id
 }
