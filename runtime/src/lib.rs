@@ -58,6 +58,8 @@ mod context;
 #[cfg(any(feature = "grpc", feature = "rest", feature = "queue"))]
 mod dedupe;
 pub mod descriptor;
+#[cfg(any(feature = "grpc", feature = "rest"))]
+pub mod fleet;
 pub mod dispatch;
 pub mod observe;
 pub mod policy;

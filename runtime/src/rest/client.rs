@@ -56,6 +56,8 @@ pub struct RestClient {
     /// Credentials for OpenAPI operations' security schemes.
     pub(crate) credentials: ClientCredentials,
     layers: Layers,
+    /// The fleet each attempt picks an endpoint of (`base` then only carries the path prefix).
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 
@@ -76,7 +78,23 @@ impl RestClient {
             timeout: None,
             credentials: ClientCredentials::default(),
             layers: Layers::default(),
+            fleet: None,
         })
+    }
+
+    /// A client for a [`Fleet`](crate::fleet::Fleet) of servers: each attempt goes to the
+    /// endpoint the fleet's balancer picks (a retry usually to another one).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = switchboard::fleet::Fleet::builder("static:///127.0.0.1:8080,127.0.0.2:8080").build()?;
+    /// let client = switchboard::rest::RestClient::fleet(fleet);
+    /// # Ok(()) }
+    /// ```
+    pub fn fleet(fleet: crate::fleet::Fleet) -> Self {
+        let mut client = RestClient::new("http://fleet.invalid").expect("a valid URL");
+        client.fleet = Some(fleet);
+        client
     }
 
     /// Fails calls that take longer than `timeout` with DEADLINE_EXCEEDED (a request's own
@@ -212,6 +230,37 @@ impl RestClient {
     }
 
     pub(crate) async fn send(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
+        match &self.fleet {
+            None => self.send_to(request).await,
+            Some(fleet) => self.send_to_fleet(fleet, request).await,
+        }
+    }
+
+    /// Sends `request` to the endpoint `fleet` picks, and tells the fleet how it went.
+    async fn send_to_fleet(
+        &self,
+        fleet: &crate::fleet::Fleet,
+        mut request: http::Request<ReqBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, Status> {
+        use crate::fleet::Outcome;
+        let attempt = fleet.start().await?;
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.authority = Some(
+            attempt.endpoint().address.authority().parse().map_err(|e| Status::invalid_argument(format!("endpoint address: {e}")))?,
+        );
+        *request.uri_mut() = http::Uri::from_parts(parts).map_err(|e| Status::invalid_argument(format!("endpoint URI: {e}")))?;
+        let sent = self.send_to(request).await;
+        let outcome = match &sent {
+            Ok(response) if response.status().is_server_error() => Outcome::Failed,
+            Ok(_) => Outcome::Answered,
+            Err(status) if client::never_reached(status) => Outcome::Unreachable,
+            Err(_) => Outcome::Failed,
+        };
+        fleet.finish(attempt, outcome);
+        sent
+    }
+
+    async fn send_to(&self, request: http::Request<ReqBody>) -> Result<http::Response<hyper::body::Incoming>, Status> {
         self.client.request(request).await.map_err(|e| {
             let mut source: Option<&dyn std::error::Error> = Some(&e);
             let mut text = String::new();

@@ -1,0 +1,230 @@
+//! Picking an endpoint per attempt: `pick_first`, `round_robin` and power-of-two-choices over
+//! calls in flight (optionally weighted by peak-EWMA latency), lock-free over the current
+//! snapshot; and what an attempt's outcome does to its endpoint (latency, reconnect backoff,
+//! ejection).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::endpoint::EndpointState;
+use super::{Address, Ejection};
+
+/// How a fleet spreads calls over its endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Balancing {
+    /// The first endpoint of the resolver's list that is up; the next one when it is not
+    /// (gRPC's `pick_first`).
+    PickFirst,
+    /// Each endpoint that is up in turn (gRPC's `round_robin`).
+    RoundRobin,
+    /// Two endpoints drawn at random, the one with fewer calls in flight wins (power of two
+    /// choices).
+    LeastLoaded,
+    /// Power of two choices by peak-EWMA latency × calls in flight (Linkerd's default): a slow
+    /// replica gets less traffic even when every replica has calls in flight.
+    #[default]
+    PeakEwma,
+}
+
+impl Balancing {
+    /// The policy a gRPC `loadBalancingConfig` names: `pick_first`, `round_robin`, and
+    /// switchboard's `least_request` (power of two choices) and `peak_ewma`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "pick_first" => Balancing::PickFirst,
+            "round_robin" => Balancing::RoundRobin,
+            "least_request" | "least_request_experimental" | "p2c" => Balancing::LeastLoaded,
+            "peak_ewma" => Balancing::PeakEwma,
+            _ => return None,
+        })
+    }
+}
+
+/// The endpoints the resolver listed last, with their live state.
+pub(crate) struct Snapshot {
+    pub(crate) endpoints: Vec<Arc<EndpointState>>,
+}
+
+/// The balancer's shared state: the current snapshot (swapped whole, read without locks) and
+/// the round-robin cursor.
+pub(crate) struct Balancer {
+    pub(crate) policy: Balancing,
+    pub(crate) ejection: Option<Ejection>,
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    cursor: AtomicUsize,
+    pub(crate) epoch: Instant,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("policy", &self.policy)
+            .field("endpoints", &self.snapshot.load().endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Balancer {
+    pub(crate) fn new(policy: Balancing, ejection: Option<Ejection>) -> Self {
+        Balancer {
+            policy,
+            ejection,
+            snapshot: ArcSwap::from_pointee(Snapshot { endpoints: Vec::new() }),
+            cursor: AtomicUsize::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Takes a resolver's full list: endpoints still listed keep their state (connections,
+    /// latency, ejection), new ones start fresh, the rest are dropped.
+    pub(crate) fn update(&self, addresses: Vec<Address>) {
+        let old = self.snapshot.load();
+        let endpoints = addresses
+            .into_iter()
+            .map(|address| match old.endpoints.iter().find(|e| e.address == address) {
+                Some(kept) => kept.clone(),
+                None => EndpointState::new(address, self.epoch),
+            })
+            .collect();
+        self.snapshot.store(Arc::new(Snapshot { endpoints }));
+    }
+
+    /// The endpoint for one attempt, or `None` when the resolver lists none. When none is up,
+    /// every endpoint is a candidate (better to try than to fail every call).
+    pub(crate) fn pick(&self) -> Option<Arc<EndpointState>> {
+        let snapshot = self.snapshot.load();
+        let all = &snapshot.endpoints;
+        let first = all.first()?;
+        let now = first.now();
+        let up = |e: &&Arc<EndpointState>| e.available(now);
+        let any_up = all.iter().any(|e| e.available(now));
+        let pool = |i: usize| -> Option<&Arc<EndpointState>> {
+            match any_up {
+                true => all.iter().filter(up).nth(i),
+                false => all.get(i),
+            }
+        };
+        let count = if any_up { all.iter().filter(up).count() } else { all.len() };
+        let chosen = match self.policy {
+            Balancing::PickFirst => pool(0),
+            Balancing::RoundRobin => pool(self.cursor.fetch_add(1, Ordering::Relaxed) % count),
+            Balancing::LeastLoaded | Balancing::PeakEwma => {
+                let ewma = self.policy == Balancing::PeakEwma;
+                if count == 1 {
+                    pool(0)
+                } else {
+                    let a = fastrand::usize(0..count);
+                    let b = (a + 1 + fastrand::usize(0..count - 1)) % count;
+                    let (a, b) = (pool(a)?, pool(b)?);
+                    Some(if b.cost(ewma) < a.cost(ewma) { b } else { a })
+                }
+            }
+        };
+        chosen.cloned()
+    }
+
+    /// An attempt on `endpoint` begins: counted in flight until the returned guard ends.
+    pub(crate) fn start(self: &Arc<Self>, endpoint: Arc<EndpointState>) -> Attempt {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        Attempt { endpoint, balancer: self.clone(), started: Instant::now(), done: false }
+    }
+
+    /// Ejects `endpoint` after a run of failures, unless that would eject more than the allowed
+    /// share of the fleet.
+    fn maybe_eject(&self, endpoint: &EndpointState, ejection: &Ejection) {
+        let snapshot = self.snapshot.load();
+        let total = snapshot.endpoints.len();
+        let now = endpoint.now();
+        let ejected = snapshot
+            .endpoints
+            .iter()
+            .filter(|e| e.ejected.load(Ordering::Relaxed) && !e.available(now))
+            .count();
+        if total < ejection.minimum_hosts || ejected * 100 >= total * usize::from(ejection.max_ejection_percent) {
+            return;
+        }
+        if endpoint.ejected.swap(true, Ordering::Relaxed) && !endpoint.available(now) {
+            return;
+        }
+        let times = endpoint.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let hold = ejection.base_ejection_time.saturating_mul(times).min(ejection.max_ejection_time.max(ejection.base_ejection_time));
+        endpoint.failures.store(0, Ordering::Relaxed);
+        endpoint.hold_until(now + hold.as_nanos() as u64);
+    }
+}
+
+/// How an attempt ended, as far as its endpoint is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It answered (any answer a healthy server gives, errors included).
+    Answered,
+    /// It answered with a server-side failure (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS;
+    /// HTTP 5xx): counts toward ejection.
+    Failed,
+    /// No connection could be made.
+    Unreachable,
+}
+
+/// One attempt in flight on one endpoint. Dropped without [`finish`](Attempt::finish) (the
+/// caller gave up), it only leaves the in-flight count.
+pub(crate) struct Attempt {
+    endpoint: Arc<EndpointState>,
+    balancer: Arc<Balancer>,
+    started: Instant,
+    done: bool,
+}
+
+impl Attempt {
+    pub(crate) fn endpoint(&self) -> &Arc<EndpointState> {
+        &self.endpoint
+    }
+
+    /// Records how the attempt ended.
+    pub(crate) fn finish(mut self, outcome: Outcome) {
+        self.done = true;
+        let e = &self.endpoint;
+        e.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Unreachable => e.mark_unreachable(),
+            Outcome::Answered | Outcome::Failed => {
+                e.mark_reached();
+                e.observe_latency(self.started.elapsed());
+                if outcome == Outcome::Answered {
+                    if e.failures.load(Ordering::Relaxed) != 0 {
+                        e.failures.store(0, Ordering::Relaxed);
+                    }
+                    if e.ejected.load(Ordering::Relaxed) && e.available(e.now()) {
+                        e.ejected.store(false, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                if let Some(ejection) = &self.balancer.ejection {
+                    let run = e.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    if run >= ejection.consecutive_failures {
+                        self.balancer.maybe_eject(e, ejection);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.done {
+            self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether a gRPC status code is the server's failure (ejection counts it).
+pub(crate) fn server_failure(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::Unavailable | tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss)
+}
+
+/// Ejection defaults, for [`Ejection::default`].
+pub(crate) const BASE_EJECTION: Duration = Duration::from_secs(30);

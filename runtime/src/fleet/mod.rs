@@ -1,0 +1,321 @@
+//! Fleets: a client talks to a *service* — a set of endpoints that changes at run time — not to
+//! one address.
+//!
+//! ```text
+//! target URI ── Target::parse ── a Resolver (static list, DNS A/AAAA/SRV, your own)
+//!   └ full snapshots of addresses, re-resolved periodically and when endpoints fail
+//!     (never more often than a minimum interval)
+//!       └ Balancer: the snapshot behind an atomic pointer; per endpoint its calls in flight,
+//!         peak-EWMA latency, reconnect backoff and ejection state
+//!           └ each attempt picks one endpoint (pick_first, round_robin, power of two choices)
+//!             ├ gRPC: FleetChannel, a tonic transport over one lazily connected Channel per endpoint
+//!             └ REST: RestClient::fleet, the request's authority set to the endpoint's
+//! ```
+//!
+//! Retries, hedging, deadlines and the rest of the call path run above the fleet: a retried
+//! attempt picks again, so it usually lands on another replica. An endpoint that cannot be
+//! reached is skipped (with a growing, jittered backoff before it is tried again) and the
+//! resolver is asked to look again; an attempt that never reached a server is retried at once
+//! by the policy layer ([`client::never_reached`](crate::client::never_reached)). Endpoints that
+//! keep failing are ejected for a while ([`Ejection`], gRPC A50's consecutive-failure
+//! ejection). When no endpoint is up, every endpoint is tried (better than failing every call).
+//!
+//! One static endpoint (`http://host:port`) needs no fleet: the plain clients stay as they are.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use switchboard::fleet::{Balancing, Fleet};
+//! let fleet = Fleet::builder("static:///127.0.0.1:50051,127.0.0.2:50051")
+//!     .balancing(Balancing::RoundRobin)
+//!     .build()?;
+//! // gRPC: `EchoClient::new(fleet.grpc())`; REST: `EchoRestClient::with_client(RestClient::fleet(fleet))`.
+//! # Ok(()) }
+//! ```
+
+mod balance;
+#[cfg(feature = "dns")]
+mod dns;
+mod endpoint;
+#[cfg(feature = "grpc")]
+mod grpc;
+mod resolve;
+mod target;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use balance::Balancing;
+pub(crate) use balance::{Attempt, Outcome};
+#[cfg(feature = "dns")]
+pub use dns::DnsResolver;
+#[cfg(feature = "grpc")]
+pub use grpc::FleetChannel;
+pub use resolve::{Resolution, ResolveError, Resolver, StaticResolver};
+pub use target::{Target, TargetError};
+
+use balance::Balancer;
+
+/// One endpoint's address: a host (name or IP) and a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address {
+    /// A host name or an IP address (IPv6 without brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.authority())
+    }
+}
+
+/// Consecutive-failure ejection (gRPC A50's `failurePercentageEjection` and
+/// `successRateEjection` are not built yet): an endpoint whose calls fail
+/// [`consecutive_failures`](Ejection::consecutive_failures) times in a row is not picked for
+/// `base_ejection_time` × the times it was ejected (at most `max_ejection_time`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ejection {
+    /// Failures in a row that eject an endpoint (default 5).
+    pub consecutive_failures: u32,
+    /// How long the first ejection lasts (default 30 s); the n-th lasts n times as long.
+    pub base_ejection_time: Duration,
+    /// The longest ejection (default 300 s).
+    pub max_ejection_time: Duration,
+    /// No more than this share of the endpoints (percent) is ejected at once (default 10; one
+    /// endpoint may always be ejected when none is).
+    pub max_ejection_percent: u8,
+    /// Fleets smaller than this eject nothing (default 1).
+    pub minimum_hosts: usize,
+}
+
+impl Default for Ejection {
+    fn default() -> Self {
+        Ejection {
+            consecutive_failures: 5,
+            base_ejection_time: balance::BASE_EJECTION,
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: 10,
+            minimum_hosts: 1,
+        }
+    }
+}
+
+/// A set of endpoints found by a resolver and the balancer that spreads attempts over them.
+/// Cheap to clone (shared); the resolver runs until the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    target: String,
+    balancer: Arc<Balancer>,
+    resolver: Arc<resolve::Running>,
+    connect: ConnectOptions,
+}
+
+/// How connections to endpoints are made and watched.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectOptions {
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) keepalive: Option<(Duration, Duration)>,
+}
+
+/// Builds a [`Fleet`]: its target, balancing, ejection and resolver settings.
+#[derive(Debug, Clone)]
+pub struct FleetBuilder {
+    target: String,
+    balancing: Balancing,
+    ejection: Option<Ejection>,
+    refresh: Duration,
+    min_refresh: Duration,
+    connect: ConnectOptions,
+}
+
+impl Fleet {
+    /// A builder for the fleet at `target`: `dns:///name:port`, `dns://ns-ip:port/name:port`,
+    /// `static:///host:port,host:port` or `http://host:port`.
+    pub fn builder(target: &str) -> FleetBuilder {
+        FleetBuilder {
+            target: target.to_owned(),
+            balancing: Balancing::default(),
+            ejection: Some(Ejection::default()),
+            refresh: Duration::from_secs(30),
+            min_refresh: Duration::from_secs(30),
+            connect: ConnectOptions::default(),
+        }
+    }
+
+    /// The target it was built from.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    /// The addresses of the resolver's last snapshot.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.inner.balancer.snapshot.load().endpoints.iter().map(|e| e.address.clone()).collect()
+    }
+
+    /// Waits for the resolver's first answer (calls wait for it too; this only lets a program
+    /// fail early on a name that does not resolve).
+    pub async fn ready(&self) -> Result<(), ResolveError> {
+        self.inner.resolver.first().await
+    }
+
+    /// A gRPC transport over this fleet, for a generated client: `EchoClient::new(fleet.grpc())`.
+    #[cfg(feature = "grpc")]
+    pub fn grpc(&self) -> FleetChannel {
+        FleetChannel::new(self.clone())
+    }
+
+    /// The endpoint for one attempt (after the first resolution), counted in flight.
+    pub(crate) async fn start(&self) -> Result<Attempt, tonic::Status> {
+        if let Err(e) = self.inner.resolver.first().await {
+            return Err(crate::client::not_delivered(tonic::Status::unavailable(format!("{}: {e}", self.inner.target))));
+        }
+        match self.inner.balancer.pick() {
+            Some(endpoint) => Ok(self.inner.balancer.start(endpoint)),
+            None => Err(crate::client::not_delivered(tonic::Status::unavailable(format!(
+                "{}: the resolver lists no endpoint",
+                self.inner.target
+            )))),
+        }
+    }
+
+    /// Records an attempt's end; an unreachable endpoint also asks the resolver to look again.
+    pub(crate) fn finish(&self, attempt: Attempt, outcome: Outcome) {
+        attempt.finish(outcome);
+        if outcome == Outcome::Unreachable {
+            self.inner.resolver.refresh();
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn connect_options(&self) -> &ConnectOptions {
+        &self.inner.connect
+    }
+}
+
+impl FleetBuilder {
+    /// How attempts are spread (default [`Balancing::PeakEwma`]).
+    ///
+    /// ```
+    /// # use switchboard::fleet::{Balancing, Fleet};
+    /// let mut b = Fleet::builder("static:///127.0.0.1:1,127.0.0.1:2");
+    /// b.balancing(Balancing::RoundRobin);
+    /// ```
+    pub fn balancing(&mut self, balancing: Balancing) -> &mut Self {
+        self.balancing = balancing;
+        self
+    }
+
+    /// Takes the balancing policy from a gRPC service config's `loadBalancingConfig`: the first
+    /// entry this crate knows (`pick_first`, `round_robin`, `least_request`, `peak_ewma`), as
+    /// gRPC clients do. Unknown entries are skipped; none known leaves the policy as it was.
+    ///
+    /// ```
+    /// # use switchboard::fleet::Fleet;
+    /// let config = switchboard::policy::ServiceConfig::from_json(
+    ///     r#"{"loadBalancingConfig": [{"weighted_target_experimental": {}}, {"round_robin": {}}]}"#).unwrap();
+    /// Fleet::builder("static:///127.0.0.1:1").service_config(&config);
+    /// ```
+    pub fn service_config(&mut self, config: &crate::policy::ServiceConfig) -> &mut Self {
+        if let Some(b) = config.load_balancing().iter().find_map(|c| Balancing::from_name(&c.policy)) {
+            self.balancing = b;
+        }
+        self
+    }
+
+    /// Ejects endpoints that keep failing (default [`Ejection::default`]); `None` never ejects.
+    ///
+    /// ```
+    /// # use switchboard::fleet::{Ejection, Fleet};
+    /// let mut ejection = Ejection::default();
+    /// ejection.base_ejection_time = std::time::Duration::from_secs(2);
+    /// Fleet::builder("static:///127.0.0.1:1").ejection(Some(ejection));
+    /// ```
+    pub fn ejection(&mut self, ejection: Option<Ejection>) -> &mut Self {
+        self.ejection = ejection;
+        self
+    }
+
+    /// Re-resolves every `every` (default 30 s), and when an endpoint cannot be reached, but
+    /// never more often than every `at_least` (default 30 s, grpc-go's; tests use less). A DNS
+    /// answer is also looked up again when its TTL runs out (no sooner than `at_least`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use switchboard::fleet::Fleet;
+    /// Fleet::builder("dns:///echo.svc:50051").refresh(Duration::from_secs(60), Duration::from_secs(1));
+    /// ```
+    pub fn refresh(&mut self, every: Duration, at_least: Duration) -> &mut Self {
+        self.refresh = every;
+        self.min_refresh = at_least;
+        self
+    }
+
+    /// Gives up connecting to an endpoint after `timeout` (it is then skipped for a while).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use switchboard::fleet::Fleet;
+    /// Fleet::builder("static:///127.0.0.1:1").connect_timeout(Duration::from_secs(1));
+    /// ```
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.connect.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Sends HTTP/2 keepalive pings every `interval` (idle connections included) and closes a
+    /// connection whose ping is not answered within `timeout`: a frozen replica, whose socket
+    /// stays open, is found out (gRPC only; REST connections are HTTP/1.1).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use switchboard::fleet::Fleet;
+    /// Fleet::builder("static:///127.0.0.1:1").keepalive(Duration::from_secs(10), Duration::from_secs(2));
+    /// ```
+    pub fn keepalive(&mut self, interval: Duration, timeout: Duration) -> &mut Self {
+        self.connect.keepalive = Some((interval, timeout));
+        self
+    }
+
+    /// Starts the fleet with the resolver its target names (needs a Tokio runtime).
+    pub fn build(&self) -> Result<Fleet, TargetError> {
+        let resolver: Box<dyn Resolver> = match Target::parse(&self.target)? {
+            Target::Static(addresses) => Box::new(StaticResolver::new(addresses)),
+            #[cfg(feature = "dns")]
+            Target::Dns { server, name, port } => Box::new(DnsResolver::new(server, name, port)),
+            #[cfg(not(feature = "dns"))]
+            Target::Dns { .. } => return Err(TargetError::new(&self.target, "dns targets need the `dns` feature")),
+        };
+        Ok(self.build_with(resolver))
+    }
+
+    /// Starts the fleet with `resolver` (needs a Tokio runtime); the target is only its name.
+    pub fn build_with(&self, resolver: Box<dyn Resolver>) -> Fleet {
+        let balancer = Arc::new(Balancer::new(self.balancing, self.ejection.clone()));
+        let resolver = resolve::Running::start(resolver, balancer.clone(), self.refresh, self.min_refresh);
+        Fleet { inner: Arc::new(Inner { target: self.target.clone(), balancer, resolver, connect: self.connect.clone() }) }
+    }
+}
+
+/// Whether an error (or one of its sources) is a connection that could not be made.
+pub(crate) fn unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut | std::io::ErrorKind::HostUnreachable
+            ) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
+}

@@ -1,0 +1,410 @@
+//! Fleets on gRPC and REST: three replicas of one service on 127.0.0.1/.2/.3, each a server on
+//! a thread and runtime of its own (killed by dropping that runtime: its listener and every
+//! connection close, as when a process dies), and a generated client over a
+//! [`Fleet`](switchboard::fleet::Fleet).
+//!
+//! Cases: load-aware balancing (replicas at 5 / 5 / 50 ms: power of two choices by peak EWMA
+//! sends ≤ 10 % to the slow one, round robin 33 ± 2 %; tonic's `balance_list` measured beside
+//! them on gRPC); failover (a replica killed under load and restarted: no call fails, it gets
+//! traffic again); ejection (a replica that always fails is ejected after a few failures, for
+//! the ejection time, doubled the second time); DNS discovery through dnsmasq (when installed).
+//!
+//! Cases run one at a time (one lock): they measure shares of traffic and time on a 2-core box.
+#![cfg(all(feature = "grpc", feature = "rest"))]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard::fleet::{Balancing, Ejection, Fleet};
+use switchboard::grpc::transport::server::TcpIncoming;
+use switchboard::grpc::transport::{Channel, Endpoint, Server};
+use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
+use switchboard::rest::RestClient;
+use switchboard::{Request, Response, Status};
+use tokio::net::TcpListener;
+
+#[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
+#[prost(prost_path = "::switchboard::prost")]
+#[serde(crate = "switchboard::serde", rename_all = "camelCase", default)]
+pub struct Ping {
+    /// The replica that answered.
+    #[prost(uint32, tag = "1")]
+    pub replica: u32,
+}
+
+#[switchboard::service(package = "test.fleet.v1")]
+pub trait Replicated {
+    /// Answers with the replica's number. Free of side effects: retried by policy.
+    #[rpc(no_side_effects)]
+    async fn hit(&self, req: Request<Ping>) -> Result<Response<Ping>, Status>;
+}
+
+/// What each replica (0, 1, 2) does and saw.
+struct Replicas {
+    hits: [AtomicUsize; 3],
+    delay_ms: [AtomicU64; 3],
+    failing: [AtomicBool; 3],
+    /// When replica i last handled a call (ms after `epoch`), and the gaps between its calls of
+    /// at least 500 ms (start ms, length ms).
+    last_ms: [AtomicU64; 3],
+    gaps: std::sync::Mutex<Vec<(usize, u64, u64)>>,
+    epoch: Instant,
+}
+
+static REPLICAS: std::sync::LazyLock<Replicas> = std::sync::LazyLock::new(|| Replicas {
+    hits: Default::default(),
+    delay_ms: Default::default(),
+    failing: Default::default(),
+    last_ms: Default::default(),
+    gaps: Default::default(),
+    epoch: Instant::now(),
+});
+
+fn reset() {
+    for i in 0..3 {
+        REPLICAS.hits[i].store(0, Ordering::SeqCst);
+        REPLICAS.delay_ms[i].store(0, Ordering::SeqCst);
+        REPLICAS.failing[i].store(false, Ordering::SeqCst);
+        REPLICAS.last_ms[i].store(0, Ordering::SeqCst);
+    }
+    REPLICAS.gaps.lock().unwrap().clear();
+}
+
+fn hits() -> [usize; 3] {
+    std::array::from_fn(|i| REPLICAS.hits[i].load(Ordering::SeqCst))
+}
+
+struct Impl {
+    replica: usize,
+}
+
+impl Replicated for Impl {
+    async fn hit(&self, _: Request<Ping>) -> Result<Response<Ping>, Status> {
+        let r = self.replica;
+        REPLICAS.hits[r].fetch_add(1, Ordering::SeqCst);
+        let now = REPLICAS.epoch.elapsed().as_millis() as u64;
+        let last = REPLICAS.last_ms[r].swap(now, Ordering::SeqCst);
+        if last != 0 && now - last >= 500 {
+            REPLICAS.gaps.lock().unwrap().push((r, last, now - last));
+        }
+        let delay = REPLICAS.delay_ms[r].load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if REPLICAS.failing[r].load(Ordering::SeqCst) {
+            return Err(Status::unavailable(format!("replica {r} fails on purpose")));
+        }
+        Ok(Response::new(Ping { replica: r as u32 }))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Grpc,
+    Rest,
+}
+
+/// One replica: a server on `127.0.0.<replica + 1>:<port>` on a thread and runtime of its own.
+struct Replica {
+    address: String,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Replica {
+    /// Starts replica `replica` (on `port`, or any free one when 0).
+    fn start(kind: Kind, replica: usize, port: u16) -> Replica {
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        let (ready, listening) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("replica-{replica}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+                runtime.block_on(async move {
+                    let ip = format!("127.0.0.{}", replica + 1);
+                    // The port of a replica just killed may still be held for a moment.
+                    let listener = switchboard_test_support::ready::retry_until("bind", Duration::from_secs(5), || {
+                        TcpListener::bind(format!("{ip}:{port}"))
+                    })
+                    .await;
+                    let _ = ready.send(listener.local_addr().unwrap().to_string());
+                    let serve = async move {
+                        match kind {
+                            Kind::Grpc => {
+                                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                                let _ = Server::builder()
+                                    .add_service(ReplicatedServer::new(Impl { replica }))
+                                    .serve_with_incoming(incoming)
+                                    .await;
+                            }
+                            Kind::Rest => {
+                                let _ = ReplicatedRestServer::new(Impl { replica }).serve(listener).await;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = killed => {}
+                    }
+                });
+                // Dropping the runtime here cancels every connection task: sockets close.
+                drop(runtime);
+            })
+            .expect("a replica thread");
+        let address = listening.recv().expect("the replica listens");
+        Replica { address, kill: Some(kill), thread: Some(thread) }
+    }
+
+    fn port(&self) -> u16 {
+        self.address.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    /// Stops it as a dying process would: listener and connections closed.
+    fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn three(kind: Kind) -> Vec<Replica> {
+    (0..3).map(|i| Replica::start(kind, i, 0)).collect()
+}
+
+fn static_target(replicas: &[Replica]) -> String {
+    format!("static:///{}", replicas.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(","))
+}
+
+/// A generated client of `kind` over `fleet`, with `policy` (service-config JSON) when given.
+#[derive(Clone)]
+enum Client {
+    Grpc(ReplicatedClient<switchboard::fleet::FleetChannel>),
+    Tonic(ReplicatedClient<Channel>),
+    Rest(ReplicatedRestClient),
+}
+
+impl Client {
+    fn new(kind: Kind, fleet: &Fleet, policy: Option<&str>) -> Client {
+        let layer = policy.map(|json| PolicyLayer::new(Policies::new().runtime(ServiceConfig::from_json(json).expect("a valid policy"))));
+        match kind {
+            Kind::Grpc => {
+                let mut c = ReplicatedClient::new(fleet.grpc());
+                if let Some(layer) = layer {
+                    c = c.layer(layer);
+                }
+                Client::Grpc(c)
+            }
+            Kind::Rest => {
+                let mut c = ReplicatedRestClient::with_client(RestClient::fleet(fleet.clone()));
+                if let Some(layer) = layer {
+                    c = c.layer(layer);
+                }
+                Client::Rest(c)
+            }
+        }
+    }
+
+    async fn hit(&self) -> Result<u32, Status> {
+        let answer = match self {
+            Client::Grpc(c) => c.clone().hit(Request::new(Ping::default())).await,
+            Client::Tonic(c) => c.clone().hit(Request::new(Ping::default())).await,
+            Client::Rest(c) => c.clone().hit(Request::new(Ping::default())).await,
+        };
+        answer.map(|r| r.into_inner().replica)
+    }
+}
+
+/// `calls` calls, `concurrency` at a time; the answers per replica and the failures.
+async fn load(client: &Client, calls: usize, concurrency: usize) -> ([usize; 3], Vec<Status>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next) = (client.clone(), next.clone());
+            tokio::spawn(async move {
+                let (mut answered, mut failed) = ([0usize; 3], Vec::new());
+                while next.fetch_add(1, Ordering::Relaxed) < calls {
+                    match client.hit().await {
+                        Ok(r) => answered[r as usize] += 1,
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (answered, failed)
+            })
+        })
+        .collect();
+    let (mut answered, mut failed) = ([0usize; 3], Vec::new());
+    for w in workers {
+        let (a, f) = w.await.unwrap();
+        (0..3).for_each(|i| answered[i] += a[i]);
+        failed.extend(f);
+    }
+    (answered, failed)
+}
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn fleet(target: &str, balancing: Balancing, ejection: Option<Ejection>) -> Fleet {
+    let mut builder = Fleet::builder(target);
+    builder.balancing(balancing).ejection(ejection).refresh(Duration::from_secs(30), Duration::from_millis(200));
+    builder.build().expect("a fleet")
+}
+
+/// Replicas at 5 / 5 / 50 ms, 32 callers, 10,000 calls.
+async fn load_aware_balancing(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    let replicas = three(kind);
+    for (i, ms) in [5, 5, 50].into_iter().enumerate() {
+        REPLICAS.delay_ms[i].store(ms, Ordering::SeqCst);
+    }
+    let target = static_target(&replicas);
+    let mut shares = Vec::new();
+    for balancing in [Balancing::PeakEwma, Balancing::RoundRobin] {
+        let client = Client::new(kind, &fleet(&target, balancing, None), None);
+        let (answered, failed) = load(&client, 10_000, 32).await;
+        assert!(failed.is_empty(), "{kind:?} {balancing:?}: {} calls failed: {:?}", failed.len(), failed.first());
+        let slow = answered[2] as f64 / 10_000.0;
+        eprintln!("{kind:?} {balancing:?}: answers per replica {answered:?}, slow share {:.1} %", slow * 100.0);
+        shares.push(slow);
+    }
+    if kind == Kind::Grpc {
+        // The baseline: tonic's own balancer over the same endpoints, in the same run.
+        let endpoints = replicas.iter().map(|r| Endpoint::from_shared(format!("http://{}", r.address)).unwrap().tcp_nodelay(true));
+        let client = Client::Tonic(ReplicatedClient::new(Channel::balance_list(endpoints)));
+        let (answered, failed) = load(&client, 10_000, 32).await;
+        assert!(failed.is_empty(), "tonic balance_list: {} calls failed", failed.len());
+        eprintln!("Grpc tonic balance_list: answers per replica {answered:?}, slow share {:.1} %", answered[2] as f64 / 100.0);
+    }
+    assert!(shares[0] <= 0.10, "{kind:?}: peak EWMA sent {:.1} % to the slow replica", shares[0] * 100.0);
+    assert!((0.31..=0.35).contains(&shares[1]), "{kind:?}: round robin sent {:.1} % to the slow replica", shares[1] * 100.0);
+}
+
+/// A replica killed under load and restarted on its port: no call fails (retried on
+/// UNAVAILABLE, and calls that never reached it transparently), and it carries traffic again.
+async fn failover(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    let mut replicas = three(kind);
+    let target = static_target(&replicas);
+    let policy = r#"{"methodConfig": [{"name": [{"service": "test.fleet.v1.Replicated"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let client = Client::new(kind, &fleet(&target, Balancing::RoundRobin, None), Some(policy));
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    // 64 callers, each at most one call per 32 ms: ~2,000 calls a second.
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, stop, calls) = (client.clone(), stop.clone(), calls.clone());
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(32));
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = client.hit().await {
+                        failed.push(e);
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep_until((started + Duration::from_secs(3)).into()).await;
+    let port = replicas[1].port();
+    replicas[1].kill();
+    let at_kill = hits();
+    tokio::time::sleep_until((started + Duration::from_secs(6)).into()).await;
+    assert_eq!(hits()[1], at_kill[1], "{kind:?}: a killed replica answered");
+    replicas[1] = Replica::start(kind, 1, port);
+    // Within 5 s of the restart it carries its share again: measured over the last second.
+    tokio::time::sleep_until((started + Duration::from_secs(10)).into()).await;
+    let before = hits();
+    tokio::time::sleep_until((started + Duration::from_secs(11)).into()).await;
+    let after = hits();
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = Vec::new();
+    for w in workers {
+        failed.extend(w.await.unwrap());
+    }
+    let calls = calls.load(Ordering::Relaxed);
+    let attempts: usize = hits().iter().sum();
+    let last: Vec<usize> = (0..3).map(|i| after[i] - before[i]).collect();
+    let share = last[1] as f64 / last.iter().sum::<usize>().max(1) as f64;
+    eprintln!("{kind:?}: {calls} calls, {attempts} attempts served, {} failed; restarted replica's share in the last second {:.1} %", failed.len(), share * 100.0);
+    assert!(failed.is_empty(), "{kind:?}: {} calls failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(attempts as f64 <= 1.2 * calls as f64, "{kind:?}: {attempts} attempts for {calls} calls");
+    assert!(share >= 0.20, "{kind:?}: the restarted replica carries {:.1} % of the traffic", share * 100.0);
+}
+
+/// One replica of three always fails: ejected after at most 5 + concurrency failures, not
+/// called for the ejection time (1 s here), then for twice as long after failing again; callers
+/// (retrying on UNAVAILABLE) see ≥ 99.9 % success.
+async fn ejection(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    let replicas = three(kind);
+    REPLICAS.failing[0].store(true, Ordering::SeqCst);
+    let mut ejection = Ejection::default();
+    ejection.base_ejection_time = Duration::from_secs(1);
+    ejection.max_ejection_percent = 34;
+    let policy = r#"{"methodConfig": [{"name": [{"service": "test.fleet.v1.Replicated"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.001s", "maxBackoff": "0.01s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let client = Client::new(kind, &fleet(&static_target(&replicas), Balancing::PeakEwma, Some(ejection)), Some(policy));
+    const CONCURRENCY: usize = 8;
+    let started = Instant::now();
+    let (mut ok, mut failed) = (0usize, 0usize);
+    // ~4 s of calls: the first ejection (1 s), its end, the second (2 s).
+    while started.elapsed() < Duration::from_millis(4_200) {
+        let (answered, f) = load(&client, 400, CONCURRENCY).await;
+        ok += answered.iter().sum::<usize>();
+        failed += f.len();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gaps: Vec<_> = REPLICAS.gaps.lock().unwrap().iter().filter(|g| g.0 == 0).map(|g| g.2).collect();
+    let failing_hits = hits()[0];
+    eprintln!("{kind:?}: {ok} calls answered, {failed} failed; the failing replica was called {failing_hits} times, with gaps {gaps:?} ms");
+    assert!(ok as f64 / (ok + failed) as f64 >= 0.999, "{kind:?}: {failed} of {} calls failed", ok + failed);
+    assert!(gaps.len() >= 2, "{kind:?}: the failing replica was not ejected twice (gaps {gaps:?} ms)");
+    assert!((1_000..1_500).contains(&gaps[0]), "{kind:?}: the first ejection lasted {} ms", gaps[0]);
+    assert!((2_000..2_500).contains(&gaps[1]), "{kind:?}: the second ejection lasted {} ms", gaps[1]);
+    // Before each ejection: the 5 failures in a row, and the calls already in flight.
+    assert!(failing_hits <= 3 * (5 + CONCURRENCY), "{kind:?}: {failing_hits} calls reached the failing replica");
+}
+
+macro_rules! cases {
+    ($kind:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn load_aware_balancing() {
+            crate::load_aware_balancing($kind).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn failover() {
+            crate::failover($kind).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn ejection() {
+            crate::ejection($kind).await
+        }
+    };
+}
+
+mod grpc {
+    cases!(crate::Kind::Grpc);
+}
+
+mod rest {
+    cases!(crate::Kind::Rest);
+}
