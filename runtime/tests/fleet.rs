@@ -7,7 +7,8 @@
 //! sends ≤ 10 % to the slow one, round robin 33 ± 2 %; tonic's `balance_list` measured beside
 //! them on gRPC); failover (a replica killed under load and restarted: no call fails, it gets
 //! traffic again); ejection (a replica that always fails is ejected after a few failures, for
-//! the ejection time, doubled the second time); DNS discovery through dnsmasq (when installed).
+//! the ejection time, doubled the second time); DNS discovery through dnsmasq (TTL 1 s: records
+//! added and removed; skipped with a reason when dnsmasq is missing, failed under `CI=true`).
 //!
 //! Cases run one at a time (one lock): they measure shares of traffic and time on a 2-core box.
 #![cfg(all(feature = "grpc", feature = "rest"))]
@@ -31,6 +32,9 @@ pub struct Ping {
     /// The replica that answered.
     #[prost(uint32, tag = "1")]
     pub replica: u32,
+    /// The request id `write` executions are counted under.
+    #[prost(string, tag = "2")]
+    pub id: String,
 }
 
 #[switchboard::service(package = "test.fleet.v1")]
@@ -38,6 +42,9 @@ pub trait Replicated {
     /// Answers with the replica's number. Free of side effects: retried by policy.
     #[rpc(no_side_effects)]
     async fn hit(&self, req: Request<Ping>) -> Result<Response<Ping>, Status>;
+
+    /// The same, with a side effect: never retried unless it never reached a server.
+    async fn write(&self, req: Request<Ping>) -> Result<Response<Ping>, Status>;
 }
 
 /// What each replica (0, 1, 2) does and saw.
@@ -95,9 +102,18 @@ impl Replicated for Impl {
         if REPLICAS.failing[r].load(Ordering::SeqCst) {
             return Err(Status::unavailable(format!("replica {r} fails on purpose")));
         }
-        Ok(Response::new(Ping { replica: r as u32 }))
+        Ok(Response::new(Ping { replica: r as u32, ..Default::default() }))
+    }
+
+    async fn write(&self, req: Request<Ping>) -> Result<Response<Ping>, Status> {
+        *WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(req.get_ref().id.clone()).or_default() += 1;
+        self.hit(req).await
     }
 }
+
+/// How many times each `write` id ran.
+static WRITES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+    std::sync::LazyLock::new(Default::default);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -219,6 +235,17 @@ impl Client {
             Client::Grpc(c) => c.clone().hit(Request::new(Ping::default())).await,
             Client::Tonic(c) => c.clone().hit(Request::new(Ping::default())).await,
             Client::Rest(c) => c.clone().hit(Request::new(Ping::default())).await,
+        };
+        answer.map(|r| r.into_inner().replica)
+    }
+
+    /// A call with a side effect, under request id `id`.
+    async fn write(&self, id: String) -> Result<u32, Status> {
+        let ping = Ping { id, ..Default::default() };
+        let answer = match self {
+            Client::Grpc(c) => c.clone().write(Request::new(ping)).await,
+            Client::Tonic(c) => c.clone().write(Request::new(ping)).await,
+            Client::Rest(c) => c.clone().write(Request::new(ping)).await,
         };
         answer.map(|r| r.into_inner().replica)
     }
@@ -348,6 +375,70 @@ async fn failover(kind: Kind) {
     assert!(share >= 0.20, "{kind:?}: the restarted replica carries {:.1} % of the traffic", share * 100.0);
 }
 
+/// The non-idempotent variant: a replica killed while 32 callers make calls with a side effect
+/// (20 ms each). Only calls in flight on it when it died may fail, each once (they are not
+/// retried); calls that never reached it are sent again at once; no request id runs twice.
+async fn failover_with_side_effects(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    let mut replicas = three(kind);
+    for i in 0..3 {
+        REPLICAS.delay_ms[i].store(20, Ordering::SeqCst);
+    }
+    let policy = r#"{"methodConfig": [{"name": [{"service": "test.fleet.v1.Replicated"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let client = Client::new(kind, &fleet(&static_target(&replicas), Balancing::RoundRobin, None), Some(policy));
+    let prefix = switchboard_test_support::server::unique_id("write");
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..32)
+        .map(|w| {
+            let (client, stop, prefix) = (client.clone(), stop.clone(), prefix.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut failed) = (0, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = started.elapsed();
+                    if let Err(e) = client.write(format!("{prefix}-{w}-{calls}")).await {
+                        failed.push((sent, started.elapsed(), e));
+                    }
+                    calls += 1;
+                }
+                (calls, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed_at = started.elapsed();
+    replicas[1].kill();
+    // The kill takes a moment (the replica's runtime cancels its tasks, sockets close).
+    let killed_by = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut calls, mut failed) = (0, Vec::new());
+    for w in workers {
+        let (c, f) = w.await.unwrap();
+        calls += c;
+        failed.extend(f);
+    }
+    let writes = WRITES.lock().unwrap();
+    let twice: Vec<_> = writes.iter().filter(|(k, n)| k.starts_with(&prefix) && **n > 1).collect();
+    eprintln!(
+        "{kind:?}: {calls} calls with a side effect, {} failed (the kill from {killed_at:?} to {killed_by:?}; sent at {:?})",
+        failed.len(),
+        failed.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
+    assert!(twice.is_empty(), "{kind:?}: request ids ran twice: {twice:?}");
+    assert!(failed.len() <= 32, "{kind:?}: {} calls failed", failed.len());
+    for (sent, ended, e) in &failed {
+        assert!(
+            *sent <= killed_by && *ended >= killed_at,
+            "{kind:?}: a call sent at {sent:?}, not in flight at the kill ({killed_at:?} to {killed_by:?}), failed: {e:?}"
+        );
+        assert_eq!(e.code(), switchboard::Code::Unavailable, "{kind:?}: {e:?}");
+    }
+}
+
 /// One replica of three always fails: ejected after at most 5 + concurrency failures, not
 /// called for the ejection time (1 s here), then for twice as long after failing again; callers
 /// (retrying on UNAVAILABLE) see ≥ 99.9 % success.
@@ -384,6 +475,115 @@ async fn ejection(kind: Kind) {
     assert!(failing_hits <= 3 * (5 + CONCURRENCY), "{kind:?}: {failing_hits} calls reached the failing replica");
 }
 
+/// dnsmasq serving `echo.fleet.test` from a hosts file (TTL 1 s), reloaded on SIGHUP.
+struct Dnsmasq {
+    child: std::process::Child,
+    port: u16,
+    hosts: std::path::PathBuf,
+}
+
+impl Dnsmasq {
+    /// Starts it with `ips` for the name; `None` (after printing why, or failing under CI=true)
+    /// when dnsmasq is not installed.
+    async fn start(ips: &[&str]) -> Option<Dnsmasq> {
+        let binary = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].into_iter().find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            switchboard_test_support::ci::skip_or_fail("dnsmasq not found (Debian: apt-get install dnsmasq-base)");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(switchboard_test_support::server::unique_id("fleet-dns"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hosts = dir.join("hosts");
+        // A free UDP port for it (and TCP: dnsmasq listens on both).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut dns = Dnsmasq { child: std::process::Command::new("true").spawn().unwrap(), port, hosts };
+        dns.set(ips);
+        dns.child = std::process::Command::new(binary)
+            .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1"])
+            .args(["--conf-file=/dev/null", "--local-ttl=1", "--user=root", "--log-facility=-"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--addn-hosts={}", dns.hosts.display()))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        // Ready once it answers the name.
+        let resolver = switchboard::fleet::DnsResolver::new(Some(format!("127.0.0.1:{port}").parse().unwrap()), "echo.fleet.test".into(), 1);
+        switchboard_test_support::ready::retry_until("dnsmasq answers", Duration::from_secs(10), || {
+            switchboard::fleet::Resolver::resolve(&resolver)
+        })
+        .await;
+        Some(dns)
+    }
+
+    /// `echo.fleet.test` has these addresses from now on (dnsmasq rereads its hosts on SIGHUP).
+    fn set(&mut self, ips: &[&str]) {
+        let text: String = ips.iter().map(|ip| format!("{ip} echo.fleet.test\n")).collect();
+        std::fs::write(&self.hosts, text).unwrap();
+        let _ = std::process::Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status();
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// DNS discovery (TTL 1 s): a record added gets traffic within 2 s, a record removed gets none
+/// after 2 s, and no call fails meanwhile.
+async fn dns_discovery(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    // Three replicas on one port, on 127.0.0.1, .2 and .3.
+    let first = Replica::start(kind, 0, 0);
+    let port = first.port();
+    let _replicas = [first, Replica::start(kind, 1, port), Replica::start(kind, 2, port)];
+    let Some(mut dns) = Dnsmasq::start(&["127.0.0.1", "127.0.0.2"]).await else { return };
+    let target = format!("dns://127.0.0.1:{}/echo.fleet.test:{port}", dns.port);
+    let fleet = fleet(&target, Balancing::RoundRobin, None);
+    fleet.ready().await.expect("the name resolves");
+    let policy = r#"{"methodConfig": [{"name": [{"service": "test.fleet.v1.Replicated"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let client = Client::new(kind, &fleet, Some(policy));
+    let (answered, failed) = load(&client, 300, 4).await;
+    assert!(failed.is_empty() && answered[2] == 0 && answered[0] > 0 && answered[1] > 0, "{kind:?}: before: {answered:?} {failed:?}");
+
+    dns.set(&["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    let added = Instant::now();
+    let mut seen = None;
+    while added.elapsed() < Duration::from_secs(3) {
+        let (answered, failed) = load(&client, 30, 4).await;
+        assert!(failed.is_empty(), "{kind:?}: {failed:?}");
+        if answered[2] > 0 {
+            seen = Some(added.elapsed());
+            break;
+        }
+    }
+    let seen = seen.unwrap_or_else(|| panic!("{kind:?}: the added record got no traffic in 3 s"));
+    eprintln!("{kind:?}: the added record got traffic after {seen:?}");
+    assert!(seen <= Duration::from_secs(2), "{kind:?}: the added record got traffic after {seen:?}");
+
+    dns.set(&["127.0.0.2", "127.0.0.3"]);
+    let removed = Instant::now();
+    let mut calls = 0;
+    while removed.elapsed() < Duration::from_secs(2) {
+        let (_, failed) = load(&client, 30, 4).await;
+        calls += 30;
+        assert!(failed.is_empty(), "{kind:?}: {failed:?}");
+    }
+    let before = hits();
+    let (answered, failed) = load(&client, 300, 4).await;
+    let after = hits();
+    assert!(failed.is_empty(), "{kind:?}: {failed:?}");
+    eprintln!("{kind:?}: {calls} calls in the 2 s after the removal; then {answered:?}");
+    assert_eq!(after[0], before[0], "{kind:?}: the removed record still gets traffic 2 s on");
+    assert_eq!(fleet.addresses().len(), 2, "{kind:?}: {:?}", fleet.addresses());
+}
+
 macro_rules! cases {
     ($kind:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,8 +595,16 @@ macro_rules! cases {
             crate::failover($kind).await
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn failover_with_side_effects() {
+            crate::failover_with_side_effects($kind).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn ejection() {
             crate::ejection($kind).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn dns_discovery() {
+            crate::dns_discovery($kind).await
         }
     };
 }

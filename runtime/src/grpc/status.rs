@@ -4,7 +4,8 @@ use tonic::Status;
 
 /// Brings tonic's statuses in line with the gRPC spec: a client-side deadline is
 /// `DEADLINE_EXCEEDED` (tonic says `CANCELLED`), an over-limit message is `RESOURCE_EXHAUSTED`
-/// (tonic says `OUT_OF_RANGE`).
+/// (tonic says `OUT_OF_RANGE`), a broken or refused connection is `UNAVAILABLE` (tonic says
+/// `UNKNOWN`).
 pub(crate) fn normalize(status: Status) -> Status {
     use std::error::Error as _;
     let timed_out = status.code() == tonic::Code::Cancelled
@@ -19,7 +20,42 @@ pub(crate) fn normalize(status: Status) -> Status {
     if is_size_limit(status.code(), status.message()) {
         return Status::resource_exhausted(status.message().to_owned());
     }
+    if status.code() == tonic::Code::Unknown && broken_connection(&status) {
+        return unavailable(status);
+    }
     status
+}
+
+/// Whether an UNKNOWN status is tonic's report of a connection that broke or could not be made
+/// (its source chain holds the transport's or an I/O error).
+fn broken_connection(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.is::<tonic::transport::Error>() || err.is::<std::io::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// The gRPC spec's code for a connection that broke or could not be made: UNAVAILABLE (tonic
+/// says UNKNOWN), naming the cause; the original status stays its source (so
+/// [`never_reached`](crate::client::never_reached) still sees a refused connection).
+fn unavailable(status: Status) -> Status {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(&status);
+    while let Some(err) = source {
+        let more = err.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = err.source();
+    }
+    let mut mapped = Status::unavailable(text);
+    mapped.set_source(std::sync::Arc::new(status));
+    mapped
 }
 
 /// Whether a status is tonic's report of a message over the configured size limit.
