@@ -61,6 +61,8 @@ impl ClientCall {
             let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
             header(&TRACEPARENT_HEADER).and_then(|tp| TraceContext::parse(tp, header(&TRACESTATE_HEADER)).ok())
         };
+        #[cfg(feature = "otel")]
+        let given_parent = given.is_some();
         let parent = given.or_else(trace::current);
         let span = tracing::info_span!(
             target: "switchboard",
@@ -76,10 +78,22 @@ impl ClientCall {
             rpc.grpc.status_code = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        let trace = match parent {
+        let trace = match &parent {
             Some(p) => Some(p.child()),
             None if !span.is_disabled() => Some(TraceContext::new_root()),
             None => None,
+        };
+        // The OpenTelemetry call span: a child of the current span (the handler's server span),
+        // or of the caller's own `traceparent`; its ids are the call's.
+        #[cfg(feature = "otel")]
+        let trace = match trace {
+            Some(t) if !span.is_disabled() => {
+                if let Some(remote) = parent.as_ref().filter(|_| given_parent) {
+                    super::otel::set_remote_parent(&span, remote);
+                }
+                Some(super::otel::adopt(&span, t))
+            }
+            other => other,
         };
         if let Some(t) = &trace {
             if !span.is_disabled() {
@@ -129,6 +143,10 @@ impl ClientCall {
         );
         if let Some(call) = &self.trace {
             let own = call.child();
+            // Each attempt's OpenTelemetry span (a child of the call span) is what it names in
+            // `traceparent`.
+            #[cfg(feature = "otel")]
+            let own = if span.is_disabled() { own } else { super::otel::adopt(&span, own) };
             if !span.is_disabled() {
                 span.record("trace_id", tracing::field::display(own.hex_trace_id()));
                 span.record("span_id", tracing::field::display(own.hex_span_id()));

@@ -31,11 +31,28 @@
 //! records nothing, so observability costs nothing where it is not used; label sets and keys
 //! are made once per method.
 //!
-//! **OpenTelemetry.** No OpenTelemetry crate is a dependency. With `tracing-opentelemetry`, the
-//! spans above become OpenTelemetry spans; to give a server span its remote parent, set it from
-//! the handler's [`TraceContext`] (`Span::current().set_parent(...)` with a `SpanContext` built
-//! from [`TraceContext::trace_id`], [`TraceContext::span_id`] (the remote one is
-//! [`TraceContext::parent_span_id`]) and [`TraceContext::flags`]).
+//! **OpenTelemetry** (cargo feature `otel`). With `tracing-opentelemetry`'s layer in the
+//! subscriber, the spans above are OpenTelemetry spans (`otel.kind` gives their kind) and their
+//! W3C ids are the OpenTelemetry spans' ids: the `traceparent` an attempt sends names the attempt
+//! span the exporter reports, a server span's parent is that remote span (with its `tracestate`),
+//! and the [`TraceContext`] a handler sees, which its calls continue, is its server span's. The
+//! exported tree, across processes: a call span, under it one attempt span per attempt (each
+//! retry and hedged copy), under each attempt the server span it reached, under that the call
+//! spans of the calls its handler made. A span the tracer does not record (sampled out, or a
+//! no-op tracer) keeps switchboard's own ids and sends OpenTelemetry's sampled flag. The layer
+//! must see target `switchboard` at level INFO. Without the feature nothing of OpenTelemetry is
+//! compiled in.
+//!
+//! ```
+//! use opentelemetry::trace::TracerProvider as _;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! // The SDK's tracer, with the exporter of your choice (OTLP, stdout, ...) on the builder.
+//! let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+//! let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("my-service"));
+//! tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ```
 //! use switchboard::observe::{names, TraceContext};
@@ -68,6 +85,8 @@ pub(crate) fn metrics_on() -> bool {
 
 mod labels;
 pub mod names;
+#[cfg(feature = "otel")]
+mod otel;
 pub(crate) mod server;
 mod trace;
 

@@ -65,10 +65,22 @@ impl ServerCall {
             return None;
         }
         let remote = traceparent.and_then(|tp| TraceContext::parse(tp, tracestate).ok());
-        let trace = match remote {
+        let trace = match &remote {
             Some(remote) => Some(remote.child()),
             None if !span.is_disabled() => Some(TraceContext::new_root()),
             None => None,
+        };
+        // The OpenTelemetry server span: its parent is the caller's attempt span, and its ids
+        // are the ones the handler sees and its calls continue.
+        #[cfg(feature = "otel")]
+        let trace = match trace {
+            Some(t) if !span.is_disabled() => {
+                if let Some(remote) = &remote {
+                    super::otel::set_remote_parent(&span, remote);
+                }
+                Some(super::otel::adopt(&span, t))
+            }
+            other => other,
         };
         if let (Some(t), false) = (&trace, span.is_disabled()) {
             span.record("trace_id", tracing::field::display(t.hex_trace_id()));

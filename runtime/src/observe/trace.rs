@@ -204,6 +204,12 @@ impl TraceContext {
         Hex(&self.span_id).to_string()
     }
 
+    /// This span with another trace id, span id and flags: its OpenTelemetry span's.
+    #[cfg(feature = "otel")]
+    pub(crate) fn with_ids(self, trace_id: [u8; 16], span_id: [u8; 8], flags: u8) -> Self {
+        TraceContext { trace_id, span_id, flags, ..self }
+    }
+
     pub(crate) fn hex_trace_id(&self) -> Hex<'_> {
         Hex(&self.trace_id)
     }
