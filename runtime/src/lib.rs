@@ -51,6 +51,11 @@
 //! [`observe`]).
 #![deny(missing_docs)]
 
+// `#[service]` expansions name `::switchboard::…`; this makes those paths resolve inside the
+// crate too, for the services it defines itself (`health`).
+#[cfg(any(feature = "grpc", feature = "rest"))]
+extern crate self as switchboard;
+
 pub mod api;
 mod call;
 pub mod client;
@@ -68,6 +73,8 @@ mod proto_json;
 
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(any(feature = "grpc", feature = "rest"))]
+pub mod health;
 #[cfg(feature = "rest")]
 pub mod rest;
 #[cfg(feature = "queue")]

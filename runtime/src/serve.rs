@@ -1,8 +1,10 @@
-//! [`Server`]: gRPC and REST for the same handlers, on one port or two.
+//! [`Server`]: gRPC and REST for the same handlers, on one port or two, with the health
+//! service ([`crate::health`]) for every service it carries.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -11,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::dispatch::Dispatch;
 use crate::grpc::{Grpc, GrpcServer};
+use crate::health::{HealthReporter, HealthRestServer, HealthServer, HEALTH_DESCRIPTOR};
 use crate::rest::{Body, Rest, RestRouter, RestServer};
 
 /// Serves services over gRPC and REST from the same handlers.
@@ -18,6 +21,10 @@ use crate::rest::{Body, Rest, RestRouter, RestServer};
 /// On one port (HTTP/1.1 and HTTP/2 cleartext), requests whose `content-type` starts with
 /// `application/grpc` go to gRPC and everything else to REST; or take the two halves apart with
 /// [`Server::into_parts`] and serve them on separate ports.
+///
+/// It also serves `grpc.health.v1.Health` on both ([`crate::health`]): every service added is
+/// `SERVING` under its full name, beside `""` for the server; [`Server::health`] changes them,
+/// and [`Server::serve_with_shutdown`] turns them `NOT_SERVING` when its signal fires.
 ///
 /// ```no_run
 /// # use switchboard::{Request, Response, Status};
@@ -43,6 +50,12 @@ use crate::rest::{Body, Rest, RestRouter, RestServer};
 pub struct Server {
     grpc: tonic::service::Routes,
     rest: RestRouter,
+    /// The statuses the health service answers with.
+    health: HealthReporter,
+    /// Whether a `grpc.health.v1.Health` of the application's own was added (over gRPC).
+    own_health: bool,
+    /// How long to go on serving, `NOT_SERVING`, after the shutdown signal.
+    drain: Duration,
 }
 
 impl Server {
@@ -56,6 +69,8 @@ impl Server {
     where
         D: Dispatch<Grpc> + Dispatch<Rest>,
     {
+        self.carry(service.descriptor().full_name);
+        self.own_health |= service.descriptor().full_name == HEALTH_DESCRIPTOR.full_name;
         let handler = service.handler().clone();
         self.rest = self.rest.add(RestServer::<D>::from_arc(handler));
         self.grpc = self.grpc.add_service(service);
@@ -65,6 +80,7 @@ impl Server {
     /// Adds a service over REST only: one declared with `grpc = false` (an OpenAPI service), or
     /// any service whose gRPC side should stay off.
     pub fn add_rest_service<D: Dispatch<Rest>>(mut self, service: RestServer<D>) -> Self {
+        self.carry(service.descriptor().full_name);
         self.rest = self.rest.add(service);
         self
     }
@@ -79,15 +95,39 @@ impl Server {
         self
     }
 
+    /// The health statuses this server reports ([`crate::health`]): a handle to keep, e.g. to
+    /// set a service `NOT_SERVING` while it cannot take calls. Statuses set before a service is
+    /// added are kept (adding it registers it `SERVING` only when it has none).
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// After the shutdown signal of [`Server::serve_with_shutdown`], go on serving for `period`
+    /// with every health status `NOT_SERVING` before refusing new calls (default zero): time for
+    /// clients that watch health to move their calls elsewhere, so none of them fails.
+    pub fn drain(mut self, period: Duration) -> Self {
+        self.drain = period;
+        self
+    }
+
     /// The two halves: a gRPC router (tonic `Routes`) and a REST router, to serve on separate
     /// ports (`tonic::transport::Server::builder().add_routes(grpc)`, `axum::serve(l, rest.into_router())`).
-    pub fn into_parts(self) -> (tonic::service::Routes, RestRouter) {
+    /// Both serve the health service. To stop, call `shutdown()` on [`Server::health`]'s
+    /// reporter, then `close()` (which ends the `Watch` calls), then shut the servers down.
+    pub fn into_parts(mut self) -> (tonic::service::Routes, RestRouter) {
+        if !self.own_health {
+            self.grpc = self.grpc.add_service(HealthServer::new(self.health.clone()));
+        }
+        if !self.rest.services().any(|s| s.full_name == HEALTH_DESCRIPTOR.full_name) {
+            self.rest = self.rest.add_unlisted(HealthRestServer::new(self.health.clone()));
+        }
         (self.grpc, self.rest)
     }
 
     /// Both halves as one axum `Router`, routing by `content-type`.
     pub fn into_router(self) -> axum::Router {
-        axum::Router::new().fallback_service(Multiplexed { grpc: self.grpc.prepare(), rest: self.rest })
+        let (grpc, rest) = self.into_parts();
+        axum::Router::new().fallback_service(Multiplexed { grpc: grpc.prepare(), rest })
     }
 
     /// Serves on `listener` until the process ends.
@@ -96,12 +136,39 @@ impl Server {
     }
 
     /// Serves on `listener` until `signal` completes, then finishes the calls in flight.
+    ///
+    /// When `signal` completes, every health status turns `NOT_SERVING` first (`Watch` calls
+    /// see it at once), the server goes on serving for its [`Server::drain`] period, and then
+    /// the `Watch` calls end and the server stops taking calls.
     pub async fn serve_with_shutdown(
         self,
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let signal = self.stopping(signal);
         axum::serve(listener, self.into_router()).with_graceful_shutdown(signal).await
+    }
+
+    /// `signal`, then the health service's share of stopping: every status `NOT_SERVING`, the
+    /// [`Server::drain`] period, the end of the `Watch` calls. The shutdown signal to hand axum.
+    fn stopping(&self, signal: impl Future<Output = ()> + Send + 'static) -> impl Future<Output = ()> + Send + 'static {
+        let (health, drain) = (self.health.clone(), self.drain);
+        async move {
+            signal.await;
+            health.shutdown();
+            if !drain.is_zero() {
+                tokio::time::sleep(drain).await;
+            }
+            health.close();
+        }
+    }
+
+    /// Registers a service this server carries with the health service (not the health
+    /// service itself).
+    fn carry(&self, service: &str) {
+        if service != HEALTH_DESCRIPTOR.full_name {
+            self.health.register(service);
+        }
     }
 }
 

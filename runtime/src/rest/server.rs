@@ -81,6 +81,8 @@ struct ServiceEntry {
     api: Option<Arc<ApiService>>,
     /// The service's own authorization hook (`RestServer::authorize`).
     authorize: Option<AuthorizeFn>,
+    /// Whether `/openapi.json` describes it (not the health service a `Server` adds).
+    listed: bool,
 }
 
 impl Default for RestRouter {
@@ -175,8 +177,21 @@ impl RestRouter {
             dispatch: Arc::new(move |call: Call| D::dispatch(&handler, call.method_index, call)),
             api,
             authorize,
+            listed: true,
         });
         Ok(self)
+    }
+
+    /// Adds a service that `/openapi.json` leaves out (the health service `Server` adds: the
+    /// document describes the application's API).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn add_unlisted<D: Dispatch<Rest>>(self, service: RestServer<D>) -> Self {
+        let mut router = self.add(service);
+        let inner = Arc::get_mut(&mut router.inner).expect("RestRouter is being built; it has not been cloned");
+        if let Some(entry) = inner.services.last_mut() {
+            entry.listed = false;
+        }
+        router
     }
 
     /// Checks the credentials of every call to an OpenAPI operation that has security
@@ -374,7 +389,7 @@ impl RestRouter {
 
     fn openapi_response(&self) -> HttpResponse {
         let doc = self.inner.openapi.get_or_init(|| {
-            let descriptors: Vec<_> = self.services().collect();
+            let descriptors: Vec<_> = self.inner.services.iter().filter(|e| e.listed).map(|e| e.descriptor).collect();
             Bytes::from(openapi::document(&descriptors))
         });
         let mut resp = http::Response::new(Body::from(doc.clone()));
