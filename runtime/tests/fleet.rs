@@ -35,6 +35,9 @@ pub struct Ping {
     /// The request id `write` executions are counted under.
     #[prost(string, tag = "2")]
     pub id: String,
+    /// When the call was made (ms after the test's epoch; 0: not said).
+    #[prost(uint64, tag = "3")]
+    pub sent_ms: u64,
 }
 
 #[switchboard::service(package = "test.fleet.v1")]
@@ -56,6 +59,10 @@ struct Replicas {
     /// at least 500 ms (start ms, length ms).
     last_ms: [AtomicU64; 3],
     gaps: std::sync::Mutex<Vec<(usize, u64, u64)>>,
+    /// The latest `Ping::sent_ms` each replica ran.
+    latest_sent: [AtomicU64; 3],
+    /// Every (replica, `Ping::sent_ms`) run.
+    sent_log: std::sync::Mutex<Vec<(usize, u64)>>,
     epoch: Instant,
 }
 
@@ -65,6 +72,8 @@ static REPLICAS: std::sync::LazyLock<Replicas> = std::sync::LazyLock::new(|| Rep
     failing: Default::default(),
     last_ms: Default::default(),
     gaps: Default::default(),
+    latest_sent: Default::default(),
+    sent_log: Default::default(),
     epoch: Instant::now(),
 });
 
@@ -74,8 +83,10 @@ fn reset() {
         REPLICAS.delay_ms[i].store(0, Ordering::SeqCst);
         REPLICAS.failing[i].store(false, Ordering::SeqCst);
         REPLICAS.last_ms[i].store(0, Ordering::SeqCst);
+        REPLICAS.latest_sent[i].store(0, Ordering::SeqCst);
     }
     REPLICAS.gaps.lock().unwrap().clear();
+    REPLICAS.sent_log.lock().unwrap().clear();
 }
 
 fn hits() -> [usize; 3] {
@@ -87,9 +98,14 @@ struct Impl {
 }
 
 impl Replicated for Impl {
-    async fn hit(&self, _: Request<Ping>) -> Result<Response<Ping>, Status> {
+    async fn hit(&self, req: Request<Ping>) -> Result<Response<Ping>, Status> {
         let r = self.replica;
         REPLICAS.hits[r].fetch_add(1, Ordering::SeqCst);
+        let sent = req.get_ref().sent_ms;
+        if sent != 0 {
+            REPLICAS.latest_sent[r].fetch_max(sent, Ordering::SeqCst);
+            REPLICAS.sent_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((r, sent));
+        }
         let now = REPLICAS.epoch.elapsed().as_millis() as u64;
         let last = REPLICAS.last_ms[r].swap(now, Ordering::SeqCst);
         if last != 0 && now - last >= 500 {
@@ -126,6 +142,14 @@ struct Replica {
     address: String,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// A [`switchboard::Server`]'s (gRPC, REST and health on one port): its health statuses and
+    /// its graceful shutdown.
+    health: Option<switchboard::health::HealthReporter>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Freezes its runtime's only thread until the receiver sent here gets a message or its
+    /// sender is dropped: the process is stopped (SIGSTOP) as far as its peers can tell — the
+    /// kernel keeps its sockets open and accepts connections, nothing answers.
+    freeze: Option<tokio::sync::mpsc::UnboundedSender<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl Replica {
@@ -169,7 +193,66 @@ impl Replica {
             })
             .expect("a replica thread");
         let address = listening.recv().expect("the replica listens");
-        Replica { address, kill: Some(kill), thread: Some(thread) }
+        Replica { address, kill: Some(kill), thread: Some(thread), health: None, stop: None, freeze: None }
+    }
+
+    /// Starts replica `replica` as a [`switchboard::Server`] (gRPC, REST and the health service
+    /// on one port) that drains for `drain` when stopped gracefully.
+    fn serve(replica: usize, port: u16, drain: Duration) -> Replica {
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = switchboard::Server::builder().add_service(ReplicatedServer::new(Impl { replica })).drain(drain);
+        let health = server.health();
+        let (ready, listening) = std::sync::mpsc::channel();
+        let (freeze, mut frozen) = tokio::sync::mpsc::unbounded_channel::<std::sync::mpsc::Receiver<()>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("replica-{replica}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+                runtime.block_on(async move {
+                    tokio::spawn(async move {
+                        while let Some(thaw) = frozen.recv().await {
+                            // Blocks the runtime's only thread: every task of the replica stops.
+                            let _ = thaw.recv();
+                        }
+                    });
+                    let ip = format!("127.0.0.{}", replica + 1);
+                    let listener = switchboard_test_support::ready::retry_until("bind", Duration::from_secs(5), || {
+                        TcpListener::bind(format!("{ip}:{port}"))
+                    })
+                    .await;
+                    let _ = ready.send(listener.local_addr().unwrap().to_string());
+                    let serve = server.serve_with_shutdown(listener, async move {
+                        let _ = stopped.await;
+                    });
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = killed => {}
+                    }
+                });
+                drop(runtime);
+            })
+            .expect("a replica thread");
+        let address = listening.recv().expect("the replica listens");
+        Replica { address, kill: Some(kill), thread: Some(thread), health: Some(health), stop: Some(stop), freeze: Some(freeze) }
+    }
+
+    /// Freezes it (see [`Replica::freeze`]'s field) until the returned sender sends or drops.
+    fn freeze(&self) -> std::sync::mpsc::Sender<()> {
+        let (thaw, frozen) = std::sync::mpsc::channel();
+        self.freeze.as_ref().expect("a served replica").send(frozen).expect("the replica runs");
+        thaw
+    }
+
+    /// Stops it gracefully (drain: NOT_SERVING, the drain period, then no new calls, the calls
+    /// in flight finished) and waits until it has stopped.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 
     fn port(&self) -> u16 {
@@ -231,10 +314,11 @@ impl Client {
     }
 
     async fn hit(&self) -> Result<u32, Status> {
+        let ping = Ping { sent_ms: REPLICAS.epoch.elapsed().as_millis() as u64, ..Default::default() };
         let answer = match self {
-            Client::Grpc(c) => c.clone().hit(Request::new(Ping::default())).await,
-            Client::Tonic(c) => c.clone().hit(Request::new(Ping::default())).await,
-            Client::Rest(c) => c.clone().hit(Request::new(Ping::default())).await,
+            Client::Grpc(c) => c.clone().hit(Request::new(ping)).await,
+            Client::Tonic(c) => c.clone().hit(Request::new(ping)).await,
+            Client::Rest(c) => c.clone().hit(Request::new(ping)).await,
         };
         answer.map(|r| r.into_inner().replica)
     }
@@ -439,6 +523,148 @@ async fn failover_with_side_effects(kind: Kind) {
     }
 }
 
+/// Health-aware balancing and graceful drain: the fleet watches each replica's health; a
+/// replica set NOT_SERVING gets no new call 100 ms later, and back SERVING gets calls again; a
+/// rolling restart (each replica drained — NOT_SERVING, 300 ms, then stopped — and started
+/// again) fails no call, calls with side effects included.
+async fn health_and_drain(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    const DRAIN: Duration = Duration::from_millis(300);
+    let mut replicas: Vec<Replica> = (0..3).map(|i| Replica::serve(i, 0, DRAIN)).collect();
+    let mut builder = Fleet::builder(&static_target(&replicas));
+    builder.balancing(Balancing::RoundRobin).health_check(Some("")).refresh(Duration::from_secs(30), Duration::from_millis(200));
+    let fleet = builder.build().expect("a fleet");
+    let client = Client::new(kind, &fleet, None);
+    let prefix = switchboard_test_support::server::unique_id("drain");
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let (client, stop, prefix) = (client.clone(), stop.clone(), prefix.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut failed) = (0usize, Vec::new());
+                let mut tick = tokio::time::interval(Duration::from_millis(5));
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let outcome = match calls % 2 {
+                        0 => client.hit().await,
+                        _ => client.write(format!("{prefix}-{w}-{calls}")).await,
+                    };
+                    if let Err(e) = outcome {
+                        failed.push(e);
+                    }
+                    calls += 1;
+                }
+                (calls, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hits().iter().all(|&n| n > 0), "{kind:?}: every replica serves: {:?}", hits());
+
+    // NOT_SERVING: no new call after 100 ms.
+    replicas[0].health.as_ref().unwrap().set_not_serving("");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at = hits()[0];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hits()[0], at, "{kind:?}: a NOT_SERVING replica still gets calls 100 ms on");
+    replicas[0].health.as_ref().unwrap().set_serving("");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hits()[0] > at, "{kind:?}: back SERVING, the replica gets no calls");
+
+    // A rolling restart, one replica after the other.
+    for i in 0..3 {
+        let port = replicas[i].address.rsplit_once(':').unwrap().1.parse().unwrap();
+        replicas[i].stop();
+        replicas[i] = Replica::serve(i, port, DRAIN);
+        let before = hits()[i];
+        switchboard_test_support::ready::eventually("the restarted replica gets calls", Duration::from_secs(5), || hits()[i] > before).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut calls, mut failed) = (0, Vec::new());
+    for w in workers {
+        let (c, f) = w.await.unwrap();
+        calls += c;
+        failed.extend(f);
+    }
+    let writes = WRITES.lock().unwrap();
+    let twice: Vec<_> = writes.iter().filter(|(k, n)| k.starts_with(&prefix) && **n > 1).collect();
+    eprintln!("{kind:?}: {calls} calls (half with side effects) through a NOT_SERVING flip and a rolling restart: {} failed", failed.len());
+    assert!(failed.is_empty(), "{kind:?}: {} calls failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(twice.is_empty(), "{kind:?}: request ids ran twice: {twice:?}");
+}
+
+/// A frozen replica (its process stopped, its sockets open): with keepalive pings every 500 ms
+/// and a 500 ms timeout, no call made from 1.5 s after the freeze (keepalive timeout + 1 s)
+/// reaches it, no call fails (those in flight on it are retried when keepalive closes their
+/// connection), and once thawed it gets calls again.
+async fn frozen_replica(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    let replicas: Vec<Replica> = (0..3).map(|i| Replica::serve(i, 0, Duration::ZERO)).collect();
+    let mut builder = Fleet::builder(&static_target(&replicas));
+    builder
+        .balancing(Balancing::RoundRobin)
+        .health_check(Some(""))
+        .keepalive(Duration::from_millis(500), Duration::from_millis(500))
+        .refresh(Duration::from_secs(30), Duration::from_millis(200));
+    let policy = r#"{"methodConfig": [{"name": [{"service": "test.fleet.v1.Replicated"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let client = Client::new(kind, &builder.build().expect("a fleet"), Some(policy));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, stop) = (client.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut failed) = (0usize, Vec::new());
+                let mut tick = tokio::time::interval(Duration::from_millis(5));
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    if let Err(e) = client.hit().await {
+                        failed.push(e);
+                    }
+                    calls += 1;
+                }
+                (calls, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let frozen_at = REPLICAS.epoch.elapsed().as_millis() as u64;
+    let thaw = replicas[1].freeze();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let thawed_at = REPLICAS.epoch.elapsed().as_millis() as u64;
+    drop(thaw);
+    // What it ran once thawed: calls that reached it while it was frozen (their connection closed
+    // by keepalive since), and new ones.
+    let before = hits()[1];
+    switchboard_test_support::ready::eventually("the thawed replica gets calls again", Duration::from_secs(5), || {
+        REPLICAS.latest_sent[1].load(Ordering::SeqCst) > thawed_at
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut calls, mut failed) = (0, Vec::new());
+    for w in workers {
+        let (c, f) = w.await.unwrap();
+        calls += c;
+        failed.extend(f);
+    }
+    // The calls made while it was frozen that it ran (once thawed): all made before the
+    // keepalive found it out.
+    let made: Vec<u64> =
+        REPLICAS.sent_log.lock().unwrap().iter().filter(|(r, sent)| *r == 1 && (frozen_at..thawed_at).contains(sent)).map(|p| p.1).collect();
+    let last = made.iter().max().map(|m| m - frozen_at);
+    eprintln!(
+        "{kind:?}: {calls} calls, {} failed; frozen from {frozen_at} to {thawed_at} ms: it got {} calls made meanwhile, the last {last:?} ms after the freeze; {} calls after the thaw",
+        failed.len(),
+        made.len(),
+        hits()[1] - before
+    );
+    assert!(failed.is_empty(), "{kind:?}: {} calls failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(last.is_none_or(|ms| ms < 1_500), "{kind:?}: a call made {last:?} ms after the freeze went to the frozen replica");
+}
+
 /// One replica of three always fails: ejected after at most 5 + concurrency failures, not
 /// called for the ejection time (1 s here), then for twice as long after failing again; callers
 /// (retrying on UNAVAILABLE) see ≥ 99.9 % success.
@@ -597,6 +823,14 @@ macro_rules! cases {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn failover_with_side_effects() {
             crate::failover_with_side_effects($kind).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn health_and_drain() {
+            crate::health_and_drain($kind).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn frozen_replica() {
+            crate::frozen_replica($kind).await
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn ejection() {

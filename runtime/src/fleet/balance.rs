@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::endpoint::EndpointState;
-use super::{Address, Ejection};
+use super::endpoint::{EndpointState, HEALTH_PENDING, HEALTH_SERVING};
+use super::{Address, ConnectOptions, Ejection};
 
 /// How a fleet spreads calls over its endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,6 +54,11 @@ pub(crate) struct Snapshot {
 pub(crate) struct Balancer {
     pub(crate) policy: Balancing,
     pub(crate) ejection: Option<Ejection>,
+    /// The service whose health each endpoint is watched for (gRFC A17), when checked.
+    pub(crate) health_service: Option<String>,
+    pub(crate) connect: ConnectOptions,
+    /// Signalled when an endpoint's health changes (calls waiting for a serving one look again).
+    pub(crate) changed: Arc<tokio::sync::Notify>,
     pub(crate) snapshot: ArcSwap<Snapshot>,
     cursor: AtomicUsize,
     pub(crate) epoch: Instant,
@@ -69,10 +74,13 @@ impl std::fmt::Debug for Balancer {
 }
 
 impl Balancer {
-    pub(crate) fn new(policy: Balancing, ejection: Option<Ejection>) -> Self {
+    pub(crate) fn new(policy: Balancing, ejection: Option<Ejection>, health_service: Option<String>, connect: ConnectOptions) -> Self {
         Balancer {
             policy,
             ejection,
+            health_service,
+            connect,
+            changed: Arc::new(tokio::sync::Notify::new()),
             snapshot: ArcSwap::from_pointee(Snapshot { endpoints: Vec::new() }),
             cursor: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -87,28 +95,65 @@ impl Balancer {
             .into_iter()
             .map(|address| match old.endpoints.iter().find(|e| e.address == address) {
                 Some(kept) => kept.clone(),
-                None => EndpointState::new(address, self.epoch),
+                None => {
+                    let endpoint = EndpointState::new(address, self.epoch, self.health_service.is_some());
+                    self.watch_health(&endpoint);
+                    endpoint
+                }
             })
             .collect();
         self.snapshot.store(Arc::new(Snapshot { endpoints }));
+        self.changed.notify_waiters();
     }
 
-    /// The endpoint for one attempt, or `None` when the resolver lists none. When none is up,
-    /// every endpoint is a candidate (better to try than to fail every call).
-    pub(crate) fn pick(&self) -> Option<Arc<EndpointState>> {
+    /// Follows `endpoint`'s health (its `grpc.health.v1.Health/Watch`) while it is listed.
+    fn watch_health(&self, endpoint: &Arc<EndpointState>) {
+        #[cfg(feature = "grpc")]
+        if let Some(service) = &self.health_service {
+            use futures_util::StreamExt as _;
+            let channel = match endpoint.grpc_channel(&self.connect) {
+                Ok(channel) => channel,
+                Err(_) => return endpoint.set_serving(false),
+            };
+            let (weak, changed, service) = (Arc::downgrade(endpoint), self.changed.clone(), service.clone());
+            let task = tokio::spawn(async move {
+                let mut statuses = std::pin::pin!(crate::health::watch(channel, service));
+                while let Some(status) = statuses.next().await {
+                    let Some(endpoint) = weak.upgrade() else { return };
+                    endpoint.set_serving(status == crate::health::ServingStatus::Serving);
+                    changed.notify_waiters();
+                }
+            });
+            *endpoint.watcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task.abort_handle());
+        }
+        #[cfg(not(feature = "grpc"))]
+        let _ = endpoint;
+    }
+
+    /// The endpoint for one attempt. Candidates are the serving endpoints (all, when health is
+    /// not checked) that are up (not backing off, not ejected); when none is up, every serving
+    /// one (better to try than to fail every call).
+    pub(crate) fn pick(&self) -> Pick {
         let snapshot = self.snapshot.load();
         let all = &snapshot.endpoints;
-        let first = all.first()?;
+        let Some(first) = all.first() else { return Pick::Empty };
         let now = first.now();
-        let up = |e: &&Arc<EndpointState>| e.available(now);
-        let any_up = all.iter().any(|e| e.available(now));
+        let serving = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING;
+        let up = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING && e.available(now);
+        let any_up = all.iter().any(|e| up(&e));
+        if !any_up && !all.iter().any(|e| serving(&e)) {
+            return match all.iter().any(|e| e.health() == HEALTH_PENDING) {
+                true => Pick::Wait,
+                false => Pick::NoneServing,
+            };
+        }
         let pool = |i: usize| -> Option<&Arc<EndpointState>> {
             match any_up {
                 true => all.iter().filter(up).nth(i),
-                false => all.get(i),
+                false => all.iter().filter(serving).nth(i),
             }
         };
-        let count = if any_up { all.iter().filter(up).count() } else { all.len() };
+        let count = if any_up { all.iter().filter(up).count() } else { all.iter().filter(serving).count() };
         let chosen = match self.policy {
             Balancing::PickFirst => pool(0),
             Balancing::RoundRobin => pool(self.cursor.fetch_add(1, Ordering::Relaxed) % count),
@@ -119,12 +164,18 @@ impl Balancer {
                 } else {
                     let a = fastrand::usize(0..count);
                     let b = (a + 1 + fastrand::usize(0..count - 1)) % count;
-                    let (a, b) = (pool(a)?, pool(b)?);
-                    Some(if b.cost(ewma) < a.cost(ewma) { b } else { a })
+                    match (pool(a), pool(b)) {
+                        (Some(a), Some(b)) => Some(if b.cost(ewma) < a.cost(ewma) { b } else { a }),
+                        (a, b) => a.or(b),
+                    }
                 }
             }
         };
-        chosen.cloned()
+        match chosen {
+            Some(endpoint) => Pick::Endpoint(endpoint.clone()),
+            // The snapshot changed under the count: look again.
+            None => Pick::Wait,
+        }
     }
 
     /// An attempt on `endpoint` begins: counted in flight until the returned guard ends.
@@ -157,6 +208,18 @@ impl Balancer {
     }
 }
 
+/// What [`Balancer::pick`] found.
+pub(crate) enum Pick {
+    /// The endpoint for the attempt.
+    Endpoint(Arc<EndpointState>),
+    /// The resolver lists no endpoint.
+    Empty,
+    /// No endpoint is serving yet, but some have not said: wait for a change.
+    Wait,
+    /// Every endpoint's health says it is not serving.
+    NoneServing,
+}
+
 /// How an attempt ended, as far as its endpoint is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -165,7 +228,8 @@ pub(crate) enum Outcome {
     /// It answered with a server-side failure (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS;
     /// HTTP 5xx): counts toward ejection.
     Failed,
-    /// No connection could be made.
+    /// No answer came: no connection could be made, or it broke (keepalive found the peer
+    /// frozen, the peer closed it mid-call).
     Unreachable,
 }
 

@@ -1,7 +1,7 @@
 //! One endpoint of a fleet as the balancer sees it: its address, the calls it has in flight,
 //! its latency (peak EWMA), and whether it is down (unreachable) or ejected (failing).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,13 @@ const DEFAULT_RTT_NANOS: f64 = 1_000_000.0;
 /// again within 2 s).
 const DOWN_BASE: Duration = Duration::from_millis(100);
 const DOWN_MAX: Duration = Duration::from_secs(2);
+
+/// No health answer yet: calls wait for one (while no endpoint is serving).
+pub(crate) const HEALTH_PENDING: u8 = 0;
+/// Its health service says SERVING (or the fleet does not check health).
+pub(crate) const HEALTH_SERVING: u8 = 1;
+/// Its health service says anything else, or its watch broke.
+pub(crate) const HEALTH_NOT_SERVING: u8 = 2;
 
 /// The live state of one endpoint; shared by every call through the fleet and kept across
 /// resolver snapshots that still list the address.
@@ -38,6 +45,11 @@ pub(crate) struct EndpointState {
     pub(crate) ejections: AtomicU32,
     /// Whether the endpoint is out because it failed (ejected), not because it was unreachable.
     pub(crate) ejected: std::sync::atomic::AtomicBool,
+    /// What its health service says ([`HEALTH_PENDING`], [`HEALTH_SERVING`],
+    /// [`HEALTH_NOT_SERVING`]); serving when the fleet does not check health.
+    health: AtomicU8,
+    /// The task watching its health, stopped with it.
+    pub(crate) watcher: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The gRPC channel to it, made on first use.
     #[cfg(feature = "grpc")]
     pub(crate) channel: OnceLock<tonic::transport::Channel>,
@@ -57,7 +69,7 @@ impl std::fmt::Debug for EndpointState {
 }
 
 impl EndpointState {
-    pub(crate) fn new(address: Address, epoch: Instant) -> Arc<Self> {
+    pub(crate) fn new(address: Address, epoch: Instant, health_checked: bool) -> Arc<Self> {
         Arc::new(EndpointState {
             address,
             in_flight: AtomicUsize::new(0),
@@ -68,9 +80,42 @@ impl EndpointState {
             failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
             ejected: std::sync::atomic::AtomicBool::new(false),
+            health: AtomicU8::new(if health_checked { HEALTH_PENDING } else { HEALTH_SERVING }),
+            watcher: std::sync::Mutex::new(None),
             channel: OnceLock::new(),
             epoch,
         })
+    }
+
+    /// Its health, as its health service said last.
+    #[inline]
+    pub(crate) fn health(&self) -> u8 {
+        self.health.load(Ordering::Relaxed)
+    }
+
+    /// Records what its health service says now.
+    #[allow(dead_code)]
+    pub(crate) fn set_serving(&self, serving: bool) {
+        self.health.store(if serving { HEALTH_SERVING } else { HEALTH_NOT_SERVING }, Ordering::Relaxed);
+    }
+
+    /// The gRPC channel to it (made on first use, connecting lazily).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn grpc_channel(&self, options: &super::ConnectOptions) -> Result<tonic::transport::Channel, tonic::Status> {
+        if let Some(channel) = self.channel.get() {
+            return Ok(channel.clone());
+        }
+        let uri = format!("http://{}", self.address.authority());
+        let mut e = tonic::transport::Endpoint::from_shared(uri.clone())
+            .map_err(|err| tonic::Status::invalid_argument(format!("endpoint {uri}: {err}")))?
+            .tcp_nodelay(true);
+        if let Some(timeout) = options.connect_timeout {
+            e = e.connect_timeout(timeout);
+        }
+        if let Some((interval, timeout)) = options.keepalive {
+            e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout).keep_alive_while_idle(true);
+        }
+        Ok(self.channel.get_or_init(|| e.connect_lazy()).clone())
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -128,5 +173,13 @@ impl EndpointState {
     /// Not picked before `until` (nanoseconds after the epoch), unless already held longer.
     pub(crate) fn hold_until(&self, until: u64) {
         self.unavailable_until.fetch_max(until, Ordering::Relaxed);
+    }
+}
+
+impl Drop for EndpointState {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.get_mut().ok().and_then(Option::take) {
+            watcher.abort();
+        }
     }
 }

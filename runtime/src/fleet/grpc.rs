@@ -1,14 +1,11 @@
 //! [`FleetChannel`]: a gRPC transport that sends each attempt to the endpoint the balancer picks,
-//! over one lazily connected tonic [`Channel`] per endpoint.
+//! over one lazily connected tonic `Channel` per endpoint.
 
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
-
-use super::endpoint::EndpointState;
-use super::{unreachable, Fleet, Outcome};
+use super::{Fleet, Outcome};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -31,25 +28,6 @@ impl FleetChannel {
     }
 }
 
-/// The endpoint's channel, made on first use.
-fn channel(fleet: &Fleet, endpoint: &EndpointState) -> Result<Channel, tonic::Status> {
-    if let Some(channel) = endpoint.channel.get() {
-        return Ok(channel.clone());
-    }
-    let uri = format!("http://{}", endpoint.address.authority());
-    let mut e = Endpoint::from_shared(uri.clone())
-        .map_err(|err| tonic::Status::invalid_argument(format!("endpoint {uri}: {err}")))?
-        .tcp_nodelay(true);
-    let options = fleet.connect_options();
-    if let Some(timeout) = options.connect_timeout {
-        e = e.connect_timeout(timeout);
-    }
-    if let Some((interval, timeout)) = options.keepalive {
-        e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout).keep_alive_while_idle(true);
-    }
-    Ok(endpoint.channel.get_or_init(|| e.connect_lazy()).clone())
-}
-
 impl tower_service::Service<http::Request<Body>> for FleetChannel {
     type Response = http::Response<Body>;
     type Error = BoxError;
@@ -63,7 +41,7 @@ impl tower_service::Service<http::Request<Body>> for FleetChannel {
         let fleet = self.fleet.clone();
         Box::pin(async move {
             let attempt = fleet.start().await?;
-            let mut channel = channel(&fleet, attempt.endpoint())?;
+            let mut channel = attempt.endpoint().grpc_channel(fleet.connect_options())?;
             let sent = async {
                 futures_util::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut channel, cx)).await?;
                 tower_service::Service::call(&mut channel, request).await
@@ -74,8 +52,8 @@ impl tower_service::Service<http::Request<Body>> for FleetChannel {
                     Ok(response)
                 }
                 Err(e) => {
-                    let outcome = if unreachable(&e) { Outcome::Unreachable } else { Outcome::Failed };
-                    fleet.finish(attempt, outcome);
+                    // No answer: the connection could not be made or broke.
+                    fleet.finish(attempt, Outcome::Unreachable);
                     Err(e.into())
                 }
             }

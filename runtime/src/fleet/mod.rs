@@ -2,9 +2,10 @@
 //! one address.
 //!
 //! ```text
-//! target URI ── Target::parse ── a Resolver (static list, DNS A/AAAA/SRV, your own)
+//! target URI ── Target::parse ── a Resolver (static list, DNS A/AAAA/SRV, etcd, your own)
 //!   └ full snapshots of addresses, re-resolved periodically and when endpoints fail
-//!     (never more often than a minimum interval)
+//!     (never more often than a minimum interval); or pushed by a resolver that watches
+//!     (etcd: a prefix listed, then watched; each change publishes the whole list again)
 //!       └ Balancer: the snapshot behind an atomic pointer; per endpoint its calls in flight,
 //!         peak-EWMA latency, reconnect backoff and ejection state
 //!           └ each attempt picks one endpoint (pick_first, round_robin, power of two choices)
@@ -22,6 +23,10 @@
 //!
 //! One static endpoint (`http://host:port`) needs no fleet: the plain clients stay as they are.
 //!
+//! Replicas register themselves in etcd with [`EtcdRegistration`] (feature `etcd`): a key under
+//! the service's prefix, held by a lease the replica keeps alive. A replica that deregisters on
+//! drain leaves the fleet at once; one that dies leaves it when its lease's TTL runs out.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use switchboard::fleet::{Balancing, Fleet};
@@ -36,6 +41,8 @@ mod balance;
 #[cfg(feature = "dns")]
 mod dns;
 mod endpoint;
+#[cfg(feature = "etcd")]
+mod etcd;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod resolve;
@@ -48,9 +55,11 @@ pub use balance::Balancing;
 pub(crate) use balance::{Attempt, Outcome};
 #[cfg(feature = "dns")]
 pub use dns::DnsResolver;
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdRegistration, EtcdResolver, RegistrationError};
 #[cfg(feature = "grpc")]
 pub use grpc::FleetChannel;
-pub use resolve::{Resolution, ResolveError, Resolver, StaticResolver};
+pub use resolve::{Resolution, ResolveError, Resolver, Snapshots, StaticResolver};
 pub use target::{Target, TargetError};
 
 use balance::Balancer;
@@ -130,6 +139,7 @@ pub struct FleetBuilder {
     target: String,
     balancing: Balancing,
     ejection: Option<Ejection>,
+    health_service: Option<String>,
     refresh: Duration,
     min_refresh: Duration,
     connect: ConnectOptions,
@@ -137,12 +147,14 @@ pub struct FleetBuilder {
 
 impl Fleet {
     /// A builder for the fleet at `target`: `dns:///name:port`, `dns://ns-ip:port/name:port`,
-    /// `static:///host:port,host:port` or `http://host:port`.
+    /// `etcd:///prefix`, `etcd://host:port,host:port/prefix`, `static:///host:port,host:port` or
+    /// `http://host:port`.
     pub fn builder(target: &str) -> FleetBuilder {
         FleetBuilder {
             target: target.to_owned(),
             balancing: Balancing::default(),
-            ejection: Some(Ejection::default()),
+            ejection: None,
+            health_service: None,
             refresh: Duration::from_secs(30),
             min_refresh: Duration::from_secs(30),
             connect: ConnectOptions::default(),
@@ -176,12 +188,20 @@ impl Fleet {
         if let Err(e) = self.inner.resolver.first().await {
             return Err(crate::client::not_delivered(tonic::Status::unavailable(format!("{}: {e}", self.inner.target))));
         }
-        match self.inner.balancer.pick() {
-            Some(endpoint) => Ok(self.inner.balancer.start(endpoint)),
-            None => Err(crate::client::not_delivered(tonic::Status::unavailable(format!(
-                "{}: the resolver lists no endpoint",
-                self.inner.target
-            )))),
+        let balancer = &self.inner.balancer;
+        loop {
+            // Registered before looking, so that a change between the look and the wait wakes it.
+            let changed = balancer.changed.notified();
+            let why = match balancer.pick() {
+                balance::Pick::Endpoint(endpoint) => return Ok(balancer.start(endpoint)),
+                balance::Pick::Wait => {
+                    changed.await;
+                    continue;
+                }
+                balance::Pick::Empty => "the resolver lists no endpoint",
+                balance::Pick::NoneServing => "no endpoint is serving (health checks)",
+            };
+            return Err(crate::client::not_delivered(tonic::Status::unavailable(format!("{}: {why}", self.inner.target))));
         }
     }
 
@@ -226,10 +246,32 @@ impl FleetBuilder {
         if let Some(b) = config.load_balancing().iter().find_map(|c| Balancing::from_name(&c.policy)) {
             self.balancing = b;
         }
+        if let Some(health) = config.health_check() {
+            self.health_service = Some(health.service_name.clone());
+        }
         self
     }
 
-    /// Ejects endpoints that keep failing (default [`Ejection::default`]); `None` never ejects.
+    /// Watches each endpoint's health (`grpc.health.v1.Health/Watch` for `service`; `""`: the
+    /// server as a whole) and sends calls only to endpoints that say SERVING, as gRPC clients do
+    /// with a `healthCheckConfig` (gRFC A17; a server without the health service counts as
+    /// serving). A replica that drains (NOT_SERVING) or freezes (its watch breaks: see
+    /// [`keepalive`](FleetBuilder::keepalive)) stops getting calls at once. Calls wait for the
+    /// first answers; when every endpoint says it is not serving, they fail with UNAVAILABLE
+    /// (or, with `waitForReady`, wait for one that is). gRPC only: the watch is a gRPC call to
+    /// the endpoint's port (a switchboard [`Server`](crate::Server) serves both).
+    ///
+    /// ```
+    /// # use switchboard::fleet::Fleet;
+    /// Fleet::builder("static:///127.0.0.1:1").health_check(Some("shop.v1.Orders"));
+    /// ```
+    pub fn health_check(&mut self, service: Option<&str>) -> &mut Self {
+        self.health_service = service.map(str::to_owned);
+        self
+    }
+
+    /// Ejects endpoints that keep failing (gRPC's outlier detection, A50): off by default, as in
+    /// gRPC and Envoy; `Some(Ejection::default())` for its defaults.
     ///
     /// ```
     /// # use switchboard::fleet::{Ejection, Fleet};
@@ -291,31 +333,18 @@ impl FleetBuilder {
             Target::Dns { server, name, port } => Box::new(DnsResolver::new(server, name, port)),
             #[cfg(not(feature = "dns"))]
             Target::Dns { .. } => return Err(TargetError::new(&self.target, "dns targets need the `dns` feature")),
+            #[cfg(feature = "etcd")]
+            Target::Etcd { endpoints, prefix } => Box::new(EtcdResolver::new(endpoints, &prefix)),
+            #[cfg(not(feature = "etcd"))]
+            Target::Etcd { .. } => return Err(TargetError::new(&self.target, "etcd targets need the `etcd` feature")),
         };
         Ok(self.build_with(resolver))
     }
 
     /// Starts the fleet with `resolver` (needs a Tokio runtime); the target is only its name.
     pub fn build_with(&self, resolver: Box<dyn Resolver>) -> Fleet {
-        let balancer = Arc::new(Balancer::new(self.balancing, self.ejection.clone()));
+        let balancer = Arc::new(Balancer::new(self.balancing, self.ejection.clone(), self.health_service.clone(), self.connect.clone()));
         let resolver = resolve::Running::start(resolver, balancer.clone(), self.refresh, self.min_refresh);
         Fleet { inner: Arc::new(Inner { target: self.target.clone(), balancer, resolver, connect: self.connect.clone() }) }
     }
-}
-
-/// Whether an error (or one of its sources) is a connection that could not be made.
-pub(crate) fn unreachable(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut | std::io::ErrorKind::HostUnreachable
-            ) {
-                return true;
-            }
-        }
-        source = err.source();
-    }
-    false
 }

@@ -1,6 +1,8 @@
 //! Resolvers: where a fleet's addresses come from, as full snapshots; and the task that asks
-//! one again periodically, when its answer expires, and when an endpoint cannot be reached.
+//! one again periodically, when its answer expires, and when an endpoint cannot be reached (or
+//! lets one that watches its registry push its snapshots).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,9 @@ pub struct ResolveError(pub String);
 /// Finds the addresses of a service. Implement it to plug in a registry of your own; the fleet
 /// calls [`resolve`](Resolver::resolve) once at start, then again periodically, when an answer
 /// expires and when an endpoint cannot be reached (never more often than its minimum interval).
+///
+/// A registry that can be watched (etcd) pushes instead: [`watch`](Resolver::watch) returns a
+/// future that publishes a full snapshot to [`Snapshots`] whenever the service changes.
 pub trait Resolver: Send + Sync + 'static {
     /// Every address the service has now.
     fn resolve(&self) -> BoxFuture<'_, Result<Resolution, ResolveError>>;
@@ -36,6 +41,46 @@ pub trait Resolver: Send + Sync + 'static {
     /// asks once).
     fn changes(&self) -> bool {
         true
+    }
+
+    /// Pushes snapshots rather than being asked: `Some` future that publishes every address
+    /// the service has to `snapshots` at start and again after every change (full snapshots,
+    /// never changes), and that runs as long as the fleet does (reconnecting to its registry
+    /// by itself). While it runs, [`resolve`](Resolver::resolve) is not called; should it end,
+    /// the fleet goes back to asking. `None` (the default): the resolver is only asked.
+    fn watch<'a>(&'a self, snapshots: &'a Snapshots) -> Option<BoxFuture<'a, ()>> {
+        let _ = snapshots;
+        None
+    }
+}
+
+/// Where a resolver's answers go: the fleet's balancer, and the first answer calls wait for.
+pub struct Snapshots {
+    balancer: Arc<Balancer>,
+    first: watch::Sender<Option<Result<(), ResolveError>>>,
+    good: AtomicBool,
+}
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots").finish_non_exhaustive()
+    }
+}
+
+impl Snapshots {
+    /// Every address the service has now (a full snapshot: an address left out is gone).
+    pub fn publish(&self, addresses: Vec<Address>) {
+        self.balancer.update(addresses);
+        self.good.store(true, Ordering::Release);
+        self.first.send_replace(Some(Ok(())));
+    }
+
+    /// The resolver cannot answer now: the fleet keeps the addresses it had; a fleet that never
+    /// had any fails its calls with `error` until addresses come.
+    pub fn failed(&self, error: ResolveError) {
+        if !self.good.load(Ordering::Acquire) {
+            self.first.send_replace(Some(Err(error)));
+        }
     }
 }
 
@@ -82,22 +127,22 @@ impl Running {
         let again = Arc::new(Notify::new());
         let signal = again.clone();
         let task = tokio::spawn(async move {
-            let mut last_good = false;
+            let snapshots = Snapshots { balancer, first: tx, good: AtomicBool::new(false) };
+            if let Some(watching) = resolver.watch(&snapshots) {
+                watching.await;
+            }
             loop {
                 let asked = Instant::now();
                 let wait = match resolver.resolve().await {
                     Ok(resolution) => {
-                        balancer.update(resolution.addresses);
-                        last_good = true;
-                        tx.send_replace(Some(Ok(())));
-                        resolution.valid_for.map_or(every, |ttl| ttl.min(every))
+                        let wait = resolution.valid_for.map_or(every, |ttl| ttl.min(every));
+                        snapshots.publish(resolution.addresses);
+                        wait
                     }
                     Err(e) => {
                         // Keep what was resolved before; a fleet that never resolved fails
                         // its calls with the reason until an answer comes.
-                        if !last_good {
-                            tx.send_replace(Some(Err(e)));
-                        }
+                        snapshots.failed(e);
                         every
                     }
                 };

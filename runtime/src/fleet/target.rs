@@ -19,7 +19,20 @@ pub enum Target {
         /// The port every address is called on.
         port: u16,
     },
+    /// `etcd:///services/echo` (etcd at 127.0.0.1:2379) or
+    /// `etcd://10.0.0.7:2379,10.0.0.8:2379/services/echo` (those etcd endpoints): one key per
+    /// endpoint under the prefix, watched (see [`EtcdResolver`](super::EtcdResolver)).
+    Etcd {
+        /// etcd's client endpoints (`host:port`, port 2379 when omitted).
+        endpoints: Vec<Address>,
+        /// The key prefix, without a trailing `/` (`/services/echo`); the endpoints are the
+        /// keys under `prefix/`.
+        prefix: String,
+    },
 }
+
+/// etcd's client endpoint for `etcd:///prefix` targets.
+pub(crate) const ETCD_DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
 
 /// A target URI this crate cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +56,10 @@ impl Target {
     /// assert!(matches!(Target::parse("static:///127.0.0.1:80,127.0.0.2:80").unwrap(), Target::Static(a) if a.len() == 2));
     /// assert!(matches!(Target::parse("dns:///echo.svc:50051").unwrap(), Target::Dns { port: 50051, .. }));
     /// assert!(matches!(Target::parse("http://127.0.0.1:8080").unwrap(), Target::Static(a) if a.len() == 1));
+    /// assert!(matches!(Target::parse("etcd:///services/echo").unwrap(),
+    ///     Target::Etcd { endpoints, prefix } if endpoints[0].authority() == "127.0.0.1:2379" && prefix == "/services/echo"));
+    /// assert!(matches!(Target::parse("etcd://10.0.0.7,10.0.0.8:2380/services/echo/").unwrap(),
+    ///     Target::Etcd { endpoints, prefix } if endpoints.len() == 2 && endpoints[0].port == 2379 && prefix == "/services/echo"));
     /// assert_eq!(
     ///     Target::parse("dns:///echo.svc:nope").unwrap_err().to_string(),
     ///     "invalid target `dns:///echo.svc:nope`: `nope` is not a port"
@@ -51,7 +68,7 @@ impl Target {
     pub fn parse(target: &str) -> Result<Target, TargetError> {
         let (scheme, rest) = target
             .split_once("://")
-            .ok_or_else(|| TargetError::new(target, "expected scheme://authority/endpoint (dns, static, http, https)"))?;
+            .ok_or_else(|| TargetError::new(target, "expected scheme://authority/endpoint (dns, static, etcd, http, https)"))?;
         match scheme {
             "static" => {
                 let list = rest
@@ -87,14 +104,40 @@ impl Target {
                 let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
                 Ok(Target::Static(vec![Address { host: authority.host().trim_matches(['[', ']']).to_owned(), port }]))
             }
-            "etcd" => Err(TargetError::new(target, "etcd discovery is not built yet")),
-            other => Err(TargetError::new(target, format!("unknown scheme `{other}` (dns, static, http, https)"))),
+            "etcd" => {
+                let (authority, path) = rest
+                    .split_once('/')
+                    .ok_or_else(|| TargetError::new(target, "expected etcd:///prefix or etcd://host:port,host:port/prefix"))?;
+                let endpoints = match authority {
+                    "" => vec![Address::parse(ETCD_DEFAULT_ENDPOINT).expect("a valid address")],
+                    list => list
+                        .split(',')
+                        .filter(|a| !a.trim().is_empty())
+                        .map(|a| {
+                            let (host, port) = split_port(a.trim(), 2379).map_err(|reason| TargetError::new(target, reason))?;
+                            match host.is_empty() {
+                                true => Err(TargetError::new(target, format!("etcd endpoint `{a}` has no host"))),
+                                false => Ok(Address { host, port }),
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                if endpoints.is_empty() {
+                    return Err(TargetError::new(target, "no etcd endpoint listed"));
+                }
+                let prefix = format!("/{}", path.trim_end_matches('/'));
+                if prefix == "/" {
+                    return Err(TargetError::new(target, "no key prefix (etcd:///services/echo)"));
+                }
+                Ok(Target::Etcd { endpoints, prefix })
+            }
+            other => Err(TargetError::new(target, format!("unknown scheme `{other}` (dns, static, etcd, http, https)"))),
         }
     }
 }
 
 /// `name:port` (`[v6]:port`), with `default` when there is no port.
-fn split_port(s: &str, default: u16) -> Result<(String, u16), String> {
+pub(super) fn split_port(s: &str, default: u16) -> Result<(String, u16), String> {
     if let Some(v6) = s.strip_prefix('[') {
         let (host, rest) = v6.split_once(']').ok_or_else(|| format!("`{s}`: unclosed `[`"))?;
         return match rest.strip_prefix(':') {

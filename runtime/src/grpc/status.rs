@@ -5,7 +5,8 @@ use tonic::Status;
 /// Brings tonic's statuses in line with the gRPC spec: a client-side deadline is
 /// `DEADLINE_EXCEEDED` (tonic says `CANCELLED`), an over-limit message is `RESOURCE_EXHAUSTED`
 /// (tonic says `OUT_OF_RANGE`), a broken or refused connection is `UNAVAILABLE` (tonic says
-/// `UNKNOWN`).
+/// `UNKNOWN`), and so is a request its connection closed on before sending it (tonic says
+/// `CANCELLED`; it never reached a server).
 pub(crate) fn normalize(status: Status) -> Status {
     use std::error::Error as _;
     let timed_out = status.code() == tonic::Code::Cancelled
@@ -23,7 +24,24 @@ pub(crate) fn normalize(status: Status) -> Status {
     if status.code() == tonic::Code::Unknown && broken_connection(&status) {
         return unavailable(status);
     }
+    if status.code() == tonic::Code::Cancelled && unsent(&status) {
+        // Sent again at once by the policy layer, as hyper's own client does with such requests.
+        return crate::client::not_delivered(unavailable(status));
+    }
     status
+}
+
+/// Whether a CANCELLED status is hyper's report of a request still queued on a connection that
+/// closed (a replica killed under load): it was never written, so no server saw it.
+fn unsent(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Whether an UNKNOWN status is tonic's report of a connection that broke or could not be made

@@ -253,8 +253,8 @@ impl RestClient {
         let outcome = match &sent {
             Ok(response) if response.status().is_server_error() => Outcome::Failed,
             Ok(_) => Outcome::Answered,
-            Err(status) if client::never_reached(status) => Outcome::Unreachable,
-            Err(_) => Outcome::Failed,
+            // No answer: the connection could not be made or broke.
+            Err(_) => Outcome::Unreachable,
         };
         fleet.finish(attempt, outcome);
         sent
