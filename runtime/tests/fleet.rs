@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard::fleet::{Balancing, Ejection, Fleet};
+use switchboard::fleet::{Balancing, Ejection, FailurePercentageEjection, Fleet, SuccessRateEjection};
 use switchboard::grpc::transport::server::TcpIncoming;
 use switchboard::grpc::transport::{Channel, Endpoint, Server};
 use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
@@ -810,6 +810,48 @@ async fn dns_discovery(kind: Kind) {
     assert_eq!(fleet.addresses().len(), 2, "{kind:?}: {:?}", fleet.addresses());
 }
 
+/// The sweeps of outlier detection (every 500 ms here), each rule on its own: one replica of
+/// three always fails; failure-percentage ejection (over 85 % failed) and success-rate ejection
+/// (below the mean by more than 1 standard deviation) each eject it for the ejection time (1 s).
+async fn ejection_sweeps(kind: Kind) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    for rule in ["failure percentage", "success rate"] {
+        reset();
+        let replicas = three(kind);
+        REPLICAS.failing[0].store(true, Ordering::SeqCst);
+        let mut ejection = Ejection::default();
+        ejection.consecutive_failures = 0;
+        ejection.interval = Duration::from_millis(500);
+        ejection.base_ejection_time = Duration::from_secs(1);
+        ejection.max_ejection_percent = 34;
+        if rule == "failure percentage" {
+            let mut r = FailurePercentageEjection::default();
+            (r.minimum_hosts, r.request_volume) = (3, 20);
+            ejection.failure_percentage = Some(r);
+        } else {
+            let mut r = SuccessRateEjection::default();
+            (r.minimum_hosts, r.request_volume, r.stdev_factor) = (3, 20, 1.0);
+            ejection.success_rate = Some(r);
+        }
+        let policy = r#"{"methodConfig": [{"name": [{"service": "test.fleet.v1.Replicated"}],
+            "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.001s", "maxBackoff": "0.01s", "backoffMultiplier": 2,
+                            "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+        let client = Client::new(kind, &fleet(&static_target(&replicas), Balancing::RoundRobin, Some(ejection)), Some(policy));
+        let started = Instant::now();
+        let (mut calls, mut failed) = (0, 0);
+        while started.elapsed() < Duration::from_millis(2_500) {
+            let (_, f) = load(&client, 100, 4).await;
+            (calls, failed) = (calls + 100, failed + f.len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let gaps: Vec<_> = REPLICAS.gaps.lock().unwrap().iter().filter(|g| g.0 == 0).map(|g| g.2).collect();
+        eprintln!("{kind:?} {rule}: the failing replica's gaps {gaps:?} ms; {failed} of {calls} calls failed (all 3 attempts on it before the sweep)");
+        // Until the first sweep, round robin sends some calls' three attempts all to it.
+        assert!(failed * 100 <= calls * 2, "{kind:?} {rule}: {failed} of {calls} calls failed");
+        assert!(gaps.iter().any(|g| (1_000..1_700).contains(g)), "{kind:?} {rule}: not ejected for 1 s: gaps {gaps:?} ms");
+    }
+}
+
 macro_rules! cases {
     ($kind:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,6 +887,11 @@ macro_rules! cases {
 
 mod grpc {
     cases!(crate::Kind::Grpc);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ejection_sweeps() {
+        crate::ejection_sweeps(crate::Kind::Grpc).await
+    }
 }
 
 mod rest {

@@ -140,7 +140,14 @@ impl Balancer {
         let now = first.now();
         let serving = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING;
         let up = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING && e.available(now);
-        let any_up = all.iter().any(|e| up(&e));
+        let mut any_up = all.iter().any(|e| up(&e));
+        // Envoy's panic threshold: too few left to pick, pick every serving endpoint.
+        if let Some(ejection) = self.ejection.as_ref().filter(|e| e.panic_threshold > 0 && any_up) {
+            let (available, serving) = (all.iter().filter(up).count(), all.iter().filter(serving).count());
+            if available * 100 < serving * usize::from(ejection.panic_threshold) {
+                any_up = false;
+            }
+        }
         if !any_up && !all.iter().any(|e| serving(&e)) {
             return match all.iter().any(|e| e.health() == HEALTH_PENDING) {
                 true => Pick::Wait,
@@ -186,7 +193,7 @@ impl Balancer {
 
     /// Ejects `endpoint` after a run of failures, unless that would eject more than the allowed
     /// share of the fleet.
-    fn maybe_eject(&self, endpoint: &EndpointState, ejection: &Ejection) {
+    pub(crate) fn maybe_eject(&self, endpoint: &EndpointState, ejection: &Ejection) {
         let snapshot = self.snapshot.load();
         let total = snapshot.endpoints.len();
         let now = endpoint.now();
@@ -252,6 +259,12 @@ impl Attempt {
         self.done = true;
         let e = &self.endpoint;
         e.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.balancer.ejection.is_some() {
+            e.interval_calls.fetch_add(1, Ordering::Relaxed);
+            if outcome != Outcome::Answered {
+                e.interval_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match outcome {
             Outcome::Unreachable => e.mark_unreachable(),
             Outcome::Answered | Outcome::Failed => {
@@ -268,7 +281,7 @@ impl Attempt {
                 }
                 if let Some(ejection) = &self.balancer.ejection {
                     let run = e.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    if run >= ejection.consecutive_failures {
+                    if ejection.consecutive_failures > 0 && run >= ejection.consecutive_failures {
                         self.balancer.maybe_eject(e, ejection);
                     }
                 }

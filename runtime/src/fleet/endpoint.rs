@@ -41,8 +41,12 @@ pub(crate) struct EndpointState {
     down_streak: AtomicU32,
     /// Consecutive failed calls (ejection's counter).
     pub(crate) failures: AtomicU32,
-    /// Times ejected so far (the ejection time's multiplier).
+    /// Times ejected so far, less one per sweep interval spent not ejected (the ejection
+    /// time's multiplier).
     pub(crate) ejections: AtomicU32,
+    /// Calls answered, and of those failed, since the last outlier sweep.
+    pub(crate) interval_calls: AtomicU32,
+    pub(crate) interval_failures: AtomicU32,
     /// Whether the endpoint is out because it failed (ejected), not because it was unreachable.
     pub(crate) ejected: std::sync::atomic::AtomicBool,
     /// What its health service says ([`HEALTH_PENDING`], [`HEALTH_SERVING`],
@@ -79,6 +83,8 @@ impl EndpointState {
             down_streak: AtomicU32::new(0),
             failures: AtomicU32::new(0),
             ejections: AtomicU32::new(0),
+            interval_calls: AtomicU32::new(0),
+            interval_failures: AtomicU32::new(0),
             ejected: std::sync::atomic::AtomicBool::new(false),
             health: AtomicU8::new(if health_checked { HEALTH_PENDING } else { HEALTH_SERVING }),
             watcher: std::sync::Mutex::new(None),

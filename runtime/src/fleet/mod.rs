@@ -18,8 +18,9 @@
 //! reached is skipped (with a growing, jittered backoff before it is tried again) and the
 //! resolver is asked to look again; an attempt that never reached a server is retried at once
 //! by the policy layer ([`client::never_reached`](crate::client::never_reached)). Endpoints that
-//! keep failing are ejected for a while ([`Ejection`], gRPC A50's consecutive-failure
-//! ejection). When no endpoint is up, every endpoint is tried (better than failing every call).
+//! keep failing are ejected for a while ([`Ejection`], gRPC A50's outlier detection:
+//! consecutive failures, success-rate and failure-percentage sweeps). When no endpoint is up (or
+//! fewer than the panic threshold), every endpoint is tried (better than failing every call).
 //!
 //! One static endpoint (`http://host:port`) needs no fleet: the plain clients stay as they are.
 //!
@@ -45,6 +46,7 @@ mod endpoint;
 mod etcd;
 #[cfg(feature = "grpc")]
 mod grpc;
+mod outlier;
 mod resolve;
 mod target;
 
@@ -79,14 +81,20 @@ impl std::fmt::Display for Address {
     }
 }
 
-/// Consecutive-failure ejection (gRPC A50's `failurePercentageEjection` and
-/// `successRateEjection` are not built yet): an endpoint whose calls fail
-/// [`consecutive_failures`](Ejection::consecutive_failures) times in a row is not picked for
-/// `base_ejection_time` × the times it was ejected (at most `max_ejection_time`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Outlier detection (gRPC A50): endpoints that fail are ejected — not picked — for
+/// `base_ejection_time` × the times they were ejected (at most `max_ejection_time`); each
+/// [`interval`](Ejection::interval) an endpoint not ejected earns one ejection back.
+///
+/// Three rules eject: [`consecutive_failures`](Ejection::consecutive_failures) in a row (at once),
+/// and, at each interval's sweep over the calls of that interval, a success rate below the mean
+/// by [`SuccessRateEjection::stdev_factor`] standard deviations, or a failure share above
+/// [`FailurePercentageEjection::threshold`]. Never more than `max_ejection_percent` of the fleet
+/// is ejected at once, and when fewer than `panic_threshold` percent of the endpoints are left
+/// to pick, every serving endpoint is picked again (Envoy's panic threshold).
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Ejection {
-    /// Failures in a row that eject an endpoint (default 5).
+    /// Failures in a row that eject an endpoint (default 5; 0: this rule is off).
     pub consecutive_failures: u32,
     /// How long the first ejection lasts (default 30 s); the n-th lasts n times as long.
     pub base_ejection_time: Duration,
@@ -97,6 +105,15 @@ pub struct Ejection {
     pub max_ejection_percent: u8,
     /// Fleets smaller than this eject nothing (default 1).
     pub minimum_hosts: usize,
+    /// How often the sweeps run (default 10 s).
+    pub interval: Duration,
+    /// Success-rate ejection at each sweep (default off).
+    pub success_rate: Option<SuccessRateEjection>,
+    /// Failure-percentage ejection at each sweep (default off).
+    pub failure_percentage: Option<FailurePercentageEjection>,
+    /// When fewer than this share of the endpoints (percent) is available, ejections and
+    /// backoffs are ignored and every serving endpoint is picked (default 0: only when none is).
+    pub panic_threshold: u8,
 }
 
 impl Default for Ejection {
@@ -107,7 +124,53 @@ impl Default for Ejection {
             max_ejection_time: Duration::from_secs(300),
             max_ejection_percent: 10,
             minimum_hosts: 1,
+            interval: Duration::from_secs(10),
+            success_rate: None,
+            failure_percentage: None,
+            panic_threshold: 0,
         }
+    }
+}
+
+/// Ejects endpoints whose success rate over a sweep interval is more than `stdev_factor`
+/// standard deviations below the fleet's mean (gRPC A50's `successRateEjection`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SuccessRateEjection {
+    /// How many standard deviations below the mean ejects (default 1.9).
+    pub stdev_factor: f64,
+    /// The chance (percent) that an endpoint found an outlier is ejected (default 100).
+    pub enforcement_percentage: u8,
+    /// At least this many endpoints with `request_volume` calls for the rule to run (default 5).
+    pub minimum_hosts: usize,
+    /// Calls in the interval an endpoint needs to count (default 100).
+    pub request_volume: u32,
+}
+
+impl Default for SuccessRateEjection {
+    fn default() -> Self {
+        SuccessRateEjection { stdev_factor: 1.9, enforcement_percentage: 100, minimum_hosts: 5, request_volume: 100 }
+    }
+}
+
+/// Ejects endpoints whose calls over a sweep interval failed more than `threshold` percent of the
+/// time (gRPC A50's `failurePercentageEjection`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailurePercentageEjection {
+    /// The failure share (percent) above which an endpoint is ejected (default 85).
+    pub threshold: u8,
+    /// The chance (percent) that an endpoint over the threshold is ejected (default 100).
+    pub enforcement_percentage: u8,
+    /// At least this many endpoints with `request_volume` calls for the rule to run (default 5).
+    pub minimum_hosts: usize,
+    /// Calls in the interval an endpoint needs to count (default 50).
+    pub request_volume: u32,
+}
+
+impl Default for FailurePercentageEjection {
+    fn default() -> Self {
+        FailurePercentageEjection { threshold: 85, enforcement_percentage: 100, minimum_hosts: 5, request_volume: 50 }
     }
 }
 
@@ -345,6 +408,7 @@ impl FleetBuilder {
     pub fn build_with(&self, resolver: Box<dyn Resolver>) -> Fleet {
         let balancer = Arc::new(Balancer::new(self.balancing, self.ejection.clone(), self.health_service.clone(), self.connect.clone()));
         let resolver = resolve::Running::start(resolver, balancer.clone(), self.refresh, self.min_refresh);
+        outlier::sweep(&balancer);
         Fleet { inner: Arc::new(Inner { target: self.target.clone(), balancer, resolver, connect: self.connect.clone() }) }
     }
 }
