@@ -852,6 +852,16 @@ async fn ejection_sweeps(kind: Kind) {
     }
 }
 
+/// etcd discovery has its own test (`tests/etcd.rs`), built only with the `etcd` feature (its
+/// client's build needs `protoc`); `.ci/run` runs it. Without the feature, say so.
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn etcd_discovery_runs_with_the_etcd_feature() {
+    if !switchboard_test_support::ci::is_ci() {
+        switchboard_test_support::ci::print_skip("etcd discovery: `cargo test -p switchboard --features etcd --test etcd` (needs protoc and etcd)");
+    }
+}
+
 macro_rules! cases {
     ($kind:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
