@@ -132,7 +132,7 @@ impl Server {
 
     /// Serves on `listener` until the process ends.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.into_router()).await
+        axum::serve(crate::rest::nodelay(listener), self.into_router()).await
     }
 
     /// Serves on `listener` until `signal` completes, then finishes the calls in flight.
@@ -146,7 +146,7 @@ impl Server {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let signal = self.stopping(signal);
-        axum::serve(listener, self.into_router()).with_graceful_shutdown(signal).await
+        axum::serve(crate::rest::nodelay(listener), self.into_router()).with_graceful_shutdown(signal).await
     }
 
     /// `signal`, then the health service's share of stopping: every status `NOT_SERVING`, the

@@ -50,6 +50,8 @@ pub use methods::streaming_request;
 pub use operation_client::call as operation_call;
 pub use routes::{RouteError, RouteName};
 pub use server::{IntoMakeService, RestRouter, RestServer};
+#[cfg(feature = "grpc")]
+pub(crate) use server::nodelay;
 
 /// The body type of REST requests and responses (axum's).
 pub type Body = axum::body::Body;

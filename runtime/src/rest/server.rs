@@ -308,7 +308,7 @@ impl RestRouter {
     /// Requests go straight to this router (no axum `Router` in front: it would only forward
     /// them here, after matching the path once more).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.into_make_service()).await
+        axum::serve(nodelay(listener), self.into_make_service()).await
     }
 
     /// This router as the connection-level service `axum::serve` (or hyper-util) takes:
@@ -571,4 +571,15 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         tower_service::Service::call(&mut self.router, request)
     }
+}
+
+/// `listener`, its connections with `TCP_NODELAY` set (as tonic's server sets it; `axum::serve`
+/// does not): without it, answers written while an earlier one is unacknowledged wait for the
+/// peer's delayed ACK (Nagle's algorithm, up to 40 ms), which concurrent calls on one HTTP/2
+/// connection meet all the time.
+pub(crate) fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
 }
