@@ -514,9 +514,12 @@ async fn failover_with_side_effects(kind: Kind) {
     );
     assert!(twice.is_empty(), "{kind:?}: request ids ran twice: {twice:?}");
     assert!(failed.len() <= 32, "{kind:?}: {} calls failed", failed.len());
+    // In flight at the kill: sent before it ended, or written within a moment after it onto a
+    // connection whose close the client had not read yet (a broken pipe: the call may have been
+    // written whole, so it is not sent again).
     for (sent, ended, e) in &failed {
         assert!(
-            *sent <= killed_by && *ended >= killed_at,
+            *sent <= killed_by + Duration::from_millis(50) && *ended >= killed_at,
             "{kind:?}: a call sent at {sent:?}, not in flight at the kill ({killed_at:?} to {killed_by:?}), failed: {e:?}"
         );
         assert_eq!(e.code(), switchboard::Code::Unavailable, "{kind:?}: {e:?}");
