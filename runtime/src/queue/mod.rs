@@ -12,7 +12,8 @@
 //! in-process broker, the default), `amqp://…` (RabbitMQ, feature `amqp`), `nats://…` (NATS with
 //! JetStream for events, feature `nats`). The wire format is specified in
 //! `docs/queue-protocol.md`, so programs in other languages can call and serve switchboard
-//! services through the same broker.
+//! services through the same broker. On NATS, servers also answer NATS micro discovery (ADR-32:
+//! `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`), which [`discover`] and other micro clients ask.
 //!
 //! What each call shape does over a queue:
 //! - unary: request-reply;
@@ -29,6 +30,7 @@ mod codec;
 mod ids;
 mod memory;
 mod methods;
+mod micro;
 mod operation;
 mod server;
 pub mod wire;
@@ -44,6 +46,7 @@ pub use client::QueueClient;
 pub use codec::{Codec, Json, Proto};
 pub use call::{MessageId, Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
 pub use server::QueueServer;
+pub use micro::{discover, micro_name, InstanceEndpoint, ServiceInstance};
 
 /// How many bytes a [`QueueServer`]'s dedupe window holds by default (64 MiB): the replies kept
 /// for duplicate requests and the remembered message ids. Change it with
@@ -171,6 +174,16 @@ impl Broker {
 
     pub(crate) fn backend(&self) -> &dyn Backend {
         self.inner.backend.get()
+    }
+
+    /// The NATS connection, when this is one (NATS micro discovery needs it).
+    #[cfg(feature = "nats")]
+    pub(crate) fn nats(&self) -> Option<&nats::NatsBackend> {
+        match &self.inner.backend {
+            Backends::Nats(nats) => Some(nats),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
     }
 
     /// A unary call's request, and its one reply frame (waited for until `deadline`; given up

@@ -19,6 +19,8 @@
 //! retry     NAK with a delay; the attempt is JetStream's delivery count
 //! dead      publish to sb.dlq.<service>.<method> (PubAck), then ack; `Broker::dead_letters`
 //!           reads them through a short-lived consumer filtered on that subject
+//! discovery $SRV.PING / $SRV.INFO / $SRV.STATS [.<micro name>[.<id>]] answered per server (NATS
+//!           micro, ADR-32; micro.rs), plain subscriptions, for as long as it serves
 //! ```
 //!
 //! Headers: every envelope header travels as a NATS header of the same (lower-case) name, except
@@ -459,6 +461,16 @@ async fn route_replies(
 }
 
 impl NatsBackend {
+    /// The connection (NATS micro discovery answers and asks through it).
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Set when the connection is closed.
+    pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
     /// Sends a request (see [`Backend::request`]): to `sb.rpc.<service>.<method>`, with the reply
     /// subject `<inbox>.<correlation id>` of the method's route.
     pub(crate) async fn send_request(&self, service: &str, method: &str, mut env: Envelope) -> Result<(), Status> {

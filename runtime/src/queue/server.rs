@@ -27,6 +27,7 @@ use super::call::{OpCall, Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{Cancels, ConsumerSpec, Deliveries, Delivery};
 use crate::dedupe::{self, Claim, Dedupe, Kept};
+use super::micro::Stats;
 use crate::shed::{self, Limit};
 use super::wire::{self, Envelope};
 use super::{Broker, DEFAULT_DEDUPE_MAX_BYTES};
@@ -68,6 +69,9 @@ struct Options {
     shed: Option<Arc<Limit>>,
     requests: bool,
     events: bool,
+    /// Whether to answer NATS micro discovery, and the version it reports.
+    discovery: bool,
+    version: Option<String>,
     /// The hook that checks credentials of secured OpenAPI operations.
     #[cfg(feature = "openapi")]
     authorize: Option<Hook>,
@@ -98,6 +102,8 @@ impl Default for Options {
             shed: None,
             requests: true,
             events: true,
+            discovery: true,
+            version: None,
             #[cfg(feature = "openapi")]
             authorize: None,
         }
@@ -216,6 +222,24 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         self
     }
 
+    /// Whether to answer NATS micro discovery (ADR-32's `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`;
+    /// default yes). On a `nats://` broker a server serving requests answers them for its
+    /// service, under [`micro_name`](super::micro_name) of its full name, with an id of its own,
+    /// one endpoint per method (its `sb.rpc.<service>.<method>` subject and `sb.rpc.<service>`
+    /// queue group) and per-endpoint counts; it stops answering when it stops serving. Other
+    /// brokers have no discovery. See docs/queue-protocol.md and [`discover`](super::discover).
+    pub fn discovery(mut self, on: bool) -> Self {
+        self.options.discovery = on;
+        self
+    }
+
+    /// The version NATS micro discovery reports (semver, e.g. `1.4.2`; serving fails with
+    /// INVALID_ARGUMENT otherwise). Default: the switchboard runtime's version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.options.version = Some(version.into());
+        self
+    }
+
     /// Checks the credentials of every call (and event) of a secured OpenAPI operation, after
     /// the server has read them from the frame's metadata headers ([`Credentials`]: the first
     /// alternative of the operation's `security` the caller satisfies; see
@@ -260,6 +284,9 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         signal: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), Status> {
         let desc = D::descriptor();
+        if let Some(version) = self.options.version.as_deref().filter(|v| !super::micro::is_semver(v)) {
+            return Err(Status::invalid_argument(format!("`{version}` is not a semantic version (MAJOR.MINOR.PATCH)")));
+        }
         let served: Vec<&'static str> = desc
             .methods
             .iter()
@@ -292,6 +319,23 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         let operations = super::operation::prepare(desc, self.options.authorize.as_ref().map(|h| &h.0))?;
         #[cfg(not(feature = "openapi"))]
         let operations = super::operation::prepare(desc, None)?;
+        // NATS micro discovery (ADR-32) for the methods served, once they are subscribed.
+        #[cfg(feature = "nats")]
+        let registration = match broker.nats() {
+            Some(nats) if requests.is_some() && self.options.discovery => {
+                let served: Vec<usize> = (0..desc.methods.len())
+                    .filter(|&i| matches!(desc.methods[i].shape, CallShape::Unary | CallShape::ServerStreaming))
+                    .collect();
+                let version = self.options.version.as_deref().unwrap_or(env!("CARGO_PKG_VERSION"));
+                let json = std::any::TypeId::of::<C>() == std::any::TypeId::of::<super::Json>();
+                Some(super::micro::register(nats.client(), nats.shutdown(), desc, &served, version, json).await?)
+            }
+            _ => None,
+        };
+        #[cfg(feature = "nats")]
+        let stats = registration.as_ref().map(|r| r.stats.clone());
+        #[cfg(not(feature = "nats"))]
+        let stats = None;
         let shared = Arc::new(Shared {
             handler: self.handler,
             broker: broker.clone(),
@@ -303,6 +347,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
             operations,
             dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
             running: Running::default(),
+            stats,
             options: self.options,
         });
         let mut tasks = JoinSet::new();
@@ -369,6 +414,11 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
             }
         }
         drop((requests, event_rx, cancel_rx));
+        // Discovery stops answering before the calls in flight finish.
+        #[cfg(feature = "nats")]
+        if let Some(registration) = registration {
+            registration.deregister().await;
+        }
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
@@ -497,6 +547,8 @@ struct Shared<H> {
     dedupe: Dedupe<Vec<Envelope>>,
     /// The requests running, for cancel frames to find.
     running: Running,
+    /// What NATS micro discovery's STATS answer counts (only on NATS).
+    stats: Option<Arc<Stats>>,
     options: Options,
     /// Method name (the `sb-method` header, the RabbitMQ type property, the NATS subject's last
     /// token) → index in the descriptor, built once when serving starts.
@@ -637,8 +689,13 @@ async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
     }
     // `forget`: the answer is not final for the id (a panic, a busy or unavailable handler: see
     // `dedupe::remembered`), so a retry runs again.
+    // For NATS micro discovery's STATS: the method, and when its handler started.
+    let mut counted = None;
     let (outcome, mut forget) = match prepare::<D, _>(shared, env, false, deadline) {
         Ok(call) => {
+            if shared.stats.is_some() {
+                counted = Some((call.method, Instant::now()));
+            }
             // The shared call path answers a handler's panic (and the codec's, see
             // `methods::caught`) INTERNAL; it is still a panic here.
             let outcome = D::dispatch(&shared.handler, call.method, call).await;
@@ -664,6 +721,9 @@ async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
     };
     match outcome {
         Outcome::Unary(result) => {
+            if let (Some(stats), Some((index, started))) = (&shared.stats, counted) {
+                stats.record(index, started.elapsed(), result.as_ref().err());
+            }
             let frame = send(unary_frame(result, reply));
             if let Some(to) = reply_to {
                 let _ = shared.broker.reply(to, frame).await;
@@ -701,6 +761,9 @@ async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
                     None => break Some(Status::new(Code::Ok, "")),
                 }
             };
+            if let (Some(stats), Some((index, started))) = (&shared.stats, counted) {
+                stats.record(index, started.elapsed(), status.as_ref().filter(|s| s.code() != Code::Ok));
+            }
             if let Some(status) = status {
                 let mut frame = final_frame(seq, &status, reply);
                 if let Some(md) = metadata.take() {
