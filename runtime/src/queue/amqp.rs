@@ -141,8 +141,25 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<AmqpBack
     Ok(AmqpBackend { shared })
 }
 
-/// Connects and sets up the request channel (direct reply-to consumer, returned-request watcher).
-async fn open(url: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
+/// Connects to the first broker of `urls` (comma-separated: a list of nodes, tried in turn, at
+/// the first connection and at every reconnection) that answers, and sets up the request channel.
+async fn open(urls: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
+    let mut failures = Vec::new();
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        match open_one(url, replies).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => failures.push(match urls.contains(',') {
+                true => format!("{}: {e}", super::redact(url)),
+                false => e,
+            }),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// Connects to `url` and sets up the request channel (direct reply-to consumer, returned-request
+/// watcher).
+async fn open_one(url: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
     let properties = ConnectionProperties::default().with_connection_name("switchboard".into());
     let connection = match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
         Ok(Ok(c)) => c,

@@ -123,6 +123,11 @@ impl Broker {
     /// - `amqp://user:pass@host:5672/vhost`: RabbitMQ (feature `amqp`);
     /// - `nats://host:4222`: NATS, with JetStream for events (feature `nats`).
     ///
+    /// RabbitMQ and NATS URLs may list several nodes, comma-separated
+    /// (`amqp://a:5672/%2f,amqp://b:5672/%2f`, `nats://a:4222,nats://b:4222`): RabbitMQ uses the
+    /// first node that answers, at the first connection and at every reconnection; NATS
+    /// reconnects to any node of the list (the nodes of one cluster).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let broker = switchboard::queue::Broker::connect("memory://").await.unwrap();
