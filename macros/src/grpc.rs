@@ -43,6 +43,19 @@ pub(crate) fn expand(item: &ItemTrait, s: &Service) -> TokenStream {
             }
         }
 
+        ::switchboard::__if_tls! {
+            impl #client<::switchboard::grpc::transport::Channel> {
+                /// Connects over TLS to `url`, e.g. `"https://localhost:8443"`, trusting what
+                /// `tls` trusts (see [`switchboard::tls`](::switchboard::tls)).
+                pub async fn connect_tls(
+                    url: &str,
+                    tls: &::switchboard::tls::ClientTls,
+                ) -> ::core::result::Result<Self, ::switchboard::tls::TlsError> {
+                    ::core::result::Result::Ok(Self { inner: ::switchboard::grpc::GrpcClient::connect_tls(url, tls).await? })
+                }
+            }
+        }
+
         #[allow(deprecated)]
         impl<__SbTransport: #p::grpc::GrpcTransport> #client<__SbTransport> {
             /// Sends calls through `inner` (a `Channel` or any layered tower service).

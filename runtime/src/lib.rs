@@ -79,6 +79,8 @@ pub mod health;
 pub mod rest;
 #[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(all(feature = "grpc", feature = "rest"))]
 mod serve;
 #[cfg(all(feature = "grpc", feature = "rest"))]
@@ -217,6 +219,22 @@ macro_rules! __if_rest {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __if_rest {
+    ($($t:tt)*) => {};
+}
+
+/// Expands to its input when the `tls` feature is on (used by `#[service]` expansions).
+#[cfg(feature = "tls")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_tls {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// Expands to nothing: the `tls` feature is off.
+#[cfg(not(feature = "tls"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_tls {
     ($($t:tt)*) => {};
 }
 

@@ -149,6 +149,51 @@ impl Server {
         axum::serve(crate::rest::nodelay(listener), self.into_router()).with_graceful_shutdown(signal).await
     }
 
+    /// Serves over TLS on `listener` until the process ends: gRPC and REST on one port (ALPN
+    /// `h2` and `http/1.1`), with `tls`'s certificate, which [`ServerTls::reload`] swaps while
+    /// this runs (keep a clone). A connection whose handshake fails is dropped; the server goes
+    /// on. See [`crate::tls`].
+    ///
+    /// ```no_run
+    /// # use switchboard::{Request, Response, Status};
+    /// # #[switchboard::service(package = "hello.v1")]
+    /// # pub trait Greeter {
+    /// #     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>;
+    /// # }
+    /// # struct Impl;
+    /// # impl Greeter for Impl {
+    /// #     async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status> {
+    /// #         Ok(Response::new(req.into_inner()))
+    /// #     }
+    /// # }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = switchboard::tls::ServerTls::from_files("server.pem", "server.key")?;
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
+    /// switchboard::Server::builder().add_service(GreeterServer::new(Impl)).serve_tls(listener, tls).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`ServerTls::reload`]: crate::tls::ServerTls::reload
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls(self, listener: TcpListener, tls: crate::tls::ServerTls) -> std::io::Result<()> {
+        axum::serve(crate::tls::TlsListener::new(listener, tls), self.into_router()).await
+    }
+
+    /// [`serve_tls`](Server::serve_tls) until `signal` completes, then stops as
+    /// [`serve_with_shutdown`](Server::serve_with_shutdown) does (health `NOT_SERVING`, the
+    /// [`drain`](Server::drain) period, the calls in flight finished).
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls_with_shutdown(
+        self,
+        listener: TcpListener,
+        tls: crate::tls::ServerTls,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let signal = self.stopping(signal);
+        axum::serve(crate::tls::TlsListener::new(listener, tls), self.into_router()).with_graceful_shutdown(signal).await
+    }
+
     /// `signal`, then the health service's share of stopping: every status `NOT_SERVING`, the
     /// [`Server::drain`] period, the end of the `Watch` calls. The shutdown signal to hand axum.
     fn stopping(&self, signal: impl Future<Output = ()> + Send + 'static) -> impl Future<Output = ()> + Send + 'static {

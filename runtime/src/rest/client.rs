@@ -41,6 +41,25 @@ impl std::fmt::Display for InvalidBaseUrl {
 
 impl std::error::Error for InvalidBaseUrl {}
 
+/// The client's connection pool: plain TCP, or TLS (`RestClient::with_tls`). Both pools' requests
+/// are hyper-util's one boxed future, so a plaintext call costs what it did before TLS existed.
+#[derive(Clone, Debug)]
+enum Pool {
+    Plain(Client<HttpConnector, ReqBody>),
+    #[cfg(feature = "tls")]
+    Tls(Client<crate::tls::Connector, ReqBody>),
+}
+
+impl Pool {
+    fn request(&self, request: http::Request<ReqBody>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Pool::Plain(client) => client.request(request),
+            #[cfg(feature = "tls")]
+            Pool::Tls(client) => client.request(request),
+        }
+    }
+}
+
 /// Calls services over REST. The macro's `<Trait>RestClient` wraps one; clone it freely (the
 /// connection pool is shared).
 ///
@@ -51,7 +70,7 @@ impl std::error::Error for InvalidBaseUrl {}
 #[derive(Clone, Debug)]
 pub struct RestClient {
     pub(crate) base: String,
-    client: Client<HttpConnector, ReqBody>,
+    client: Pool,
     timeout: Option<Duration>,
     /// Credentials for OpenAPI operations' security schemes.
     pub(crate) credentials: ClientCredentials,
@@ -65,13 +84,42 @@ impl RestClient {
     /// A client for the server at `base_url`, e.g. `http://127.0.0.1:8080` (a path prefix is
     /// kept: `http://host/api` sends `/api/v1/...`).
     pub fn new(base_url: &str) -> Result<Self, InvalidBaseUrl> {
+        Self::over(base_url, "http", || {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Pool::Plain(Client::builder(TokioExecutor::new()).build(connector))
+        })
+    }
+
+    /// A client for the TLS server at `base_url`, e.g. `https://localhost:8443` (a path prefix
+    /// is kept), verifying its certificate against `tls`'s roots (and presenting `tls`'s client
+    /// certificate, if it has one). The connections offer ALPN `http/1.1`.
+    ///
+    /// ```no_run
+    /// let tls = switchboard::tls::ClientTls::new(&std::fs::read("ca.pem")?)?;
+    /// let client = switchboard::rest::RestClient::with_tls("https://localhost:8443", &tls)?;
+    /// # let _ = client;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn with_tls(base_url: &str, tls: &crate::tls::ClientTls) -> Result<Self, InvalidBaseUrl> {
+        Self::over(base_url, "https", || {
+            let connector = tls.connector_with_alpn(vec![b"http/1.1".to_vec()]);
+            Pool::Tls(Client::builder(TokioExecutor::new()).build(connector))
+        })
+    }
+
+    /// A client for `base_url`, whose scheme must be `scheme`, over the pool `pool` makes.
+    fn over(base_url: &str, scheme: &str, pool: impl FnOnce() -> Pool) -> Result<Self, InvalidBaseUrl> {
         let uri: http::Uri = base_url.parse().map_err(|e| InvalidBaseUrl(format!("`{base_url}`: {e}")))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() || uri.query().is_some() {
-            return Err(InvalidBaseUrl(format!("`{base_url}` is not an http://host[:port][/prefix] URL")));
+        if scheme == "http" && uri.scheme_str() == Some("https") {
+            let how = if cfg!(feature = "tls") { "RestClient::with_tls" } else { "switchboard's `tls` feature and RestClient::with_tls" };
+            return Err(InvalidBaseUrl(format!("`{base_url}` is an https:// URL: TLS needs {how}")));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        if uri.scheme_str() != Some(scheme) || uri.authority().is_none() || uri.query().is_some() {
+            return Err(InvalidBaseUrl(format!("`{base_url}` is not an {scheme}://host[:port][/prefix] URL")));
+        }
+        let client = pool();
         Ok(RestClient {
             base: base_url.trim_end_matches('/').to_owned(),
             client,

@@ -311,6 +311,23 @@ impl RestRouter {
         axum::serve(nodelay(listener), self.into_make_service()).await
     }
 
+    /// Serves over TLS on `listener` (HTTP/1.1 and HTTP/2, by ALPN) until the process ends, with
+    /// `tls`'s certificate, which [`ServerTls::reload`](crate::tls::ServerTls::reload) swaps
+    /// while this runs. See [`crate::tls`].
+    ///
+    /// ```no_run
+    /// # async fn run(router: switchboard::rest::RestRouter) -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = switchboard::tls::ServerTls::from_files("server.pem", "server.key")?;
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
+    /// router.serve_tls(listener, tls).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls(self, listener: tokio::net::TcpListener, tls: crate::tls::ServerTls) -> std::io::Result<()> {
+        axum::serve(crate::tls::TlsListener::new(listener, tls), self.into_make_service()).await
+    }
+
     /// This router as the connection-level service `axum::serve` (or hyper-util) takes:
     /// `axum::serve(listener, rest.into_make_service())`. Requests reach the router directly,
     /// which is cheaper than going through an axum `Router` ([`RestRouter::into_router`]) when
@@ -540,6 +557,13 @@ impl<D: Dispatch<Rest>> RestServer<D> {
     /// Serves just this service on `listener` until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         self.router.serve(listener).await
+    }
+
+    /// Serves just this service over TLS on `listener` until the process ends (see
+    /// [`RestRouter::serve_tls`]).
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls(self, listener: tokio::net::TcpListener, tls: crate::tls::ServerTls) -> std::io::Result<()> {
+        self.router.serve_tls(listener, tls).await
     }
 }
 
