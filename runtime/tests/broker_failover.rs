@@ -2,7 +2,7 @@
 //! node that answers is used, at the first connection and at every reconnection. NATS: a
 //! two-node cluster started by the test (nats-server on 127.0.0.1), one node killed under load —
 //! clients and servers move to the other, and no call fails.
-#![cfg(feature = "queue")]
+#![cfg(all(feature = "amqp", feature = "nats"))]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

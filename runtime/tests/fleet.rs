@@ -855,6 +855,60 @@ async fn ejection_sweeps(kind: Kind) {
     }
 }
 
+/// A fleet over TLS: two replicas on 127.0.0.1 and .2 serving gRPC and REST on one TLS port
+/// (a certificate for both addresses, from a CA the test makes), health-checked over TLS too;
+/// gRPC and REST clients over the fleet reach both, and a client that does not trust the CA
+/// reaches neither.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_fleet() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use switchboard::tls::{ClientTls, ServerTls};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "127.0.0.2".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    let server_tls = ServerTls::new(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).expect("a server certificate");
+    let mut addresses = Vec::new();
+    for replica in 0..2 {
+        let tls = server_tls.clone();
+        let address = switchboard_test_support::server::in_background(&format!("tls-replica-{replica}"), move |ready| async move {
+            let listener = TcpListener::bind(format!("127.0.0.{}:0", replica + 1)).await.unwrap();
+            let _ = ready.send(Ok(listener.local_addr().unwrap().to_string()));
+            let _ = switchboard::Server::builder().add_service(ReplicatedServer::new(Impl { replica })).serve_tls(listener, tls).await;
+        })
+        .unwrap();
+        addresses.push(address);
+    }
+    let target = format!("static:///{}", addresses.join(","));
+    let mut builder = Fleet::builder(&target);
+    builder.balancing(Balancing::RoundRobin).health_check(Some("")).tls(ClientTls::new(ca.pem().as_bytes()).unwrap());
+    let fleet = builder.build().unwrap();
+    for kind in [Kind::Grpc, Kind::Rest] {
+        // Both replicas answer (each once its health watch over TLS said SERVING), no call fails.
+        let (mut total, started) = ([0; 3], Instant::now());
+        while (total[0] == 0 || total[1] == 0) && started.elapsed() < Duration::from_secs(5) {
+            let (answered, failed) = load(&Client::new(kind, &fleet, None), 20, 4).await;
+            assert!(failed.is_empty(), "{kind:?} over TLS: {failed:?}");
+            (0..3).for_each(|i| total[i] += answered[i]);
+        }
+        assert!(total[0] > 0 && total[1] > 0 && total[2] == 0, "{kind:?} over TLS: answers per replica {total:?}");
+    }
+    // Trusting another CA: the health watches fail, no endpoint serves, calls fail fast.
+    let other = CertifiedIssuer::self_signed(
+        { let mut p = CertificateParams::new(Vec::<String>::new()).unwrap(); p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained); p },
+        KeyPair::generate().unwrap(),
+    )
+    .unwrap();
+    let mut builder = Fleet::builder(&target);
+    builder.tls(ClientTls::new(other.pem().as_bytes()).unwrap());
+    let err = Client::new(Kind::Grpc, &builder.build().unwrap(), None).hit().await.expect_err("an untrusted certificate");
+    assert!(err.message().contains("UnknownIssuer") || err.message().contains("certificate"), "{err:?}");
+}
+
 /// etcd discovery has its own test (`tests/etcd.rs`), built only with the `etcd` feature (its
 /// client's build needs `protoc`); `.ci/run` runs it. Without the feature, say so.
 #[cfg(not(feature = "etcd"))]

@@ -111,7 +111,11 @@ impl EndpointState {
         if let Some(channel) = self.channel.get() {
             return Ok(channel.clone());
         }
-        let uri = format!("http://{}", self.address.authority());
+        #[cfg(feature = "tls")]
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        #[cfg(not(feature = "tls"))]
+        let scheme = "http";
+        let uri = format!("{scheme}://{}", self.address.authority());
         let mut e = tonic::transport::Endpoint::from_shared(uri.clone())
             .map_err(|err| tonic::Status::invalid_argument(format!("endpoint {uri}: {err}")))?
             .tcp_nodelay(true);
@@ -120,6 +124,10 @@ impl EndpointState {
         }
         if let Some((interval, timeout)) = options.keepalive {
             e = e.http2_keep_alive_interval(interval).keep_alive_timeout(timeout).keep_alive_while_idle(true);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &options.tls {
+            return Ok(self.channel.get_or_init(|| e.connect_with_connector_lazy(tls.connector())).clone());
         }
         Ok(self.channel.get_or_init(|| e.connect_lazy()).clone())
     }

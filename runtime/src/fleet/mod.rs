@@ -194,6 +194,9 @@ struct Inner {
 pub(crate) struct ConnectOptions {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) keepalive: Option<(Duration, Duration)>,
+    /// TLS to every endpoint (`https://`), when set.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::ClientTls>,
 }
 
 /// Builds a [`Fleet`]: its target, balancing, ejection and resolver settings.
@@ -385,6 +388,23 @@ impl FleetBuilder {
     /// ```
     pub fn keepalive(&mut self, interval: Duration, timeout: Duration) -> &mut Self {
         self.connect.keepalive = Some((interval, timeout));
+        self
+    }
+
+    /// Speaks TLS to every endpoint (gRPC, REST and the health watches), trusting `tls`'s
+    /// roots (and presenting its client certificate, if it has one). Endpoints are addressed by
+    /// what the resolver found (an IP, usually): give the certificate that IP, or set the name to
+    /// verify with [`ClientTls::server_name`](crate::tls::ClientTls::server_name).
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = switchboard::tls::ClientTls::new(&std::fs::read("ca.pem")?)?.server_name("echo.svc")?;
+    /// switchboard::fleet::Fleet::builder("dns:///echo.svc:443").tls(tls);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(&mut self, tls: crate::tls::ClientTls) -> &mut Self {
+        self.connect.tls = Some(tls);
         self
     }
 

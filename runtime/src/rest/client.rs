@@ -140,6 +140,12 @@ impl RestClient {
     /// # Ok(()) }
     /// ```
     pub fn fleet(fleet: crate::fleet::Fleet) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &fleet.connect_options().tls {
+            let mut client = RestClient::with_tls("https://fleet.invalid", tls).expect("a valid URL");
+            client.fleet = Some(fleet);
+            return client;
+        }
         let mut client = RestClient::new("http://fleet.invalid").expect("a valid URL");
         client.fleet = Some(fleet);
         client
