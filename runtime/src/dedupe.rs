@@ -17,6 +17,14 @@
 //! (`capacity`) and by the bytes they hold (`max_bytes`: the kept reply frames plus a per-entry
 //! overhead). Past either bound the oldest finished entries go first; running ones are never
 //! evicted (they are bounded by the server's prefetch).
+//!
+//! Where the window keeps its keys is pluggable ([`DedupeStore`]): in this process by default
+//! (the window above; [`InProcessStore`] is the same window behind the trait), or in a store the
+//! replicas of a service share, so that a message redelivered to another replica is answered
+//! from the first run instead of running again: [`RedisStore`] (feature `redis`, any broker) and
+//! [`NatsKvStore`] (feature `nats`, a JetStream key-value bucket). Queue servers take one with
+//! `QueueServer::dedupe_store`; what a shared store guarantees, and what it does not, is
+//! described on [`DedupeStore`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,6 +36,19 @@ use tonic::{Code, Status};
 
 #[cfg(any(feature = "grpc", feature = "rest"))]
 pub(crate) mod http;
+mod store;
+#[cfg(feature = "nats")]
+mod nats_kv;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use store::{Answer, ClaimId, Claimed, DedupeStore, InProcessStore, StoreError};
+#[cfg_attr(not(feature = "queue"), allow(unused_imports))]
+pub(crate) use store::{max_reply, KeyClaim, KeyWindow, Run, Shared, DEFAULT_LEASE};
+#[cfg(feature = "nats")]
+pub use nats_kv::NatsKvStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 
 /// A reply a transport keeps for duplicates: its approximate size in memory, which the window's
 /// byte budget counts.
@@ -77,7 +98,8 @@ pub(crate) enum Claim<'a, R: Kept> {
 
 enum Entry<R> {
     Running,
-    Done { frames: Option<Arc<R>>, cost: usize },
+    /// Finished: kept until `expires`.
+    Done { frames: Option<Arc<R>>, cost: usize, expires: Instant },
 }
 
 /// The window (see the module's documentation), keeping replies of type `R`.
@@ -93,8 +115,8 @@ pub(crate) struct Dedupe<R> {
 
 struct State<R> {
     entries: HashMap<String, Entry<R>>,
-    /// Finished ids, oldest first, with the time they finished. Every `Entry::Done` is here
-    /// exactly once; running ids are not.
+    /// Finished ids, oldest first, with the time they expire. Every `Entry::Done` is here
+    /// exactly once (as the slot with its `expires`); running ids are not.
     done: VecDeque<(Instant, String)>,
     /// Sum of the finished entries' costs.
     bytes: usize,
@@ -154,42 +176,57 @@ impl<R: Kept> Dedupe<R> {
 
     pub fn begin(&self, id: &str) -> Begin<'_, R> {
         let mut state = self.state();
-        self.evict(&mut state, Instant::now());
-        match state.entries.get(id) {
-            Some(Entry::Done { frames, .. }) => Begin::Done(frames.clone()),
-            Some(Entry::Running) => Begin::Busy,
-            None => {
-                state.entries.insert(id.to_owned(), Entry::Running);
-                Begin::Fresh(Running { dedupe: self, id: Some(id.to_owned()) })
-            }
-        }
+        let now = Instant::now();
+        self.evict(&mut state, now);
+        let stale = match state.entries.get(id) {
+            Some(Entry::Done { frames, expires, .. }) if now < *expires => return Begin::Done(frames.clone()),
+            Some(Entry::Running) => return Begin::Busy,
+            // Expired behind an entry that expires later (answers kept for different times, an
+            // `InProcessStore` shared by servers with different windows): gone, though its slot
+            // waits for its turn in `done`.
+            Some(Entry::Done { cost, .. }) => *cost,
+            None => 0,
+        };
+        state.bytes -= stale;
+        state.entries.insert(id.to_owned(), Entry::Running);
+        Begin::Fresh(Running { dedupe: self, id: Some(id.to_owned()) })
     }
 
     /// Drops finished entries past the window, over the capacity or over the byte budget,
     /// oldest first.
     fn evict(&self, state: &mut State<R>, now: Instant) {
         while let Some((at, _)) = state.done.front() {
-            let expired = now.duration_since(*at) >= self.window;
+            let expired = now >= *at;
             if !expired && state.done.len() <= self.capacity && state.bytes <= self.max_bytes {
                 break;
             }
-            let (_, key) = state.done.pop_front().expect("front exists");
-            if let Some(Entry::Done { cost, .. }) = state.entries.get(&key) {
-                state.bytes -= cost;
-                state.entries.remove(&key);
+            let (at, key) = state.done.pop_front().expect("front exists");
+            // Only the entry this slot was made for (the id may have run again since).
+            if let Some(Entry::Done { cost, expires, .. }) = state.entries.get(&key) {
+                if *expires == at {
+                    state.bytes -= cost;
+                    state.entries.remove(&key);
+                }
             }
         }
     }
 
-    /// Records `id` as done with `frames` (a guard's `finish`).
+    /// Records `id` as done with `frames` (a guard's `finish`), for the window.
     fn finish(&self, id: String, frames: Option<Arc<R>>) {
+        self.finish_for(id, frames, self.window);
+    }
+
+    /// Records `id` as done with `frames`, kept for `keep`.
+    fn finish_for(&self, id: String, frames: Option<Arc<R>>, keep: Duration) {
         let kept = frames.filter(|f| f.kept_size() <= self.max_reply_bytes());
         let cost = ENTRY_OVERHEAD + id.len() + kept.as_deref().map_or(0, Kept::kept_size);
         let now = Instant::now();
+        // (A century stands for "for ever": `Instant` cannot hold `Duration::MAX` from now.)
+        let expires = now.checked_add(keep).or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(now);
         let mut state = self.state();
-        state.done.push_back((now, id.clone()));
+        state.done.push_back((expires, id.clone()));
         state.bytes += cost;
-        if let Some(Entry::Done { cost: old, .. }) = state.entries.insert(id, Entry::Done { frames: kept, cost }) {
+        if let Some(Entry::Done { cost: old, .. }) = state.entries.insert(id, Entry::Done { frames: kept, cost, expires }) {
             // Not reachable through the guards (a done id is never claimed again), but keep the
             // byte count honest if it ever is.
             state.bytes -= old;
@@ -228,6 +265,12 @@ impl<R: Kept> Running<'_, R> {
         if let Some(id) = self.id.take() {
             self.dedupe.finish(id, frames);
         }
+    }
+
+    /// Lets go of the guard without releasing the id: it stays running until `finish_for` or
+    /// `release` names it ([`InProcessStore`], whose callers hold claims, not guards).
+    fn detach(mut self) {
+        self.id = None;
     }
 }
 

@@ -61,7 +61,7 @@ mod call;
 pub mod client;
 mod context;
 #[cfg(any(feature = "grpc", feature = "rest", feature = "queue"))]
-mod dedupe;
+pub mod dedupe;
 pub mod descriptor;
 #[cfg(any(feature = "grpc", feature = "rest"))]
 pub mod fleet;

@@ -26,7 +26,7 @@ use super::codec::Proto;
 use super::call::{OpCall, Outcome, Queue, QueueCall, UnaryReply};
 use crate::dispatch::{Dispatch, ServiceTable};
 use super::backend::{Cancels, ConsumerSpec, Deliveries, Delivery};
-use crate::dedupe::{self, Claim, Dedupe, Kept};
+use crate::dedupe::{self, Dedupe, DedupeStore, KeyClaim, KeyWindow, Kept};
 use super::micro::Stats;
 use crate::shed::{self, Limit};
 use super::wire::{self, Envelope};
@@ -64,6 +64,9 @@ struct Options {
     dedupe_window: Duration,
     dedupe_capacity: usize,
     dedupe_max_bytes: usize,
+    /// Where the window keeps its keys, when not in this server.
+    dedupe_store: Option<Store>,
+    dedupe_lease: Duration,
     ack_wait: Duration,
     /// The limit on requests in flight, if one is set.
     shed: Option<Arc<Limit>>,
@@ -75,6 +78,16 @@ struct Options {
     /// The hook that checks credentials of secured OpenAPI operations.
     #[cfg(feature = "openapi")]
     authorize: Option<Hook>,
+}
+
+/// A dedupe store, shown by name in `Debug` output.
+#[derive(Clone)]
+struct Store(Arc<dyn DedupeStore>);
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(..)")
+    }
 }
 
 /// The authorization hook, shown by name in `Debug` output.
@@ -98,6 +111,8 @@ impl Default for Options {
             dedupe_window: Duration::from_secs(300),
             dedupe_capacity: 100_000,
             dedupe_max_bytes: DEFAULT_DEDUPE_MAX_BYTES,
+            dedupe_store: None,
+            dedupe_lease: dedupe::DEFAULT_LEASE,
             ack_wait: Duration::from_secs(30),
             shed: None,
             requests: true,
@@ -177,6 +192,55 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     /// ```
     pub fn dedupe_max_bytes(mut self, bytes: usize) -> Self {
         self.options.dedupe_max_bytes = bytes;
+        self
+    }
+
+    /// Keeps the dedupe window in `store` instead of this server: with a store the replicas of
+    /// the service share ([`RedisStore`](crate::dedupe::RedisStore),
+    /// [`NatsKvStore`](crate::dedupe::NatsKvStore)), a request or event redelivered to another
+    /// replica (its server died before acking) is answered from the first run instead of running
+    /// again. Keys are `q/<service>/<message id>`; answers are kept for
+    /// [`dedupe_window`](Self::dedupe_window), up to 256 KiB (or
+    /// [`dedupe_max_bytes`](Self::dedupe_max_bytes)) each; the store bounds its own size. An
+    /// answer is stored before its reply goes out and before the message is acked; a store that
+    /// cannot be reached answers the request UNAVAILABLE (an event is retried) rather than
+    /// running it unguarded. What it guarantees: [`DedupeStore`].
+    ///
+    /// ```no_run
+    /// # use switchboard::{Request, Response, Status};
+    /// # #[switchboard::service(package = "hello.v1", grpc = false)]
+    /// # pub trait Greeter { async fn say_hello(&self, req: Request<String>) -> Result<Response<String>, Status>; }
+    /// # struct Impl;
+    /// # impl Greeter for Impl { async fn say_hello(&self, r: Request<String>) -> Result<Response<String>, Status> { Ok(Response::new(r.into_inner())) } }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use switchboard::dedupe::{DedupeStore, InProcessStore};
+    /// let broker = switchboard::queue::Broker::connect("memory://").await?;
+    /// // Replicas share `RedisStore::connect("redis://…")` (feature `redis`) or
+    /// // `NatsKvStore::connect("nats://…", bucket, window)` (feature `nats`) instead.
+    /// let store: Arc<dyn DedupeStore> = Arc::new(InProcessStore::default());
+    /// GreeterQueueServer::new(Impl)
+    ///     .dedupe_store(store)
+    ///     .dedupe_lease(Duration::from_secs(5))
+    ///     .serve(&broker)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dedupe_store(mut self, store: Arc<dyn DedupeStore>) -> Self {
+        self.options.dedupe_store = Some(Store(store));
+        self
+    }
+
+    /// How long a run's claim on its message id holds in a [`dedupe_store`](Self::dedupe_store)
+    /// without being renewed. The server renews it every third of the lease while the handler
+    /// runs, so a slow handler keeps it; a replica that dies while running leaves it to lapse,
+    /// and the message's redelivery waits that long (at most) before it runs again. A replica
+    /// that cannot renew its claim for a whole lease (frozen, cut off from the store) may see
+    /// another run start beside it. Default 10 s. Not used without a store (claims then end with
+    /// the process).
+    pub fn dedupe_lease(mut self, lease: Duration) -> Self {
+        self.options.dedupe_lease = lease.max(Duration::from_millis(10));
         self
     }
 
@@ -345,7 +409,16 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                 names
             },
             operations,
-            dedupe: Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes),
+            dedupe: match &self.options.dedupe_store {
+                None => KeyWindow::Local(Dedupe::new(self.options.dedupe_window, self.options.dedupe_capacity, self.options.dedupe_max_bytes)),
+                Some(Store(store)) => KeyWindow::Shared(dedupe::Shared {
+                    store: store.clone(),
+                    prefix: format!("q/{}/", desc.full_name),
+                    keep: self.options.dedupe_window,
+                    lease: self.options.dedupe_lease,
+                    max_reply: dedupe::max_reply(self.options.dedupe_max_bytes),
+                }),
+            },
             running: Running::default(),
             stats,
             options: self.options,
@@ -544,7 +617,7 @@ fn cancel_key(reply: &ReplyTo) -> Option<&str> {
 struct Shared<H> {
     handler: Arc<H>,
     broker: Broker,
-    dedupe: Dedupe<Vec<Envelope>>,
+    dedupe: KeyWindow<Vec<Envelope>>,
     /// The requests running, for cancel frames to find.
     running: Running,
     /// What NATS micro discovery's STATS answer counts (only on NATS).
@@ -671,8 +744,15 @@ async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
     let mut running = None;
     if let Some(id) = &id {
         match shared.dedupe.claim(id).await {
-            Claim::Fresh(r) => running = Some(r),
-            Claim::Done(frames) => {
+            Ok(KeyClaim::Fresh(r)) => running = Some(r),
+            // The store cannot be reached: not run unguarded; the caller may try again.
+            Err(status) => {
+                if let Some(to) = reply_to {
+                    let _ = shared.broker.reply(to, final_frame(0, &status, reply)).await;
+                }
+                return;
+            }
+            Ok(KeyClaim::Done(frames)) => {
                 if let Some(to) = reply_to {
                     let frames = match frames {
                         Some(f) => f.to_vec(),
@@ -725,6 +805,9 @@ async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
                 stats.record(index, started.elapsed(), result.as_ref().err());
             }
             let frame = send(unary_frame(result, reply));
+            // Recorded before it goes out: a replica that dies from here on has left the answer
+            // for the redelivery (with a shared store).
+            settle(running.take(), forget, kept.take()).await;
             if let Some(to) = reply_to {
                 let _ = shared.broker.reply(to, frame).await;
             }
@@ -776,10 +859,16 @@ async fn answer<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(
             }
         }
     }
+    settle(running, forget, kept).await;
+}
+
+/// Records a run's answer for its id (`kept`: its reply frames, when small enough to keep), or
+/// releases the id when the answer is not final (`forget`: a panic, or a "try again" answer), so
+/// that a retry runs again.
+async fn settle(running: Option<dedupe::Run<'_, Vec<Envelope>>>, forget: bool, kept: Option<Vec<Envelope>>) {
     match running {
-        // A panic (or a "try again" answer) releases the id: a retry runs again.
         Some(running) if forget => drop(running),
-        Some(running) => running.finish(kept.map(Arc::new)),
+        Some(running) => running.finish(kept.map(Arc::new)).await,
         None => {}
     }
 }
@@ -847,9 +936,16 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
     let mut running = None;
     if let Some(id) = &id {
         match shared.dedupe.claim(id).await {
-            Claim::Fresh(r) => running = Some(r),
-            Claim::Done(_) => {
+            Ok(KeyClaim::Fresh(r)) => running = Some(r),
+            Ok(KeyClaim::Done(_)) => {
                 let _ = acker.ack().await;
+                return;
+            }
+            // The store cannot be reached: tried again later, as the same attempt.
+            Err(_) => {
+                let (first, max) = shared.options.backoff;
+                let delay = first.saturating_mul(1 << (attempt - 1).min(16)).min(max);
+                let _ = acker.retry(delay, attempt).await;
                 return;
             }
         }
@@ -866,7 +962,7 @@ async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: A
     match result {
         Ok(()) => {
             if let Some(running) = running {
-                running.finish(None);
+                running.finish(None).await;
             }
             let _ = acker.ack().await;
         }
