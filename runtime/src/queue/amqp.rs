@@ -1,4 +1,4 @@
-//! The RabbitMQ backend (`amqp://…`, feature `amqp`), on lapin.
+//! The RabbitMQ backend (`amqp://…`, `amqps://…`; feature `amqp`), on lapin.
 //!
 //! Topology: everything goes through the default exchange, so nothing is bound, except the cancel
 //! frames, which every server must hear: they go through `amq.topic` (which every RabbitMQ vhost
@@ -51,6 +51,11 @@
 //!   their frames at once) without waiting for its I/O thread to write them; see `queue_now`.
 //!   The frames of one channel go out in the order queued, so a reply is on the wire before its
 //!   request's ack.
+//! - **TLS** (`amqps://`, feature `tls`). Without a `ClientTls`, lapin's own rustls connector
+//!   (ring) verifies the broker against the system's root store. With one
+//!   (`Broker::connect_tls`), lapin still opens the TCP connection, and the handshake runs on the
+//!   `ClientTls`'s rustls configuration (its roots only, its client certificate, its server
+//!   name), the one the gRPC and REST clients use; every reconnection does the same.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -74,6 +79,7 @@ use tonic::Status;
 
 use super::backend::{Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope};
+use super::ClientTls;
 
 /// The exchange cancel frames go through (routing key `sb.cancel.<service>`).
 const CANCEL_EXCHANGE: &str = "amq.topic";
@@ -104,6 +110,8 @@ pub(crate) struct AmqpBackend {
 struct Shared {
     url: String,
     replies: Arc<Replies>,
+    /// The TLS settings of `amqps://` connections (`Broker::connect_tls`), for every reconnection.
+    tls: Option<ClientTls>,
     /// The live connection; `None` while reconnecting and once closed.
     current: watch::Sender<Option<Arc<Conn>>>,
     /// Set once by `close` (or when the backend is dropped): stop reconnecting and consuming.
@@ -129,11 +137,12 @@ struct Conn {
     last_request: Arc<AtomicU64>,
 }
 
-pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<AmqpBackend, String> {
-    let conn = open(url, &replies).await?;
+pub(crate) async fn connect(url: &str, replies: Arc<Replies>, tls: Option<&ClientTls>) -> Result<AmqpBackend, String> {
+    let conn = open(url, &replies, tls).await?;
     let shared = Arc::new(Shared {
         url: url.to_owned(),
         replies,
+        tls: tls.cloned(),
         current: watch::Sender::new(Some(conn.clone())),
         closed: watch::Sender::new(false),
     });
@@ -143,10 +152,10 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<AmqpBack
 
 /// Connects to the first broker of `urls` (comma-separated: a list of nodes, tried in turn, at
 /// the first connection and at every reconnection) that answers, and sets up the request channel.
-async fn open(urls: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
+async fn open(urls: &str, replies: &Arc<Replies>, tls: Option<&ClientTls>) -> Result<Arc<Conn>, String> {
     let mut failures = Vec::new();
     for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-        match open_one(url, replies).await {
+        match open_one(url, replies, tls).await {
             Ok(conn) => return Ok(conn),
             Err(e) => failures.push(match urls.contains(',') {
                 true => format!("{}: {e}", super::redact(url)),
@@ -159,11 +168,11 @@ async fn open(urls: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
 
 /// Connects to `url` and sets up the request channel (direct reply-to consumer, returned-request
 /// watcher).
-async fn open_one(url: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String> {
+async fn open_one(url: &str, replies: &Arc<Replies>, tls: Option<&ClientTls>) -> Result<Arc<Conn>, String> {
     let properties = ConnectionProperties::default().with_connection_name("switchboard".into());
-    let connection = match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
+    let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect_to(url, properties, tls)).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Err(e)) => return Err(e),
         Err(_) => return Err(format!("no answer from the broker in {CONNECT_TIMEOUT:?}")),
     };
     let setup = async {
@@ -196,6 +205,95 @@ async fn open_one(url: &str, replies: &Arc<Replies>) -> Result<Arc<Conn>, String
         opened,
         last_request,
     }))
+}
+
+/// Opens the AMQP connection to `url`: lapin's own way (plain TCP, or for `amqps://` its rustls
+/// connector with the system's roots), or with a `ClientTls`'s settings.
+async fn connect_to(url: &str, properties: ConnectionProperties, tls: Option<&ClientTls>) -> Result<Connection, String> {
+    let amqps = url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("amqps://"));
+    match tls {
+        // lapin without a TLS backend would speak plain AMQP to the TLS port.
+        None if amqps && cfg!(not(feature = "tls")) => {
+            Err("amqps:// needs TLS, which this build lacks (the `tls` feature of switchboard)".into())
+        }
+        None => Connection::connect(url, properties).await.map_err(|e| e.to_string()),
+        #[cfg(feature = "tls")]
+        Some(_) if !amqps => Err("an amqp:// URL names a plaintext listener: TLS settings need an amqps:// URL".into()),
+        #[cfg(feature = "tls")]
+        Some(tls) => connect_tls(url, properties, tls).await,
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match *never {},
+    }
+}
+
+/// An `amqps://` connection with `tls`'s settings: lapin opens the TCP connection, the handshake
+/// runs on the `ClientTls`'s rustls configuration (its roots only, its client certificate), and
+/// verifies its server name, or else the URL's host.
+#[cfg(feature = "tls")]
+async fn connect_tls(url: &str, properties: ConnectionProperties, tls: &ClientTls) -> Result<Connection, String> {
+    use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
+    use lapin::uri::{AMQPScheme, AMQPUri};
+    use std::sync::atomic::AtomicBool;
+
+    let uri: AMQPUri = url.parse().map_err(|e| format!("invalid AMQP URL: {e}"))?;
+    let (config, _, server_name) = tls.parts();
+    let name = match server_name {
+        Some(name) => name.to_str().into_owned(),
+        None => uri.authority.host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+    };
+    // This connection's own config (the rest is shared), whose certificate resolver notes whether
+    // the broker asked for a client certificate: a TLS 1.3 broker gives its verdict on the
+    // client's certificate (or its absence) after the handshake, and lapin, writing its protocol
+    // header meanwhile, may see the connection reset rather than the alert. The error says so.
+    let mut config = (**config).clone();
+    let identity = config.client_auth_cert_resolver.has_certs();
+    let (asked, handshaken) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    config.client_auth_cert_resolver = Arc::new(NoteAsked { inner: config.client_auth_cert_resolver.clone(), asked: asked.clone() });
+    let connector = RustlsConnector::from(config);
+    let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+    let done = handshaken.clone();
+    let connect = async move |mut uri: AMQPUri, runtime| {
+        uri.scheme = AMQPScheme::AMQP;
+        let tcp = uri.connect_with_config_async(TLSConfig::default(), &runtime).await?;
+        let tls = tcp.into_rustls(&connector, &name).await.map_err(|reason| {
+            let what = format!("TLS handshake with {}:{} (server name `{name}`) failed: {reason}", uri.authority.host, uri.authority.port);
+            lapin::Error::from(std::io::Error::new(reason.kind(), what))
+        })?;
+        done.store(true, Ordering::Relaxed);
+        Ok(tls)
+    };
+    Connection::connector(uri, runtime, connect, properties).await.map_err(|e| {
+        let verdict = asked.load(Ordering::Relaxed) && handshaken.load(Ordering::Relaxed) && e.is_io_error();
+        match (verdict, identity) {
+            (false, _) => e.to_string(),
+            (true, false) => format!("{e} (the broker asked for a client certificate and this ClientTls has none: see ClientTls::identity)"),
+            (true, true) => format!("{e} (the broker asked for a client certificate: it may have refused this one; its log says why)"),
+        }
+    })
+}
+
+/// A connection's client certificate resolver: the `ClientTls`'s, noting that the broker asked.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct NoteAsked {
+    inner: Arc<dyn rustls::client::ResolvesClientCert>,
+    asked: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(feature = "tls")]
+impl rustls::client::ResolvesClientCert for NoteAsked {
+    fn resolve(&self, root_hint_subjects: &[&[u8]], sigschemes: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.inner.only_raw_public_keys()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
+    }
 }
 
 /// Feeds direct reply-to deliveries to the calls waiting for them.
@@ -262,7 +360,7 @@ async fn supervise(shared: Arc<Shared>, mut conn: Arc<Conn>) {
             if *closed.borrow() {
                 return;
             }
-            match open(&shared.url, &shared.replies).await {
+            match open(&shared.url, &shared.replies, shared.tls.as_ref()).await {
                 Ok(c) => break c,
                 Err(_) => delay = (delay * 2).min(BACKOFF_MAX),
             }

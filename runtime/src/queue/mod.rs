@@ -10,10 +10,12 @@
 //!
 //! The broker is picked by URL at run time ([`Broker::connect`]): `memory://` (an embedded,
 //! in-process broker, the default), `amqp://…` (RabbitMQ, feature `amqp`), `nats://…` (NATS with
-//! JetStream for events, feature `nats`). The wire format is specified in
-//! `docs/queue-protocol.md`, so programs in other languages can call and serve switchboard
-//! services through the same broker. On NATS, servers also answer NATS micro discovery (ADR-32:
-//! `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`), which [`discover`] and other micro clients ask.
+//! JetStream for events, feature `nats`); `amqps://` and NATS `tls://` over TLS, with
+//! `Broker::connect_tls` (feature `tls`) for a private CA or a client certificate. The wire format
+//! is specified in `docs/queue-protocol.md`, so programs in other languages can call and serve
+//! switchboard services through the same broker. On NATS, servers also answer NATS micro
+//! discovery (ADR-32: `$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`), which [`discover`] and other micro
+//! clients ask.
 //!
 //! What each call shape does over a queue:
 //! - unary: request-reply;
@@ -55,6 +57,15 @@ pub const DEFAULT_DEDUPE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 use backend::{Backend, Replies};
 use tonic::Status;
+
+#[cfg(feature = "tls")]
+use crate::tls::ClientTls;
+
+/// Stands for `tls::ClientTls` in builds without the `tls` feature: no value of it exists, so
+/// those builds connect without one.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub(crate) enum ClientTls {}
 
 /// A connection to a broker, shared by the servers and clients that use it. Cheap to clone.
 #[derive(Clone)]
@@ -128,23 +139,63 @@ impl Broker {
     /// first node that answers, at the first connection and at every reconnection; NATS
     /// reconnects to any node of the list (the nodes of one cluster).
     ///
+    /// `amqps://` (RabbitMQ over TLS, features `amqp` and `tls`) and NATS `tls://` verify the
+    /// broker's certificate against the system's root store; for a private CA or a client
+    /// certificate, see `Broker::connect_tls` (feature `tls`).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let broker = switchboard::queue::Broker::connect("memory://").await.unwrap();
     /// # let _ = broker; }
     /// ```
     pub async fn connect(url: &str) -> Result<Broker, ConnectError> {
+        Self::open(url, None).await
+    }
+
+    /// Connects to a RabbitMQ or NATS broker over TLS (feature `tls`), trusting `tls`'s root CAs
+    /// (and only them), presenting its client certificate if it has one (for brokers that require
+    /// one: mTLS), and verifying its server name instead of the URL's host if it has one.
+    ///
+    /// - `amqps://user:pass@host:5671/vhost`: RabbitMQ's TLS listener (feature `amqp`); an
+    ///   `amqp://` URL is refused (it names a plaintext listener);
+    /// - `tls://host:4222` or `nats://host:4222`: NATS (feature `nats`), TLS required either way.
+    ///
+    /// The error of a failed handshake names its cause (`invalid peer certificate:
+    /// UnknownIssuer`, `received fatal alert: CertificateRequired`, ...). Reconnections use the
+    /// same settings.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use switchboard::queue::Broker;
+    /// use switchboard::tls::ClientTls;
+    /// let tls = ClientTls::new(&std::fs::read("ca.pem")?)?
+    ///     .identity(&std::fs::read("client.pem")?, &std::fs::read("client.key")?)?;
+    /// let rabbit = Broker::connect_tls("amqps://app:secret@rabbit.internal:5671/%2f", &tls).await?;
+    /// let nats = Broker::connect_tls("tls://nats.internal:4222", &tls).await?;
+    /// # let _ = (rabbit, nats);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(url: &str, tls: &ClientTls) -> Result<Broker, ConnectError> {
+        Self::open(url, Some(tls)).await
+    }
+
+    async fn open(url: &str, tls: Option<&ClientTls>) -> Result<Broker, ConnectError> {
         let replies = Arc::new(Replies::default());
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
         let backend = match scheme.as_str() {
+            "memory" if tls.is_some() => {
+                return Err(ConnectError::Connect { url: redact(url), message: "memory:// brokers take no TLS settings".into() });
+            }
             "memory" => Backends::Memory(memory::connect(url, replies.clone())),
             #[cfg(feature = "amqp")]
-            "amqp" | "amqps" => Backends::Amqp(amqp::connect(url, replies.clone()).await.map_err(|message| {
-                ConnectError::Connect { url: redact(url), message }
+            "amqp" | "amqps" => Backends::Amqp(amqp::connect(url, replies.clone(), tls).await.map_err(|message| {
+                ConnectError::Connect { url: redact(url), message: not_tls_hint(message) }
             })?),
             #[cfg(feature = "nats")]
-            "nats" | "tls" => Backends::Nats(nats::connect(url, replies.clone()).await.map_err(|message| {
-                ConnectError::Connect { url: redact(url), message }
+            "nats" | "tls" => Backends::Nats(nats::connect(url, replies.clone(), tls).await.map_err(|message| {
+                ConnectError::Connect { url: redact(url), message: not_tls_hint(message) }
             })?),
             _ => return Err(ConnectError::Unsupported(redact(url))),
         };
@@ -238,6 +289,16 @@ impl Broker {
 
     pub(crate) fn replies(&self) -> &Replies {
         &self.inner.replies
+    }
+}
+
+/// `message`, with a hint when it is rustls' words for a peer that answered a TLS client in
+/// something else than TLS.
+#[cfg(any(feature = "amqp", feature = "nats"))]
+fn not_tls_hint(message: String) -> String {
+    match message.contains("received corrupt message of type InvalidContentType") {
+        true => format!("{message} (the server does not speak TLS on that port?)"),
+        false => message,
     }
 }
 

@@ -40,6 +40,12 @@
 //! and the server started last sets `ack_wait` and `max_ack_pending` (JetStream updates the
 //! consumer on create). Each server also pulls at most `prefetch` messages at a time.
 //!
+//! TLS: `tls://` URLs (and `nats://` ones to a server that requires TLS) use async-nats's rustls
+//! (ring), verifying against the system's root store. With a `ClientTls` (`Broker::connect_tls`,
+//! feature `tls`), TLS is required whatever the scheme, and the handshake runs on the
+//! `ClientTls`'s rustls configuration (its roots only, its client certificate), the one the gRPC
+//! and REST clients use; its server name, if set, is verified instead of the URL's host.
+//!
 //! Reconnects: async-nats reconnects by itself and renews the core subscriptions; on each
 //! disconnect the calls in flight fail with UNAVAILABLE at once, and while disconnected a call
 //! fails at once instead of queueing. The JetStream consumer loop re-creates its stream and
@@ -62,6 +68,7 @@ use tonic::Status;
 
 use super::backend::{Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope, Str};
+use super::ClientTls;
 
 /// Name of each service's durable event consumer (shared by all its servers).
 const EVENTS_CONSUMER: &str = "events";
@@ -104,13 +111,20 @@ struct Route {
     inbox: String,
 }
 
-pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBackend, String> {
+pub(crate) async fn connect(url: &str, replies: Arc<Replies>, tls: Option<&ClientTls>) -> Result<NatsBackend, String> {
     let addrs = url
         .split(',')
         .map(|u| u.trim().parse::<ServerAddr>().map_err(|e| format!("invalid NATS URL: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let on_event = replies.clone();
-    let client = ConnectOptions::new()
+    let options = match tls {
+        None => ConnectOptions::new(),
+        #[cfg(feature = "tls")]
+        Some(tls) => ConnectOptions::new().require_tls(true).tls_client_config(tls_config(tls)?),
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match *never {},
+    };
+    let client = options
         .name("switchboard")
         // Come back soon after a broker restart: at once, then 50 ms doubling up to 1 s.
         .reconnect_delay_callback(|attempts| match attempts {
@@ -143,6 +157,66 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>) -> Result<NatsBack
             shutdown,
         }),
     })
+}
+
+/// The rustls configuration of `tls` for async-nats, which verifies the server's certificate
+/// against the URL's host: with a server name set, a verifier that checks that name instead.
+#[cfg(feature = "tls")]
+fn tls_config(tls: &ClientTls) -> Result<rustls::ClientConfig, String> {
+    let (config, roots, server_name) = tls.parts();
+    let mut config = (**config).clone();
+    if let Some(name) = server_name {
+        let provider = config.crypto_provider().clone();
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider)
+            .build()
+            .map_err(|e| format!("TLS settings: {e}"))?;
+        config.dangerous().set_certificate_verifier(Arc::new(VerifyAs { inner, name: name.clone() }));
+    }
+    Ok(config)
+}
+
+/// Verifies server certificates as `inner` does, for `name` whatever name the connection asks.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct VerifyAs {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+#[cfg(feature = "tls")]
+impl rustls::client::danger::ServerCertVerifier for VerifyAs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 impl Drop for NatsBackend {

@@ -155,6 +155,13 @@ impl ClientTls {
         endpoint.connect_with_connector(self.connector()).await.map_err(|e| TlsError::Connect { url: url.to_owned(), reason: chain(&e) })
     }
 
+    /// The rustls configuration (no ALPN), the roots it trusts, and the name to verify instead
+    /// of the host: for the broker clients (lapin, async-nats), which make their own connections.
+    #[cfg(any(feature = "amqp", feature = "nats"))]
+    pub(crate) fn parts(&self) -> (&Arc<ClientConfig>, &Arc<RootCertStore>, Option<&ServerName<'static>>) {
+        (&self.config, &self.roots, self.server_name.as_ref())
+    }
+
     /// A connector offering the ALPN protocols `alpn` (`http/1.1` for the REST client).
     pub(crate) fn connector_with_alpn(&self, alpn: Vec<Vec<u8>>) -> Connector {
         let mut config = (*self.config).clone();
