@@ -138,6 +138,14 @@ impl Balancer {
         let all = &snapshot.endpoints;
         let Some(first) = all.first() else { return Pick::Empty };
         let now = first.now();
+        // One endpoint (a static target, say): it, when it is serving.
+        if all.len() == 1 {
+            return match first.health() {
+                HEALTH_SERVING => Pick::Endpoint(first.clone()),
+                HEALTH_PENDING => Pick::Wait,
+                _ => Pick::NoneServing,
+            };
+        }
         let serving = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING;
         let up = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING && e.available(now);
         let mut any_up = all.iter().any(|e| up(&e));
@@ -269,7 +277,10 @@ impl Attempt {
             Outcome::Unreachable => e.mark_unreachable(),
             Outcome::Answered | Outcome::Failed => {
                 e.mark_reached();
-                e.observe_latency(self.started.elapsed());
+                // Only peak EWMA reads the latency.
+                if self.balancer.policy == Balancing::PeakEwma {
+                    e.observe_latency(self.started.elapsed());
+                }
                 if outcome == Outcome::Answered {
                     if e.failures.load(Ordering::Relaxed) != 0 {
                         e.failures.store(0, Ordering::Relaxed);

@@ -29,6 +29,8 @@ pub(crate) const HEALTH_NOT_SERVING: u8 = 2;
 /// resolver snapshots that still list the address.
 pub(crate) struct EndpointState {
     pub(crate) address: Address,
+    /// `address` as an HTTP authority, parsed once (REST requests are sent to it).
+    pub(crate) authority: Option<http::uri::Authority>,
     /// Calls sent and not answered yet.
     pub(crate) in_flight: AtomicUsize,
     /// Peak-EWMA latency in nanoseconds (f64 bits), and when it was last updated (nanoseconds
@@ -75,6 +77,7 @@ impl std::fmt::Debug for EndpointState {
 impl EndpointState {
     pub(crate) fn new(address: Address, epoch: Instant, health_checked: bool) -> Arc<Self> {
         Arc::new(EndpointState {
+            authority: address.authority().parse().ok(),
             address,
             in_flight: AtomicUsize::new(0),
             ewma: AtomicU64::new(DEFAULT_RTT_NANOS.to_bits()),

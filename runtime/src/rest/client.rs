@@ -299,9 +299,10 @@ impl RestClient {
         use crate::fleet::Outcome;
         let attempt = fleet.start().await?;
         let mut parts = std::mem::take(request.uri_mut()).into_parts();
-        parts.authority = Some(
-            attempt.endpoint().address.authority().parse().map_err(|e| Status::invalid_argument(format!("endpoint address: {e}")))?,
-        );
+        let endpoint = attempt.endpoint();
+        parts.authority = Some(endpoint.authority.clone().ok_or_else(|| {
+            Status::invalid_argument(format!("endpoint address `{}` is not an HTTP authority", endpoint.address))
+        })?);
         *request.uri_mut() = http::Uri::from_parts(parts).map_err(|e| Status::invalid_argument(format!("endpoint URI: {e}")))?;
         let sent = self.send_to(request).await;
         let outcome = match &sent {
