@@ -2,7 +2,7 @@
 //! service ([`crate::health`]) for every service it carries.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ pub struct Server {
     own_health: bool,
     /// How long to go on serving, `NOT_SERVING`, after the shutdown signal.
     drain: Duration,
+    /// How long to wait for the calls in flight after the drain period (`None`: as long as
+    /// they take).
+    drain_timeout: Option<Duration>,
 }
 
 impl Server {
@@ -110,6 +113,27 @@ impl Server {
         self
     }
 
+    /// After the shutdown signal and the [`drain`](Server::drain) period, wait at most `timeout`
+    /// for the calls in flight and the response streams to finish (default: as long as they
+    /// take); then [`serve_with_shutdown`](Server::serve_with_shutdown) returns. Calls still
+    /// running then are left to the runtime: they end with it, when the process exits (as
+    /// grpc-go's `GracefulStop` followed by `Stop` when a timer fires).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn run(server: switchboard::Server, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    /// server
+    ///     .drain(Duration::from_secs(5))
+    ///     .drain_timeout(Duration::from_secs(20))
+    ///     .serve_with_shutdown(listener, std::future::pending::<()>()) // your shutdown signal
+    ///     .await
+    /// # }
+    /// ```
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = Some(timeout);
+        self
+    }
+
     /// The two halves: a gRPC router (tonic `Routes`) and a REST router, to serve on separate
     /// ports (`tonic::transport::Server::builder().add_routes(grpc)`, `axum::serve(l, rest.into_router())`).
     /// Both serve the health service. To stop, call `shutdown()` on [`Server::health`]'s
@@ -145,8 +169,9 @@ impl Server {
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let signal = self.stopping(signal);
-        axum::serve(crate::rest::nodelay(listener), self.into_router()).with_graceful_shutdown(signal).await
+        let (signal, stopped) = self.stopping(signal);
+        let timeout = self.drain_timeout;
+        bounded(timeout, stopped, axum::serve(crate::rest::nodelay(listener), self.into_router()).with_graceful_shutdown(signal).into_future()).await
     }
 
     /// Serves over TLS on `listener` until the process ends: gRPC and REST on one port (ALPN
@@ -190,22 +215,31 @@ impl Server {
         tls: crate::tls::ServerTls,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let signal = self.stopping(signal);
-        axum::serve(crate::tls::TlsListener::new(listener, tls), self.into_router()).with_graceful_shutdown(signal).await
+        let (signal, stopped) = self.stopping(signal);
+        let timeout = self.drain_timeout;
+        let serving = axum::serve(crate::tls::TlsListener::new(listener, tls), self.into_router()).with_graceful_shutdown(signal);
+        bounded(timeout, stopped, serving.into_future()).await
     }
 
     /// `signal`, then the health service's share of stopping: every status `NOT_SERVING`, the
-    /// [`Server::drain`] period, the end of the `Watch` calls. The shutdown signal to hand axum.
-    fn stopping(&self, signal: impl Future<Output = ()> + Send + 'static) -> impl Future<Output = ()> + Send + 'static {
+    /// [`Server::drain`] period, the end of the `Watch` calls. The shutdown signal to hand axum,
+    /// and what says it has fired (the [`Server::drain_timeout`] runs from there).
+    fn stopping(
+        &self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> (impl Future<Output = ()> + Send + 'static, tokio::sync::oneshot::Receiver<()>) {
         let (health, drain) = (self.health.clone(), self.drain);
-        async move {
+        let (stopped, on_stop) = tokio::sync::oneshot::channel();
+        let stopping = async move {
             signal.await;
             health.shutdown();
             if !drain.is_zero() {
                 tokio::time::sleep(drain).await;
             }
             health.close();
-        }
+            let _ = stopped.send(());
+        };
+        (stopping, on_stop)
     }
 
     /// Registers a service this server carries with the health service (not the health
@@ -246,5 +280,26 @@ impl tower_service::Service<http::Request<Body>> for Multiplexed {
         } else {
             self.rest.call(request).map(Ok).boxed()
         }
+    }
+}
+
+/// `serving` (a graceful shutdown under way once `stopped` fires), cut short `timeout` after
+/// that: the [`Server::drain_timeout`].
+async fn bounded(
+    timeout: Option<Duration>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+    serving: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let Some(timeout) = timeout else { return serving.await };
+    let cut_off = async move {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(timeout).await,
+            // The server stopped before its signal: nothing to cut short.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = serving => served,
+        () = cut_off => Ok(()),
     }
 }

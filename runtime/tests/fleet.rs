@@ -364,6 +364,10 @@ async fn load(client: &Client, calls: usize, concurrency: usize) -> ([usize; 3],
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+fn fleet_of(target: &str, balancing: Balancing, ejection: Option<Ejection>) -> Fleet {
+    fleet(target, balancing, ejection)
+}
+
 fn fleet(target: &str, balancing: Balancing, ejection: Option<Ejection>) -> Fleet {
     let mut builder = Fleet::builder(target);
     builder.balancing(balancing).ejection(ejection).refresh(Duration::from_secs(30), Duration::from_millis(200));
@@ -714,7 +718,7 @@ struct Dnsmasq {
 impl Dnsmasq {
     /// Starts it with `ips` for the name; `None` (after printing why, or failing under CI=true)
     /// when dnsmasq is not installed.
-    async fn start(ips: &[&str]) -> Option<Dnsmasq> {
+    async fn start(ips: &[&str], extra: &[String]) -> Option<Dnsmasq> {
         let binary = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"].into_iter().find(|p| std::path::Path::new(p).exists());
         let Some(binary) = binary else {
             switchboard_test_support::ci::skip_or_fail("dnsmasq not found (Debian: apt-get install dnsmasq-base)");
@@ -731,6 +735,7 @@ impl Dnsmasq {
             .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1"])
             .args(["--conf-file=/dev/null", "--local-ttl=1", "--user=root", "--log-facility=-"])
             .arg(format!("--port={port}"))
+            .args(extra)
             .arg(format!("--addn-hosts={}", dns.hosts.display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .stdout(std::process::Stdio::null())
@@ -770,7 +775,9 @@ async fn dns_discovery(kind: Kind) {
     let first = Replica::start(kind, 0, 0);
     let port = first.port();
     let _replicas = [first, Replica::start(kind, 1, port), Replica::start(kind, 2, port)];
-    let Some(mut dns) = Dnsmasq::start(&["127.0.0.1", "127.0.0.2"]).await else { return };
+    // And an SRV record naming the same host and the replicas' port.
+    let srv = format!("--srv-host=_echo._tcp.fleet.test,echo.fleet.test,{port}");
+    let Some(mut dns) = Dnsmasq::start(&["127.0.0.1", "127.0.0.2"], &[srv]).await else { return };
     let target = format!("dns://127.0.0.1:{}/echo.fleet.test:{port}", dns.port);
     let fleet = fleet(&target, Balancing::RoundRobin, None);
     fleet.ready().await.expect("the name resolves");
@@ -811,6 +818,15 @@ async fn dns_discovery(kind: Kind) {
     eprintln!("{kind:?}: {calls} calls in the 2 s after the removal; then {answered:?}");
     assert_eq!(after[0], before[0], "{kind:?}: the removed record still gets traffic 2 s on");
     assert_eq!(fleet.addresses().len(), 2, "{kind:?}: {:?}", fleet.addresses());
+
+    // SRV: the target's port comes from the record (the target URI's is only a default).
+    let srv = fleet_of(&format!("dns://127.0.0.1:{}/_echo._tcp.fleet.test", dns.port), Balancing::RoundRobin, None);
+    srv.ready().await.expect("the SRV name resolves");
+    let mut found = srv.addresses();
+    found.sort();
+    assert_eq!(found.iter().map(ToString::to_string).collect::<Vec<_>>(), [format!("127.0.0.2:{port}"), format!("127.0.0.3:{port}")]);
+    let (answered, failed) = load(&Client::new(kind, &srv, None), 40, 4).await;
+    assert!(failed.is_empty() && answered[0] == 0 && answered[1] > 0 && answered[2] > 0, "{kind:?} over SRV: {answered:?} {failed:?}");
 }
 
 /// The sweeps of outlier detection (every 500 ms here), each rule on its own: one replica of
@@ -907,6 +923,34 @@ async fn tls_fleet() {
     builder.tls(ClientTls::new(other.pem().as_bytes()).unwrap());
     let err = Client::new(Kind::Grpc, &builder.build().unwrap(), None).hit().await.expect_err("an untrusted certificate");
     assert!(err.message().contains("UnknownIssuer") || err.message().contains("certificate"), "{err:?}");
+}
+
+/// `Server::drain_timeout`: a call that outlives the shutdown does not hold `serve_with_shutdown`
+/// longer than the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_timeout_bounds_the_shutdown() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    reset();
+    REPLICAS.delay_ms[0].store(10_000, Ordering::SeqCst);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = switchboard::Server::builder()
+        .add_service(ReplicatedServer::new(Impl { replica: 0 }))
+        .drain_timeout(Duration::from_millis(300));
+    let serving = tokio::spawn(server.serve_with_shutdown(listener, async move {
+        let _ = stopped.await;
+    }));
+    let mut client = ReplicatedClient::new(Channel::from_shared(format!("http://{address}")).unwrap().connect_lazy());
+    let call = tokio::spawn(async move { client.hit(Request::new(Ping::default())).await });
+    switchboard_test_support::ready::eventually("the slow call runs", Duration::from_secs(5), || hits()[0] == 1).await;
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), serving).await.expect("serve_with_shutdown returned within 5 s");
+    let took = asked.elapsed();
+    assert!(served.unwrap().is_ok());
+    assert!((Duration::from_millis(300)..Duration::from_millis(1_500)).contains(&took), "serve_with_shutdown returned after {took:?}");
+    call.abort();
 }
 
 /// etcd discovery has its own test (`tests/etcd.rs`), built only with the `etcd` feature (its
