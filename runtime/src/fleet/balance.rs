@@ -137,15 +137,16 @@ impl Balancer {
         let snapshot = self.snapshot.load();
         let all = &snapshot.endpoints;
         let Some(first) = all.first() else { return Pick::Empty };
-        let now = first.now();
-        // One endpoint (a static target, say): it, when it is serving.
+        // One endpoint (a static target, say): it, when it is serving; no clock is read and
+        // no latency kept (there is nothing to compare it with).
         if all.len() == 1 {
             return match first.health() {
-                HEALTH_SERVING => Pick::Endpoint(first.clone()),
+                HEALTH_SERVING => Pick::Endpoint(first.clone(), false),
                 HEALTH_PENDING => Pick::Wait,
                 _ => Pick::NoneServing,
             };
         }
+        let now = first.now();
         let serving = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING;
         let up = |e: &&Arc<EndpointState>| e.health() == HEALTH_SERVING && e.available(now);
         let mut any_up = all.iter().any(|e| up(&e));
@@ -187,16 +188,17 @@ impl Balancer {
             }
         };
         match chosen {
-            Some(endpoint) => Pick::Endpoint(endpoint.clone()),
+            Some(endpoint) => Pick::Endpoint(endpoint.clone(), self.policy == Balancing::PeakEwma),
             // The snapshot changed under the count: look again.
             None => Pick::Wait,
         }
     }
 
-    /// An attempt on `endpoint` begins: counted in flight until the returned guard ends.
-    pub(crate) fn start(self: &Arc<Self>, endpoint: Arc<EndpointState>) -> Attempt {
+    /// An attempt on `endpoint` begins: counted in flight until the returned guard ends;
+    /// `timed`, its latency is folded into the endpoint's peak EWMA when it ends.
+    pub(crate) fn start(self: &Arc<Self>, endpoint: Arc<EndpointState>, timed: bool) -> Attempt {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        Attempt { endpoint, balancer: self.clone(), started: Instant::now(), done: false }
+        Attempt { endpoint, balancer: self.clone(), started: timed.then(Instant::now), done: false }
     }
 
     /// Ejects `endpoint` after a run of failures, unless that would eject more than the allowed
@@ -225,8 +227,8 @@ impl Balancer {
 
 /// What [`Balancer::pick`] found.
 pub(crate) enum Pick {
-    /// The endpoint for the attempt.
-    Endpoint(Arc<EndpointState>),
+    /// The endpoint for the attempt, and whether to time it (peak EWMA over more than one).
+    Endpoint(Arc<EndpointState>, bool),
     /// The resolver lists no endpoint.
     Empty,
     /// No endpoint is serving yet, but some have not said: wait for a change.
@@ -253,7 +255,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Attempt {
     endpoint: Arc<EndpointState>,
     balancer: Arc<Balancer>,
-    started: Instant,
+    /// When it was sent, if its latency is kept.
+    started: Option<Instant>,
     done: bool,
 }
 
@@ -278,8 +281,8 @@ impl Attempt {
             Outcome::Answered | Outcome::Failed => {
                 e.mark_reached();
                 // Only peak EWMA reads the latency.
-                if self.balancer.policy == Balancing::PeakEwma {
-                    e.observe_latency(self.started.elapsed());
+                if let Some(started) = self.started {
+                    e.observe_latency(started.elapsed());
                 }
                 if outcome == Outcome::Answered {
                     if e.failures.load(Ordering::Relaxed) != 0 {

@@ -259,7 +259,7 @@ impl Fleet {
             // Registered before looking, so that a change between the look and the wait wakes it.
             let changed = balancer.changed.notified();
             let why = match balancer.pick() {
-                balance::Pick::Endpoint(endpoint) => return Ok(balancer.start(endpoint)),
+                balance::Pick::Endpoint(endpoint, timed) => return Ok(balancer.start(endpoint, timed)),
                 balance::Pick::Wait => {
                     changed.await;
                     continue;
@@ -279,7 +279,7 @@ impl Fleet {
         }
     }
 
-    #[allow(dead_code)]
+    #[cfg_attr(not(any(feature = "grpc", feature = "tls")), allow(dead_code))]
     pub(crate) fn connect_options(&self) -> &ConnectOptions {
         &self.inner.connect
     }

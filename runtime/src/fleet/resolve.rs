@@ -111,6 +111,9 @@ impl Resolver for StaticResolver {
 /// "look again" signal.
 pub(crate) struct Running {
     first: watch::Receiver<Option<Result<(), ResolveError>>>,
+    /// Whether addresses came once (then they always are: later failures keep them), so
+    /// that a call does not lock the watch to find out.
+    answered: AtomicBool,
     again: Arc<Notify>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -158,12 +161,18 @@ impl Running {
                 tokio::time::sleep_until((asked + at_least).into()).await;
             }
         });
-        Arc::new(Running { first, again, task: Mutex::new(Some(task)) })
+        Arc::new(Running { first, answered: AtomicBool::new(false), again, task: Mutex::new(Some(task)) })
     }
 
     /// Waits for the first answer: `Ok` once addresses came, the error while none ever did.
     pub(crate) async fn first(&self) -> Result<(), ResolveError> {
+        if self.answered.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if let Some(answer) = &*self.first.borrow() {
+            if answer.is_ok() {
+                self.answered.store(true, Ordering::Relaxed);
+            }
             return answer.clone();
         }
         let mut first = self.first.clone();
