@@ -3,10 +3,17 @@
 //! ```text
 //! replica (`fleet replica …`, serve_replica) ×3 on 127.0.0.1/.2/.3 ── gRPC + REST + grpc.health.v1 on one port
 //!   SIGTERM: NOT_SERVING, drain period, then stop (calls in flight finish)
-//! client (src/main.rs) ── Fleet: static target, round robin, health-checked (A17), retries
-//!   rolling restart: each replica in turn SIGTERM'd and started again, zero failed calls
+//! DnsRegistry (src/dns.rs, hickory-server in the supervisor) ── zone fleet.test. on UDP 127.0.0.1:<port>
+//!   echo.fleet.test: one A record (TTL 1 s) per replica that serves; removed at its SIGTERM
+//! client (src/main.rs) ── Fleet: dns://127.0.0.1:<port>/echo.fleet.test:<port>, re-resolved as the
+//!   TTL runs out; round robin, health-checked (A17), retries
+//!   rolling restart: each replica in turn leaves DNS, is SIGTERM'd, started again and
+//!   registered again, zero failed calls
 //! ```
 
+pub mod dns;
+
+pub use dns::DnsRegistry;
 use switchboard::{Request, Response, Status};
 
 /// What to echo.

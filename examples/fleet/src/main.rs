@@ -1,10 +1,18 @@
 //! Run: cargo run -p fleet
 //!
-//! Three replica processes of this program on 127.0.0.1, .2 and .3 (one port), a client that
-//! balances across them (round robin over the replicas whose health says SERVING, retries on
-//! UNAVAILABLE: the policy in `fleet::SERVICE_CONFIG`), 16 callers over gRPC and REST, and a
-//! rolling restart: each replica in turn gets SIGTERM, drains (NOT_SERVING, 300 ms, stop) and
-//! starts again. It prints the calls each replica answered and the failed calls: 0.
+//! Three replica processes of this program on 127.0.0.1, .2 and .3 (one port), registered in
+//! DNS: the supervisor (this process) serves the zone `fleet.test.` itself, on UDP 127.0.0.1 at
+//! a free port (hickory-server, `fleet::DnsRegistry`), with one A record of `echo.fleet.test`
+//! (TTL 1 s) per replica that serves, like a Kubernetes headless service. A client finds them
+//! through that name server, `dns://127.0.0.1:<dns port>/echo.fleet.test:<port>` (switchboard's
+//! DNS resolver, looking the name up again as the TTL runs out, at most every 500 ms), and
+//! balances across them: round robin over the replicas whose health says SERVING, retries on
+//! UNAVAILABLE (the policy in `fleet::SERVICE_CONFIG`), 16 callers over gRPC and REST. Then a
+//! rolling restart: each replica in turn leaves DNS, gets SIGTERM a deregistration delay later
+//! (the TTL and the client's re-resolution), drains (NOT_SERVING, 300 ms, stop), starts again
+//! and is registered again once it listens. It prints the registry's changes, the endpoints the
+//! client resolves, the calls each replica answered and the failed calls: 0 (it exits non-zero
+//! otherwise).
 //!
 //! `fleet replica <name> <address>` runs one replica.
 
@@ -12,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleet::{EchoClient, EchoRestClient, Ping, ReplicaProcess, SERVICE_CONFIG};
+use fleet::{DnsRegistry, EchoClient, EchoRestClient, Ping, ReplicaProcess, SERVICE_CONFIG};
 use switchboard::fleet::Fleet;
 use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
 use switchboard::rest::RestClient;
@@ -37,19 +45,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The demo; the number of failed calls.
 async fn demo() -> Result<usize, Box<dyn std::error::Error>> {
     let program = std::env::current_exe()?;
+    let registry = DnsRegistry::start("echo.fleet.test").await?;
+    println!("dns: zone fleet.test. served on udp {} (in this process), A records of {} with TTL {} s", registry.address(), registry.name(), fleet::dns::TTL);
     // One free port, used on the three loopback addresses.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut replicas = Vec::new();
     for i in 1..=3 {
-        replicas.push(ReplicaProcess::start(&program, &format!("replica-{i}"), &format!("127.0.0.{i}:{port}")).await?);
+        let replica = ReplicaProcess::start(&program, &format!("replica-{i}"), &format!("127.0.0.{i}:{port}")).await?;
+        registered(&registry, &replica).await?;
+        replicas.push(replica);
     }
-    let target = format!("static:///{}", replicas.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(","));
+    let target = registry.target(port);
     let config = ServiceConfig::from_json(SERVICE_CONFIG)?;
-    let fleet = Fleet::builder(&target).service_config(&config).keepalive(Duration::from_secs(1), Duration::from_secs(1)).build()?;
+    let fleet = Fleet::builder(&target)
+        .service_config(&config)
+        .keepalive(Duration::from_secs(1), Duration::from_secs(1))
+        // Looked up again when the TTL (1 s) runs out, or when an endpoint cannot be reached,
+        // but at most every 500 ms.
+        .refresh(Duration::from_secs(30), Duration::from_millis(500))
+        .build()?;
+    fleet.ready().await?;
     let policy = || PolicyLayer::new(Policies::new().runtime(config.clone()));
     let grpc = EchoClient::new(fleet.grpc()).layer(policy());
     let rest = EchoRestClient::with_client(RestClient::fleet(fleet.clone())).layer(policy());
     println!("client: {target}, round robin over the replicas that say SERVING");
+    // What the client resolved, printed whenever it changes.
+    let watching = {
+        let fleet = fleet.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let now: Vec<String> = fleet.addresses().iter().map(|a| a.authority()).collect();
+                if now != seen {
+                    println!("client: endpoints from DNS: {}", now.join(", "));
+                    seen = now;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -80,17 +114,25 @@ async fn demo() -> Result<usize, Box<dyn std::error::Error>> {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     for replica in replicas.iter_mut() {
+        let ip = ip(replica)?;
+        let left = registry.deregister(ip).await;
+        println!("dns: - {} A {ip} ({} stops) -> {}", registry.name(), replica.name, list(&left));
+        // The deregistration delay (a Kubernetes preStop sleep, a load balancer's draining):
+        // clients hold the last answer for its TTL, then ask again.
+        tokio::time::sleep(DEREGISTRATION_DELAY).await;
         println!("rolling restart: SIGTERM to {}", replica.name);
         replica.signal("TERM")?;
         replica.wait().await?;
         *replica = ReplicaProcess::start(&program, &replica.name, &replica.address).await?;
         println!("{} is back", replica.name);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        registered(&registry, replica).await?;
+        tokio::time::sleep(DEREGISTRATION_DELAY).await;
     }
     stop.store(true, Ordering::Relaxed);
     for caller in callers {
         caller.await?;
     }
+    watching.abort();
     let failures = failures.lock().unwrap();
     println!("{} calls; answered per replica: {:?}; failed: {}", calls.load(Ordering::Relaxed), answered.lock().unwrap(), failures.len());
     for f in failures.iter().take(5) {
@@ -101,4 +143,28 @@ async fn demo() -> Result<usize, Box<dyn std::error::Error>> {
         replica.wait().await?;
     }
     Ok(failures.len())
+}
+
+/// How long a replica stays up after its A record is removed: the TTL, and half a second for
+/// the client to ask again.
+const DEREGISTRATION_DELAY: Duration = Duration::from_millis(fleet::dns::TTL as u64 * 1_000 + 500);
+
+/// Registers a replica that listens (ReplicaProcess::start waited for it) and prints the change.
+async fn registered(registry: &DnsRegistry, replica: &ReplicaProcess) -> Result<(), Box<dyn std::error::Error>> {
+    let ip = ip(replica)?;
+    let now = registry.register(ip).await;
+    println!("dns: + {} A {ip} ({} serves) -> {}", registry.name(), replica.name, list(&now));
+    Ok(())
+}
+
+/// A replica's IPv4 address.
+fn ip(replica: &ReplicaProcess) -> Result<std::net::Ipv4Addr, Box<dyn std::error::Error>> {
+    match replica.address.parse::<std::net::SocketAddr>()?.ip() {
+        std::net::IpAddr::V4(ip) => Ok(ip),
+        other => Err(format!("{}: {other} is not IPv4 (the zone has A records only)", replica.name).into()),
+    }
+}
+
+fn list(ips: &[std::net::Ipv4Addr]) -> String {
+    ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")
 }

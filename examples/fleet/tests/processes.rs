@@ -15,16 +15,35 @@ use switchboard::Request;
 
 const PROGRAM: &str = env!("CARGO_BIN_EXE_fleet");
 
-/// The demo: three replicas, 16 callers over gRPC and REST, each replica SIGTERM'd (drained)
-/// and started again in turn: it exits 0 only when no call failed.
+/// The demo: three replicas registered in the demo's own DNS server, a client that finds them
+/// through it (a `dns://` target), 16 callers over gRPC and REST, each replica taken out of DNS,
+/// SIGTERM'd (drained), started again and registered again in turn: it exits 0 only when no
+/// call failed. The client's endpoints follow the registry: each replica leaves them and comes
+/// back, and every replica answered calls.
 #[test]
 fn rolling_restart_fails_no_call() {
     let out = std::process::Command::new(PROGRAM).output().expect("run the demo");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the demo failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("failed: 0"), "{text}");
+    let client = text.lines().find(|l| l.starts_with("client: dns://")).unwrap_or_else(|| panic!("no dns:// target: {text}"));
+    assert!(client.contains("/echo.fleet.test:"), "{client}");
+    let summary = text.lines().find(|l| l.contains("answered per replica:")).unwrap_or_else(|| panic!("no summary: {text}"));
+    assert!(summary.ends_with("failed: 0"), "{text}");
+    let resolved: Vec<&str> = text.lines().filter(|l| l.starts_with("client: endpoints from DNS:")).collect();
     for i in 1..=3 {
         assert!(text.contains(&format!("replica-{i} is back")), "{text}");
+        assert!(text.contains(&format!("dns: - echo.fleet.test A 127.0.0.{i} ")), "{text}");
+        assert!(text.contains(&format!("dns: + echo.fleet.test A 127.0.0.{i} ")), "{text}");
+        let ip = format!("127.0.0.{i}:");
+        assert!(resolved.iter().any(|l| !l.contains(&ip)), "the client never saw {ip} leave DNS: {text}");
+        assert!(resolved.last().is_some_and(|l| l.contains(&ip)), "the client did not find {ip} again: {text}");
+        let answered: usize = summary
+            .split(&format!("\"replica-{i}\": "))
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(answered > 0, "replica-{i} answered no call: {summary}");
     }
 }
 
