@@ -75,7 +75,8 @@ pub struct RestClient {
     /// Credentials for OpenAPI operations' security schemes.
     pub(crate) credentials: ClientCredentials,
     layers: Layers,
-    /// The fleet each attempt picks an endpoint of (`base` then only carries the path prefix).
+    /// The fleet each attempt picks an endpoint of (`base` is then empty: requests carry their
+    /// path, and each attempt adds the scheme and the endpoint it picked).
     fleet: Option<crate::fleet::Fleet>,
 }
 
@@ -143,10 +144,13 @@ impl RestClient {
         #[cfg(feature = "tls")]
         if let Some(tls) = &fleet.connect_options().tls {
             let mut client = RestClient::with_tls("https://fleet.invalid", tls).expect("a valid URL");
+            client.base.clear();
             client.fleet = Some(fleet);
             return client;
         }
         let mut client = RestClient::new("http://fleet.invalid").expect("a valid URL");
+        // Requests carry only their path; each attempt adds the scheme and its endpoint.
+        client.base.clear();
         client.fleet = Some(fleet);
         client
     }
@@ -299,6 +303,11 @@ impl RestClient {
         use crate::fleet::Outcome;
         let attempt = fleet.start().await?;
         let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        #[cfg(feature = "tls")]
+        let https = fleet.connect_options().tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let https = false;
+        parts.scheme = Some(if https { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP });
         let endpoint = attempt.endpoint();
         parts.authority = Some(endpoint.authority.clone().ok_or_else(|| {
             Status::invalid_argument(format!("endpoint address `{}` is not an HTTP authority", endpoint.address))
