@@ -7,10 +7,13 @@
 //! nats-server or RabbitMQ installed the cases skip with the reason (under `CI=true` they fail).
 #![cfg(all(feature = "tls", any(feature = "amqp", feature = "nats")))]
 
+#[path = "common/certs.rs"]
+mod certs;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use certs::{Ca, Leaf};
 use switchboard::queue::Broker;
 use switchboard::tls::ClientTls;
 use switchboard::{Request, Response, Status};
@@ -32,51 +35,6 @@ impl Hello for Impl {
 
 // ---- certificates ------------------------------------------------------------------------------
 
-/// A CA that signs server and client certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate and its key (PEM).
-struct Leaf {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        Ca { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// The brokers' certificate: 127.0.0.1, localhost and `broker.test` (a name the clients only
-    /// reach through `ClientTls::server_name`).
-    fn server(&self) -> Leaf {
-        self.leaf(&["127.0.0.1", "localhost", "broker.test"], ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    fn client(&self) -> Leaf {
-        self.leaf(&["client.test"], ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert: cert.pem(), key: key.serialize_pem() }
-    }
-}
-
 /// The test's certificates, also written as files for the brokers.
 struct Pki {
     ca: Ca,
@@ -90,7 +48,9 @@ impl Pki {
     fn new(case: &str) -> Pki {
         let (ca, other) = (Ca::new("switchboard broker test CA"), Ca::new("another CA"));
         let dir = TempDir::new(case);
-        let server = ca.server();
+        // The brokers' certificate: 127.0.0.1, localhost and `broker.test` (a name the clients
+        // only reach through `ClientTls::server_name`).
+        let server = ca.server(&["127.0.0.1", "localhost", "broker.test"]);
         for (name, pem) in [("ca.pem", &ca.pem()), ("server.pem", &server.cert), ("server.key", &server.key)] {
             std::fs::write(dir.0.join(name), pem).unwrap();
         }

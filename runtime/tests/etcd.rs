@@ -11,23 +11,25 @@
 //! keep their keys, and a replica registered after the restart joins.
 //!
 //! Replicas are servers on threads and runtimes of their own (killed by dropping the runtime:
-//! listener and connections close, as when a process dies), as in tests/fleet.rs. Cases run one
-//! at a time (one lock): they measure time on a 2-core box.
+//! listener and connections close, as when a process dies; tests/common/replica.rs, shared with
+//! tests/fleet.rs). Cases run one at a time (one lock): they measure time on a 2-core box.
 #![cfg(all(feature = "grpc", feature = "rest", feature = "etcd"))]
+
+#[path = "common/replica.rs"]
+mod replica;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use replica::{Kind, Replica};
 use switchboard::fleet::{Address, Balancing, EtcdRegistration, EtcdResolver, Fleet, Resolver};
-use switchboard::grpc::transport::server::TcpIncoming;
 use switchboard::grpc::transport::Server;
 use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
 use switchboard::rest::RestClient;
 use switchboard::{Request, Response, Status};
 use switchboard_test_support::ready::{eventually, retry_until};
-use tokio::net::TcpListener;
 
 #[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
 #[prost(prost_path = "::switchboard::prost")]
@@ -55,72 +57,15 @@ impl Registered for Impl {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Grpc,
-    Rest,
-}
-
-/// One replica: a server on `127.0.0.1:<free port>` on a thread and runtime of its own.
-struct Replica {
-    address: String,
-    kill: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Replica {
-    fn start(kind: Kind, replica: u32) -> Replica {
-        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
-        let (ready, listening) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("replica-{replica}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-                runtime.block_on(async move {
-                    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                    let _ = ready.send(listener.local_addr().unwrap().to_string());
-                    let serve = async move {
-                        match kind {
-                            Kind::Grpc => {
-                                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                                let _ = Server::builder()
-                                    .add_service(RegisteredServer::new(Impl { replica }))
-                                    .serve_with_incoming(incoming)
-                                    .await;
-                            }
-                            Kind::Rest => {
-                                let _ = RegisteredRestServer::new(Impl { replica }).serve(listener).await;
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = killed => {}
-                    }
-                });
-                // Dropping the runtime here cancels every connection task: sockets close.
-                drop(runtime);
-            })
-            .expect("a replica thread");
-        let address = listening.recv().expect("the replica listens");
-        Replica { address, kill: Some(kill), thread: Some(thread) }
-    }
-
-    /// Stops it as a dying process would: listener and connections closed.
-    fn kill(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Starts replica `replica` on `127.0.0.1:<free port>`.
+fn start(kind: Kind, replica: u32) -> Replica {
+    Replica::start_kind(
+        kind,
+        format!("replica-{replica}"),
+        "127.0.0.1:0".to_owned(),
+        move || Server::builder().add_service(RegisteredServer::new(Impl { replica })),
+        move || RegisteredRestServer::new(Impl { replica }).into_rest_router(),
+    )
 }
 
 /// etcd on 127.0.0.1 (free client and peer ports, a fresh data directory), killed on drop.
@@ -311,7 +256,7 @@ async fn discovery(kind: Kind) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let Some(etcd) = Etcd::start().await else { return };
     let prefix = format!("/services/{}", switchboard_test_support::server::unique_id("echo"));
-    let mut replicas: Vec<Replica> = (0..3).map(|i| Replica::start(kind, i)).collect();
+    let mut replicas: Vec<Replica> = (0..3).map(|i| start(kind, i)).collect();
     let mut registrations = Vec::new();
     for (i, r) in replicas.iter().enumerate() {
         registrations.push(Some(register(&etcd, &prefix, i as u32, &r.address, TTL).await));
@@ -361,7 +306,7 @@ async fn discovery(kind: Kind) {
     assert_eq!((after[1], after[2]), (before[1], before[2]), "{kind:?}: a replica that left still answered");
 
     // Joined: a new replica registers and gets traffic.
-    let joined = Replica::start(kind, 3);
+    let joined = start(kind, 3);
     let joined_at = Instant::now();
     let _registration = register(&etcd, &prefix, 3, &joined.address, TTL).await;
     let seen = time_until(Duration::from_secs(2), || has(&fleet, &joined)).await.map(|_| joined_at.elapsed());
@@ -383,7 +328,7 @@ async fn etcd_restart() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let Some(mut etcd) = Etcd::start().await else { return };
     let prefix = format!("/services/{}", switchboard_test_support::server::unique_id("echo"));
-    let replicas: Vec<Replica> = (0..3).map(|i| Replica::start(Kind::Grpc, i)).collect();
+    let replicas: Vec<Replica> = (0..3).map(|i| start(Kind::Grpc, i)).collect();
     let _kept = [register(&etcd, &prefix, 0, &replicas[0].address, TTL).await, register(&etcd, &prefix, 1, &replicas[1].address, TTL).await];
     let fleet = Fleet::builder(&format!("etcd://127.0.0.1:{}{prefix}", etcd.client_port)).build().expect("an etcd target");
     fleet.ready().await.expect("the prefix lists");

@@ -13,12 +13,18 @@
 //! Cases run one at a time (one lock): they measure shares of traffic and time on a 2-core box.
 #![cfg(all(feature = "grpc", feature = "rest"))]
 
+#[cfg(feature = "tls")]
+#[path = "common/certs.rs"]
+mod certs;
+#[path = "common/replica.rs"]
+mod replica;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use replica::{Kind, Replica};
 use switchboard::fleet::{Balancing, Ejection, FailurePercentageEjection, Fleet, SuccessRateEjection};
-use switchboard::grpc::transport::server::TcpIncoming;
 use switchboard::grpc::transport::{Channel, Endpoint, Server};
 use switchboard::policy::{Policies, PolicyLayer, ServiceConfig};
 use switchboard::rest::RestClient;
@@ -131,153 +137,35 @@ impl Replicated for Impl {
 static WRITES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
     std::sync::LazyLock::new(Default::default);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Grpc,
-    Rest,
+/// Starts replica `replica` on `127.0.0.<replica + 1>:<port>` (any free port when 0).
+fn start(kind: Kind, replica: usize, port: u16) -> Replica {
+    Replica::start_kind(
+        kind,
+        format!("replica-{replica}"),
+        format!("127.0.0.{}:{port}", replica + 1),
+        move || Server::builder().add_service(ReplicatedServer::new(Impl { replica })),
+        move || ReplicatedRestServer::new(Impl { replica }).into_rest_router(),
+    )
 }
 
-/// One replica: a server on `127.0.0.<replica + 1>:<port>` on a thread and runtime of its own.
-struct Replica {
-    address: String,
-    kill: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// A [`switchboard::Server`]'s (gRPC, REST and health on one port): its health statuses and
-    /// its graceful shutdown.
-    health: Option<switchboard::health::HealthReporter>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// Freezes its runtime's only thread until the receiver sent here gets a message or its
-    /// sender is dropped: the process is stopped (SIGSTOP) as far as its peers can tell — the
-    /// kernel keeps its sockets open and accepts connections, nothing answers.
-    freeze: Option<tokio::sync::mpsc::UnboundedSender<std::sync::mpsc::Receiver<()>>>,
-}
-
-impl Replica {
-    /// Starts replica `replica` (on `port`, or any free one when 0).
-    fn start(kind: Kind, replica: usize, port: u16) -> Replica {
-        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
-        let (ready, listening) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("replica-{replica}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-                runtime.block_on(async move {
-                    let ip = format!("127.0.0.{}", replica + 1);
-                    // The port of a replica just killed may still be held for a moment.
-                    let listener = switchboard_test_support::ready::retry_until("bind", Duration::from_secs(5), || {
-                        TcpListener::bind(format!("{ip}:{port}"))
-                    })
-                    .await;
-                    let _ = ready.send(listener.local_addr().unwrap().to_string());
-                    let serve = async move {
-                        match kind {
-                            Kind::Grpc => {
-                                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                                let _ = Server::builder()
-                                    .add_service(ReplicatedServer::new(Impl { replica }))
-                                    .serve_with_incoming(incoming)
-                                    .await;
-                            }
-                            Kind::Rest => {
-                                let _ = ReplicatedRestServer::new(Impl { replica }).serve(listener).await;
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = killed => {}
-                    }
-                });
-                // Dropping the runtime here cancels every connection task: sockets close.
-                drop(runtime);
-            })
-            .expect("a replica thread");
-        let address = listening.recv().expect("the replica listens");
-        Replica { address, kill: Some(kill), thread: Some(thread), health: None, stop: None, freeze: None }
-    }
-
-    /// Starts replica `replica` as a [`switchboard::Server`] (gRPC, REST and the health service
-    /// on one port) that drains for `drain` when stopped gracefully.
-    fn serve(replica: usize, port: u16, drain: Duration) -> Replica {
-        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = switchboard::Server::builder().add_service(ReplicatedServer::new(Impl { replica })).drain(drain);
-        let health = server.health();
-        let (ready, listening) = std::sync::mpsc::channel();
-        let (freeze, mut frozen) = tokio::sync::mpsc::unbounded_channel::<std::sync::mpsc::Receiver<()>>();
-        let thread = std::thread::Builder::new()
-            .name(format!("replica-{replica}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-                runtime.block_on(async move {
-                    tokio::spawn(async move {
-                        while let Some(thaw) = frozen.recv().await {
-                            // Blocks the runtime's only thread: every task of the replica stops.
-                            let _ = thaw.recv();
-                        }
-                    });
-                    let ip = format!("127.0.0.{}", replica + 1);
-                    let listener = switchboard_test_support::ready::retry_until("bind", Duration::from_secs(5), || {
-                        TcpListener::bind(format!("{ip}:{port}"))
-                    })
-                    .await;
-                    let _ = ready.send(listener.local_addr().unwrap().to_string());
-                    let serve = server.serve_with_shutdown(listener, async move {
-                        let _ = stopped.await;
-                    });
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = killed => {}
-                    }
-                });
-                drop(runtime);
-            })
-            .expect("a replica thread");
-        let address = listening.recv().expect("the replica listens");
-        Replica { address, kill: Some(kill), thread: Some(thread), health: Some(health), stop: Some(stop), freeze: Some(freeze) }
-    }
-
-    /// Freezes it (see [`Replica::freeze`]'s field) until the returned sender sends or drops.
-    fn freeze(&self) -> std::sync::mpsc::Sender<()> {
-        let (thaw, frozen) = std::sync::mpsc::channel();
-        self.freeze.as_ref().expect("a served replica").send(frozen).expect("the replica runs");
-        thaw
-    }
-
-    /// Stops it gracefully (drain: NOT_SERVING, the drain period, then no new calls, the calls
-    /// in flight finished) and waits until it has stopped.
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.address.rsplit_once(':').unwrap().1.parse().unwrap()
-    }
-
-    /// Stops it as a dying process would: listener and connections closed.
-    fn kill(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Starts replica `replica` as a [`switchboard::Server`] (gRPC, REST and the health service on
+/// one port, its health statuses kept) that drains for `drain` when stopped gracefully (drain:
+/// NOT_SERVING, the drain period, then no new calls, the calls in flight finished).
+fn serve(replica: usize, port: u16, drain: Duration) -> Replica {
+    let server = switchboard::Server::builder().add_service(ReplicatedServer::new(Impl { replica })).drain(drain);
+    let health = server.health();
+    let address = format!("127.0.0.{}:{port}", replica + 1);
+    let mut started = Replica::start(format!("replica-{replica}"), address, move |listener, stopped| {
+        server.serve_with_shutdown(listener, async move {
+            let _ = stopped.await;
+        })
+    });
+    started.health = Some(health);
+    started
 }
 
 fn three(kind: Kind) -> Vec<Replica> {
-    (0..3).map(|i| Replica::start(kind, i, 0)).collect()
+    (0..3).map(|i| start(kind, i, 0)).collect()
 }
 
 fn static_target(replicas: &[Replica]) -> String {
@@ -442,7 +330,7 @@ async fn failover(kind: Kind) {
     let at_kill = hits();
     tokio::time::sleep_until((started + Duration::from_secs(6)).into()).await;
     assert_eq!(hits()[1], at_kill[1], "{kind:?}: a killed replica answered");
-    replicas[1] = Replica::start(kind, 1, port);
+    replicas[1] = start(kind, 1, port);
     // Within 5 s of the restart it carries its share again: measured over the last second.
     tokio::time::sleep_until((started + Duration::from_secs(10)).into()).await;
     let before = hits();
@@ -538,7 +426,7 @@ async fn health_and_drain(kind: Kind) {
     let _turn = ONE_AT_A_TIME.lock().await;
     reset();
     const DRAIN: Duration = Duration::from_millis(300);
-    let mut replicas: Vec<Replica> = (0..3).map(|i| Replica::serve(i, 0, DRAIN)).collect();
+    let mut replicas: Vec<Replica> = (0..3).map(|i| serve(i, 0, DRAIN)).collect();
     let mut builder = Fleet::builder(&static_target(&replicas));
     builder.balancing(Balancing::RoundRobin).health_check(Some("")).refresh(Duration::from_secs(30), Duration::from_millis(200));
     let fleet = builder.build().expect("a fleet");
@@ -583,7 +471,7 @@ async fn health_and_drain(kind: Kind) {
     for i in 0..3 {
         let port = replicas[i].address.rsplit_once(':').unwrap().1.parse().unwrap();
         replicas[i].stop();
-        replicas[i] = Replica::serve(i, port, DRAIN);
+        replicas[i] = serve(i, port, DRAIN);
         let before = hits()[i];
         switchboard_test_support::ready::eventually("the restarted replica gets calls", Duration::from_secs(5), || hits()[i] > before).await;
     }
@@ -608,7 +496,7 @@ async fn health_and_drain(kind: Kind) {
 async fn frozen_replica(kind: Kind) {
     let _turn = ONE_AT_A_TIME.lock().await;
     reset();
-    let replicas: Vec<Replica> = (0..3).map(|i| Replica::serve(i, 0, Duration::ZERO)).collect();
+    let replicas: Vec<Replica> = (0..3).map(|i| serve(i, 0, Duration::ZERO)).collect();
     let mut builder = Fleet::builder(&static_target(&replicas));
     builder
         .balancing(Balancing::RoundRobin)
@@ -772,9 +660,9 @@ async fn dns_discovery(kind: Kind) {
     let _turn = ONE_AT_A_TIME.lock().await;
     reset();
     // Three replicas on one port, on 127.0.0.1, .2 and .3.
-    let first = Replica::start(kind, 0, 0);
+    let first = start(kind, 0, 0);
     let port = first.port();
-    let _replicas = [first, Replica::start(kind, 1, port), Replica::start(kind, 2, port)];
+    let _replicas = [first, start(kind, 1, port), start(kind, 2, port)];
     // And an SRV record naming the same host and the replicas' port.
     let srv = format!("--srv-host=_echo._tcp.fleet.test,echo.fleet.test,{port}");
     let Some(mut dns) = Dnsmasq::start(&["127.0.0.1", "127.0.0.2"], &[srv]).await else { return };
@@ -878,16 +766,12 @@ async fn ejection_sweeps(kind: Kind) {
 #[cfg(feature = "tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_fleet() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use switchboard::tls::{ClientTls, ServerTls};
     let _turn = ONE_AT_A_TIME.lock().await;
     reset();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "127.0.0.2".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-    let server_tls = ServerTls::new(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).expect("a server certificate");
+    let ca = certs::Ca::new("test CA");
+    let leaf = ca.server(&["127.0.0.1", "127.0.0.2"]);
+    let server_tls = ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).expect("a server certificate");
     let mut addresses = Vec::new();
     for replica in 0..2 {
         let tls = server_tls.clone();
@@ -914,11 +798,7 @@ async fn tls_fleet() {
         assert!(total[0] > 0 && total[1] > 0 && total[2] == 0, "{kind:?} over TLS: answers per replica {total:?}");
     }
     // Trusting another CA: the health watches fail, no endpoint serves, calls fail fast.
-    let other = CertifiedIssuer::self_signed(
-        { let mut p = CertificateParams::new(Vec::<String>::new()).unwrap(); p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained); p },
-        KeyPair::generate().unwrap(),
-    )
-    .unwrap();
+    let other = certs::Ca::new("other CA");
     let mut builder = Fleet::builder(&target);
     builder.tls(ClientTls::new(other.pem().as_bytes()).unwrap());
     let err = Client::new(Kind::Grpc, &builder.build().unwrap(), None).hit().await.expect_err("an untrusted certificate");

@@ -6,17 +6,20 @@
 //! when python3, grpcio or requests is missing, failed instead under `CI=true`).
 #![cfg(feature = "tls")]
 
+#[path = "common/certs.rs"]
+mod certs;
+
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
+use certs::Ca;
 use switchboard::rest::RestClient;
 use switchboard::tls::{ClientTls, ServerTls, TlsError};
 use switchboard::{Code, Request, Response, Status};
 use switchboard_test_support::server::{in_background, unique_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The names of the servers' certificates.
+const LOCAL: &[&str] = &["localhost", "127.0.0.1"];
 
 #[derive(Clone, PartialEq, switchboard::prost::Message, switchboard::serde::Serialize, switchboard::serde::Deserialize)]
 #[prost(prost_path = "::switchboard::prost")]
@@ -42,55 +45,6 @@ impl Echo for Impl {
 
 fn greeting(text: &str) -> Greeting {
     Greeting { text: text.to_owned() }
-}
-
-// ---- certificates ------------------------------------------------------------------------------
-
-/// A CA that signs server and client certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate (PEM), its key (PEM) and its DER bytes (what a peer receives).
-struct Leaf {
-    cert: String,
-    key: String,
-    der: Vec<u8>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        Ca { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// A server certificate for `localhost` and 127.0.0.1.
-    fn server(&self, serial: u64) -> Leaf {
-        self.leaf(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, serial)
-    }
-
-    /// A client certificate.
-    fn client(&self) -> Leaf {
-        self.leaf(&["client.test"], ExtendedKeyUsagePurpose::ClientAuth, 7)
-    }
-
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, serial: u64) -> Leaf {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.serial_number = Some(SerialNumber::from(serial));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert: cert.pem(), key: key.serialize_pem(), der: cert.der().to_vec() }
-    }
 }
 
 // ---- servers and clients -----------------------------------------------------------------------
@@ -144,7 +98,7 @@ async fn presented_certificate(addr: &str, tls: &ClientTls) -> Result<Vec<u8>, S
 #[tokio::test]
 async fn grpc_and_rest_clients_call_one_tls_port() {
     let ca = Ca::new("test CA");
-    let leaf = ca.server(1);
+    let leaf = ca.server(LOCAL);
     let addr = serve(ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap());
     let tls = client_tls(&ca);
 
@@ -166,7 +120,7 @@ async fn grpc_and_rest_clients_call_one_tls_port() {
 #[tokio::test]
 async fn rest_alone_over_tls_and_a_tls_server_that_shuts_down() {
     let ca = Ca::new("test CA");
-    let leaf = ca.server(1);
+    let leaf = ca.server(LOCAL);
     let tls = ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap();
     let client = client_tls(&ca);
 
@@ -193,7 +147,7 @@ async fn rest_alone_over_tls_and_a_tls_server_that_shuts_down() {
 async fn mtls_refuses_clients_without_a_certificate_the_ca_signed() {
     let ca = Ca::new("test CA");
     let clients_ca = Ca::new("clients CA");
-    let leaf = ca.server(1);
+    let leaf = ca.server(LOCAL);
     let server = ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap().client_ca(clients_ca.pem().as_bytes()).unwrap();
     assert!(server.requires_client_certificate());
     let addr = serve(server);
@@ -223,7 +177,7 @@ async fn mtls_refuses_clients_without_a_certificate_the_ca_signed() {
 #[tokio::test]
 async fn a_wrong_ca_or_name_is_a_clear_error() {
     let ca = Ca::new("test CA");
-    let leaf = ca.server(1);
+    let leaf = ca.server(LOCAL);
     let addr = serve(ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap());
 
     let other = client_tls(&Ca::new("other CA"));
@@ -250,8 +204,8 @@ async fn a_wrong_ca_or_name_is_a_clear_error() {
 async fn a_reloaded_certificate_serves_new_connections_without_a_restart() {
     let first_ca = Ca::new("first CA");
     let next_ca = Ca::new("next CA");
-    let first = first_ca.server(1);
-    let next = next_ca.server(2);
+    let first = first_ca.server(LOCAL);
+    let next = next_ca.server(LOCAL);
     let tls = ServerTls::new(first.cert.as_bytes(), first.key.as_bytes()).unwrap();
     let addr = serve(tls.clone());
     let trusts_first = client_tls(&first_ca);
@@ -268,7 +222,7 @@ async fn a_reloaded_certificate_serves_new_connections_without_a_restart() {
     assert_eq!(presented_certificate(&addr, &trusts_first).await.unwrap(), first.der);
 
     tls.reload(next.cert.as_bytes(), next.key.as_bytes()).unwrap();
-    // New connections get the new certificate (serial 2, the next CA's) ...
+    // New connections get the new certificate (the next CA's) ...
     assert_eq!(presented_certificate(&addr, &trusts_next).await.unwrap(), next.der);
     assert_eq!(grpc_say(&addr, &trusts_next, "after").await.unwrap(), "hello, after");
     assert_eq!(rest_say(&addr, &trusts_next, "after").await.unwrap(), "hello, after");
@@ -281,7 +235,7 @@ async fn a_reloaded_certificate_serves_new_connections_without_a_restart() {
 #[tokio::test]
 async fn bad_handshakes_leave_the_server_serving() {
     let ca = Ca::new("test CA");
-    let leaf = ca.server(1);
+    let leaf = ca.server(LOCAL);
     let tls = ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap().handshake_timeout(Duration::from_millis(300));
     let addr = serve(tls);
     let good = client_tls(&ca);
@@ -311,8 +265,8 @@ async fn bad_handshakes_leave_the_server_serving() {
 #[tokio::test]
 async fn bad_pem_and_urls_are_errors_that_say_what_is_wrong() {
     let ca = Ca::new("test CA");
-    let leaf = ca.server(1);
-    let other = ca.server(2);
+    let leaf = ca.server(LOCAL);
+    let other = ca.server(LOCAL);
 
     let err = ServerTls::new(b"not a certificate", leaf.key.as_bytes()).unwrap_err();
     assert_eq!(
@@ -357,7 +311,7 @@ async fn python_grpcio_and_requests_call_the_tls_server() {
         return;
     }
     let ca = Ca::new("test CA");
-    let leaf = ca.server(1);
+    let leaf = ca.server(LOCAL);
     let clients_ca = Ca::new("clients CA");
     let member = clients_ca.client();
     let plain = serve(ServerTls::new(leaf.cert.as_bytes(), leaf.key.as_bytes()).unwrap());
