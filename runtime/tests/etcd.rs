@@ -299,11 +299,15 @@ async fn discovery(kind: Kind) {
     eprintln!("{kind:?}: drained replica left the fleet {drained:?} after deregister() was called");
     let drained = drained.unwrap_or_else(|| panic!("{kind:?}: the drained replica is still listed 2 s on"));
     assert!(drained <= Duration::from_millis(200), "{kind:?}: the drained replica left after {drained:?}");
-    replicas[1].kill();
+    // Still running, it gets no new calls: once the calls sent before it left are answered
+    // (8 callers; 20 answers from replica 0 come well after), its count stays put.
+    let left = load.answered();
+    eventually("calls after the drain", Duration::from_secs(5), || load.answered()[0] >= left[0] + 20).await;
     let before = load.answered();
-    eventually("calls after the drain", Duration::from_secs(5), || load.answered()[0] >= before[0] + 50).await;
+    eventually("more calls after the drain", Duration::from_secs(5), || load.answered()[0] >= before[0] + 50).await;
     let after = load.answered();
     assert_eq!((after[1], after[2]), (before[1], before[2]), "{kind:?}: a replica that left still answered");
+    replicas[1].kill();
 
     // Joined: a new replica registers and gets traffic.
     let joined = start(kind, 3);

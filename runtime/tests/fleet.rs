@@ -590,8 +590,11 @@ async fn ejection(kind: Kind) {
     eprintln!("{kind:?}: {ok} calls answered, {failed} failed; the failing replica was called {failing_hits} times, with gaps {gaps:?} ms");
     assert!(ok as f64 / (ok + failed) as f64 >= 0.999, "{kind:?}: {failed} of {} calls failed", ok + failed);
     assert!(gaps.len() >= 2, "{kind:?}: the failing replica was not ejected twice (gaps {gaps:?} ms)");
-    assert!((1_000..1_500).contains(&gaps[0]), "{kind:?}: the first ejection lasted {} ms", gaps[0]);
-    assert!((2_000..2_500).contains(&gaps[1]), "{kind:?}: the second ejection lasted {} ms", gaps[1]);
+    // Gaps are between calls' arrivals at the replica: a call the client sent just before it
+    // ejected the replica arrives a few milliseconds after, so the gap may fall that much short
+    // of the ejection time (seen: 999 ms, 1,999 ms); nothing is sent during it.
+    assert!((980..1_500).contains(&gaps[0]), "{kind:?}: the first ejection lasted {} ms", gaps[0]);
+    assert!((1_980..2_500).contains(&gaps[1]), "{kind:?}: the second ejection lasted {} ms", gaps[1]);
     // Before each ejection: the 5 failures in a row, and the calls already in flight.
     assert!(failing_hits <= 3 * (5 + CONCURRENCY), "{kind:?}: {failing_hits} calls reached the failing replica");
 }
@@ -755,7 +758,7 @@ async fn ejection_sweeps(kind: Kind) {
         eprintln!("{kind:?} {rule}: the failing replica's gaps {gaps:?} ms; {failed} of {calls} calls failed (all 3 attempts on it before the sweep)");
         // Until the first sweep, round robin sends some calls' three attempts all to it.
         assert!(failed * 100 <= calls * 2, "{kind:?} {rule}: {failed} of {calls} calls failed");
-        assert!(gaps.iter().any(|g| (1_000..1_700).contains(g)), "{kind:?} {rule}: not ejected for 1 s: gaps {gaps:?} ms");
+        assert!(gaps.iter().any(|g| (980..1_700).contains(g)), "{kind:?} {rule}: not ejected for 1 s: gaps {gaps:?} ms");
     }
 }
 
