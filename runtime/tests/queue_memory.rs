@@ -76,3 +76,35 @@ async fn a_killed_consumer_hands_its_message_to_another() {
     assert_eq!(resp.get_ref().amount, 9);
     assert_eq!(*book.0.started.lock().unwrap(), ["k", "k"], "started by both servers");
 }
+
+#[tokio::test]
+async fn a_bounded_drain_hands_unfinished_calls_to_another_server() {
+    let broker = Broker::connect("memory://bounded-drain").await.unwrap();
+    let book = Impl::default();
+    // The first server is shut down while a call runs 30 s: it waits 200 ms for it, stops it,
+    // and the message (never acknowledged) goes to the next server.
+    let first = LedgerQueueServer::new(book.clone()).drain_timeout(Duration::from_millis(200));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let b = broker.clone();
+    let first = tokio::spawn(async move { first.serve_with_shutdown(&b, async { _ = stopped.await }).await });
+    until_serving(&broker).await;
+    let client = LedgerQueueClient::new(&broker);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.echo(suite::Entry { id: "long".into(), amount: 4, sleep_ms: 30_000, ..Default::default() }).await }
+    });
+    until_started(&book.0, "long").await;
+    let asked = std::time::Instant::now();
+    stop.send(()).unwrap();
+    first.await.unwrap().expect("the first server stops cleanly");
+    let took = asked.elapsed();
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2), "the drain took {took:?}");
+    // The call has not failed: its request is queued again and the next server answers it.
+    assert!(!call.is_finished(), "the caller got an answer from a server that stopped");
+    let second = LedgerQueueServer::new(book.clone());
+    let b = broker.clone();
+    tokio::spawn(async move { second.serve(&b).await.unwrap() });
+    let runs = || book.0.started.lock().unwrap().iter().filter(|id| *id == "long").count();
+    switchboard_test_support::ready::eventually("the second server to take the call", Duration::from_secs(10), || runs() == 2).await;
+    call.abort();
+}

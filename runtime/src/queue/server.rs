@@ -68,6 +68,8 @@ struct Options {
     dedupe_store: Option<Store>,
     dedupe_lease: Duration,
     ack_wait: Duration,
+    /// How long a shutdown waits for the calls in flight (none: as long as they take).
+    drain_timeout: Option<Duration>,
     /// The limit on requests in flight, if one is set.
     shed: Option<Arc<Limit>>,
     requests: bool,
@@ -114,6 +116,7 @@ impl Default for Options {
             dedupe_store: None,
             dedupe_lease: dedupe::DEFAULT_LEASE,
             ack_wait: Duration::from_secs(30),
+            drain_timeout: None,
             shed: None,
             requests: true,
             events: true,
@@ -274,6 +277,24 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         self
     }
 
+    /// On shutdown, how long to wait for the calls in flight once no more messages are taken.
+    /// Calls still running then are stopped; their messages were not acknowledged, so the
+    /// broker delivers them again (to another replica), as for a replica that died. Default:
+    /// wait as long as they take.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use switchboard::__private::Dispatch;
+    /// # use switchboard::queue::{Proto, Queue, QueueServer};
+    /// # fn f<D: Dispatch<Queue<Proto>>>(server: QueueServer<D>) {
+    /// let server = server.drain_timeout(Duration::from_secs(10));
+    /// # }
+    /// ```
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.options.drain_timeout = Some(timeout);
+        self
+    }
+
     /// Whether to serve request-reply calls (default yes).
     pub fn requests(mut self, on: bool) -> Self {
         self.options.requests = on;
@@ -341,13 +362,15 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     }
 
     /// Serves until `signal` completes, then stops taking messages and finishes the ones in
-    /// flight (unsettled ones go back to the broker).
+    /// flight (unsettled ones go back to the broker), waiting at most the
+    /// [`drain_timeout`](Self::drain_timeout).
     pub async fn serve_with_shutdown(
         self,
         broker: &Broker,
         signal: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), Status> {
         let desc = D::descriptor();
+        let drain_timeout = self.options.drain_timeout;
         if let Some(version) = self.options.version.as_deref().filter(|v| !super::micro::is_semver(v)) {
             return Err(Status::invalid_argument(format!("`{version}` is not a semantic version (MAJOR.MINOR.PATCH)")));
         }
@@ -492,7 +515,18 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         if let Some(registration) = registration {
             registration.deregister().await;
         }
-        while tasks.join_next().await.is_some() {}
+        let finish = async { while tasks.join_next().await.is_some() {} };
+        match drain_timeout {
+            None => finish.await,
+            Some(timeout) => {
+                if tokio::time::timeout(timeout, finish).await.is_err() {
+                    // Out of time: the calls left are stopped and their messages, never
+                    // acknowledged, go back to the broker.
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                }
+            }
+        }
         Ok(())
     }
 }
