@@ -298,6 +298,20 @@ impl CallOptions {
         self.metadata(IDEMPOTENCY_KEY, key.as_ref())
     }
 
+    /// Sends `key` as the call's partition key (`sb-key` over queues; the other transports do
+    /// not send it): messages with one key stay in order on a partitioning broker (Kafka), and
+    /// it wins over the key field the method's spec names. A
+    /// [`PartitionKey`](crate::queue::PartitionKey) in the request's extensions.
+    ///
+    /// ```
+    /// let request = switchboard::client::CallOptions::new().partition_key("customer-7").request(());
+    /// assert_eq!(switchboard::queue::PartitionKey::of(&request), Some("customer-7"));
+    /// ```
+    #[cfg(feature = "queue")]
+    pub fn partition_key(self, key: impl Into<String>) -> Self {
+        self.extension(crate::queue::PartitionKey(key.into()))
+    }
+
     /// Puts `value` into the request's extensions, where [`Layer`]s find it
     /// ([`Call::extensions`]); it is not sent.
     ///

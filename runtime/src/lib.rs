@@ -187,6 +187,7 @@ pub mod __private {
     #[cfg(feature = "queue")]
     pub mod queue {
         pub use crate::queue::{Json, Proto, Queue};
+        pub use crate::queue::key::{default_key, key_text, KeyStepOption, KeyStepPlain};
     }
 }
 

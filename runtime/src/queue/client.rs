@@ -16,7 +16,7 @@ use tonic::{Code, Request, Response, Status};
 use super::codec::Codec;
 use super::backend::{next_id, Waiting};
 use super::wire::{self, Envelope};
-use super::Broker;
+use super::{Broker, PartitionKey};
 use crate::api::security::ClientCredentials;
 use crate::client::{self, Call, DefaultTimeout, Exchange, Layer, Layers, TransportKind};
 use crate::observe::client::ClientCall;
@@ -143,14 +143,15 @@ impl QueueClient {
     /// of a [`Call`], made straight from the request (no `Call` built, the message encoded into
     /// the envelope).
     fn direct<C: Codec<Req>, Req>(&self, method: &'static str, request: Request<Req>) -> Result<(Envelope, Instant), Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
+        let key = extensions.get::<PartitionKey>().map(|k| k.0.as_str());
         let timing = self.default_timeout().timing(&metadata);
         let deadline = timing.deadline.unwrap_or_else(|| Instant::now() + self.timeout);
         if deadline <= Instant::now() {
             // Passed already (an inherited deadline): nothing is sent.
             return Err(Status::deadline_exceeded("deadline exceeded before the request was sent"));
         }
-        let mut env = head(method, &metadata, None, timing.sends_deadline.then_some(deadline), 0);
+        let mut env = head(method, &metadata, key, None, timing.sends_deadline.then_some(deadline), 0);
         env.body = C::encode(&message, &mut env.headers)?;
         Ok((env, deadline))
     }
@@ -351,7 +352,8 @@ impl<A> Attempt<'_, A> {
         let sent = (self.event.is_none() && call.sends_deadline()).then_some(deadline);
         let hedge = call.extensions().get::<client::HedgedCopy>().map(|h| h.0).filter(|_| self.event.is_none());
         let metadata = std::mem::take(call.metadata_mut());
-        let mut env = head(call.method().name, &metadata, self.event.as_ref(), sent, self.encoded.headers.len());
+        let key = call.extensions().get::<PartitionKey>().map(|k| k.0.as_str());
+        let mut env = head(call.method().name, &metadata, key, self.event.as_ref(), sent, self.encoded.headers.len());
         if let Some(copy) = hedge {
             let base = match env.header(wire::MESSAGE_ID) {
                 Some(key) => key.to_owned(),
@@ -366,9 +368,17 @@ impl<A> Attempt<'_, A> {
 }
 
 /// A request envelope's headers: method, content type (events only), message id (the
-/// `idempotency-key` metadata entry; always one for events), `deadline` (when given), then the
-/// metadata. Room is left for `extra` more headers.
-fn head(method: &'static str, metadata: &MetadataMap, event: Option<&Event>, deadline: Option<Instant>, extra: usize) -> Envelope {
+/// `idempotency-key` metadata entry; always one for events), the partition key `sb-key` (when
+/// the call has one: its [`PartitionKey`]), `deadline` (when given), then the metadata. Room is
+/// left for `extra` more headers.
+fn head(
+    method: &'static str,
+    metadata: &MetadataMap,
+    partition_key: Option<&str>,
+    event: Option<&Event>,
+    deadline: Option<Instant>,
+    extra: usize,
+) -> Envelope {
     let mut env = Envelope::default();
     env.headers.reserve(4 + metadata.len() + extra);
     env.push(wire::METHOD, method);
@@ -385,6 +395,9 @@ fn head(method: &'static str, metadata: &MetadataMap, event: Option<&Event>, dea
         (None, Some(event)) if !event.id.is_empty() => env.push(wire::MESSAGE_ID, event.id.clone()),
         (None, Some(_)) => env.push(wire::MESSAGE_ID, next_id()),
         (None, None) => {}
+    }
+    if let Some(partition_key) = partition_key {
+        env.push(wire::KEY, partition_key.to_owned());
     }
     if let Some(deadline) = deadline {
         let left = deadline.saturating_duration_since(Instant::now());

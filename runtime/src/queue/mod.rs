@@ -30,6 +30,7 @@ mod call;
 mod client;
 mod codec;
 mod ids;
+pub(crate) mod key;
 mod memory;
 mod methods;
 mod micro;
@@ -45,6 +46,7 @@ mod nats;
 use std::sync::Arc;
 
 pub use client::QueueClient;
+pub use key::PartitionKey;
 pub use codec::{Codec, Json, Proto};
 pub use call::{MessageId, Outcome, Queue, QueueCall, QueueDecoder, QueueEncoder, UnaryReply};
 pub use server::QueueServer;

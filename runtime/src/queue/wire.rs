@@ -18,6 +18,10 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const MESSAGE_ID: &str = "message-id";
 /// Absolute deadline, milliseconds since the Unix epoch.
 pub const DEADLINE: &str = "sb-deadline";
+/// Partition (ordering) key of a request or event, when it has one: from the field its method's
+/// spec names, or the caller's [`PartitionKey`](super::PartitionKey). Kafka uses it as the record
+/// key; other brokers carry it. Handlers see it as the `sb-key` entry of their request metadata.
+pub const KEY: &str = "sb-key";
 /// Delivery attempt of an event, 1-based (set when the runtime republishes it for a retry).
 pub const ATTEMPT: &str = "sb-attempt";
 /// Status code (gRPC numbering) on the frame that ends a call.
@@ -174,7 +178,8 @@ pub fn metadata_of(env: &Envelope) -> MetadataMap {
     for (k, v) in &env.headers {
         // Backends lower-case names; anything else is not valid metadata anyway.
         let k: &str = k;
-        if !is_metadata(k) {
+        // `sb-key` is a protocol header that handlers also read (it is not sent on from there).
+        if !is_metadata(k) && k != KEY {
             continue;
         }
         if k.ends_with("-bin") {
