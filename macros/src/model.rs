@@ -143,6 +143,9 @@ pub struct Method {
     /// `event`: besides request-reply, the method can be published fire-and-forget to a durable
     /// queue (queue transport); the span, for errors.
     pub event: Option<Span>,
+    /// `key = "field"` (or `"body.field"`): the request field (a path of Rust field names) whose
+    /// value is an event's partition key on queues; the idents carry the literal's span.
+    pub key: Option<(Vec<syn::Ident>, Span)>,
 }
 
 /// Reads the single type argument of `ty` if its last path segment is `name`.
@@ -266,12 +269,16 @@ impl Method {
             http: Vec::new(),
             operation: None,
             event: None,
+            key: None,
         };
         for attr in f.attrs.iter().filter(|a| is_rpc_attr(a)) {
             method.parse_rpc_attr(attr, errors);
         }
         if let (Some(span), true) = (method.event, method.shape != Shape::Unary) {
             errors.push(span, "`event` is for unary methods: an event is one message, handled without a reply");
+        }
+        if let (Some((_, span)), None) = (&method.key, method.event) {
+            errors.push(*span, "`key` names the partition key field of an event: mark the method `event` too (`#[rpc(event, key = \"...\")]`)");
         }
         if let Some(op) = &method.operation {
             if method.shape != Shape::Unary {
@@ -303,6 +310,12 @@ impl Method {
                 self.http.push(parse_http(&meta)?);
             } else if meta.path.is_ident("event") {
                 self.event = Some(meta.path.span());
+            } else if meta.path.is_ident("key") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if self.key.is_some() {
+                    return Err(syn::Error::new(lit.span(), "an event has one partition key; `key` is given twice"));
+                }
+                self.key = Some((parse_key(&lit)?, lit.span()));
             } else if meta.path.is_ident("operation") {
                 let expr: syn::Expr = meta.value()?.parse()?;
                 if self.operation.is_some() {
@@ -310,7 +323,7 @@ impl Method {
                 }
                 self.operation = Some(expr);
             } else {
-                return Err(meta.error("unknown rpc argument; expected `name = \"...\"`, `idempotent`, `no_side_effects`, `event`, `http(...)` or `operation = CONST`"));
+                return Err(meta.error("unknown rpc argument; expected `name = \"...\"`, `idempotent`, `no_side_effects`, `event`, `key = \"field\"`, `http(...)` or `operation = CONST`"));
             }
             Ok(())
         });
@@ -318,6 +331,25 @@ impl Method {
             errors.add(e);
         }
     }
+}
+
+/// `key = "order_id"` / `"body.order_id"`: Rust field names separated by dots (keywords raw,
+/// `r#type`), each given the literal's span so that a missing field is reported there.
+fn parse_key(lit: &LitStr) -> syn::Result<Vec<syn::Ident>> {
+    let value = lit.value();
+    value
+        .split('.')
+        .map(|segment| {
+            let mut ident: syn::Ident = syn::parse_str(segment).map_err(|_| {
+                syn::Error::new(
+                    lit.span(),
+                    format!("`key` is a field of the request message (`\"order_id\"`, or a path such as `\"body.order_id\"`); {segment:?} is not a field name (keywords are written raw: `r#type`)"),
+                )
+            })?;
+            ident.set_span(lit.span());
+            Ok(ident)
+        })
+        .collect()
 }
 
 fn parse_http(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Http> {

@@ -75,15 +75,33 @@ fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Metho
     let doc = format!("Calls `{}` through the broker.", m.wire_name);
     let deprecated = m.deprecated.then(|| quote!(#[deprecated]));
     let inner = quote!(self.inner);
+    // With a key field: the request, keyed by the field's value unless the caller set a key.
+    let request = match &m.key {
+        None => quote!(::switchboard::IntoRequest::into_request(request)),
+        Some((path, _)) => {
+            let p = quote!(::switchboard::__private::queue);
+            quote!({
+                let mut request = ::switchboard::IntoRequest::into_request(request);
+                #p::default_key(&mut request, |message: &#input| {
+                    #[allow(unused_imports)]
+                    use #p::{KeyStepOption as _, KeyStepPlain as _};
+                    let value = message;
+                    #( let value = (&value.#path).key_step()?; )*
+                    #p::key_text(value)
+                });
+                request
+            })
+        }
+    };
     let (ret, body) = match m.shape {
         // An OpenAPI operation: the reply is a documented response (docs/queue-protocol.md).
         Shape::Unary if m.operation.is_some() => (
             quote!(::switchboard::Response<#output>),
-            quote!(#inner.operation::<_, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
+            quote!(#inner.operation::<_, _>(&#desc, #index, #request)),
         ),
         Shape::Unary => (
             quote!(::switchboard::Response<#output>),
-            quote!(#inner.unary::<#codec, _, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))),
+            quote!(#inner.unary::<#codec, _, _>(&#desc, #index, #request)),
         ),
         Shape::ServerStreaming => (
             quote!(::switchboard::Response<::switchboard::Streaming<#output>>),
@@ -115,11 +133,19 @@ fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Metho
     };
     let publish = m.event.map(|span| {
         let name = format_ident!("publish_{}", m.ident.to_string().trim_start_matches("r#"), span = span);
-        let doc = format!(
+        let mut doc = format!(
             "Publishes `{}` as an event: returns once the broker holds it (publisher confirm / \
              PubAck); a server handles it at least once.",
             m.wire_name
         );
+        if let Some((path, _)) = &m.key {
+            let path: Vec<String> = path.iter().map(|i| i.to_string()).collect();
+            doc.push_str(&format!(
+                " Its partition key (`sb-key`) is the request's `{}`, unless the request carries a \
+                 [`PartitionKey`](::switchboard::queue::PartitionKey).",
+                path.join(".")
+            ));
+        }
         quote! {
             #[doc = #doc]
             #deprecated
@@ -127,7 +153,7 @@ fn client_method(desc: &syn::Ident, codec: &TokenStream, index: usize, m: &Metho
                 &self,
                 request: impl ::switchboard::IntoRequest<#input>,
             ) -> impl ::core::future::Future<Output = ::core::result::Result<(), ::switchboard::Status>> + '_ {
-                #inner.publish::<#codec, _>(&#desc, #index, ::switchboard::IntoRequest::into_request(request))
+                #inner.publish::<#codec, _>(&#desc, #index, #request)
             }
         }
     });

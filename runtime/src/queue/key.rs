@@ -64,36 +64,36 @@ pub fn key_text<T: serde::Serialize + ?Sized>(value: &T) -> Option<String> {
     }
 }
 
-/// One step of a key field's path through an optional value: `Option<T>` steps to its value, if
-/// any. Generated clients call `(&value).key_step()`; method resolution picks this for `Option`s
-/// and [`KeyStepPlain`] for anything else.
+/// One step of a key field's path through an optional value: `&Option<T>` steps to its value,
+/// if any. Generated clients call `(&value).key_step()`; method resolution picks this for
+/// `Option`s and [`KeyStepPlain`] (one autoref later) for anything else.
 #[doc(hidden)]
-pub trait KeyStepOption {
+pub trait KeyStepOption<'a> {
     /// The value inside.
-    type Inner;
+    type Inner: ?Sized;
     /// The value, if there is one.
-    fn key_step(&self) -> Option<&Self::Inner>;
+    fn key_step(self) -> Option<&'a Self::Inner>;
 }
 
-impl<T> KeyStepOption for Option<T> {
+impl<'a, T> KeyStepOption<'a> for &'a Option<T> {
     type Inner = T;
-    fn key_step(&self) -> Option<&T> {
+    fn key_step(self) -> Option<&'a T> {
         self.as_ref()
     }
 }
 
 /// One step of a key field's path through a plain value: itself (see [`KeyStepOption`]).
 #[doc(hidden)]
-pub trait KeyStepPlain {
+pub trait KeyStepPlain<'a> {
     /// The value.
     type Inner: ?Sized;
     /// The value.
-    fn key_step(&self) -> Option<&Self::Inner>;
+    fn key_step(self) -> Option<&'a Self::Inner>;
 }
 
-impl<'a, T: ?Sized> KeyStepPlain for &'a T {
+impl<'a, T: ?Sized> KeyStepPlain<'a> for &&'a T {
     type Inner = T;
-    fn key_step(&self) -> Option<&T> {
+    fn key_step(self) -> Option<&'a T> {
         Some(*self)
     }
 }
