@@ -10,7 +10,11 @@
 //!
 //! The broker is picked by URL at run time ([`Broker::connect`]): `memory://` (an embedded,
 //! in-process broker, the default), `amqp://…` (RabbitMQ, feature `amqp`), `nats://…` (NATS with
-//! JetStream for events, feature `nats`); `amqps://` and NATS `tls://` over TLS, with
+//! JetStream for events, feature `nats`), `kafka://…` (Kafka, feature `kafka`: events in
+//! consumer groups, ordered per partition key, with non-blocking retries through a retry topic
+//! and dead-letter topics; request-reply over a request topic and per-client reply topics;
+//! [`KafkaOptions`] for partitions, replication, topic creation, static membership);
+//! `amqps://` and NATS `tls://` over TLS, with
 //! `Broker::connect_tls` (feature `tls`) for a private CA or a client certificate. The wire format
 //! is specified in `docs/queue-protocol.md`, so programs in other languages can call and serve
 //! switchboard services through the same broker. On NATS, servers also answer NATS micro
@@ -42,6 +46,10 @@ pub mod wire;
 mod amqp;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "kafka")]
+pub use kafka::{mock_cluster as kafka_mock_cluster, KafkaOptions};
 
 use std::sync::Arc;
 
@@ -92,6 +100,8 @@ enum Backends {
     Amqp(amqp::AmqpBackend),
     #[cfg(feature = "nats")]
     Nats(nats::NatsBackend),
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaBackend),
 }
 
 impl Backends {
@@ -102,6 +112,8 @@ impl Backends {
             Backends::Amqp(b) => b,
             #[cfg(feature = "nats")]
             Backends::Nats(b) => b,
+            #[cfg(feature = "kafka")]
+            Backends::Kafka(b) => b,
         }
     }
 }
@@ -116,7 +128,7 @@ impl std::fmt::Debug for Broker {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The URL's scheme names no backend compiled into this build.
-    #[error("unsupported broker URL `{0}`: expected memory://, amqp:// (feature `amqp`) or nats:// (feature `nats`)")]
+    #[error("unsupported broker URL `{0}`: expected memory://, amqp:// (feature `amqp`), nats:// (feature `nats`) or kafka:// (feature `kafka`)")]
     Unsupported(String),
     /// The broker did not accept the connection.
     #[error("connecting to {url}: {message}")]
@@ -134,7 +146,9 @@ impl Broker {
     /// - `memory://` or `memory://<name>`: the embedded broker of this process (each name is a
     ///   separate broker; the same name always reaches the same one);
     /// - `amqp://user:pass@host:5672/vhost`: RabbitMQ (feature `amqp`);
-    /// - `nats://host:4222`: NATS, with JetStream for events (feature `nats`).
+    /// - `nats://host:4222`: NATS, with JetStream for events (feature `nats`);
+    /// - `kafka://host:9092[,host:9092…][?partitions=6&…]`: Kafka (feature `kafka`; the query
+    ///   takes [`KafkaOptions`]' settings, see [`Broker::connect_kafka`]).
     ///
     /// RabbitMQ and NATS URLs may list several nodes, comma-separated
     /// (`amqp://a:5672/%2f,amqp://b:5672/%2f`, `nats://a:4222,nats://b:4222`): RabbitMQ uses the
@@ -199,9 +213,42 @@ impl Broker {
             "nats" | "tls" => Backends::Nats(nats::connect(url, replies.clone(), tls).await.map_err(|message| {
                 ConnectError::Connect { url: redact(url), message: not_tls_hint(message) }
             })?),
+            #[cfg(feature = "kafka")]
+            "kafka" if tls.is_some() => {
+                return Err(ConnectError::Connect {
+                    url: redact(url),
+                    message: "kafka:// takes its TLS settings as librdkafka properties (security.protocol, ssl.*), which need rdkafka's `ssl` feature; this build has no TLS for Kafka".into(),
+                });
+            }
+            #[cfg(feature = "kafka")]
+            "kafka" => Backends::Kafka(
+                kafka::connect(url, replies.clone(), KafkaOptions::default())
+                    .await
+                    .map_err(|message| ConnectError::Connect { url: redact(url), message })?,
+            ),
             _ => return Err(ConnectError::Unsupported(redact(url))),
         };
         Ok(Broker { inner: Arc::new(BrokerInner { url: url.to_owned(), backend, replies }) })
+    }
+
+    /// Connects to a Kafka cluster (feature `kafka`) with `options`; the URL's query, if any,
+    /// overrides them. Topics are created on first use (`options.partitions`, default 6, and
+    /// `options.replication`, default 1) unless `options.create_topics(false)`; see
+    /// docs/queue-protocol.md, "Kafka", for the topics, keys, headers and groups.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use switchboard::queue::{Broker, KafkaOptions};
+    /// let broker = Broker::connect_kafka("kafka://127.0.0.1:9092", KafkaOptions::new().create_topics(false)).await?;
+    /// # let _ = broker; Ok(()) }
+    /// ```
+    #[cfg(feature = "kafka")]
+    pub async fn connect_kafka(url: &str, options: KafkaOptions) -> Result<Broker, ConnectError> {
+        let replies = Arc::new(Replies::default());
+        let backend = kafka::connect(url, replies.clone(), options)
+            .await
+            .map_err(|message| ConnectError::Connect { url: redact(url), message })?;
+        Ok(Broker { inner: Arc::new(BrokerInner { url: url.to_owned(), backend: Backends::Kafka(backend), replies }) })
     }
 
     /// The embedded broker of this process (`memory://`).
@@ -219,7 +266,9 @@ impl Broker {
     /// Takes up to `max` messages off the dead-letter queue of `service`'s event `method`
     /// (`sb.dlq.<service>.<method>`): events that failed every attempt or could not be decoded.
     /// Each carries the last error in `sb-status` / `sb-status-message` and the attempts made in
-    /// `sb-attempt`. Taken messages are removed from the queue.
+    /// `sb-attempt`. Taken messages are removed from the queue (Kafka keeps them in the topic:
+    /// the reader group `sb.dlq-reader.<service>.<method>` commits past the ones taken, and
+    /// each also carries `sb-origin-topic`, `sb-origin-partition` and `sb-origin-offset`).
     pub async fn dead_letters(&self, service: &str, method: &str, max: usize) -> Result<Vec<wire::Envelope>, Status> {
         self.backend().take_dead_letters(service, method, max).await
     }
