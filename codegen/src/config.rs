@@ -341,6 +341,7 @@ impl Config {
         }
         let mut spec = spec::proto::load(protos, includes)?;
         let (mut api, found) = lower::proto::lower(&spec.pool);
+        lower::proto::keys::attach(&mut api, &spec)?;
         let policies = lower::proto::policy::attach(&mut api, &spec)?;
         spec.inputs.extend(policies);
         let found: Vec<(Location, String)> = found

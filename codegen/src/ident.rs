@@ -36,6 +36,12 @@ pub fn snake(s: &str) -> String {
     if s.is_empty() { "unnamed".into() } else { sanitize(&s) }
 }
 
+/// The field prost-build generates for a message field: `orderId` → `order_id`, `type` →
+/// `r#type`.
+pub fn message_field(name: &str) -> String {
+    snake(name)
+}
+
 /// `library_service` → `LibraryService`.
 pub fn upper_camel(s: &str) -> String {
     let s = ascii(s).to_upper_camel_case();

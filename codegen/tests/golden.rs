@@ -120,3 +120,8 @@ fn degrade() {
 fn policy() {
     check("policy");
 }
+
+#[test]
+fn keys() {
+    check("keys");
+}

@@ -230,6 +230,11 @@ pub struct Bindings {
     /// returning `google.protobuf.Empty`, or an OpenAPI operation with
     /// `x-switchboard-event: true`.
     pub event: bool,
+    /// The request field whose value is the partition key of the method's events (and queue
+    /// requests), by its spec name: a top-level field of the input message marked
+    /// `[(switchboard.key) = true]` (protobuf), or the property of the request body named by
+    /// `x-switchboard-key` (OpenAPI). Events only.
+    pub key: Option<String>,
 }
 
 /// One HTTP binding.

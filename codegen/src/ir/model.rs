@@ -199,6 +199,9 @@ pub struct Operation {
     pub security: Vec<Vec<String>>,
     /// `x-switchboard-event: true`: the operation can also be published as an event on queues.
     pub event: bool,
+    /// `x-switchboard-key`: the property of the request body whose value is the partition key of
+    /// the operation's events (checked: the body is an object with that scalar property).
+    pub key: Option<String>,
 }
 
 /// One parameter's wire description.

@@ -229,6 +229,9 @@ fn method_view(package: &str, m: &Method, used: &mut HashSet<String>) -> MethodV
     if m.bindings.event {
         args.push("event".into());
     }
+    if let Some(key) = &m.bindings.key {
+        args.push(format!("key = {:?}", ident::message_field(key)));
+    }
     for rule in &m.bindings.http {
         let mut parts = if rule.custom {
             vec![format!("custom = {:?}", rule.method), format!("path = {:?}", rule.path)]

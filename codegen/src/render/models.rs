@@ -182,6 +182,9 @@ struct MethodView {
     operation: String,
     /// `, event` when the operation is marked `x-switchboard-event: true`.
     event: &'static str,
+    /// `, key = "body.order_id"` when the operation names its partition key
+    /// (`x-switchboard-key`): the property's path in the request struct.
+    key: String,
     /// `, idempotent` or `, no_side_effects` as the method is declared (its HTTP method, or
     /// `x-switchboard-idempotent`): what retries and hedging go by.
     idempotency: &'static str,
@@ -365,6 +368,7 @@ impl<'a> Pieces<'a> {
                         deprecated: m.deprecated,
                         operation: operation_ident(op),
                         event: if m.bindings.event { ", event" } else { "" },
+                        key: m.bindings.key.as_ref().and_then(|k| key_path(models, op, k)).map(|p| format!(", key = {p:?}")).unwrap_or_default(),
                         idempotency: match m.idempotency {
                             crate::ir::Idempotency::Unknown => "",
                             crate::ir::Idempotency::Idempotent => ", idempotent",
@@ -492,12 +496,30 @@ fn unique(base: String, used: &mut BTreeSet<String>) -> String {
     name
 }
 
-fn field_views(fields: &[Field], ty: &dyn Fn(&Type) -> String) -> Vec<FieldView> {
+/// The Rust field of each of `fields`, in order (unique in their struct).
+fn field_idents(fields: &[Field]) -> Vec<String> {
     let mut used = BTreeSet::new();
+    fields.iter().map(|f| unique(ident::field(&f.name), &mut used)).collect()
+}
+
+/// The Rust path, from the operation's request struct, of the body property `key`
+/// (`body.order_id`), as `#[rpc(key = "...")]` takes it.
+fn key_path(models: &Models, op: &Operation, key: &str) -> Option<String> {
+    let body = op.body.as_ref()?;
+    let request = models.types.iter().find(|t| t.name == op.request)?;
+    let ModelKind::Request { fields } = &request.kind else { return None };
+    let at = fields.iter().position(|f| f.name == body.field)?;
+    let Type::Named(name) = &fields[at].ty else { return None };
+    let ModelKind::Struct { fields: properties, .. } = &models.types.iter().find(|t| t.name == *name)?.kind else { return None };
+    let property = properties.iter().position(|f| f.name == key)?;
+    Some(format!("{}.{}", field_idents(fields)[at], field_idents(properties)[property]))
+}
+
+fn field_views(fields: &[Field], ty: &dyn Fn(&Type) -> String) -> Vec<FieldView> {
     fields
         .iter()
-        .map(|f| {
-            let ident = unique(ident::field(&f.name), &mut used);
+        .zip(field_idents(fields))
+        .map(|(f, ident)| {
             let mut attrs = Vec::new();
             if ident.trim_start_matches("r#") != f.name {
                 attrs.push(format!("rename = {:?}", f.name));

@@ -1,13 +1,35 @@
 //! Protobuf input through protox: no protoc needed. Imports resolve against include directories;
-//! the well-known types (`google/protobuf/*.proto`) are built in and take precedence.
+//! the well-known types (`google/protobuf/*.proto`) and switchboard's own options
+//! (`switchboard/options.proto`, [`OPTIONS_FILE`]) are built in and take precedence.
 
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 use prost_reflect::DescriptorPool;
-use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
 
 use crate::error::{Error, Location};
+
+/// The name `.proto` files import switchboard's options by: `import "switchboard/options.proto";`.
+pub const OPTIONS_FILE: &str = "switchboard/options.proto";
+
+/// The text of `switchboard/options.proto` (package `switchboard`): the field option
+/// `(switchboard.key)`, extension number 58274 of `google.protobuf.FieldOptions`, which marks an
+/// event's partition key field. Built in: files import it without a copy on the include path.
+pub const OPTIONS_SOURCE: &str = include_str!("../../proto/switchboard/options.proto");
+
+/// Serves the built-in `switchboard/options.proto`.
+struct OptionsFileResolver;
+
+impl FileResolver for OptionsFileResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        if name == OPTIONS_FILE {
+            File::from_source(name, OPTIONS_SOURCE)
+        } else {
+            Err(protox::Error::file_not_found(name))
+        }
+    }
+}
 
 /// A compiled set of protobuf files.
 pub struct ProtoSpec {
@@ -32,9 +54,11 @@ pub fn load(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result
     let includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().to_path_buf()).collect();
     // The bundled well-known types come first: prost-types (which generated code uses for them)
     // is built from exactly these, and copies found in include trees are often newer than what
-    // the parser accepts (googleapis bundles' descriptor.proto uses editions syntax).
+    // the parser accepts (googleapis bundles' descriptor.proto uses editions syntax). So are
+    // switchboard's options: the codegen reading them knows this version.
     let mut resolver = ChainFileResolver::new();
     resolver.add(GoogleFileResolver::new());
+    resolver.add(OptionsFileResolver);
     for include in &includes {
         resolver.add(IncludeFileResolver::new(include.clone()));
     }

@@ -25,3 +25,6 @@ pub mod degrade;
 
 #[path = "../../fixtures/policy/expected/mod.rs"]
 pub mod policy;
+
+#[path = "../../fixtures/keys/expected/mod.rs"]
+pub mod keys;

@@ -5,6 +5,7 @@
 //! `operation.rs`. Whatever cannot be typed precisely becomes [`Type::Json`] plus a [`Warning`]
 //! naming its JSON pointer; only a document that is not OpenAPI at all is an error.
 
+mod key;
 mod operation;
 pub mod policy;
 mod schema;
@@ -132,6 +133,7 @@ pub fn lower(
         docs.extend(doc_lines(d));
     }
     let declared = policy::lower(document, &operations.operations, file)?;
+    key::lower(document, &mut operations.operations, &types, file)?;
     let methods = operations
         .operations
         .iter()
@@ -150,7 +152,7 @@ pub fn lower(
                 ("PUT" | "DELETE", _) | (_, Some(true)) => Idempotency::Idempotent,
                 _ => Idempotency::Unknown,
             },
-            bindings: Bindings { http: vec![], queue: None, operation: Some(i), event: op.event },
+            bindings: Bindings { http: vec![], queue: None, operation: Some(i), event: op.event, key: op.key.clone() },
         })
         .collect();
     let service = Service {

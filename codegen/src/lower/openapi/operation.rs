@@ -229,6 +229,7 @@ impl<'a> OpContext<'a, '_, '_> {
             response,
             security,
             event,
+            key: None,
         }
     }
 

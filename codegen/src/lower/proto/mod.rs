@@ -1,6 +1,7 @@
 //! Protobuf descriptors → IR: services and their bindings here, message and enum definitions in
 //! `types`, comments and positions in `source`.
 
+pub mod keys;
 mod openapiv2;
 pub mod policy;
 mod source;
@@ -97,6 +98,7 @@ pub fn lower(pool: &DescriptorPool) -> (Api, Vec<Warning>) {
                         event: !m.is_client_streaming()
                             && !m.is_server_streaming()
                             && m.output().full_name() == "google.protobuf.Empty",
+                        key: None,
                     },
                 });
             }
