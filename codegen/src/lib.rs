@@ -5,7 +5,8 @@
 //! modules named for their stage; no stage imports a later one:
 //!
 //! ```text
-//! spec/    .proto files ──protox──▶ descriptor pool (checked; errors as file:line:col)
+//! spec/    .proto files ──protox──▶ descriptor pool (checked; errors as file:line:col); the
+//!          well-known types and switchboard/options.proto (`(switchboard.key)`) built in
 //! lower/   descriptors ──▶ ir::Api (plain data: packages, services, methods, bindings)
 //! ident    spec names ──▶ Rust names and paths (the only naming rules)
 //! render/  ir ──askama templates/──▶ `#[switchboard::service]` traits; prost-build ──▶ messages
