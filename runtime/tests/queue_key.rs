@@ -40,9 +40,12 @@ pub trait Orders {
     async fn unkeyed(&self, req: Request<Order>) -> Result<Response<Empty>, Status>;
 }
 
-/// `(method, order id, sb-key)` of every call handled.
+/// `(method, order id, sb-key)` of one call handled.
+type Handled = (&'static str, String, Option<String>);
+
+/// Every call handled.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(&'static str, String, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Handled>>>);
 
 impl Seen {
     fn note(&self, method: &'static str, req: Request<Order>) -> Result<Response<Empty>, Status> {

@@ -129,11 +129,11 @@ mod tests {
     #[test]
     fn the_callers_key_wins() {
         let mut request = Request::new(5u32);
-        default_key(&mut request, |m| key_text(m));
+        default_key(&mut request, key_text);
         assert_eq!(PartitionKey::of(&request), Some("5"));
         let mut request = Request::new(5u32);
         request.extensions_mut().insert(PartitionKey::new("mine"));
-        default_key(&mut request, |m| key_text(m));
+        default_key(&mut request, key_text);
         assert_eq!(PartitionKey::of(&request), Some("mine"));
     }
 }
