@@ -45,7 +45,11 @@ use proc_macro::TokenStream;
 /// `http(get|put|post|delete|patch = "/path", body = "*", response_body = "field")` or
 /// `http(custom = "VERB", path = "/path", ...)` bindings; or, instead of `http(...)`,
 /// `operation = CONST`: the method serves that `switchboard::api::Operation` (unary methods only;
-/// the request is the operation's request struct, the response its response enum).
+/// the request is the operation's request struct, the response its response enum); `event`
+/// (unary methods: also published fire-and-forget on queues, `publish_<method>`), and with it
+/// `key = "field"`: the request field (Rust names, a dotted path through nested structs and
+/// `Option`s, e.g. `"body.order_id"`) whose value is the partition key (`sb-key`) of its events
+/// and queue requests, unless a call sets its own `switchboard::queue::PartitionKey`.
 ///
 /// The call shape comes from the types: `Request<Streaming<In>>` makes the caller stream,
 /// `Response<Streaming<Out>>` makes the handler stream.
