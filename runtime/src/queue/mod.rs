@@ -28,6 +28,8 @@
 //! - events: methods marked `#[rpc(event)]` (generated for methods returning
 //!   `google.protobuf.Empty` and OpenAPI operations with `x-switchboard-event: true`) can also be
 //!   published fire-and-forget with `publish_<method>`; the server handles them at least once.
+//!   An event (or request) can carry a partition key, `sb-key` ([`PartitionKey`]): from the
+//!   request field its method's spec names, or set per call.
 
 mod backend;
 mod call;
