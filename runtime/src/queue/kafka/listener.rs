@@ -35,6 +35,10 @@ pub(crate) async fn listen(
     from: Offset,
     mut each: impl FnMut(Option<Envelope>) -> bool + Send + 'static,
 ) -> Result<Listener, Status> {
+    // librdkafka assigns partitions only to a consumer with a group id; this one never joins the
+    // group nor commits, so the id is only a name.
+    let mut config = config.clone();
+    config.set("group.id", format!("sb.listener.{:016x}", fastrand::u64(..))).set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create().map_err(|e| Status::unavailable(format!("creating a Kafka consumer: {e}")))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done) = oneshot::channel();
@@ -57,8 +61,7 @@ pub(crate) async fn listen(
                     break;
                 }
             }
-            // No group: dropping it does not wait for a group to be left.
-            drop(consumer);
+            close(consumer);
             let _ = done_tx.send(());
         })
         .map_err(|e| Status::internal(format!("starting a Kafka listener thread: {e}")))?;
@@ -69,6 +72,22 @@ pub(crate) async fn listen(
             stop.store(true, Ordering::Release);
             Err(Status::unavailable(format!("assigning the partitions of {} timed out", "the listener's topic")))
         }
+    }
+}
+
+/// Closes a consumer that never joined a group, bounded in time (its drop would wait for the
+/// close without bound).
+fn close(consumer: BaseConsumer) {
+    if consumer.close_queue().is_ok() {
+        let until = Instant::now() + Duration::from_secs(2);
+        while !consumer.closed() && Instant::now() < until {
+            let _ = consumer.poll(POLL);
+        }
+    }
+    if consumer.closed() {
+        drop(consumer);
+    } else {
+        std::mem::forget(consumer);
     }
 }
 
@@ -160,5 +179,6 @@ pub(crate) fn take(config: &ClientConfig, topic: &str, group: &str, max: usize) 
         }
         consumer.commit(&commit, CommitMode::Sync).map_err(unavailable)?;
     }
+    close(consumer);
     Ok(out)
 }

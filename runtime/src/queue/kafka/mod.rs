@@ -106,7 +106,8 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>, options: KafkaOpti
     apply(&mut admin_config);
     let admin: AdminClient<DefaultClientContext> = admin_config.create().map_err(|e| format!("creating the Kafka admin client: {e}"))?;
     apply(&mut base);
-    let topics = Topics::new(admin, options.partitions, options.replication, options.create_topics);
+    let mock = mocks().lock().unwrap().get(&servers).cloned();
+    let topics = Topics::new(admin, options.partitions, options.replication, options.create_topics, mock);
     // The cluster answers, or the connection fails now (as the other brokers' connects do).
     let admin = topics.admin();
     tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, Duration::from_secs(5)).map(drop))
@@ -219,6 +220,10 @@ impl Inner {
     /// remembered for a few seconds when it finds members. A cluster that cannot tell is taken
     /// to mean yes (the call then waits for its deadline).
     async fn served(&self, service: &str) -> Result<(), Status> {
+        if self.topics.is_mock() {
+            // The mock broker cannot list groups.
+            return Ok(());
+        }
         let fresh = |served: &HashMap<String, Instant>| served.get(service).is_some_and(|at| at.elapsed() < SERVED_FOR);
         if fresh(&self.served.lock().unwrap()) {
             return Ok(());
@@ -524,16 +529,34 @@ impl KafkaBackend {
     }
 }
 
+/// A topic for a mock cluster to create: name, partitions, and where to answer.
+type MockCreate = (String, i32, std::sync::mpsc::Sender<Result<(), String>>);
+
+/// Mock clusters started by [`mock_cluster`], by bootstrap servers: their thread creates
+/// topics through librdkafka's mock API (the mock broker has no CreateTopics, DeleteTopics,
+/// ListGroups or DescribeGroups).
+fn mocks() -> &'static Mutex<HashMap<String, std::sync::mpsc::Sender<MockCreate>>> {
+    static MOCKS: std::sync::OnceLock<Mutex<HashMap<String, std::sync::mpsc::Sender<MockCreate>>>> = std::sync::OnceLock::new();
+    MOCKS.get_or_init(Default::default)
+}
+
 /// Starts librdkafka's in-process mock cluster with `brokers` brokers (real Kafka protocol on
 /// loopback; for tests) and returns its `kafka://` URL. It runs until the process exits.
+/// Connections to it create topics through the mock's own API, and cannot tell whether a
+/// service has servers (calls to an unserved service wait for their deadline instead of
+/// failing at once).
 pub fn mock_cluster(brokers: i32) -> Result<String, String> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let (create_tx, create_rx) = std::sync::mpsc::channel::<MockCreate>();
     std::thread::Builder::new()
         .name("sb-kafka-mock".into())
         .spawn(move || match rdkafka::mocking::MockCluster::new(brokers) {
             Ok(cluster) => {
                 let _ = tx.send(Ok(cluster.bootstrap_servers()));
                 // The cluster lives as long as this thread, which lives as long as the process.
+                while let Ok((topic, partitions, answer)) = create_rx.recv() {
+                    let _ = answer.send(cluster.create_topic(&topic, partitions, 1).map_err(|e| e.to_string()));
+                }
                 loop {
                     std::thread::park();
                 }
@@ -544,5 +567,6 @@ pub fn mock_cluster(brokers: i32) -> Result<String, String> {
         })
         .map_err(|e| e.to_string())?;
     let servers = rx.recv().map_err(|e| e.to_string())??;
+    mocks().lock().unwrap().insert(servers.clone(), create_tx);
     Ok(format!("kafka://{servers}"))
 }

@@ -20,11 +20,24 @@ pub(crate) struct Topics {
     replication: i32,
     create: bool,
     known: Mutex<HashSet<String>>,
+    /// A mock cluster's topic maker (see `mock_cluster`), when the cluster is one.
+    mock: Option<Mutex<std::sync::mpsc::Sender<super::MockCreate>>>,
 }
 
 impl Topics {
-    pub(crate) fn new(admin: AdminClient<DefaultClientContext>, partitions: i32, replication: i32, create: bool) -> Self {
-        Topics { admin: Arc::new(admin), partitions, replication, create, known: Mutex::default() }
+    pub(crate) fn new(
+        admin: AdminClient<DefaultClientContext>,
+        partitions: i32,
+        replication: i32,
+        create: bool,
+        mock: Option<std::sync::mpsc::Sender<super::MockCreate>>,
+    ) -> Self {
+        Topics { admin: Arc::new(admin), partitions, replication, create, known: Mutex::default(), mock: mock.map(Mutex::new) }
+    }
+
+    /// Whether the cluster is a mock one (`mock_cluster`).
+    pub(crate) fn is_mock(&self) -> bool {
+        self.mock.is_some()
     }
 
     fn options() -> AdminOptions {
@@ -54,6 +67,24 @@ impl Topics {
                 return Err(Status::failed_precondition(format!(
                     "the Kafka topic `{absent}` does not exist, and this connection does not create topics (create_topics=false)"
                 )));
+            }
+        } else if let Some(mock) = &self.mock {
+            for topic in &missing {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let sent = mock.lock().unwrap().send(((*topic).to_owned(), partitions.unwrap_or(self.partitions), tx));
+                let made = match sent {
+                    Ok(()) => tokio::task::spawn_blocking(move || rx.recv_timeout(ADMIN_TIMEOUT).map_err(|e| e.to_string()))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r)
+                        .and_then(|r| r),
+                    Err(e) => Err(e.to_string()),
+                };
+                match made {
+                    Ok(()) => {}
+                    Err(e) if e.contains("TopicAlreadyExists") => {}
+                    Err(e) => return Err(Status::unavailable(format!("creating the Kafka topic `{topic}` on the mock cluster: {e}"))),
+                }
             }
         } else {
             let new: Vec<NewTopic<'_>> = missing
@@ -97,6 +128,10 @@ impl Topics {
 
     /// Deletes `topic` (best effort: a reply topic its client no longer needs).
     pub(crate) async fn delete(&self, topic: &str) {
+        if self.is_mock() {
+            // The mock broker cannot delete topics.
+            return;
+        }
         let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(1))).operation_timeout(Some(Duration::from_secs(1)));
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin.delete_topics(&[topic], &options)).await;
         self.known.lock().unwrap().remove(topic);

@@ -1,0 +1,294 @@
+//! The queue suite on Kafka, and Kafka's own cases (per-key order across partitions with
+//! competing consumers, non-blocking retries, bounded shutdown).
+//!
+//! - `SWITCHBOARD_KAFKA_URL` (e.g. `kafka://127.0.0.1:9092`): the suite runs against that
+//!   cluster. Without it, against librdkafka's in-process mock cluster
+//!   (`switchboard::queue::kafka_mock_cluster`: the real Kafka protocol on loopback), so it runs
+//!   everywhere the `kafka` feature builds.
+//!
+//! The tests share one cluster and fixed service names, so they take turns (`BROKER`).
+#![cfg(feature = "kafka")]
+
+#[path = "queue/suite.rs"]
+mod suite;
+#[path = "queue/cancel.rs"]
+mod cancel;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use suite::{Empty, Entry};
+use switchboard::queue::{Broker, PartitionKey};
+use switchboard::{Request, Response, Status};
+use switchboard_test_support::ready::{eventually, retry_until};
+
+/// One test at a time against the shared cluster.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The cluster: `SWITCHBOARD_KAFKA_URL`, or a mock cluster of 3 brokers started once.
+fn kafka_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("SWITCHBOARD_KAFKA_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => switchboard::queue::kafka_mock_cluster(3).expect("the mock Kafka cluster"),
+    })
+    .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_on_kafka() {
+    let _turn = BROKER.lock().await;
+    suite::run_all(&kafka_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_calls_are_cancelled_on_kafka() {
+    let _turn = BROKER.lock().await;
+    cancel::run_all(&kafka_url()).await;
+    cancel::queued_and_cancelled_is_not_run(&kafka_url()).await;
+}
+
+/// Nobody serves the service: the call fails at once with UNAVAILABLE (the client looks its
+/// request group up: no members). Not on the mock cluster, which cannot list groups (a call
+/// there waits for its deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unserved_calls_fail_fast_on_kafka() {
+    let _turn = BROKER.lock().await;
+    if std::env::var("SWITCHBOARD_KAFKA_URL").is_ok_and(|u| !u.is_empty()) {
+        suite::unserved_is_unavailable(&kafka_url()).await;
+    } else {
+        eprintln!("skipped: the mock cluster cannot tell whether a service has servers (no ListGroups)");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_clusters_and_bad_urls_are_connect_errors() {
+    let err = Broker::connect("kafka://127.0.0.1:1").await.unwrap_err();
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    let err = Broker::connect("kafka://127.0.0.1:1?bogus=1").await.unwrap_err();
+    assert!(err.to_string().contains("bogus"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_topics_that_do_not_exist_are_named() {
+    let _turn = BROKER.lock().await;
+    let broker = Broker::connect(&format!("{}?create_topics=false", kafka_url())).await.expect("connect");
+    let client = AbsentQueueClient::new(&broker);
+    let err = client.publish_nothing(Empty {}).await.unwrap_err();
+    assert_eq!(err.code(), switchboard::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("`sb.event.test.kafka.v1.Absent.Nothing`"), "{err:?}");
+    broker.close().await;
+}
+
+/// A service whose topics nobody creates.
+#[switchboard::service(package = "test.kafka.v1", rest = false)]
+pub trait Absent {
+    #[rpc(event)]
+    async fn nothing(&self, req: Request<Empty>) -> Result<Response<Empty>, Status>;
+}
+
+// ---- Kafka's own cases ----------------------------------------------------------------------
+
+#[switchboard::service(package = "test.kafka.v1", rest = false)]
+pub trait Orders {
+    /// Succeeds, unless the entry's `fail_code` is set: then fails every attempt.
+    #[rpc(event)]
+    async fn place(&self, req: Request<Entry>) -> Result<Response<Empty>, Status>;
+}
+
+/// What the handlers saw: per key, the entry ids in handling order; when each id was handled.
+#[derive(Default)]
+struct Seen {
+    by_key: Mutex<HashMap<String, Vec<i64>>>,
+    handled_at: Mutex<HashMap<String, Instant>>,
+    attempts: Mutex<HashMap<String, u32>>,
+    /// When each entry's first attempt started.
+    first_attempt: Mutex<HashMap<String, Instant>>,
+    /// Which server handled each entry.
+    by_server: Mutex<HashMap<usize, usize>>,
+}
+
+#[derive(Clone)]
+struct OrdersImpl {
+    seen: Arc<Seen>,
+    server: usize,
+    /// Entries of other tests (left in the topics of a shared cluster) are acked unseen.
+    prefix: String,
+}
+
+impl Orders for OrdersImpl {
+    async fn place(&self, req: Request<Entry>) -> Result<Response<Empty>, Status> {
+        let key = req.metadata().get("sb-key").map(|k| k.to_str().unwrap().to_owned()).unwrap_or_default();
+        let entry = req.into_inner();
+        if !entry.id.starts_with(&self.prefix) {
+            return Ok(Response::new(Empty {}));
+        }
+        *self.seen.attempts.lock().unwrap().entry(entry.id.clone()).or_default() += 1;
+        self.seen.first_attempt.lock().unwrap().entry(entry.id.clone()).or_insert_with(Instant::now);
+        if entry.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(entry.sleep_ms.into())).await;
+        }
+        if entry.fail_code != 0 {
+            return Err(Status::internal(format!("cannot place {}", entry.id)));
+        }
+        self.seen.by_key.lock().unwrap().entry(key).or_default().push(entry.amount);
+        self.seen.handled_at.lock().unwrap().insert(entry.id.clone(), Instant::now());
+        *self.seen.by_server.lock().unwrap().entry(self.server).or_default() += 1;
+        Ok(Response::new(Empty {}))
+    }
+}
+
+fn keyed(id: String, key: &str, amount: i64) -> Request<Entry> {
+    let mut req = Request::new(Entry { id, amount, ..Default::default() });
+    req.extensions_mut().insert(PartitionKey::new(key));
+    req
+}
+
+/// Starts an `Orders` server on a connection of its own; returns the connection and the task.
+async fn orders_server(url: &str, prefix: &str, seen: &Arc<Seen>, server: usize) -> (Broker, tokio::task::JoinHandle<Result<(), Status>>) {
+    let broker = Broker::connect(url).await.expect("connect");
+    let queue_server = OrdersQueueServer::new(OrdersImpl { seen: seen.clone(), server, prefix: prefix.to_owned() })
+        .max_attempts(3)
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(50))
+        .prefetch(16);
+    let b = broker.clone();
+    (broker, tokio::spawn(async move { queue_server.serve(&b).await }))
+}
+
+/// 600 events over 12 keys (6 partitions), two competing consumers: every event handled once,
+/// and per key in publish order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_keep_their_order_across_partitions_and_competing_consumers() {
+    let _turn = BROKER.lock().await;
+    let url = kafka_url();
+    let prefix = format!("{}-{:x}-", std::process::id(), fastrand::u32(..));
+    let seen = Arc::new(Seen::default());
+    let (first, first_task) = orders_server(&url, &prefix, &seen, 1).await;
+    let (second, second_task) = orders_server(&url, &prefix, &seen, 2).await;
+    let publisher = Broker::connect(&url).await.expect("connect");
+    let client = OrdersQueueClient::new(&publisher);
+    const KEYS: usize = 12;
+    const PER_KEY: i64 = 50;
+    let run = &prefix;
+    // Published key by key in order (each publish returns once the broker has it), the keys
+    // side by side.
+    let publishers = (0..KEYS).map(|k| {
+        let client = client.clone();
+        async move {
+            for i in 0..PER_KEY {
+                client.publish_place(keyed(format!("{run}o-{k}-{i}"), &format!("key-{run}-{k}"), i)).await.expect("publish");
+            }
+        }
+    });
+    futures_util::future::join_all(publishers).await;
+    eventually("every event handled", Duration::from_secs(60), || {
+        seen.by_key.lock().unwrap().values().map(Vec::len).sum::<usize>() >= KEYS * PER_KEY as usize
+    })
+    .await;
+    let by_key = seen.by_key.lock().unwrap().clone();
+    for k in 0..KEYS {
+        let got = &by_key[&format!("key-{run}-{k}")];
+        assert_eq!(*got, (0..PER_KEY).collect::<Vec<_>>(), "key {k} out of order or duplicated");
+    }
+    let by_server = seen.by_server.lock().unwrap().clone();
+    println!("handled per server: {by_server:?}");
+    let started = Instant::now();
+    for broker in [&first, &second, &publisher] {
+        broker.close().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), first_task).await.expect("the first server stops");
+    let _ = tokio::time::timeout(Duration::from_secs(5), second_task).await.expect("the second server stops");
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+}
+
+/// An event that fails every attempt does not hold up the events behind it on its partition:
+/// they are handled within 100 ms of it failing the first time, while it goes through the retry
+/// topic; after its third attempt it is in the dead-letter topic with its origin and error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_do_not_block_the_partition_and_end_in_the_dead_letters() {
+    let _turn = BROKER.lock().await;
+    let url = kafka_url();
+    let prefix = format!("{}-{:x}-", std::process::id(), fastrand::u32(..));
+    let seen = Arc::new(Seen::default());
+    let (server, task) = orders_server(&url, &prefix, &seen, 1).await;
+    let publisher = Broker::connect(&url).await.expect("connect");
+    let client = OrdersQueueClient::new(&publisher);
+    // Drains leftovers of earlier runs against a shared cluster.
+    let _ = publisher.dead_letters("test.kafka.v1.Orders", "Place", 1000).await.expect("dead letters");
+    let run = &prefix;
+    let key = format!("same-{run}");
+    // One key: one partition. The poison first, then five that succeed.
+    let mut poison = keyed(format!("{run}poison"), &key, -1);
+    poison.get_mut().fail_code = 13;
+    client.publish_place(poison).await.expect("publish");
+    for i in 0..5 {
+        client.publish_place(keyed(format!("{run}after-{i}"), &key, i)).await.expect("publish");
+    }
+    let published = Instant::now();
+    eventually("the events behind the poison handled", Duration::from_secs(30), || {
+        seen.handled_at.lock().unwrap().len() >= 5
+    })
+    .await;
+    let last = seen.handled_at.lock().unwrap().values().max().copied().unwrap();
+    let failed = seen.first_attempt.lock().unwrap()[&format!("{run}poison")];
+    // From when they could go at the earliest: the poison's first attempt, or their publish if
+    // the server had taken the poison before they were all published.
+    let delay = last.duration_since(failed.max(published));
+    println!("five events behind a failing one handled {delay:?} after its first attempt (or their publish)");
+    assert_eq!(seen.by_key.lock().unwrap()[&key], [0, 1, 2, 3, 4]);
+    // The poison's first attempt failed before they ran (same partition, in order); they did not
+    // wait for its retries (backoff 20 ms, then 40 ms, each through the retry topic).
+    let dead = retry_until("the poison in the dead letters", Duration::from_secs(30), || async {
+        let dead = publisher.dead_letters("test.kafka.v1.Orders", "Place", 10).await.expect("dead letters");
+        if dead.is_empty() { Err("none yet") } else { Ok(dead) }
+    })
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let d = &dead[0];
+    assert_eq!(d.header("sb-status"), Some("13"));
+    assert_eq!(d.header("sb-status-message"), Some(format!("cannot place {run}poison").as_str()));
+    assert_eq!(d.header("sb-attempt"), Some("3"));
+    assert_eq!(d.header("sb-origin-topic"), Some("sb.event.test.kafka.v1.Orders.Place"));
+    assert!(d.header("sb-origin-partition").is_some_and(|p| p.parse::<i32>().is_ok()), "{d:?}");
+    assert!(d.header("sb-origin-offset").is_some_and(|o| o.parse::<i64>().is_ok()), "{d:?}");
+    assert_eq!(d.header("sb-key"), Some(key.as_str()));
+    assert_eq!(d.header("ce_type"), Some("test.kafka.v1.Orders.Place"));
+    assert_eq!(seen.attempts.lock().unwrap()[&format!("{run}poison")], 3);
+    // The five behind it were not delayed by its retries.
+    assert!(delay < Duration::from_millis(100), "the events behind the poison waited {delay:?}");
+    // Taken: not read again.
+    assert!(publisher.dead_letters("test.kafka.v1.Orders", "Place", 10).await.unwrap().is_empty());
+    let started = Instant::now();
+    server.close().await;
+    publisher.close().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await.expect("the server stops");
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+}
+
+/// A server with a handler still running closes in under 5 s (its consumer leaves the group
+/// within the bound, the record goes back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_with_a_handler_running() {
+    let _turn = BROKER.lock().await;
+    let url = kafka_url();
+    let prefix = format!("{}-{:x}-", std::process::id(), fastrand::u32(..));
+    let seen = Arc::new(Seen::default());
+    let (server, task) = orders_server(&url, &prefix, &seen, 1).await;
+    let publisher = Broker::connect(&url).await.expect("connect");
+    let client = OrdersQueueClient::new(&publisher);
+    let run = &prefix;
+    let mut slow = keyed(format!("{run}slow"), "slow", 0);
+    slow.get_mut().sleep_ms = 60_000;
+    client.publish_place(slow).await.expect("publish");
+    eventually("the slow handler to start", Duration::from_secs(30), || {
+        seen.attempts.lock().unwrap().contains_key(&format!("{run}slow"))
+    })
+    .await;
+    let started = Instant::now();
+    server.close().await;
+    task.abort();
+    let _ = task.await;
+    publisher.close().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+}
