@@ -236,16 +236,19 @@ impl Inner {
         let group = records::request_group(service);
         let looked = tokio::task::spawn_blocking(move || {
             let groups = admin.inner().fetch_group_list(Some(&group), Duration::from_secs(5))?;
-            Ok::<_, KafkaError>(groups.groups().iter().any(|g| g.name() == group && !g.members().is_empty()))
+            // Served: members, or a state other than "Empty"/"Dead" (some brokers, tansu among
+            // them, list no members). No answer for the group: cannot tell.
+            let found = groups.groups().iter().find(|g| g.name() == group);
+            Ok::<_, KafkaError>(found.map(|g| !g.members().is_empty() || !matches!(g.state(), "Empty" | "Dead" | "")))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
         match looked {
-            Ok(false) => Err(crate::client::not_delivered(Status::unavailable(format!(
-                "no server consumes `{service}`: its Kafka consumer group {} has no members",
+            Ok(Some(false)) => Err(crate::client::not_delivered(Status::unavailable(format!(
+                "no server consumes `{service}`: its Kafka consumer group {} is empty",
                 records::request_group(service)
             )))),
-            Ok(true) | Err(_) => {
+            Ok(Some(true) | None) | Err(_) => {
                 self.served.lock().unwrap().insert(service.to_owned(), Instant::now());
                 Ok(())
             }
