@@ -6,7 +6,10 @@
 //!   (`switchboard::queue::kafka_mock_cluster`: the real Kafka protocol on loopback), so it runs
 //!   everywhere the `kafka` feature builds.
 //!
-//! The tests share one cluster and fixed service names, so they take turns (`BROKER`).
+//! Every case of the shared suites applies to Kafka; only `unserved_is_unavailable` is skipped on
+//! the mock cluster (see its test). The tests share one cluster and fixed service names, so
+//! they take turns (`BROKER`); entries are named per run, so leftovers in a shared cluster's
+//! topics do not count.
 #![cfg(feature = "kafka")]
 
 #[path = "queue/suite.rs"]
@@ -49,9 +52,9 @@ async fn given_up_calls_are_cancelled_on_kafka() {
     cancel::queued_and_cancelled_is_not_run(&kafka_url()).await;
 }
 
-/// Nobody serves the service: the call fails at once with UNAVAILABLE (the client looks its
-/// request group up: no members). Not on the mock cluster, which cannot list groups (a call
-/// there waits for its deadline).
+/// Nobody serves the service: the call fails at once with UNAVAILABLE (the client describes its
+/// request group: Empty). Not on the mock cluster, which cannot describe groups (a call there
+/// waits for its deadline); on a real broker (tansu in CI) it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unserved_calls_fail_fast_on_kafka() {
     let _turn = BROKER.lock().await;

@@ -117,13 +117,42 @@ impl Drop for Settler {
     }
 }
 
-/// Partition changes the rebalance callbacks saw, for the loop to apply.
+/// Gauge, `{message}`: how far a consumer group is behind on a partition it holds (the
+/// partition's high watermark less the group's position), from librdkafka's statistics every
+/// `statistics.interval.ms` (5 s). Labels: `messaging.consumer.group.name`,
+/// `messaging.destination.name` (the topic), `messaging.destination.partition.id`.
+pub(crate) const CONSUMER_LAG: &str = "switchboard.queue.kafka.consumer.lag";
+
+/// Partition changes the rebalance callbacks saw, for the loop to apply; the group's name for
+/// the lag gauge.
 #[derive(Default)]
 struct Ctx {
     revoked: Mutex<Vec<(String, i32)>>,
+    group: String,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // -1: not known (a partition this member does not hold); -1 is the internal
+                // "unassigned" partition.
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                let labels = [
+                    metrics::Label::new("messaging.consumer.group.name", self.group.clone()),
+                    metrics::Label::new("messaging.destination.name", topic.clone()),
+                    metrics::Label::new("messaging.destination.partition.id", partition.to_string()),
+                ];
+                let key = metrics::Key::from_parts(CONSUMER_LAG, labels.to_vec());
+                metrics::with_recorder(|r| r.register_gauge(&key, &METADATA).set(p.consumer_lag as f64));
+            }
+        }
+    }
+}
+
+static METADATA: metrics::Metadata<'static> = metrics::Metadata::new("switchboard", metrics::Level::INFO, Some(module_path!()));
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -157,7 +186,7 @@ pub(crate) fn start<D: Send + 'static>(
 ) -> Result<Handle, Status> {
     let (cmd_tx, cmd_rx) = std_mpsc::channel();
     let mut consumer: BaseConsumer<Ctx> =
-        config.create_with_context(Ctx::default()).map_err(|e| Status::unavailable(format!("creating a Kafka consumer: {e}")))?;
+        config.create_with_context(Ctx { group: config.get("group.id").unwrap_or_default().to_owned(), ..Ctx::default() }).map_err(|e| Status::unavailable(format!("creating a Kafka consumer: {e}")))?;
     let wake = cmd_tx.clone();
     consumer.set_nonempty_callback(move || {
         let _ = wake.send(Cmd::Wake);

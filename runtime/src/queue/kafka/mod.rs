@@ -183,7 +183,9 @@ impl Inner {
                 .set("group.id", group)
                 .set("partition.assignment.strategy", "cooperative-sticky")
                 .set("session.timeout.ms", session.to_string())
-                .set("heartbeat.interval.ms", (session / 3).clamp(1, 3000).to_string());
+                .set("heartbeat.interval.ms", (session / 3).clamp(1, 3000).to_string())
+                // The consumer-lag gauge (consumer.rs) comes from these statistics.
+                .set("statistics.interval.ms", "5000");
             if let Some(id) = &self.options.group_instance_id {
                 config.set("group.instance.id", id);
             }
