@@ -22,12 +22,18 @@ use std::time::Instant;
 
 use futures_core::Stream;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status};
+#[cfg(any(feature = "grpc", feature = "rest", feature = "queue"))]
+use tonic::Request;
+use tonic::{Response, Status};
 
 use crate::context::CancelOnDrop;
-use crate::{Cancellation, Deadline, Trailers};
+#[cfg(any(feature = "grpc", feature = "rest", feature = "queue"))]
+use crate::Deadline;
+use crate::{Cancellation, Trailers};
 
-/// What a handler runs with besides its message, as a transport collected it.
+/// What a handler runs with besides its message, as a transport collected it (REST and queues;
+/// gRPC's server keeps it in the request's extensions: `state_of`).
+#[cfg(any(feature = "rest", feature = "queue"))]
 pub(crate) struct CallContext {
     pub(crate) metadata: MetadataMap,
     pub(crate) extensions: http::Extensions,
@@ -35,6 +41,7 @@ pub(crate) struct CallContext {
     pub(crate) cancellation: Cancellation,
 }
 
+#[cfg(any(feature = "rest", feature = "queue"))]
 impl CallContext {
     /// Call state from the transport's metadata, extensions and deadline (the handler finds the
     /// [`Deadline`] and a fresh [`Cancellation`] in its request's extensions) for a call observed
@@ -42,7 +49,6 @@ impl CallContext {
     /// [`TraceContext`](crate::observe::TraceContext) from the metadata's `traceparent` in the
     /// handler's extensions, and the server metrics ([`crate::observe`]), kept with the call's
     /// [`Cancellation`].
-    #[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
     pub(crate) fn served(
         metadata: MetadataMap,
         mut extensions: http::Extensions,
@@ -60,15 +66,6 @@ impl CallContext {
             extensions.insert(Deadline(d));
         }
         CallContext { metadata, extensions, deadline, cancellation }
-    }
-
-    /// The state a transport already put into a request's extensions (gRPC's server does, for
-    /// the whole HTTP/2 exchange).
-    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
-    pub(crate) fn of<T>(request: &Request<T>) -> (Option<Instant>, Cancellation) {
-        let deadline = request.extensions().get::<Deadline>().map(|d| d.0);
-        let cancellation = request.extensions().get::<Cancellation>().cloned().unwrap_or_default();
-        (deadline, cancellation)
     }
 
     /// The handler's request (takes the metadata and extensions).
@@ -91,6 +88,15 @@ impl CallContext {
         let fut = handler(self.request(message));
         run(self.deadline, &self.cancellation, fut)
     }
+}
+
+/// The state a transport already put into a request's extensions (gRPC's server does, for the
+/// whole HTTP/2 exchange).
+#[cfg(feature = "grpc")]
+pub(crate) fn state_of<T>(request: &Request<T>) -> (Option<Instant>, Cancellation) {
+    let deadline = request.extensions().get::<Deadline>().map(|d| d.0);
+    let cancellation = request.extensions().get::<Cancellation>().cloned().unwrap_or_default();
+    (deadline, cancellation)
 }
 
 /// Runs codec code outside the handler (the decoding of a request, the encoding of an answer:

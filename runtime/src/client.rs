@@ -142,6 +142,7 @@ impl ResponseLimit {
     }
 
     /// The error for an answer over `limit` bytes (grpc-go's wording; `size` when it is known).
+    #[cfg(any(feature = "rest", feature = "queue"))]
     pub(crate) fn exceeded(size: Option<usize>, limit: usize) -> Status {
         match size {
             Some(size) => Status::resource_exhausted(format!("received message larger than max ({size} vs. {limit})")),
@@ -584,6 +585,7 @@ impl Call {
     /// The metadata to send as HTTP headers (gRPC, REST): with `grpc-timeout` as the time left
     /// when the deadline travels, except on a first attempt that still carries the request's own
     /// value, which goes out unchanged.
+    #[cfg(any(feature = "grpc", feature = "rest"))]
     pub(crate) fn header_metadata(&mut self) -> MetadataMap {
         let mut metadata = std::mem::take(&mut self.metadata);
         if self.sends_deadline() && !(self.attempt == 1 && self.timeout_as_asked) {
@@ -596,6 +598,7 @@ impl Call {
     }
 
     /// Takes the metadata and extensions (for the transport's request).
+    #[cfg(feature = "grpc")]
     pub(crate) fn take_parts(&mut self) -> (MetadataMap, http::Extensions) {
         let metadata = self.header_metadata();
         (metadata, std::mem::take(&mut self.extensions))
@@ -604,6 +607,7 @@ impl Call {
 
 /// A `grpc-timeout` value: the most precise unit that fits in 8 digits (as tonic's
 /// `Request::set_timeout` writes it).
+#[cfg(any(feature = "grpc", feature = "rest"))]
 fn grpc_timeout(d: Duration) -> String {
     const MAX: u128 = 99_999_999;
     let units: [(u128, char); 6] = [
@@ -734,6 +738,7 @@ impl std::fmt::Debug for Layers {
 impl Layers {
     /// Whether none are installed: a client may then await its only attempt itself, unboxed
     /// (what [`run`] would do, minus the box).
+    #[cfg(feature = "queue")]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }
@@ -860,8 +865,10 @@ async fn attempts<E: Exchange>(
 }
 
 /// A request stream for an [`Exchange`]: taken by the first attempt; a second one fails.
+#[cfg(any(feature = "grpc", feature = "rest"))]
 pub(crate) struct Once<S>(std::sync::Mutex<Option<S>>);
 
+#[cfg(any(feature = "grpc", feature = "rest"))]
 impl<S> Once<S> {
     pub(crate) fn new(stream: S) -> Self {
         Once(std::sync::Mutex::new(Some(stream)))
@@ -878,6 +885,7 @@ impl<S> Once<S> {
 }
 
 /// The status of a second attempt at a call whose requests are a stream.
+#[cfg(any(feature = "grpc", feature = "rest"))]
 fn resent_stream(call: &Call) -> Status {
     Status::failed_precondition(format!(
         "`{}` streams its requests, which cannot be sent again: a client layer ran it a second time",
@@ -891,6 +899,7 @@ mod tests {
     use std::sync::Mutex;
 
     #[test]
+    #[cfg(any(feature = "grpc", feature = "rest"))]
     fn grpc_timeout_matches_tonic() {
         for d in [Duration::from_millis(250), Duration::from_secs(1), Duration::from_nanos(5), Duration::from_secs(3600 * 200)] {
             let mut r = Request::new(());
@@ -921,6 +930,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "grpc", feature = "rest"))]
     fn the_request_timeout_goes_out_as_it_is_on_a_first_attempt_and_as_time_left_after() {
         let no_default = DefaultTimeout::default();
         let mut c = call(Some(Duration::from_millis(300)), no_default);
@@ -950,6 +960,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "grpc", feature = "rest"))]
     fn inside_a_handler_its_deadline_is_the_default_and_travels() {
         let handled = Instant::now() + Duration::from_secs(2);
         let none = MetadataMap::new();
@@ -1092,6 +1103,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "grpc", feature = "rest"))]
     fn a_request_stream_is_taken_once() {
         let (metadata, extensions, ()) = Request::new(()).into_parts();
         let c = Call::new(&SERVICE, 1, TransportKind::Rest, metadata, extensions, DefaultTimeout::default());

@@ -139,8 +139,9 @@ impl std::fmt::Debug for ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// The first alternative of `op.security` these credentials satisfy.
-    #[cfg_attr(not(any(feature = "rest", feature = "queue")), allow(dead_code))]
+    /// The first alternative of `op.security` these credentials satisfy (the REST client puts
+    /// its credentials where it wants them).
+    #[cfg(feature = "rest")]
     pub(crate) fn alternative(&self, op: &crate::api::Operation) -> Option<&'static [crate::api::SecurityScheme]> {
         use crate::api::{Location, SchemeKind};
         let has = |kind: &SchemeKind| match kind {

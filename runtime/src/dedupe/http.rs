@@ -61,7 +61,8 @@ impl HttpReply {
         (self.status, &self.headers, self.trailers.as_ref())
     }
 
-    /// The body, whole.
+    /// The body, whole (REST reads an error answer's status from it).
+    #[cfg(feature = "rest")]
     pub(crate) fn body(&self) -> Bytes {
         match self.data.as_slice() {
             [one] => one.clone(),

@@ -56,6 +56,8 @@ pub(crate) struct Balancer {
     pub(crate) ejection: Option<Ejection>,
     /// The service whose health each endpoint is watched for (gRFC A17), when checked.
     pub(crate) health_service: Option<String>,
+    /// How the health watches connect (a watch is a gRPC call: unused without `grpc`).
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     pub(crate) connect: ConnectOptions,
     /// Signalled when an endpoint's health changes (calls waiting for a serving one look again).
     pub(crate) changed: Arc<tokio::sync::Notify>,
@@ -313,6 +315,7 @@ impl Drop for Attempt {
 }
 
 /// Whether a gRPC status code is the server's failure (ejection counts it).
+#[cfg(feature = "grpc")]
 pub(crate) fn server_failure(code: tonic::Code) -> bool {
     matches!(code, tonic::Code::Unavailable | tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss)
 }

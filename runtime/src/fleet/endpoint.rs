@@ -30,6 +30,7 @@ pub(crate) const HEALTH_NOT_SERVING: u8 = 2;
 pub(crate) struct EndpointState {
     pub(crate) address: Address,
     /// `address` as an HTTP authority, parsed once (REST requests are sent to it).
+    #[cfg(feature = "rest")]
     pub(crate) authority: Option<http::uri::Authority>,
     /// Calls sent and not answered yet.
     pub(crate) in_flight: AtomicUsize,
@@ -77,6 +78,7 @@ impl std::fmt::Debug for EndpointState {
 impl EndpointState {
     pub(crate) fn new(address: Address, epoch: Instant, health_checked: bool) -> Arc<Self> {
         Arc::new(EndpointState {
+            #[cfg(feature = "rest")]
             authority: address.authority().parse().ok(),
             address,
             in_flight: AtomicUsize::new(0),

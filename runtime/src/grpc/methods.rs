@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::config::ServerConfig;
 use super::request_body::WatchRequestBody;
-use crate::call::{self, CallContext};
+use crate::call;
 use crate::dispatch::{Carry, Transport};
 use crate::{Cancellation, Streaming};
 
@@ -61,7 +61,7 @@ impl Transport for Grpc {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         single_request(call, move |r| {
-            let (deadline, cancellation) = CallContext::of(&r);
+            let (deadline, cancellation) = call::state_of(&r);
             let fut = handler(r);
             async move { call::run(deadline, &cancellation, fut).await.map(unary_body) }
         })
@@ -76,7 +76,7 @@ impl Transport for Grpc {
         Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
     {
         single_request(call, move |r| {
-            let (deadline, cancellation) = CallContext::of(&r);
+            let (deadline, cancellation) = call::state_of(&r);
             let fut = handler(r);
             async move {
                 let response = call::run(deadline, &cancellation, fut).await?;
@@ -94,7 +94,7 @@ impl Transport for Grpc {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         streaming_request(call, move |r| {
-            let (deadline, cancellation) = CallContext::of(&r);
+            let (deadline, cancellation) = call::state_of(&r);
             let fut = handler(r);
             async move { call::run(deadline, &cancellation, fut).await.map(unary_body) }
         })
@@ -109,7 +109,7 @@ impl Transport for Grpc {
         Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>> + Send + 'static,
     {
         streaming_request(call, move |r| {
-            let (deadline, cancellation) = CallContext::of(&r);
+            let (deadline, cancellation) = call::state_of(&r);
             let fut = handler(r);
             async move {
                 let response = call::run(deadline, &cancellation, fut).await?;
@@ -214,7 +214,7 @@ fn stream_body<M: Send + 'static>(
 /// it; here that end becomes `CANCELLED` (the call's [`Cancellation`] has fired by then), so a
 /// handler never mistakes an abandoned upload for a complete one.
 fn request_stream<Req: Send + 'static>(request: Request<tonic::Streaming<Req>>) -> Request<Streaming<Req>> {
-    let (_, cancellation) = CallContext::of(&request);
+    let (_, cancellation) = call::state_of(&request);
     request.map(|messages| {
         let end = futures_util::stream::once(async move {
             cancellation.is_cancelled().then(|| Status::cancelled("the caller cancelled the call"))

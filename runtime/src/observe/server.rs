@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
+#[cfg(any(feature = "rest", feature = "queue"))]
 use tonic::metadata::MetadataMap;
 use tonic::Code;
 use tracing::Span;
@@ -41,6 +42,9 @@ impl ServerCall {
     ///
     /// `None` when nothing observes the call: no metrics are recorded, no subscriber records its
     /// span and it came without a `traceparent`.
+    ///
+    /// (Without a transport no server observes calls: this and what starts from it stay unused.)
+    #[cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
     pub(crate) fn new(method: &str, transport: TransportKind, traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
         let labels = super::metrics_on().then(|| labels::of(method, transport));
         if let Some(labels) = labels {
@@ -93,6 +97,7 @@ impl ServerCall {
     }
 
     /// The server span's trace context.
+    #[cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
     pub(crate) fn trace(&self) -> Option<&TraceContext> {
         self.trace.as_deref()
     }
@@ -136,13 +141,16 @@ impl Drop for ServerCall {
 }
 
 impl ServerCall {
-    /// A call whose request metadata is `metadata` (its `traceparent` and `tracestate`).
+    /// A call whose request metadata is `metadata` (its `traceparent` and `tracestate`): REST's
+    /// and the queue transport's (`CallContext::served`).
+    #[cfg(any(feature = "rest", feature = "queue"))]
     #[inline]
     pub(crate) fn of_metadata(metadata: &MetadataMap, method: &str, transport: TransportKind) -> Option<Self> {
         Self::of_headers(metadata.as_ref(), method, transport)
     }
 
     /// A call whose request headers are `headers` (its `traceparent` and `tracestate`).
+    #[cfg_attr(not(any(feature = "grpc", feature = "rest", feature = "queue")), allow(dead_code))]
     #[inline]
     pub(crate) fn of_headers(headers: &http::HeaderMap, method: &str, transport: TransportKind) -> Option<Self> {
         let [tp, ts] = crate::context::find_headers(headers, [&TRACEPARENT_HEADER, &TRACESTATE_HEADER]).map(|v| v.and_then(|v| v.to_str().ok()));
