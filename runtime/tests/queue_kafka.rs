@@ -295,3 +295,56 @@ async fn shutdown_is_bounded_with_a_handler_running() {
     publisher.close().await;
     assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
 }
+
+/// A Python peer written from docs/queue-protocol.md, "Kafka" (`kafka_peer.py`: confluent-kafka
+/// and kafka-python) publishes an event this server handles, calls `Echo` through a reply topic
+/// of its own, reads an event switchboard published (with its CloudEvents headers) and reads the
+/// dead-letter topic. Against `SWITCHBOARD_KAFKA_URL` only (the mock cluster has no CreateTopics
+/// for the peer's reply topic); without the Python packages it skips (under `CI=true` it fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_peer_interoperates_from_the_protocol_doc() {
+    let Some(url) = std::env::var("SWITCHBOARD_KAFKA_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: SWITCHBOARD_KAFKA_URL is not set");
+        return;
+    };
+    let modules = std::process::Command::new("python3").args(["-c", "import confluent_kafka, kafka"]).status();
+    if !modules.is_ok_and(|s| s.success()) {
+        switchboard_test_support::ci::skip_or_fail("python3 with confluent-kafka and kafka-python is not installed");
+        return;
+    }
+    let _turn = BROKER.lock().await;
+    let broker = Broker::connect(&url).await.expect("connect");
+    let book = suite::Impl::default();
+    let server = suite::serve(&broker, book.clone()).await;
+    let client = suite::LedgerQueueClient::new(&broker);
+    let run = format!("{}-{:x}", std::process::id(), fastrand::u32(..));
+    client.publish_record(Entry { id: format!("rs-{run}"), ..Default::default() }).await.expect("publish");
+    client.publish_poison(Entry { id: format!("rs-poison-{run}"), ..Default::default() }).await.expect("publish");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_peer.py");
+    let (u, r) = (url.clone(), run.clone());
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new("python3").args([script, &u, &r]).output())
+        .await
+        .unwrap()
+        .expect("run python3");
+    println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Python peer failed");
+    let py = format!("py-{run}");
+    eventually("the Python peer's event handled", Duration::from_secs(20), || book.0.recorded.lock().unwrap().contains(&py)).await;
+    // Takes this run's dead letter, so that the suite's count of them stays its own.
+    let poison = format!("rs-poison-{run}");
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    retry_until("this run's dead letter taken", Duration::from_secs(20), || {
+        let (broker, poison, taken) = (broker.clone(), poison.clone(), taken.clone());
+        async move {
+            let dead = broker.dead_letters("test.queue.v1.Ledger", "Poison", 1000).await.expect("dead letters");
+            let mut taken = taken.lock().unwrap();
+            taken.extend(dead);
+            let ours = taken.iter().any(|d| d.body.as_ref().windows(poison.len()).any(|w| w == poison.as_bytes()));
+            if ours { Ok(()) } else { Err("not yet") }
+        }
+    })
+    .await;
+    server.abort();
+    let _ = server.await;
+    broker.close().await;
+}
