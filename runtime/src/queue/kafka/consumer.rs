@@ -163,6 +163,13 @@ impl ConsumerContext for Ctx {
             revoked.extend(tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // A partition this member paused before it lost it starts afresh when it comes back.
+            let _ = consumer.resume(tpl);
+        }
+    }
 }
 
 /// A running consumer loop: tell it to stop, and learn when it has.

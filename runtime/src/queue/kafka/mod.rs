@@ -410,6 +410,19 @@ impl Backend for KafkaBackend {
     }
 }
 
+impl Drop for KafkaBackend {
+    fn drop(&mut self) {
+        // Dropped without `close`: the consumer and listener threads stop on their own (their
+        // consumers closed there, bounded), without waiting here.
+        for handle in self.inner.consumers.lock().unwrap().iter() {
+            let _ = handle.cmd.send(consumer::Cmd::Stop);
+        }
+        for listener in self.inner.listeners.lock().unwrap().iter() {
+            listener.stop.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// A record of an event or retry topic as a delivery.
 fn event_delivery(inner: &Arc<Inner>, service: &'static str, methods: &[&'static str], record: Record, settler: Settler) -> Delivery {
     let Record { topic, partition, offset, key, mut env, .. } = record;
