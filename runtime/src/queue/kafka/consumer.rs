@@ -15,9 +15,9 @@
 //!   records are taken (at most once, like core NATS).
 //!
 //! A partition whose buffer fills up (a slow handler, a retry not due) is paused, not the poll
-//! loop, and resumed once it has drained. Shutdown: stop handing out, wait up to 2 s for the
+//! loop, and resumed once it has drained. Shutdown: stop handing out, wait up to 1.5 s for the
 //! handlers of records handed out, commit, then `close_queue` and poll until librdkafka says the
-//! consumer is closed (at most 2 s more) — never librdkafka's blocking close in a drop on the async
+//! consumer is closed (at most 1.5 s more) — never librdkafka's blocking close in a drop on the async
 //! runtime.
 
 use std::collections::{HashMap, VecDeque};
@@ -42,9 +42,9 @@ const MAX_POLL: usize = 1000;
 /// A partition with this many records waiting is paused.
 const PAUSE_AT: usize = 64;
 /// How long shutdown waits for handlers of records handed out.
-const DRAIN: Duration = Duration::from_secs(2);
+const DRAIN: Duration = Duration::from_millis(1500);
 /// How long shutdown waits for librdkafka to close the consumer (leave the group).
-const CLOSE: Duration = Duration::from_secs(2);
+const CLOSE: Duration = Duration::from_millis(1500);
 
 /// Whether records of a partition are handled one at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
