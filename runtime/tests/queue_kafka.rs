@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use suite::{Empty, Entry};
-use switchboard::queue::{Broker, PartitionKey};
+use switchboard::queue::{Broker, KafkaOptions, PartitionKey};
 use switchboard::{Request, Response, Status};
 use switchboard_test_support::ready::{eventually, retry_until};
 
@@ -149,8 +149,14 @@ fn keyed(id: String, key: &str, amount: i64) -> Request<Entry> {
 }
 
 /// Starts an `Orders` server on a connection of its own; returns the connection and the task.
+/// Each test's servers join a consumer group of their own (`KafkaOptions::group`), so that no
+/// test depends on the state an earlier run left in a shared cluster's group (tansu, after many
+/// runs against one instance, was seen leaving `sb.event.test.kafka.v1.Orders` in a state where
+/// no member got partitions). A new group reads the topics from their beginning: earlier runs'
+/// entries are acked unseen (the prefix).
 async fn orders_server(url: &str, prefix: &str, seen: &Arc<Seen>, server: usize) -> (Broker, tokio::task::JoinHandle<Result<(), Status>>) {
-    let broker = Broker::connect(url).await.expect("connect");
+    let group = format!("sb.event.test.kafka.v1.Orders.{prefix}");
+    let broker = Broker::connect_kafka(url, KafkaOptions::new().group(group)).await.expect("connect");
     let queue_server = OrdersQueueServer::new(OrdersImpl { seen: seen.clone(), server, prefix: prefix.to_owned() })
         .max_attempts(3)
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(50))
