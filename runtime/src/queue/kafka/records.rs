@@ -14,7 +14,7 @@ pub(crate) const REPLY_TO: &str = "sb-reply-to";
 /// Which call a reply belongs to (every reply frame copies it from the request).
 pub(crate) const CORRELATION_ID: &str = "sb-correlation-id";
 /// The partition key the codegen sets (`sb-key`): the record key when present.
-pub(crate) const KEY: &str = "sb-key";
+pub(crate) use super::super::wire::KEY;
 /// On a record in the retry topic: when it is due, milliseconds since the Unix epoch.
 pub(crate) const DUE: &str = "sb-due";
 /// On retried and dead-lettered events: the topic the event was first published to.
