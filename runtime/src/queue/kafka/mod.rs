@@ -443,17 +443,13 @@ fn event_delivery(inner: &Arc<Inner>, service: &'static str, methods: &[&'static
     };
     let attempt = env.attempt();
     // The copy a retry or dead letter is made from; the `sb-origin-*` headers (not metadata: the
-    // handler does not see them) go on it only.
-    let mut kept = env.clone();
-    if kept.header(records::ORIGIN_TOPIC).is_none() {
-        kept.push(records::ORIGIN_TOPIC, topic.to_string());
-        kept.push(records::ORIGIN_PARTITION, partition.to_string());
-        kept.push(records::ORIGIN_OFFSET, offset.to_string());
-    }
+    // handler does not see them) are added to it only when it moves.
+    let origin = env.header(records::ORIGIN_TOPIC).is_none().then_some((topic, partition, offset));
+    let kept = env.clone();
     Delivery {
         attempt,
         redelivered: attempt > 1,
-        acker: Box::new(EventAcker { inner: inner.clone(), settler: Some(settler), env: kept, key, service, method }),
+        acker: Box::new(EventAcker { inner: inner.clone(), settler: Some(settler), env: kept, origin, key, service, method }),
         env,
     }
 }
@@ -484,6 +480,8 @@ struct EventAcker {
     inner: Arc<Inner>,
     settler: Option<Settler>,
     env: Envelope,
+    /// Where it was first consumed, unless its headers say so already (a retried event).
+    origin: Option<(Arc<str>, i32, i64)>,
     key: Option<Vec<u8>>,
     service: &'static str,
     method: Str,
@@ -495,6 +493,11 @@ impl EventAcker {
     fn move_to(mut self: Box<Self>, topic: Result<String, Status>, extra: Vec<(String, String)>) -> BoxFuture<'static, Result<(), Status>> {
         let settler = self.settler.take();
         let mut env = std::mem::take(&mut self.env);
+        if let Some((topic, partition, offset)) = self.origin.take() {
+            env.push(records::ORIGIN_TOPIC, topic.to_string());
+            env.push(records::ORIGIN_PARTITION, partition.to_string());
+            env.push(records::ORIGIN_OFFSET, offset.to_string());
+        }
         Box::pin(async move {
             let Some(settler) = settler else { return Ok(()) };
             for (name, value) in extra {
