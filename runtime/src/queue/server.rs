@@ -448,6 +448,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
         });
         let mut tasks = JoinSet::new();
         let mut spare = None;
+        let mut spare_event = None;
         let mut signal = std::pin::pin!(signal);
         loop {
             tokio::select! {
@@ -488,8 +489,31 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                     None => requests = None,
                 },
                 d = next(&mut event_rx) => match d {
-                    // A panic ends the task, not this loop.
-                    Some(d) => { tasks.spawn(handle_event::<D, C>(shared.clone(), d)); }
+                    // As with requests: polled once here, a task only for those that wait (most
+                    // events settle without waiting: a handler that does not await, an in-process
+                    // dedupe window), the box reused. A panic ends that event only, here or in
+                    // its task; its acker, dropped unsettled, gives the message back.
+                    Some(d) => {
+                        let event = handle_event::<D, C>(shared.clone(), d);
+                        let mut fut = match spare_event.take() {
+                            Some(mut boxed) => {
+                                std::pin::Pin::set(&mut boxed, event);
+                                boxed
+                            }
+                            None => Box::pin(event),
+                        };
+                        let polled = std::future::poll_fn(|cx| {
+                            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx).is_ready())))
+                        })
+                        .await;
+                        match polled {
+                            Ok(true) => spare_event = Some(fut),
+                            Ok(false) => {
+                                tasks.spawn(fut);
+                            }
+                            Err(_) => drop(fut),
+                        }
+                    }
                     None => event_rx = None,
                 },
                 c = next_cancel(&mut cancel_rx) => match c {

@@ -27,11 +27,13 @@
 //! explicitly, bounded in time, so shutdown never blocks the async runtime in a drop.
 
 mod consumer;
+mod handout;
 mod listener;
 mod options;
 mod records;
 mod topics;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -51,7 +53,7 @@ use tonic::Status;
 pub use options::KafkaOptions;
 
 use super::backend::{Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
-use super::wire::{self, Envelope};
+use super::wire::{self, Envelope, Str};
 use consumer::{Order, Record, Settler};
 use listener::Listener;
 use topics::Topics;
@@ -429,26 +431,25 @@ fn event_delivery(inner: &Arc<Inner>, service: &'static str, methods: &[&'static
     let Record { topic, partition, offset, key, mut env, .. } = record;
     // The topic's last part names the method (`sb.event.<service>.<method>`); a retried record
     // carries it in `sb-method`.
-    let method = match env.header(wire::METHOD) {
-        Some(m) => m.to_owned(),
+    let method: Str = match env.header(wire::METHOD) {
+        Some(m) => Cow::Owned(m.to_owned()),
         None if topic.starts_with("sb.event.") => {
             let m = topic.rsplit('.').next().unwrap_or_default();
-            let m = methods.iter().find(|k| **k == m).map_or_else(|| m.to_owned(), |k| (*k).to_owned());
+            let m: Str = methods.iter().find(|k| **k == m).map_or_else(|| Cow::Owned(m.to_owned()), |k| Cow::Borrowed(*k));
             env.push(wire::METHOD, m.clone());
             m
         }
-        None => String::from("unknown"),
+        None => Cow::Borrowed("unknown"),
     };
-    if env.header(records::ORIGIN_TOPIC).is_none() {
-        env.push(records::ORIGIN_TOPIC, topic.to_string());
-        env.push(records::ORIGIN_PARTITION, partition.to_string());
-        env.push(records::ORIGIN_OFFSET, offset.to_string());
-    }
     let attempt = env.attempt();
+    // The copy a retry or dead letter is made from; the `sb-origin-*` headers (not metadata: the
+    // handler does not see them) are added to it only when it moves.
+    let origin = env.header(records::ORIGIN_TOPIC).is_none().then_some((topic, partition, offset));
+    let kept = env.clone();
     Delivery {
         attempt,
         redelivered: attempt > 1,
-        acker: Box::new(EventAcker { inner: inner.clone(), settler: Some(settler), env: env.clone(), key, service, method }),
+        acker: Box::new(EventAcker { inner: inner.clone(), settler: Some(settler), env: kept, origin, key, service, method }),
         env,
     }
 }
@@ -479,9 +480,11 @@ struct EventAcker {
     inner: Arc<Inner>,
     settler: Option<Settler>,
     env: Envelope,
+    /// Where it was first consumed, unless its headers say so already (a retried event).
+    origin: Option<(Arc<str>, i32, i64)>,
     key: Option<Vec<u8>>,
     service: &'static str,
-    method: String,
+    method: Str,
 }
 
 impl EventAcker {
@@ -490,6 +493,11 @@ impl EventAcker {
     fn move_to(mut self: Box<Self>, topic: Result<String, Status>, extra: Vec<(String, String)>) -> BoxFuture<'static, Result<(), Status>> {
         let settler = self.settler.take();
         let mut env = std::mem::take(&mut self.env);
+        if let Some((topic, partition, offset)) = self.origin.take() {
+            env.push(records::ORIGIN_TOPIC, topic.to_string());
+            env.push(records::ORIGIN_PARTITION, partition.to_string());
+            env.push(records::ORIGIN_OFFSET, offset.to_string());
+        }
         Box::pin(async move {
             let Some(settler) = settler else { return Ok(()) };
             for (name, value) in extra {
@@ -527,7 +535,7 @@ impl Acker for EventAcker {
         let extra = vec![
             (wire::ATTEMPT.to_owned(), next_attempt.to_string()),
             (records::DUE.to_owned(), records::due_in(delay)),
-            (wire::METHOD.to_owned(), self.method.clone()),
+            (wire::METHOD.to_owned(), self.method.to_string()),
         ];
         self.move_to(topic, extra)
     }

@@ -125,25 +125,67 @@ pub(crate) fn push_cloudevents(env: &mut Envelope, service: &str, method: &str) 
 
 /// A received record's headers and body as an envelope: names lower-cased, values as UTF-8
 /// (invalid bytes replaced), `sb-reply-to` / `sb-correlation-id` moved to the routing fields.
+/// The names switchboard itself writes (and a few constant values) are borrowed, not allocated.
 pub(crate) fn envelope_of(message: &BorrowedMessage<'_>) -> Envelope {
     let body = bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default());
     let mut env = Envelope { body, ..Envelope::default() };
     if let Some(headers) = message.headers() {
         env.headers.reserve(headers.count());
         for header in headers.iter() {
-            let value = match header.value {
-                Some(v) => String::from_utf8_lossy(v).into_owned(),
-                None => String::new(),
-            };
-            let name = header.key.to_ascii_lowercase();
-            match name.as_str() {
-                REPLY_TO => env.reply_to = Some(value),
-                CORRELATION_ID => env.correlation_id = Some(value),
-                _ => env.headers.push((Cow::Owned(name), Str::Owned(value))),
+            let raw = header.value.unwrap_or_default();
+            if header.key.eq_ignore_ascii_case(REPLY_TO) {
+                env.reply_to = Some(String::from_utf8_lossy(raw).into_owned());
+            } else if header.key.eq_ignore_ascii_case(CORRELATION_ID) {
+                env.correlation_id = Some(String::from_utf8_lossy(raw).into_owned());
+            } else {
+                env.headers.push((name_of(header.key), value_of(raw)));
             }
         }
     }
     env
+}
+
+/// Header names switchboard writes, borrowed when a record carries them.
+const KNOWN_NAMES: &[&str] = &[
+    wire::MESSAGE_ID,
+    wire::CONTENT_TYPE,
+    wire::METHOD,
+    wire::KEY,
+    wire::ATTEMPT,
+    wire::DEADLINE,
+    wire::STATUS,
+    wire::STATUS_MESSAGE,
+    wire::STATUS_DETAILS,
+    DUE,
+    ORIGIN_TOPIC,
+    ORIGIN_PARTITION,
+    ORIGIN_OFFSET,
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "traceparent",
+    "tracestate",
+];
+
+/// Header values that are the same on most records, borrowed when a record carries them.
+const KNOWN_VALUES: &[&str] = &["1.0", wire::PROTOBUF, wire::JSON];
+
+/// A header name, lower-cased (allocated only when it is not one of [`KNOWN_NAMES`]).
+fn name_of(key: &str) -> Str {
+    match KNOWN_NAMES.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        Some(k) => Cow::Borrowed(*k),
+        None => Cow::Owned(key.to_ascii_lowercase()),
+    }
+}
+
+/// A header value as UTF-8 (invalid bytes replaced).
+fn value_of(raw: &[u8]) -> Str {
+    match KNOWN_VALUES.iter().find(|v| v.as_bytes() == raw) {
+        Some(v) => Cow::Borrowed(*v),
+        None => Cow::Owned(String::from_utf8_lossy(raw).into_owned()),
+    }
 }
 
 /// The `sb-due` time of a record, if it has one.
@@ -162,6 +204,14 @@ mod tests {
         assert_eq!(retry_topic("a.v1.Ledger").unwrap(), "sb.retry.a.v1.Ledger");
         assert!(event_topic("a b", "C").is_err());
         assert!(checked_topic("x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn header_names_and_values() {
+        assert!(matches!(name_of("Message-ID"), Cow::Borrowed("message-id")));
+        assert_eq!(name_of("X-Custom"), "x-custom");
+        assert!(matches!(value_of(b"1.0"), Cow::Borrowed("1.0")));
+        assert_eq!(value_of(b"ab\xffc"), "ab\u{fffd}c");
     }
 
     #[test]
