@@ -25,6 +25,8 @@ pub struct KafkaOptions {
     pub(crate) group_instance_id: Option<String>,
     pub(crate) session_timeout: Duration,
     pub(crate) config: Vec<(String, String)>,
+    pub(crate) reply_lease: Duration,
+    pub(crate) reply_sweep: Duration,
 }
 
 impl Default for KafkaOptions {
@@ -37,6 +39,8 @@ impl Default for KafkaOptions {
             group_instance_id: None,
             session_timeout: Duration::from_secs(6),
             config: Vec::new(),
+            reply_lease: Duration::from_secs(30),
+            reply_sweep: Duration::from_secs(30),
         }
     }
 }
@@ -126,6 +130,21 @@ impl KafkaOptions {
             }
         }
         Ok((servers.join(","), self))
+    }
+
+    /// How long this connection's reply topic stays leased after each renewal: the client
+    /// renews its lease in `sb.reply.leases` every third of it, and request servers delete reply
+    /// topics whose lease has run out (docs/queue-protocol.md, "Kafka"). Default 30 s.
+    pub fn reply_lease(mut self, lease: Duration) -> Self {
+        self.reply_lease = lease.max(Duration::from_millis(300));
+        self
+    }
+
+    /// How often this connection's request servers look for reply topics whose lease ran out
+    /// and delete them. Default 30 s; `Duration::ZERO`: never.
+    pub fn reply_sweep(mut self, every: Duration) -> Self {
+        self.reply_sweep = every;
+        self
     }
 }
 
