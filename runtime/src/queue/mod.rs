@@ -51,7 +51,7 @@ mod nats;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]
-pub use kafka::{mock_cluster as kafka_mock_cluster, KafkaOptions};
+pub use kafka::{mock_cluster as kafka_mock_cluster, KafkaOptions, KafkaScram, KafkaTls};
 
 use std::sync::Arc;
 
@@ -150,7 +150,9 @@ impl Broker {
     /// - `amqp://user:pass@host:5672/vhost`: RabbitMQ (feature `amqp`);
     /// - `nats://host:4222`: NATS, with JetStream for events (feature `nats`);
     /// - `kafka://host:9092[,host:9092…][?partitions=6&…]`: Kafka (feature `kafka`; the query
-    ///   takes [`KafkaOptions`]' settings, see [`Broker::connect_kafka`]).
+    ///   takes [`KafkaOptions`]' settings, see [`Broker::connect_kafka`]);
+    ///   `kafkas://[user:password@]host:9093[?ca=ca.pem&sasl=SCRAM-SHA-256]` with TLS (feature
+    ///   `kafka-tls`), `kafka://user:password@host:9092` with SASL PLAIN.
     ///
     /// RabbitMQ and NATS URLs may list several nodes, comma-separated
     /// (`amqp://a:5672/%2f,amqp://b:5672/%2f`, `nats://a:4222,nats://b:4222`): RabbitMQ uses the
@@ -216,14 +218,14 @@ impl Broker {
                 ConnectError::Connect { url: redact(url), message: not_tls_hint(message) }
             })?),
             #[cfg(feature = "kafka")]
-            "kafka" if tls.is_some() => {
+            "kafka" | "kafkas" if tls.is_some() => {
                 return Err(ConnectError::Connect {
                     url: redact(url),
-                    message: "kafka:// takes its TLS settings as librdkafka properties (security.protocol, ssl.*), which need rdkafka's `ssl` feature; this build has no TLS for Kafka".into(),
+                    message: "kafka:// takes its TLS settings from the URL (kafkas://, ca=, cert=, key=) or KafkaOptions::tls with Broker::connect_kafka (feature `kafka-tls`), not from a ClientTls".into(),
                 });
             }
             #[cfg(feature = "kafka")]
-            "kafka" => Backends::Kafka(
+            "kafka" | "kafkas" => Backends::Kafka(
                 kafka::connect(url, replies.clone(), KafkaOptions::default())
                     .await
                     .map_err(|message| ConnectError::Connect { url: redact(url), message })?,

@@ -41,16 +41,16 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 use tokio::sync::{mpsc, OnceCell};
 use tonic::Status;
 
-pub use options::KafkaOptions;
+pub use options::{KafkaOptions, KafkaScram, KafkaTls};
 
 use super::backend::{Acker, Backend, Cancels, ConsumerSpec, Deliveries, Delivery, Replies};
 use super::wire::{self, Envelope, Str};
@@ -91,6 +91,10 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>, options: KafkaOpti
     let (servers, options) = options.parse_url(url)?;
     let mut base = ClientConfig::new();
     base.set("bootstrap.servers", &servers).set("client.id", "switchboard");
+    // TLS and SASL (options.rs), before the caller's own properties.
+    for (key, value) in options.security()? {
+        base.set(key, value);
+    }
     let apply = |config: &mut ClientConfig| {
         for (key, value) in &options.config {
             config.set(key, value);
@@ -111,11 +115,7 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>, options: KafkaOpti
     let mock = mocks().lock().unwrap().get(&servers).cloned();
     let topics = Topics::new(admin, options.partitions, options.replication, options.create_topics, mock);
     // The cluster answers, or the connection fails now (as the other brokers' connects do).
-    let admin = topics.admin();
-    tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, Duration::from_secs(5)).map(drop))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("no Kafka broker of {servers} answered: {e}"))?;
+    probe(&base, &servers).await?;
     Ok(KafkaBackend {
         inner: Arc::new(Inner {
             base,
@@ -130,6 +130,121 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>, options: KafkaOpti
             served_check: tokio::sync::Mutex::const_new(()),
         }),
     })
+}
+
+/// How long `connect` waits for a broker to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fetches the cluster's metadata with a client of its own whose context hears what librdkafka
+/// reports on the way: a failed TLS handshake or SASL authentication (librdkafka retries those
+/// and only logs them) fails the connection at once and says so; a broker that does not answer
+/// fails it after `CONNECT_TIMEOUT`, with the last problem librdkafka reported.
+async fn probe(config: &ClientConfig, servers: &str) -> Result<(), String> {
+    let heard = Arc::new(Heard::default());
+    // librdkafka's log level follows the `log` crate's (off without a logger): the probe hears
+    // connection failures whatever the application logs.
+    let mut config = config.clone();
+    config.set_log_level(RDKafkaLogLevel::Info);
+    let client: BaseProducer<Hearing> =
+        config.create_with_context(Hearing(heard.clone())).map_err(|e| format!("creating the Kafka client: {e}"))?;
+    let listening = heard.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let step = left.min(Duration::from_millis(200));
+            let fetched = client.client().fetch_metadata(None, step).map(drop);
+            // Serves the log lines and errors queued meanwhile (the context hears them).
+            client.poll(Duration::ZERO);
+            match fetched {
+                Ok(()) => return Ok(()),
+                Err(e) if left <= step || listening.failed() => return Err(e),
+                Err(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let Err(e) = fetched else { return Ok(()) };
+    Err(match heard.take() {
+        Some((Some(Failure::Auth), why)) => format!("authentication failed at the Kafka broker {servers}: {why}"),
+        Some((Some(Failure::Tls), why)) => format!("the TLS handshake with the Kafka broker {servers} failed: {why}"),
+        Some((None, why)) => format!("no Kafka broker of {servers} answered: {e} (last: {why})"),
+        None => format!("no Kafka broker of {servers} answered: {e}"),
+    })
+}
+
+/// Why a connection cannot succeed however long it tries.
+#[derive(Clone, Copy)]
+enum Failure {
+    Auth,
+    Tls,
+}
+
+/// What librdkafka reported while `probe` waited: the first failure, else the last problem.
+#[derive(Default)]
+struct Heard(Mutex<Option<(Option<Failure>, String)>>);
+
+impl Heard {
+    fn hear(&self, message: &str) {
+        let lower = message.to_ascii_lowercase();
+        let failure = if ["sasl authentication error", "authentication failed", "unsupported sasl mechanism"].iter().any(|s| lower.contains(s)) {
+            Some(Failure::Auth)
+        } else if ["ssl handshake failed", "certificate verify failed"].iter().any(|s| lower.contains(s)) {
+            Some(Failure::Tls)
+        } else {
+            None
+        };
+        let mut heard = self.0.lock().unwrap();
+        // A failure is kept; "N/N brokers are down" says less than what came before it.
+        let keep = match &*heard {
+            Some((Some(_), _)) => true,
+            Some(_) => failure.is_none() && lower.contains("brokers are down"),
+            None => false,
+        };
+        if !keep {
+            *heard = Some((failure, message.trim().to_owned()));
+        }
+    }
+
+    fn failed(&self) -> bool {
+        matches!(*self.0.lock().unwrap(), Some((Some(_), _)))
+    }
+
+    fn take(&self) -> Option<(Option<Failure>, String)> {
+        self.0.lock().unwrap().take()
+    }
+}
+
+/// The probe's context: librdkafka's warnings and errors go to [`Heard`], and on to the log as
+/// with the other clients.
+struct Hearing(Arc<Heard>);
+
+impl ClientContext for Hearing {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // Warnings and errors, and every connection failure ("FAIL": librdkafka logs some at
+        // info level, such as a plaintext client's at a TLS listener).
+        if fac == "FAIL"
+            || matches!(
+                level,
+                RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning
+            )
+        {
+            self.0.hear(log_message);
+        }
+        DefaultClientContext.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.hear(reason);
+        DefaultClientContext.error(error, reason);
+    }
+}
+
+impl ProducerContext for Hearing {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
 }
 
 /// A produce error as a status.
