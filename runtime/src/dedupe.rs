@@ -114,10 +114,10 @@ pub(crate) struct Dedupe<R> {
 }
 
 struct State<R> {
-    entries: HashMap<String, Entry<R>>,
+    entries: HashMap<Arc<str>, Entry<R>>,
     /// Finished ids, oldest first, with the time they expire. Every `Entry::Done` is here
     /// exactly once (as the slot with its `expires`); running ids are not.
-    done: VecDeque<(Instant, String)>,
+    done: VecDeque<(Instant, Arc<str>)>,
     /// Sum of the finished entries' costs.
     bytes: usize,
 }
@@ -188,8 +188,10 @@ impl<R: Kept> Dedupe<R> {
             None => 0,
         };
         state.bytes -= stale;
-        state.entries.insert(id.to_owned(), Entry::Running);
-        Begin::Fresh(Running { dedupe: self, id: Some(id.to_owned()) })
+        // One allocation for the id, shared by the map, the guard and later the done queue.
+        let id: Arc<str> = Arc::from(id);
+        state.entries.insert(id.clone(), Entry::Running);
+        Begin::Fresh(Running { dedupe: self, id: Some(id) })
     }
 
     /// Drops finished entries past the window, over the capacity or over the byte budget,
@@ -212,12 +214,12 @@ impl<R: Kept> Dedupe<R> {
     }
 
     /// Records `id` as done with `frames` (a guard's `finish`), for the window.
-    fn finish(&self, id: String, frames: Option<Arc<R>>) {
+    fn finish(&self, id: Arc<str>, frames: Option<Arc<R>>) {
         self.finish_for(id, frames, self.window);
     }
 
     /// Records `id` as done with `frames`, kept for `keep`.
-    fn finish_for(&self, id: String, frames: Option<Arc<R>>, keep: Duration) {
+    fn finish_for(&self, id: Arc<str>, frames: Option<Arc<R>>, keep: Duration) {
         let kept = frames.filter(|f| f.kept_size() <= self.max_reply_bytes());
         let cost = ENTRY_OVERHEAD + id.len() + kept.as_deref().map_or(0, Kept::kept_size);
         let now = Instant::now();
@@ -256,7 +258,7 @@ impl<R: Kept> Dedupe<R> {
 /// run again); [`Running::finish`] records the outcome for duplicates instead.
 pub(crate) struct Running<'a, R: Kept> {
     dedupe: &'a Dedupe<R>,
-    id: Option<String>,
+    id: Option<Arc<str>>,
 }
 
 impl<R: Kept> Running<'_, R> {

@@ -288,7 +288,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sb-consume" => {
             let stats = Stats::new(&args);
             let broker = Broker::connect(&args.url).await?;
-            let server = SinkQueueServer::new(SinkImpl(stats.clone())).prefetch(args.prefetch);
+            // Events only, like the anchor's consumer loop: no request-reply consumers (the
+            // rpc group and the cancel listener) beside it.
+            let server = SinkQueueServer::new(SinkImpl(stats.clone())).prefetch(args.prefetch).requests(false);
             let b = broker.clone();
             tokio::spawn(async move {
                 if let Err(e) = server.serve(&b).await {

@@ -248,7 +248,7 @@ impl DedupeStore for InProcessStore {
             Answer::Reply(bytes) => Some(Arc::new(Held(bytes))),
             Answer::NotKept => None,
         };
-        self.window.finish_for(key.to_owned(), held, keep);
+        self.window.finish_for(Arc::from(key), held, keep);
         Box::pin(std::future::ready(Ok(())))
     }
 

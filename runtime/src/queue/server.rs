@@ -989,10 +989,9 @@ fn poison(status: &Status) -> bool {
 
 async fn handle_event<D: Dispatch<Queue<C>>, C: Send + Sync + 'static>(shared: Arc<Shared<D::Handler>>, delivery: Delivery) {
     let Delivery { env, attempt, acker, .. } = delivery;
-    let id = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()).map(str::to_owned);
     // Released unless the handler succeeds (see `handle_request`).
     let mut running = None;
-    if let Some(id) = &id {
+    if let Some(id) = env.header(wire::MESSAGE_ID).filter(|_| shared.dedupe.enabled()) {
         match shared.dedupe.claim(id).await {
             Ok(KeyClaim::Fresh(r)) => running = Some(r),
             Ok(KeyClaim::Done(_)) => {

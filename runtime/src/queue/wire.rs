@@ -147,7 +147,15 @@ pub fn is_metadata(name: &str) -> bool {
         || name == MESSAGE_ID
         || name == "grpc-timeout"
         || name == "te"
-        || name == "user-agent")
+        || name == "user-agent"
+        || is_cloudevents_attribute(name))
+}
+
+/// The CloudEvents 1.0 attributes switchboard writes on Kafka events (binary mode). They mirror
+/// protocol headers (`sb-message-id`, `sb-method`, the publish time), so they are not call
+/// metadata; other `ce_*` headers (a producer's extension attributes) are.
+fn is_cloudevents_attribute(name: &str) -> bool {
+    matches!(name, "ce_specversion" | "ce_id" | "ce_source" | "ce_type" | "ce_time")
 }
 
 /// Appends `metadata` as headers: ASCII values as they are, `-bin` values in base64.
@@ -297,6 +305,14 @@ mod tests {
         assert_eq!(back.get_bin("trace-bin").unwrap().to_bytes().unwrap().as_ref(), b"\x00\x01\xff");
         assert_eq!(back.get("x-user").unwrap(), "ada");
         assert!(back.get(METHOD).is_none());
+        // CloudEvents attributes mirror protocol headers; a producer's extension attributes are metadata.
+        let mut env = Envelope::default();
+        env.push("ce_id", "m-1");
+        env.push("ce_type", "a.B.C");
+        env.push("ce_tenant", "blue");
+        let back = metadata_of(&env);
+        assert!(back.get("ce_id").is_none() && back.get("ce_type").is_none());
+        assert_eq!(back.get("ce_tenant").unwrap(), "blue");
     }
 
     #[test]
