@@ -354,3 +354,223 @@ async fn a_python_peer_interoperates_from_the_protocol_doc() {
     let _ = server.await;
     broker.close().await;
 }
+
+// ---- reply-topic leases ---------------------------------------------------------------------
+
+/// Leases short enough for a test: 2 s, renewed every 667 ms; servers sweep every 500 ms.
+fn short_leases() -> KafkaOptions {
+    KafkaOptions::new().reply_lease(Duration::from_secs(2)).reply_sweep(Duration::from_millis(500))
+}
+
+/// The `sb.reply.*` topics the cluster lists (what `kafka-topics --list` shows), but the lease
+/// topic.
+async fn reply_topics(url: &str) -> std::collections::HashSet<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let servers = url.trim_start_matches("kafka://").split('?').next().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", servers).create().expect("a metadata client");
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("the cluster's metadata");
+        metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && t.name().starts_with("sb.reply.") && t.name() != "sb.reply.leases")
+            .map(|t| t.name().to_owned())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// The one topic in `after` and not in `before`.
+fn the_new_one(before: &std::collections::HashSet<String>, after: &std::collections::HashSet<String>) -> String {
+    let new: Vec<&String> = after.difference(before).collect();
+    assert_eq!(new.len(), 1, "expected one new reply topic, found {new:?}");
+    new[0].clone()
+}
+
+/// The records of `sb.reply.leases` as a peer reads them (key, value, when read), from a
+/// consumer of the topic's every partition on a thread of its own, from the beginning, until the
+/// returned [`Reading`] is stopped.
+fn read_leases(url: &str) -> (Arc<Mutex<Vec<(String, Option<String>, Instant)>>>, Reading) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let servers = url.trim_start_matches("kafka://").split('?').next().unwrap().to_owned();
+    let read = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (out, stopped) = (read.clone(), stop.clone());
+    let thread = std::thread::spawn(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", servers)
+            .set("group.id", format!("lease-reader-{:x}", fastrand::u64(..)))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a lease reader");
+        let metadata = consumer.fetch_metadata(Some("sb.reply.leases"), Duration::from_secs(10)).expect("the lease topic's metadata");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset("sb.reply.leases", p.id(), rdkafka::Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).expect("assign the lease topic");
+        while !stopped.load(std::sync::atomic::Ordering::Acquire) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let value = m.payload().map(|v| String::from_utf8_lossy(v).into_owned());
+                out.lock().unwrap().push((key, value, Instant::now()));
+            }
+        }
+        consumer.unassign().expect("unassign");
+        drop(consumer);
+    });
+    (read, Reading { stop, thread })
+}
+
+/// The lease reader of [`read_leases`].
+struct Reading {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reading {
+    /// Stops the reader and waits for its thread (a librdkafka client still running when the
+    /// test process exits can crash it).
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join()).await.unwrap().expect("the lease reader");
+    }
+}
+
+/// A child process, killed (SIGKILL) when dropped: also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lease records of `topic` read after `after`.
+fn leases_of(read: &Mutex<Vec<(String, Option<String>, Instant)>>, topic: &str, after: Instant) -> usize {
+    read.lock().unwrap().iter().filter(|(k, _, at)| k == topic && *at > after).count()
+}
+
+/// Started as a child process by `reply_topics_of_crashed_clients_are_deleted` (with
+/// `SB_KAFKA_REPLY_CHILD` set to the cluster's URL): calls `Echo` once, says `sb-child: called`, and waits
+/// to be killed. Without the variable, nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_lease_child_process() {
+    let Some(url) = std::env::var("SB_KAFKA_REPLY_CHILD").ok().filter(|u| !u.is_empty()) else { return };
+    let broker = Broker::connect_kafka(&url, short_leases()).await.expect("connect");
+    let client = suite::LedgerQueueClient::new(&broker);
+    client.echo(Entry { id: "from-the-child".into(), ..Default::default() }).await.expect("echo");
+    println!("sb-child: called");
+    std::future::pending::<()>().await;
+}
+
+/// A client that made a call and then crashed (a child process, SIGKILLed: it neither closed nor
+/// ended its lease) leaves its reply topic; a request server deletes it once its lease runs out,
+/// while a live client's reply topic (its lease renewed) stays and its calls go on working. The
+/// lease records in `sb.reply.leases` are as docs/queue-protocol.md says. On the mock cluster
+/// (no DeleteTopics, and a cluster only this process can make topics on) the crash is a client
+/// dropped without close, and the test checks the leases only: the dropped client's stop, the
+/// live one's go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_topics_of_crashed_clients_are_deleted() {
+    let _turn = BROKER.lock().await;
+    let url = kafka_url();
+    let real = std::env::var("SWITCHBOARD_KAFKA_URL").is_ok_and(|u| !u.is_empty());
+    let lease = Duration::from_secs(2);
+    let server_conn = Broker::connect_kafka(&url, short_leases()).await.expect("connect");
+    let server = suite::serve(&server_conn, suite::Impl::default()).await;
+    let before = reply_topics(&url).await;
+
+    // The client that will crash.
+    let mut child = None;
+    let mut dropped = None;
+    if real {
+        let mut process = KillOnDrop(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["reply_lease_child_process", "--exact", "--nocapture", "--test-threads=1"])
+                .env("SB_KAFKA_REPLY_CHILD", &url)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("start the child process"),
+        );
+        let stdout = process.0.stdout.take().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let called = std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.ends_with("sb-child: called"));
+            let _ = tx.send(called);
+        });
+        let called = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        assert!(matches!(called, Ok(Ok(true))), "the child process did not make its call: {called:?}");
+        child = Some(process);
+    } else {
+        let broker = Broker::connect_kafka(&url, short_leases()).await.expect("connect");
+        suite::LedgerQueueClient::new(&broker).echo(Entry { id: "to-drop".into(), ..Default::default() }).await.expect("echo");
+        dropped = Some(broker);
+    }
+    let with_crashed = reply_topics(&url).await;
+    let crashed = the_new_one(&before, &with_crashed);
+
+    // The client that lives on.
+    let live_conn = Broker::connect_kafka(&url, short_leases()).await.expect("connect");
+    let live = suite::LedgerQueueClient::new(&live_conn);
+    live.echo(Entry { id: "live-1".into(), ..Default::default() }).await.expect("echo");
+    let live_topic = the_new_one(&with_crashed, &reply_topics(&url).await);
+    let (leases, reading) = read_leases(&url);
+    eventually("both clients' leases read", Duration::from_secs(20), || {
+        let read = leases.lock().unwrap();
+        [&crashed, &live_topic].iter().all(|t| read.iter().any(|(k, v, _)| k == *t && v.as_deref() == Some("2000")))
+    })
+    .await;
+
+    // The crash.
+    match child.as_mut() {
+        Some(KillOnDrop(process)) => {
+            process.kill().expect("SIGKILL the child");
+            let _ = process.wait();
+        }
+        None => drop(dropped.take()),
+    }
+    let crashed_at = Instant::now();
+    // Renewals in flight at the crash have landed once the live client has renewed twice since.
+    eventually("two renewals of the live lease", Duration::from_secs(20), || leases_of(&leases, &live_topic, crashed_at) >= 2).await;
+    let settled = Instant::now();
+    if real {
+        retry_until("the crashed client's reply topic deleted", Duration::from_secs(30), || {
+            let url = url.clone();
+            let crashed = crashed.clone();
+            async move { if reply_topics(&url).await.contains(&crashed) { Err("still listed") } else { Ok(()) } }
+        })
+        .await;
+        let took = crashed_at.elapsed();
+        println!("the crashed client's reply topic went {took:?} after the crash (lease {lease:?}, sweeps every 500 ms)");
+        // Its last renewal was at most a third of the lease before the crash; the sweep after the
+        // lease ran out is at most 500 ms later (and takes a probe, a metadata request and the
+        // deletion).
+        assert!(took >= lease / 2, "deleted {took:?} after the crash, before its lease ran out");
+        assert!(took < lease + Duration::from_secs(4), "deleted only {took:?} after the crash");
+    }
+    // A further lease later the live client's lease is still renewed and its topic still there.
+    eventually("three more renewals of the live lease", Duration::from_secs(20), || {
+        leases_of(&leases, &live_topic, settled) >= 3 && settled.elapsed() > lease
+    })
+    .await;
+    assert_eq!(leases_of(&leases, &crashed, settled), 0, "the crashed client's lease was renewed after the crash");
+    assert!(reply_topics(&url).await.contains(&live_topic), "the live client's reply topic was deleted");
+    let echoed = live.echo(Entry { id: "live-2".into(), ..Default::default() }).await.expect("the live client's call after the sweeps");
+    assert_eq!(echoed.into_inner().id, "live-2");
+
+    // A clean close ends the lease (a tombstone) and deletes the topic at once.
+    live_conn.close().await;
+    if real {
+        assert!(!reply_topics(&url).await.contains(&live_topic), "closed, and its reply topic is still there");
+    }
+    reading.stop().await;
+    server.abort();
+    let _ = server.await;
+    server_conn.close().await;
+}

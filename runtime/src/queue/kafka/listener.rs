@@ -77,7 +77,7 @@ pub(crate) async fn listen(
 
 /// Closes a consumer that never joined a group, bounded in time (its drop would wait for the
 /// close without bound).
-fn close(consumer: BaseConsumer) {
+pub(crate) fn close(consumer: BaseConsumer) {
     if consumer.close_queue().is_ok() {
         let until = Instant::now() + Duration::from_secs(2);
         while !consumer.closed() && Instant::now() < until {
@@ -92,7 +92,7 @@ fn close(consumer: BaseConsumer) {
 }
 
 /// Assigns every partition of `topic`, from `from`.
-fn assign_all(consumer: &BaseConsumer, topic: &str, from: Offset) -> Result<(), Status> {
+pub(crate) fn assign_all(consumer: &BaseConsumer, topic: &str, from: Offset) -> Result<(), Status> {
     let partitions = partitions_of(consumer, topic, LOOKUP)?;
     let mut tpl = TopicPartitionList::with_capacity(partitions.len());
     for partition in partitions {

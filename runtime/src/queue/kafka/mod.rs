@@ -19,6 +19,9 @@
 //! reply     server ──produce <reply topic> (sb-correlation-id, sb-seq, sb-status on the last)──▶
 //!           the client's listener (no group, every partition); reply topic sb.reply.<random>,
 //!           1 partition, created at the connection's first call, deleted on close
+//! lease     client ──produce sb.reply.leases (key: its reply topic, value: lease ms; renewed every
+//!           third of it; null on close)──▶ every request server (no group), which deletes the
+//!           sb.reply.* topics whose lease ran out (leases.rs)
 //! cancel    client ──produce sb.cancel.<service> (sb-cancel)──▶ every server (no group)
 //! ```
 //!
@@ -28,6 +31,7 @@
 
 mod consumer;
 mod handout;
+mod leases;
 mod listener;
 mod options;
 mod records;
@@ -78,6 +82,8 @@ struct Inner {
     replies: Arc<Replies>,
     /// This connection's reply topic, once it has made a call.
     reply_topic: OnceCell<String>,
+    /// The lease on the reply topic, and the request servers' sweep of expired ones.
+    leases: leases::Leases,
     /// Group consumers running (stopped on close).
     consumers: Mutex<Vec<consumer::Handle>>,
     /// Listeners running (stopped on close).
@@ -124,6 +130,7 @@ pub(crate) async fn connect(url: &str, replies: Arc<Replies>, options: KafkaOpti
             topics,
             replies,
             reply_topic: OnceCell::new(),
+            leases: leases::Leases::default(),
             consumers: Mutex::default(),
             listeners: Mutex::default(),
             served: Mutex::default(),
@@ -319,6 +326,8 @@ impl Inner {
             .reply_topic
             .get_or_try_init(|| async {
                 let topic = records::checked_topic(format!("sb.reply.{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)))?;
+                // Leased before it exists, so that no server sweeps it away as a crashed client's.
+                self.leases.hold(&self.topics, &self.producer, &self.options, &topic).await?;
                 self.topics.ensure_with(&[&topic], Some(1)).await?;
                 let replies = self.replies.clone();
                 let listener = listener::listen(&self.consumer_config(None, false), &topic, Offset::Beginning, move |env| {
@@ -430,6 +439,13 @@ impl Backend for KafkaBackend {
             let config = inner.consumer_config(Some(&records::request_group(spec.service)), true);
             let handle = consumer::start(&config, &[topic], Order::None, usize::from(spec.prefetch), make, tx)?;
             inner.consumers.lock().unwrap().push(handle);
+            // Request servers delete the reply topics of clients that went away (leases.rs);
+            // serving goes on without it when the lease topic cannot be read.
+            match inner.leases.watch(&inner.consumer_config(None, false), &inner.topics, &inner.producer, &inner.options).await {
+                Ok(Some(watch)) => inner.listeners.lock().unwrap().push(watch),
+                Ok(None) => {}
+                Err(status) => tracing::warn!(error = %status.message(), "not sweeping expired reply topics"),
+            }
             Ok(deliveries(rx))
         })
     }
@@ -506,6 +522,8 @@ impl Backend for KafkaBackend {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let inner = &self.inner;
+            // The reply topic's lease is no longer renewed.
+            inner.leases.release();
             self.flush().await;
             let consumers = std::mem::take(&mut *inner.consumers.lock().unwrap());
             let listeners = std::mem::take(&mut *inner.listeners.lock().unwrap());
@@ -522,7 +540,9 @@ impl Backend for KafkaBackend {
             // with the flush (0.5 s) and the reply topic's deletion (1 s), close stays under 5 s.
             let _ = tokio::time::timeout(Duration::from_millis(3200), futures_util::future::join_all(done)).await;
             if let Some(topic) = inner.reply_topic.get() {
-                inner.topics.delete(topic).await;
+                // Its listener has stopped: the lease ends (a server may delete the topic as soon as
+                // it reads that, 1 s at most) as the topic goes.
+                tokio::join!(inner.leases.end(&inner.producer, topic), inner.topics.delete(topic));
             }
         })
     }
@@ -531,7 +551,9 @@ impl Backend for KafkaBackend {
 impl Drop for KafkaBackend {
     fn drop(&mut self) {
         // Dropped without `close`: the consumer and listener threads stop on their own (their
-        // consumers closed there, bounded), without waiting here.
+        // consumers closed there, bounded), without waiting here. The reply topic's lease is no
+        // longer renewed: a request server deletes the topic once the lease runs out.
+        self.inner.leases.release();
         for handle in self.inner.consumers.lock().unwrap().iter() {
             let _ = handle.cmd.send(consumer::Cmd::Stop);
         }
