@@ -569,7 +569,7 @@ fn event_delivery(inner: &Arc<Inner>, service: &'static str, methods: &[&'static
     // The topic's last part names the method (`sb.event.<service>.<method>`); a retried record
     // carries it in `sb-method`.
     let method: Str = match env.header(wire::METHOD) {
-        Some(m) => Cow::Owned(m.to_owned()),
+        Some(m) => methods.iter().find(|k| **k == m).map_or_else(|| Cow::Owned(m.to_owned()), |k| Cow::Borrowed(*k)),
         None if topic.starts_with("sb.event.") => {
             let m = topic.rsplit('.').next().unwrap_or_default();
             let m: Str = methods.iter().find(|k| **k == m).map_or_else(|| Cow::Owned(m.to_owned()), |k| Cow::Borrowed(*k));
