@@ -50,7 +50,8 @@ const DRAIN: Duration = Duration::from_millis(1500);
 const CLOSE: Duration = Duration::from_millis(1500);
 
 /// Gauge, `{message}`: how far a consumer group is behind on a partition it holds (the
-/// partition's high watermark less the group's position), from librdkafka's statistics every
+/// partition's high watermark less the group's committed offset, or less the partition's first
+/// offset while the group has committed none there), from librdkafka's statistics every
 /// `statistics.interval.ms` (5 s). Labels: `messaging.consumer.group.name`,
 /// `messaging.destination.name` (the topic), `messaging.destination.partition.id`.
 pub(crate) const CONSUMER_LAG: &str = "switchboard.queue.kafka.consumer.lag";
@@ -68,9 +69,16 @@ impl ClientContext for Ctx {
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
-                // -1: not known (a partition this member does not hold); -1 is the internal
-                // "unassigned" partition.
-                if *partition < 0 || p.consumer_lag < 0 {
+                // -1 is the internal "unassigned" partition. librdkafka's lag is -1 until the group
+                // has committed an offset there: a partition this member holds is then behind from
+                // its start (auto.offset.reset=earliest), as a new group stuck on its first record
+                // or catching up a backlog is; -1 otherwise (a partition it does not hold).
+                let lag = match p.consumer_lag {
+                    lag if lag >= 0 => lag,
+                    _ if p.desired && p.committed_offset < 0 && p.lo_offset >= 0 && p.hi_offset >= p.lo_offset => p.hi_offset - p.lo_offset,
+                    _ => continue,
+                };
+                if *partition < 0 {
                     continue;
                 }
                 let labels = [
@@ -79,7 +87,7 @@ impl ClientContext for Ctx {
                     metrics::Label::new("messaging.destination.partition.id", partition.to_string()),
                 ];
                 let key = metrics::Key::from_parts(CONSUMER_LAG, labels.to_vec());
-                metrics::with_recorder(|r| r.register_gauge(&key, &METADATA).set(p.consumer_lag as f64));
+                metrics::with_recorder(|r| r.register_gauge(&key, &METADATA).set(lag as f64));
             }
         }
     }
