@@ -253,6 +253,11 @@ impl KafkaOptions {
     /// GSSAPI without `kafka-gssapi`, is an error naming the feature, not librdkafka's
     /// "unsupported" at the first connection.
     pub(crate) fn security(&self) -> Result<Vec<(&'static str, String)>, String> {
+        self.security_in(cfg!(feature = "kafka-tls"), cfg!(feature = "kafka-gssapi"))
+    }
+
+    /// [`security`](Self::security) in a build with (or without) `kafka-tls` and `kafka-gssapi`.
+    fn security_in(&self, has_tls: bool, has_gssapi: bool) -> Result<Vec<(&'static str, String)>, String> {
         let mut props: Vec<(&'static str, String)> = Vec::new();
         let protocol = match (&self.tls, &self.sasl) {
             (None, None) => None,
@@ -280,7 +285,7 @@ impl KafkaOptions {
             theirs.or(ours)
         };
         let protocol = last(&["security.protocol"]).unwrap_or_default().to_ascii_lowercase();
-        if matches!(protocol.as_str(), "ssl" | "sasl_ssl") && !cfg!(feature = "kafka-tls") {
+        if matches!(protocol.as_str(), "ssl" | "sasl_ssl") && !has_tls {
             return Err(format!(
                 "TLS to Kafka (security.protocol={protocol}) needs switchboard's `kafka-tls` feature (librdkafka built with OpenSSL; Debian: libssl-dev); this build has none"
             ));
@@ -288,12 +293,12 @@ impl KafkaOptions {
         if protocol.starts_with("sasl_") {
             // librdkafka's default mechanism is GSSAPI.
             let mechanism = last(&["sasl.mechanism", "sasl.mechanisms"]).unwrap_or_else(|| "GSSAPI".into()).to_ascii_uppercase();
-            if mechanism.starts_with("SCRAM-") && !cfg!(feature = "kafka-tls") {
+            if mechanism.starts_with("SCRAM-") && !has_tls {
                 return Err(format!(
                     "SASL {mechanism} needs switchboard's `kafka-tls` feature (librdkafka's SCRAM is built on OpenSSL; Debian: libssl-dev); this build has none (SASL PLAIN needs only `kafka`)"
                 ));
             }
-            if mechanism == "GSSAPI" && !cfg!(feature = "kafka-gssapi") {
+            if mechanism == "GSSAPI" && !has_gssapi {
                 return Err(
                     "SASL GSSAPI (Kerberos; librdkafka's default sasl.mechanism) needs switchboard's `kafka-gssapi` feature (Cyrus SASL; Debian: libsasl2-dev); this build has none (for PLAIN or SCRAM, name the mechanism: `sasl=PLAIN` in the URL)".into(),
                 );
@@ -580,8 +585,13 @@ mod tests {
         assert!(KafkaOptions::new().parse_url("kafka://a:1?bogus=1").is_err());
     }
 
+    /// The properties of `url` over `options` in a build with `kafka-tls` and `kafka-gssapi`.
     fn props(url: &str, options: KafkaOptions) -> Result<Vec<(&'static str, String)>, String> {
-        options.parse_url(url)?.1.security()
+        props_in(url, options, true, true)
+    }
+
+    fn props_in(url: &str, options: KafkaOptions, has_tls: bool, has_gssapi: bool) -> Result<Vec<(&'static str, String)>, String> {
+        options.parse_url(url)?.1.security_in(has_tls, has_gssapi)
     }
 
     fn get<'a>(props: &'a [(&'static str, String)], key: &str) -> Option<&'a str> {
@@ -593,13 +603,13 @@ mod tests {
         // Percent-decoded user and password; PLAIN is the default mechanism with a user.
         let (servers, o) = KafkaOptions::new().parse_url("kafka://app%40corp:p%40ss%3Aw%2Frd@a:9092,b:9092?partitions=2").unwrap();
         assert_eq!(servers, "a:9092,b:9092");
-        let p = o.security().unwrap();
+        let p = o.security_in(false, false).unwrap();
         assert_eq!(get(&p, "security.protocol"), Some("sasl_plaintext"));
         assert_eq!(get(&p, "sasl.mechanism"), Some("PLAIN"));
         assert_eq!(get(&p, "sasl.username"), Some("app@corp"));
         assert_eq!(get(&p, "sasl.password"), Some("p@ss:w/rd"));
         assert!(!format!("{o:?}").contains("p@ss"), "Debug shows no password: {o:?}");
-        let p = KafkaOptions::new().sasl_plain("u", "pw").security().unwrap();
+        let p = KafkaOptions::new().sasl_plain("u", "pw").security_in(false, false).unwrap();
         assert_eq!((get(&p, "security.protocol"), get(&p, "sasl.username")), (Some("sasl_plaintext"), Some("u")));
         // The URL's mechanism applies to the builder's credentials.
         let err = props("kafka://a:1?sasl=plain", KafkaOptions::new());
@@ -615,56 +625,49 @@ mod tests {
         let url = "kafkas://u:p@a:9093?sasl=SCRAM-SHA-256&ca=/etc/ca%20dir/ca.pem&cert=/c.pem&key=/k.pem";
         let (_, o) = KafkaOptions::new().parse_url(url).unwrap();
         assert!(!format!("{o:?}").contains("\"p\""));
-        let p = o.security();
-        if cfg!(feature = "kafka-tls") {
-            let p = p.unwrap();
-            assert_eq!(get(&p, "security.protocol"), Some("sasl_ssl"));
-            assert_eq!(get(&p, "sasl.mechanism"), Some("SCRAM-SHA-256"));
-            assert_eq!(get(&p, "ssl.ca.location"), Some("/etc/ca dir/ca.pem"));
-            assert_eq!(get(&p, "ssl.certificate.location"), Some("/c.pem"));
-            assert_eq!(get(&p, "ssl.key.location"), Some("/k.pem"));
-            assert_eq!(get(&p, "ssl.endpoint.identification.algorithm"), Some("https"));
-            let p = props("kafka://a:1?tls=true", KafkaOptions::new()).unwrap();
-            assert_eq!(get(&p, "security.protocol"), Some("ssl"));
-            let p = KafkaOptions::new()
-                .sasl_scram(KafkaScram::Sha512, "u", "p")
-                .tls(KafkaTls::new().ca_pem("PEM").verify_hostname(false))
-                .security()
-                .unwrap();
-            assert_eq!(get(&p, "sasl.mechanism"), Some("SCRAM-SHA-512"));
-            assert_eq!(get(&p, "ssl.ca.pem"), Some("PEM"));
-            assert_eq!(get(&p, "ssl.endpoint.identification.algorithm"), Some("none"));
-            assert!(props("kafka://a:1?cert=/c.pem", KafkaOptions::new()).unwrap_err().contains("both the certificate and its key"));
-            // `tls=false` after `kafkas://`: plaintext.
-            assert!(props("kafkas://a:1?tls=false", KafkaOptions::new()).unwrap().is_empty());
-        } else {
-            assert!(p.unwrap_err().contains("`kafka-tls` feature"));
-        }
+        assert!(o.security_in(false, false).unwrap_err().contains("`kafka-tls` feature"));
+        let p = o.security_in(true, false).unwrap();
+        assert_eq!(get(&p, "security.protocol"), Some("sasl_ssl"));
+        assert_eq!(get(&p, "sasl.mechanism"), Some("SCRAM-SHA-256"));
+        assert_eq!(get(&p, "ssl.ca.location"), Some("/etc/ca dir/ca.pem"));
+        assert_eq!(get(&p, "ssl.certificate.location"), Some("/c.pem"));
+        assert_eq!(get(&p, "ssl.key.location"), Some("/k.pem"));
+        assert_eq!(get(&p, "ssl.endpoint.identification.algorithm"), Some("https"));
+        let p = props("kafka://a:1?tls=true", KafkaOptions::new()).unwrap();
+        assert_eq!(get(&p, "security.protocol"), Some("ssl"));
+        let p = KafkaOptions::new()
+            .sasl_scram(KafkaScram::Sha512, "u", "p")
+            .tls(KafkaTls::new().ca_pem("PEM").verify_hostname(false))
+            .security_in(true, false)
+            .unwrap();
+        assert_eq!(get(&p, "sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(get(&p, "ssl.ca.pem"), Some("PEM"));
+        assert_eq!(get(&p, "ssl.endpoint.identification.algorithm"), Some("none"));
+        assert!(props("kafka://a:1?cert=/c.pem", KafkaOptions::new()).unwrap_err().contains("both the certificate and its key"));
+        // `tls=false` after `kafkas://`: plaintext.
+        assert!(props("kafkas://a:1?tls=false", KafkaOptions::new()).unwrap().is_empty());
     }
 
     #[test]
     fn features_named_when_missing() {
         // TLS, given any way, without `kafka-tls`.
         for url in ["kafkas://a:1", "kafka://a:1?tls=true", "kafka://a:1?ca=/ca.pem", "kafka://a:1?security.protocol=SSL"] {
-            let got = props(url, KafkaOptions::new());
-            if cfg!(feature = "kafka-tls") {
-                assert!(got.is_ok(), "{url}: {got:?}");
-            } else {
-                assert!(got.unwrap_err().contains("needs switchboard's `kafka-tls` feature"), "{url}");
-            }
+            assert!(props(url, KafkaOptions::new()).is_ok(), "{url}");
+            let err = props_in(url, KafkaOptions::new(), false, false).unwrap_err();
+            assert!(err.contains("needs switchboard's `kafka-tls` feature"), "{url}: {err}");
         }
-        let scram = props("kafka://u:p@a:1?sasl=SCRAM-SHA-512", KafkaOptions::new());
-        assert_eq!(scram.is_ok(), cfg!(feature = "kafka-tls"), "{scram:?}");
+        let scram = "kafka://u:p@a:1?sasl=SCRAM-SHA-512";
+        assert!(props(scram, KafkaOptions::new()).is_ok());
+        assert!(props_in(scram, KafkaOptions::new(), false, false).unwrap_err().contains("SASL SCRAM-SHA-512 needs switchboard's `kafka-tls` feature"));
         // GSSAPI (also librdkafka's default mechanism) without `kafka-gssapi`.
         for url in ["kafka://a:1?sasl=GSSAPI", "kafka://a:1?security.protocol=sasl_plaintext"] {
-            let got = props(url, KafkaOptions::new());
-            if cfg!(feature = "kafka-gssapi") {
-                assert!(got.is_ok(), "{url}: {got:?}");
-            } else {
-                assert!(got.unwrap_err().contains("`kafka-gssapi` feature"), "{url}");
-            }
+            assert!(props(url, KafkaOptions::new()).is_ok(), "{url}");
+            let err = props_in(url, KafkaOptions::new(), true, false).unwrap_err();
+            assert!(err.contains("`kafka-gssapi` feature"), "{url}: {err}");
         }
         // PLAIN needs only `kafka`, and the caller's own sasl.mechanism counts.
-        assert!(props("kafka://a:1?security.protocol=sasl_plaintext&sasl.mechanism=PLAIN", KafkaOptions::new()).is_ok());
+        assert!(props_in("kafka://a:1?security.protocol=sasl_plaintext&sasl.mechanism=PLAIN", KafkaOptions::new(), false, false).is_ok());
+        // This build's own answer.
+        assert_eq!(KafkaOptions::new().parse_url("kafkas://a:1").unwrap().1.security().is_ok(), cfg!(feature = "kafka-tls"));
     }
 }
