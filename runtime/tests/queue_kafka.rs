@@ -574,3 +574,135 @@ async fn reply_topics_of_crashed_clients_are_deleted() {
     let _ = server.await;
     server_conn.close().await;
 }
+
+// ---- the consumer-lag gauge -----------------------------------------------------------------
+
+/// The gauges set through the `metrics` facade in this test process: (name, labels) → value (an
+/// f64's bits). The recorder is installed on first use.
+type Gauges = Arc<Mutex<HashMap<(String, Vec<(String, String)>), Arc<std::sync::atomic::AtomicU64>>>>;
+
+struct GaugeRecorder(Gauges);
+
+impl metrics::Recorder for GaugeRecorder {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        let labels = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+        metrics::Gauge::from_arc(self.0.lock().unwrap().entry((key.name().to_owned(), labels)).or_default().clone())
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+fn gauges() -> &'static Gauges {
+    static GAUGES: OnceLock<Gauges> = OnceLock::new();
+    GAUGES.get_or_init(|| {
+        let gauges = Gauges::default();
+        metrics::set_global_recorder(GaugeRecorder(gauges.clone())).expect("the test's recorder is the only one");
+        gauges
+    })
+}
+
+/// The `switchboard.queue.kafka.consumer.lag` gauges of `group` on `topic`, by partition.
+fn lag_of(group: &str, topic: &str) -> HashMap<String, f64> {
+    let gauges = gauges().lock().unwrap();
+    gauges
+        .iter()
+        .filter(|((name, _), _)| name == "switchboard.queue.kafka.consumer.lag")
+        .filter_map(|((_, labels), value)| {
+            let label = |k: &str| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+            (label("messaging.consumer.group.name") == Some(group) && label("messaging.destination.name") == Some(topic)).then(|| {
+                let partition = label("messaging.destination.partition.id").unwrap_or("?").to_owned();
+                (partition, f64::from_bits(value.load(std::sync::atomic::Ordering::Relaxed)))
+            })
+        })
+        .collect()
+}
+
+#[switchboard::service(package = "test.kafka.v1", rest = false)]
+pub trait Lagging {
+    /// Waits until the test opens the gate.
+    #[rpc(event)]
+    async fn hold(&self, req: Request<Entry>) -> Result<Response<Empty>, Status>;
+}
+
+#[derive(Clone)]
+struct LaggingImpl {
+    /// Entries of other runs (left in a shared cluster's topic) are acked at once.
+    prefix: String,
+    gate: tokio::sync::watch::Receiver<bool>,
+    started: Arc<std::sync::atomic::AtomicUsize>,
+    handled: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Lagging for LaggingImpl {
+    async fn hold(&self, req: Request<Entry>) -> Result<Response<Empty>, Status> {
+        if !req.get_ref().id.starts_with(&self.prefix) {
+            return Ok(Response::new(Empty {}));
+        }
+        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.gate.clone().wait_for(|open| *open).await;
+        self.handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Response::new(Empty {}))
+    }
+}
+
+/// `switchboard.queue.kafka.consumer.lag` (librdkafka's statistics, every 5 s): with the
+/// handler held on the first of 20 events published on one key, the new group's gauge for that
+/// partition of the event topic shows them waiting (nothing committed there yet: counted from the
+/// partition's start); once the handler goes on, every partition's gauge comes down to 0. Labels
+/// as emitted: group, topic, partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_lag_gauge_follows_the_backlog() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let _turn = BROKER.lock().await;
+    let url = kafka_url();
+    let _ = gauges();
+    let run = format!("{}-{:x}-", std::process::id(), fastrand::u32(..));
+    let group = format!("sb.event.test.kafka.v1.Lagging.{run}");
+    let topic = "sb.event.test.kafka.v1.Lagging.Hold";
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let lagging = LaggingImpl { prefix: run.clone(), gate, started: Arc::default(), handled: Arc::default() };
+    let server_conn = Broker::connect_kafka(&url, KafkaOptions::new().group(group.clone())).await.expect("connect");
+    // Events of other partitions (earlier runs') go on while the held one waits.
+    let server = LaggingQueueServer::new(lagging.clone()).prefetch(16);
+    let serving = server_conn.clone();
+    let task = tokio::spawn(async move { server.serve(&serving).await });
+    let publisher = Broker::connect(&url).await.expect("connect");
+    let client = LaggingQueueClient::new(&publisher);
+    const N: usize = 20;
+    let key = format!("lag-{run}");
+    for i in 0..N {
+        let mut req = Request::new(Entry { id: format!("{run}{i}"), ..Default::default() });
+        req.extensions_mut().insert(PartitionKey::new(key.clone()));
+        client.publish_hold(req).await.expect("publish");
+    }
+    eventually("the handler holding the first event", Duration::from_secs(30), || lagging.started.load(SeqCst) >= 1).await;
+    // One key: one partition behind, by the N events at least (the group's first commit there
+    // may be yet to come: then by what earlier runs left there too, in a shared cluster; their
+    // events on other partitions are handled at once, and their lag goes once committed).
+    let waiting = retry_until("the held partition's lag reported", Duration::from_secs(30), || {
+        let lag = lag_of(&group, topic);
+        let behind: Vec<f64> = lag.values().copied().filter(|v| *v > 0.0).collect();
+        async move { if behind.len() == 1 && behind[0] >= N as f64 { Ok(lag) } else { Err(format!("lag gauges: {lag:?}")) } }
+    })
+    .await;
+    println!("lag with the handler held: {waiting:?}");
+    assert_eq!(lagging.handled.load(SeqCst), 0);
+    open.send(true).expect("open the gate");
+    eventually("every event handled", Duration::from_secs(30), || lagging.handled.load(SeqCst) >= N).await;
+    retry_until("the lag back to 0", Duration::from_secs(30), || {
+        let lag = lag_of(&group, topic);
+        async move { if !lag.is_empty() && lag.values().all(|v| *v == 0.0) { Ok(()) } else { Err(format!("lag gauges: {lag:?}")) } }
+    })
+    .await;
+    task.abort();
+    let _ = task.await;
+    server_conn.close().await;
+    publisher.close().await;
+}
