@@ -59,8 +59,11 @@ producer.produce(
 producer.flush(10)
 print("event published")
 
-# 2. A unary call through a reply topic of our own.
+# 2. A unary call through a reply topic of our own, leased before it exists (a call this short
+# needs no renewal: a longer-lived peer renews the lease every third of it).
 reply_topic = "sb.reply." + uuid.uuid4().hex
+producer.produce("sb.reply.leases", key=reply_topic, value=b"30000")
+producer.flush(10)
 admin = AdminClient({"bootstrap.servers": servers})
 admin.create_topics([NewTopic(reply_topic, 1, 1)])[reply_topic].result()
 replies = Consumer({"bootstrap.servers": servers, "group.id": reply_topic, "enable.auto.commit": False})
@@ -90,6 +93,8 @@ while True:
         print("unary reply", h)
         break
 replies.close()
+producer.produce("sb.reply.leases", key=reply_topic, value=None)  # the lease ends
+producer.flush(10)
 admin.delete_topics([reply_topic])
 
 # 3. An event switchboard published, with the CloudEvents attributes.
