@@ -388,14 +388,17 @@ fn the_new_one(before: &std::collections::HashSet<String>, after: &std::collecti
     new[0].clone()
 }
 
+/// Lease records read: key, value (`None`: a tombstone), when read.
+type LeaseRecords = Arc<Mutex<Vec<(String, Option<String>, Instant)>>>;
+
 /// The records of `sb.reply.leases` as a peer reads them (key, value, when read), from a
 /// consumer of the topic's every partition on a thread of its own, from the beginning, until the
 /// returned [`Reading`] is stopped.
-fn read_leases(url: &str) -> (Arc<Mutex<Vec<(String, Option<String>, Instant)>>>, Reading) {
+fn read_leases(url: &str) -> (LeaseRecords, Reading) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let servers = url.trim_start_matches("kafka://").split('?').next().unwrap().to_owned();
-    let read = Arc::new(Mutex::new(Vec::new()));
+    let read = LeaseRecords::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (out, stopped) = (read.clone(), stop.clone());
     let thread = std::thread::spawn(move || {
@@ -569,6 +572,10 @@ async fn reply_topics_of_crashed_clients_are_deleted() {
     if real {
         assert!(!reply_topics(&url).await.contains(&live_topic), "closed, and its reply topic is still there");
     }
+    eventually("the closed client's tombstone read", Duration::from_secs(20), || {
+        leases.lock().unwrap().iter().any(|(k, v, _)| *k == live_topic && v.is_none())
+    })
+    .await;
     reading.stop().await;
     server.abort();
     let _ = server.await;
