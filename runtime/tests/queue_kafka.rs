@@ -453,9 +453,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Lease records of `topic` read after `after`.
+/// Leases of `topic` (not tombstones) read after `after`.
 fn leases_of(read: &Mutex<Vec<(String, Option<String>, Instant)>>, topic: &str, after: Instant) -> usize {
-    read.lock().unwrap().iter().filter(|(k, _, at)| k == topic && *at > after).count()
+    read.lock().unwrap().iter().filter(|(k, v, at)| k == topic && v.is_some() && *at > after).count()
 }
 
 /// Started as a child process by `reply_topics_of_crashed_clients_are_deleted` (with
@@ -556,6 +556,11 @@ async fn reply_topics_of_crashed_clients_are_deleted() {
         // deletion).
         assert!(took >= lease / 2, "deleted {took:?} after the crash, before its lease ran out");
         assert!(took < lease + Duration::from_secs(4), "deleted only {took:?} after the crash");
+        // The server ended the deleted topic's lease, for compaction to drop the key.
+        eventually("the deleted topic's tombstone read", Duration::from_secs(20), || {
+            leases.lock().unwrap().iter().any(|(k, v, _)| *k == crashed && v.is_none())
+        })
+        .await;
     }
     // A further lease later the live client's lease is still renewed and its topic still there.
     eventually("three more renewals of the live lease", Duration::from_secs(20), || {

@@ -317,8 +317,11 @@ impl Sweeper {
                 Ok(Ok(results)) => {
                     for result in results {
                         match result {
-                            Ok(topic) => tracing::info!(topic = %topic, "deleted a reply topic whose lease ran out"),
-                            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                            Ok(topic) => {
+                                tracing::info!(topic = %topic, "deleted a reply topic whose lease ran out");
+                                self.forget(&topic);
+                            }
+                            Err((topic, RDKafkaErrorCode::UnknownTopicOrPartition)) => self.forget(&topic),
                             Err((topic, code)) => tracing::warn!(topic = %topic, error = %code, "deleting an expired reply topic failed"),
                         }
                     }
@@ -327,6 +330,12 @@ impl Sweeper {
                 Err(_) => tracing::warn!("deleting expired reply topics timed out"),
             }
         }
+    }
+
+    /// Queues the tombstone of a deleted topic's lease, so that compaction drops its key (not
+    /// waited for: the next sweep finds the topic gone either way).
+    fn forget(&self, topic: &str) {
+        let _ = self.producer.send_result(FutureRecord::<[u8], [u8]>::to(LEASES).key(topic.as_bytes()));
     }
 
     /// Sleeps `d`, a little at a time; false once the watch is stopped.
