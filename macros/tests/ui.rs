@@ -1,5 +1,5 @@
 //! Every `#[switchboard::service]` error, pointing at the offending token (trybuild).
-//! After an intended message change: `TRYBUILD=overwrite cargo test -p switchboard --test ui`.
+//! After an intended message change: `TRYBUILD=overwrite cargo test -p switchboard-macros --test ui`.
 
 #[test]
 fn macro_errors() {
