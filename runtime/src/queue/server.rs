@@ -466,25 +466,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                         // that call only: caught around this first poll, and by the task after
                         // it. Its unsettled message goes back to the broker when its acker is
                         // dropped.
-                        let call = handle_request::<D, C>(shared.clone(), d);
-                        let mut fut = match spare.take() {
-                            Some(mut boxed) => {
-                                std::pin::Pin::set(&mut boxed, call);
-                                boxed
-                            }
-                            None => Box::pin(call),
-                        };
-                        let polled = std::future::poll_fn(|cx| {
-                            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx).is_ready())))
-                        })
-                        .await;
-                        match polled {
-                            Ok(true) => spare = Some(fut),
-                            Ok(false) => {
-                                tasks.spawn(fut);
-                            }
-                            Err(_) => drop(fut),
-                        }
+                        poll_once_or_spawn(handle_request::<D, C>(shared.clone(), d), &mut spare, &mut tasks).await;
                     }
                     None => requests = None,
                 },
@@ -494,25 +476,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
                     // dedupe window), the box reused. A panic ends that event only, here or in
                     // its task; its acker, dropped unsettled, gives the message back.
                     Some(d) => {
-                        let event = handle_event::<D, C>(shared.clone(), d);
-                        let mut fut = match spare_event.take() {
-                            Some(mut boxed) => {
-                                std::pin::Pin::set(&mut boxed, event);
-                                boxed
-                            }
-                            None => Box::pin(event),
-                        };
-                        let polled = std::future::poll_fn(|cx| {
-                            Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx).is_ready())))
-                        })
-                        .await;
-                        match polled {
-                            Ok(true) => spare_event = Some(fut),
-                            Ok(false) => {
-                                tasks.spawn(fut);
-                            }
-                            Err(_) => drop(fut),
-                        }
+                        poll_once_or_spawn(handle_event::<D, C>(shared.clone(), d), &mut spare_event, &mut tasks).await;
                     }
                     None => event_rx = None,
                 },
@@ -552,6 +516,28 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
             }
         }
         Ok(())
+    }
+}
+
+/// Polls a call's future once in the server loop and spawns it on `tasks` only if it waits (see
+/// the comment at its use for requests): the box of a future that finished at its first poll is
+/// kept in `spare` for the next one of its kind; a panic at that poll drops the future (its
+/// unsettled message goes back to the broker when its acker is dropped).
+async fn poll_once_or_spawn<F: Future<Output = ()> + Send + 'static>(call: F, spare: &mut Option<std::pin::Pin<Box<F>>>, tasks: &mut JoinSet<()>) {
+    let mut fut = match spare.take() {
+        Some(mut boxed) => {
+            boxed.set(call);
+            boxed
+        }
+        None => Box::pin(call),
+    };
+    let polled = std::future::poll_fn(|cx| Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx).is_ready())))).await;
+    match polled {
+        Ok(true) => *spare = Some(fut),
+        Ok(false) => {
+            tasks.spawn(fut);
+        }
+        Err(_) => drop(fut),
     }
 }
 

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -238,10 +237,7 @@ impl Seen {
 
 /// Reads the lease topic from its beginning on a thread of its own, into `seen`.
 async fn read(config: &ClientConfig, id: &str, seen: Arc<Mutex<Seen>>) -> Result<Listener, Status> {
-    // As the listeners: a group id librdkafka needs to assign partitions; never joined.
-    let mut config = config.clone();
-    config.set("group.id", format!("sb.listener.{:016x}", fastrand::u64(..))).set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = config.create().map_err(|e| Status::unavailable(format!("creating a Kafka consumer: {e}")))?;
+    let consumer = listener::unjoined_consumer(config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done) = oneshot::channel();
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), Status>>();

@@ -26,6 +26,14 @@ pub(crate) struct Listener {
     pub done: oneshot::Receiver<()>,
 }
 
+/// A consumer that assigns partitions itself: librdkafka assigns partitions only to a consumer
+/// with a group id, and this one never joins the group nor commits, so the id is only a name.
+pub(crate) fn unjoined_consumer(config: &ClientConfig) -> Result<BaseConsumer, Status> {
+    let mut config = config.clone();
+    config.set("group.id", format!("sb.listener.{:016x}", fastrand::u64(..))).set("enable.auto.commit", "false");
+    config.create().map_err(|e| Status::unavailable(format!("creating a Kafka consumer: {e}")))
+}
+
 /// Listens to every partition of `topic` from `from` (its end, or its beginning for a topic
 /// created just now), calling `each` with every record, and with `None` when a poll found
 /// nothing, until `each` returns false or the listener is stopped.
@@ -35,11 +43,7 @@ pub(crate) async fn listen(
     from: Offset,
     mut each: impl FnMut(Option<Envelope>) -> bool + Send + 'static,
 ) -> Result<Listener, Status> {
-    // librdkafka assigns partitions only to a consumer with a group id; this one never joins the
-    // group nor commits, so the id is only a name.
-    let mut config = config.clone();
-    config.set("group.id", format!("sb.listener.{:016x}", fastrand::u64(..))).set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = config.create().map_err(|e| Status::unavailable(format!("creating a Kafka consumer: {e}")))?;
+    let consumer = unjoined_consumer(config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done) = oneshot::channel();
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), Status>>();
