@@ -154,7 +154,7 @@ pub fn is_metadata(name: &str) -> bool {
 /// The CloudEvents 1.0 attributes switchboard writes on Kafka events (binary mode). They mirror
 /// protocol headers (`sb-message-id`, `sb-method`, the publish time), so they are not call
 /// metadata; other `ce_*` headers (a producer's extension attributes) are.
-fn is_cloudevents_attribute(name: &str) -> bool {
+pub(crate) fn is_cloudevents_attribute(name: &str) -> bool {
     matches!(name, "ce_specversion" | "ce_id" | "ce_source" | "ce_type" | "ce_time")
 }
 

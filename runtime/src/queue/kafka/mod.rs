@@ -582,12 +582,19 @@ fn event_delivery(inner: &Arc<Inner>, service: &'static str, methods: &[&'static
     // The copy a retry or dead letter is made from; the `sb-origin-*` headers (not metadata: the
     // handler does not see them) are added to it only when it moves.
     let origin = env.header(records::ORIGIN_TOPIC).is_none().then_some((topic, partition, offset));
-    let kept = env.clone();
+    // The handler's copy leaves out what it never reads (the CloudEvents attributes are not call
+    // metadata): fewer owned strings to copy per event. The acker keeps the record whole.
+    let handed = Envelope {
+        headers: env.headers.iter().filter(|(k, _)| !wire::is_cloudevents_attribute(k)).cloned().collect(),
+        body: env.body.clone(),
+        reply_to: None,
+        correlation_id: None,
+    };
     Delivery {
         attempt,
         redelivered: attempt > 1,
-        acker: Box::new(EventAcker { inner: inner.clone(), settler: Some(settler), env: kept, origin, key, service, method }),
-        env,
+        acker: Box::new(EventAcker { inner: inner.clone(), settler: Some(settler), env, origin, key, service, method }),
+        env: handed,
     }
 }
 
