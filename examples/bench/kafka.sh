@@ -10,7 +10,11 @@
 # order alternating from round to round. Then request-reply (Sink.Unary, RR_CONCURRENCY callers)
 # over kafka:// / nats:// / amqp:// (server CPU 0, client CPU 1), RR_ROUNDS rounds.
 #
-# Env knobs: ROUNDS [3], COUNT [20000] events per run, PAYLOADS ["64 1024"], INFLIGHT [64],
+# Sides (SIDES): sb (switchboard), raw (the hand-written rdkafka loop, body only), raw-ce (the
+# same loop writing and reading switchboard's eight event headers: `--cloudevents`); each run
+# also prints the broker's CPU seconds during it (tansu's share of the 2-core budget).
+#
+# Env knobs: ROUNDS [3], COUNT [20000] events per run, PAYLOADS ["64 1024"], INFLIGHT [64], SIDES,
 # RR_ROUNDS [2], RR_SECONDS [5], RR_CONCURRENCY [16], RR_URLS [the exported kafka/nats/amqp
 # URLs], BUILD [1], BIN_DIR [target/release].
 set -euo pipefail
@@ -24,6 +28,7 @@ INFLIGHT=${INFLIGHT:-64}
 RR_ROUNDS=${RR_ROUNDS:-2}
 RR_SECONDS=${RR_SECONDS:-5}
 RR_CONCURRENCY=${RR_CONCURRENCY:-16}
+SIDES=${SIDES:-"sb raw raw-ce"}
 : "${SWITCHBOARD_KAFKA_URL:?start tansu first: eval \"\$(bash scripts/brokers.sh start kafka)\"}"
 RR_URLS=${RR_URLS:-"$SWITCHBOARD_KAFKA_URL ${SWITCHBOARD_NATS_URL:-} ${SWITCHBOARD_AMQP_URL:-}"}
 CTL=${SWITCHBOARD_BROKER_CTL:-$ROOT/scripts/brokers.sh}
@@ -34,21 +39,34 @@ fi
 
 READY=$(mktemp -u /tmp/bench-kafka.XXXXXX.ready)
 
+# The broker's CPU (user + system, in clock ticks of 10 ms) so far: how hard each side's
+# consumer and publisher make tansu work.
+broker_cpu() {
+    local dir=${SB_BROKERS_DIR:-${TMPDIR:-/tmp}/switchboard-brokers-$(id -u)} pid
+    pid=$(tr -dc '0-9' <"$dir/kafka.pid" 2>/dev/null) || { echo 0; return; }
+    awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0
+}
+
 events() { # side payload
     local side=$1 payload=$2 url=$SWITCHBOARD_KAFKA_URL
     bash "$CTL" restart kafka >/dev/null 2>&1
     local common=(--url "$url" --count "$COUNT" --payload "$payload" --inflight "$INFLIGHT" --ready "$READY" --topic "bench.raw.$RANDOM")
+    # raw-ce: the anchor with switchboard's event headers (`--cloudevents`).
+    if [[ $side == raw-ce ]]; then side=raw; common+=(--cloudevents); fi
     rm -f "$READY"
     taskset -c 0 "$BIN" --role "$side-consume" "${common[@]}" >/tmp/bench-kafka.consume.out &
     local cpid=$!
+    local broker_before; broker_before=$(broker_cpu)
     taskset -c 1 "$BIN" --role "$side-publish" "${common[@]}" >/tmp/bench-kafka.publish.out
     wait "$cpid"
-    echo "round=$r $(cat /tmp/bench-kafka.consume.out) $(cat /tmp/bench-kafka.publish.out) load=$(cut -d' ' -f1 /proc/loadavg)"
+    local broker_after; broker_after=$(broker_cpu)
+    echo "round=$r $(cat /tmp/bench-kafka.consume.out) $(cat /tmp/bench-kafka.publish.out) broker_cpu_s=$(( (broker_after - broker_before) / 100 )).$(printf %02d $(( (broker_after - broker_before) % 100 ))) load=$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 for r in $(seq 1 "$ROUNDS"); do
     for payload in $PAYLOADS; do
-        if (( r % 2 )); then order="sb raw"; else order="raw sb"; fi
+        order=$SIDES
+        if (( r % 2 == 0 )); then order=$(tr ' ' '\n' <<<"$SIDES" | tac | paste -sd' '); fi
         for side in $order; do events "$side" "$payload"; done
     done
 done

@@ -14,6 +14,12 @@
 //!   settings (acks=all, enable.idempotence=true, linger.ms=1), `--inflight` sends in flight.
 //! - `rr-serve --url U` / `rr --url U`: `Sink.Unary` request-reply, `--concurrency` callers.
 //!
+//! With `--cloudevents` the raw roles carry what a switchboard event carries besides its body:
+//! the publisher writes the same eight record headers (`sb-method`, `content-type`, `message-id`,
+//! `ce_specversion`, `ce_id`, `ce_source`, `ce_type`, `ce_time`, values of the same shape, the
+//! message id as the key) and the consumer reads them (the message id and content type a
+//! CloudEvents consumer that dedupes needs); reported as side `raw-ce`.
+//!
 //! An event's body is `--payload` bytes: the publish time (µs since the Unix epoch, u64 LE), a
 //! warm-up flag, filler. Publishers first send warm-up events every 200 ms until the consumer
 //! has handled one (it touches `--ready`); then the measured events. Latency: handled time minus
@@ -32,6 +38,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use switchboard::queue::Broker;
 use switchboard::{Request, Response, Status};
@@ -80,6 +87,9 @@ struct Args {
     /// rr: warm-up seconds.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Raw roles: write and read switchboard's event headers (CloudEvents binary mode).
+    #[arg(long)]
+    cloudevents: bool,
 }
 
 fn now_us() -> u64 {
@@ -320,13 +330,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             consumer.subscribe(&[&args.topic])?;
             loop {
                 let m = consumer.recv().await?;
+                if args.cloudevents {
+                    // What a hand-written CloudEvents consumer reads before handling: the id it
+                    // dedupes by and the body's content type.
+                    let (mut id, mut protobuf) = (None, false);
+                    if let Some(headers) = rdkafka::Message::headers(&m) {
+                        for h in headers.iter() {
+                            match h.key {
+                                "message-id" => id = h.value.and_then(|v| std::str::from_utf8(v).ok()),
+                                "content-type" => protobuf = h.value == Some(&b"application/protobuf"[..]),
+                                _ => {}
+                            }
+                        }
+                    }
+                    if id.is_none() || !protobuf {
+                        return Err("a record without the message-id or content-type headers".into());
+                    }
+                }
                 stats.handle(rdkafka::Message::payload(&m).unwrap_or_default());
                 consumer.store_offset_from_message(&m)?;
                 if stats.seen.load(Ordering::Relaxed) >= stats.count {
                     break;
                 }
             }
-            println!("{}", stats.json("raw", args.payload));
+            println!("{}", stats.json(if args.cloudevents { "raw-ce" } else { "raw" }, args.payload));
             let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
         }
         "raw-publish" => {
@@ -336,11 +363,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let producer: FutureProducer = producer_config(&servers(&args.url)).create()?;
             let topic: Arc<str> = args.topic.clone().into();
             let seq = Arc::new(AtomicU64::new(0));
-            publish_loop(&args, "raw", move |body| {
-                let (producer, topic, seq) = (producer.clone(), topic.clone(), seq.clone());
+            let cloudevents = args.cloudevents;
+            let prefix = format!("{:016x}", now_us());
+            let side = if cloudevents { "raw-ce" } else { "raw" };
+            publish_loop(&args, side, move |body| {
+                let (producer, topic, seq, prefix) = (producer.clone(), topic.clone(), seq.clone(), prefix.clone());
                 async move {
-                    let key = format!("{:016x}", seq.fetch_add(1, Ordering::Relaxed));
-                    let record = FutureRecord::to(&topic).key(key.as_bytes()).payload(&body[..]);
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let key = if cloudevents { format!("{prefix}-{n}") } else { format!("{n:016x}") };
+                    let mut record = FutureRecord::to(&topic).key(key.as_bytes()).payload(&body[..]);
+                    if cloudevents {
+                        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                        let headers = [
+                            ("sb-method", "Fire"),
+                            ("content-type", "application/protobuf"),
+                            ("message-id", key.as_str()),
+                            ("ce_specversion", "1.0"),
+                            ("ce_id", key.as_str()),
+                            ("ce_source", "/switchboard/benchev.Sink"),
+                            ("ce_type", "benchev.Sink.Fire"),
+                            ("ce_time", time.as_str()),
+                        ]
+                        .into_iter()
+                        .fold(OwnedHeaders::new_with_capacity(8), |h, (key, value)| h.insert(Header { key, value: Some(value) }));
+                        record = record.headers(headers);
+                    }
                     producer.send(record, Duration::from_secs(30)).await.map(drop).map_err(|(e, _)| e.to_string())
                 }
             })
