@@ -9,8 +9,8 @@
 //!           handler Ok → offset stored (committed every 5 s, on revoke, on shutdown)
 //! retry     handler Err → produce to sb.retry.<service> (sb-attempt + 1, sb-due, sb-origin-*),
 //!           then the offset is stored: later records of the partition go on at once. The server
-//!           consumes sb.retry.<service> in the same group and holds each of its partitions
-//!           (paused) until its first record is due.
+//!           consumes sb.retry.<service> in group sb.event.<service>.retry (fetch wait 200 ms)
+//!           and holds each of its partitions (paused) until its first record is due.
 //! dead      last attempt, or a record that cannot be decoded → produce to sb.dlq.<service>.<method>
 //!           with sb-status / sb-status-message / sb-attempt / sb-origin-topic / -partition /
 //!           -offset; `Broker::dead_letters` reads them in group sb.dlq-reader.<service>.<method>
@@ -65,6 +65,10 @@ use topics::Topics;
 /// How long `publish` (and moving a record to the retry or dead-letter topic) waits for the
 /// broker's acknowledgement, and librdkafka's `message.timeout.ms`.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the retry topic's consumer lets the broker hold a fetch while the topic has no
+/// records (`fetch.wait.max.ms`; the event consumer's is 10 ms). A retry runs at its due time or
+/// up to this much later. `KafkaOptions::config("fetch.wait.max.ms", …)` sets both.
+const RETRY_FETCH_WAIT_MS: &str = "200";
 /// How long a server found by a group look-up is taken to be there.
 const SERVED_FOR: Duration = Duration::from_secs(5);
 
@@ -455,7 +459,7 @@ impl Backend for KafkaBackend {
             let inner = &self.inner;
             let service = spec.service;
             let retry = records::retry_topic(service)?;
-            let mut topics = vec![retry.clone()];
+            let mut topics = Vec::new();
             let mut all = vec![retry.clone()];
             for method in &spec.methods {
                 topics.push(records::event_topic(service, method)?);
@@ -465,13 +469,23 @@ impl Backend for KafkaBackend {
             let names: Vec<&str> = all.iter().map(String::as_str).collect();
             inner.topics.ensure(&names).await?;
             let (tx, rx) = mpsc::unbounded_channel();
-            let shared = self.inner.clone();
-            let methods = spec.methods.clone();
-            let make: consumer::Make<Delivery> = Box::new(move |record: Record, settler: Settler| {
-                event_delivery(&shared, service, &methods, record, settler)
-            });
-            let config = inner.consumer_config(Some(&inner.event_group(service)), false);
-            let handle = consumer::start(&config, &topics, Order::PerPartition, usize::from(spec.prefetch), make, tx)?;
+            let make = || -> consumer::Make<Delivery> {
+                let (shared, methods) = (self.inner.clone(), spec.methods.clone());
+                Box::new(move |record: Record, settler: Settler| event_delivery(&shared, service, &methods, record, settler))
+            };
+            let group = inner.event_group(service);
+            let config = inner.consumer_config(Some(&group), false);
+            let handle = consumer::start(&config, &topics, Order::PerPartition, usize::from(spec.prefetch), make(), tx.clone())?;
+            inner.consumers.lock().unwrap().push(handle);
+            // The retry topic has a consumer (and group) of its own that waits longer for records
+            // when there are none: it is empty most of the time, and a fetch of every one of its
+            // partitions every 10 ms (the event consumer's wait) costs the broker as much as the
+            // events' own fetches. A retry is due a backoff after its failure anyway.
+            let mut config = inner.consumer_config(Some(&records::retry_group(&group)), false);
+            if !inner.options.config.iter().any(|(key, _)| key == "fetch.wait.max.ms") {
+                config.set("fetch.wait.max.ms", RETRY_FETCH_WAIT_MS);
+            }
+            let handle = consumer::start(&config, &[retry], Order::PerPartition, usize::from(spec.prefetch), make(), tx)?;
             inner.consumers.lock().unwrap().push(handle);
             Ok(deliveries(rx))
         })

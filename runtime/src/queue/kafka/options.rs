@@ -86,7 +86,8 @@ impl KafkaOptions {
     }
 
     /// The consumer group of every service's event consumers on this connection, instead of
-    /// `sb.event.<service>`. URL: `group=`.
+    /// `sb.event.<service>` (the retry topic's consumers use this name and `.retry`). URL:
+    /// `group=`.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self

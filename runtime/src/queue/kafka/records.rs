@@ -70,6 +70,12 @@ pub(crate) fn event_group(service: &str) -> String {
     format!("sb.event.{service}")
 }
 
+/// The group that consumes a service's retry topic: its event group's name and `.retry`
+/// (`sb.event.<service>.retry` by default).
+pub(crate) fn retry_group(event_group: &str) -> String {
+    format!("{event_group}.retry")
+}
+
 /// A service's request consumer group: `sb.rpc.<service>` (the request topic's name).
 pub(crate) fn request_group(service: &str) -> String {
     wire::request_queue(service)
