@@ -43,8 +43,9 @@ READY=$(mktemp -u /tmp/bench-kafka.XXXXXX.ready)
 # consumer and publisher make tansu work.
 broker_cpu() {
     local dir=${SB_BROKERS_DIR:-${TMPDIR:-/tmp}/switchboard-brokers-$(id -u)} pid
-    pid=$(tr -dc '0-9' <"$dir/kafka.pid" 2>/dev/null) || { echo 0; return; }
-    awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0
+    [[ -r $dir/kafka.pid ]] || { echo 0; return; }
+    pid=$(tr -dc '0-9' <"$dir/kafka.pid")
+    awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 100 / hz)}' "/proc/$pid/stat" 2>/dev/null || echo 0
 }
 
 events() { # side payload

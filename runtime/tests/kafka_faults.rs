@@ -537,11 +537,11 @@ impl Mock {
                         cluster.partition_leader(topic, partition, Some(partition % brokers + 1)).expect("a partition leader");
                     }
                 }
-                // Broker 1 also coordinates the event consumers' group: its outage hits their
-                // heartbeats and offset commits too.
-                cluster
-                    .coordinator(rdkafka::mocking::MockCoordinator::Group(format!("sb.event.{SERVICE}")), DOWN_BROKER)
-                    .expect("the group's coordinator");
+                // Broker 1 also coordinates the event consumers' groups (the events' and the
+                // retry topic's): its outage hits their heartbeats and offset commits too.
+                for group in [format!("sb.event.{SERVICE}"), format!("sb.event.{SERVICE}.retry")] {
+                    cluster.coordinator(rdkafka::mocking::MockCoordinator::Group(group), DOWN_BROKER).expect("the group's coordinator");
+                }
                 ready_tx.send(cluster.bootstrap_servers()).unwrap();
                 while let Ok(cmd) = cmds.recv() {
                     match cmd {

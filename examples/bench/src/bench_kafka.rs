@@ -373,7 +373,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let key = if cloudevents { format!("{prefix}-{n}") } else { format!("{n:016x}") };
                     let mut record = FutureRecord::to(&topic).key(key.as_bytes()).payload(&body[..]);
                     if cloudevents {
-                        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                        let time = switchboard::chrono::Utc::now().to_rfc3339_opts(switchboard::chrono::SecondsFormat::Millis, true);
                         let headers = [
                             ("sb-method", "Fire"),
                             ("content-type", "application/protobuf"),

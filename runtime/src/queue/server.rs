@@ -140,6 +140,7 @@ impl<D: Dispatch<Queue<C>>, C: Send + Sync + 'static> QueueServer<D, C> {
     }
 
     /// Most messages in flight at once (AMQP prefetch, JetStream max ack pending). Default 64.
+    /// On Kafka, each consumer counts its own: requests, events, and the retry topic's events.
     pub fn prefetch(mut self, n: u16) -> Self {
         self.options.prefetch = n.max(1);
         self

@@ -475,8 +475,7 @@ impl Backend for KafkaBackend {
             };
             let group = inner.event_group(service);
             let config = inner.consumer_config(Some(&group), false);
-            let handle = consumer::start(&config, &topics, Order::PerPartition, usize::from(spec.prefetch), make(), tx.clone())?;
-            inner.consumers.lock().unwrap().push(handle);
+            let events = consumer::start(&config, &topics, Order::PerPartition, usize::from(spec.prefetch), make(), tx.clone())?;
             // The retry topic has a consumer (and group) of its own that waits longer for records
             // when there are none: it is empty most of the time, and a fetch of every one of its
             // partitions every 10 ms (the event consumer's wait) costs the broker as much as the
@@ -485,8 +484,15 @@ impl Backend for KafkaBackend {
             if !inner.options.config.iter().any(|(key, _)| key == "fetch.wait.max.ms") {
                 config.set("fetch.wait.max.ms", RETRY_FETCH_WAIT_MS);
             }
-            let handle = consumer::start(&config, &[retry], Order::PerPartition, usize::from(spec.prefetch), make(), tx)?;
-            inner.consumers.lock().unwrap().push(handle);
+            let retries = match consumer::start(&config, &[retry], Order::PerPartition, usize::from(spec.prefetch), make(), tx) {
+                Ok(handle) => handle,
+                Err(status) => {
+                    // Not serving half a service: the event consumer leaves again.
+                    let _ = events.cmd.send(consumer::Cmd::Stop);
+                    return Err(status);
+                }
+            };
+            inner.consumers.lock().unwrap().extend([events, retries]);
             Ok(deliveries(rx))
         })
     }
