@@ -92,6 +92,11 @@ struct Args {
     cloudevents: bool,
 }
 
+/// The anchor's name in the results: `raw`, or `raw-ce` with `--cloudevents`.
+fn raw_side(args: &Args) -> &'static str {
+    if args.cloudevents { "raw-ce" } else { "raw" }
+}
+
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
 }
@@ -353,7 +358,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     break;
                 }
             }
-            println!("{}", stats.json(if args.cloudevents { "raw-ce" } else { "raw" }, args.payload));
+            println!("{}", stats.json(raw_side(&args), args.payload));
             let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
         }
         "raw-publish" => {
@@ -365,8 +370,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let seq = Arc::new(AtomicU64::new(0));
             let cloudevents = args.cloudevents;
             let prefix = format!("{:016x}", now_us());
-            let side = if cloudevents { "raw-ce" } else { "raw" };
-            publish_loop(&args, side, move |body| {
+            publish_loop(&args, raw_side(&args), move |body| {
                 let (producer, topic, seq, prefix) = (producer.clone(), topic.clone(), seq.clone(), prefix.clone());
                 async move {
                     let n = seq.fetch_add(1, Ordering::Relaxed);

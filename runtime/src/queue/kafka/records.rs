@@ -190,10 +190,7 @@ fn name_of(key: &str) -> Str {
 fn value_of(raw: &[u8]) -> Str {
     match KNOWN_VALUES.iter().find(|v| v.as_bytes() == raw) {
         Some(v) => Cow::Borrowed(*v),
-        None => Cow::Owned(match std::str::from_utf8(raw) {
-            Ok(valid) => valid.to_owned(),
-            Err(_) => String::from_utf8_lossy(raw).into_owned(),
-        }),
+        None => Cow::Owned(String::from_utf8_lossy(raw).into_owned()),
     }
 }
 
